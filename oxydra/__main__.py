@@ -1,0 +1,5 @@
+"""`python -m oxydra` entry point."""
+
+from oxydra.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""The agent configuration as typed Structs: sections, keys and defaults.
+
+Keys and defaults follow the Rust Oxydra's `agent.toml` (docs/config.md lists them), so an
+existing file loads unchanged. Every Struct forbids unknown fields; the loader turns the
+rejection into an error that suggests the nearest known key. Range checks sit in
+`msgspec.Meta` so a bad value names its key; cross-field rules are in `validate.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from oxydra.core.tiers import SafetyTier
+
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+Ratio = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+ProviderType = Literal["openai", "anthropic", "gemini", "openai_responses"]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config section: unknown keys are errors."""
+
+
+class Selection(_Section):
+    """Which registry entry and model answer by default."""
+
+    provider: str = "openai"
+    model: str = "gpt-4o-mini"
+
+
+class ContextBudget(_Section):
+    """How much of the model's window a turn may fill before older history is summarised."""
+
+    trigger_ratio: Ratio = 0.85
+    safety_buffer_tokens: Positive = 1024
+    fallback_max_context_tokens: Positive = 128_000
+
+
+class Summarization(_Section):
+    """Rolling summary of older history."""
+
+    target_ratio: Ratio = 0.5
+    min_turns: Positive = 6
+
+
+class RuntimeConfig(_Section):
+    """Limits of one turn.
+
+    `max_cost` is the Rust version's key and counted tokens: it is read as a deprecated alias
+    of `max_tokens`. Money is limited by `max_cost_usd`.
+    """
+
+    turn_timeout_secs: Positive = 60
+    turn_deadline_secs: Positive | None = None
+    max_turns: Positive = 100
+    max_cost: PositiveFloat | None = None
+    max_tokens: Positive | None = None
+    max_cost_usd: PositiveFloat | None = None
+    max_repeated_tool_calls: Positive = 3
+    max_tool_retries: Positive = 3
+    max_output_tokens: Positive | None = None
+    system_prompt: str | None = None
+    context_budget: ContextBudget = msgspec.field(default_factory=ContextBudget)
+    summarization: Summarization = msgspec.field(default_factory=Summarization)
+
+
+class GatewayConfig(_Section):
+    """The WebSocket gateway inside `vm`."""
+
+    bind: str = "127.0.0.1:0"
+    auth_token: str | None = None
+    allowed_origins: list[str] = []
+    max_sessions_per_user: Positive = 50
+    max_concurrent_turns_per_user: Positive = 10
+    session_idle_ttl_hours: Positive = 48
+
+
+class RetrievalConfig(_Section):
+    """Hybrid retrieval: candidates per modality and fusion weights (must sum to 1)."""
+
+    top_k: Positive = 8
+    vector_weight: Ratio = 0.7
+    fts_weight: Ratio = 0.3
+
+
+class MemoryConfig(_Section):
+    """The SQLite memory store and its embeddings."""
+
+    enabled: bool = False
+    db_path: str | None = None
+    remote_url: str | None = None
+    auth_token: str | None = None
+    embedding_backend: Literal["fastembed", "model2vec", "deterministic"] = "fastembed"
+    model2vec_model: Literal["potion_32m", "potion_8m"] = "potion_32m"
+    embedding_model_path: str | None = None
+    retrieval: RetrievalConfig = msgspec.field(default_factory=RetrievalConfig)
+
+
+class ReliabilityConfig(_Section):
+    """Retries of one provider call, then the fallback chain.
+
+    `fallbacks` lists registry entries to try next, as `name` or `name/model`.
+    """
+
+    max_attempts: Positive = 3
+    backoff_base_ms: Positive = 250
+    backoff_max_ms: Positive = 2000
+    jitter: bool = False
+    fallbacks: list[str] = []
+
+
+class CatalogConfig(_Section):
+    """The model catalog (models.dev schema)."""
+
+    skip_catalog_validation: bool = False
+    pinned_url: str | None = None
+    url: str = "https://models.dev/api.json"
+
+
+class ShellConfig(_Section):
+    """Shell tool policy. Parsing is a guard rail; confinement comes from the sandbox tier."""
+
+    enabled: bool = True
+    allow: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    deny: list[str] = []
+    replace_defaults: bool = False
+    allow_operators: bool = True
+    env_keys: list[str] = []
+    command_timeout_secs: Positive = 60
+
+
+class BrowserConfig(_Section):
+    """Browser automation through a CDP endpoint."""
+
+    enabled: bool = True
+    cdp_url: str | None = None
+
+
+class WebSearchConfig(_Section):
+    """`web_search` backends."""
+
+    provider: Literal["duckduckgo", "google", "searxng"] = "duckduckgo"
+    base_url: str | None = None
+    base_urls: str | None = None
+    api_key_env: str | None = None
+    engine_id_env: str | None = None
+    query_params: str | None = None
+    engines: str | None = None
+    categories: str | None = None
+    safesearch: Annotated[int, msgspec.Meta(ge=0, le=2)] | None = None
+    egress_allowlist: list[str] = []
+
+
+class AttachmentSaveConfig(_Section):
+    """`attachment_save` tool."""
+
+    timeout_secs: Positive = 60
+
+
+class ApprovalConfig(_Section):
+    """Which safety tiers need a human's yes; `default` decides when no human is wired."""
+
+    require: list[SafetyTier] = []
+    default: Literal["allow", "deny"] = "deny"
+    timeout_secs: Positive = 300
+
+
+class ToolsConfig(_Section):
+    """Per-tool settings."""
+
+    shell: ShellConfig = msgspec.field(default_factory=ShellConfig)
+    browser: BrowserConfig = msgspec.field(default_factory=BrowserConfig)
+    web_search: WebSearchConfig | None = None
+    attachment_save: AttachmentSaveConfig = msgspec.field(default_factory=AttachmentSaveConfig)
+    approval: ApprovalConfig = msgspec.field(default_factory=ApprovalConfig)
+    output_limit_bytes: Positive = 16 * 1024
+
+
+class SchedulerConfig(_Section):
+    """Durable scheduled turns."""
+
+    enabled: bool = False
+    poll_interval_secs: Positive = 15
+    max_concurrent: Positive = 2
+    max_schedules_per_user: Positive = 50
+    max_turns: Positive = 10
+    max_cost: PositiveFloat = 0.50
+    max_run_history: Positive = 20
+    min_interval_secs: Positive = 60
+    default_timezone: str = "Asia/Kolkata"
+    auto_disable_after_failures: Positive = 5
+    notify_after_failures: Annotated[int, msgspec.Meta(ge=0)] = 3
+
+
+class AgentSelection(_Section):
+    """A named agent's own provider and model."""
+
+    provider: str
+    model: str
+
+
+class AgentDefinition(_Section):
+    """A specialist agent that `delegate_to_agent` can hand work to."""
+
+    system_prompt: str | None = None
+    system_prompt_file: str | None = None
+    tools: list[str] | None = None
+    max_turns: Positive | None = None
+    max_cost: PositiveFloat | None = None
+    selection: AgentSelection | None = None
+
+
+class ProviderEntry(_Section):
+    """One entry of `[providers.registry.<name>]`.
+
+    `base_url` is the API root (`http://localhost:11434`); a base that already ends in the
+    version segment (`.../v1`) is accepted as OpenAI-SDK users write it.
+    """
+
+    provider_type: ProviderType
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    extra_headers: dict[str, str] = {}
+    catalog_provider: str | None = None
+    attachment: bool | None = None
+    input_modalities: list[str] | None = None
+    reasoning: bool | None = None
+    max_input_tokens: Positive | None = None
+    max_output_tokens: Positive | None = None
+    max_context_tokens: Positive | None = None
+    timeout_secs: PositiveFloat | None = None
+
+
+def _default_registry() -> dict[str, ProviderEntry]:
+    return {
+        "openai": ProviderEntry(provider_type="openai", api_key_env="OPENAI_API_KEY"),
+        "anthropic": ProviderEntry(provider_type="anthropic", api_key_env="ANTHROPIC_API_KEY"),
+    }
+
+
+class ProvidersConfig(_Section):
+    """The provider registry; entries merge with (never replace) the two defaults."""
+
+    registry: dict[str, ProviderEntry] = msgspec.field(default_factory=_default_registry)
+
+
+class AgentConfig(_Section):
+    """The whole of `agent.toml` (+ `providers.toml`)."""
+
+    config_version: str = "1.0.0"
+    selection: Selection = msgspec.field(default_factory=Selection)
+    runtime: RuntimeConfig = msgspec.field(default_factory=RuntimeConfig)
+    gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
+    memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
+    reliability: ReliabilityConfig = msgspec.field(default_factory=ReliabilityConfig)
+    catalog: CatalogConfig = msgspec.field(default_factory=CatalogConfig)
+    tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
+    scheduler: SchedulerConfig = msgspec.field(default_factory=SchedulerConfig)
+    agents: dict[str, AgentDefinition] = {}
+    providers: ProvidersConfig = msgspec.field(default_factory=ProvidersConfig)

@@ -1,0 +1,1 @@
+"""scheduler layer (see docs/ARCHITECTURE.md)."""
