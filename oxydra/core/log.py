@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-_span_attrs: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "oxydra_span_attrs", default={}
+_span_attrs: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "oxydra_span_attrs", default=None
 )
 _span_path: contextvars.ContextVar[str] = contextvars.ContextVar("oxydra_span_path", default="")
 
@@ -38,7 +38,7 @@ def span(name: str, **attrs: Any) -> Iterator[dict[str, Any]]:
     """
     parent = _span_path.get()
     path = f"{parent}/{name}" if parent else name
-    merged = {**_span_attrs.get(), **attrs}
+    merged = {**(_span_attrs.get() or {}), **attrs}
     token_attrs = _span_attrs.set(merged)
     token_path = _span_path.set(path)
     result: dict[str, Any] = {}
@@ -62,7 +62,7 @@ class _ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.span = _span_path.get()
-        record.attrs = {**_span_attrs.get(), **getattr(record, "oxy", {})}
+        record.attrs = {**(_span_attrs.get() or {}), **getattr(record, "oxy", {})}
         return True
 
 

@@ -1,0 +1,191 @@
+"""Build `dist/oxydra.pyz`: one file that runs with only a Python 3.11+ interpreter.
+
+Layout of the archive:
+  __main__.py   the bootstrap (oxydra.py) with the build id filled in
+  site/...      pure-Python packages, imported from the zip (with unchecked-hash .pyc files
+                beside the sources, so nothing is compiled at start-up)
+  native/...    packages that hold native extensions (and their vendored `.libs`), unpacked
+                once per build id into a cache dir by the bootstrap
+
+Usage: python build_pyz.py [--with embed] [--output dist/oxydra.pyz] [--pip]
+Every extra but `embed` is bundled by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers"]
+NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
+
+
+def install_into(target: Path, extras: list[str]) -> None:
+    """pip-install the project with `extras` into `target` (needs the package index)."""
+    spec = f"{ROOT}[{','.join(extras)}]"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--disable-pip-version-check",
+        "--target",
+        str(target),
+        spec,
+    ]
+    subprocess.run(cmd, check=True)
+    shutil.rmtree(target / "bin", ignore_errors=True)
+
+
+def copy_from_environment(target: Path, extras: list[str]) -> None:
+    """Copy the installed dependency closure of oxydra[extras] into `target`, offline.
+
+    The running interpreter's environment must hold every dependency (`make install` does);
+    our own package is copied from the source tree, since it is installed editable.
+    """
+    from importlib import metadata
+
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pip always vendors it
+        from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
+
+    seen: set[str] = set()
+    queue: list[tuple[str, tuple[str, ...]]] = [("oxydra", tuple(extras))]
+    while queue:
+        name, wanted = queue.pop()
+        dist = metadata.distribution(name)
+        for text in dist.requires or []:
+            req = Requirement(text)
+            envs = [{"extra": e} for e in wanted] or [{"extra": ""}]
+            if req.marker and not any(req.marker.evaluate(env) for env in envs):
+                continue
+            key = req.name.lower().replace("_", "-")
+            if key not in seen:
+                seen.add(key)
+                queue.append((req.name, tuple(req.extras)))
+    for name in sorted(seen):
+        dist = metadata.distribution(name)
+        for rel in dist.files or []:
+            if rel.parts[0] == ".." or "__pycache__" in rel.parts:
+                continue
+            src = Path(str(dist.locate_file(rel)))
+            if src.is_file():
+                dest = target / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+    shutil.copytree(
+        ROOT / "oxydra", target / "oxydra", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+
+
+def is_native(entry: Path) -> bool:
+    """Whether a top-level site-packages entry must live on disk to be imported."""
+    if entry.name.endswith(".libs"):
+        return True
+    if entry.is_file():
+        return entry.name.endswith(NATIVE_SUFFIXES)
+    return any(p.name.endswith(NATIVE_SUFFIXES) for p in entry.rglob("*"))
+
+
+def compile_legacy_pyc(path: Path) -> None:
+    """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash)."""
+    py_compile.compile(
+        str(path),
+        cfile=str(path) + "c",
+        dfile=str(path),
+        doraise=False,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        quiet=2,
+    )
+
+
+def write_archive(site: Path, output: Path) -> str:
+    """Zip `site` into the archive; return the build id (hash of the contents)."""
+    digest = hashlib.sha256()
+    entries: list[tuple[str, Path]] = []
+    for entry in sorted(site.iterdir()):
+        if entry.name == "__pycache__":
+            continue
+        prefix = "native" if is_native(entry) else "site"
+        files = [entry] if entry.is_file() else sorted(p for p in entry.rglob("*") if p.is_file())
+        for file in files:
+            if "__pycache__" in file.parts:
+                continue
+            if prefix == "site" and file.suffix == ".py":
+                compile_legacy_pyc(file)
+                entries.append((f"site/{file.relative_to(site)}c", Path(str(file) + "c")))
+            entries.append((f"{prefix}/{file.relative_to(site)}", file))
+    for arcname, file in entries:
+        digest.update(arcname.encode())
+        digest.update(file.read_bytes())
+    build_id = f"{_version()}-{digest.hexdigest()[:16]}"
+    bootstrap = (
+        (ROOT / "oxydra.py").read_text().replace('BUILD_ID = "dev"', f'BUILD_ID = "{build_id}"', 1)
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(b"#!/usr/bin/env python3\n")
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            zf.writestr("__main__.py", bootstrap)
+            for arcname, file in entries:
+                info = zipfile.ZipInfo.from_file(file, arcname)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with open(file, "rb") as src:
+                    zf.writestr(info, src.read())
+    tmp.chmod(0o755)
+    os.replace(tmp, output)
+    return build_id
+
+
+def _version() -> str:
+    text = (ROOT / "oxydra" / "__init__.py").read_text()
+    return text.split('__version__ = "', 1)[1].split('"', 1)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the archive; prints its path, size and build id."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--with",
+        dest="extra",
+        action="append",
+        default=[],
+        help="bundle another extra too (e.g. embed)",
+    )
+    parser.add_argument("--output", default=str(ROOT / "dist" / "oxydra.pyz"))
+    parser.add_argument(
+        "--pip",
+        action="store_true",
+        help="install dependencies with pip (needs the index) instead of "
+        "copying them from the running environment",
+    )
+    args = parser.parse_args(argv)
+    extras = DEFAULT_EXTRAS + [e for e in args.extra if e not in DEFAULT_EXTRAS]
+    with tempfile.TemporaryDirectory(prefix="oxydra-pyz-") as tmp:
+        site = Path(tmp) / "site"
+        if args.pip:
+            install_into(site, extras)
+        else:
+            site.mkdir()
+            copy_from_environment(site, extras)
+        build_id = write_archive(site, Path(args.output))
+    size = Path(args.output).stat().st_size
+    print(f"built {args.output} ({size / 1e6:.1f} MB, build {build_id}, extras {extras})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

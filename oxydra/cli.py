@@ -1,0 +1,150 @@
+"""Command line: parse arguments, then import only the chosen mode.
+
+Start-up speed matters (`--help` is the first thing a user runs), so this module imports
+nothing heavy: each mode's module is imported inside its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from oxydra import __version__
+
+# mode -> (module, function, help); the function takes the parsed args and returns an exit code
+MODES: dict[str, tuple[str, str, str]] = {
+    "ask": ("oxydra.runtime.ask", "run_ask", "run one turn and print the answer"),
+    "vm": ("oxydra.gateway.vm", "run_vm", "the guest: agent runtime + gateway server"),
+    "tui": ("oxydra.tui.app", "run_tui", "terminal client for a running vm"),
+    "runner": ("oxydra.runner.cli", "run_runner", "host side: workspaces and guests"),
+    "shell-daemon": ("oxydra.runner.shell_daemon", "run_shell_daemon", "shell command server"),
+    "catalog": (
+        "oxydra.catalog.commands",
+        "run_catalog",
+        "fetch, verify or show the model catalog",
+    ),
+    "config": ("oxydra.config.commands", "run_config", "show or check the effective config"),
+}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key (repeatable; wins over files and environment)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every mode."""
+    parser = argparse.ArgumentParser(
+        prog="oxydra",
+        description="Oxydra: a self-hosted AI agent orchestrator.",
+        epilog="Config: /etc/oxydra < ~/.config/oxydra < ~/.oxydra < ./.oxydra < "
+        "OXYDRA__SECTION__KEY < --set.",
+    )
+    parser.add_argument("--version", action="version", version=f"oxydra {__version__}")
+    modes = parser.add_subparsers(dest="mode", metavar="MODE")
+    for name, (_module, _func, text) in MODES.items():
+        sub = modes.add_parser(name, help=text, description=text)
+        _add_config_flags(sub)
+        _MODE_ARGS.get(name, lambda p: None)(sub)
+    return parser
+
+
+def _ask_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("question", nargs="?", help="the question (default: read stdin)")
+    p.add_argument("--user", help="user id (default: the single configured user or 'default')")
+    p.add_argument("--workspace", help="workspace directory of the user")
+    p.add_argument("--session", help="continue this session id")
+    p.add_argument("--json", action="store_true", help="print a JSON event stream")
+
+
+def _vm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user-id", default="default")
+    p.add_argument("--workspace-root", help="the user's workspace directory")
+    p.add_argument("--bootstrap-stdin", action="store_true")
+    p.add_argument("--bootstrap-file")
+    p.add_argument("--gateway-bind", help="host:port to listen on (default 127.0.0.1:0)")
+
+
+def _tui_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gateway-endpoint", help="ws://host:port/ws (default: discovered)")
+    p.add_argument("--user", default="default")
+    p.add_argument("--session", help="join this session")
+    p.add_argument("--workspace", help="workspace to discover the gateway from")
+
+
+def _runner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", help="runner.toml (default .oxydra/runner.toml)")
+    p.add_argument("-u", "--user")
+    p.add_argument("--insecure", action="store_true", help="force the process tier")
+    p.add_argument("--tui", action="store_true", help="attach the TUI to a running guest")
+    p.add_argument("--probe", action="store_true", help="with --tui: print metadata and exit")
+    p.add_argument("--daemon", action="store_true")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--env-file")
+    p.add_argument("command", nargs="?", help="start | stop | status | restart | logs")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def _shell_daemon_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--socket", required=True, help="Unix socket path to listen on")
+
+
+def _catalog_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["fetch", "verify", "show"])
+    p.add_argument("--pinned", action="store_true", help="fetch from the pinned snapshot URL")
+    p.add_argument("--all", action="store_true", help="keep every provider, not only configured")
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["show", "check"])
+
+
+_MODE_ARGS = {
+    "ask": _ask_args,
+    "vm": _vm_args,
+    "tui": _tui_args,
+    "runner": _runner_args,
+    "shell-daemon": _shell_daemon_args,
+    "catalog": _catalog_args,
+    "config": _config_args,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.mode:
+        parser.print_help()
+        return 0
+    module_name, func_name, _ = MODES[args.mode]
+    from oxydra.core.errors import ConfigError, OxydraError
+    from oxydra.core.log import configure_logging
+
+    configure_logging()
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        print(f"oxydra: the '{args.mode}' mode is not built yet", file=sys.stderr)
+        return 2
+    try:
+        return int(getattr(module, func_name)(args))
+    except ConfigError as exc:
+        print(f"oxydra {args.mode}: {exc}", file=sys.stderr)
+        return 2
+    except OxydraError as exc:
+        print(f"oxydra {args.mode}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"oxydra {args.mode}: interrupted", file=sys.stderr)
+        return 130

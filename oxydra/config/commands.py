@@ -1,0 +1,57 @@
+"""`oxydra config show|check`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from oxydra.config.credentials import key_variables, resolve_api_key
+from oxydra.config.loader import ConfigSources, collect_layers, load_agent_config
+from oxydra.config.show import render_config
+from oxydra.core.errors import ConfigError
+
+
+def run_config(args: argparse.Namespace) -> int:
+    """Print the effective config, or check it and list every problem."""
+    sources = ConfigSources(environ=dict(os.environ), overrides=args.overrides)
+    if args.action == "show":
+        loaded = load_agent_config(sources)
+        for warning in loaded.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        sys.stdout.write(render_config(loaded))
+        return 0
+    return _check(sources)
+
+
+def _check(sources: ConfigSources) -> int:
+    problems = list(collect_layers(sources).problems)
+    if not problems:
+        try:
+            loaded = load_agent_config(sources)
+        except ConfigError as exc:
+            problems = exc.problems
+        else:
+            problems = _credential_problems(loaded.config, sources)
+            for warning in loaded.warnings:
+                print(f"warning: {warning}")
+    for problem in problems:
+        print(f"error: {problem}")
+    if problems:
+        print(f"{len(problems)} problem(s) found")
+        return 1
+    print("config ok")
+    return 0
+
+
+def _credential_problems(config: object, sources: ConfigSources) -> list[str]:
+    from oxydra.config.schema import AgentConfig
+
+    assert isinstance(config, AgentConfig)
+    name = config.selection.provider
+    entry = config.providers.registry[name]
+    key, _origin = resolve_api_key(entry, sources.environ)
+    if key is None and entry.base_url is None:
+        names = ", ".join(key_variables(entry))
+        return [f"no API key for provider '{name}': set one of {names}, or api_key in the entry"]
+    return []

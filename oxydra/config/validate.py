@@ -1,0 +1,98 @@
+"""Rules that span several keys, checked after every value has its type."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from oxydra.config.schema import AgentConfig
+
+if TYPE_CHECKING:
+    from oxydra.config._layers import Layers
+
+
+def check_agent_config(config: AgentConfig, layers: Layers) -> tuple[AgentConfig, list[str]]:
+    """Append cross-key problems to `layers.problems`; return the config and warnings.
+
+    The deprecated `runtime.max_cost` (tokens, in the Rust version) becomes `max_tokens`.
+    """
+    problems = layers.problems
+    warnings: list[str] = []
+
+    def at(key: str) -> str:
+        return f"{layers.source_of(key)}: key '{key}'"
+
+    problems.extend(f"{at('config_version')}: {p}" for p in _version_problems(config))
+    registry = config.providers.registry
+    if config.selection.provider not in registry:
+        problems.append(
+            f"{at('selection.provider')}: {config.selection.provider!r} is not in "
+            f"[providers.registry] (known: {', '.join(sorted(registry))})"
+        )
+    if not config.selection.model.strip():
+        problems.append(f"{at('selection.model')}: must not be empty")
+    retrieval = config.memory.retrieval
+    if abs(retrieval.vector_weight + retrieval.fts_weight - 1.0) > 1e-6:
+        problems.append(
+            f"{at('memory.retrieval.vector_weight')}: vector_weight + fts_weight must be 1, "
+            f"got {retrieval.vector_weight} + {retrieval.fts_weight}"
+        )
+    rel = config.reliability
+    if rel.backoff_base_ms > rel.backoff_max_ms:
+        problems.append(
+            f"{at('reliability.backoff_base_ms')}: must not exceed backoff_max_ms "
+            f"({rel.backoff_base_ms} > {rel.backoff_max_ms})"
+        )
+    for item in rel.fallbacks:
+        if item.split("/", 1)[0] not in registry:
+            problems.append(f"{at('reliability.fallbacks')}: {item!r} names no registry entry")
+    for name, agent in config.agents.items():
+        if agent.selection and agent.selection.provider not in registry:
+            problems.append(
+                f"{at(f'agents.{name}.selection.provider')}: "
+                f"{agent.selection.provider!r} is not in [providers.registry]"
+            )
+    problems.extend(_timezone_problems(config, at))
+    problems.extend(_bind_problems(config.gateway.bind, at("gateway.bind")))
+    runtime = config.runtime
+    if runtime.max_cost is not None:
+        warnings.append(
+            f"{at('runtime.max_cost')}: deprecated (it counts tokens); "
+            "use runtime.max_tokens, or runtime.max_cost_usd to limit money"
+        )
+        if runtime.max_tokens is None:
+            runtime = msgspec.structs.replace(runtime, max_tokens=int(runtime.max_cost))
+            config = msgspec.structs.replace(config, runtime=runtime)
+    return config, warnings
+
+
+def _version_problems(config: AgentConfig) -> list[str]:
+    parts = config.config_version.split(".")
+    if not all(p.isdigit() for p in parts):
+        return [f"expected a version like '1.0.0', got {config.config_version!r}"]
+    if parts[0] != "1":
+        return [
+            f"config_version {config.config_version!r} is not supported "
+            "(this Oxydra reads major version 1)"
+        ]
+    return []
+
+
+def _timezone_problems(config: AgentConfig, at: object) -> list[str]:
+    import zoneinfo
+
+    name = config.scheduler.default_timezone
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        assert callable(at)
+        return [f"{at('scheduler.default_timezone')}: unknown IANA time zone {name!r}"]
+    return []
+
+
+def _bind_problems(bind: str, where: str) -> list[str]:
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return [f"{where}: expected host:port, got {bind!r}"]
+    return []

@@ -1,0 +1,100 @@
+"""The command line as a user runs it: real subprocesses, exit codes, messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oxydra import __version__
+
+
+def run(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {"HOME": str(cwd / "home"), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return subprocess.run(
+        [sys.executable, "-m", "oxydra", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    out = run(["--version"], tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == f"oxydra {__version__}"
+
+
+def test_help_lists_every_mode(tmp_path: Path) -> None:
+    out = run(["--help"], tmp_path)
+    assert out.returncode == 0
+    for mode in ("ask", "vm", "tui", "runner", "shell-daemon", "catalog", "config"):
+        assert mode in out.stdout
+
+
+def test_help_imports_no_heavy_module() -> None:
+    code = (
+        "import sys; from oxydra.cli import build_parser; build_parser().format_help();"
+        "heavy = {'httpx','numpy','usearch','tiktoken','wasmtime','docker',"
+        "'websockets','blessed','msgspec','asyncio'};"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+class TestConfigCommand:
+    def test_show_names_the_layer_of_each_value(self, tmp_path: Path) -> None:
+        (tmp_path / ".oxydra").mkdir()
+        (tmp_path / ".oxydra" / "agent.toml").write_text("[runtime]\nmax_turns = 9\n")
+        out = run(
+            ["config", "show", "--set", "runtime.turn_timeout_secs=5"],
+            tmp_path,
+            {"OXYDRA__GATEWAY__MAX_SESSIONS_PER_USER": "4"},
+        )
+        assert out.returncode == 0, out.stderr
+        assert f"max_turns = 9  # {tmp_path / '.oxydra' / 'agent.toml'}" in out.stdout
+        assert "turn_timeout_secs = 5  # --set runtime.turn_timeout_secs" in out.stdout
+        assert (
+            "max_sessions_per_user = 4  # env OXYDRA__GATEWAY__MAX_SESSIONS_PER_USER" in out.stdout
+        )
+
+    def test_check_passes_a_good_config(self, tmp_path: Path) -> None:
+        out = run(["config", "check"], tmp_path, {"OPENAI_API_KEY": "sk-x"})
+        assert out.returncode == 0 and "config ok" in out.stdout
+
+    def test_check_lists_every_problem_and_fails(self, tmp_path: Path) -> None:
+        (tmp_path / ".oxydra").mkdir()
+        (tmp_path / ".oxydra" / "agent.toml").write_text(
+            "[runtime]\nmax_turn = 9\nturn_timeout_secs = 'x'\n"
+        )
+        out = run(["config", "check"], tmp_path, {"OXYDRA__MEMORY__ENABLED": "perhaps"})
+        assert out.returncode == 1
+        assert out.stdout.count("error:") == 3 and "3 problem(s) found" in out.stdout
+        assert "did you mean 'max_turns'" in out.stdout
+
+    def test_check_reports_a_missing_api_key_with_the_variables_to_set(
+        self, tmp_path: Path
+    ) -> None:
+        out = run(["config", "check"], tmp_path)
+        assert out.returncode == 1 and "OPENAI_API_KEY" in out.stdout
+
+    def test_show_with_a_bad_config_exits_2_with_the_problem(self, tmp_path: Path) -> None:
+        out = run(["config", "show", "--set", "runtime.max_turns=-1"], tmp_path)
+        assert (
+            out.returncode == 2
+            and "runtime.max_turns" in out.stderr
+            and "Traceback" not in out.stderr
+        )
+
+
+@pytest.mark.parametrize("bad", [["config"], ["config", "explode"], ["nonsense"]])
+def test_usage_errors_exit_2_without_a_traceback(tmp_path: Path, bad: list[str]) -> None:
+    out = run(bad, tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -1,0 +1,74 @@
+"""The built archive runs from a temp dir with an empty HOME: first run (unpack) and warm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oxydra import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist") / "oxydra.pyz"
+    subprocess.run(
+        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return out
+
+
+def _run(pyz: Path, args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A clean interpreter: -I ignores PYTHONPATH and user site, so only the archive supplies oxydra.
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return subprocess.run(
+        [sys.executable, "-I", str(pyz), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_archive_runs_version_and_config_show_cold_then_warm(pyz: Path, tmp_path: Path) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    for attempt in ("cold", "warm"):
+        version = _run(pyz, ["--version"], home, work)
+        assert version.returncode == 0, (attempt, version.stderr)
+        assert version.stdout.strip() == f"oxydra {__version__}"
+        show = _run(pyz, ["config", "show"], home, work)
+        assert show.returncode == 0, (attempt, show.stderr)
+        assert 'model = "gpt-4o-mini"  # default' in show.stdout
+    caches = list((home / ".cache" / "oxydra" / "pyz").iterdir())
+    assert len(caches) == 1 and (caches[0] / "msgspec").is_dir()
+
+
+def test_archive_imports_oxydra_from_inside_itself(pyz: Path, tmp_path: Path) -> None:
+    code = "import oxydra, msgspec, sys; print(oxydra.__file__); print(msgspec.__file__)"
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    boot = (
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');"
+        "g['_prepare_path']()"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    oxy_file, msgspec_file = out.stdout.splitlines()
+    assert oxy_file.startswith(str(pyz))
+    assert str(tmp_path / ".cache" / "oxydra" / "pyz") in msgspec_file
