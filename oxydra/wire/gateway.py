@@ -1,0 +1,401 @@
+"""Gateway protocol v2: typed frames as `{"type": ..., "payload": {...}}` JSON (sans-I/O).
+
+The frames and fields are the Rust Oxydra's (GATEWAY_PROTOCOL_VERSION = 2), so a client of
+one works with the other. What we add is optional and ignorable by old peers:
+
+* `seq` on session-scoped server frames: a per-session sequence number;
+* `last_seq` in `hello`: the last number the client saw, so the server replays exactly the
+  frames it missed;
+* `approval_request` / `approval_response`: the tool registry's approval hook asks the user;
+* `code` on `error`: a stable machine-readable reason (`turn_limit`, `bad_frame`, ...).
+
+Payloads ignore unknown fields (a newer peer may send more); the envelope does not. Fields
+the Rust peer requires have no default, so `omit_defaults` never drops them.
+Decoding never raises anything but `WireError`, whose text says what was wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+from oxydra.core.messages import Response
+from oxydra.core.stream import Progress
+from oxydra.wire._tagged import FrameError as FrameError
+from oxydra.wire._tagged import TaggedCodec, TaggedFrame
+
+PROTOCOL_VERSION = 2
+
+TurnState = Literal["running", "completed", "cancelled", "failed"]
+
+
+class GatewaySession(msgspec.Struct, frozen=True, kw_only=True):
+    """Which user's which session a frame belongs to."""
+
+    user_id: str
+    session_id: str
+
+
+class TurnStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """A turn's id and state."""
+
+    turn_id: str
+    state: TurnState
+
+
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """Inline media sent with a turn (base64 in JSON)."""
+
+    mime_type: str
+    data: bytes
+
+
+# ---- client -> server ---------------------------------------------------------------
+
+
+class Hello(TaggedFrame):
+    """First frame of every connection."""
+
+    TYPE: ClassVar[str] = "hello"
+    request_id: str
+    protocol_version: int
+    user_id: str
+    session_id: str | None = None
+    create_new_session: bool = False
+    last_seq: int | None = None
+
+
+class SendTurn(TaggedFrame):
+    """Start a turn in the connection's session."""
+
+    TYPE: ClassVar[str] = "send_turn"
+    request_id: str
+    session_id: str
+    turn_id: str
+    prompt: str
+    attachments: list[Attachment] = []
+
+
+class CancelActiveTurn(TaggedFrame):
+    """Cancel the session's running turn."""
+
+    TYPE: ClassVar[str] = "cancel_active_turn"
+    request_id: str
+    session_id: str
+    turn_id: str = ""
+
+
+class CancelAllActiveTurns(TaggedFrame):
+    """Cancel every running turn of the user."""
+
+    TYPE: ClassVar[str] = "cancel_all_active_turns"
+    request_id: str
+
+
+class HealthCheck(TaggedFrame):
+    """Is the gateway alive?"""
+
+    TYPE: ClassVar[str] = "health_check"
+    request_id: str
+
+
+class CreateSession(TaggedFrame):
+    """Create a session and switch the connection to it."""
+
+    TYPE: ClassVar[str] = "create_session"
+    request_id: str
+    display_name: str | None = None
+    agent_name: str | None = None
+
+
+class ListSessions(TaggedFrame):
+    """List the user's sessions."""
+
+    TYPE: ClassVar[str] = "list_sessions"
+    request_id: str
+    include_archived: bool = False
+    include_subagent_sessions: bool = False
+
+
+class SwitchSession(TaggedFrame):
+    """Point the connection at another session (exact id or unique prefix)."""
+
+    TYPE: ClassVar[str] = "switch_session"
+    request_id: str
+    session_id: str
+
+
+class ApprovalResponse(TaggedFrame):
+    """The user's answer to an `approval_request` (our addition)."""
+
+    TYPE: ClassVar[str] = "approval_response"
+    request_id: str
+    approval_id: str
+    approved: bool
+    reason: str | None = None
+
+
+ClientFrame = (
+    Hello
+    | SendTurn
+    | CancelActiveTurn
+    | CancelAllActiveTurns
+    | HealthCheck
+    | CreateSession
+    | ListSessions
+    | SwitchSession
+    | ApprovalResponse
+)
+
+# ---- server -> client ---------------------------------------------------------------
+
+
+class HelloAck(TaggedFrame):
+    """The handshake succeeded; names the session the connection is bound to."""
+
+    TYPE: ClassVar[str] = "hello_ack"
+    request_id: str
+    protocol_version: int
+    session: GatewaySession
+    active_turn: TurnStatus | None = None
+    seq: int | None = None
+
+
+class TurnStarted(TaggedFrame):
+    """A turn acquired its slot and is running."""
+
+    TYPE: ClassVar[str] = "turn_started"
+    request_id: str
+    session: GatewaySession
+    turn: TurnStatus
+    seq: int | None = None
+
+
+class AssistantDelta(TaggedFrame):
+    """A piece of the answer's text."""
+
+    TYPE: ClassVar[str] = "assistant_delta"
+    request_id: str
+    session: GatewaySession
+    turn: TurnStatus
+    delta: str
+    seq: int | None = None
+
+
+class TurnProgress(TaggedFrame):
+    """What the runtime is doing (nested `kind`, as the Rust version sends it)."""
+
+    TYPE: ClassVar[str] = "turn_progress"
+    request_id: str
+    session: GatewaySession
+    turn: TurnStatus
+    progress: Progress
+    seq: int | None = None
+
+
+class TurnCompleted(TaggedFrame):
+    """The turn ended with a final answer."""
+
+    TYPE: ClassVar[str] = "turn_completed"
+    request_id: str
+    session: GatewaySession
+    turn: TurnStatus
+    response: Response
+    seq: int | None = None
+
+
+class TurnCancelled(TaggedFrame):
+    """The turn was cancelled."""
+
+    TYPE: ClassVar[str] = "turn_cancelled"
+    request_id: str
+    session: GatewaySession
+    turn: TurnStatus
+    seq: int | None = None
+
+
+class ErrorFrame(TaggedFrame):
+    """Something failed; the connection stays up."""
+
+    TYPE: ClassVar[str] = "error"
+    message: str
+    request_id: str | None = None
+    session: GatewaySession | None = None
+    turn: TurnStatus | None = None
+    code: str | None = None
+    seq: int | None = None
+
+
+class HealthStatus(TaggedFrame):
+    """Answer to `health_check`."""
+
+    TYPE: ClassVar[str] = "health_status"
+    request_id: str
+    healthy: bool
+    session: GatewaySession | None = None
+    active_turn: TurnStatus | None = None
+    startup_status: dict[str, Any] | None = None
+    message: str | None = None
+
+
+class ScheduledNotification(TaggedFrame):
+    """A scheduled run wants the user told something."""
+
+    TYPE: ClassVar[str] = "scheduled_notification"
+    schedule_id: str
+    message: str
+    schedule_name: str | None = None
+    seq: int | None = None
+
+
+class SessionCreated(TaggedFrame):
+    """A session was created and the connection switched to it."""
+
+    TYPE: ClassVar[str] = "session_created"
+    request_id: str
+    session: GatewaySession
+    agent_name: str
+    display_name: str | None = None
+
+
+class SessionSummary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One row of `session_list`."""
+
+    session_id: str
+    agent_name: str
+    channel_origin: str
+    created_at: str
+    last_active_at: str
+    archived: bool
+    display_name: str | None = None
+
+
+class SessionList(TaggedFrame):
+    """Answer to `list_sessions`, most recently active first."""
+
+    TYPE: ClassVar[str] = "session_list"
+    request_id: str
+    sessions: list[SessionSummary]
+
+
+class SessionSwitched(TaggedFrame):
+    """The connection now follows another session."""
+
+    TYPE: ClassVar[str] = "session_switched"
+    request_id: str
+    session: GatewaySession
+    active_turn: TurnStatus | None = None
+    seq: int | None = None
+
+
+class MediaFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A file delivered to the user."""
+
+    file_path: str
+    media_type: Literal["photo", "audio", "document", "voice", "video"]
+    data: bytes
+    caption: str | None = None
+    file_name: str | None = None
+
+
+class MediaAttachment(TaggedFrame):
+    """A tool sent the user a file."""
+
+    TYPE: ClassVar[str] = "media_attachment"
+    request_id: str
+    session: GatewaySession
+    attachment: MediaFile
+    seq: int | None = None
+
+
+class ApprovalRequest(TaggedFrame):
+    """A tool call waits for the user's yes or no (our addition)."""
+
+    TYPE: ClassVar[str] = "approval_request"
+    request_id: str
+    session: GatewaySession
+    turn: TurnStatus
+    approval_id: str
+    tool_name: str
+    arguments: dict[str, Any]
+    safety_tier: str
+    expires_in_secs: int
+    seq: int | None = None
+
+
+ServerFrame = (
+    HelloAck
+    | TurnStarted
+    | AssistantDelta
+    | TurnProgress
+    | TurnCompleted
+    | TurnCancelled
+    | ErrorFrame
+    | HealthStatus
+    | ScheduledNotification
+    | SessionCreated
+    | SessionList
+    | SessionSwitched
+    | MediaAttachment
+    | ApprovalRequest
+)
+
+CLIENT_TYPES: dict[str, type[TaggedFrame]] = {
+    c.TYPE: c
+    for c in (
+        Hello,
+        SendTurn,
+        CancelActiveTurn,
+        CancelAllActiveTurns,
+        HealthCheck,
+        CreateSession,
+        ListSessions,
+        SwitchSession,
+        ApprovalResponse,
+    )
+}
+SERVER_TYPES: dict[str, type[TaggedFrame]] = {
+    c.TYPE: c
+    for c in (
+        HelloAck,
+        TurnStarted,
+        AssistantDelta,
+        TurnProgress,
+        TurnCompleted,
+        TurnCancelled,
+        ErrorFrame,
+        HealthStatus,
+        ScheduledNotification,
+        SessionCreated,
+        SessionList,
+        SessionSwitched,
+        MediaAttachment,
+        ApprovalRequest,
+    )
+}
+
+
+_client_codec = TaggedCodec("type", tuple(CLIENT_TYPES.values()), "client")
+_server_codec = TaggedCodec("type", tuple(SERVER_TYPES.values()), "server")
+
+
+def encode_frame(frame: TaggedFrame) -> bytes:
+    """The JSON text of a frame, envelope included."""
+    return _client_codec.encode(frame)
+
+
+def decode_client_frame(data: str | bytes) -> ClientFrame:
+    """Parse a frame a client sent.
+
+    Raises:
+        FrameError: naming what was wrong (bad JSON, unknown type, bad field).
+    """
+    frame: ClientFrame = _client_codec.decode(data)
+    return frame
+
+
+def decode_server_frame(data: str | bytes) -> ServerFrame:
+    """Parse a frame a server sent (for clients: the TUI, channel adapters, tests)."""
+    frame: ServerFrame = _server_codec.decode(data)
+    return frame
