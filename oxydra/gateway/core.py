@@ -1,0 +1,344 @@
+"""The gateway's in-process API: sessions, turns, cancellation, subscriptions.
+
+The WebSocket server and every channel adapter drive the runtime only through this class,
+so the session rules (one active turn per session, per-user limits, ownership) hold for all
+of them. Nothing here knows about sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from typing import Any
+
+from oxydra.config.schema import GatewayConfig
+from oxydra.core.errors import GatewayError
+from oxydra.core.ids import new_session_id
+from oxydra.core.log import get_logger
+from oxydra.core.messages import MediaPart
+from oxydra.core.stream import Progress, StreamItem, Text
+from oxydra.gateway._approvals import ApprovalBroker
+from oxydra.gateway._hub import SessionChannel, Subscriber
+from oxydra.gateway._store import SessionRecord, SessionRecords
+from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
+from oxydra.wire.gateway import (
+    AssistantDelta,
+    ErrorFrame,
+    SessionSummary,
+    TurnCancelled,
+    TurnCompleted,
+    TurnProgress,
+    TurnStarted,
+    TurnStatus,
+)
+
+_log = get_logger(__name__)
+
+
+class RefusedError(GatewayError):
+    """A request the rules refuse; `code` is a stable reason for clients."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def default_session_id(user_id: str) -> str:
+    """The deterministic session a hello without a session binds to (Rust-compatible)."""
+    return "runtime-" + re.sub(r"[^A-Za-z0-9_-]", "-", user_id)
+
+
+class GatewayCore:
+    """Sessions and turns of every user of this `vm`."""
+
+    def __init__(
+        self,
+        runner: TurnRunner,
+        store: SessionRecords,
+        config: GatewayConfig,
+        *,
+        approval_timeout_secs: float = 300,
+        subscriber_capacity: int = 4096,
+    ) -> None:
+        self.runner = runner
+        self.store = store
+        self.config = config
+        self.approvals = ApprovalBroker(approval_timeout_secs)
+        self.subscriber_capacity = subscriber_capacity
+        self._channels: dict[str, SessionChannel] = {}
+        self._running: defaultdict[str, int] = defaultdict(int)
+        self._lock = asyncio.Lock()
+
+    # ---- sessions ------------------------------------------------------------------
+
+    async def open_session(
+        self,
+        user_id: str,
+        session_id: str | None = None,
+        *,
+        create_new: bool = False,
+        agent_name: str | None = None,
+        display_name: str | None = None,
+        channel_origin: str = "tui",
+    ) -> SessionChannel:
+        """Bind to a session: a new one, a named one (live or stored), or the default one."""
+        async with self._lock:
+            if create_new:
+                return await self._create(
+                    user_id, new_session_id(), agent_name, display_name, channel_origin
+                )
+            if session_id is None:
+                sid = default_session_id(user_id)
+                found = await self._find(user_id, sid)
+                return found or await self._create(
+                    user_id, sid, agent_name, display_name, channel_origin
+                )
+            found = await self._find(user_id, session_id)
+            if found is None:
+                raise RefusedError(
+                    f"session `{session_id}` not found for user `{user_id}`", "session_not_found"
+                )
+            return found
+
+    async def resolve(self, user_id: str, id_or_prefix: str) -> SessionChannel:
+        """A session of the user by exact id or unique prefix."""
+        found = await self._find(user_id, id_or_prefix)
+        if found:
+            return found
+        matches = [
+            r
+            for r in await self.store.list(user_id, include_archived=True)
+            if r.session_id.startswith(id_or_prefix)
+        ]
+        if len(matches) != 1:
+            what = "no session" if not matches else f"{len(matches)} sessions"
+            raise RefusedError(
+                f"{what} of user `{user_id}` match `{id_or_prefix}`", "session_not_found"
+            )
+        channel = await self._find(user_id, matches[0].session_id)
+        assert channel is not None
+        return channel
+
+    async def list_sessions(
+        self, user_id: str, include_archived: bool = False, include_subagents: bool = False
+    ) -> list[SessionSummary]:
+        """The user's sessions, most recently active first."""
+        records = await self.store.list(user_id, include_archived=include_archived)
+        return [
+            SessionSummary(
+                session_id=r.session_id,
+                agent_name=r.agent_name,
+                display_name=r.display_name,
+                channel_origin=r.channel_origin,
+                created_at=r.created_at,
+                last_active_at=r.last_active_at,
+                archived=r.archived,
+            )
+            for r in records
+            if include_subagents or r.parent_session_id is None
+        ]
+
+    async def _find(self, user_id: str, session_id: str) -> SessionChannel | None:
+        channel = self._channels.get(session_id)
+        if channel is not None:
+            return channel if channel.user_id == user_id else None
+        record = await self.store.get(session_id)
+        if record is None or record.user_id != user_id:
+            return None
+        channel = self._channel_from(record)
+        self._channels[session_id] = channel
+        return channel
+
+    async def _create(
+        self,
+        user_id: str,
+        session_id: str,
+        agent_name: str | None,
+        display_name: str | None,
+        channel_origin: str,
+    ) -> SessionChannel:
+        live = [r for r in await self.store.list(user_id) if r.parent_session_id is None]
+        if len(live) >= self.config.max_sessions_per_user:
+            raise RefusedError(
+                f"maximum sessions reached (limit: {self.config.max_sessions_per_user})",
+                "session_limit",
+            )
+        record = SessionRecord(
+            session_id=session_id,
+            user_id=user_id,
+            agent_name=agent_name or "default",
+            display_name=display_name,
+            channel_origin=channel_origin,
+        )
+        await self.store.create(record)
+        channel = self._channel_from(record)
+        self._channels[session_id] = channel
+        return channel
+
+    @staticmethod
+    def _channel_from(record: SessionRecord) -> SessionChannel:
+        return SessionChannel(
+            user_id=record.user_id,
+            session_id=record.session_id,
+            agent_name=record.agent_name,
+            display_name=record.display_name,
+            channel_origin=record.channel_origin,
+        )
+
+    # ---- subscriptions -------------------------------------------------------------
+
+    def subscribe(
+        self, channel: SessionChannel, last_seq: int | None
+    ) -> tuple[Subscriber, list[bytes], bool]:
+        """A bounded subscriber plus the frames to replay first (see `_hub`)."""
+        subscriber = Subscriber(self.subscriber_capacity)
+        replay, gap = channel.subscribe(subscriber, last_seq)
+        return subscriber, replay, gap
+
+    # ---- turns ---------------------------------------------------------------------
+
+    def submit_turn(
+        self,
+        channel: SessionChannel,
+        request_id: str,
+        turn_id: str,
+        prompt: str,
+        attachments: tuple[MediaPart, ...] = (),
+    ) -> None:
+        """Start a turn, or refuse it: one per session, a bounded number per user."""
+        if channel.active_turn is not None:
+            raise RefusedError("an active turn is already running", "turn_active")
+        limit = self.config.max_concurrent_turns_per_user
+        if self._running[channel.user_id] >= limit:
+            raise RefusedError(f"too many concurrent turns (limit: {limit})", "turn_limit")
+        self._running[channel.user_id] += 1
+        turn = TurnStatus(turn_id=turn_id, state="running")
+        channel.active_turn, channel.active_request_id = turn, request_id
+        request = TurnRequest(
+            user_id=channel.user_id,
+            session_id=channel.session_id,
+            turn_id=turn_id,
+            prompt=prompt,
+            attachments=attachments,
+            agent_name=channel.agent_name,
+            channel=channel.channel_origin,
+        )
+        channel.task = asyncio.create_task(
+            self._run_turn(channel, request_id, request),
+            name=f"turn-{channel.session_id}-{turn_id}",
+        )
+
+    async def _run_turn(
+        self, channel: SessionChannel, request_id: str, request: TurnRequest
+    ) -> None:
+        turn = TurnStatus(turn_id=request.turn_id, state="running")
+        channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
+        sink = _FrameSink(channel, request_id, turn)
+        approver = self.approvals.approver_for(channel, request_id, turn)
+        try:
+            outcome = await self.runner.run_turn(request, sink, approver)
+            self._finish(channel, request_id, request.turn_id, outcome)
+        except asyncio.CancelledError:
+            done = TurnStatus(turn_id=request.turn_id, state="cancelled")
+            channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
+        except Exception as exc:
+            _log.exception("turn failed")
+            failed = TurnStatus(turn_id=request.turn_id, state="failed")
+            channel.publish(
+                ErrorFrame(
+                    message=f"internal error: {exc}",
+                    request_id=request_id,
+                    session=channel.ref,
+                    turn=failed,
+                    code="internal",
+                )
+            )
+        finally:
+            channel.active_turn = channel.active_request_id = None
+            channel.task = None
+            self._running[channel.user_id] -= 1
+            await self.store.touch(channel.session_id)
+
+    @staticmethod
+    def _finish(
+        channel: SessionChannel, request_id: str, turn_id: str, outcome: TurnOutcome
+    ) -> None:
+        if outcome.reason == "completed" and outcome.response is not None:
+            done = TurnStatus(turn_id=turn_id, state="completed")
+            channel.publish(
+                TurnCompleted(
+                    request_id=request_id, session=channel.ref, turn=done, response=outcome.response
+                )
+            )
+        elif outcome.reason == "cancelled":
+            done = TurnStatus(turn_id=turn_id, state="cancelled")
+            channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
+        else:
+            failed = TurnStatus(turn_id=turn_id, state="failed")
+            channel.publish(
+                ErrorFrame(
+                    message=f"turn stopped ({outcome.reason}): {outcome.detail}",
+                    request_id=request_id,
+                    session=channel.ref,
+                    turn=failed,
+                    code=outcome.reason,
+                )
+            )
+
+    def cancel(self, channel: SessionChannel) -> None:
+        """Cancel the session's active turn."""
+        if channel.task is None:
+            raise RefusedError("no active turn to cancel", "no_active_turn")
+        channel.task.cancel()
+
+    def cancel_all(self, user_id: str) -> int:
+        """Cancel every active turn of a user; returns how many."""
+        tasks = [c.task for c in self._channels.values() if c.user_id == user_id and c.task]
+        if not tasks:
+            raise RefusedError("no active turns to cancel", "no_active_turn")
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
+
+    async def shutdown(self) -> None:
+        """Cancel every turn and wait for them to end."""
+        tasks = [c.task for c in self._channels.values() if c.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _FrameSink:
+    """Maps the runtime's stream items to session frames."""
+
+    def __init__(self, channel: SessionChannel, request_id: str, turn: TurnStatus) -> None:
+        self.channel, self.request_id, self.turn = channel, request_id, turn
+
+    async def __call__(self, item: StreamItem) -> None:
+        match item:
+            case Text(text=text) if text:
+                self.channel.publish(
+                    AssistantDelta(
+                        request_id=self.request_id,
+                        session=self.channel.ref,
+                        turn=self.turn,
+                        delta=text,
+                    )
+                )
+            case Progress():
+                self.channel.publish(
+                    TurnProgress(
+                        request_id=self.request_id,
+                        session=self.channel.ref,
+                        turn=self.turn,
+                        progress=item,
+                    )
+                )
+            case _:
+                pass
+
+
+def attachment_parts(attachments: list[Any]) -> tuple[MediaPart, ...]:
+    """Turn `send_turn` attachments into message media parts."""
+    return tuple(MediaPart(mime_type=a.mime_type, data=a.data) for a in attachments)

@@ -1,0 +1,346 @@
+"""The WebSocket face of the gateway: `/ws`, bearer tokens, origin checks, frame dispatch.
+
+Authentication happens before the upgrade: `Authorization: Bearer <token>` (never a token in
+the URL), matched in constant time against the per-user tokens; the token decides the user,
+and a `hello` naming another user is refused. A browser `Origin` must be allowed explicitly,
+so a web page cannot drive a local gateway with a token it obtained (CVE-2026-25253 class).
+A malformed frame gets an error frame; the connection stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from oxydra.core.errors import GatewayError
+from oxydra.core.log import get_logger
+from oxydra.gateway._hub import SessionChannel, Subscriber
+from oxydra.gateway.core import GatewayCore, RefusedError, attachment_parts
+from oxydra.wire.gateway import (
+    PROTOCOL_VERSION,
+    ApprovalResponse,
+    CancelActiveTurn,
+    CancelAllActiveTurns,
+    ClientFrame,
+    CreateSession,
+    ErrorFrame,
+    FrameError,
+    HealthCheck,
+    HealthStatus,
+    Hello,
+    HelloAck,
+    ListSessions,
+    SendTurn,
+    SessionCreated,
+    SessionList,
+    SessionSwitched,
+    SwitchSession,
+    TaggedFrame,
+    decode_client_frame,
+    encode_frame,
+)
+
+_log = get_logger(__name__)
+
+HELLO_TIMEOUT_SECS = 30
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+CLOSE_LAGGING = 4008
+MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES, MAX_TOTAL_BYTES = 4, 10 * 2**20, 40 * 2**20
+
+
+class GatewayServer:
+    """Serves the gateway protocol over WebSocket for one `GatewayCore`."""
+
+    def __init__(
+        self,
+        core: GatewayCore,
+        tokens: Mapping[str, str],
+        *,
+        allowed_origins: list[str] | None = None,
+        startup_status: dict[str, Any] | None = None,
+    ) -> None:
+        self.core = core
+        self._tokens = dict(tokens)  # token -> user id
+        self.allowed_origins = set(allowed_origins or [])
+        self.startup_status = startup_status
+        self._server: Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen; returns the bound address."""
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._check_request,
+            max_size=MAX_FRAME_BYTES,
+            ping_interval=20,
+            ping_timeout=20,
+        )
+        sock = next(iter(self._server.sockets))
+        address = sock.getsockname()
+        return address[0], address[1]
+
+    async def close(self) -> None:
+        """Stop accepting and close every connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def user_for(self, headers: Headers) -> str | None:
+        """The user a request's bearer token belongs to, or None."""
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        found = None
+        for known, user in self._tokens.items():
+            if hmac.compare_digest(known.encode(), token.strip().encode()):
+                found = user
+        return found
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] != "/ws":
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.allowed_origins:
+            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self.user_for(request.headers) is None:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "bearer token required\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        user_id = self.user_for(ws.request.headers) if ws.request else None
+        assert user_id is not None
+        conn = _Connection(self, ws, user_id)
+        try:
+            await conn.run()
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.detach()
+
+
+class _Connection:
+    """One client connection: handshake, then frames in and session frames out."""
+
+    def __init__(self, server: GatewayServer, ws: ServerConnection, user_id: str) -> None:
+        self.server, self.core, self.ws, self.user_id = server, server.core, ws, user_id
+        self.channel: SessionChannel | None = None
+        self.subscriber: Subscriber | None = None
+        self.pump: asyncio.Task[None] | None = None
+
+    async def send(self, frame: TaggedFrame) -> None:
+        await self.ws.send(encode_frame(frame).decode())
+
+    async def error(self, message: str, request_id: str | None = None, code: str = "") -> None:
+        session = self.channel.ref if self.channel else None
+        await self.send(
+            ErrorFrame(message=message, request_id=request_id, session=session, code=code or None)
+        )
+
+    async def run(self) -> None:
+        hello = await self._handshake()
+        if hello is None:
+            return
+        async for raw in self.ws:
+            try:
+                frame = decode_client_frame(raw)
+            except FrameError as exc:
+                await self.error(str(exc), exc.request_id, "bad_frame")
+                continue
+            try:
+                await self._dispatch(frame)
+            except GatewayError as exc:
+                await self.error(
+                    exc.message, getattr(frame, "request_id", None), getattr(exc, "code", "refused")
+                )
+
+    async def _handshake(self) -> Hello | None:
+        try:
+            raw = await asyncio.wait_for(self.ws.recv(), HELLO_TIMEOUT_SECS)
+            frame = decode_client_frame(raw)
+        except TimeoutError:
+            await self._refuse("expected hello as first frame (none within 30 s)")
+            return None
+        except FrameError as exc:
+            await self._refuse(f"expected hello as first frame: {exc}", exc.request_id)
+            return None
+        if not isinstance(frame, Hello):
+            await self._refuse("expected hello as first frame", getattr(frame, "request_id", None))
+            return None
+        if frame.protocol_version != PROTOCOL_VERSION:
+            await self._refuse(
+                f"unsupported protocol version {frame.protocol_version} "
+                f"(this gateway speaks {PROTOCOL_VERSION})",
+                frame.request_id,
+            )
+            return None
+        if frame.user_id != self.user_id:
+            await self._refuse("hello names a user this token does not belong to", frame.request_id)
+            return None
+        try:
+            channel = await self.core.open_session(
+                self.user_id, frame.session_id, create_new=frame.create_new_session
+            )
+        except GatewayError as exc:
+            await self._refuse(exc.message, frame.request_id)
+            return None
+        request_id = frame.request_id
+        await self._attach(
+            channel,
+            frame.last_seq,
+            lambda c: HelloAck(
+                request_id=request_id,
+                protocol_version=PROTOCOL_VERSION,
+                session=c.ref,
+                active_turn=c.active_turn,
+                seq=c.seq,
+            ),
+        )
+        return frame
+
+    async def _refuse(self, message: str, request_id: str | None = None) -> None:
+        await self.error(message, request_id, "handshake")
+        await self.ws.close(1008, message[:120])
+
+    async def _attach(
+        self,
+        channel: SessionChannel,
+        last_seq: int | None,
+        ack: Callable[[SessionChannel], TaggedFrame],
+    ) -> None:
+        """Follow `channel`: acknowledge, replay what the client missed, then stream live."""
+        self.detach()
+        self.channel = channel
+        subscriber, replay, gap = self.core.subscribe(channel, last_seq)
+        self.subscriber = subscriber
+        await self.send(ack(channel))
+        if gap:
+            await self.error(
+                "some frames are no longer kept; showing the last result", None, "replay_gap"
+            )
+        for data in replay:
+            await self.ws.send(data.decode())
+        self.pump = asyncio.create_task(self._pump(subscriber))
+
+    async def _pump(self, subscriber: Subscriber) -> None:
+        lagging = asyncio.create_task(subscriber.overflowed.wait())
+        try:
+            while True:
+                getter = asyncio.create_task(subscriber.queue.get())
+                done, _ = await asyncio.wait({getter, lagging}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await self.ws.send(getter.result().decode())
+                    continue
+                getter.cancel()
+                await self.ws.close(CLOSE_LAGGING, "too slow: reconnect with last_seq")
+                return
+        except ConnectionClosed:
+            return
+        finally:
+            lagging.cancel()
+
+    def detach(self) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+            self.pump = None
+        if self.channel is not None and self.subscriber is not None:
+            self.channel.unsubscribe(self.subscriber)
+        self.subscriber = None
+
+    async def _dispatch(self, frame: ClientFrame) -> None:
+        channel = self.channel
+        assert channel is not None
+        match frame:
+            case SendTurn():
+                self._check_session(frame.session_id)
+                parts = _validated_attachments(frame)
+                self.core.submit_turn(channel, frame.request_id, frame.turn_id, frame.prompt, parts)
+            case CancelActiveTurn():
+                self._check_session(frame.session_id)
+                self.core.cancel(channel)
+            case CancelAllActiveTurns():
+                self.core.cancel_all(self.user_id)
+            case HealthCheck():
+                await self.send(
+                    HealthStatus(
+                        request_id=frame.request_id,
+                        healthy=True,
+                        session=channel.ref,
+                        active_turn=channel.active_turn,
+                        startup_status=self.server.startup_status,
+                        message="tui gateway ready",
+                    )
+                )
+            case CreateSession():
+                new = await self.core.open_session(
+                    self.user_id,
+                    create_new=True,
+                    agent_name=frame.agent_name,
+                    display_name=frame.display_name,
+                )
+                self.detach()
+                self.channel = new
+                await self.send(
+                    SessionCreated(
+                        request_id=frame.request_id,
+                        session=new.ref,
+                        agent_name=new.agent_name,
+                        display_name=new.display_name,
+                    )
+                )
+                subscriber, _replay, _gap = self.core.subscribe(new, None)
+                self.subscriber = subscriber
+                self.pump = asyncio.create_task(self._pump(subscriber))
+            case ListSessions():
+                sessions = await self.core.list_sessions(
+                    self.user_id, frame.include_archived, frame.include_subagent_sessions
+                )
+                await self.send(SessionList(request_id=frame.request_id, sessions=sessions))
+            case SwitchSession():
+                target = await self.core.resolve(self.user_id, frame.session_id)
+                request_id = frame.request_id
+                await self._attach(
+                    target,
+                    None,
+                    lambda c: SessionSwitched(
+                        request_id=request_id, session=c.ref, active_turn=c.active_turn, seq=c.seq
+                    ),
+                )
+            case ApprovalResponse():
+                if not self.core.approvals.answer(self.user_id, frame.approval_id, frame.approved):
+                    raise RefusedError(
+                        f"no pending approval `{frame.approval_id}`", "unknown_approval"
+                    )
+            case Hello():
+                raise RefusedError("hello already negotiated on this connection", "hello_repeated")
+
+    def _check_session(self, session_id: str) -> None:
+        assert self.channel is not None
+        if session_id != self.channel.session_id:
+            raise RefusedError("session_id does not match active session", "session_mismatch")
+
+
+def _validated_attachments(frame: SendTurn) -> tuple[Any, ...]:
+    items = frame.attachments
+    if len(items) > MAX_ATTACHMENTS:
+        raise RefusedError(f"at most {MAX_ATTACHMENTS} attachments per turn", "attachments")
+    total = 0
+    for item in items:
+        if len(item.data) > MAX_ATTACHMENT_BYTES:
+            raise RefusedError("an attachment is larger than 10 MiB", "attachments")
+        total += len(item.data)
+        kind, _, sub = item.mime_type.partition("/")
+        allowed = all(c.isalnum() or c in "/.+_-" for c in item.mime_type)
+        if not kind or not sub or len(item.mime_type) > 255 or not allowed:
+            raise RefusedError(f"bad attachment mime type {item.mime_type!r}", "attachments")
+    if total > MAX_TOTAL_BYTES:
+        raise RefusedError("attachments exceed 40 MiB in total", "attachments")
+    return attachment_parts(items)

@@ -1,0 +1,64 @@
+"""What the runtime offers the layers above it (gateway, channels, scheduler, `ask`).
+
+A turn is cancelled by cancelling the task that runs it; the runtime turns that into a
+consistent history (no tool call without a result) and a `cancelled` outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import msgspec
+
+from oxydra.core.messages import MediaPart, Response
+from oxydra.core.stream import StreamItem
+from oxydra.runtime.decide import EndReason
+from oxydra.runtime.ledger import Spend
+
+Approver = Callable[[str, dict[str, Any], str], Awaitable[bool]]
+"""Asks a human: (tool name, arguments, safety tier) -> approved?"""
+
+
+class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One user turn to run."""
+
+    user_id: str
+    session_id: str
+    turn_id: str
+    prompt: str
+    attachments: tuple[MediaPart, ...] = ()
+    agent_name: str = "default"
+    channel: str = "tui"
+
+
+class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How a turn ended; `response` is set when the model gave a final answer."""
+
+    reason: EndReason
+    detail: str = ""
+    response: Response | None = None
+    spend: Spend = msgspec.field(default_factory=Spend)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the turn ended with a final answer."""
+        return self.reason == "completed"
+
+
+class EventSink(Protocol):
+    """Receives stream items (text, progress, ...) as the turn produces them."""
+
+    async def __call__(self, item: StreamItem) -> None:
+        """Deliver one item; may apply backpressure by awaiting."""
+        ...
+
+
+class TurnRunner(Protocol):
+    """Runs turns; the gateway, channels and scheduler depend only on this."""
+
+    async def run_turn(
+        self, request: TurnRequest, sink: EventSink, approver: Approver | None = None
+    ) -> TurnOutcome:
+        """Run one turn to its end."""
+        ...
