@@ -1,0 +1,192 @@
+"""`oxydra tui`: the terminal client.
+
+Connect-only: it finds a running `vm` through the workspace's endpoint marker (or
+`--gateway-endpoint`) and its token (`OXYDRA_GATEWAY_TOKEN`, `[gateway] auth_token`, or
+`<workspace>/ipc/gateway-token`); with no running `vm` it exits with a clear message. The
+terminal is restored on every exit path, crash included (blessed's context managers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import uuid
+from typing import Any
+
+from oxydra.core.errors import ConfigError, GatewayError
+from oxydra.tui.client import GatewayClient
+from oxydra.tui.model import Action, TuiState, apply_frame, handle_key
+from oxydra.tui.render import layout
+from oxydra.wire.gateway import (
+    ApprovalResponse,
+    CancelActiveTurn,
+    CancelAllActiveTurns,
+    CreateSession,
+    HealthCheck,
+    ListSessions,
+    SendTurn,
+    SwitchSession,
+)
+
+
+def discover(args: argparse.Namespace) -> tuple[str, str]:
+    """The gateway endpoint and token to use, or a ConfigError saying what is missing."""
+    from oxydra.config.workspace import ipc_dir, resolve_workspace
+
+    workspace = resolve_workspace(args.user, getattr(args, "workspace", None))
+    ipc = ipc_dir(workspace)
+    endpoint = args.gateway_endpoint
+    if not endpoint:
+        marker = ipc / "gateway-endpoint"
+        if not marker.is_file():
+            raise ConfigError(
+                f"no running vm for user '{args.user}' (no endpoint marker at {marker})",
+                hint="start it with `oxydra runner start` or `oxydra vm`, "
+                "or pass --gateway-endpoint",
+            )
+        endpoint = marker.read_text().strip()
+    token = os.environ.get("OXYDRA_GATEWAY_TOKEN") or os.environ.get("OXYDRA__GATEWAY__AUTH_TOKEN")
+    token_file = ipc / "gateway-token"
+    if not token and token_file.is_file():
+        token = token_file.read_text().strip()
+    if not token:
+        raise ConfigError(f"no gateway token (looked in OXYDRA_GATEWAY_TOKEN and {token_file})")
+    return endpoint, token
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """Entry of the `tui` mode."""
+    endpoint, token = discover(args)
+    return asyncio.run(_main(endpoint, token, args.user, args.session))
+
+
+async def _main(endpoint: str, token: str, user: str, session: str | None) -> int:
+    probe = GatewayClient(endpoint, token, user, session)
+    try:
+        await probe.connect_once()
+    except GatewayError as exc:
+        print(f"oxydra tui: {exc}", file=sys.stderr)
+        return 1
+    await probe.close()
+    import blessed
+
+    term = blessed.Terminal()
+    client = GatewayClient(endpoint, token, user, probe.session_id)
+    app = _App(term, client, TuiState(user_id=user))
+    with term.fullscreen(), term.cbreak(), term.hidden_cursor():
+        client.start()
+        try:
+            await app.run()
+        finally:
+            await client.close()
+    return 0
+
+
+class _App:
+    """Glue: keys and frames into the state, the state onto the terminal."""
+
+    def __init__(self, term: Any, client: GatewayClient, state: TuiState) -> None:
+        self.term, self.client, self.state = term, client, state
+        self.keys: asyncio.Queue[str] = asyncio.Queue()
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sys.stdin.fileno(), self._read_keys)
+        frames = asyncio.create_task(self._frames())
+        try:
+            self.draw()
+            while not self.done.is_set():
+                key = await self.keys.get()
+                await self._perform(handle_key(self.state, key))
+                self.draw()
+        finally:
+            loop.remove_reader(sys.stdin.fileno())
+            frames.cancel()
+
+    def _read_keys(self) -> None:
+        while True:
+            key = self.term.inkey(timeout=0)
+            if not key:
+                return
+            name = key.name or str(key)
+            if str(key) == "\x03":
+                name = "KEY_CTRL_C"
+            elif str(key) in ("\x04", "\x11"):
+                name = "KEY_CTRL_D"
+            elif str(key) in ("\x1b\r", "\x1b\n"):
+                name = "KEY_ALT_ENTER"
+            elif str(key) in ("\r", "\n"):
+                name = "KEY_ENTER"
+            self.keys.put_nowait(name)
+
+    async def _frames(self) -> None:
+        while True:
+            frame = await self.client.events.get()
+            apply_frame(self.state, frame)
+            self.draw()
+
+    async def _perform(self, action: Action) -> None:
+        rid = uuid.uuid4().hex[:12]
+        sid = self.state.session_id
+        try:
+            match action.kind:
+                case "quit":
+                    self.done.set()
+                case "send":
+                    await self.client.send(
+                        SendTurn(
+                            request_id=rid,
+                            session_id=sid,
+                            turn_id=uuid.uuid4().hex[:12],
+                            prompt=action.text,
+                        )
+                    )
+                case "cancel":
+                    await self.client.send(CancelActiveTurn(request_id=rid, session_id=sid))
+                case "approve":
+                    self.state.approval = None
+                    await self.client.send(
+                        ApprovalResponse(
+                            request_id=rid, approval_id=action.argument, approved=action.approved
+                        )
+                    )
+                case "command":
+                    await self._command(action, rid, sid)
+                case _:
+                    pass
+        except GatewayError as exc:
+            self.state.add("error", str(exc))
+
+    async def _command(self, action: Action, rid: str, sid: str) -> None:
+        frames = {
+            "new": CreateSession(request_id=rid, display_name=action.argument or None),
+            "sessions": ListSessions(request_id=rid),
+            "switch": SwitchSession(request_id=rid, session_id=action.argument),
+            "cancel": CancelActiveTurn(request_id=rid, session_id=sid),
+            "cancelall": CancelAllActiveTurns(request_id=rid),
+            "status": HealthCheck(request_id=rid),
+        }
+        await self.client.send(frames[action.text])
+
+    def draw(self) -> None:
+        term = self.term
+        styles = {
+            "user": term.bold_cyan,
+            "assistant": term.normal,
+            "system": term.bright_black,
+            "error": term.bold_red,
+            "status": term.black_on_white,
+            "input": term.bold,
+            "blank": term.normal,
+        }
+        rows = layout(self.state, term.width, term.height)
+        out = [term.home]
+        for y, (style, text) in enumerate(rows):
+            out.append(term.move_xy(0, y) + styles[style](text.ljust(term.width)[: term.width]))
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.write("".join(out))
+            sys.stdout.flush()

@@ -1,0 +1,199 @@
+"""The TUI's state and how keys and frames change it: pure, so it is tested without a tty.
+
+`handle_key` returns the `Action` the app must perform (send a frame, quit...);
+`apply_frame` folds a server frame into the view.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from oxydra.tui.client import ConnectionState
+from oxydra.wire.gateway import (
+    ApprovalRequest,
+    AssistantDelta,
+    ErrorFrame,
+    HealthStatus,
+    HelloAck,
+    ScheduledNotification,
+    ServerFrame,
+    SessionCreated,
+    SessionList,
+    SessionSwitched,
+    TurnCancelled,
+    TurnCompleted,
+    TurnProgress,
+    TurnStarted,
+)
+
+Role = Literal["user", "assistant", "system", "error"]
+MAX_INPUT_ROWS = 10
+MAX_HISTORY = 2000
+QUIT_WINDOW_SECS = 2.0
+
+
+@dataclass
+class Entry:
+    """One message in the pane."""
+
+    role: Role
+    text: str
+
+
+@dataclass
+class Action:
+    """Something the app must do after a key."""
+
+    kind: Literal["none", "send", "command", "cancel", "quit", "approve"]
+    text: str = ""
+    argument: str = ""
+    approved: bool = False
+
+
+@dataclass
+class TuiState:
+    """Everything the screen shows."""
+
+    user_id: str
+    entries: list[Entry] = field(default_factory=list)
+    streaming: str | None = None
+    input_lines: list[str] = field(default_factory=lambda: [""])
+    scroll: int = 0
+    connection: str = "connecting"
+    session_id: str = ""
+    activity: str = ""
+    active_turn: str | None = None
+    approval: ApprovalRequest | None = None
+    last_ctrl_c: float = 0.0
+
+    def add(self, role: Role, text: str) -> None:
+        """Append an entry, dropping the oldest past the cap."""
+        self.entries.append(Entry(role, text))
+        del self.entries[:-MAX_HISTORY]
+
+    @property
+    def input_text(self) -> str:
+        """The input bar's text."""
+        return "\n".join(self.input_lines)
+
+
+def handle_key(state: TuiState, key: str, now: float | None = None) -> Action:
+    """Apply a key (blessed key name or character) to the state."""
+    now = time.monotonic() if now is None else now
+    if state.approval is not None and key.lower() in ("y", "n"):
+        return Action("approve", argument=state.approval.approval_id, approved=key.lower() == "y")
+    match key:
+        case "KEY_CTRL_C":
+            return _ctrl_c(state, now)
+        case "KEY_CTRL_D" | "KEY_CTRL_Q":
+            return Action("quit")
+        case "KEY_ENTER":
+            return _submit(state)
+        case "KEY_ALT_ENTER":
+            if len(state.input_lines) < MAX_INPUT_ROWS:
+                state.input_lines.append("")
+        case "KEY_BACKSPACE" | "KEY_DELETE":
+            _backspace(state)
+        case "KEY_PGUP":
+            state.scroll += 10
+        case "KEY_PGDOWN":
+            state.scroll = max(0, state.scroll - 10)
+        case "KEY_UP":
+            state.scroll += 1
+        case "KEY_DOWN":
+            state.scroll = max(0, state.scroll - 1)
+        case _ if len(key) == 1 and key.isprintable():
+            state.input_lines[-1] += key
+    return Action("none")
+
+
+def _ctrl_c(state: TuiState, now: float) -> Action:
+    if state.active_turn is not None and now - state.last_ctrl_c > QUIT_WINDOW_SECS:
+        state.last_ctrl_c = now
+        return Action("cancel")
+    if now - state.last_ctrl_c <= QUIT_WINDOW_SECS or state.active_turn is None:
+        return Action("quit")
+    return Action("none")
+
+
+def _backspace(state: TuiState) -> None:
+    if state.input_lines[-1]:
+        state.input_lines[-1] = state.input_lines[-1][:-1]
+    elif len(state.input_lines) > 1:
+        state.input_lines.pop()
+
+
+def _submit(state: TuiState) -> Action:
+    text = state.input_text.strip()
+    state.input_lines = [""]
+    state.scroll = 0
+    if not text:
+        return Action("none")
+    if text.startswith("/"):
+        name, _, argument = text[1:].partition(" ")
+        if name in ("new", "sessions", "switch", "cancel", "cancelall", "status"):
+            return Action("command", text=name, argument=argument.strip())
+    state.add("user", text)
+    return Action("send", text=text)
+
+
+def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
+    """Fold a server frame (or a connection change) into the state."""
+    match frame:
+        case ConnectionState(state=link, detail=detail, retry_in=retry):
+            state.connection = link if retry is None else f"{link} (retry in {retry:.1f}s)"
+            if detail and link == "disconnected":
+                state.activity = detail
+        case HelloAck() | SessionSwitched() | SessionCreated():
+            state.session_id = frame.session.session_id
+            running = getattr(frame, "active_turn", None)
+            state.active_turn = running.turn_id if running else None
+            if not isinstance(frame, HelloAck):
+                state.add("system", f"session {state.session_id}")
+        case TurnStarted():
+            state.active_turn, state.streaming, state.activity = frame.turn.turn_id, "", "thinking"
+        case AssistantDelta():
+            state.streaming = (state.streaming or "") + frame.delta
+        case TurnProgress():
+            state.activity = frame.progress.message
+        case TurnCompleted():
+            text = frame.response.message.text or state.streaming or ""
+            _end_turn(state, Entry("assistant", text))
+        case TurnCancelled():
+            _end_turn(state, Entry("system", "turn cancelled"))
+        case ErrorFrame():
+            if frame.turn is not None:
+                _end_turn(state, Entry("error", frame.message))
+            else:
+                state.add("error", frame.message)
+        case ScheduledNotification():
+            name = frame.schedule_name or frame.schedule_id
+            state.add("system", f"[scheduled: {name}] {frame.message}")
+        case SessionList():
+            lines = [
+                f"{s.session_id[:8]}  {s.display_name or '-'}  {s.channel_origin}  "
+                f"{s.last_active_at}"
+                for s in frame.sessions
+            ]
+            state.add("system", "sessions:\n" + ("\n".join(lines) or "(none)"))
+        case HealthStatus():
+            state.add(
+                "system",
+                f"status: healthy={frame.healthy} session={state.session_id} "
+                f"turn={state.active_turn or '-'} {frame.message or ''}".rstrip(),
+            )
+        case ApprovalRequest():
+            state.approval = frame
+            state.activity = f"approve {frame.tool_name}? [y/n]"
+        case _:
+            pass
+
+
+def _end_turn(state: TuiState, entry: Entry) -> None:
+    if state.streaming and entry.role != "assistant":
+        state.add("assistant", state.streaming)
+    state.add(entry.role, entry.text)
+    state.streaming, state.active_turn, state.activity = None, None, ""
+    state.approval = None

@@ -1,0 +1,70 @@
+"""Lay the state out on a screen of a given size: pure, one styled row per screen line.
+
+Layout, top to bottom: the message pane (scrollable), the status bar, the input bar (1 to 10
+rows, growing with multi-line input).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from oxydra.tui.model import MAX_INPUT_ROWS, Entry, TuiState
+
+PREFIX = {"user": "you ▸ ", "assistant": "oxydra ▸ ", "system": "· ", "error": "! "}
+CURSOR = "▌"
+
+
+def wrap_entry(entry: Entry, width: int) -> list[tuple[str, str]]:
+    """An entry as styled rows no wider than `width`."""
+    prefix = PREFIX[entry.role]
+    rows: list[tuple[str, str]] = []
+    indent = " " * len(prefix)
+    for i, paragraph in enumerate(entry.text.split("\n") or [""]):
+        lead = prefix if i == 0 else indent
+        wrapped = textwrap.wrap(
+            paragraph,
+            width=max(8, width - len(prefix)),
+            drop_whitespace=False,
+            replace_whitespace=False,
+        ) or [""]
+        rows += [
+            (entry.role, (lead if j == 0 else indent) + part) for j, part in enumerate(wrapped)
+        ]
+    return rows
+
+
+def pane_rows(state: TuiState, width: int) -> list[tuple[str, str]]:
+    """Every row of the message pane, oldest first."""
+    rows: list[tuple[str, str]] = []
+    for entry in state.entries:
+        rows += wrap_entry(entry, width)
+    if state.streaming is not None:
+        rows += wrap_entry(Entry("assistant", state.streaming + CURSOR), width)
+    return rows
+
+
+def status_row(state: TuiState, width: int) -> str:
+    """The status bar: connection, session, activity."""
+    session = state.session_id[:8] if state.session_id else "-"
+    parts = [f" {state.connection}", f"session {session}"]
+    if state.activity:
+        parts.append(state.activity)
+    if state.scroll:
+        parts.append(f"scrolled {state.scroll}")
+    return " │ ".join(parts)[:width].ljust(width)
+
+
+def layout(state: TuiState, width: int, height: int) -> list[tuple[str, str]]:
+    """The whole screen as `height` styled rows."""
+    input_rows = min(MAX_INPUT_ROWS, len(state.input_lines))
+    pane_height = max(1, height - input_rows - 1)
+    rows = pane_rows(state, width)
+    state.scroll = min(state.scroll, max(0, len(rows) - pane_height))
+    end = len(rows) - state.scroll
+    visible = rows[max(0, end - pane_height) : end]
+    screen = [("blank", "")] * (pane_height - len(visible)) + visible
+    screen.append(("status", status_row(state, width)))
+    for i, line in enumerate(state.input_lines[-input_rows:]):
+        lead = "> " if i == 0 else "  "
+        screen.append(("input", (lead + line)[-width:]))
+    return screen[:height]

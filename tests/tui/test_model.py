@@ -1,0 +1,187 @@
+"""The TUI's pure parts: keys, frames and layout, without a terminal."""
+
+from __future__ import annotations
+
+import pytest
+
+from oxydra.core.messages import Message, Response
+from oxydra.core.stream import Progress, ProviderCall
+from oxydra.tui.client import ConnectionState, backoff_delays
+from oxydra.tui.model import MAX_INPUT_ROWS, TuiState, apply_frame, handle_key
+from oxydra.tui.render import CURSOR, layout
+from oxydra.wire import gateway as g
+
+S = g.GatewaySession(user_id="u", session_id="0190abcd-session")
+RUN = g.TurnStatus(turn_id="t", state="running")
+
+
+def typed(state: TuiState, text: str) -> None:
+    for ch in text:
+        handle_key(state, ch)
+
+
+class TestKeys:
+    def test_enter_sends_the_prompt_and_clears_the_input(self) -> None:
+        state = TuiState(user_id="u")
+        typed(state, "hello")
+        action = handle_key(state, "KEY_ENTER")
+        assert (action.kind, action.text) == ("send", "hello")
+        assert state.input_text == "" and state.entries[-1].text == "hello"
+
+    def test_alt_enter_inserts_a_newline_up_to_ten_rows(self) -> None:
+        state = TuiState(user_id="u")
+        typed(state, "a")
+        for _ in range(15):
+            handle_key(state, "KEY_ALT_ENTER")
+        typed(state, "b")
+        assert len(state.input_lines) == MAX_INPUT_ROWS
+        assert handle_key(state, "KEY_ENTER").text == "a" + "\n" * (MAX_INPUT_ROWS - 1) + "b"
+
+    @pytest.mark.parametrize(
+        ("text", "name", "argument"),
+        [
+            ("/new work", "new", "work"),
+            ("/sessions", "sessions", ""),
+            ("/switch 0190", "switch", "0190"),
+            ("/cancel", "cancel", ""),
+            ("/cancelall", "cancelall", ""),
+            ("/status", "status", ""),
+        ],
+    )
+    def test_slash_commands_become_commands(self, text: str, name: str, argument: str) -> None:
+        state = TuiState(user_id="u")
+        typed(state, text)
+        action = handle_key(state, "KEY_ENTER")
+        assert (action.kind, action.text, action.argument) == ("command", name, argument)
+
+    def test_unknown_slash_text_is_sent_as_a_prompt(self) -> None:
+        state = TuiState(user_id="u")
+        typed(state, "/etc/passwd is what?")
+        assert handle_key(state, "KEY_ENTER").kind == "send"
+
+    def test_ctrl_c_cancels_a_running_turn_then_quits(self) -> None:
+        state = TuiState(user_id="u", active_turn="t")
+        assert handle_key(state, "KEY_CTRL_C", now=100.0).kind == "cancel"
+        assert handle_key(state, "KEY_CTRL_C", now=101.0).kind == "quit"
+
+    def test_ctrl_c_when_idle_quits(self) -> None:
+        assert handle_key(TuiState(user_id="u"), "KEY_CTRL_C", now=5.0).kind == "quit"
+
+    def test_approval_is_answered_with_a_key(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(
+            state,
+            g.ApprovalRequest(
+                request_id="r",
+                session=S,
+                turn=RUN,
+                approval_id="a9",
+                tool_name="shell_exec",
+                arguments={},
+                safety_tier="privileged",
+                expires_in_secs=30,
+            ),
+        )
+        action = handle_key(state, "n")
+        assert (action.kind, action.argument, action.approved) == ("approve", "a9", False)
+
+    def test_backspace_joins_lines(self) -> None:
+        state = TuiState(user_id="u")
+        typed(state, "ab")
+        handle_key(state, "KEY_ALT_ENTER")
+        handle_key(state, "KEY_BACKSPACE")
+        handle_key(state, "KEY_BACKSPACE")
+        assert state.input_lines == ["a"]
+
+
+class TestFrames:
+    def test_a_streamed_turn_ends_as_one_assistant_entry(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="r", protocol_version=2, session=S))
+        apply_frame(state, g.TurnStarted(request_id="r", session=S, turn=RUN))
+        apply_frame(
+            state,
+            g.TurnProgress(
+                request_id="r",
+                session=S,
+                turn=RUN,
+                progress=Progress(
+                    kind=ProviderCall(), message="[1/8] Calling provider", turn=1, max_turns=8
+                ),
+            ),
+        )
+        assert state.activity == "[1/8] Calling provider"
+        for piece in ("Hel", "lo"):
+            apply_frame(state, g.AssistantDelta(request_id="r", session=S, turn=RUN, delta=piece))
+        assert state.streaming == "Hello"
+        apply_frame(
+            state,
+            g.TurnCompleted(
+                request_id="r",
+                session=S,
+                turn=RUN,
+                response=Response(message=Message(role="assistant", content="Hello")),
+            ),
+        )
+        assert state.entries[-1].text == "Hello" and state.streaming is None
+        assert state.active_turn is None
+
+    def test_a_failed_turn_keeps_the_partial_text_and_shows_the_error(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.TurnStarted(request_id="r", session=S, turn=RUN))
+        apply_frame(state, g.AssistantDelta(request_id="r", session=S, turn=RUN, delta="part"))
+        apply_frame(state, g.ErrorFrame(message="boom", turn=RUN))
+        assert [(e.role, e.text) for e in state.entries] == [
+            ("assistant", "part"),
+            ("error", "boom"),
+        ]
+
+    def test_scheduled_notifications_show_as_system_messages(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(
+            state, g.ScheduledNotification(schedule_id="s1", schedule_name="daily", message="hi")
+        )
+        assert state.entries[-1].role == "system" and "daily" in state.entries[-1].text
+
+    def test_connection_changes_show_in_the_status(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, ConnectionState("disconnected", "refused", 1.5))
+        assert state.connection == "disconnected (retry in 1.5s)"
+
+
+class TestLayout:
+    def test_screen_has_pane_status_and_input(self) -> None:
+        state = TuiState(user_id="u", session_id="0190abcd-session")
+        state.add("user", "hi")
+        state.streaming = "ans"
+        rows = layout(state, 40, 10)
+        assert len(rows) == 10
+        assert rows[-2][0] == "status" and "session 0190abcd" in rows[-2][1]
+        assert rows[-1] == ("input", "> ")
+        assert any(CURSOR in text for _, text in rows)
+
+    def test_long_text_wraps_to_the_width(self) -> None:
+        state = TuiState(user_id="u")
+        state.add("assistant", "word " * 100)
+        rows = layout(state, 30, 50)
+        assert all(len(text) <= 30 for style, text in rows if style != "status")
+
+    def test_page_up_scrolls_back_and_is_clamped(self) -> None:
+        state = TuiState(user_id="u")
+        for i in range(50):
+            state.add("user", f"line {i}")
+        bottom = layout(state, 40, 10)
+        handle_key(state, "KEY_PGUP")
+        scrolled = layout(state, 40, 10)
+        assert bottom != scrolled and "line 39" in scrolled[-3][1]
+        for _ in range(20):
+            handle_key(state, "KEY_PGUP")
+        layout(state, 40, 10)
+        assert state.scroll == 50 - 8
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    low = backoff_delays(rand=lambda a, b: a)
+    high = backoff_delays(rand=lambda a, b: b)
+    assert [high(n) for n in range(6)] == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
+    assert [low(n) for n in range(3)] == [0.125, 0.25, 0.5]
