@@ -1,0 +1,292 @@
+"""`oxydra shell-daemon`: runs shell commands for the `shell_exec` tool, over a Unix socket.
+
+Protocol: `wire/shell.py` frames in 4-byte length-prefixed JSON, one response per request.
+What we add to the Rust daemon: output streams live while the command runs (a
+`stream_output` with `wait_ms` waits for the next bytes), the last chunk reports the exit
+status (or `timed_out`), chunks are bounded, a command is killed with its whole process
+group on timeout or `kill_session`, and a command's output is capped (with a marker) so a
+runaway program cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+
+from oxydra.core.errors import WireError
+from oxydra.wire.framing import LengthPrefixedDecoder, encode_length_prefixed
+from oxydra.wire.shell import (
+    MAX_SHELL_FRAME_BYTES,
+    CommandAccepted,
+    ExecCommand,
+    FrameError,
+    KillSession,
+    OutputChunk,
+    SessionKilled,
+    SessionSpawned,
+    ShellError,
+    ShellRequest,
+    SpawnSession,
+    StreamOutput,
+    TaggedFrame,
+    decode_shell_request,
+    encode_shell_frame,
+)
+
+CHUNK_BYTES = 8 * 1024
+OUTPUT_CAP_BYTES = 1024 * 1024
+DEFAULT_TIMEOUT_SECS = 60
+MAX_WAIT_MS = 30_000
+
+
+@dataclass
+class _Run:
+    """One command's process and its buffered output."""
+
+    process: asyncio.subprocess.Process
+    chunks: deque[tuple[str, bytes]] = field(default_factory=deque)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    captured: int = 0
+    truncated: bool = False
+    exit_code: int | None = None
+    timed_out: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+@dataclass
+class _Session:
+    shell: str
+    cwd: str | None
+    env: dict[str, str]
+    run: _Run | None = None
+
+
+class ShellDaemon:
+    """Sessions and their commands; `handle` answers one request."""
+
+    def __init__(self, base_env: dict[str, str] | None = None) -> None:
+        self.base_env = base_env if base_env is not None else _minimal_env()
+        self.sessions: dict[str, _Session] = {}
+        self._ids = itertools.count(1)
+
+    async def handle(self, request: ShellRequest) -> TaggedFrame:
+        """Answer one request."""
+        match request:
+            case SpawnSession():
+                return self._spawn(request)
+            case ExecCommand():
+                return await self._exec(request)
+            case StreamOutput():
+                return await self._stream(request)
+            case KillSession():
+                return await self._kill(request)
+
+    def _spawn(self, request: SpawnSession) -> TaggedFrame:
+        if request.cwd is not None and not os.path.isdir(request.cwd):
+            return ShellError(
+                request_id=request.request_id, message=f"cwd {request.cwd!r} is not a directory"
+            )
+        session_id = f"session-{next(self._ids):06d}"
+        env = {**self.base_env, **(request.env or {})}
+        self.sessions[session_id] = _Session(request.shell or "/bin/sh", request.cwd, env)
+        return SessionSpawned(request_id=request.request_id, session_id=session_id)
+
+    async def _exec(self, request: ExecCommand) -> TaggedFrame:
+        session = self.sessions.get(request.session_id)
+        if session is None:
+            return ShellError(
+                request_id=request.request_id, message=f"unknown session {request.session_id}"
+            )
+        if session.run is not None and not session.run.done.is_set():
+            return ShellError(
+                request_id=request.request_id, message="a command is still running in this session"
+            )
+        process = await asyncio.create_subprocess_exec(
+            session.shell,
+            "-c",
+            request.command,
+            cwd=session.cwd,
+            env=session.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        run = _Run(process)
+        timeout = request.timeout_secs or DEFAULT_TIMEOUT_SECS
+        assert process.stdout is not None and process.stderr is not None
+        run.tasks = [
+            asyncio.create_task(_pump(run, "stdout", process.stdout)),
+            asyncio.create_task(_pump(run, "stderr", process.stderr)),
+        ]
+        run.tasks.append(asyncio.create_task(_supervise(run, timeout)))
+        session.run = run
+        return CommandAccepted(request_id=request.request_id, accepted=True)
+
+    async def _stream(self, request: StreamOutput) -> TaggedFrame:
+        session = self.sessions.get(request.session_id)
+        if session is None or session.run is None:
+            return ShellError(
+                request_id=request.request_id, message=f"no command in session {request.session_id}"
+            )
+        run = session.run
+        limit = min(request.max_bytes or CHUNK_BYTES, CHUNK_BYTES)
+        wait = min(request.wait_ms if request.wait_ms is not None else MAX_WAIT_MS, MAX_WAIT_MS)
+        if not run.chunks and not run.done.is_set():
+            run.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.changed.wait(), wait / 1000)
+        if run.chunks:
+            stream, data = run.chunks.popleft()
+            if len(data) > limit:
+                run.chunks.appendleft((stream, data[limit:]))
+                data = data[:limit]
+            return OutputChunk(
+                request_id=request.request_id,
+                session_id=request.session_id,
+                stream=stream,
+                data=data.decode("utf-8", "replace"),  # type: ignore[arg-type]
+                eof=False,
+            )
+        if run.done.is_set():
+            return OutputChunk(
+                request_id=request.request_id,
+                session_id=request.session_id,
+                stream="stdout",
+                data="",
+                eof=True,
+                exit_code=run.exit_code,
+                timed_out=run.timed_out,
+            )
+        return OutputChunk(
+            request_id=request.request_id,
+            session_id=request.session_id,
+            stream="stdout",
+            data="",
+            eof=False,
+        )
+
+    async def _kill(self, request: KillSession) -> TaggedFrame:
+        session = self.sessions.pop(request.session_id, None)
+        if session is None:
+            return SessionKilled(request_id=request.request_id, killed=False)
+        if session.run is not None and not session.run.done.is_set():
+            _kill_group(session.run.process)
+            await session.run.done.wait()
+        return SessionKilled(request_id=request.request_id, killed=True)
+
+    async def close(self) -> None:
+        """Kill every running command."""
+        for session in self.sessions.values():
+            if session.run is not None and not session.run.done.is_set():
+                _kill_group(session.run.process)
+                await session.run.done.wait()
+        self.sessions.clear()
+
+
+async def _pump(run: _Run, stream: str, reader: asyncio.StreamReader) -> None:
+    while True:
+        data = await reader.read(CHUNK_BYTES)
+        if not data:
+            return
+        room = OUTPUT_CAP_BYTES - run.captured
+        if room <= 0:
+            if not run.truncated:
+                run.truncated = True
+                marker = f"\n[output truncated at {OUTPUT_CAP_BYTES} bytes]\n".encode()
+                run.chunks.append((stream, marker))
+                run.changed.set()
+            continue
+        run.captured += min(room, len(data))
+        run.chunks.append((stream, data[:room]))
+        run.changed.set()
+
+
+async def _supervise(run: _Run, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(run.process.wait(), timeout)
+    except TimeoutError:
+        run.timed_out = True
+        _kill_group(run.process)
+        await run.process.wait()
+    await asyncio.gather(*run.tasks[:2], return_exceptions=True)
+    run.exit_code = run.process.returncode
+    run.done.set()
+    run.changed.set()
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _minimal_env() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TERM", "USER")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+async def serve_connection(
+    daemon: ShellDaemon, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Answer requests on one connection until it closes; a bad frame gets an error."""
+    decoder = LengthPrefixedDecoder(MAX_SHELL_FRAME_BYTES)
+    try:
+        while data := await reader.read(65536):
+            for raw in decoder.feed(data):
+                response = await _answer(daemon, raw)
+                writer.write(
+                    encode_length_prefixed(encode_shell_frame(response), MAX_SHELL_FRAME_BYTES)
+                )
+                await writer.drain()
+    except (WireError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _answer(daemon: ShellDaemon, raw: bytes) -> TaggedFrame:
+    try:
+        request = decode_shell_request(raw)
+    except FrameError as exc:
+        return ShellError(request_id=exc.request_id, message=str(exc))
+    try:
+        return await daemon.handle(request)
+    except OSError as exc:
+        return ShellError(request_id=request.request_id, message=f"cannot run: {exc}")
+
+
+async def serve(socket_path: str, stop: asyncio.Event | None = None) -> None:
+    """Listen on a Unix socket (a stale file is removed) until `stop` is set."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(socket_path)
+    daemon = ShellDaemon()
+    server = await asyncio.start_unix_server(
+        lambda r, w: serve_connection(daemon, r, w), path=socket_path
+    )
+    os.chmod(socket_path, 0o600)
+    print(f"shell-daemon listening on {socket_path}", file=sys.stderr, flush=True)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+    await daemon.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(socket_path)
+
+
+def run_shell_daemon(args: argparse.Namespace) -> int:
+    """Entry of the `shell-daemon` mode."""
+    asyncio.run(serve(args.socket))
+    return 0
