@@ -1,0 +1,100 @@
+"""A session's conversation as the runtime holds it, and its repair rules.
+
+History holds user, assistant and tool messages (the system prompt is added at call time,
+so a changed prompt applies to old sessions too). Invariant kept by every path, cancel and
+crash included: each assistant tool call is followed by exactly one result. `repair` restores
+it for a history loaded from a store that a crash interrupted mid-turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from oxydra.core.messages import Message, ToolCall
+
+
+class ConversationStore(Protocol):
+    """Durable history of sessions (the memory layer implements it)."""
+
+    async def load(self, session_id: str, user_id: str) -> tuple[list[Message], Summary | None]:
+        """The stored history of a session (oldest first) and its rolling summary."""
+        ...
+
+    async def append(self, session_id: str, user_id: str, messages: Sequence[Message]) -> None:
+        """Store messages at the end of the history, durably."""
+        ...
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        """Store the rolling summary (the messages it covers stay stored)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A rolling summary of the first `covered` history messages."""
+
+    text: str
+    covered: int
+    epoch: int = 0
+
+
+@dataclass
+class Conversation:
+    """One session's history in memory."""
+
+    session_id: str
+    user_id: str
+    history: list[Message] = field(default_factory=list)
+    summary: Summary | None = None
+    stored: int = 0
+
+    def unstored(self) -> list[Message]:
+        """Messages not yet handed to the store."""
+        return self.history[self.stored :]
+
+    def live_history(self) -> list[Message]:
+        """History not covered by the summary."""
+        start = self.summary.covered if self.summary else 0
+        return self.history[start:]
+
+
+def dangling_calls(history: Sequence[Message]) -> list[ToolCall]:
+    """Tool calls of the last assistant message that have no result yet."""
+    for index in range(len(history) - 1, -1, -1):
+        message = history[index]
+        if message.role == "assistant" and message.tool_calls:
+            answered = {m.tool_call_id for m in history[index + 1 :] if m.role == "tool"}
+            return [c for c in message.tool_calls if c.id not in answered]
+        if message.role == "user":
+            return []
+    return []
+
+
+def closing_results(calls: Sequence[ToolCall], reason: str) -> list[Message]:
+    """Tool results for calls that will never run, saying why."""
+    return [
+        Message(role="tool", tool_call_id=c.id, name=c.name, content=f"Not executed: {reason}.")
+        for c in calls
+    ]
+
+
+def repair(history: list[Message]) -> list[Message]:
+    """Close every call left without a result (after a crash) so providers accept the history."""
+    repaired: list[Message] = []
+    pending: list[ToolCall] = []
+    for message in history:
+        if message.role == "tool":
+            pending = [c for c in pending if c.id != message.tool_call_id]
+            repaired.append(message)
+            continue
+        if pending:
+            repaired += closing_results(pending, "the turn was interrupted")
+            pending = []
+        repaired.append(message)
+        if message.role == "assistant":
+            pending = list(message.tool_calls)
+    if pending:
+        repaired += closing_results(pending, "the turn was interrupted")
+    return repaired

@@ -1,0 +1,407 @@
+"""The agent runtime: the turn loop that streams the model, runs tools and keeps budgets.
+
+Phases of a turn: prepare (history, window, summary) → call model (stream, forward items) →
+decide (`decide.py`, pure) → run tools (`toolrun.py`) → append → repeat. Every exit path —
+final answer, budget stop, provider error, deadline, cancel — leaves the history valid: no
+tool call without a result, everything appended handed to the store.
+
+States, observable through `state` for tests and the UI: idle, streaming, tool_execution,
+yielding, cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from oxydra.config.schema import RuntimeConfig
+from oxydra.core.errors import ProviderError
+from oxydra.core.ids import ModelId, ProviderId
+from oxydra.core.log import get_logger, span
+from oxydra.core.messages import Context, Message, Response, TextPart, ToolCall
+from oxydra.core.stream import (
+    ConnectionLost,
+    Progress,
+    ProviderCall,
+    RollingSummary,
+    StreamItem,
+    ToolExecution,
+    ToolHeartbeat,
+)
+from oxydra.runtime import decide as d
+from oxydra.runtime.api import Approver, EventSink, TurnOutcome, TurnRequest
+from oxydra.runtime.budget import ContextTooSmallError, plan_window
+from oxydra.runtime.conversation import (
+    Conversation,
+    ConversationStore,
+    Summary,
+    closing_results,
+    dangling_calls,
+    repair,
+)
+from oxydra.runtime.ledger import CostLedger
+from oxydra.runtime.summary import choose_cut, write_summary
+from oxydra.runtime.tokens import TokenCounter, encoding_for_model, load_counter
+from oxydra.runtime.toolrun import (
+    ToolExecutor,
+    ToolScope,
+    result_messages,
+    run_calls,
+    with_heartbeat,
+)
+from oxydra.wire.assemble import ResponseAssembler
+
+_log = get_logger(__name__)
+
+RuntimeState = Literal["idle", "streaming", "tool_execution", "yielding", "cancelled"]
+Retriever = Callable[[str, str, str], Awaitable[Message | None]]
+"""(user_id, session_id, query) -> a system message of retrieved memory, or None."""
+
+
+class AgentRuntime:
+    """Runs turns for any number of sessions; per-session state lives in `Conversation`s."""
+
+    def __init__(
+        self,
+        *,
+        provider: object,
+        tools: ToolExecutor,
+        config: RuntimeConfig,
+        provider_id: str,
+        model: str,
+        system_prompt: str,
+        store: ConversationStore | None = None,
+        ledger: CostLedger | None = None,
+        retriever: Retriever | None = None,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        self.provider = provider
+        self.tools = tools
+        self.config = config
+        self.provider_id = provider_id
+        self.model = model
+        self.system_prompt = system_prompt
+        self.store = store
+        self.ledger = ledger or CostLedger()
+        self.retriever = retriever
+        self.limits = d.Limits(
+            max_turns=config.max_turns,
+            max_tokens=config.max_tokens,
+            max_cost_usd=config.max_cost_usd,
+            max_repeated_tool_calls=config.max_repeated_tool_calls,
+            max_tool_retries=config.max_tool_retries,
+        )
+        self.state: RuntimeState = "idle"
+        self._counter = counter
+        self._conversations: dict[str, Conversation] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # ---- sessions ------------------------------------------------------------------
+
+    async def conversation(self, session_id: str, user_id: str) -> Conversation:
+        """The session's conversation: in memory, else restored from the store, else new."""
+        found = self._conversations.get(session_id)
+        if found is not None:
+            return found
+        conversation = Conversation(session_id=session_id, user_id=user_id)
+        if self.store is not None:
+            history, summary = await self.store.load(session_id, user_id)
+            fixed = repair(history)
+            conversation.history, conversation.summary = fixed, summary
+            conversation.stored = len(history)
+        self._conversations[session_id] = conversation
+        return conversation
+
+    async def _persist(self, conversation: Conversation) -> None:
+        pending = conversation.unstored()
+        if self.store is not None and pending:
+            await self.store.append(conversation.session_id, conversation.user_id, pending)
+        conversation.stored = len(conversation.history)
+
+    # ---- the turn ------------------------------------------------------------------
+
+    async def run_turn(
+        self, request: TurnRequest, sink: EventSink, approver: Approver | None = None
+    ) -> TurnOutcome:
+        """Run one user turn to its end (TurnRunner protocol). Cancel by cancelling the task."""
+        lock = self._locks.setdefault(request.session_id, asyncio.Lock())
+        async with lock:
+            conversation = await self.conversation(request.session_id, request.user_id)
+            content = (
+                (TextPart(text=request.prompt), *request.attachments)
+                if request.attachments
+                else request.prompt
+            )
+            conversation.history.append(Message(role="user", content=content))
+            await self._persist(conversation)
+            scope = ToolScope(
+                user_id=request.user_id,
+                session_id=request.session_id,
+                channel=request.channel,
+                provider=self.provider_id,
+                model=self.model,
+            )
+            with span("turn", session=request.session_id, turn=request.turn_id):
+                return await self._guarded(conversation, scope, sink, approver)
+
+    async def _guarded(
+        self,
+        conversation: Conversation,
+        scope: ToolScope,
+        sink: EventSink,
+        approver: Approver | None,
+    ) -> TurnOutcome:
+        state = d.TurnState()
+        deadline = self.config.turn_deadline_secs
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._loop(conversation, scope, sink, approver, state)
+        except TimeoutError:
+            return await self._end(
+                conversation, state, "deadline", f"the turn passed its {deadline}s deadline"
+            )
+        except ContextTooSmallError as exc:
+            return await self._end(conversation, state, "context_too_small", str(exc))
+        except ProviderError as exc:
+            return await self._end(conversation, state, "provider_error", str(exc))
+        except asyncio.CancelledError:
+            self.state = "cancelled"
+            await asyncio.shield(self._close_calls(conversation, "the user cancelled the turn"))
+            raise
+        finally:
+            if self.state != "cancelled":
+                self.state = "idle"
+
+    async def _loop(
+        self,
+        conversation: Conversation,
+        scope: ToolScope,
+        sink: EventSink,
+        approver: Approver | None,
+        state: d.TurnState,
+    ) -> TurnOutcome:
+        while True:
+            stop = d.before_call(state, self.limits)
+            if stop is not None:
+                return await self._end(conversation, state, stop.reason, stop.detail)
+            state.model_calls += 1
+            await sink(self._progress(ProviderCall(), "Calling provider", state))
+            context = await self._context(conversation, sink, state)
+            response = await self._call_model(context, sink)
+            self.ledger.record(conversation.session_id, state.spend, response.usage)
+            decision = d.after_response(state, response, self.limits)
+            match decision:
+                case d.Finish():
+                    self.state = "yielding"
+                    conversation.history.append(response.message)
+                    await self._persist(conversation)
+                    return TurnOutcome(reason="completed", response=response, spend=state.spend)
+                case d.Nudge(feedback=feedback):
+                    state.feedback_rounds += 1
+                    conversation.history.append(Message(role="user", content=feedback))
+                case d.Stop(reason=reason, detail=detail):
+                    conversation.history.append(response.message)
+                    return await self._end(conversation, state, reason, detail)
+                case d.RunTools(calls=calls):
+                    conversation.history.append(response.message)
+                    await self._persist(conversation)
+                    stop = await self._tools(conversation, calls, scope, sink, approver, state)
+                    if stop is not None:
+                        return await self._end(conversation, state, stop.reason, stop.detail)
+
+    def _progress(self, kind: object, text: str, state: d.TurnState) -> Progress:
+        turn, most = state.model_calls, self.limits.max_turns
+        return Progress(
+            kind=kind,
+            message=f"[{turn}/{most}] {text}",
+            turn=turn,  # type: ignore[arg-type]
+            max_turns=most,
+        )
+
+    async def _tools(
+        self,
+        conversation: Conversation,
+        calls: tuple[ToolCall, ...],
+        scope: ToolScope,
+        sink: EventSink,
+        approver: Approver | None,
+        state: d.TurnState,
+    ) -> d.Stop | None:
+        self.state = "tool_execution"
+        names = [c.name for c in calls]
+        await sink(
+            self._progress(
+                ToolExecution(tool_names=names), f"Executing tools: {', '.join(names)}", state
+            )
+        )
+
+        async def beat(elapsed: int) -> None:
+            await sink(
+                self._progress(
+                    ToolHeartbeat(tool_names=names, elapsed_secs=elapsed),
+                    f"Still executing: {', '.join(names)} ({elapsed}s)",
+                    state,
+                )
+            )
+
+        results = await with_heartbeat(
+            run_calls(calls, self.tools, scope, approver, self.config.turn_timeout_secs), beat
+        )
+        d.record_calls(state, calls)
+        conversation.history += result_messages(results)
+        await self._persist(conversation)
+        all_feedback = all(outcome.feedback for _, outcome in results)
+        return d.after_tools(state, all_feedback, self.limits)
+
+    async def _call_model(self, context: Context, sink: EventSink) -> Response:
+        """Stream the answer, forwarding items; fall back to `complete` if the stream drops."""
+        self.state = "streaming"
+        caps = self.provider.capabilities()  # type: ignore[attr-defined]
+        if not caps.supports_streaming:
+            async with asyncio.timeout(self.config.turn_timeout_secs):
+                return await self.provider.complete(context)  # type: ignore[attr-defined]
+        assembler = ResponseAssembler()
+        forwarded = False
+        stream = self.provider.stream(context).__aiter__()  # type: ignore[attr-defined]
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.config.turn_timeout_secs):
+                        item: StreamItem = await stream.__anext__()
+                except StopAsyncIteration:
+                    break
+                if isinstance(item, ConnectionLost):
+                    if forwarded:
+                        raise ProviderError(f"the stream broke mid-answer: {item.message}")
+                    _log.warning("stream lost before any output, retrying without streaming")
+                    async with asyncio.timeout(self.config.turn_timeout_secs):
+                        return await self.provider.complete(context)  # type: ignore[attr-defined]
+                assembler.feed(item)
+                await sink(item)
+                forwarded = True
+        except TimeoutError as exc:
+            raise ProviderError(
+                f"no data from the provider for {self.config.turn_timeout_secs}s"
+            ) from exc
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return assembler.response()
+
+    async def _context(
+        self, conversation: Conversation, sink: EventSink, state: d.TurnState
+    ) -> Context:
+        caps = self.provider.capabilities()  # type: ignore[attr-defined]
+        budget = self.config.context_budget
+        max_context = caps.max_context_tokens or budget.fallback_max_context_tokens
+        max_output = self.config.max_output_tokens or caps.max_output_tokens
+        reserved = min(max_output or 0, max_context // 4)
+        counter = await self._token_counter()
+        tools = self.tools.schemas() if caps.supports_tools else []
+        fixed = await self._fixed_messages(conversation)
+        plan = plan_window(
+            counter=counter,
+            fixed=fixed,
+            history=conversation.live_history(),
+            tools=tools,
+            max_context_tokens=max_context,
+            safety_buffer_tokens=budget.safety_buffer_tokens,
+            reserved_output_tokens=reserved,
+        )
+        if plan.fill_ratio > budget.trigger_ratio and await self._summarise(
+            conversation, counter, plan.budget_tokens - plan.fixed_tokens, sink, state
+        ):
+            fixed = await self._fixed_messages(conversation)
+            plan = plan_window(
+                counter=counter,
+                fixed=fixed,
+                history=conversation.live_history(),
+                tools=tools,
+                max_context_tokens=max_context,
+                safety_buffer_tokens=budget.safety_buffer_tokens,
+                reserved_output_tokens=reserved,
+            )
+        return Context(
+            provider=ProviderId(self.provider_id),
+            model=ModelId(self.model),
+            messages=plan.messages,
+            tools=tuple(tools),
+            max_output_tokens=max_output,
+            session_id=conversation.session_id,
+        )
+
+    async def _fixed_messages(self, conversation: Conversation) -> list[Message]:
+        fixed = [Message(role="system", content=self.system_prompt)]
+        if conversation.summary is not None:
+            fixed.append(
+                Message(
+                    role="system",
+                    content=(
+                        f"Summary of the first {conversation.summary.covered} messages of this "
+                        "session (their full text stays in memory):\n" + conversation.summary.text
+                    ),
+                )
+            )
+        if self.retriever is not None:
+            query = next(
+                (
+                    m.text
+                    for m in reversed(conversation.history)
+                    if m.role == "user" and m.text.strip()
+                ),
+                "",
+            )
+            if query:
+                found = await self.retriever(conversation.user_id, conversation.session_id, query)
+                if found is not None:
+                    fixed.append(found)
+        return fixed
+
+    async def _summarise(
+        self,
+        conversation: Conversation,
+        counter: TokenCounter,
+        room: int,
+        sink: EventSink,
+        state: d.TurnState,
+    ) -> bool:
+        live = conversation.live_history()
+        if len(live) < self.config.summarization.min_turns:
+            return False
+        target = int(room * self.config.summarization.target_ratio)
+        cut = choose_cut(live, counter, target)
+        if cut <= 0:
+            return False
+        await sink(self._progress(RollingSummary(), "Summarising older history", state))
+        previous = conversation.summary.text if conversation.summary else None
+        text, _by_model = await write_summary(
+            self.provider,
+            provider_id=self.provider_id,
+            model=self.model,
+            messages=live[:cut],
+            previous=previous,
+            timeout_secs=self.config.turn_timeout_secs,
+        )
+        covered = (conversation.summary.covered if conversation.summary else 0) + cut
+        epoch = (conversation.summary.epoch if conversation.summary else 0) + 1
+        conversation.summary = Summary(text=text, covered=covered, epoch=epoch)
+        if self.store is not None:
+            await self.store.save_summary(conversation.session_id, conversation.summary)
+        return True
+
+    async def _token_counter(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = await asyncio.to_thread(load_counter, encoding_for_model(self.model))
+        return self._counter
+
+    async def _close_calls(self, conversation: Conversation, reason: str) -> None:
+        conversation.history += closing_results(dangling_calls(conversation.history), reason)
+        await self._persist(conversation)
+
+    async def _end(
+        self, conversation: Conversation, state: d.TurnState, reason: d.EndReason, detail: str
+    ) -> TurnOutcome:
+        await self._close_calls(conversation, f"the turn stopped ({detail})")
+        return TurnOutcome(reason=reason, detail=detail, spend=state.spend)
