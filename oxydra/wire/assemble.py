@@ -102,3 +102,37 @@ class ResponseAssembler:
         return Response(
             message=message, finish_reason=finish, usage=usage, response_id=self._response_id
         )
+
+
+def response_items(response: Response) -> list[StreamItem]:
+    """The stream items that a complete `Response` stands for (inverse of the assembler).
+
+    Used when a server ignores `stream: true` and answers with one JSON document.
+    """
+    message = response.message
+    items: list[StreamItem] = []
+    for block in (message.provider_details or {}).get("reasoning", []):
+        if "redacted" in block:
+            items.append(ReasoningDelta(text="", provider_details={"redacted": block["redacted"]}))
+        else:
+            items.append(ReasoningDelta(text=block["text"], signature=block.get("signature")))
+    if message.text:
+        items.append(Text(text=message.text))
+    for index, call in enumerate(message.tool_calls):
+        arguments = call.invalid_arguments
+        if arguments is None:
+            arguments = msgspec.json.encode(call.arguments).decode()
+        items.append(
+            ToolCallDelta(
+                index=index,
+                id=call.id,
+                name=call.name,
+                arguments=arguments,
+                provider_details=call.provider_details,
+            )
+        )
+    if response.usage is not None:
+        items.append(response.usage)
+    raw = response.finish_reason or "stop"
+    items.append(FinishReason(reason=raw, raw=raw, response_id=response.response_id))
+    return items
