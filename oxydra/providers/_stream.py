@@ -9,7 +9,7 @@ Theory of operation:
 2. The consumer (an async generator) `get`s items and yields them. A failure in the reader
    travels through the queue as a `_Failure` and is raised in the consumer, never lost in a
    background task.
-3. A transport error or read timeout mid-stream ends the stream with the translator's EOF
+3. A 200 whose body is empty is a `ProviderProtocolError`. A transport error or read timeout mid-stream ends the stream with the translator's EOF
    items, where `ConnectionLost` carries the transport's reason; a stream that ended before
    the provider's terminal event likewise ends with `ConnectionLost`. The consumer never hangs:
    every path of the reader ends with a sentinel, and reads are bounded by the read timeout.
@@ -75,11 +75,15 @@ class _Reader:
         await self.queue.put(_END)
 
     async def _read(self) -> None:
+        received = 0
         async for chunk in self.response.aiter_bytes():
+            received += len(chunk)
             for event in self.decoder.feed(chunk):
                 await self._emit(self.translator.on_event(event))
                 if self.translator.done:
                     return
+        if not received:
+            raise WireError("HTTP 200 with an empty body")
         for event in self.decoder.feed_eof():
             await self._emit(self.translator.on_event(event))
             if self.translator.done:
