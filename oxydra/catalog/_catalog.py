@@ -194,7 +194,9 @@ class ModelCatalog:
             "[catalog] skip_catalog_validation = true; `oxydra catalog fetch` refreshes it",
         )
 
-    def caps(self, provider: str, model: str, descriptor: ModelDescriptor | None = None) -> ProviderCaps:
+    def caps(
+        self, provider: str, model: str, descriptor: ModelDescriptor | None = None
+    ) -> ProviderCaps:
         """Capabilities of `provider/model`: catalog, then provider defaults, then overrides."""
         descriptor = descriptor or self.get(provider, model) or synthetic_descriptor(model)
         caps = base_caps(descriptor)

@@ -91,9 +91,7 @@ def load_overrides(environ: Mapping[str, str], cwd: Path | None = None) -> CapsO
     return overrides
 
 
-def load_catalog(
-    environ: Mapping[str, str] | None = None, cwd: Path | None = None
-) -> ModelCatalog:
+def load_catalog(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> ModelCatalog:
     """The catalog by the module's resolution order; never touches the network."""
     env = os.environ if environ is None else environ
     overrides = load_overrides(env, cwd)
@@ -104,7 +102,9 @@ def load_catalog(
         try:
             return ModelCatalog(parse_catalog(path.read_bytes(), str(path)), overrides, str(path))
         except (CatalogError, OSError) as exc:
-            _log.warning("skipping unreadable catalog", extra={"oxy": {"path": str(path), "error": str(exc)}})
+            _log.warning(
+                "skipping unreadable catalog", extra={"oxy": {"path": str(path), "error": str(exc)}}
+            )
     return ModelCatalog(parse_catalog(pinned_bytes(), "pinned"), overrides, "pinned")
 
 

@@ -23,7 +23,13 @@ import httpx
 import msgspec
 
 from oxydra.catalog._catalog import ModelCatalog, catalog_provider_for
-from oxydra.catalog._loader import load_catalog, parse_catalog, pinned_bytes, user_cache_path, write_atomic
+from oxydra.catalog._loader import (
+    load_catalog,
+    parse_catalog,
+    pinned_bytes,
+    user_cache_path,
+    write_atomic,
+)
 from oxydra.catalog._schema import CatalogData, ModelDescriptor
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import CatalogError, ConfigError
@@ -36,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download the catalog into the user cache")
     fetch.add_argument("--pinned", action="store_true", help="download from [catalog] pinned_url")
-    fetch.add_argument("--all", action="store_true", help="keep every provider, not only configured ones")
+    fetch.add_argument(
+        "--all", action="store_true", help="keep every provider, not only configured ones"
+    )
     fetch.add_argument("--url", help="download from this URL instead")
     fetch.add_argument("--output", type=Path, help="write here instead of the user cache")
     verify = sub.add_parser("verify", help="diff the remote catalog against the pinned snapshot")
@@ -107,7 +115,9 @@ def download(url: str, transport: httpx.BaseTransport | None = None) -> bytes:
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > MAX_CATALOG_BYTES:
-                        raise CatalogError(f"catalog at {url} is larger than {MAX_CATALOG_BYTES} bytes")
+                        raise CatalogError(
+                            f"catalog at {url} is larger than {MAX_CATALOG_BYTES} bytes"
+                        )
                     chunks.append(chunk)
     except httpx.HTTPError as exc:
         raise CatalogError(f"could not download the catalog from {url}: {exc}") from exc
@@ -189,7 +199,9 @@ def _changes(old: ModelDescriptor, new: ModelDescriptor) -> list[str]:
     before = _flatten(msgspec.to_builtins(old))
     after = _flatten(msgspec.to_builtins(new))
     keys = sorted(set(before) | set(after))
-    return [f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in keys if before.get(k) != after.get(k)]
+    return [
+        f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in keys if before.get(k) != after.get(k)
+    ]
 
 
 def _show(
@@ -200,7 +212,9 @@ def _show(
     out: TextIO,
 ) -> int:
     catalog = load_catalog(environ, cwd)
-    wanted = None if args.all else [args.provider] if args.provider else configured_providers(config)
+    wanted = (
+        None if args.all else [args.provider] if args.provider else configured_providers(config)
+    )
     print(f"catalog: {catalog.source}", file=out)
     print(render_table(catalog, wanted), file=out)
     return 0
@@ -232,4 +246,6 @@ def render_table(catalog: ModelCatalog, providers: list[str] | None = None) -> s
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

@@ -124,7 +124,9 @@ class WireProvider:
     async def stream(self, context: Context) -> AsyncIterator[StreamItem]:
         """Send one streaming request and yield its items as they arrive."""
         request = self.codec.build(context, stream=True, caps=self.caps)
-        _log.debug("provider.stream", extra={"oxy": {"provider": self.name, "model": context.model}})
+        _log.debug(
+            "provider.stream", extra={"oxy": {"provider": self.name, "model": context.model}}
+        )
         async for item in self.stream_request(request):
             yield item
 

@@ -79,11 +79,17 @@ def translated(provider: str) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise ProviderTimeoutError(f"{provider}: timed out ({type(exc).__name__})", provider=provider) from exc
+        raise ProviderTimeoutError(
+            f"{provider}: timed out ({type(exc).__name__})", provider=provider
+        ) from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise ConfigError(f"{provider}: invalid base_url: {exc}", key=f"providers.registry.{provider}.base_url") from exc
+        raise ConfigError(
+            f"{provider}: invalid base_url: {exc}", key=f"providers.registry.{provider}.base_url"
+        ) from exc
     except httpx.HTTPError as exc:
-        raise ProviderTransportError(f"{provider}: {type(exc).__name__}: {exc}", provider=provider) from exc
+        raise ProviderTransportError(
+            f"{provider}: {type(exc).__name__}: {exc}", provider=provider
+        ) from exc
 
 
 def describe_transport_error(exc: BaseException) -> str:
@@ -157,9 +163,14 @@ class HttpEndpoint:
         if not response.is_success:
             raise status_error(self.provider, response.status_code, response.headers, body)
         if not body.strip():
-            raise ProviderProtocolError(f"{self.provider}: empty body with HTTP {response.status_code}", provider=self.provider)
+            raise ProviderProtocolError(
+                f"{self.provider}: empty body with HTTP {response.status_code}",
+                provider=self.provider,
+            )
         if _is_html(response, body):
-            raise ProviderProtocolError(f"{self.provider}: expected JSON, got {describe_body(body)}", provider=self.provider)
+            raise ProviderProtocolError(
+                f"{self.provider}: expected JSON, got {describe_body(body)}", provider=self.provider
+            )
         return body
 
     @contextlib.asynccontextmanager

@@ -42,7 +42,9 @@ DEFAULT_BASE_URLS = {
 
 def _openai_codec(name: str, official: bool) -> WireCodec:
     field = "max_completion_tokens" if official else "max_tokens"
-    return openai_chat.OpenAIChatCodec(openai_wire.OpenAIChatProfile(name=name, max_tokens_field=field))
+    return openai_chat.OpenAIChatCodec(
+        openai_wire.OpenAIChatProfile(name=name, max_tokens_field=field)
+    )
 
 
 def _anthropic_codec(name: str, official: bool) -> WireCodec:

@@ -9,7 +9,8 @@ Theory of operation:
 2. The consumer (an async generator) `get`s items and yields them. A failure in the reader
    travels through the queue as a `_Failure` and is raised in the consumer, never lost in a
    background task.
-3. A 200 whose body is empty is a `ProviderProtocolError`. A transport error or read timeout mid-stream ends the stream with the translator's EOF
+3. A 200 whose body is empty is a `ProviderProtocolError`. A transport error or read
+   timeout mid-stream ends the stream with the translator's EOF
    items, where `ConnectionLost` carries the transport's reason; a stream that ended before
    the provider's terminal event likewise ends with `ConnectionLost`. The consumer never hangs:
    every path of the reader ends with a sentinel, and reads are bounded by the read timeout.
@@ -65,7 +66,9 @@ class _Reader:
         try:
             await self._read()
         except httpx.HTTPError as exc:
-            _log.warning("stream interrupted", extra={"oxy": {"provider": self.provider, "error": repr(exc)}})
+            _log.warning(
+                "stream interrupted", extra={"oxy": {"provider": self.provider, "error": repr(exc)}}
+            )
             await self._emit(self.translator.on_eof(), describe_transport_error(exc))
         except WireError as exc:
             message = f"{self.provider}: unreadable stream: {exc}"

@@ -136,7 +136,14 @@ class ReliableProvider:
             delay = max(delay, retry_after)
         _log.warning(
             "provider call failed, retrying",
-            extra={"oxy": {"provider": error.provider, "attempt": attempt, "delay_s": round(delay, 3), "error": str(error)}},
+            extra={
+                "oxy": {
+                    "provider": error.provider,
+                    "attempt": attempt,
+                    "delay_s": round(delay, 3),
+                    "error": str(error),
+                }
+            },
         )
         await self._sleep(delay)
         return True
@@ -158,7 +165,10 @@ class ReliableProvider:
                     if not _moves_on(exc):
                         raise
                     break
-            _log.warning("giving up a provider route", extra={"oxy": {"route": route.name, "error": str(last)}})
+            _log.warning(
+                "giving up a provider route",
+                extra={"oxy": {"route": route.name, "error": str(last)}},
+            )
         assert last is not None
         raise last
 

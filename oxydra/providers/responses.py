@@ -54,7 +54,11 @@ class ResponsesCodec:
     ) -> WireRequest:
         """The request, chained to `previous_response_id` when given."""
         return wire.build_request(
-            context, self.profile, stream=stream, previous_response_id=previous_response_id, start=start
+            context,
+            self.profile,
+            stream=stream,
+            previous_response_id=previous_response_id,
+            start=start,
         )
 
     def parse(self, body: bytes) -> Response:
@@ -122,7 +126,9 @@ class ResponsesProvider(WireProvider):
         super().__init__(**kwargs)
         self.chains = ChainStore(max_sessions)
 
-    def _request(self, context: Context, stream: bool, chain: tuple[str, int] | None) -> WireRequest:
+    def _request(
+        self, context: Context, stream: bool, chain: tuple[str, int] | None
+    ) -> WireRequest:
         previous, start = chain if chain else (None, 0)
         return self.codec.build(
             context, stream=stream, caps=self.caps, previous_response_id=previous, start=start
@@ -142,7 +148,9 @@ class ResponsesProvider(WireProvider):
         return response
 
     def _broken(self, context: Context, exc: BadRequestError) -> None:
-        _log.info("response chain refused, sending full context", extra={"oxy": {"error": exc.message}})
+        _log.info(
+            "response chain refused, sending full context", extra={"oxy": {"error": exc.message}}
+        )
         self.chains.forget(context.session_id)
 
     async def stream(self, context: Context) -> AsyncIterator[StreamItem]:

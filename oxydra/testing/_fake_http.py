@@ -49,7 +49,9 @@ class HttpResponseWriter:
         self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         await self._writer.drain()
 
-    async def send(self, status: int, headers: dict[str, str], body: bytes, *, cut_at: int | None = None) -> None:
+    async def send(
+        self, status: int, headers: dict[str, str], body: bytes, *, cut_at: int | None = None
+    ) -> None:
         """A whole response; with `cut_at` only that many body bytes, then the socket is aborted."""
         await self._head(status, {**headers, "content-length": str(len(body))})
         data = body if cut_at is None else body[:cut_at]
@@ -115,7 +117,9 @@ async def read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
     )
 
 
-async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler) -> None:
+async def serve_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler
+) -> None:
     """Serve one request on a connection, then close it."""
     try:
         request = await read_request(reader)

@@ -133,7 +133,9 @@ class FakeLLM:
     def assert_done(self) -> None:
         """Fail unless every step was used and no request went unanswered."""
         problems = [*self.errors]
-        problems += [f"{n} unused step(s) in conversation {c!r}" for c, n in self.unused_steps().items()]
+        problems += [
+            f"{n} unused step(s) in conversation {c!r}" for c, n in self.unused_steps().items()
+        ]
         if problems:
             raise AssertionError("fake LLM script not followed: " + "; ".join(problems))
 
@@ -229,7 +231,13 @@ class FakeLLM:
         return steps.popleft()
 
     async def _render(
-        self, step: Step, fmt: str, streaming: bool, model: str, body: dict[str, Any], out: HttpResponseWriter
+        self,
+        step: Step,
+        fmt: str,
+        streaming: bool,
+        model: str,
+        body: dict[str, Any],
+        out: HttpResponseWriter,
     ) -> None:
         renderer = FORMATS[fmt]
         match step:
@@ -238,14 +246,21 @@ class FakeLLM:
                     await self._stream(renderer.stream(step, model, body), step, out)
                 else:
                     data = msgspec.json.encode(renderer.whole(step, model))
-                    await out.send(200, _JSON, data, cut_at=len(data) // 2 if step.cut_after is not None else None)
+                    await out.send(
+                        200,
+                        _JSON,
+                        data,
+                        cut_at=len(data) // 2 if step.cut_after is not None else None,
+                    )
             case Fail():
                 headers = {**_JSON, **step.headers}
                 if step.retry_after is not None:
                     headers["retry-after"] = step.retry_after
                 await out.send(step.status, headers, msgspec.json.encode(renderer.error(step)))
             case Html(status=status, title=title):
-                page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+                page = (
+                    f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+                )
                 await out.send(status, {"content-type": "text/html"}, page.encode())
             case Empty(status=status, content_type=kind):
                 await out.send(status, {"content-type": kind}, b"")
@@ -258,7 +273,9 @@ class FakeLLM:
                 await out.end()
 
     async def _stream(self, events: list[bytes], reply: Reply, out: HttpResponseWriter) -> None:
-        await out.start_chunked(200, {"content-type": "text/event-stream", "cache-control": "no-cache"})
+        await out.start_chunked(
+            200, {"content-type": "text/event-stream", "cache-control": "no-cache"}
+        )
         for n, event in enumerate(events):
             if reply.cut_after is not None and n >= reply.cut_after:
                 out.abort()
@@ -280,8 +297,13 @@ async def _serve(port: int, script: Script, record: Path | None) -> None:
         encoder = msgspec.json.Encoder()
 
         def write(request: HttpRequest) -> None:
-            line = {"method": request.method, "path": request.path, "query": request.query,
-                    "headers": request.headers, "body": request.body.decode("utf-8", "replace")}
+            line = {
+                "method": request.method,
+                "path": request.path,
+                "query": request.query,
+                "headers": request.headers,
+                "body": request.body.decode("utf-8", "replace"),
+            }
             with record.open("ab") as handle:
                 handle.write(encoder.encode(line) + b"\n")
 

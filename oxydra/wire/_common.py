@@ -84,7 +84,8 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         message: the provider's message, or a short description of the body.
-        type: the provider's error type or status word (`invalid_request_error`, `RESOURCE_EXHAUSTED`).
+        type: the provider's error type or status word (`invalid_request_error`,
+            `RESOURCE_EXHAUSTED`).
         code: the provider's error code, when it gave one (`context_length_exceeded`).
         retry_delay: seconds from a Google `RetryInfo` detail, when present.
     """
@@ -97,7 +98,7 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 class _ErrorDetail(msgspec.Struct):
     type_: str | None = msgspec.field(default=None, name="@type")
-    retryDelay: str | None = None  # noqa: N815 - Google's field name
+    retryDelay: str | None = None
 
 
 class _ErrorObject(msgspec.Struct):

@@ -131,7 +131,9 @@ def _conversation(messages: tuple[Message, ...], profile: AnthropicProfile) -> l
 
 def _blocks(message: Message, profile: AnthropicProfile) -> list[dict[str, Any]]:
     if message.role == "tool":
-        return [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.text}]
+        return [
+            {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.text}
+        ]
     blocks = _reasoning_blocks(message) if message.role == "assistant" else []
     if message.text:
         blocks.append({"type": "text", "text": message.text})

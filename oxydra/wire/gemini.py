@@ -46,7 +46,6 @@ from oxydra.wire._common import (
 from oxydra.wire._schema import gemini_schema
 from oxydra.wire.assemble import ResponseAssembler
 from oxydra.wire.sse import SSEEvent
-from oxydra.wire.toolcalls import ToolCallAccumulator
 
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY")
 FINISH_REASONS: dict[str, StopReason] = {
@@ -90,7 +89,11 @@ def build_request(context: Context, profile: GeminiProfile, *, stream: bool) -> 
         body["systemInstruction"] = {"parts": [{"text": system}]}
     if context.tools:
         decls = [
-            {"name": t.name, "description": t.description, "parameters": gemini_schema(t.parameters)}
+            {
+                "name": t.name,
+                "description": t.description,
+                "parameters": gemini_schema(t.parameters),
+            }
             for t in context.tools
         ]
         body["tools"] = [{"functionDeclarations": decls}]
@@ -243,7 +246,10 @@ def _part_items(part: _Part, next_index: int) -> list[StreamItem]:
         args = msgspec.json.encode(call.args or {}).decode()
         return [
             ToolCallDelta(
-                index=next_index, id=call.id, name=call.name, arguments=args,
+                index=next_index,
+                id=call.id,
+                name=call.name,
+                arguments=args,
                 provider_details=details or None,
             )
         ]

@@ -117,7 +117,11 @@ def _call(call: ToolCall) -> dict[str, Any]:
     arguments = call.invalid_arguments
     if arguments is None:
         arguments = msgspec.json.encode(call.arguments).decode()
-    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
 
 
 def _parts(message: Message, profile: OpenAIChatProfile) -> list[dict[str, Any]]:
@@ -221,14 +225,18 @@ def parse_response(body: bytes) -> Response:
     for n, call in enumerate(view.tool_calls or []):
         function = call.function or _Function()
         accumulator.add(
-            ToolCallDelta(index=n, id=call.id, name=function.name, arguments=function.arguments or "")
+            ToolCallDelta(
+                index=n, id=call.id, name=function.name, arguments=function.arguments or ""
+            )
         )
     reasoning = view.reasoning or view.reasoning_content
     message = Message(
         role="assistant",
         content=view.content or None,
         tool_calls=tuple(accumulator.finish()),
-        provider_details={"reasoning": [{"text": reasoning, "signature": None}]} if reasoning else None,
+        provider_details={"reasoning": [{"text": reasoning, "signature": None}]}
+        if reasoning
+        else None,
     )
     return Response(
         message=message,

@@ -128,7 +128,11 @@ def _items(message: Message, profile: ResponsesProfile) -> list[dict[str, Any]]:
 
 
 def _assistant_text(text: str) -> dict[str, Any]:
-    return {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}
+    return {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text}],
+    }
 
 
 def _function_call(call: ToolCall) -> dict[str, Any]:
@@ -335,7 +339,11 @@ class ResponsesStream:
             return []
         index = self._index(data.output_index)
         self._streamed[index] = item.arguments or ""
-        return [ToolCallDelta(index=index, id=item.call_id, name=item.name, arguments=item.arguments or "")]
+        return [
+            ToolCallDelta(
+                index=index, id=item.call_id, name=item.name, arguments=item.arguments or ""
+            )
+        ]
 
     def _arguments(self, output_index: int | None, delta: str) -> list[StreamItem]:
         index = self._index(output_index)

@@ -74,9 +74,15 @@ class ToolCallAccumulator:
         parsed = parse_arguments(raw)
         if isinstance(parsed, str):
             _log.info("tool call arguments are not a JSON object", extra={"oxy": {"tool": name}})
-            return [ToolCall(id=call_id, name=name, invalid_arguments=raw, provider_details=call.details)]
+            return [
+                ToolCall(
+                    id=call_id, name=name, invalid_arguments=raw, provider_details=call.details
+                )
+            ]
         if len(parsed) == 1:
-            return [ToolCall(id=call_id, name=name, arguments=parsed[0], provider_details=call.details)]
+            return [
+                ToolCall(id=call_id, name=name, arguments=parsed[0], provider_details=call.details)
+            ]
         return [
             ToolCall(id=f"{call_id}_{n}", name=name, arguments=args, provider_details=call.details)
             for n, args in enumerate(parsed)

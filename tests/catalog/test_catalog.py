@@ -64,7 +64,9 @@ def dirs(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 
 class TestResolution:
-    def test_pinned_snapshot_is_used_when_no_cache_exists(self, dirs: tuple[dict[str, str], Path]) -> None:
+    def test_pinned_snapshot_is_used_when_no_cache_exists(
+        self, dirs: tuple[dict[str, str], Path]
+    ) -> None:
         environ, work = dirs
         catalog = load_catalog(environ, work)
         assert catalog.source == "pinned"
@@ -73,12 +75,17 @@ class TestResolution:
     def test_user_cache_wins_over_workspace_file(self, dirs: tuple[dict[str, str], Path]) -> None:
         environ, work = dirs
         write(Path(environ["HOME"]) / ".config/oxydra/model_catalog.json", TINY)
-        write(work / ".oxydra/model_catalog.json", {"other": {"id": "other", "models": {"m": {"id": "m"}}}})
+        write(
+            work / ".oxydra/model_catalog.json",
+            {"other": {"id": "other", "models": {"m": {"id": "m"}}}},
+        )
         catalog = load_catalog(environ, work)
         assert catalog.source.endswith(".config/oxydra/model_catalog.json")
         assert catalog.get("acme", "rocket-1") is not None
 
-    def test_workspace_file_is_used_without_a_user_cache(self, dirs: tuple[dict[str, str], Path]) -> None:
+    def test_workspace_file_is_used_without_a_user_cache(
+        self, dirs: tuple[dict[str, str], Path]
+    ) -> None:
         environ, work = dirs
         write(work / ".oxydra/model_catalog.json", TINY)
         assert load_catalog(environ, work).source == str(work / ".oxydra/model_catalog.json")
@@ -90,16 +97,26 @@ class TestResolution:
         cache.write_bytes(b"{truncated")
         assert load_catalog(environ, work).source == "pinned"
 
-    def test_user_overrides_merge_over_package_ones(self, dirs: tuple[dict[str, str], Path]) -> None:
+    def test_user_overrides_merge_over_package_ones(
+        self, dirs: tuple[dict[str, str], Path]
+    ) -> None:
         environ, work = dirs
-        write(work / ".oxydra/oxydra_caps_overrides.json", {"overrides": {"openai/gpt-4o-mini": {"supports_tools": False}}})
+        write(
+            work / ".oxydra/oxydra_caps_overrides.json",
+            {"overrides": {"openai/gpt-4o-mini": {"supports_tools": False}}},
+        )
         catalog = load_catalog(environ, work)
         assert catalog.caps("openai", "gpt-4o-mini").tools is False
         assert catalog.overrides.provider_defaults["openai"].supports_streaming is True
 
-    def test_overrides_with_unknown_keys_are_refused(self, dirs: tuple[dict[str, str], Path]) -> None:
+    def test_overrides_with_unknown_keys_are_refused(
+        self, dirs: tuple[dict[str, str], Path]
+    ) -> None:
         environ, work = dirs
-        write(work / ".oxydra/oxydra_caps_overrides.json", {"overrides": {"a/b": {"supports_magic": True}}})
+        write(
+            work / ".oxydra/oxydra_caps_overrides.json",
+            {"overrides": {"a/b": {"supports_magic": True}}},
+        )
         with pytest.raises(CatalogError, match="supports_magic"):
             load_catalog(environ, work)
 
@@ -110,7 +127,11 @@ class TestResolution:
 
     def test_pinned_snapshot_has_the_three_providers(self) -> None:
         providers = parse_catalog(pinned_bytes(), "pinned")
-        assert {name: len(p.models) for name, p in providers.items()} == {"anthropic": 23, "google": 28, "openai": 42}
+        assert {name: len(p.models) for name, p in providers.items()} == {
+            "anthropic": 23,
+            "google": 28,
+            "openai": 42,
+        }
 
 
 class TestCaps:
@@ -137,12 +158,23 @@ class TestCaps:
 
     def test_provider_defaults_then_model_overrides(self) -> None:
         overrides = CapsOverrides(
-            provider_defaults={"acme": CapsOverrideEntry(supports_streaming=False, max_output_tokens=1000)},
-            overrides={"acme/rocket-1": CapsOverrideEntry(max_output_tokens=2000, deprecated=False, input_modalities=["text"])},
+            provider_defaults={
+                "acme": CapsOverrideEntry(supports_streaming=False, max_output_tokens=1000)
+            },
+            overrides={
+                "acme/rocket-1": CapsOverrideEntry(
+                    max_output_tokens=2000, deprecated=False, input_modalities=["text"]
+                )
+            },
         )
         catalog = self.catalog(overrides)
         rocket, plain = catalog.caps("acme", "rocket-1"), catalog.caps("acme", "plain")
-        assert (rocket.streaming, rocket.max_output_tokens, rocket.deprecated, rocket.input_modalities) == (False, 2000, False, ("text",))
+        assert (
+            rocket.streaming,
+            rocket.max_output_tokens,
+            rocket.deprecated,
+            rocket.input_modalities,
+        ) == (False, 2000, False, ("text",))
         assert (plain.streaming, plain.max_output_tokens) == (False, 1000)
         assert catalog.is_deprecated("acme", "rocket-1") is False
 
@@ -160,17 +192,38 @@ class TestValidation:
             load_catalog({"HOME": "/nonexistent"}).resolve("mistral", "m")
 
     def test_skipping_validation_gives_a_synthetic_descriptor(self) -> None:
-        descriptor = load_catalog({"HOME": "/nonexistent"}).resolve("openai", "my-local-model", skip_validation=True)
-        assert (descriptor.tool_call, descriptor.limit.context, descriptor.limit.output) == (True, 128_000, 16_384)
+        descriptor = load_catalog({"HOME": "/nonexistent"}).resolve(
+            "openai", "my-local-model", skip_validation=True
+        )
+        assert (descriptor.tool_call, descriptor.limit.context, descriptor.limit.output) == (
+            True,
+            128_000,
+            16_384,
+        )
 
     def test_image_models_get_image_input_and_no_tools(self) -> None:
         descriptor = synthetic_descriptor("flux-image-gen")
-        assert (descriptor.tool_call, descriptor.attachment, descriptor.modalities.input) == (False, True, ["text", "image"])
+        assert (descriptor.tool_call, descriptor.attachment, descriptor.modalities.input) == (
+            False,
+            True,
+            ["text", "image"],
+        )
 
     def test_entry_hints_override_the_synthetic_defaults(self) -> None:
-        hints = ProviderEntry(provider_type="openai", max_context_tokens=32_000, max_output_tokens=2_048, attachment=False, reasoning=True)
+        hints = ProviderEntry(
+            provider_type="openai",
+            max_context_tokens=32_000,
+            max_output_tokens=2_048,
+            attachment=False,
+            reasoning=True,
+        )
         descriptor = synthetic_descriptor("qwen-image", hints)
-        assert (descriptor.limit.context, descriptor.limit.output, descriptor.attachment, descriptor.reasoning) == (32_000, 2_048, False, True)
+        assert (
+            descriptor.limit.context,
+            descriptor.limit.output,
+            descriptor.attachment,
+            descriptor.reasoning,
+        ) == (32_000, 2_048, False, True)
 
 
 class TestCost:
@@ -179,12 +232,19 @@ class TestCost:
         [
             (UsageUpdate(prompt_tokens=1_000_000, completion_tokens=0), 2.0),
             (UsageUpdate(prompt_tokens=0, completion_tokens=1_000_000), 8.0),
-            (UsageUpdate(prompt_tokens=1_000_000, completion_tokens=500_000, cache_read_tokens=400_000), 1.2 + 0.2 + 4.0),
+            (
+                UsageUpdate(
+                    prompt_tokens=1_000_000, completion_tokens=500_000, cache_read_tokens=400_000
+                ),
+                1.2 + 0.2 + 4.0,
+            ),
             (UsageUpdate(), 0.0),
         ],
     )
     def test_prices_per_million_with_cache_reads(self, usage: UsageUpdate, usd: float) -> None:
-        assert cost_usd(ModelCost(input=2.0, output=8.0, cache_read=0.5), usage) == pytest.approx(usd)
+        assert cost_usd(ModelCost(input=2.0, output=8.0, cache_read=0.5), usage) == pytest.approx(
+            usd
+        )
 
     def test_cache_reads_cost_the_input_price_when_no_cache_price(self) -> None:
         usage = UsageUpdate(prompt_tokens=100, cache_read_tokens=100)
@@ -193,11 +253,15 @@ class TestCost:
     def test_unknown_prices_give_none(self) -> None:
         assert cost_usd(None, UsageUpdate(prompt_tokens=5)) is None
         assert cost_usd(ModelCost(input=1.0), UsageUpdate(prompt_tokens=5)) is None
-        assert load_catalog({"HOME": "/nonexistent"}).cost_usd("openai", "nope", UsageUpdate()) is None
+        assert (
+            load_catalog({"HOME": "/nonexistent"}).cost_usd("openai", "nope", UsageUpdate()) is None
+        )
 
     def test_catalog_cost_for_a_real_model(self) -> None:
         usage = UsageUpdate(prompt_tokens=10_000, completion_tokens=1_000)
-        assert load_catalog({"HOME": "/nonexistent"}).cost_usd("openai", "gpt-4o-mini", usage) == pytest.approx(0.0021)
+        assert load_catalog({"HOME": "/nonexistent"}).cost_usd(
+            "openai", "gpt-4o-mini", usage
+        ) == pytest.approx(0.0021)
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temp_files(tmp_path: Path) -> None:

@@ -50,12 +50,19 @@ def config(url: str, pinned_url: str | None = None, gemini: bool = False) -> Age
     }
     if gemini:
         registry["g"] = ProviderEntry(provider_type="gemini")
-    return AgentConfig(catalog=CatalogConfig(url=url, pinned_url=pinned_url), providers=ProvidersConfig(registry=registry))
+    return AgentConfig(
+        catalog=CatalogConfig(url=url, pinned_url=pinned_url),
+        providers=ProvidersConfig(registry=registry),
+    )
 
 
-def run(argv: list[str], cfg: AgentConfig, home: Path, cwd: Path | None = None) -> tuple[int, str, str]:
+def run(
+    argv: list[str], cfg: AgentConfig, home: Path, cwd: Path | None = None
+) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = run_catalog_command(argv, cfg, {"HOME": str(home)}, stdout=out, stderr=err, cwd=cwd or home)
+    code = run_catalog_command(
+        argv, cfg, {"HOME": str(home)}, stdout=out, stderr=err, cwd=cwd or home
+    )
     return code, out.getvalue(), err.getvalue()
 
 
@@ -64,7 +71,9 @@ def cache(home: Path) -> dict[str, object]:
 
 
 class TestFetch:
-    def test_fetch_keeps_configured_providers_and_writes_the_user_cache(self, server: FakeLLM, tmp_path: Path) -> None:
+    def test_fetch_keeps_configured_providers_and_writes_the_user_cache(
+        self, server: FakeLLM, tmp_path: Path
+    ) -> None:
         server.add_route("/api.json", pinned_bytes())
         code, out, _ = run(["fetch"], config(f"{server.base_url}/api.json"), tmp_path)
         assert code == 0 and "wrote 65 models of 2 providers" in out
@@ -77,17 +86,29 @@ class TestFetch:
 
     def test_fetch_pinned_uses_the_pinned_url(self, server: FakeLLM, tmp_path: Path) -> None:
         server.add_route("/pinned.json", pinned_bytes())
-        cfg = config(f"{server.base_url}/missing.json", pinned_url=f"{server.base_url}/pinned.json", gemini=True)
-        code, _, _ = run(["fetch", "--pinned", "--output", str(tmp_path / "out.json")], cfg, tmp_path)
+        cfg = config(
+            f"{server.base_url}/missing.json",
+            pinned_url=f"{server.base_url}/pinned.json",
+            gemini=True,
+        )
+        code, _, _ = run(
+            ["fetch", "--pinned", "--output", str(tmp_path / "out.json")], cfg, tmp_path
+        )
         assert code == 0
-        assert sorted(msgspec.json.decode((tmp_path / "out.json").read_bytes())) == ["anthropic", "google", "openai"]
+        assert sorted(msgspec.json.decode((tmp_path / "out.json").read_bytes())) == [
+            "anthropic",
+            "google",
+            "openai",
+        ]
 
     def test_fetch_pinned_without_a_pinned_url_is_an_error(self, tmp_path: Path) -> None:
         code, _, err = run(["fetch", "--pinned"], config("http://127.0.0.1:1/x"), tmp_path)
         assert code == 2 and "pinned_url" in err
 
     @pytest.mark.parametrize("body", [b"<html>nope</html>", b'{"p": {"id": "p", "models": {}}}'])
-    def test_invalid_download_leaves_the_cache_alone(self, server: FakeLLM, tmp_path: Path, body: bytes) -> None:
+    def test_invalid_download_leaves_the_cache_alone(
+        self, server: FakeLLM, tmp_path: Path, body: bytes
+    ) -> None:
         server.add_route("/api.json", body)
         code, _, err = run(["fetch"], config(f"{server.base_url}/api.json"), tmp_path)
         assert code == 2 and "error" in err
@@ -122,9 +143,29 @@ class TestShow:
         code, out, _ = run(["show"], config("http://unused"), tmp_path)
         lines = out.splitlines()
         assert code == 0 and lines[0] == "catalog: pinned"
-        assert lines[1].split() == ["provider", "model", "context", "output", "in", "$/M", "out", "$/M", "tools", "reasoning"]
+        assert lines[1].split() == [
+            "provider",
+            "model",
+            "context",
+            "output",
+            "in",
+            "$/M",
+            "out",
+            "$/M",
+            "tools",
+            "reasoning",
+        ]
         row = next(line for line in lines if " gpt-4o-mini " in line)
-        assert row.split() == ["openai", "gpt-4o-mini", "128000", "16384", "0.15", "0.6", "yes", "no"]
+        assert row.split() == [
+            "openai",
+            "gpt-4o-mini",
+            "128000",
+            "16384",
+            "0.15",
+            "0.6",
+            "yes",
+            "no",
+        ]
         assert not any(line.startswith("google") for line in lines)
 
     def test_provider_filter_and_cache_source(self, server: FakeLLM, tmp_path: Path) -> None:

@@ -64,7 +64,8 @@ def context(*messages: Message, fmt: str = "openai", **kw: Any) -> Context:
     return Context(
         provider=ProviderId(fmt),
         model=ModelId(MODELS[fmt]),
-        messages=messages or (Message(role="system", content="Be brief."), Message(role="user", content="Weather?")),
+        messages=messages
+        or (Message(role="system", content="Be brief."), Message(role="user", content="Weather?")),
         **kw,
     )
 

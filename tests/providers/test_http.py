@@ -15,15 +15,47 @@ class TestJoinUrl:
     @pytest.mark.parametrize(
         ("base", "path", "url"),
         [
-            ("https://api.openai.com", "/v1/chat/completions", "https://api.openai.com/v1/chat/completions"),
-            ("https://api.openai.com/", "/v1/chat/completions", "https://api.openai.com/v1/chat/completions"),
-            ("https://api.openai.com/v1", "/v1/chat/completions", "https://api.openai.com/v1/chat/completions"),
-            ("https://openrouter.ai/api/v1/", "/v1/chat/completions", "https://openrouter.ai/api/v1/chat/completions"),
-            ("https://openrouter.ai/api", "/v1/chat/completions", "https://openrouter.ai/api/v1/chat/completions"),
+            (
+                "https://api.openai.com",
+                "/v1/chat/completions",
+                "https://api.openai.com/v1/chat/completions",
+            ),
+            (
+                "https://api.openai.com/",
+                "/v1/chat/completions",
+                "https://api.openai.com/v1/chat/completions",
+            ),
+            (
+                "https://api.openai.com/v1",
+                "/v1/chat/completions",
+                "https://api.openai.com/v1/chat/completions",
+            ),
+            (
+                "https://openrouter.ai/api/v1/",
+                "/v1/chat/completions",
+                "https://openrouter.ai/api/v1/chat/completions",
+            ),
+            (
+                "https://openrouter.ai/api",
+                "/v1/chat/completions",
+                "https://openrouter.ai/api/v1/chat/completions",
+            ),
             ("http://localhost:11434", "/v1/messages", "http://localhost:11434/v1/messages"),
-            ("https://g.example/v1beta", "/v1beta/models/m:generateContent", "https://g.example/v1beta/models/m:generateContent"),
-            ("https://g.example/v1", "/v1beta/models/m:generateContent", "https://g.example/v1/models/m:generateContent"),
-            ("  https://x.example/proxy/v2 ", "/v1/responses", "https://x.example/proxy/v2/responses"),
+            (
+                "https://g.example/v1beta",
+                "/v1beta/models/m:generateContent",
+                "https://g.example/v1beta/models/m:generateContent",
+            ),
+            (
+                "https://g.example/v1",
+                "/v1beta/models/m:generateContent",
+                "https://g.example/v1/models/m:generateContent",
+            ),
+            (
+                "  https://x.example/proxy/v2 ",
+                "/v1/responses",
+                "https://x.example/proxy/v2/responses",
+            ),
         ],
     )
     def test_version_segment_is_never_doubled(self, base: str, path: str, url: str) -> None:
@@ -46,7 +78,9 @@ class TestRetryAfter:
             ({}, None),
         ],
     )
-    def test_seconds_dates_and_milliseconds(self, headers: dict[str, str], seconds: float | None) -> None:
+    def test_seconds_dates_and_milliseconds(
+        self, headers: dict[str, str], seconds: float | None
+    ) -> None:
         assert parse_retry_after(headers, self.NOW) == seconds
 
     def test_status_error_carries_retry_after_and_body(self) -> None:

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
+from oxydra.catalog import ModelCatalog
 from oxydra.config.schema import ProviderEntry, ReliabilityConfig
 from oxydra.core.errors import BadRequestError, ServerError
 from oxydra.core.stream import ConnectionLost, StreamItem, Text
 from oxydra.providers import ReliableProvider, Route, backoff_delay, build_reliable_provider
-from oxydra.catalog import ModelCatalog
 from oxydra.testing.fake_llm import Fail, FakeLLM, Reply
 from tests.providers.conftest import ProviderFactory, config_for, context
 
@@ -25,8 +25,16 @@ class Sleeps:
         self.delays.append(delay)
 
 
-def reliable(provider: object, sleeps: Sleeps, fallbacks: list[Route] | None = None, **config: object) -> ReliableProvider:
-    return ReliableProvider(provider, ReliabilityConfig(**config), fallbacks=fallbacks or [], sleep=sleeps, rng=random.Random(7))  # type: ignore[arg-type]
+def reliable(
+    provider: object, sleeps: Sleeps, fallbacks: list[Route] | None = None, **config: object
+) -> ReliableProvider:
+    return ReliableProvider(
+        provider,
+        ReliabilityConfig(**config),
+        fallbacks=fallbacks or [],
+        sleep=sleeps,
+        rng=random.Random(7),
+    )  # type: ignore[arg-type]
 
 
 async def text_of(items: list[StreamItem]) -> str:
@@ -34,7 +42,9 @@ async def text_of(items: list[StreamItem]) -> str:
 
 
 class TestBackoff:
-    @pytest.mark.parametrize(("attempt", "expected"), [(1, 0.25), (2, 0.5), (3, 1.0), (4, 2.0), (9, 2.0)])
+    @pytest.mark.parametrize(
+        ("attempt", "expected"), [(1, 0.25), (2, 0.5), (3, 1.0), (4, 2.0), (9, 2.0)]
+    )
     def test_delay_doubles_up_to_the_cap(self, attempt: int, expected: float) -> None:
         assert backoff_delay(attempt, ReliabilityConfig()) == expected
 
@@ -47,17 +57,25 @@ class TestBackoff:
 
 
 class TestComplete:
-    async def test_server_errors_are_retried_with_backoff(self, make_provider: ProviderFactory) -> None:
+    async def test_server_errors_are_retried_with_backoff(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
         async with FakeLLM([Fail(status=500), Fail(status=502), Reply(text="third time")]) as llm:
-            response = await reliable(make_provider("openai", llm.base_url), sleeps).complete(context())
+            response = await reliable(make_provider("openai", llm.base_url), sleeps).complete(
+                context()
+            )
         assert response.message.text == "third time"
         assert sleeps.delays == [0.25, 0.5]
 
-    async def test_retry_after_is_honoured_as_a_minimum(self, make_provider: ProviderFactory) -> None:
+    async def test_retry_after_is_honoured_as_a_minimum(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
         async with FakeLLM([Fail(status=429, retry_after="3"), Reply(text="ok")]) as llm:
-            await reliable(make_provider("anthropic", llm.base_url), sleeps).complete(context(fmt="anthropic"))
+            await reliable(make_provider("anthropic", llm.base_url), sleeps).complete(
+                context(fmt="anthropic")
+            )
         assert sleeps.delays == [3.0]
 
     async def test_bad_requests_are_not_retried(self, make_provider: ProviderFactory) -> None:
@@ -68,7 +86,9 @@ class TestComplete:
             assert len(llm.requests) == 1
         assert sleeps.delays == []
 
-    async def test_exhausted_retries_raise_the_last_error(self, make_provider: ProviderFactory) -> None:
+    async def test_exhausted_retries_raise_the_last_error(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
         async with FakeLLM([Fail(status=503)] * 3) as llm:
             with pytest.raises(ServerError):
@@ -76,77 +96,163 @@ class TestComplete:
             llm.assert_done()
         assert len(sleeps.delays) == 2
 
-    async def test_rate_limit_that_outlasts_retries_moves_to_the_fallback(self, make_provider: ProviderFactory) -> None:
+    async def test_rate_limit_that_outlasts_retries_moves_to_the_fallback(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
-        async with FakeLLM([Fail(status=429)] * 2) as primary, FakeLLM([Reply(text="from fallback")]) as backup:
-            fallback = Route(make_provider("anthropic", backup.base_url), name="anthropic", model="claude-3-5-haiku-latest")
-            provider = reliable(make_provider("openai", primary.base_url), sleeps, [fallback], max_attempts=2)
+        async with (
+            FakeLLM([Fail(status=429)] * 2) as primary,
+            FakeLLM([Reply(text="from fallback")]) as backup,
+        ):
+            fallback = Route(
+                make_provider("anthropic", backup.base_url),
+                name="anthropic",
+                model="claude-3-5-haiku-latest",
+            )
+            provider = reliable(
+                make_provider("openai", primary.base_url), sleeps, [fallback], max_attempts=2
+            )
             response = await provider.complete(context())
             assert backup.requests[0].json()["model"] == "claude-3-5-haiku-latest"  # type: ignore[index]
             primary.assert_done()
         assert response.message.text == "from fallback"
 
-    async def test_retry_after_beyond_the_cap_moves_on_without_waiting(self, make_provider: ProviderFactory) -> None:
+    async def test_retry_after_beyond_the_cap_moves_on_without_waiting(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
-        async with FakeLLM([Fail(status=429, retry_after="3600")]) as primary, FakeLLM([Reply(text="b")]) as backup:
-            provider = reliable(make_provider("openai", primary.base_url), sleeps, [Route(make_provider("openai", backup.base_url))])
+        async with (
+            FakeLLM([Fail(status=429, retry_after="3600")]) as primary,
+            FakeLLM([Reply(text="b")]) as backup,
+        ):
+            provider = reliable(
+                make_provider("openai", primary.base_url),
+                sleeps,
+                [Route(make_provider("openai", backup.base_url))],
+            )
             assert (await provider.complete(context())).message.text == "b"
         assert sleeps.delays == []
 
-    async def test_every_route_failing_raises_the_last_error(self, make_provider: ProviderFactory) -> None:
+    async def test_every_route_failing_raises_the_last_error(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
         async with FakeLLM([Fail(status=429)]) as primary, FakeLLM([Fail(status=500)]) as backup:
-            provider = reliable(make_provider("openai", primary.base_url), sleeps, [Route(make_provider("openai", backup.base_url))], max_attempts=1)
+            provider = reliable(
+                make_provider("openai", primary.base_url),
+                sleeps,
+                [Route(make_provider("openai", backup.base_url))],
+                max_attempts=1,
+            )
             with pytest.raises(ServerError):
                 await provider.complete(context())
 
 
 class TestStream:
-    async def test_errors_before_the_first_item_are_retried(self, make_provider: ProviderFactory) -> None:
+    async def test_errors_before_the_first_item_are_retried(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
         async with FakeLLM([Fail(status=500), Reply(text="streamed")]) as llm:
-            items = [i async for i in reliable(make_provider("gemini", llm.base_url), sleeps).stream(context(fmt="gemini"))]
+            items = [
+                i
+                async for i in reliable(make_provider("gemini", llm.base_url), sleeps).stream(
+                    context(fmt="gemini")
+                )
+            ]
         assert await text_of(items) == "streamed"
         assert sleeps.delays == [0.25]
 
-    async def test_a_stream_lost_before_any_item_is_retried(self, make_provider: ProviderFactory) -> None:
+    async def test_a_stream_lost_before_any_item_is_retried(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
         async with FakeLLM([Reply(text="lost", cut_after=1), Reply(text="again")]) as llm:
-            items = [i async for i in reliable(make_provider("openai", llm.base_url), sleeps).stream(context())]
+            items = [
+                i
+                async for i in reliable(make_provider("openai", llm.base_url), sleeps).stream(
+                    context()
+                )
+            ]
         assert await text_of(items) == "again"
         assert len(sleeps.delays) == 1
 
-    async def test_a_stream_lost_after_items_reached_the_consumer_is_not_retried(self, make_provider: ProviderFactory) -> None:
+    async def test_a_stream_lost_after_items_reached_the_consumer_is_not_retried(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
-        async with FakeLLM([Reply(text="partial answer", chunk=2, cut_after=4), Reply(text="unused")]) as llm:
-            items = [i async for i in reliable(make_provider("openai", llm.base_url), sleeps).stream(context())]
+        async with FakeLLM(
+            [Reply(text="partial answer", chunk=2, cut_after=4), Reply(text="unused")]
+        ) as llm:
+            items = [
+                i
+                async for i in reliable(make_provider("openai", llm.base_url), sleeps).stream(
+                    context()
+                )
+            ]
             assert llm.unused_steps() == {"default": 1}
         assert isinstance(items[-1], ConnectionLost)
         assert sleeps.delays == []
 
-    async def test_a_stream_lost_early_on_every_attempt_ends_with_connection_lost(self, make_provider: ProviderFactory) -> None:
+    async def test_a_stream_lost_early_on_every_attempt_ends_with_connection_lost(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
         async with FakeLLM([Reply(text="x", cut_after=1)] * 2) as llm:
-            items = [i async for i in reliable(make_provider("openai", llm.base_url), sleeps, max_attempts=2).stream(context())]
-        assert items == [ConnectionLost(message=items[0].message)] and isinstance(items[0], ConnectionLost)
+            items = [
+                i
+                async for i in reliable(
+                    make_provider("openai", llm.base_url), sleeps, max_attempts=2
+                ).stream(context())
+            ]
+        assert items == [ConnectionLost(message=items[0].message)] and isinstance(
+            items[0], ConnectionLost
+        )
 
-    async def test_stream_falls_back_after_rate_limits(self, make_provider: ProviderFactory) -> None:
+    async def test_stream_falls_back_after_rate_limits(
+        self, make_provider: ProviderFactory
+    ) -> None:
         sleeps = Sleeps()
-        async with FakeLLM([Fail(status=429, retry_after="1")] * 3) as primary, FakeLLM([Reply(text="fb")]) as backup:
-            provider = reliable(make_provider("openai", primary.base_url), sleeps, [Route(make_provider("gemini", backup.base_url), name="gemini", model="gemini-2.5-flash")])
+        async with (
+            FakeLLM([Fail(status=429, retry_after="1")] * 3) as primary,
+            FakeLLM([Reply(text="fb")]) as backup,
+        ):
+            provider = reliable(
+                make_provider("openai", primary.base_url),
+                sleeps,
+                [
+                    Route(
+                        make_provider("gemini", backup.base_url),
+                        name="gemini",
+                        model="gemini-2.5-flash",
+                    )
+                ],
+            )
             items = [i async for i in provider.stream(context())]
         assert await text_of(items) == "fb"
         assert sleeps.delays == [1.0, 1.0]
 
-    async def test_authentication_failure_moves_to_the_fallback(self, make_provider: ProviderFactory) -> None:
+    async def test_authentication_failure_moves_to_the_fallback(
+        self, make_provider: ProviderFactory
+    ) -> None:
         async with FakeLLM([Fail(status=401)]) as llm, FakeLLM([Reply(text="fb")]) as backup:
-            provider = reliable(make_provider("openai", llm.base_url), Sleeps(), [Route(make_provider("openai", backup.base_url))])
+            provider = reliable(
+                make_provider("openai", llm.base_url),
+                Sleeps(),
+                [Route(make_provider("openai", backup.base_url))],
+            )
             items = [i async for i in provider.stream(context())]
         assert await text_of(items) == "fb"
 
-    async def test_bad_request_in_a_stream_is_raised_without_fallback(self, make_provider: ProviderFactory) -> None:
+    async def test_bad_request_in_a_stream_is_raised_without_fallback(
+        self, make_provider: ProviderFactory
+    ) -> None:
         async with FakeLLM([Fail(status=400)]) as llm, FakeLLM([Reply(text="fb")]) as backup:
-            provider = reliable(make_provider("openai", llm.base_url), Sleeps(), [Route(make_provider("openai", backup.base_url))])
+            provider = reliable(
+                make_provider("openai", llm.base_url),
+                Sleeps(),
+                [Route(make_provider("openai", backup.base_url))],
+            )
             with pytest.raises(BadRequestError):
                 [i async for i in provider.stream(context())]
             assert backup.requests == []
@@ -162,7 +268,9 @@ async def test_registry_builds_the_fallback_chain(catalog: ModelCatalog) -> None
     async with FakeLLM([Fail(status=503)]) as primary, FakeLLM([Reply(text="gem")]) as backup:
         config = config_for(
             {
-                "main": ProviderEntry(provider_type="openai", base_url=primary.base_url, api_key="k"),
+                "main": ProviderEntry(
+                    provider_type="openai", base_url=primary.base_url, api_key="k"
+                ),
                 "gem": ProviderEntry(provider_type="gemini", base_url=backup.base_url, api_key="g"),
             },
             selection="main",

@@ -13,7 +13,9 @@ import pytest
 from oxydra.testing.fake_llm import FakeLLM, Reply, decode_script
 
 
-async def post(url: str, body: dict[str, object], headers: dict[str, str] | None = None) -> httpx.Response:
+async def post(
+    url: str, body: dict[str, object], headers: dict[str, str] | None = None
+) -> httpx.Response:
     async with httpx.AsyncClient() as client:
         return await client.post(url, json=body, headers=headers)
 
@@ -50,7 +52,9 @@ class TestRouting:
 
 
 def test_script_files_accept_a_list_or_conversations() -> None:
-    assert decode_script(b'[{"kind": "reply", "text": "hi"}]').conversations == {"default": [Reply(text="hi")]}
+    assert decode_script(b'[{"kind": "reply", "text": "hi"}]').conversations == {
+        "default": [Reply(text="hi")]
+    }
     script = decode_script(b'{"conversations": {"a": [{"kind": "error", "status": 429}]}}')
     assert script.conversations["a"][0].status == 429  # type: ignore[union-attr]
 
@@ -60,7 +64,17 @@ def test_command_line_server_answers_and_records(tmp_path: Path) -> None:
     script.write_bytes(b'[{"kind": "reply", "text": "from a subprocess"}]')
     record = tmp_path / "requests.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oxydra.testing.fake_llm", "--port", "0", "--script", str(script), "--record", str(record)],
+        [
+            sys.executable,
+            "-m",
+            "oxydra.testing.fake_llm",
+            "--port",
+            "0",
+            "--script",
+            str(script),
+            "--record",
+            str(record),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],

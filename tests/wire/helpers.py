@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from oxydra.core.stream import StreamItem
 from oxydra.wire import SSEDecoder, StreamTranslator
 from oxydra.wire.sse import SSEEvent
@@ -22,3 +24,12 @@ def translate(translator: StreamTranslator, chunks: list[bytes]) -> list[StreamI
 def event(data: str, name: str = "message") -> SSEEvent:
     """An SSE event."""
     return SSEEvent(event=name, data=data)
+
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def golden_events(name: str) -> list[bytes]:
+    """A captured stream from `tests/data`, split into its SSE events."""
+    raw = (DATA / name).read_bytes()
+    return [part + b"\n\n" for part in raw.split(b"\n\n") if part]

@@ -4,23 +4,44 @@ from __future__ import annotations
 
 import pytest
 
-from oxydra.core import Context, FunctionDecl, MediaPart, Message, ModelId, ProviderId, TextPart, ToolCall
+from oxydra.core import (
+    Context,
+    FunctionDecl,
+    MediaPart,
+    Message,
+    ModelId,
+    ProviderId,
+    TextPart,
+    ToolCall,
+)
 from oxydra.core.errors import ServerError, WireError
 from oxydra.core.messages import UsageUpdate
 from oxydra.core.stream import ConnectionLost, FinishReason, ReasoningDelta, Text, ToolCallDelta
 from oxydra.wire import ResponseAssembler
-from oxydra.wire.anthropic import AnthropicProfile, AnthropicStream, auth_headers, build_request, parse_response
-from tests.wire.helpers import event, translate
+from oxydra.wire.anthropic import (
+    AnthropicProfile,
+    AnthropicStream,
+    auth_headers,
+    build_request,
+    parse_response,
+)
+from tests.wire.helpers import event, golden_events, translate
 
 
 def ctx(*messages: Message, **kw: object) -> Context:
-    return Context(provider=ProviderId("anthropic"), model=ModelId("claude-x"), messages=messages, **kw)  # type: ignore[arg-type]
+    return Context(
+        provider=ProviderId("anthropic"), model=ModelId("claude-x"), messages=messages, **kw
+    )  # type: ignore[arg-type]
 
 
 class TestBuildRequest:
     def test_system_messages_are_joined_into_system(self) -> None:
         body = build_request(
-            ctx(Message(role="system", content="a"), Message(role="system", content="b"), Message(role="user", content="hi")),
+            ctx(
+                Message(role="system", content="a"),
+                Message(role="system", content="b"),
+                Message(role="user", content="hi"),
+            ),
             AnthropicProfile(),
             stream=False,
         ).body
@@ -43,7 +64,10 @@ class TestBuildRequest:
         assert request.body["max_tokens"] == expected
 
     def test_tool_results_join_one_user_turn_after_tool_use(self) -> None:
-        calls = (ToolCall(id="t1", name="f", arguments={"a": 1}), ToolCall(id="t2", name="g", invalid_arguments="{"))
+        calls = (
+            ToolCall(id="t1", name="f", arguments={"a": 1}),
+            ToolCall(id="t2", name="g", invalid_arguments="{"),
+        )
         body = build_request(
             ctx(
                 Message(role="user", content="go"),
@@ -66,9 +90,17 @@ class TestBuildRequest:
         ]
 
     def test_signed_thinking_and_redacted_blocks_are_sent_back_first(self) -> None:
-        details = {"reasoning": [{"text": "t", "signature": "S"}, {"redacted": "R"}, {"text": "u", "signature": None}]}
+        details = {
+            "reasoning": [
+                {"text": "t", "signature": "S"},
+                {"redacted": "R"},
+                {"text": "u", "signature": None},
+            ]
+        }
         body = build_request(
-            ctx(Message(role="assistant", content="x", provider_details=details)), AnthropicProfile(), stream=False
+            ctx(Message(role="assistant", content="x", provider_details=details)),
+            AnthropicProfile(),
+            stream=False,
         ).body
         assert body["messages"][0]["content"] == [
             {"type": "thinking", "thinking": "t", "signature": "S"},
@@ -80,17 +112,30 @@ class TestBuildRequest:
         tool = FunctionDecl(name="f", description="d", parameters={"type": "object"})
         message = Message(
             role="user",
-            content=(TextPart(text="see"), MediaPart(mime_type="image/jpeg", data=b"j"), MediaPart(mime_type="application/pdf", data=b"p")),
+            content=(
+                TextPart(text="see"),
+                MediaPart(mime_type="image/jpeg", data=b"j"),
+                MediaPart(mime_type="application/pdf", data=b"p"),
+            ),
         )
         body = build_request(ctx(message, tools=(tool,)), AnthropicProfile(), stream=True).body
-        assert body["tools"] == [{"name": "f", "description": "d", "input_schema": {"type": "object"}}]
+        assert body["tools"] == [
+            {"name": "f", "description": "d", "input_schema": {"type": "object"}}
+        ]
         assert body["tool_choice"] == {"type": "auto"}
         assert body["stream"] is True
-        kinds = [(b["type"], b.get("source", {}).get("media_type")) for b in body["messages"][0]["content"]]
+        kinds = [
+            (b["type"], b.get("source", {}).get("media_type"))
+            for b in body["messages"][0]["content"]
+        ]
         assert kinds == [("text", None), ("image", "image/jpeg"), ("document", "application/pdf")]
 
     def test_thinking_budget_replaces_temperature(self) -> None:
-        body = build_request(ctx(Message(role="user", content="x"), temperature=0.2), AnthropicProfile(thinking_budget=2048), stream=False).body
+        body = build_request(
+            ctx(Message(role="user", content="x"), temperature=0.2),
+            AnthropicProfile(thinking_budget=2048),
+            stream=False,
+        ).body
         assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
         assert "temperature" not in body
 
@@ -98,23 +143,7 @@ class TestBuildRequest:
         assert auth_headers("k") == {"anthropic-version": "2023-06-01", "x-api-key": "k"}
 
 
-STREAM = [
-    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}\n\n',
-    b'event: ping\ndata: {"type":"ping"}\n\n',
-    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}\n\n',
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}\n\n',
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"SIG"}}\n\n',
-    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
-    b'event: content_block_start\ndata: {"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"RED"}}\n\n',
-    b'event: content_block_start\ndata: {"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}\n\n',
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Hi"}}\n\n',
-    b'event: content_block_start\ndata: {"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"tu","name":"f","input":{}}}\n\n',
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\\"a\\""}}\n\n',
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":":1}"}}\n\n',
-    b'event: brand_new_event\ndata: {"type":"brand_new_event"}\n\n',
-    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":7}}\n\n',
-    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
-]
+STREAM = golden_events("anthropic_tool_stream.sse")
 
 
 class TestStream:
@@ -129,7 +158,9 @@ class TestStream:
             ToolCallDelta(index=0, arguments='{"a"'),
             ToolCallDelta(index=0, arguments=":1}"),
             FinishReason(reason="tool_calls", raw="tool_use", response_id="msg_1"),
-            UsageUpdate(prompt_tokens=15, completion_tokens=7, total_tokens=22, cache_read_tokens=5),
+            UsageUpdate(
+                prompt_tokens=15, completion_tokens=7, total_tokens=22, cache_read_tokens=5
+            ),
         ]
 
     def test_assembled_answer_keeps_thinking_for_the_next_request(self) -> None:
@@ -137,14 +168,25 @@ class TestStream:
         for item in translate(AnthropicStream(), STREAM):
             assembler.feed(item)
         response = assembler.response()
-        assert response.message.provider_details == {"reasoning": [{"text": "hm", "signature": "SIG"}, {"redacted": "RED"}]}
+        assert response.message.provider_details == {
+            "reasoning": [{"text": "hm", "signature": "SIG"}, {"redacted": "RED"}]
+        }
         assert response.tool_calls[0].arguments == {"a": 1}
         follow_up = build_request(ctx(response.message), AnthropicProfile(), stream=False).body
-        assert follow_up["messages"][0]["content"][0] == {"type": "thinking", "thinking": "hm", "signature": "SIG"}
+        assert follow_up["messages"][0]["content"][0] == {
+            "type": "thinking",
+            "thinking": "hm",
+            "signature": "SIG",
+        }
 
     def test_error_event_is_a_typed_error(self) -> None:
         with pytest.raises(ServerError) as caught:
-            AnthropicStream().on_event(event('{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', "error"))
+            AnthropicStream().on_event(
+                event(
+                    '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+                    "error",
+                )
+            )
         assert caught.value.status == 529 and caught.value.retryable
 
     def test_eof_before_message_stop_is_connection_lost(self) -> None:

@@ -15,25 +15,31 @@ from oxydra.core import (
     ToolCall,
 )
 from oxydra.core.errors import ProviderError, RateLimitError, WireError
-from oxydra.core.stream import ConnectionLost, FinishReason, ReasoningDelta, Text, ToolCallDelta
 from oxydra.core.messages import UsageUpdate
+from oxydra.core.stream import ConnectionLost, FinishReason, ReasoningDelta, Text, ToolCallDelta
 from oxydra.wire.openai_chat import (
     OpenAIChatProfile,
     OpenAIChatStream,
     build_request,
     parse_response,
 )
-from tests.wire.helpers import event, translate
+from tests.wire.helpers import event, golden_events, translate
 
 TOOL = FunctionDecl(
     name="search",
     description="Search.",
-    parameters={"type": "object", "properties": {"q": {"type": "string"}, "n": {"type": "integer"}}, "required": ["q"]},
+    parameters={
+        "type": "object",
+        "properties": {"q": {"type": "string"}, "n": {"type": "integer"}},
+        "required": ["q"],
+    },
 )
 
 
 def ctx(*messages: Message, **kw: object) -> Context:
-    return Context(provider=ProviderId("openai"), model=ModelId("gpt-4o-mini"), messages=messages, **kw)  # type: ignore[arg-type]
+    return Context(
+        provider=ProviderId("openai"), model=ModelId("gpt-4o-mini"), messages=messages, **kw
+    )  # type: ignore[arg-type]
 
 
 class TestBuildRequest:
@@ -56,7 +62,11 @@ class TestBuildRequest:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": "search", "arguments": '{"q":"x"}'}}
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "search", "arguments": '{"q":"x"}'},
+                    }
                 ],
             },
             {"role": "tool", "tool_call_id": "c1", "content": "result"},
@@ -64,7 +74,9 @@ class TestBuildRequest:
         assert "stream" not in body
 
     def test_stream_asks_for_usage_and_tools_are_auto(self) -> None:
-        request = build_request(ctx(Message(role="user", content="hi"), tools=(TOOL,)), OpenAIChatProfile(), stream=True)
+        request = build_request(
+            ctx(Message(role="user", content="hi"), tools=(TOOL,)), OpenAIChatProfile(), stream=True
+        )
         assert request.path == "/v1/chat/completions"
         assert request.body["stream_options"] == {"include_usage": True}
         assert request.body["tool_choice"] == "auto"
@@ -73,11 +85,17 @@ class TestBuildRequest:
     @pytest.mark.parametrize("field", ["max_completion_tokens", "max_tokens"])
     def test_output_limit_uses_the_profile_field(self, field: str) -> None:
         profile = OpenAIChatProfile(max_tokens_field=field)  # type: ignore[arg-type]
-        body = build_request(ctx(Message(role="user", content="x"), max_output_tokens=77), profile, stream=False).body
+        body = build_request(
+            ctx(Message(role="user", content="x"), max_output_tokens=77), profile, stream=False
+        ).body
         assert body[field] == 77
 
     def test_strict_tools_close_schemas_and_require_every_property(self) -> None:
-        body = build_request(ctx(Message(role="user", content="x"), tools=(TOOL,)), OpenAIChatProfile(strict_tools=True), stream=False).body
+        body = build_request(
+            ctx(Message(role="user", content="x"), tools=(TOOL,)),
+            OpenAIChatProfile(strict_tools=True),
+            stream=False,
+        ).body
         function = body["tools"][0]["function"]
         assert function["strict"] is True
         assert function["parameters"]["additionalProperties"] is False
@@ -85,7 +103,10 @@ class TestBuildRequest:
         assert function["parameters"]["properties"]["n"]["type"] == ["integer", "null"]
 
     def test_images_travel_as_data_uris(self) -> None:
-        message = Message(role="user", content=(TextPart(text="look"), MediaPart(mime_type="image/png", data=b"\x89PNG")))
+        message = Message(
+            role="user",
+            content=(TextPart(text="look"), MediaPart(mime_type="image/png", data=b"\x89PNG")),
+        )
         body = build_request(ctx(message), OpenAIChatProfile(), stream=False).body
         assert body["messages"][0]["content"] == [
             {"type": "text", "text": "look"},
@@ -99,7 +120,9 @@ class TestBuildRequest:
 
     def test_invalid_arguments_are_sent_back_verbatim(self) -> None:
         call = ToolCall(id="c1", name="f", invalid_arguments="{oops")
-        body = build_request(ctx(Message(role="assistant", tool_calls=(call,))), OpenAIChatProfile(), stream=False).body
+        body = build_request(
+            ctx(Message(role="assistant", tool_calls=(call,))), OpenAIChatProfile(), stream=False
+        ).body
         assert body["messages"][0]["tool_calls"][0]["function"]["arguments"] == "{oops"
 
 
@@ -115,7 +138,9 @@ class TestParseResponse:
         assert response.message.text == "ok"
         assert response.tool_calls[0].arguments == {"a": 1}
         assert response.finish_reason == "tool_calls"
-        assert response.usage == UsageUpdate(prompt_tokens=3, completion_tokens=2, total_tokens=5, cache_read_tokens=1)
+        assert response.usage == UsageUpdate(
+            prompt_tokens=3, completion_tokens=2, total_tokens=5, cache_read_tokens=1
+        )
         assert response.response_id == "chatcmpl-1"
 
     def test_no_choices_is_a_wire_error(self) -> None:
@@ -124,7 +149,9 @@ class TestParseResponse:
 
     def test_error_object_in_a_200_body_is_typed(self) -> None:
         with pytest.raises(RateLimitError):
-            parse_response(b'{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}')
+            parse_response(
+                b'{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}'
+            )
 
     @pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"choices": 5}'])
     def test_garbage_is_a_wire_error(self, body: bytes) -> None:
@@ -134,16 +161,7 @@ class TestParseResponse:
 
 class TestStream:
     def test_deltas_become_items(self) -> None:
-        chunks = [
-            b'data: {"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n',
-            b'data: {"id":"a","choices":[{"index":0,"delta":{"reasoning":"think"}}]}\n\n',
-            b'data: {"id":"a","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n',
-            b'data: {"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":""}}]}}]}\n\n',
-            b'data: {"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}\n\n',
-            b'data: {"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n',
-            b'data: {"id":"a","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\n\n',
-            b"data: [DONE]\n\n",
-        ]
+        chunks = golden_events("openai_tool_stream.sse")
         items = translate(OpenAIChatStream(), chunks)
         assert items == [
             ReasoningDelta(text="think"),
@@ -159,12 +177,16 @@ class TestStream:
             OpenAIChatStream().on_event(event('{"choices": [ oops'))
 
     def test_eof_before_done_and_finish_is_connection_lost(self) -> None:
-        items = translate(OpenAIChatStream(), [b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n'])
+        items = translate(
+            OpenAIChatStream(), [b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n']
+        )
         assert isinstance(items[-1], ConnectionLost)
 
     def test_eof_after_finish_without_done_is_complete(self) -> None:
         chunk = b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n'
-        assert not any(isinstance(i, ConnectionLost) for i in translate(OpenAIChatStream(), [chunk]))
+        assert not any(
+            isinstance(i, ConnectionLost) for i in translate(OpenAIChatStream(), [chunk])
+        )
 
     def test_done_marks_the_stream_complete(self) -> None:
         stream = OpenAIChatStream()
@@ -173,8 +195,12 @@ class TestStream:
 
     def test_error_object_mid_stream_is_typed(self) -> None:
         with pytest.raises(RateLimitError):
-            OpenAIChatStream().on_event(event('{"error":{"message":"busy","code":"rate_limit_exceeded"}}'))
+            OpenAIChatStream().on_event(
+                event('{"error":{"message":"busy","code":"rate_limit_exceeded"}}')
+            )
 
     def test_unknown_finish_reason_maps_to_other(self) -> None:
-        items = OpenAIChatStream().on_event(event('{"choices":[{"delta":{},"finish_reason":"weird"}]}'))
+        items = OpenAIChatStream().on_event(
+            event('{"choices":[{"delta":{},"finish_reason":"weird"}]}')
+        )
         assert items == [FinishReason(reason="other", raw="weird")]

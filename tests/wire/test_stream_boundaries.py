@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
+from oxydra.testing._fake_formats import FORMATS
+from oxydra.testing.fake_llm import Call, Reply
 from oxydra.wire import StreamTranslator
 from oxydra.wire.anthropic import AnthropicStream
 from oxydra.wire.gemini import GeminiStream
 from oxydra.wire.openai_chat import OpenAIChatStream
 from oxydra.wire.responses import ResponsesStream
-from oxydra.testing._fake_formats import FORMATS
-from oxydra.testing.fake_llm import Call, Reply
 from tests.wire.helpers import translate
 
 TRANSLATORS: dict[str, Callable[[], StreamTranslator]] = {

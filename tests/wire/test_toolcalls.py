@@ -47,7 +47,9 @@ class TestAccumulator:
         assert call.arguments == {}
 
     def test_back_to_back_objects_fan_out_into_calls(self) -> None:
-        calls = accumulate(ToolCallDelta(index=0, id="x", name="f", arguments='{"a":1} {"a":2}')).finish()
+        calls = accumulate(
+            ToolCallDelta(index=0, id="x", name="f", arguments='{"a":1} {"a":2}')
+        ).finish()
         assert [(c.id, c.arguments) for c in calls] == [("x_0", {"a": 1}), ("x_1", {"a": 2})]
 
     def test_provider_details_are_merged_onto_the_call(self) -> None:
