@@ -35,11 +35,11 @@ from oxydra.catalog._schema import (
 )
 
 __all__ = [
-    "DEFAULT_CATALOG_PROVIDER",
     "CapsOverrideEntry",
     "CapsOverrides",
     "CatalogData",
     "CatalogProvider",
+    "DEFAULT_CATALOG_PROVIDER",
     "Modalities",
     "ModelCatalog",
     "ModelCost",
