@@ -34,10 +34,16 @@ class ToolCallDelta(
 class ReasoningDelta(
     msgspec.Struct, frozen=True, kw_only=True, tag="reasoning_delta", tag_field="type"
 ):
-    """A piece of the model's reasoning, when the provider exposes it."""
+    """A piece of the model's reasoning, when the provider exposes it.
+
+    `signature` closes a reasoning block that must be sent back verbatim (Anthropic thinking,
+    Gemini thought signatures); `provider_details` carries opaque blocks such as Anthropic's
+    redacted thinking.
+    """
 
     text: str
     signature: str | None = None
+    provider_details: dict[str, Any] | None = None
 
 
 class FinishReason(msgspec.Struct, frozen=True, kw_only=True, tag="finish", tag_field="type"):

@@ -1,0 +1,251 @@
+"""`oxydra catalog fetch | verify | show`: the catalog's command line.
+
+- `fetch [--pinned] [--all] [--url URL] [--output PATH]` downloads models.dev's `api.json`
+  (`[catalog] url`, or `[catalog] pinned_url` with `--pinned`), keeps the providers the registry
+  uses unless `--all`, validates it and writes it atomically to the user cache.
+- `verify [--pinned] [--url URL]` downloads the same and diffs it against the pinned snapshot
+  shipped with Oxydra; exit status 1 on drift.
+- `show [--all] [--provider NAME]` prints the resolved catalog as a table.
+
+Exit status: 0 success, 1 drift (verify), 2 error. The HTTP transport is injectable so tests
+talk to a loopback server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import msgspec
+
+from oxydra.catalog._catalog import ModelCatalog, catalog_provider_for
+from oxydra.catalog._loader import (
+    load_catalog,
+    parse_catalog,
+    pinned_bytes,
+    user_cache_path,
+    write_atomic,
+)
+from oxydra.catalog._schema import CatalogData, ModelDescriptor
+from oxydra.config.schema import AgentConfig
+from oxydra.core.errors import CatalogError, ConfigError
+
+MAX_CATALOG_BYTES = 64 * 1024 * 1024
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oxydra catalog", description="Model catalog tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", help="download the catalog into the user cache")
+    fetch.add_argument("--pinned", action="store_true", help="download from [catalog] pinned_url")
+    fetch.add_argument(
+        "--all", action="store_true", help="keep every provider, not only configured ones"
+    )
+    fetch.add_argument("--url", help="download from this URL instead")
+    fetch.add_argument("--output", type=Path, help="write here instead of the user cache")
+    verify = sub.add_parser("verify", help="diff the remote catalog against the pinned snapshot")
+    verify.add_argument("--pinned", action="store_true", help="download from [catalog] pinned_url")
+    verify.add_argument("--url", help="download from this URL instead")
+    show = sub.add_parser("show", help="print the catalog as a table")
+    show.add_argument("--all", action="store_true", help="every provider, not only configured ones")
+    show.add_argument("--provider", help="only this catalog provider")
+    return parser
+
+
+def run_catalog_command(
+    argv: list[str],
+    config: AgentConfig,
+    environ: Mapping[str, str],
+    *,
+    transport: httpx.BaseTransport | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Run `oxydra catalog <argv>` and return the exit status."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        if args.command == "fetch":
+            return _fetch(args, config, environ, transport, out)
+        if args.command == "verify":
+            return _verify(args, config, transport, out)
+        return _show(args, config, environ, cwd, out)
+    except (CatalogError, ConfigError) as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+
+
+def configured_providers(config: AgentConfig) -> list[str]:
+    """The catalog namespaces the registry's entries use."""
+    names = {catalog_provider_for(entry) for entry in config.providers.registry.values()}
+    return sorted(names)
+
+
+def _source_url(args: argparse.Namespace, config: AgentConfig) -> str:
+    if args.url:
+        return str(args.url)
+    if not args.pinned:
+        return config.catalog.url
+    if not config.catalog.pinned_url:
+        raise ConfigError("--pinned needs [catalog] pinned_url", key="catalog.pinned_url")
+    return config.catalog.pinned_url
+
+
+def download(url: str, transport: httpx.BaseTransport | None = None) -> bytes:
+    """GET `url` and return the body.
+
+    Raises:
+        CatalogError: transport failure, error status or a body over 64 MiB.
+    """
+    try:
+        with httpx.Client(transport=transport, timeout=30.0, follow_redirects=True) as client:
+            with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise CatalogError(f"GET {url} answered HTTP {response.status_code}")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_CATALOG_BYTES:
+                        raise CatalogError(
+                            f"catalog at {url} is larger than {MAX_CATALOG_BYTES} bytes"
+                        )
+                    chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise CatalogError(f"could not download the catalog from {url}: {exc}") from exc
+    return b"".join(chunks)
+
+
+def _fetch(
+    args: argparse.Namespace,
+    config: AgentConfig,
+    environ: Mapping[str, str],
+    transport: httpx.BaseTransport | None,
+    out: TextIO,
+) -> int:
+    url = _source_url(args, config)
+    data = download(url, transport)
+    parse_catalog(data, url)
+    raw: dict[str, Any] = msgspec.json.decode(data)
+    if not args.all:
+        wanted = configured_providers(config)
+        raw = {name: raw[name] for name in wanted if name in raw}
+        if not raw:
+            raise CatalogError(f"catalog at {url} has none of the configured providers {wanted}")
+    providers = parse_catalog(msgspec.json.encode(raw), url)
+    target = args.output or user_cache_path(environ)
+    write_atomic(target, msgspec.json.format(msgspec.json.encode(raw), indent=2) + b"\n")
+    count = sum(len(p.models) for p in providers.values())
+    print(f"wrote {count} models of {len(providers)} providers to {target}", file=out)
+    return 0
+
+
+def _verify(
+    args: argparse.Namespace,
+    config: AgentConfig,
+    transport: httpx.BaseTransport | None,
+    out: TextIO,
+) -> int:
+    url = _source_url(args, config)
+    remote = parse_catalog(download(url, transport), url)
+    pinned = parse_catalog(pinned_bytes(), "pinned")
+    drift = diff_catalogs(pinned, remote)
+    for line in drift:
+        print(line, file=out)
+    if drift:
+        print(f"{len(drift)} differences between the pinned snapshot and {url}", file=out)
+        return 1
+    print(f"pinned snapshot matches {url}", file=out)
+    return 0
+
+
+def diff_catalogs(pinned: CatalogData, remote: CatalogData) -> list[str]:
+    """Lines describing how `remote` differs from `pinned` for the pinned providers.
+
+    `+ p/m` added, `- p/m` removed, `~ p/m: field old -> new` changed (fields we read only).
+    """
+    lines: list[str] = []
+    for name in sorted(pinned):
+        old = pinned[name].models
+        new = remote[name].models if name in remote else {}
+        if name not in remote:
+            lines.append(f"- {name} (whole provider)")
+            continue
+        lines += [f"- {name}/{m}" for m in sorted(set(old) - set(new))]
+        lines += [f"+ {name}/{m}" for m in sorted(set(new) - set(old))]
+        for model in sorted(set(old) & set(new)):
+            lines += [f"~ {name}/{model}: {c}" for c in _changes(old[model], new[model])]
+    return lines
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def _changes(old: ModelDescriptor, new: ModelDescriptor) -> list[str]:
+    before = _flatten(msgspec.to_builtins(old))
+    after = _flatten(msgspec.to_builtins(new))
+    keys = sorted(set(before) | set(after))
+    return [
+        f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in keys if before.get(k) != after.get(k)
+    ]
+
+
+def _show(
+    args: argparse.Namespace,
+    config: AgentConfig,
+    environ: Mapping[str, str],
+    cwd: Path | None,
+    out: TextIO,
+) -> int:
+    catalog = load_catalog(environ, cwd)
+    wanted = (
+        None if args.all else [args.provider] if args.provider else configured_providers(config)
+    )
+    print(f"catalog: {catalog.source}", file=out)
+    print(render_table(catalog, wanted), file=out)
+    return 0
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def render_table(catalog: ModelCatalog, providers: list[str] | None = None) -> str:
+    """A fixed-width table: provider, model, context, prices per million tokens, flags."""
+    header = ("provider", "model", "context", "output", "in $/M", "out $/M", "tools", "reasoning")
+    rows = [header]
+    for name, model in catalog.models():
+        if providers is not None and name not in providers:
+            continue
+        caps = catalog.caps(name, model.id, model)
+        cost = model.cost
+        rows.append(
+            (
+                name,
+                model.id + (" (deprecated)" if caps.deprecated else ""),
+                str(caps.max_context_tokens or "-"),
+                str(caps.max_output_tokens or "-"),
+                _price(cost.input if cost else None),
+                _price(cost.output if cost else None),
+                "yes" if caps.tools else "no",
+                "yes" if caps.reasoning else "no",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

@@ -1,0 +1,157 @@
+"""The provider seam and the one driver shared by the four wire formats.
+
+`Provider` is what the runtime calls. `WireProvider` implements it for any wire format given a
+`WireCodec` (four tiny adapters in this package over the pure `oxydra.wire` modules) and an
+`HttpEndpoint`: request sending, error mapping and stream pumping are written once here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+import httpx
+
+from oxydra.catalog import ProviderCaps
+from oxydra.core.errors import ProviderProtocolError, WireError
+from oxydra.core.log import get_logger, span
+from oxydra.core.messages import Context, Response
+from oxydra.core.stream import StreamItem
+from oxydra.providers._http import HttpEndpoint, read_limited, translated
+from oxydra.providers._stream import DEFAULT_QUEUE_SIZE, pump_sse
+from oxydra.wire import StreamTranslator, WireRequest
+from oxydra.wire.assemble import response_items
+
+_log = get_logger(__name__)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An LLM route the runtime can call.
+
+    `stream` is an async generator: errors that happen before the first item (status,
+    connection) are raised from the first `__anext__`; a connection lost later ends the stream
+    with a `ConnectionLost` item. Each stream yields at most one `UsageUpdate`, with the
+    call's totals.
+    """
+
+    async def complete(self, context: Context) -> Response:
+        """Ask for a whole answer."""
+        ...
+
+    def stream(self, context: Context) -> AsyncIterator[StreamItem]:
+        """Ask for an answer as stream items."""
+        ...
+
+    def capabilities(self) -> ProviderCaps:
+        """What this route can do (catalog plus overrides)."""
+        ...
+
+    def catalog_provider_id(self) -> str:
+        """The catalog namespace of this route's model (`openai`, `anthropic`, `google`...)."""
+        ...
+
+
+class WireCodec(Protocol):
+    """The pure half of a provider: requests out, responses and stream items in."""
+
+    def build(self, context: Context, *, stream: bool, caps: ProviderCaps) -> WireRequest:
+        """The request for `context`."""
+        ...
+
+    def parse(self, body: bytes) -> Response:
+        """A non-streaming answer; raises `WireError` on garbage."""
+        ...
+
+    def translator(self) -> StreamTranslator:
+        """A fresh translator for one stream."""
+        ...
+
+
+class WireProvider:
+    """A provider speaking one wire format over HTTP.
+
+    Args:
+        name: registry entry name.
+        codec: the wire format.
+        endpoint: where and how to send.
+        caps: capabilities of the configured model.
+        catalog_provider: catalog namespace of the model.
+        queue_size: bound of the queue between network reader and consumer.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        codec: WireCodec,
+        endpoint: HttpEndpoint,
+        caps: ProviderCaps,
+        catalog_provider: str,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        self.name = name
+        self.codec = codec
+        self.endpoint = endpoint
+        self.caps = caps
+        self.catalog_provider = catalog_provider
+        self.queue_size = queue_size
+
+    def capabilities(self) -> ProviderCaps:
+        """What this route can do."""
+        return self.caps
+
+    def catalog_provider_id(self) -> str:
+        """The catalog namespace of the route's model."""
+        return self.catalog_provider
+
+    async def complete(self, context: Context) -> Response:
+        """Send one non-streaming request and parse the answer."""
+        request = self.codec.build(context, stream=False, caps=self.caps)
+        with span("provider.complete", provider=self.name, model=context.model):
+            return await self.complete_request(request)
+
+    async def complete_request(self, request: WireRequest) -> Response:
+        """Send a built non-streaming request and parse the answer."""
+        return self._parse(await self.endpoint.post(request))
+
+    def _parse(self, body: bytes) -> Response:
+        try:
+            return self.codec.parse(body)
+        except WireError as exc:
+            raise ProviderProtocolError(f"{self.name}: {exc}", provider=self.name) from exc
+
+    async def stream(self, context: Context) -> AsyncIterator[StreamItem]:
+        """Send one streaming request and yield its items as they arrive."""
+        request = self.codec.build(context, stream=True, caps=self.caps)
+        _log.debug(
+            "provider.stream", extra={"oxy": {"provider": self.name, "model": context.model}}
+        )
+        async for item in self.stream_request(request):
+            yield item
+
+    async def stream_request(self, request: WireRequest) -> AsyncIterator[StreamItem]:
+        """Send a built streaming request and yield its items."""
+        async with self.endpoint.open_stream(request) as response:
+            if "application/json" in response.headers.get("content-type", ""):
+                for item in await self._whole_json(response):
+                    yield item
+                return
+            translator = self.codec.translator()
+            async for item in pump_sse(
+                response, translator, provider=self.name, queue_size=self.queue_size
+            ):
+                yield item
+
+    async def _whole_json(self, response: httpx.Response) -> list[StreamItem]:
+        """A server that ignored `stream: true` answered with one JSON document."""
+        _log.info("stream answered with JSON", extra={"oxy": {"provider": self.name}})
+        with translated(self.name):
+            body = await read_limited(response, 32 * 1024 * 1024)
+        if not body.strip():
+            raise ProviderProtocolError(f"{self.name}: empty body", provider=self.name)
+        return response_items(self._parse(body))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider owns it."""
+        await self.endpoint.aclose()

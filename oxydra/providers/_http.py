@@ -1,0 +1,206 @@
+"""The one place httpx meets the provider layer: sending, error mapping, URL joining.
+
+Every httpx exception is translated here (`raise ... from exc`): timeouts become
+`ProviderTimeoutError`, other transport failures `ProviderTransportError`, a bad base URL a
+`ConfigError`. Error statuses become the typed errors of `oxydra.wire.error_for_status`, with
+`Retry-After` (seconds or an HTTP date, or `retry-after-ms`) read into `retry_after`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from oxydra.core.errors import (
+    ConfigError,
+    ProviderHTTPError,
+    ProviderProtocolError,
+    ProviderTimeoutError,
+    ProviderTransportError,
+)
+from oxydra.wire import WireRequest, error_for_status, parse_error_body
+from oxydra.wire._common import describe_body
+
+MAX_ERROR_BODY = 64 * 1024
+_VERSION = re.compile(r"v[0-9]+(?:(?:alpha|beta)[0-9]*)?")
+
+
+def join_url(base_url: str, path: str) -> str:
+    """Append an API path (`/v1/...`) to a base URL.
+
+    A base that already ends in a version segment (`.../v1`, `.../v1beta`, as OpenAI-SDK users
+    write it) keeps its own version and the path's is dropped, so nothing is doubled.
+    """
+    base = base_url.strip().rstrip("/")
+    head, _, rest = path.lstrip("/").partition("/")
+    last = base.rsplit("/", 1)[-1]
+    if _VERSION.fullmatch(last) and _VERSION.fullmatch(head):
+        return f"{base}/{rest}"
+    return f"{base}/{path.lstrip('/')}"
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (delta-seconds or HTTP-date)."""
+    if ms := headers.get("retry-after-ms"):
+        with contextlib.suppress(ValueError):
+            return max(float(ms) / 1000, 0.0)
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(float(value), 0.0)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def status_error(
+    provider: str, status: int, headers: Mapping[str, str], body: bytes
+) -> ProviderHTTPError:
+    """The typed error for an error response."""
+    info = parse_error_body(body)
+    text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
+    retry_after = parse_retry_after(headers)
+    return error_for_status(status, info, provider=provider, body=text, retry_after=retry_after)
+
+
+@contextlib.contextmanager
+def translated(provider: str) -> Iterator[None]:
+    """Translate httpx's exceptions raised inside the block into ours."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeoutError(
+            f"{provider}: timed out ({type(exc).__name__})", provider=provider
+        ) from exc
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise ConfigError(
+            f"{provider}: invalid base_url: {exc}", key=f"providers.registry.{provider}.base_url"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise ProviderTransportError(
+            f"{provider}: {type(exc).__name__}: {exc}", provider=provider
+        ) from exc
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """A one-line reason for a dropped stream."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no data from the provider in time ({type(exc).__name__})"
+    return f"connection lost: {type(exc).__name__}: {exc}"
+
+
+def _is_html(response: httpx.Response, body: bytes) -> bool:
+    kind = response.headers.get("content-type", "")
+    return "html" in kind or body.lstrip()[:1] == b"<"
+
+
+class HttpEndpoint:
+    """An API root with its headers, over a shared or owned `httpx.AsyncClient`.
+
+    Args:
+        provider: registry entry name, for messages.
+        base_url: the API root.
+        headers: sent with every request (auth, version, `extra_headers`).
+        client: a shared client; when None one is created and closed by `aclose`.
+        timeout: seconds for connecting and for each read.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        client: httpx.AsyncClient | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url
+        self.headers = {"content-type": "application/json", **headers}
+        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
+        self._owned = client is None
+        self.client = client or httpx.AsyncClient(timeout=self.timeout)
+
+    def url(self, request: WireRequest) -> str:
+        """The full URL of a wire request."""
+        return join_url(self.base_url, request.path)
+
+    def _request(self, request: WireRequest, *, stream: bool) -> httpx.Request:
+        headers = dict(self.headers)
+        if stream:
+            headers["accept"] = "text/event-stream"
+        with translated(self.provider):
+            return self.client.build_request(
+                "POST",
+                self.url(request),
+                params=request.query or None,
+                content=request.encode(),
+                headers=headers,
+                timeout=self.timeout,
+            )
+
+    async def post(self, request: WireRequest) -> bytes:
+        """Send a non-streaming request; return the body of a 2xx JSON answer.
+
+        Raises:
+            ProviderHTTPError: an error status (typed by status and message).
+            ProviderProtocolError: an empty body or an HTML page instead of JSON.
+            ProviderTransportError, ProviderTimeoutError: the connection failed.
+        """
+        with translated(self.provider):
+            response = await self.client.send(self._request(request, stream=False))
+            body = response.content
+        if not response.is_success:
+            raise status_error(self.provider, response.status_code, response.headers, body)
+        if not body.strip():
+            raise ProviderProtocolError(
+                f"{self.provider}: empty body with HTTP {response.status_code}",
+                provider=self.provider,
+            )
+        if _is_html(response, body):
+            raise ProviderProtocolError(
+                f"{self.provider}: expected JSON, got {describe_body(body)}", provider=self.provider
+            )
+        return body
+
+    @contextlib.asynccontextmanager
+    async def open_stream(self, request: WireRequest) -> AsyncIterator[httpx.Response]:
+        """Open a streaming request; yields the response once its status is a success."""
+        with translated(self.provider):
+            response = await self.client.send(self._request(request, stream=True), stream=True)
+        try:
+            if not response.is_success:
+                with translated(self.provider):
+                    body = await read_limited(response, MAX_ERROR_BODY)
+                raise status_error(self.provider, response.status_code, response.headers, body)
+            yield response
+        finally:
+            with contextlib.suppress(httpx.HTTPError):
+                await response.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client if this endpoint created it."""
+        if self._owned:
+            await self.client.aclose()
+
+
+async def read_limited(response: httpx.Response, limit: int) -> bytes:
+    """Read at most `limit` bytes of a streamed body."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]

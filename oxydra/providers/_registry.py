@@ -1,0 +1,172 @@
+"""Build providers from `[providers.registry.<name>]` entries.
+
+`build_provider` resolves the API key (four tiers, `oxydra.config.credentials`), validates the
+model against the catalog under the entry's namespace (unless `skip_catalog_validation`),
+derives capabilities, and wires the codec for the entry's `provider_type` to an HTTP endpoint
+with the entry's `base_url` and `extra_headers`. `build_reliable_provider` wraps the selected
+route with retries and the `[reliability] fallbacks` chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from oxydra.catalog import ModelCatalog, catalog_provider_for
+from oxydra.config.credentials import key_variables, resolve_api_key
+from oxydra.config.schema import AgentConfig, ProviderEntry
+from oxydra.core.errors import ConfigError
+from oxydra.core.log import get_logger
+from oxydra.providers import anthropic, gemini, openai_chat, responses
+from oxydra.providers._base import WireCodec, WireProvider
+from oxydra.providers._http import HttpEndpoint
+from oxydra.providers.reliable import ReliableProvider, Route, Sleep
+from oxydra.wire import anthropic as anthropic_wire
+from oxydra.wire import gemini as gemini_wire
+from oxydra.wire import openai_chat as openai_wire
+from oxydra.wire import responses as responses_wire
+
+_log = get_logger(__name__)
+DEFAULT_TIMEOUT_SECS = 120.0
+
+DEFAULT_BASE_URLS = {
+    "openai": openai_chat.DEFAULT_BASE_URL,
+    "anthropic": anthropic.DEFAULT_BASE_URL,
+    "gemini": gemini.DEFAULT_BASE_URL,
+    "openai_responses": responses.DEFAULT_BASE_URL,
+}
+
+
+def _openai_codec(name: str, official: bool) -> WireCodec:
+    field = "max_completion_tokens" if official else "max_tokens"
+    return openai_chat.OpenAIChatCodec(
+        openai_wire.OpenAIChatProfile(name=name, max_tokens_field=field)
+    )
+
+
+def _anthropic_codec(name: str, official: bool) -> WireCodec:
+    return anthropic.AnthropicCodec(anthropic_wire.AnthropicProfile(name=name))
+
+
+def _gemini_codec(name: str, official: bool) -> WireCodec:
+    return gemini.GeminiCodec(gemini_wire.GeminiProfile(name=name))
+
+
+def _responses_codec(name: str, official: bool) -> WireCodec:
+    return responses.ResponsesCodec(responses_wire.ResponsesProfile(name=name))
+
+
+_CODECS: dict[str, Callable[[str, bool], WireCodec]] = {
+    "openai": _openai_codec,
+    "anthropic": _anthropic_codec,
+    "gemini": _gemini_codec,
+    "openai_responses": _responses_codec,
+}
+_AUTH = {
+    "openai": openai_wire.auth_headers,
+    "anthropic": anthropic_wire.auth_headers,
+    "gemini": gemini_wire.auth_headers,
+    "openai_responses": responses_wire.auth_headers,
+}
+
+
+def registry_entry(name: str, config: AgentConfig) -> ProviderEntry:
+    """The registry entry called `name`.
+
+    Raises:
+        ConfigError: no such entry; the message lists the known ones.
+    """
+    registry = config.providers.registry
+    if name not in registry:
+        known = ", ".join(sorted(registry)) or "none"
+        raise ConfigError(
+            f"provider '{name}' is not in the provider registry (known: {known})",
+            key=f"providers.registry.{name}",
+        )
+    return registry[name]
+
+
+def _api_key(name: str, entry: ProviderEntry, environ: Mapping[str, str]) -> str:
+    key, _source = resolve_api_key(entry, environ)
+    if key is None:
+        variables = ", ".join(key_variables(entry))
+        raise ConfigError(
+            f"no API key for provider '{name}'",
+            key=f"providers.registry.{name}.api_key",
+            hint=f"set one of the environment variables {variables}, "
+            f"or api_key in [providers.registry.{name}]",
+        )
+    return key
+
+
+def build_provider(
+    name: str,
+    config: AgentConfig,
+    environ: Mapping[str, str],
+    catalog: ModelCatalog,
+    http_client: httpx.AsyncClient | None = None,
+    *,
+    model: str | None = None,
+) -> WireProvider:
+    """The provider of registry entry `name`, for `model` (default: `[selection] model`).
+
+    Raises:
+        ConfigError: unknown entry or no API key (naming the variables to set).
+        CatalogError: the model is not in the catalog and validation is not skipped.
+    """
+    entry = registry_entry(name, config)
+    key = _api_key(name, entry, environ)
+    model_id = model or config.selection.model
+    namespace = catalog_provider_for(entry)
+    descriptor = catalog.resolve(
+        namespace, model_id, skip_validation=config.catalog.skip_catalog_validation, hints=entry
+    )
+    caps = catalog.caps(namespace, model_id, descriptor)
+    if caps.deprecated:
+        _log.warning("model is deprecated", extra={"oxy": {"provider": name, "model": model_id}})
+    default_base = DEFAULT_BASE_URLS[entry.provider_type]
+    base_url = entry.base_url or default_base
+    endpoint = HttpEndpoint(
+        provider=name,
+        base_url=base_url,
+        headers={**_AUTH[entry.provider_type](key), **entry.extra_headers},
+        client=http_client,
+        timeout=entry.timeout_secs or DEFAULT_TIMEOUT_SECS,
+    )
+    codec = _CODECS[entry.provider_type](name, base_url.rstrip("/").startswith(default_base))
+    cls = responses.ResponsesProvider if entry.provider_type == "openai_responses" else WireProvider
+    return cls(name=name, codec=codec, endpoint=endpoint, caps=caps, catalog_provider=namespace)
+
+
+def parse_fallback(spec: str, config: AgentConfig) -> tuple[str, str | None]:
+    """`name` or `name/model` (the model may itself contain `/`)."""
+    name, _, model = spec.partition("/")
+    registry_entry(name, config)
+    return name, model or None
+
+
+def build_reliable_provider(
+    config: AgentConfig,
+    environ: Mapping[str, str],
+    catalog: ModelCatalog,
+    http_client: httpx.AsyncClient | None = None,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+    sleep: Sleep = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> ReliableProvider:
+    """The selected route (default `[selection]`) with retries and `[reliability] fallbacks`."""
+    name = provider or config.selection.provider
+    model_id = model or config.selection.model
+    primary = build_provider(name, config, environ, catalog, http_client, model=model_id)
+    routes = []
+    for spec in config.reliability.fallbacks:
+        fb_name, fb_model = parse_fallback(spec, config)
+        fb_model = fb_model or model_id
+        fb = build_provider(fb_name, config, environ, catalog, http_client, model=fb_model)
+        routes.append(Route(fb, name=fb_name, model=fb_model))
+    return ReliableProvider(primary, config.reliability, fallbacks=routes, sleep=sleep, rng=rng)

@@ -1,0 +1,96 @@
+"""The fake LLM itself: routing, strictness, the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from oxydra.testing.fake_llm import FakeLLM, Reply, decode_script
+
+
+async def post(
+    url: str, body: dict[str, object], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(url, json=body, headers=headers)
+
+
+class TestRouting:
+    async def test_conversations_by_header_then_model_then_default(self) -> None:
+        convs = {"alice": [Reply(text="for alice")], "gpt-4o": [Reply(text="for the model")]}
+        async with FakeLLM([Reply(text="default")], conversations=convs) as llm:
+            url = f"{llm.base_url}/v1/chat/completions"
+            answers = [
+                await post(url, {"model": "x"}, {"x-fake-conversation": "alice"}),
+                await post(url, {"model": "gpt-4o"}),
+                await post(url, {"model": "other"}),
+            ]
+            llm.assert_done()
+        texts = [r.json()["choices"][0]["message"]["content"] for r in answers]
+        assert texts == ["for alice", "for the model", "default"]
+
+    async def test_requests_past_the_script_fail_and_are_reported(self) -> None:
+        async with FakeLLM([]) as llm:
+            response = await post(f"{llm.base_url}/v1/messages", {"model": "m"})
+            assert response.status_code == 500
+            with pytest.raises(AssertionError, match="found no step"):
+                llm.assert_done()
+
+    async def test_unused_steps_fail_assert_done(self) -> None:
+        async with FakeLLM([Reply(text="never asked")]) as llm:
+            with pytest.raises(AssertionError, match="1 unused step"):
+                llm.assert_done()
+
+    async def test_unknown_paths_are_404(self) -> None:
+        async with FakeLLM() as llm, httpx.AsyncClient() as client:
+            assert (await client.get(f"{llm.base_url}/nothing")).status_code == 404
+
+
+def test_script_files_accept_a_list_or_conversations() -> None:
+    assert decode_script(b'[{"kind": "reply", "text": "hi"}]').conversations == {
+        "default": [Reply(text="hi")]
+    }
+    script = decode_script(b'{"conversations": {"a": [{"kind": "error", "status": 429}]}}')
+    assert script.conversations["a"][0].status == 429  # type: ignore[union-attr]
+
+
+def test_command_line_server_answers_and_records(tmp_path: Path) -> None:
+    script = tmp_path / "script.json"
+    script.write_bytes(b'[{"kind": "reply", "text": "from a subprocess"}]')
+    record = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "oxydra.testing.fake_llm",
+            "--port",
+            "0",
+            "--script",
+            str(script),
+            "--record",
+            str(record),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("FAKE_LLM_URL=")
+        url = line.split("=", 1)[1]
+        response = httpx.post(f"{url}/v1/chat/completions", json={"model": "m"}, timeout=10)
+        assert response.json()["choices"][0]["message"]["content"] == "from a subprocess"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    recorded = [msgspec.json.decode(line) for line in record.read_bytes().splitlines()]
+    assert recorded[0]["path"] == "/v1/chat/completions"
+    assert proc.returncode == 0

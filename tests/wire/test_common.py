@@ -1,0 +1,175 @@
+"""Error bodies, typed error mapping, schema rewrites and the response assembler."""
+
+from __future__ import annotations
+
+import pytest
+
+from oxydra.core.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContextTooLongError,
+    RateLimitError,
+    ServerError,
+)
+from oxydra.core.messages import UsageUpdate
+from oxydra.core.stream import ConnectionLost, FinishReason, ReasoningDelta, Text, ToolCallDelta
+from oxydra.wire import (
+    ErrorInfo,
+    ResponseAssembler,
+    error_for_status,
+    is_context_too_long,
+    parse_error_body,
+)
+from oxydra.wire._schema import gemini_schema, strict_schema
+from oxydra.wire.assemble import response_items
+
+
+class TestParseErrorBody:
+    @pytest.mark.parametrize(
+        ("body", "info"),
+        [
+            (
+                b'{"error":{"message":"bad key","type":"invalid_request_error",'
+                b'"code":"invalid_api_key"}}',
+                ErrorInfo(message="bad key", type="invalid_request_error", code="invalid_api_key"),
+            ),
+            (
+                b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+                ErrorInfo(message="Overloaded", type="overloaded_error"),
+            ),
+            (
+                b'[{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED","details":'
+                b'[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"17s"}]}}]',
+                ErrorInfo(message="quota", type="RESOURCE_EXHAUSTED", retry_delay=17.0),
+            ),
+            (b'{"error":"plain string"}', ErrorInfo(message="plain string")),
+            (b'{"detail":"Not Found"}', ErrorInfo(message="Not Found")),
+            (
+                b"<html><head><title>502 Bad Gateway</title></head></html>",
+                ErrorInfo(message="HTML page: 502 Bad Gateway"),
+            ),
+            (b"", ErrorInfo(message="empty body")),
+            (b"upstream   connect\nerror", ErrorInfo(message="upstream connect error")),
+        ],
+    )
+    def test_envelopes_and_fallbacks(self, body: bytes, info: ErrorInfo) -> None:
+        assert parse_error_body(body) == info
+
+    def test_long_messages_are_truncated(self) -> None:
+        assert len(parse_error_body(b'{"error":{"message":"' + b"x" * 2000 + b'"}}').message) == 512
+
+
+class TestErrorForStatus:
+    @pytest.mark.parametrize(
+        ("status", "message", "cls"),
+        [
+            (401, "no", AuthenticationError),
+            (403, "no", AuthenticationError),
+            (429, "slow", RateLimitError),
+            (400, "This model's maximum context length is 128000 tokens", ContextTooLongError),
+            (400, "prompt is too long: 210000 tokens > 200000 maximum", ContextTooLongError),
+            (
+                400,
+                "The input token count (2000000) exceeds the maximum number of tokens allowed",
+                ContextTooLongError,
+            ),
+            (413, "request_too_large", ContextTooLongError),
+            (400, "unknown parameter", BadRequestError),
+            (404, "no model", BadRequestError),
+            (500, "boom", ServerError),
+            (529, "Overloaded", ServerError),
+        ],
+    )
+    def test_status_and_message_choose_the_class(
+        self, status: int, message: str, cls: type
+    ) -> None:
+        error = error_for_status(status, ErrorInfo(message=message), provider="p")
+        assert type(error) is cls
+        assert error.status == status and message in str(error)
+
+    def test_context_code_is_recognised(self) -> None:
+        assert is_context_too_long(ErrorInfo(message="x", code="context_length_exceeded"))
+
+    def test_retry_delay_from_body_when_no_header(self) -> None:
+        assert (
+            error_for_status(429, ErrorInfo(message="q", retry_delay=3.0), provider="p").retry_after
+            == 3.0
+        )
+
+
+class TestSchemas:
+    def test_strict_schema_recurses_into_nested_objects_and_arrays(self) -> None:
+        schema = {
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"a": {"type": "string"}}},
+                }
+            },
+            "required": ["items"],
+        }
+        strict = strict_schema(schema)
+        inner = strict["properties"]["items"]["items"]
+        assert inner["additionalProperties"] is False and inner["required"] == ["a"]
+        assert inner["properties"]["a"]["type"] == ["string", "null"]
+        assert schema["properties"]["items"]["items"] == {
+            "type": "object",
+            "properties": {"a": {"type": "string"}},
+        }
+
+    def test_gemini_schema_keeps_property_names_that_look_like_keywords(self) -> None:
+        schema = {"type": "object", "properties": {"default": {"type": "string", "default": "x"}}}
+        assert gemini_schema(schema) == {
+            "type": "object",
+            "properties": {"default": {"type": "string"}},
+        }
+
+
+class TestAssembler:
+    def test_items_fold_into_a_response(self) -> None:
+        assembler = ResponseAssembler()
+        for item in [
+            ReasoningDelta(text="a"),
+            ReasoningDelta(text="b", signature="S"),
+            ReasoningDelta(text="tail"),
+            Text(text="Hel"),
+            Text(text="lo"),
+            ToolCallDelta(index=0, id="c", name="f"),
+            ToolCallDelta(index=0, arguments="{}"),
+            UsageUpdate(prompt_tokens=1),
+            UsageUpdate(completion_tokens=2),
+            FinishReason(reason="stop", raw="stop", response_id="r"),
+        ]:
+            assembler.feed(item)
+        response = assembler.response()
+        assert response.message.text == "Hello"
+        assert response.finish_reason == "tool_calls"
+        assert response.usage == UsageUpdate(prompt_tokens=1, completion_tokens=2)
+        assert response.message.provider_details == {
+            "reasoning": [{"text": "ab", "signature": "S"}, {"text": "tail", "signature": None}]
+        }
+        assert assembler.reasoning_text == "abtail"
+
+    def test_connection_lost_marks_the_answer_as_error(self) -> None:
+        assembler = ResponseAssembler()
+        assembler.feed(Text(text="par"))
+        assembler.feed(ConnectionLost(message="cut"))
+        assert assembler.response().finish_reason == "error"
+        assert assembler.connection_lost == "cut"
+
+    def test_response_items_round_trip_through_the_assembler(self) -> None:
+        assembler = ResponseAssembler()
+        for item in [
+            ReasoningDelta(text="r", signature="S"),
+            Text(text="t"),
+            ToolCallDelta(index=0, id="c", name="f", arguments='{"a":1}'),
+            UsageUpdate(prompt_tokens=2),
+            FinishReason(reason="tool_calls", raw="x", response_id="id"),
+        ]:
+            assembler.feed(item)
+        original = assembler.response()
+        again = ResponseAssembler()
+        for item in response_items(original):
+            again.feed(item)
+        assert again.response() == original
