@@ -98,9 +98,8 @@ def _shell_daemon_args(p: argparse.ArgumentParser) -> None:
 
 
 def _catalog_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["fetch", "verify", "show"])
-    p.add_argument("--pinned", action="store_true", help="fetch from the pinned snapshot URL")
-    p.add_argument("--all", action="store_true", help="keep every provider, not only configured")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="fetch|verify|show ...",
+                   help="`fetch [--pinned] [--all]`, `verify`, `show [--all]`")
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:

@@ -249,3 +249,13 @@ def render_table(catalog: ModelCatalog, providers: list[str] | None = None) -> s
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+def run_catalog(args: argparse.Namespace) -> int:
+    """Entry of the `catalog` mode: load the config, then run the subcommand."""
+    import os
+
+    from oxydra.config.loader import ConfigSources, load_agent_config
+
+    config = load_agent_config(ConfigSources(overrides=args.overrides)).config
+    return run_catalog_command(list(args.argv), config, os.environ)

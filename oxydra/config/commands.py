@@ -33,6 +33,7 @@ def _check(sources: ConfigSources) -> int:
             problems = exc.problems
         else:
             problems = _credential_problems(loaded.config, sources)
+            problems += _catalog_problems(loaded.config, sources)
             for warning in loaded.warnings:
                 print(f"warning: {warning}")
     for problem in problems:
@@ -54,4 +55,21 @@ def _credential_problems(config: object, sources: ConfigSources) -> list[str]:
     if key is None and entry.base_url is None:
         names = ", ".join(key_variables(entry))
         return [f"no API key for provider '{name}': set one of {names}, or api_key in the entry"]
+    return []
+
+
+def _catalog_problems(config: object, sources: ConfigSources) -> list[str]:
+    from oxydra.catalog import catalog_provider_for, load_catalog
+    from oxydra.config.schema import AgentConfig
+    from oxydra.core.errors import CatalogError
+
+    assert isinstance(config, AgentConfig)
+    if config.catalog.skip_catalog_validation:
+        return []
+    entry = config.providers.registry[config.selection.provider]
+    try:
+        catalog = load_catalog(sources.environ, sources.cwd)
+        catalog.resolve(catalog_provider_for(entry), config.selection.model, hints=entry)
+    except CatalogError as exc:
+        return [f"selection.model: {exc}"]
     return []

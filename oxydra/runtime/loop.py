@@ -258,7 +258,7 @@ class AgentRuntime:
         """Stream the answer, forwarding items; fall back to `complete` if the stream drops."""
         self.state = "streaming"
         caps = self.provider.capabilities()  # type: ignore[attr-defined]
-        if not caps.supports_streaming:
+        if not caps.streaming:
             async with asyncio.timeout(self.config.turn_timeout_secs):
                 return await self.provider.complete(context)  # type: ignore[attr-defined]
         assembler = ResponseAssembler()
@@ -299,7 +299,7 @@ class AgentRuntime:
         max_output = self.config.max_output_tokens or caps.max_output_tokens
         reserved = min(max_output or 0, max_context // 4)
         counter = await self._token_counter()
-        tools = self.tools.schemas() if caps.supports_tools else []
+        tools = self.tools.schemas() if caps.tools else []
         fixed = await self._fixed_messages(conversation)
         plan = plan_window(
             counter=counter,

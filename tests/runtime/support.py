@@ -1,0 +1,83 @@
+"""A small real ToolExecutor for loop tests: plain async functions, strict about arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from oxydra.core.messages import FunctionDecl, ToolCall
+from oxydra.core.stream import StreamItem
+from oxydra.runtime.api import Approver
+from oxydra.runtime.toolrun import ToolOutcome, ToolScope
+
+Fn = Callable[..., Awaitable[str]]
+
+
+class FunctionTools:
+    """Tools from async functions; `required` names arguments that must be present."""
+
+    def __init__(self) -> None:
+        self.tools: dict[str, tuple[Fn, bool, list[str]]] = {}
+        self.calls: list[tuple[str, dict[str, Any], ToolScope]] = []
+
+    def add(
+        self, name: str, fn: Fn, *, read_only: bool = True, required: list[str] | None = None
+    ) -> None:
+        self.tools[name] = (fn, read_only, required or [])
+
+    def schemas(self) -> list[FunctionDecl]:
+        return [
+            FunctionDecl(
+                name=n,
+                description=f"tool {n}",
+                parameters={
+                    "type": "object",
+                    "properties": {r: {"type": "string"} for r in req},
+                    "required": req,
+                },
+            )
+            for n, (_, _, req) in sorted(self.tools.items())
+        ]
+
+    def is_read_only(self, name: str) -> bool:
+        return name in self.tools and self.tools[name][1]
+
+    async def execute(
+        self, call: ToolCall, scope: ToolScope, approver: Approver | None
+    ) -> ToolOutcome:
+        if call.name not in self.tools:
+            return ToolOutcome(
+                text=f"unknown tool {call.name!r}; known: {sorted(self.tools)}",
+                ok=False,
+                feedback=True,
+            )
+        if call.invalid_arguments is not None:
+            return ToolOutcome(
+                text=f"arguments are not a JSON object: {call.invalid_arguments!r}",
+                ok=False,
+                feedback=True,
+            )
+        fn, _, required = self.tools[call.name]
+        missing = [r for r in required if r not in call.arguments]
+        if missing:
+            return ToolOutcome(
+                text=f"missing required argument(s): {missing}", ok=False, feedback=True
+            )
+        self.calls.append((call.name, call.arguments, scope))
+        return ToolOutcome(text=await fn(**call.arguments))
+
+
+class Sink:
+    """Collects what the runtime streams."""
+
+    def __init__(self) -> None:
+        self.items: list[StreamItem] = []
+
+    async def __call__(self, item: StreamItem) -> None:
+        self.items.append(item)
+
+    def text(self) -> str:
+        return "".join(getattr(i, "text", "") for i in self.items if type(i).__name__ == "Text")
+
+    def progress(self) -> list[str]:
+        return [i.message for i in self.items if type(i).__name__ == "Progress"]  # type: ignore[attr-defined]

@@ -1,0 +1,286 @@
+"""The turn loop with a scripted provider: limits, self-correction, scheduling, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from oxydra.config.schema import RuntimeConfig
+from oxydra.core.errors import ProviderTransportError
+from oxydra.core.messages import Message, ToolCall, UsageUpdate
+from oxydra.core.stream import ConnectionLost, Text
+from oxydra.runtime.api import TurnRequest
+from oxydra.runtime.conversation import repair
+from oxydra.runtime.loop import AgentRuntime
+from oxydra.runtime.tokens import EstimateCounter
+from oxydra.testing.mock_provider import MockProvider, reply
+from tests.runtime.support import FunctionTools, Sink
+
+
+def call(name: str, i: int = 0, **args: Any) -> ToolCall:
+    return ToolCall(id=f"{name}-{i}", name=name, arguments=args)
+
+
+def runtime(
+    provider: MockProvider, tools: FunctionTools | None = None, **config: Any
+) -> AgentRuntime:
+    return AgentRuntime(
+        provider=provider,
+        tools=tools or FunctionTools(),
+        config=RuntimeConfig(**config),
+        provider_id="mock",
+        model="m",
+        system_prompt="You are a test.",
+        counter=EstimateCounter(),
+    )
+
+
+def turn(prompt: str = "hi", session: str = "s1") -> TurnRequest:
+    return TurnRequest(user_id="u", session_id=session, turn_id="t", prompt=prompt)
+
+
+def assert_consistent(history: list[Message]) -> None:
+    assert repair(list(history)) == list(history), "a tool call is left without a result"
+
+
+async def echo(text: str = "") -> str:
+    return f"echo:{text}"
+
+
+class TestTurns:
+    async def test_a_text_answer_completes_the_turn(self) -> None:
+        provider = MockProvider([reply("Hello there")])
+        rt, sink = runtime(provider), Sink()
+        outcome = await rt.run_turn(turn(), sink)
+        assert outcome.ok and outcome.response is not None
+        assert sink.text() == "Hello there"
+        assert sink.progress() == ["[1/100] Calling provider"]
+        history = (await rt.conversation("s1", "u")).history
+        assert [m.role for m in history] == ["user", "assistant"]
+        assert provider.contexts[0].messages[0].role == "system"
+        provider.assert_done()
+
+    async def test_a_tool_round_trip_feeds_the_result_back(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo, required=["text"])
+        provider = MockProvider([reply("", call("echo", text="x")), reply("done")])
+        rt, sink = runtime(provider, tools), Sink()
+        outcome = await rt.run_turn(turn(), sink)
+        assert outcome.ok
+        sent = provider.contexts[1].messages
+        assert sent[-1].role == "tool" and sent[-1].content == "echo:x"
+        assert "[1/100] Executing tools: echo" in sink.progress()
+        assert tools.calls[0][2].session_id == "s1" and tools.calls[0][2].user_id == "u"
+
+    async def test_the_session_continues_on_the_next_turn(self) -> None:
+        provider = MockProvider([reply("one"), reply("two")])
+        rt = runtime(provider)
+        await rt.run_turn(turn("first"), Sink())
+        await rt.run_turn(turn("second"), Sink())
+        texts = [m.text for m in provider.contexts[1].messages]
+        assert texts == ["You are a test.", "first", "one", "second"]
+
+
+class TestLimits:
+    async def test_a_model_calling_tools_forever_is_stopped_by_max_turns(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo)
+        provider = MockProvider([reply("", call("echo", i, text=str(i))) for i in range(4)])
+        rt = runtime(provider, tools, max_turns=4)
+        outcome = await rt.run_turn(turn(), Sink())
+        assert outcome.reason == "max_turns"
+        assert_consistent((await rt.conversation("s1", "u")).history)
+
+    async def test_the_same_call_repeated_is_broken_off(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo)
+        provider = MockProvider([reply("", call("echo", i, text="same")) for i in range(3)])
+        rt = runtime(provider, tools, max_repeated_tool_calls=2)
+        outcome = await rt.run_turn(turn(), Sink())
+        assert outcome.reason == "repeated_tool_call" and len(tools.calls) == 2
+        assert_consistent((await rt.conversation("s1", "u")).history)
+
+    async def test_token_budget_stops_a_turn_that_wants_more(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo)
+        big = UsageUpdate(prompt_tokens=900, completion_tokens=200, total_tokens=1100)
+        provider = MockProvider([reply("", call("echo", text="a"), usage=big)])
+        outcome = await runtime(provider, tools, max_tokens=1000).run_turn(turn(), Sink())
+        assert outcome.reason == "max_tokens" and outcome.spend.total_tokens == 1100
+
+    async def test_money_budget_uses_the_ledger_prices(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo)
+        usage = UsageUpdate(prompt_tokens=1000, completion_tokens=1000, total_tokens=2000)
+        provider = MockProvider([reply("", call("echo", text="a"), usage=usage)])
+        rt = runtime(provider, tools, max_cost_usd=0.001)
+        rt.ledger._price = lambda u: (u.total_tokens or 0) * 1e-6
+        outcome = await rt.run_turn(turn(), Sink())
+        assert outcome.reason == "max_cost"
+        assert rt.ledger.session("s1").cost_usd == pytest.approx(0.002)
+
+    async def test_the_whole_turn_deadline_is_enforced(self) -> None:
+        tools = FunctionTools()
+
+        async def slow() -> str:
+            await asyncio.sleep(30)
+            return "late"
+
+        tools.add("slow", slow)
+        provider = MockProvider([reply("", call("slow"))])
+        rt = runtime(provider, tools, turn_deadline_secs=1, turn_timeout_secs=60)
+        outcome = await rt.run_turn(turn(), Sink())
+        assert outcome.reason == "deadline"
+        assert_consistent((await rt.conversation("s1", "u")).history)
+
+
+class TestSelfCorrection:
+    async def test_invalid_json_arguments_are_fed_back_and_corrected(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo, required=["text"])
+        broken = ToolCall(id="b", name="echo", invalid_arguments='{"text": "x"')
+        provider = MockProvider([reply("", broken), reply("", call("echo", text="x")), reply("ok")])
+        outcome = await runtime(provider, tools).run_turn(turn(), Sink())
+        assert outcome.ok
+        feedback = provider.contexts[1].messages[-1]
+        assert feedback.role == "tool" and "not a JSON object" in feedback.text
+
+    async def test_an_unknown_tool_is_fed_back(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo)
+        provider = MockProvider([reply("", call("teleport")), reply("sorry")])
+        outcome = await runtime(provider, tools).run_turn(turn(), Sink())
+        assert outcome.ok and "unknown tool 'teleport'" in provider.contexts[1].messages[-1].text
+
+    async def test_endless_mistakes_are_bounded(self) -> None:
+        provider = MockProvider([reply("", call("nope", i)) for i in range(3)])
+        outcome = await runtime(provider, max_tool_retries=2).run_turn(turn(), Sink())
+        assert outcome.reason == "tool_retries"
+
+    async def test_empty_replies_are_nudged_then_reported(self) -> None:
+        provider = MockProvider([reply(""), reply(""), reply("")])
+        outcome = await runtime(provider, max_tool_retries=2).run_turn(turn(), Sink())
+        assert outcome.reason == "empty_reply"
+        assert "empty" in provider.contexts[1].messages[-1].text
+
+
+class TestScheduling:
+    async def test_read_only_calls_run_together(self) -> None:
+        started = {"a": asyncio.Event(), "b": asyncio.Event()}
+        tools = FunctionTools()
+
+        def waiter(me: str, other: str) -> Any:
+            async def fn() -> str:
+                started[me].set()
+                try:
+                    await asyncio.wait_for(started[other].wait(), 5)
+                except TimeoutError:
+                    return "alone"
+                return "together"
+
+            return fn
+
+        tools.add("a", waiter("a", "b"))
+        tools.add("b", waiter("b", "a"))
+        provider = MockProvider([reply("", call("a"), call("b")), reply("ok")])
+        await runtime(provider, tools).run_turn(turn(), Sink())
+        results = [m.text for m in provider.contexts[1].messages if m.role == "tool"]
+        assert results == ["together", "together"]
+
+    async def test_side_effects_run_alone_in_order_and_results_keep_call_order(self) -> None:
+        order: list[str] = []
+        tools = FunctionTools()
+
+        def recorder(name: str, delay: float) -> Any:
+            async def fn() -> str:
+                order.append(f"start {name}")
+                await asyncio.sleep(delay)
+                order.append(f"end {name}")
+                return name
+
+            return fn
+
+        tools.add("r1", recorder("r1", 0.05))
+        tools.add("w", recorder("w", 0), read_only=False)
+        tools.add("r2", recorder("r2", 0))
+        provider = MockProvider([reply("", call("r1"), call("w"), call("r2")), reply("ok")])
+        await runtime(provider, tools).run_turn(turn(), Sink())
+        assert (
+            order.index("end r1")
+            < order.index("start w")
+            < order.index("end w")
+            < order.index("start r2")
+        )
+        assert [m.text for m in provider.contexts[1].messages if m.role == "tool"] == [
+            "r1",
+            "w",
+            "r2",
+        ]
+
+    async def test_a_tool_past_its_timeout_is_reported_to_the_model(self) -> None:
+        tools = FunctionTools()
+
+        async def stuck() -> str:
+            await asyncio.sleep(30)
+            return "never"
+
+        tools.add("stuck", stuck)
+        provider = MockProvider([reply("", call("stuck")), reply("ok")])
+        await runtime(provider, tools, turn_timeout_secs=1).run_turn(turn(), Sink())
+        assert "timed out after 1s" in provider.contexts[1].messages[-1].text
+
+
+class TestFailures:
+    async def test_cancel_stops_a_running_tool_promptly_and_keeps_history_valid(self) -> None:
+        tools = FunctionTools()
+        entered = asyncio.Event()
+
+        async def forever() -> str:
+            entered.set()
+            await asyncio.sleep(60)
+            return "never"
+
+        tools.add("forever", forever)
+        rt = runtime(MockProvider([reply("", call("forever"))]), tools)
+        task = asyncio.create_task(rt.run_turn(turn(), Sink()))
+        await asyncio.wait_for(entered.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 1)
+        history = (await rt.conversation("s1", "u")).history
+        assert_consistent(history)
+        assert "cancelled" in history[-1].text
+
+    async def test_cancel_mid_stream_stops_the_stream(self) -> None:
+        items = [Text(text=str(i)) for i in range(1000)]
+        rt = runtime(MockProvider([items], item_delay=0.01))
+        sink = Sink()
+        task = asyncio.create_task(rt.run_turn(turn(), sink))
+        while len(sink.items) < 5:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 1)
+        assert len(sink.items) < 100
+
+    async def test_a_stream_lost_before_output_falls_back_to_complete(self) -> None:
+        provider = MockProvider([[ConnectionLost(message="reset")], reply("recovered")])
+        outcome = await runtime(provider).run_turn(turn(), Sink())
+        assert outcome.ok and outcome.response is not None
+        assert outcome.response.message.text == "recovered"
+
+    async def test_a_stream_dying_midway_ends_the_turn_and_the_next_turn_works(self) -> None:
+        provider = MockProvider(
+            [[Text(text="half"), ConnectionLost(message="reset")], reply("fine")]
+        )
+        rt = runtime(provider)
+        outcome = await rt.run_turn(turn("q1"), Sink())
+        assert outcome.reason == "provider_error" and "mid-answer" in outcome.detail
+        assert (await rt.run_turn(turn("q2"), Sink())).ok
+
+    async def test_a_provider_error_is_a_clear_outcome(self) -> None:
+        provider = MockProvider([ProviderTransportError("connection refused", provider="mock")])
+        outcome = await runtime(provider).run_turn(turn(), Sink())
+        assert outcome.reason == "provider_error" and "connection refused" in outcome.detail
