@@ -15,11 +15,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+import msgspec
+
 from oxydra.config.schema import RuntimeConfig
 from oxydra.core.errors import ProviderError
 from oxydra.core.ids import ModelId, ProviderId
 from oxydra.core.log import get_logger, span
-from oxydra.core.messages import Context, Message, Response, TextPart, ToolCall
+from oxydra.core.messages import Context, FunctionDecl, Message, Response, TextPart, ToolCall
 from oxydra.core.stream import (
     ConnectionLost,
     Progress,
@@ -31,7 +33,7 @@ from oxydra.core.stream import (
 )
 from oxydra.runtime import decide as d
 from oxydra.runtime.api import Approver, EventSink, TurnOutcome, TurnRequest
-from oxydra.runtime.budget import ContextTooSmallError, plan_window
+from oxydra.runtime.budget import ContextTooSmallError, WindowPlan, plan_window
 from oxydra.runtime.conversation import (
     Conversation,
     ConversationStore,
@@ -53,6 +55,7 @@ from oxydra.runtime.toolrun import (
 from oxydra.wire.assemble import ResponseAssembler
 
 _log = get_logger(__name__)
+_json = msgspec.json.Encoder()
 
 RuntimeState = Literal["idle", "streaming", "tool_execution", "yielding", "cancelled"]
 Retriever = Callable[[str, str, str], Awaitable[Message | None]]
@@ -298,38 +301,50 @@ class AgentRuntime:
         max_context = caps.max_context_tokens or budget.fallback_max_context_tokens
         max_output = self.config.max_output_tokens or caps.max_output_tokens
         reserved = min(max_output or 0, max_context // 4)
-        counter = await self._token_counter()
+        room = max_context - budget.safety_buffer_tokens - reserved
         tools = self.tools.schemas() if caps.tools else []
         fixed = await self._fixed_messages(conversation)
-        plan = plan_window(
-            counter=counter,
-            fixed=fixed,
-            history=conversation.live_history(),
-            tools=tools,
-            max_context_tokens=max_context,
-            safety_buffer_tokens=budget.safety_buffer_tokens,
-            reserved_output_tokens=reserved,
-        )
-        if plan.fill_ratio > budget.trigger_ratio and await self._summarise(
-            conversation, counter, plan.budget_tokens - plan.fixed_tokens, sink, state
-        ):
-            fixed = await self._fixed_messages(conversation)
-            plan = plan_window(
-                counter=counter,
-                fixed=fixed,
-                history=conversation.live_history(),
-                tools=tools,
-                max_context_tokens=max_context,
-                safety_buffer_tokens=budget.safety_buffer_tokens,
-                reserved_output_tokens=reserved,
-            )
+        history = conversation.live_history()
+        messages: tuple[Message, ...] = (*fixed, *history)
+        # Fast path: a token is never shorter than a byte, so a context whose JSON fits the
+        # room in bytes fits in tokens; the tokenizer is not even loaded.
+        if _json_bytes(messages, tools) > room * budget.trigger_ratio:
+            counter = await self._token_counter()
+            plan = self._plan(counter, fixed, history, tools, max_context, reserved)
+            if plan.fill_ratio > budget.trigger_ratio and await self._summarise(
+                conversation, counter, plan.budget_tokens - plan.fixed_tokens, sink, state
+            ):
+                fixed = await self._fixed_messages(conversation)
+                plan = self._plan(
+                    counter, fixed, conversation.live_history(), tools, max_context, reserved
+                )
+            messages = plan.messages
         return Context(
             provider=ProviderId(self.provider_id),
             model=ModelId(self.model),
-            messages=plan.messages,
+            messages=messages,
             tools=tuple(tools),
             max_output_tokens=max_output,
             session_id=conversation.session_id,
+        )
+
+    def _plan(
+        self,
+        counter: TokenCounter,
+        fixed: list[Message],
+        history: list[Message],
+        tools: list[FunctionDecl],
+        max_context: int,
+        reserved: int,
+    ) -> WindowPlan:
+        return plan_window(
+            counter=counter,
+            fixed=fixed,
+            history=history,
+            tools=tools,
+            max_context_tokens=max_context,
+            safety_buffer_tokens=self.config.context_budget.safety_buffer_tokens,
+            reserved_output_tokens=reserved,
         )
 
     async def _fixed_messages(self, conversation: Conversation) -> list[Message]:
@@ -405,3 +420,8 @@ class AgentRuntime:
     ) -> TurnOutcome:
         await self._close_calls(conversation, f"the turn stopped ({detail})")
         return TurnOutcome(reason=reason, detail=detail, spend=state.spend)
+
+
+def _json_bytes(messages: tuple[Message, ...], tools: list[FunctionDecl]) -> int:
+    """Bytes of the context as JSON: an upper bound of its tokens."""
+    return len(_json.encode(messages)) + len(_json.encode(tools))

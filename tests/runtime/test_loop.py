@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from oxydra.config.schema import RuntimeConfig
+from oxydra.config.schema import RuntimeConfig, Summarization
 from oxydra.core.errors import ProviderTransportError
 from oxydra.core.messages import Message, ToolCall, UsageUpdate
 from oxydra.core.stream import ConnectionLost, Text
@@ -284,3 +284,43 @@ class TestFailures:
         provider = MockProvider([ProviderTransportError("connection refused", provider="mock")])
         outcome = await runtime(provider).run_turn(turn(), Sink())
         assert outcome.reason == "provider_error" and "connection refused" in outcome.detail
+
+
+class TestContextWindow:
+    def small(self, steps: list[Any]) -> MockProvider:
+        from oxydra.catalog import ProviderCaps
+
+        return MockProvider(steps, ProviderCaps(max_context_tokens=8000, max_output_tokens=200))
+
+    async def test_long_history_is_summarised_by_the_model_and_kept_in_full(self) -> None:
+        answers = [reply("answer " + "z" * 3000) for _ in range(4)]
+        provider = self.small([*answers, reply("SUMMARY: user asked four things"), reply("fine")])
+        rt = runtime(provider, summarization=Summarization(min_turns=4, target_ratio=0.3))
+        for i in range(4):
+            assert (await rt.run_turn(turn(f"question {i} " + "q" * 3000), Sink())).ok
+        sink = Sink()
+        assert (await rt.run_turn(turn("last"), sink)).ok
+        assert "[1/100] Summarising older history" in sink.progress()
+        conversation = await rt.conversation("s1", "u")
+        assert conversation.summary is not None and "SUMMARY" in conversation.summary.text
+        assert len(conversation.history) == 10, "summarised messages stay in the history"
+        sent = provider.contexts[-1].messages
+        assert any("SUMMARY" in m.text for m in sent if m.role == "system")
+        assert len(sent) < 12
+        assert_consistent(list(sent[1:]))
+
+    async def test_a_failed_summary_call_falls_back_to_an_extractive_one(self) -> None:
+        answers = [reply("answer " + "z" * 3000) for _ in range(4)]
+        failure = ProviderTransportError("down", provider="mock")
+        provider = self.small([*answers, failure, reply("fine")])
+        rt = runtime(provider, summarization=Summarization(min_turns=4, target_ratio=0.3))
+        for i in range(4):
+            await rt.run_turn(turn(f"question {i} " + "q" * 3000), Sink())
+        assert (await rt.run_turn(turn("last"), Sink())).ok
+        summary = (await rt.conversation("s1", "u")).summary
+        assert summary is not None and "question 0" in summary.text
+
+    async def test_a_message_too_big_for_the_window_is_a_clear_stop(self) -> None:
+        provider = self.small([])
+        outcome = await runtime(provider).run_turn(turn("x" * 80_000), Sink())
+        assert outcome.reason == "context_too_small" and "context window" in outcome.detail
