@@ -2,19 +2,29 @@
 
 from oxydra.security._hosts import parse_inet_aton
 from oxydra.security._ipranges import Verdict, classify
+from oxydra.security._openat import Opener, Openat2Opener, WalkOpener, default_opener, openat2_works
 from oxydra.security.egress import Connector, EgressClient, FetchResponse
+from oxydra.security.jail import Mount, SearchHit, Workspace
 from oxydra.security.ssrf import Resolver, SsrfGuard, SystemResolver, VettedTarget, parse_allowlist
 
 __all__ = [
     "Connector",
     "EgressClient",
     "FetchResponse",
+    "Mount",
+    "Openat2Opener",
+    "Opener",
     "Resolver",
+    "SearchHit",
     "SsrfGuard",
     "SystemResolver",
     "Verdict",
     "VettedTarget",
+    "WalkOpener",
+    "Workspace",
     "classify",
+    "default_opener",
+    "openat2_works",
     "parse_allowlist",
     "parse_inet_aton",
 ]
