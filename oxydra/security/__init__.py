@@ -5,6 +5,7 @@ from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Opener, Openat2Opener, WalkOpener, default_opener, openat2_works
 from oxydra.security.egress import Connector, EgressClient, FetchResponse
 from oxydra.security.jail import Mount, SearchHit, Workspace
+from oxydra.security.scrub import Scrubber, StreamScrubber, encoded_forms, looks_random, shannon_entropy
 from oxydra.security.ssrf import Resolver, SsrfGuard, SystemResolver, VettedTarget, parse_allowlist
 
 __all__ = [
@@ -15,8 +16,10 @@ __all__ = [
     "Openat2Opener",
     "Opener",
     "Resolver",
+    "Scrubber",
     "SearchHit",
     "SsrfGuard",
+    "StreamScrubber",
     "SystemResolver",
     "Verdict",
     "VettedTarget",
@@ -24,7 +27,10 @@ __all__ = [
     "Workspace",
     "classify",
     "default_opener",
+    "encoded_forms",
+    "looks_random",
     "openat2_works",
     "parse_allowlist",
     "parse_inet_aton",
+    "shannon_entropy",
 ]
