@@ -5,10 +5,18 @@ from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Opener, Openat2Opener, WalkOpener, default_opener, openat2_works
 from oxydra.security.egress import Connector, EgressClient, FetchResponse
 from oxydra.security.jail import Mount, SearchHit, Workspace
+from oxydra.security.shellpolicy import (
+    DEFAULT_ALLOW,
+    ShellPolicy,
+    ShellRules,
+    ShellVerdict,
+    programs_of,
+)
 from oxydra.security.scrub import Scrubber, StreamScrubber, encoded_forms, looks_random, shannon_entropy
 from oxydra.security.ssrf import Resolver, SsrfGuard, SystemResolver, VettedTarget, parse_allowlist
 
 __all__ = [
+    "DEFAULT_ALLOW",
     "Connector",
     "EgressClient",
     "FetchResponse",
@@ -18,6 +26,9 @@ __all__ = [
     "Resolver",
     "Scrubber",
     "SearchHit",
+    "ShellPolicy",
+    "ShellRules",
+    "ShellVerdict",
     "SsrfGuard",
     "StreamScrubber",
     "SystemResolver",
@@ -32,5 +43,6 @@ __all__ = [
     "openat2_works",
     "parse_allowlist",
     "parse_inet_aton",
+    "programs_of",
     "shannon_entropy",
 ]
