@@ -2,7 +2,8 @@
 
 Invariants:
 1. A path is refused before any system call if it holds a NUL byte or is over 4096 chars.
-2. Paths are virtual (`/shared/a.md`); relative paths are under `/shared`; a host path inside
+2. Paths are virtual (`/shared/a.md`); relative paths are under `/shared` (or the first mount
+   of a restricted view); a host path inside
    a mount is accepted and mapped back. `..` is applied lexically within the mount and may
    not climb above it. Names are taken literally: no `~`, percent or Unicode decoding.
 3. Every open goes through an `Opener` relative to the mount's directory fd (openat2 with
@@ -222,7 +223,8 @@ class Workspace:
 
     def _mount_of(self, path: str) -> tuple[Mount, str]:
         if not path.startswith("/"):
-            return self._mount("/shared"), path
+            default = next((m for m in self.mounts if m.virtual == "/shared"), None)
+            return default or self._mount(self.mounts[0].virtual if self.mounts else "/"), path
         for mount in sorted(self.mounts, key=lambda m: -len(m.host)):
             if _under(path, mount.host):
                 return mount, path[len(mount.host) :]
