@@ -2,9 +2,16 @@
 
 from oxydra.security._hosts import parse_inet_aton
 from oxydra.security._ipranges import Verdict, classify
-from oxydra.security._openat import Opener, Openat2Opener, WalkOpener, default_opener, openat2_works
+from oxydra.security._openat import Openat2Opener, Opener, WalkOpener, default_opener, openat2_works
 from oxydra.security.egress import Connector, EgressClient, FetchResponse
 from oxydra.security.jail import Mount, SearchHit, Workspace
+from oxydra.security.scrub import (
+    Scrubber,
+    StreamScrubber,
+    encoded_forms,
+    looks_random,
+    shannon_entropy,
+)
 from oxydra.security.shellpolicy import (
     DEFAULT_ALLOW,
     ShellPolicy,
@@ -12,7 +19,6 @@ from oxydra.security.shellpolicy import (
     ShellVerdict,
     programs_of,
 )
-from oxydra.security.scrub import Scrubber, StreamScrubber, encoded_forms, looks_random, shannon_entropy
 from oxydra.security.ssrf import Resolver, SsrfGuard, SystemResolver, VettedTarget, parse_allowlist
 
 __all__ = [

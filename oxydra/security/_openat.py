@@ -42,7 +42,7 @@ class Opener(Protocol):
 
 
 class _OpenHow(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 - ctypes requires a class attribute
+    _fields_ = [
         ("flags", ctypes.c_uint64),
         ("mode", ctypes.c_uint64),
         ("resolve", ctypes.c_uint64),

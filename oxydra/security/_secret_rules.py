@@ -35,7 +35,9 @@ def _r(
     marker: str = SHAPE_MARK,
     value_check: bool = False,
 ) -> Rule:
-    return Rule(name, re.compile(regex, flags), tuple(k.lower() for k in keywords), marker, value_check)
+    return Rule(
+        name, re.compile(regex, flags), tuple(k.lower() for k in keywords), marker, value_check
+    )
 
 
 _L = r"(?<![A-Za-z0-9_-])"  # left edge of a token
@@ -46,7 +48,9 @@ _KEY_WORDS = (
     r"encryption[_.-]?key|master[_.-]?key|credentials?|client[_.-]?secret"
 )
 _VALUE = (
-    r"\\\"(?:[^\"\\\n]|\\[^\"])*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|(?:[^\s\"',;&\x00\\]|\\(?![\"']))+"
+    r"\\\"(?:[^\"\\\n]|\\[^\"])*\\\""  # \"escaped quotes\" (JSON inside JSON)
+    r"|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'"  # "double" or 'single' quoted
+    r"|(?:[^\s\"',;&\x00\\]|\\(?![\"']))+"  # bare value
 )
 
 SHAPE_RULES: tuple[Rule, ...] = (
@@ -65,7 +69,11 @@ SHAPE_RULES: tuple[Rule, ...] = (
         flags=re.DOTALL,
         marker="[REDACTED PRIVATE KEY]",
     ),
-    _r("age-secret-key", r"(?P<secret>AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58})", "age-"),
+    _r(
+        "age-secret-key",
+        r"(?P<secret>AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58})",
+        "age-",
+    ),
     _r(
         "jwt",
         _L + r"(?P<secret>ey[A-Za-z0-9_-]{15,}\.ey[A-Za-z0-9_-]{15,}(?:\.[A-Za-z0-9_-]*)?)" + _R,
@@ -86,7 +94,15 @@ SHAPE_RULES: tuple[Rule, ...] = (
         r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9+/]{43,56})",
         "hooks.slack.com",
     ),
-    _r("github-token", _L + r"gh[pousr]_(?P<secret>[A-Za-z0-9]{36})" + _R, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    _r(
+        "github-token",
+        _L + r"gh[pousr]_(?P<secret>[A-Za-z0-9]{36})" + _R,
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+    ),
     _r("github-fine-grained", _L + r"github_pat_(?P<secret>\w{82})" + _R, "github_pat_"),
     _r(
         "gitlab-token",
@@ -100,7 +116,11 @@ SHAPE_RULES: tuple[Rule, ...] = (
         "sk-svcacct-",
         "sk-admin-",
     ),
-    _r("openai-legacy", _L + r"sk-(?P<secret>[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})" + _R, "t3blbkfj"),
+    _r(
+        "openai-legacy",
+        _L + r"sk-(?P<secret>[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})" + _R,
+        "t3blbkfj",
+    ),
     _r(
         "anthropic-key",
         _L + r"sk-ant-(?P<secret>(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{80,})",
@@ -108,20 +128,43 @@ SHAPE_RULES: tuple[Rule, ...] = (
     ),
     _r("google-api-key", _L + r"AIza(?P<secret>[A-Za-z0-9_-]{35})" + _R, "aiza"),
     _r("slack-token", _L + r"xox[abeoprs]-(?P<secret>\d{8,13}-[A-Za-z0-9-]{8,250})", "xox"),
-    _r("slack-app-token", _L + r"xapp-(?P<secret>\d-[A-Z0-9]{6,}-\d{6,}-[A-Za-z0-9]{16,})", "xapp-"),
+    _r(
+        "slack-app-token", _L + r"xapp-(?P<secret>\d-[A-Z0-9]{6,}-\d{6,}-[A-Za-z0-9]{16,})", "xapp-"
+    ),
     _r("telegram-bot-token", r"(?<![\d:])\d{5,16}:(?P<secret>A[A-Za-z0-9_-]{34})" + _R),
     _r(
         "discord-bot-token",
         _L + r"(?P<secret>[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40})" + _R,
     ),
-    _r("stripe-key", _L + r"(?:sk|rk)_(?:test|live|prod)_(?P<secret>[A-Za-z0-9]{10,99})" + _R, "_test_", "_live_", "_prod_"),
-    _r("huggingface-token", _L + r"(?:hf_|api_org_)(?P<secret>[A-Za-z]{34})" + _R, "hf_", "api_org_"),
+    _r(
+        "stripe-key",
+        _L + r"(?:sk|rk)_(?:test|live|prod)_(?P<secret>[A-Za-z0-9]{10,99})" + _R,
+        "_test_",
+        "_live_",
+        "_prod_",
+    ),
+    _r(
+        "huggingface-token",
+        _L + r"(?:hf_|api_org_)(?P<secret>[A-Za-z]{34})" + _R,
+        "hf_",
+        "api_org_",
+    ),
     _r("npm-token", _L + r"npm_(?P<secret>[A-Za-z0-9]{36})" + _R, "npm_"),
-    _r("pypi-token", _L + r"pypi-(?P<secret>AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,})", "pypi-ageichlwas5vcmc"),
+    _r(
+        "pypi-token",
+        _L + r"pypi-(?P<secret>AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,})",
+        "pypi-ageichlwas5vcmc",
+    ),
     _r("sendgrid-key", _L + r"SG\.(?P<secret>[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})" + _R, "sg."),
     _r("twilio-key", _L + r"SK(?P<secret>[0-9a-fA-F]{32})" + _R, "sk"),
     _r("digitalocean-token", _L + r"do[por]_v1_(?P<secret>[a-f0-9]{64})" + _R, "_v1_"),
-    _r("vault-token", _L + r"hv[sbr]\.(?P<secret>[A-Za-z0-9_-]{90,120})" + _R, "hvs.", "hvb.", "hvr."),
+    _r(
+        "vault-token",
+        _L + r"hv[sbr]\.(?P<secret>[A-Za-z0-9_-]{90,120})" + _R,
+        "hvs.",
+        "hvb.",
+        "hvr.",
+    ),
     _r(
         "azure-client-secret",
         r"(?<![A-Za-z0-9_~.-])(?P<secret>[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34})"
@@ -135,7 +178,9 @@ SHAPE_RULES: tuple[Rule, ...] = (
     _r("sentry-token", _L + r"sntry[us]_(?P<secret>[a-f0-9]{64}|eyJ[A-Za-z0-9_=-]{20,})", "sntry"),
     _r(
         "aws-access-key-id",
-        _L + r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)(?P<secret>(?![A-Z2-7]{9}EXAMPLE)[A-Z2-7]{16})" + _R,
+        _L
+        + r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)(?P<secret>(?![A-Z2-7]{9}EXAMPLE)[A-Z2-7]{16})"
+        + _R,
         "a3t",
         "akia",
         "asia",

@@ -287,7 +287,9 @@ class Workspace:
             finally:
                 os.close(fd)
 
-    def _step(self, root: int, fd: int, target: _Target, index: int, name: str, create: bool) -> int:
+    def _step(
+        self, root: int, fd: int, target: _Target, index: int, name: str, create: bool
+    ) -> int:
         prefix = "/".join(target.parts[: index + 1])
         try:
             opened = self.opener.open(root, prefix, _PATH_DIR)
@@ -303,7 +305,9 @@ class Workspace:
 
     def _leaf_fd(self, parent: int, target: _Target) -> int:
         leaf = target.parts[-1]
-        fd = self._call(target, lambda: os.open(leaf, _WRITE_FLAGS | os.O_CLOEXEC, 0o644, dir_fd=parent))
+        fd = self._call(
+            target, lambda: os.open(leaf, _WRITE_FLAGS | os.O_CLOEXEC, 0o644, dir_fd=parent)
+        )
         try:
             _check_regular(fd, target.virtual)
         except BaseException:

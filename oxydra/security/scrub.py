@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import math
 import os
@@ -75,7 +76,11 @@ class Scrubber:
 
     @classmethod
     def from_environment(
-        cls, environ: Mapping[str, str] | None = None, *, extra: Iterable[str] = (), entropy: bool = True
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        extra: Iterable[str] = (),
+        entropy: bool = True,
     ) -> Scrubber:
         """A scrubber that knows the values of every secret-named environment variable."""
         env = os.environ if environ is None else environ
@@ -84,7 +89,9 @@ class Scrubber:
 
     def with_secrets(self, more: Iterable[str]) -> Scrubber:
         """A copy that also knows `more`."""
-        return Scrubber([*self._known_values, *more], entropy=self._entropy, min_known_length=self._min_known)
+        return Scrubber(
+            [*self._known_values, *more], entropy=self._entropy, min_known_length=self._min_known
+        )
 
     def scrub(self, text: str) -> str:
         """`text` with every secret replaced by a marker (idempotent)."""
@@ -113,7 +120,9 @@ class Scrubber:
 
 
 _KEY_END = re.compile(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
-_KEY_BEGIN = re.compile(r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----END).)*\Z", re.S)
+_KEY_BEGIN = re.compile(
+    r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----END).)*\Z", re.S
+)
 
 
 class StreamScrubber:
@@ -245,8 +254,10 @@ def looks_random(value: str) -> bool:
 
 
 def _class_switch_rate(value: str) -> float:
-    classes = ["u" if c.isupper() else "l" if c.islower() else "d" if c.isdigit() else "o" for c in value]
-    switches = sum(1 for a, b in zip(classes, classes[1:], strict=False) if a != b)
+    classes = [
+        "u" if c.isupper() else "l" if c.islower() else "d" if c.isdigit() else "o" for c in value
+    ]
+    switches = sum(1 for a, b in itertools.pairwise(classes) if a != b)
     return switches / (len(value) - 1)
 
 

@@ -40,7 +40,9 @@ HARMLESS_BUILTINS = frozenset(
     {"cd", "true", "false", ":", "export", "unset", "shift", "exit", "return", "read", "local",
      "test", "[", "wait", "set"}
 )  # fmt: skip
-_RESERVED = frozenset({"!", "{", "}", "if", "then", "else", "elif", "fi", "while", "until", "do", "done"})
+_RESERVED = frozenset(
+    {"!", "{", "}", "if", "then", "else", "elif", "fi", "while", "until", "do", "done"}
+)
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox-sh"})
 # Wrapper -> options that take a separate argument.
 _WRAPPERS: dict[str, frozenset[str]] = {
@@ -120,7 +122,7 @@ class ShellPolicy:
             return ShellVerdict(
                 allowed=False,
                 programs=programs,
-                reason=f"shell operators are disabled ([tools.shell] allow_operators = false): {shown}",
+                reason=f"operators are disabled ([tools.shell] allow_operators = false): {shown}",
             )
         for program in programs:
             reason = self._refusal(program)
@@ -164,7 +166,9 @@ def _programs(words: list[Word], depth: int) -> list[str]:
     if head.text in ("case", "function", "coproc", "select"):
         raise ShellSyntaxError(f"'{head.text}' is not supported")
     if head.dynamic:
-        raise ShellSyntaxError(f"the program name {head.text or '(expansion)'!r} is computed at run time")
+        raise ShellSyntaxError(
+            f"the program name {head.text or '(expansion)'!r} is computed at run time"
+        )
     name = posixpath.basename(head.text.rstrip("/"))
     if not name:
         raise ShellSyntaxError(f"{head.text!r} is not a program name")

@@ -142,7 +142,9 @@ class SsrfGuard:
         if literal is not None:
             return [literal], True
         if host in _hosts.METADATA_NAMES:
-            raise PolicyError(f"refused to fetch from {host}: cloud metadata names are never allowed")
+            raise PolicyError(
+                f"refused to fetch from {host}: cloud metadata names are never allowed"
+            )
         reason = _hosts.reserved_name(host)
         if reason is not None and not self._name_allowed(host, port):
             raise PolicyError(f"refused to fetch from {host}: {reason}")
@@ -158,7 +160,9 @@ class SsrfGuard:
             raise PolicyError(f"refused to fetch from {host}: it does not resolve")
         return addresses
 
-    def _check_all(self, host: str, port: int, addresses: Sequence[IPAddress], literal: bool) -> bool:
+    def _check_all(
+        self, host: str, port: int, addresses: Sequence[IPAddress], literal: bool
+    ) -> bool:
         allowlisted = False
         for address in addresses:
             verdict = classify(address)
@@ -251,5 +255,7 @@ def _parse_answer(host: str, answer: str) -> IPAddress:
     try:
         address = ipaddress.ip_address(answer.split("%", 1)[0])
     except ValueError as exc:
-        raise PolicyError(f"refused to fetch from {host}: the resolver returned {answer!r}") from exc
+        raise PolicyError(
+            f"refused to fetch from {host}: the resolver returned {answer!r}"
+        ) from exc
     return address

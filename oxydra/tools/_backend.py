@@ -86,9 +86,7 @@ class LocalFileBackend:
 
     async def search(self, path: str, query: str, *, max_matches: int) -> list[SearchHit]:
         """See `FileBackend.search`."""
-        return await asyncio.to_thread(
-            self.workspace.search, path, query, max_matches=max_matches
-        )
+        return await asyncio.to_thread(self.workspace.search, path, query, max_matches=max_matches)
 
     def restricted(self, *, read: Iterable[str], write: Iterable[str]) -> LocalFileBackend:
         """See `FileBackend.restricted`."""

@@ -134,7 +134,9 @@ def _type_text(prop: dict[str, Any]) -> str:
     kind = prop.get("type", "any")
     if kind == "array":
         return f"array of {_type_text(prop.get('items', {}))}"
-    bounds = [f"{k}={prop[k]}" for k in ("minimum", "maximum", "minLength", "maxLength") if k in prop]
+    bounds = [
+        f"{k}={prop[k]}" for k in ("minimum", "maximum", "minLength", "maxLength") if k in prop
+    ]
     return f"{kind} {' '.join(bounds)}".strip()
 
 

@@ -11,13 +11,17 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
-_SKIP = frozenset({"script", "style", "noscript", "template", "svg", "iframe", "object", "canvas", "head"})
+_SKIP = frozenset(
+    {"script", "style", "noscript", "template", "svg", "iframe", "object", "canvas", "head"}
+)
 _BLOCK = frozenset(
     {"p", "div", "section", "article", "header", "footer", "main", "nav", "aside", "ul", "ol",
      "table", "tr", "blockquote", "pre", "hr", "dl", "dt", "dd", "figure", "figcaption", "form",
      "address", "h1", "h2", "h3", "h4", "h5", "h6", "li", "br", "details", "summary"}
 )  # fmt: skip
-_VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "wbr"})
+_VOID = frozenset(
+    {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "wbr"}
+)
 
 
 class _Extractor(HTMLParser):

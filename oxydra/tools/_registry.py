@@ -57,7 +57,9 @@ class ToolRegistry:
         scrubber: redacts secrets from every output; a plain `Scrubber()` when omitted.
     """
 
-    def __init__(self, config: ToolsConfig | None = None, *, scrubber: Scrubber | None = None) -> None:
+    def __init__(
+        self, config: ToolsConfig | None = None, *, scrubber: Scrubber | None = None
+    ) -> None:
         self.config = config if config is not None else ToolsConfig()
         self.scrubber = scrubber if scrubber is not None else Scrubber()
         self._tools: dict[str, Tool] = {}

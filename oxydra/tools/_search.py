@@ -27,7 +27,12 @@ DEFAULT_BASES = {
 }
 MAX_RESPONSE_BYTES = 1 << 20
 MAX_SNIPPET = 2000
-_GOOGLE_SORT = {"day": "date:r:1d", "week": "date:r:7d", "month": "date:r:30d", "year": "date:r:365d"}
+_GOOGLE_SORT = {
+    "day": "date:r:1d",
+    "week": "date:r:7d",
+    "month": "date:r:30d",
+    "year": "date:r:365d",
+}
 Freshness = Literal["day", "week", "month", "year"]
 
 
@@ -97,7 +102,9 @@ class WebSearch:
             )
         raise ToolError(f"web search failed on every base URL: {failure}") from failure
 
-    async def _one(self, base: str, query: str, count: int, freshness: Freshness | None) -> list[_Raw]:
+    async def _one(
+        self, base: str, query: str, count: int, freshness: Freshness | None
+    ) -> list[_Raw]:
         provider = self.config.provider
         url, params, parse = self._request(provider, base, query, count, freshness)
         params.update(dict(parse_qsl(self.config.query_params or "")))
@@ -179,7 +186,12 @@ def _parse_google(response: FetchResponse) -> list[_Raw]:
     data = _json(response)
     items = data.get("items", []) if isinstance(data, dict) else []
     return [
-        (str(i.get("title", "")), str(i.get("link", "")), str(i.get("snippet", "")), i.get("displayLink"))
+        (
+            str(i.get("title", "")),
+            str(i.get("link", "")),
+            str(i.get("snippet", "")),
+            i.get("displayLink"),
+        )
         for i in items
         if isinstance(i, dict) and i.get("link")
     ]
@@ -191,7 +203,12 @@ def _parse_searxng(response: FetchResponse) -> list[_Raw]:
     data = _json(response)
     items = data.get("results", []) if isinstance(data, dict) else []
     return [
-        (str(i.get("title", "")), str(i.get("url", "")), str(i.get("content", "")), _host(i.get("url")))
+        (
+            str(i.get("title", "")),
+            str(i.get("url", "")),
+            str(i.get("content", "")),
+            _host(i.get("url")),
+        )
         for i in items
         if isinstance(i, dict) and i.get("url")
     ]

@@ -127,7 +127,9 @@ class LocalShellSession:
         if token is not None:
             waiters.add(asyncio.ensure_future(token.wait()))
         try:
-            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -135,7 +137,9 @@ class LocalShellSession:
             return "timeout"
         return "cancelled" if token is not None and token.cancelled else "exited"
 
-    async def _reap(self, process: asyncio.subprocess.Process, readers: list[asyncio.Future[None]]) -> None:
+    async def _reap(
+        self, process: asyncio.subprocess.Process, readers: list[asyncio.Future[None]]
+    ) -> None:
         if process.returncode is None:
             _signal_group(process.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
@@ -219,12 +223,15 @@ def format_output(output: ShellOutput, timeout: float) -> str:
     return "\n".join(sections)
 
 
-def shell_exec_tool(session: ShellSession, policy: ShellPolicy, *, timeout_secs: float) -> FunctionTool:
+def shell_exec_tool(
+    session: ShellSession, policy: ShellPolicy, *, timeout_secs: float
+) -> FunctionTool:
     """The `shell_exec` tool: policy check, then the session runs the command."""
 
     @tool(name="shell_exec", timeout=timeout_secs + 5, safety_tier=SafetyTier.PRIVILEGED)
     async def shell_exec(
-        ctx: ToolExecutionContext, command: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)]
+        ctx: ToolExecutionContext,
+        command: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)],
     ) -> str:
         """Run a shell command in the workspace (/shared) and return its output and exit status.
 

@@ -78,7 +78,9 @@ def render(response: FetchResponse, max_chars: int) -> FetchOutput:
     text = response.content.decode(_charset(response), errors="replace")
     title: str | None = None
     mode = "raw"
-    if kind in ("text/html", "application/xhtml+xml") or (not kind and "<html" in text[:512].lower()):
+    if kind in ("text/html", "application/xhtml+xml") or (
+        not kind and "<html" in text[:512].lower()
+    ):
         text, title = html_to_text(text, response.url)
         mode = "text"
     cut = len(text) > max_chars or response.truncated
@@ -87,7 +89,11 @@ def render(response: FetchResponse, max_chars: int) -> FetchOutput:
 
 
 def _is_text(kind: str, content: bytes) -> bool:
-    if kind.startswith(_TEXT_TYPES) or kind.endswith(_TEXT_SUFFIXES) or kind == "application/xhtml+xml":
+    if (
+        kind.startswith(_TEXT_TYPES)
+        or kind.endswith(_TEXT_SUFFIXES)
+        or kind == "application/xhtml+xml"
+    ):
         return True
     return not kind and b"\x00" not in content[:1024]
 

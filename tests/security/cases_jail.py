@@ -198,51 +198,89 @@ JAIL_CASES: tuple[JailCase, ...] = (
     JailCase("j02-dotdot-inside", "read", "notes/../a.md", "allow", content="top A"),
     JailCase("j03-dotdot-escape", "read", "../../etc/passwd", "deny"),
     JailCase("j04-absolute-outside", "read", "/etc/passwd", "deny"),
-    JailCase("j05-host-path-inside", "read", lambda t: str(t.shared / "a.md"), "allow", content="top A"),
+    JailCase(
+        "j05-host-path-inside", "read", lambda t: str(t.shared / "a.md"), "allow", content="top A"
+    ),
     JailCase("j06-prefix-sibling", "read", "/shared/../shared_evil/x", "deny"),
     JailCase("j06b-prefix-sibling-host", "read", lambda t: str(t.ws / "shared_evil" / "x"), "deny"),
     JailCase("j07-other-user", "read", "/shared/../../bob/shared/x", "deny"),
-    JailCase("j07b-other-user-host", "read", lambda t: str(t.base / "users/bob/shared/x"), "refused"),
+    JailCase(
+        "j07b-other-user-host", "read", lambda t: str(t.base / "users/bob/shared/x"), "refused"
+    ),
     JailCase("j08-abs-symlink-out", "read", "abs_link", "deny", _links(abs_link=OUT_ABS)),
     JailCase("j09-rel-symlink-out", "read", "rel_link", "deny", _links(rel_link=OUT_REL)),
     JailCase("j10-dir-symlink-out", "read", "dl/secret.txt", "deny", _links(dl="{outside}/dir")),
     JailCase(
-        "j10b-rel-dir-symlink-out", "read", "rdl/secret.txt", "deny", _links(rdl="../../../outside/dir")
+        "j10b-rel-dir-symlink-out",
+        "read",
+        "rdl/secret.txt",
+        "deny",
+        _links(rdl="../../../outside/dir"),
     ),
-    JailCase("j11-rel-symlink-inside", "read", "in_link", "allow", _links(in_link="notes/a.md"), "note A"),
-    JailCase("j11b-symlink-up-inside", "read", "notes/up", "allow", _links(notes__up="../a.md"), "top A"),
+    JailCase(
+        "j11-rel-symlink-inside", "read", "in_link", "allow", _links(in_link="notes/a.md"), "note A"
+    ),
+    JailCase(
+        "j11b-symlink-up-inside", "read", "notes/up", "allow", _links(notes__up="../a.md"), "top A"
+    ),
     JailCase("j12-dangling-abs-write", "write", "dang", "deny", _links(dang="{outside}/new.txt")),
-    JailCase("j12b-dangling-rel-write", "write", "rdang", "deny", _links(rdang="../../../outside/n.txt")),
+    JailCase(
+        "j12b-dangling-rel-write", "write", "rdang", "deny", _links(rdang="../../../outside/n.txt")
+    ),
     JailCase("j13-write-via-dir-link", "write", "nd/file.txt", "deny", _links(nd="{outside}/dir")),
     JailCase(
-        "j13b-write-via-rel-dir-link", "write", "rnd/f.txt", "deny", _links(rnd="../../../outside/dir")
+        "j13b-write-via-rel-dir-link",
+        "write",
+        "rnd/f.txt",
+        "deny",
+        _links(rnd="../../../outside/dir"),
     ),
-    JailCase("j14-symlink-loop", "read", "loop_a", "deny", _links(loop_a="loop_b", loop_b="loop_a")),
+    JailCase(
+        "j14-symlink-loop", "read", "loop_a", "deny", _links(loop_a="loop_b", loop_b="loop_a")
+    ),
     JailCase("j14b-chain-of-41", "read", "chain0", "deny", _chain(41)),
     JailCase("j14c-chain-of-5", "read", "chain0", "allow", _chain(5), "top A"),
     JailCase("j15-proc-root", "read", "/proc/self/root/etc/passwd", "deny"),
-    JailCase("j15b-magic-link", "read", "magic", "deny", _links(magic="/proc/self/root/etc/hostname")),
+    JailCase(
+        "j15b-magic-link", "read", "magic", "deny", _links(magic="/proc/self/root/etc/hostname")
+    ),
     JailCase("j15c-proc-fd-link", "read", "fdl", "deny", _links(fdl="/proc/self/fd/0")),
     JailCase(
-        "j15d-rel-proc-link", "read", "rproc", "deny", _links(rproc="../../../../../../proc/self/environ")
+        "j15d-rel-proc-link",
+        "read",
+        "rproc",
+        "deny",
+        _links(rproc="../../../../../../proc/self/environ"),
     ),
     JailCase("j16-hard-link-read", "read", "hard", "deny", _hard("hard", "outside/secret.txt")),
     JailCase("j16b-hard-link-write", "write", "hard", "deny", _hard("hard", "outside/secret.txt")),
     JailCase("j16c-hard-link-edit", "edit", "hard", "deny", _hard("hard", "outside/secret.txt")),
-    JailCase("j16d-hard-link-oxydra", "read", "db", "deny", _hard("db", "users/alice/.oxydra/memory.db")),
+    JailCase(
+        "j16d-hard-link-oxydra", "read", "db", "deny", _hard("db", "users/alice/.oxydra/memory.db")
+    ),
     JailCase("j17-nul-byte", "read", "a.md\x00.png", "deny"),
     JailCase("j17b-nul-byte-write", "write", "x.txt\x00../../evil", "deny"),
     JailCase(
-        "j18-percent-literal", "read", "%2e%2e/%2e%2e/etc/passwd", "allow",
-        _literal("%2e%2e/%2e%2e/etc/passwd"), "LITERAL",
+        "j18-percent-literal",
+        "read",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "allow",
+        _literal("%2e%2e/%2e%2e/etc/passwd"),
+        "LITERAL",
     ),
     JailCase(
-        "j19-backslash-literal", "read", "..\\..\\etc\\passwd", "allow",
-        _literal("..\\..\\etc\\passwd"), "LITERAL",
+        "j19-backslash-literal",
+        "read",
+        "..\\..\\etc\\passwd",
+        "allow",
+        _literal("..\\..\\etc\\passwd"),
+        "LITERAL",
     ),
     JailCase("j20-fullwidth-literal", "read", "\uff0e\uff0e\uff0fetc", "error"),
     JailCase("j21-nfd-is-not-nfc", "read", NFD_NAME, "error", _nfc_file),
-    JailCase("j22-tilde-literal", "read", "~/.ssh/id_rsa", "allow", _literal("~/.ssh/id_rsa"), "LITERAL"),
+    JailCase(
+        "j22-tilde-literal", "read", "~/.ssh/id_rsa", "allow", _literal("~/.ssh/id_rsa"), "LITERAL"
+    ),
     JailCase("j26-vault-write", "write", "/vault/x.txt", "deny"),
     JailCase("j26b-vault-edit", "edit", "/vault/v.txt", "deny"),
     JailCase("j26c-vault-delete", "delete", "/vault/v.txt", "deny"),
@@ -255,14 +293,22 @@ JAIL_CASES: tuple[JailCase, ...] = (
     JailCase("j27f-delete-above", "delete", "notes/../..", "deny"),
     JailCase("j28-delete-link-only", "delete", "out_link", "allow", _links(out_link=OUT_ABS)),
     JailCase("j28b-delete-dir-link-only", "delete", "dl", "allow", _links(dl="{outside}/dir")),
-    JailCase("j29-search-skips-dir-links", "search", "/shared", "allow", _links(dl="{outside}/dir")),
+    JailCase(
+        "j29-search-skips-dir-links", "search", "/shared", "allow", _links(dl="{outside}/dir")
+    ),
     JailCase("j29b-search-skips-file-links", "search", "/shared", "allow", _links(fl=OUT_ABS)),
-    JailCase("j29c-search-into-dir-link", "search", "/shared/dl", "deny", _links(dl="{outside}/dir")),
+    JailCase(
+        "j29c-search-into-dir-link", "search", "/shared/dl", "deny", _links(dl="{outside}/dir")
+    ),
     JailCase("j29d-list-parent", "list", "/shared/..", "deny"),
     JailCase("j29e-list-dir-link", "list", "dl", "deny", _links(dl="{outside}/dir")),
     JailCase("j29f-search-root-slash", "search", "/", "deny"),
     JailCase(
-        "j29g-search-skips-hard-links", "search", "/shared", "allow", _hard("h", "outside/secret.txt")
+        "j29g-search-skips-hard-links",
+        "search",
+        "/shared",
+        "allow",
+        _hard("h", "outside/secret.txt"),
     ),
     JailCase("j31-fifo", "read", "fifo", "deny", _fifo),
     JailCase("j31b-dev-zero-link", "read", "zero", "deny", _links(zero="/dev/zero")),
@@ -274,8 +320,12 @@ JAIL_CASES: tuple[JailCase, ...] = (
     JailCase("j33b-oxydra-host", "read", lambda t: str(t.ws / ".oxydra" / "agent.toml"), "deny"),
     JailCase("j33c-oxydra-link", "read", "cfg", "deny", _links(cfg="../.oxydra/agent.toml")),
     JailCase("j33d-oxydra-virtual", "read", "/.oxydra/agent.toml", "deny"),
-    JailCase("j33e-oxydra-write-link", "write", "cfgw", "deny", _links(cfgw="../.oxydra/agent.toml")),
-    JailCase("j34-write-through-inside-link", "write", "in_link", "deny", _links(in_link="notes/a.md")),
+    JailCase(
+        "j33e-oxydra-write-link", "write", "cfgw", "deny", _links(cfgw="../.oxydra/agent.toml")
+    ),
+    JailCase(
+        "j34-write-through-inside-link", "write", "in_link", "deny", _links(in_link="notes/a.md")
+    ),
     JailCase("j35-tmp-write", "write", "/tmp/new.txt", "allow"),
     JailCase("j35b-creates-parents", "write", "deep/new/dir/f.txt", "allow"),
     JailCase("j35c-edit-inside", "edit", "notes/a.md", "allow"),

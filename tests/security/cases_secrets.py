@@ -81,7 +81,12 @@ def secret_cases(seed: int = 7) -> list[SecretCase]:
     pem, body = _pem(rng, "PRIVATE KEY")
     sa = {"type": "service_account", "project_id": "demo", "private_key": pem + "\n"}
     cases.append(SecretCase(11, "gcp-service-account", json.dumps(sa, indent=1), body))
-    add(12, "slack-bot", "bot {}", f"xoxb-{p(string.digits, 12)}-{p(string.digits, 12)}-{p(ALNUM, 24)}")
+    add(
+        12,
+        "slack-bot",
+        "bot {}",
+        f"xoxb-{p(string.digits, 12)}-{p(string.digits, 12)}-{p(ALNUM, 24)}",
+    )
     add(
         12,
         "slack-user",
@@ -98,7 +103,12 @@ def secret_cases(seed: int = 7) -> list[SecretCase]:
     add(17, "stripe-restricted", "charge with {}", "rk_test_" + p(ALNUM, 24))
     add(18, "huggingface", "hf {}", "hf_" + p(string.ascii_letters, 34))
     add(18, "huggingface-org", "org {}", "api_org_" + p(string.ascii_letters, 34))
-    add(19, "npm", "//registry.npmjs.org/:_authToken {}", "npm_" + p(string.ascii_lowercase + string.digits, 36))
+    add(
+        19,
+        "npm",
+        "//registry.npmjs.org/:_authToken {}",
+        "npm_" + p(string.ascii_lowercase + string.digits, 36),
+    )
     add(20, "pypi", "upload {}", "pypi-AgEIcHlwaS5vcmc" + p(B64URL, 60))
     add(21, "sendgrid", "mail {}", f"SG.{p(B64URL, 22)}.{p(B64URL, 43)}")
     add(22, "twilio", "twilio {}", "SK" + p(HEX, 32))
@@ -116,7 +126,12 @@ def secret_cases(seed: int = 7) -> list[SecretCase]:
     add(27, "jwt", "cookie session={}", jwt, claims[-16:])
     jwt_b64 = base64.b64encode(jwt.encode()).decode()
     add(27, "jwt-base64", "blob {}", jwt_b64, jwt_b64[20:36])
-    for label in ("RSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"):
+    for label in (
+        "RSA PRIVATE KEY",
+        "OPENSSH PRIVATE KEY",
+        "EC PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+    ):
         block, body = _pem(rng, label)
         cases.append(SecretCase(28, f"pem-{label.split()[0].lower()}", f"cat id\n{block}\n", body))
     add(28, "age", "age key {}", "AGE-SECRET-KEY-1" + p(BECH32, 58))
@@ -147,7 +162,9 @@ def controls(seed: int = 11) -> list[Control]:
     uuids = " ".join(str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(5))
     shas = "\n".join(f"commit {p(HEX, 40)}\nAuthor: A <a@example.com>" for _ in range(5))
     return [
-        Control(1, "uuid", f"request ids: {uuids}\nrequest_id={uuid.UUID(int=rng.getrandbits(128))}"),
+        Control(
+            1, "uuid", f"request ids: {uuids}\nrequest_id={uuid.UUID(int=rng.getrandbits(128))}"
+        ),
         Control(2, "git-sha1", shas + f"\nGIT_COMMIT={p(HEX, 40)}"),
         Control(3, "short-sha", f"{p(HEX, 7)} fix tests; {p(HEX, 12)} merge"),
         Control(

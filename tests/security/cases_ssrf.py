@@ -105,7 +105,9 @@ REFERENCE_CASES: tuple[SsrfCase, ...] = (
     SsrfCase("57a-internal-suffix", "http://db.internal/", "block", {"db.internal": ["10.0.0.5"]}),
     _b("57b-local-suffix", "http://svc.local/"),
     _b("57c-localhost-suffix", "http://api.localhost/"),
-    SsrfCase("58-deny-if-any", "http://multi.test/", "block", {"multi.test": ["8.8.8.8", "10.0.0.1"]}),
+    SsrfCase(
+        "58-deny-if-any", "http://multi.test/", "block", {"multi.test": ["8.8.8.8", "10.0.0.1"]}
+    ),
     _b("60-nxdomain", "http://unresolvable.test/"),
     _b("61a-userinfo", "http://evil.test@127.0.0.1/"),
     _b("61b-fragment-at", "http://127.0.0.1#@evil.test/"),
@@ -135,7 +137,12 @@ EXTRA_CASES: tuple[SsrfCase, ...] = (
     _b("x18-redis-port-loopback", "http://127.0.0.1:6379/"),
     _b("x19-javascript", "javascript:alert(1)"),
     _b("x20-data-url", "data:text/html,<h1>x</h1>"),
-    SsrfCase("x21-resolves-to-mapped", "http://mapped.test/", "block", {"mapped.test": ["::ffff:10.0.0.1"]}),
+    SsrfCase(
+        "x21-resolves-to-mapped",
+        "http://mapped.test/",
+        "block",
+        {"mapped.test": ["::ffff:10.0.0.1"]},
+    ),
     SsrfCase("x22-resolves-to-v6-loop", "http://six.test/", "block", {"six.test": ["::1"]}),
     _b("x23-trailing-dot-ip-loop", "http://127.0.0.1./"),
     _b("x24-test-net-3", "http://203.0.113.9/"),
@@ -154,7 +161,9 @@ EXTRA_CASES: tuple[SsrfCase, ...] = (
 
 ALLOWLIST_CASES: tuple[SsrfCase, ...] = (
     SsrfCase("al01-ip-entry", "http://127.0.0.1:8080/", "allow", allowlist=("127.0.0.1",)),
-    SsrfCase("al02-ip-port-other", "http://127.0.0.1:9090/", "block", allowlist=("127.0.0.1:8080",)),
+    SsrfCase(
+        "al02-ip-port-other", "http://127.0.0.1:9090/", "block", allowlist=("127.0.0.1:8080",)
+    ),
     SsrfCase(
         "al03-url-entry",
         "http://searx.local:8888/search",
@@ -169,7 +178,9 @@ ALLOWLIST_CASES: tuple[SsrfCase, ...] = (
         {"searx.local": ["192.168.1.5"]},
         ("http://searx.local:8888/",),
     ),
-    SsrfCase("al05-metadata-ip-never", "http://169.254.169.254/", "block", allowlist=("169.254.169.254",)),
+    SsrfCase(
+        "al05-metadata-ip-never", "http://169.254.169.254/", "block", allowlist=("169.254.169.254",)
+    ),
     SsrfCase(
         "al06-metadata-name-never",
         "http://metadata.google.internal/",

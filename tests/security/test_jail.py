@@ -64,11 +64,16 @@ class TestJailDetails:
         tree = Tree(tmp_path)
         (tree.shared / "notes" / "b.md").write_text("one\nfind me\nthree find me\n")
         hits = Workspace.for_user(tree.ws, opener=opener).search("/shared", "find me")
-        assert [(h.path, h.line) for h in hits] == [("/shared/notes/b.md", 2), ("/shared/notes/b.md", 3)]
+        assert [(h.path, h.line) for h in hits] == [
+            ("/shared/notes/b.md", 2),
+            ("/shared/notes/b.md", 3),
+        ]
 
     def test_restricted_view_hides_other_mounts(self, opener: Opener, tmp_path: Path) -> None:
         tree = Tree(tmp_path)
-        vault_only = Workspace.for_user(tree.ws, opener=opener).restricted(read=["/vault"], write=[])
+        vault_only = Workspace.for_user(tree.ws, opener=opener).restricted(
+            read=["/vault"], write=[]
+        )
         assert vault_only.read_text("/vault/v.txt")[0] == "vault V"
         with pytest.raises(PolicyError):
             vault_only.read_text("/shared/a.md")
@@ -80,9 +85,7 @@ def test_host_paths_in_text_become_virtual(tmp_path: Path) -> None:
     tree = Tree(tmp_path)
     workspace = Workspace.for_user(tree.ws)
     text = f"error at {tree.shared}/a.md: and {tree.ws}/tmp/x, but {tree.ws}/sharedX stays"
-    assert workspace.to_virtual(text) == (
-        f"error at /shared/a.md: and /tmp/x, but /sharedX stays"
-    )
+    assert workspace.to_virtual(text) == ("error at /shared/a.md: and /tmp/x, but /sharedX stays")
 
 
 @pytest.mark.parametrize("opener", OPENERS)
@@ -90,7 +93,7 @@ def test_host_paths_in_text_become_virtual(tmp_path: Path) -> None:
 def test_symlink_swapped_between_check_and_use_never_leaks(
     opener: Opener, link_kind: str, tmp_path: Path
 ) -> None:
-    """A racer swaps `dir` with a symlink to outside while the jail reads `dir/f` (CVE-2018-15664)."""
+    """A racer swaps `dir` and a link to outside while the jail reads `dir/f` (CVE-2018-15664)."""
     tree = Tree(tmp_path)
     (tree.shared / "dir").mkdir()
     (tree.shared / "dir" / "f").write_text("INSIDE")

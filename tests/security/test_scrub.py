@@ -15,7 +15,9 @@ from tests.security.cases_secrets import Control, SecretCase, controls, secret_c
 
 CASES = secret_cases()
 CONTROLS = controls()
-KNOWN = "p@ss/w0rd+Key=Value&more!xyz-" + "".join(random.Random(3).choices(string.ascii_letters, k=20))
+KNOWN = "p@ss/w0rd+Key=Value&more!xyz-" + "".join(
+    random.Random(3).choices(string.ascii_letters, k=20)
+)
 FILLER = "lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 6
 
 
@@ -121,7 +123,9 @@ class TestStreaming:
     @pytest.mark.parametrize(
         "case", [next(c for c in CASES if c.shape == n) for n in range(1, 32)], ids=lambda c: c.name
     )
-    def test_secret_split_across_two_chunks_at_every_point_is_caught(self, case: SecretCase) -> None:
+    def test_secret_split_across_two_chunks_at_every_point_is_caught(
+        self, case: SecretCase
+    ) -> None:
         scrubber = Scrubber()
         text = FILLER + case.text + "\n" + FILLER
         for split in range(len(FILLER) - 20, len(FILLER) + len(case.text) + 20):
@@ -139,7 +143,9 @@ class TestStreaming:
 
     def test_oversized_private_key_is_dropped_until_its_end_line(self) -> None:
         body = "\n".join("QUJD" * 16 for _ in range(200))
-        text = f"start\n-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\nafter"
+        text = (
+            f"start\n-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\nafter"
+        )
         stream = Scrubber().stream(window=64, max_hold=1024)
         out = "".join(stream.feed(text[i : i + 100]) for i in range(0, len(text), 100))
         out += stream.flush()

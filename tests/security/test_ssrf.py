@@ -36,14 +36,18 @@ def test_the_case_table_holds_at_least_sixty_inputs() -> None:
 
 
 class TestCaseTable:
-    @pytest.mark.parametrize("case", [c for c in ALL_CASES if c.expect == "block"], ids=lambda c: c.id)
+    @pytest.mark.parametrize(
+        "case", [c for c in ALL_CASES if c.expect == "block"], ids=lambda c: c.id
+    )
     async def test_blocked_input_is_refused_before_any_connect(self, case: SsrfCase) -> None:
         connector = LoopbackOnlyConnector()
         with pytest.raises(PolicyError):
             await _client(case, connector).fetch(case.url)
         assert connector.attempts == []
 
-    @pytest.mark.parametrize("case", [c for c in ALL_CASES if c.expect == "allow"], ids=lambda c: c.id)
+    @pytest.mark.parametrize(
+        "case", [c for c in ALL_CASES if c.expect == "allow"], ids=lambda c: c.id
+    )
     async def test_allowed_input_pins_a_vetted_address(self, case: SsrfCase) -> None:
         guard = SsrfGuard(resolver=StubResolver(case.dns), allowlist=case.allowlist)
         target = await guard.vet(case.url)
@@ -115,7 +119,9 @@ class TestGuardDetails:
             ("8.8.8.8", "public"),
         ],
     )
-    def test_range_table_covers_the_forms_ipaddress_flags_miss(self, address: str, kind: str) -> None:
+    def test_range_table_covers_the_forms_ipaddress_flags_miss(
+        self, address: str, kind: str
+    ) -> None:
         assert classify(ipaddress.ip_address(address)).kind == kind
 
     @pytest.mark.parametrize(
@@ -139,7 +145,9 @@ class TestGuardDetails:
             ("08.1.1.1", None),
         ],
     )
-    def test_ipv4_literals_decode_as_inet_aton_does(self, spelling: str, decoded: str | None) -> None:
+    def test_ipv4_literals_decode_as_inet_aton_does(
+        self, spelling: str, decoded: str | None
+    ) -> None:
         result = parse_inet_aton(spelling)
         assert (str(result) if result else None) == decoded
 
@@ -250,7 +258,9 @@ class TestLoopbackService:
         async with LoopbackHTTPServer({"/x": Reply(200, b"ok")}) as srv:
             guard = SsrfGuard(resolver=StubResolver(), allowlist=["127.0.0.1"])
             connector = LoopbackOnlyConnector()
-            response = await EgressClient(guard, connector=connector, timeout=5).fetch(srv.url("/x"))
+            response = await EgressClient(guard, connector=connector, timeout=5).fetch(
+                srv.url("/x")
+            )
         assert response.content == b"ok"
         assert connector.attempts == [("127.0.0.1", srv.port)]
 

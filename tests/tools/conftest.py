@@ -32,4 +32,6 @@ def workspace(ws_root: Path) -> Workspace:
 @pytest.fixture
 def ctx(workspace: Workspace) -> ToolExecutionContext:
     """A context for one call in session s1."""
-    return ToolExecutionContext(user_id="alice", session_id="s1", workspace=LocalFileBackend(workspace))
+    return ToolExecutionContext(
+        user_id="alice", session_id="s1", workspace=LocalFileBackend(workspace)
+    )

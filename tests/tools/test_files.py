@@ -18,31 +18,45 @@ def reg() -> ToolRegistry:
     return registry
 
 
-async def call(reg: ToolRegistry, ctx: ToolExecutionContext, name: str, **args: object) -> tuple[bool, str]:
+async def call(
+    reg: ToolRegistry, ctx: ToolExecutionContext, name: str, **args: object
+) -> tuple[bool, str]:
     result = await reg.execute(name, args, ctx)
     return result.ok, result.text
 
 
 class TestReadListSearch:
     async def test_read(self, reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
-        assert await call(reg, ctx, "file_read", path="/shared/notes.md") == (True, "alpha\nbeta\ngamma beta\n")
+        assert await call(reg, ctx, "file_read", path="/shared/notes.md") == (
+            True,
+            "alpha\nbeta\ngamma beta\n",
+        )
 
-    async def test_relative_paths_are_under_shared(self, reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
+    async def test_relative_paths_are_under_shared(
+        self, reg: ToolRegistry, ctx: ToolExecutionContext
+    ) -> None:
         assert (await call(reg, ctx, "file_read", path="notes.md"))[0]
 
-    async def test_list_defaults_to_shared(self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path) -> None:
+    async def test_list_defaults_to_shared(
+        self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path
+    ) -> None:
         (ws_root / "shared" / "sub").mkdir()
         assert await call(reg, ctx, "file_list") == (True, "notes.md\nsub/")
 
     async def test_list_empty_dir(self, reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
         assert await call(reg, ctx, "file_list", path="/tmp") == (True, "no entries found")
 
-    async def test_search_reports_virtual_path_and_line(self, reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
+    async def test_search_reports_virtual_path_and_line(
+        self, reg: ToolRegistry, ctx: ToolExecutionContext
+    ) -> None:
         ok, text = await call(reg, ctx, "file_search", path="/shared", query="beta")
         assert ok and text == "/shared/notes.md:2:beta\n/shared/notes.md:3:gamma beta"
 
     async def test_search_without_hits(self, reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
-        assert await call(reg, ctx, "file_search", path="/shared", query="zzz") == (True, "no matches found")
+        assert await call(reg, ctx, "file_search", path="/shared", query="zzz") == (
+            True,
+            "no matches found",
+        )
 
     async def test_missing_file_is_a_failure_with_a_virtual_path(
         self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path
@@ -52,16 +66,24 @@ class TestReadListSearch:
 
 
 class TestWriteEditDelete:
-    async def test_write_creates_parents(self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path) -> None:
+    async def test_write_creates_parents(
+        self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path
+    ) -> None:
         ok, text = await call(reg, ctx, "file_write", path="/tmp/a/b.txt", content="héllo")
         assert (ok, text) == (True, "wrote 6 bytes to /tmp/a/b.txt")
         assert (ws_root / "tmp/a/b.txt").read_text() == "héllo"
 
-    async def test_edit_replaces_exactly_one(self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path) -> None:
-        ok, _ = await call(reg, ctx, "file_edit", path="notes.md", old_text="alpha", new_text="ALPHA")
+    async def test_edit_replaces_exactly_one(
+        self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path
+    ) -> None:
+        ok, _ = await call(
+            reg, ctx, "file_edit", path="notes.md", old_text="alpha", new_text="ALPHA"
+        )
         assert ok and (ws_root / "shared/notes.md").read_text().startswith("ALPHA\n")
 
-    @pytest.mark.parametrize(("old", "fragment"), [("zeta", "was not found"), ("beta", "matched 2 locations")])
+    @pytest.mark.parametrize(
+        ("old", "fragment"), [("zeta", "was not found"), ("beta", "matched 2 locations")]
+    )
     async def test_edit_needs_a_unique_match(
         self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path, old: str, fragment: str
     ) -> None:
@@ -69,10 +91,18 @@ class TestWriteEditDelete:
         assert not ok and fragment in text
         assert (ws_root / "shared/notes.md").read_text() == "alpha\nbeta\ngamma beta\n"
 
-    async def test_delete_file_and_tree(self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path) -> None:
+    async def test_delete_file_and_tree(
+        self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path
+    ) -> None:
         (ws_root / "tmp/d/e").mkdir(parents=True)
-        assert await call(reg, ctx, "file_delete", path="/tmp/d") == (True, "deleted directory /tmp/d")
-        assert await call(reg, ctx, "file_delete", path="notes.md") == (True, "deleted file notes.md")
+        assert await call(reg, ctx, "file_delete", path="/tmp/d") == (
+            True,
+            "deleted directory /tmp/d",
+        )
+        assert await call(reg, ctx, "file_delete", path="notes.md") == (
+            True,
+            "deleted file notes.md",
+        )
         assert not (ws_root / "tmp/d").exists()
 
     async def test_vault_is_read_only(self, reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
@@ -81,8 +111,12 @@ class TestWriteEditDelete:
 
 
 class TestVaultCopy:
-    async def test_copies_out_of_the_vault(self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path) -> None:
-        ok, text = await call(reg, ctx, "vault_copyto", source_path="/vault/doc.txt", destination_path="/shared/d.txt")
+    async def test_copies_out_of_the_vault(
+        self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path
+    ) -> None:
+        ok, text = await call(
+            reg, ctx, "vault_copyto", source_path="/vault/doc.txt", destination_path="/shared/d.txt"
+        )
         assert ok and text == "copied 14 bytes from /vault/doc.txt to /shared/d.txt"
         assert (ws_root / "shared/d.txt").read_text() == "vault document"
 
@@ -98,7 +132,9 @@ class TestVaultCopy:
     async def test_each_step_sees_only_its_own_roots(
         self, reg: ToolRegistry, ctx: ToolExecutionContext, source: str, destination: str
     ) -> None:
-        result = await reg.execute("vault_copyto", {"source_path": source, "destination_path": destination}, ctx)
+        result = await reg.execute(
+            "vault_copyto", {"source_path": source, "destination_path": destination}, ctx
+        )
         assert result.error_kind == "policy"
 
 
@@ -122,7 +158,9 @@ class TestJailThroughTools:
         result = await reg.execute(name, args, ctx)
         assert result.error_kind == "policy" and "OUTSIDE-SECRET" not in result.text
 
-    async def test_symlink_out_is_refused(self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path) -> None:
+    async def test_symlink_out_is_refused(
+        self, reg: ToolRegistry, ctx: ToolExecutionContext, ws_root: Path
+    ) -> None:
         os.symlink(ws_root.parent.parent / "outside.txt", ws_root / "shared" / "link")
         result = await reg.execute("file_read", {"path": "link"}, ctx)
         assert result.error_kind == "policy"

@@ -147,7 +147,9 @@ class TestOutcomes:
 
 
 class TestOutputPolicy:
-    async def test_long_output_is_truncated_with_marker_and_size(self, ctx: ToolExecutionContext) -> None:
+    async def test_long_output_is_truncated_with_marker_and_size(
+        self, ctx: ToolExecutionContext
+    ) -> None:
         result = await registry(output_limit_bytes=100).execute("echo", {"text": "é" * 500}, ctx)
         assert result.truncated and result.original_bytes == 1000
         assert result.text.endswith("\n...[output truncated: 1000 bytes total]")
@@ -160,13 +162,17 @@ class TestOutputPolicy:
         result = await registry(output_limit_bytes=100).execute("echo", {"text": text}, ctx)
         assert KEY[:10] not in result.text
 
-    async def test_secret_shapes_are_scrubbed_from_errors_too(self, ctx: ToolExecutionContext) -> None:
+    async def test_secret_shapes_are_scrubbed_from_errors_too(
+        self, ctx: ToolExecutionContext
+    ) -> None:
         token = "ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8"
         result = await registry().execute("leaky", {"text": f"token={token}"}, ctx)
         assert result.error_kind == "failed" and "could not parse" in result.text
         assert token[4:] not in result.text
 
-    async def test_host_paths_become_virtual(self, ctx: ToolExecutionContext, ws_root: Path) -> None:
+    async def test_host_paths_become_virtual(
+        self, ctx: ToolExecutionContext, ws_root: Path
+    ) -> None:
         text = f"saved to {ws_root}/shared/x.md and {ws_root}/tmp/y"
         result = await registry().execute("echo", {"text": text}, ctx)
         assert result.text == "saved to /shared/x.md and /tmp/y"

@@ -130,12 +130,16 @@ class TestSchemaFromSignature:
 
 
 class TestValidation:
-    async def test_arguments_are_converted_before_the_body_runs(self, ctx: ToolExecutionContext) -> None:
+    async def test_arguments_are_converted_before_the_body_runs(
+        self, ctx: ToolExecutionContext
+    ) -> None:
         out = await everything.execute({"text": "hi", "count": "3", "point": {"x": 1}}, ctx)
         decoded = msgspec.json.decode(out)
         assert decoded["count"] == 3 and decoded["point"] == {"x": 1, "y": 0}
 
-    async def test_null_for_an_argument_with_a_default_is_dropped(self, ctx: ToolExecutionContext) -> None:
+    async def test_null_for_an_argument_with_a_default_is_dropped(
+        self, ctx: ToolExecutionContext
+    ) -> None:
         out = await everything.execute({"text": "hi", "count": None, "tags": None}, ctx)
         assert msgspec.json.decode(out)["count"] == 5
 

@@ -32,12 +32,20 @@ async def test_write_read_clear_cycle(reg: ToolRegistry, ctx: ToolExecutionConte
     assert again["cleared"] is False
 
 
-async def test_sessions_do_not_share_a_scratchpad(reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
+async def test_sessions_do_not_share_a_scratchpad(
+    reg: ToolRegistry, ctx: ToolExecutionContext
+) -> None:
     await reg.execute("scratchpad_write", {"items": ["mine"]}, ctx)
-    other = json.loads((await reg.execute("scratchpad_read", {}, replace(ctx, session_id="s2"))).text)
+    other = json.loads(
+        (await reg.execute("scratchpad_read", {}, replace(ctx, session_id="s2"))).text
+    )
     assert other["items"] == []
 
 
 @pytest.mark.parametrize("items", [[], ["x"] * 33, ["y" * 241], [""]])
-async def test_limits_are_enforced(reg: ToolRegistry, ctx: ToolExecutionContext, items: list[str]) -> None:
-    assert (await reg.execute("scratchpad_write", {"items": items}, ctx)).error_kind == "invalid_arguments"
+async def test_limits_are_enforced(
+    reg: ToolRegistry, ctx: ToolExecutionContext, items: list[str]
+) -> None:
+    assert (
+        await reg.execute("scratchpad_write", {"items": items}, ctx)
+    ).error_kind == "invalid_arguments"

@@ -32,22 +32,36 @@ def _gone(pid: int) -> bool:
 
 @pytest.fixture
 def session(tmp_path: Path) -> LocalShellSession:
-    return LocalShellSession(str(tmp_path), environ={"PATH": os.environ["PATH"], "OPENAI_API_KEY": "sk-x", "KEEP": "1"}, env_keys=["KEEP"], kill_grace=0.5)
+    return LocalShellSession(
+        str(tmp_path),
+        environ={"PATH": os.environ["PATH"], "OPENAI_API_KEY": "sk-x", "KEEP": "1"},
+        env_keys=["KEEP"],
+        kill_grace=0.5,
+    )
 
 
 class TestLocalSession:
     async def test_output_and_exit_status(self, session: LocalShellSession) -> None:
         out = await session.run("echo out; echo err >&2; exit 3", timeout=10)
-        assert (out.stdout, out.stderr, out.exit_code, out.timed_out) == ("out\n", "err\n", 3, False)
+        assert (out.stdout, out.stderr, out.exit_code, out.timed_out) == (
+            "out\n",
+            "err\n",
+            3,
+            False,
+        )
 
-    async def test_runs_in_the_workspace_directory(self, session: LocalShellSession, tmp_path: Path) -> None:
+    async def test_runs_in_the_workspace_directory(
+        self, session: LocalShellSession, tmp_path: Path
+    ) -> None:
         assert (await session.run("pwd", timeout=10)).stdout.strip() == str(tmp_path)
 
     async def test_environment_is_minimal(self, session: LocalShellSession) -> None:
         out = (await session.run("env", timeout=10)).stdout
         assert "OPENAI_API_KEY" not in out and "KEEP=1" in out and "TERM=dumb" in out
 
-    async def test_timeout_kills_the_whole_process_group(self, session: LocalShellSession, tmp_path: Path) -> None:
+    async def test_timeout_kills_the_whole_process_group(
+        self, session: LocalShellSession, tmp_path: Path
+    ) -> None:
         out = await session.run("sleep 60 & echo $! > child.pid; sleep 60", timeout=0.5)
         child = int((tmp_path / "child.pid").read_text())
         assert out.timed_out and out.exit_code is None
@@ -57,7 +71,9 @@ class TestLocalSession:
             await asyncio.sleep(0.05)
         assert _gone(child)
 
-    async def test_background_stragglers_do_not_hold_the_call(self, session: LocalShellSession, tmp_path: Path) -> None:
+    async def test_background_stragglers_do_not_hold_the_call(
+        self, session: LocalShellSession, tmp_path: Path
+    ) -> None:
         out = await session.run("sleep 60 & echo $! > bg.pid; echo done", timeout=30)
         assert (out.stdout, out.exit_code, out.timed_out) == ("done\n", 0, False)
         child = int((tmp_path / "bg.pid").read_text())
@@ -87,20 +103,30 @@ class TestShellExecTool:
         reg.register(shell_exec_tool(session, ShellPolicy(ShellConfig(**policy)), timeout_secs=10))  # type: ignore[arg-type]
         return reg
 
-    async def test_reports_output_and_status(self, session: LocalShellSession, ctx: ToolExecutionContext) -> None:
-        result = await self.registry(session).execute("shell_exec", {"command": "echo hi; false"}, ctx)
+    async def test_reports_output_and_status(
+        self, session: LocalShellSession, ctx: ToolExecutionContext
+    ) -> None:
+        result = await self.registry(session).execute(
+            "shell_exec", {"command": "echo hi; false"}, ctx
+        )
         assert result.ok and result.text == "hi\n[exit status: 1]"
 
-    async def test_denied_program_never_runs(self, session: LocalShellSession, ctx: ToolExecutionContext, tmp_path: Path) -> None:
+    async def test_denied_program_never_runs(
+        self, session: LocalShellSession, ctx: ToolExecutionContext, tmp_path: Path
+    ) -> None:
         reg = self.registry(session, deny=["rm"])
         (tmp_path / "keep").write_text("x")
         result = await reg.execute("shell_exec", {"command": "ls && rm keep"}, ctx)
         assert result.error_kind == "policy" and (tmp_path / "keep").exists()
 
-    async def test_user_cancel_reaches_the_subprocess(self, session: LocalShellSession, ctx: ToolExecutionContext) -> None:
+    async def test_user_cancel_reaches_the_subprocess(
+        self, session: LocalShellSession, ctx: ToolExecutionContext
+    ) -> None:
         token = CancellationToken()
         call = asyncio.ensure_future(
-            self.registry(session).execute("shell_exec", {"command": "sleep 60"}, replace(ctx, cancellation=token))
+            self.registry(session).execute(
+                "shell_exec", {"command": "sleep 60"}, replace(ctx, cancellation=token)
+            )
         )
         await asyncio.sleep(0.1)
         token.cancel("stop")
