@@ -19,7 +19,14 @@ from oxydra.security.shellpolicy import (
     ShellVerdict,
     programs_of,
 )
-from oxydra.security.ssrf import Resolver, SsrfGuard, SystemResolver, VettedTarget, parse_allowlist
+from oxydra.security.ssrf import (
+    Resolver,
+    SsrfGuard,
+    SystemResolver,
+    VettedTarget,
+    parse_allowlist,
+    parse_url,
+)
 
 __all__ = [
     "DEFAULT_ALLOW",
@@ -49,6 +56,7 @@ __all__ = [
     "openat2_works",
     "parse_allowlist",
     "parse_inet_aton",
+    "parse_url",
     "programs_of",
     "shannon_entropy",
 ]

@@ -26,9 +26,13 @@ from oxydra.tools._shell import (
 )
 from oxydra.tools._web import FetchOutput, web_fetch_tool
 from oxydra.tools.schema import (
+    Signature,
     ToolDefinitionError,
     check_schema_limits,
+    inline_refs,
     parse_docstring,
+    signature_schema,
+    strip_titles,
     transform_schema,
 )
 
@@ -50,6 +54,7 @@ __all__ = [
     "SearchResult",
     "ShellOutput",
     "ShellSession",
+    "Signature",
     "Tool",
     "ToolDefinitionError",
     "ToolExecutionContext",
@@ -63,9 +68,12 @@ __all__ = [
     "egress_allowlist",
     "format_output",
     "html_to_text",
+    "inline_refs",
     "known_secrets",
     "parse_docstring",
     "shell_exec_tool",
+    "signature_schema",
+    "strip_titles",
     "tier_of",
     "tool",
     "transform_schema",
