@@ -8,10 +8,11 @@ loopback server.
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
 
-from oxydra.core.errors import PolicyError
+from oxydra.core.errors import PolicyError, ToolError, ToolTimeoutError
 from oxydra.security import EgressClient, SsrfGuard, classify, parse_inet_aton
 from tests.security.cases_ssrf import (
     ALL_CASES,
@@ -270,3 +271,22 @@ class TestLoopbackService:
             client = EgressClient(guard, connector=LoopbackOnlyConnector(), timeout=5)
             response = await client.fetch(srv.url("/big"), max_bytes=1000)
         assert (len(response.content), response.truncated) == (1000, True)
+
+
+class TestErrorTranslation:
+    async def test_refused_connection_is_a_tool_error_not_an_httpx_error(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        guard = SsrfGuard(resolver=StubResolver(), allowlist=["127.0.0.1"])
+        client = EgressClient(guard, connector=LoopbackOnlyConnector(), timeout=5)
+        with pytest.raises(ToolError) as caught:
+            await client.fetch(f"http://127.0.0.1:{port}/")
+        assert type(caught.value).__module__.startswith("oxydra.")
+
+    async def test_slow_server_is_a_tool_timeout(self) -> None:
+        async with LoopbackHTTPServer({"/slow": Reply(200, b"late", delay=5)}) as srv:
+            guard = SsrfGuard(resolver=StubResolver(), allowlist=["127.0.0.1"])
+            client = EgressClient(guard, connector=LoopbackOnlyConnector(), timeout=0.2)
+            with pytest.raises(ToolTimeoutError):
+                await client.fetch(srv.url("/slow"))
