@@ -131,7 +131,7 @@ SHAPE_RULES: tuple[Rule, ...] = (
     _r(
         "slack-app-token", _L + r"xapp-(?P<secret>\d-[A-Z0-9]{6,}-\d{6,}-[A-Za-z0-9]{16,})", "xapp-"
     ),
-    _r("telegram-bot-token", r"(?<![\d:])\d{5,16}:(?P<secret>A[A-Za-z0-9_-]{34})" + _R),
+    _r("telegram-bot-token", r"(?<![\d:])\d{5,16}:(?P<secret>A[A-Za-z0-9_-]{34})" + _R, ":a"),
     _r(
         "discord-bot-token",
         _L + r"(?P<secret>[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40})" + _R,
@@ -225,27 +225,14 @@ SHAPE_RULES: tuple[Rule, ...] = (
     ),
 )
 
-# Family 31: `KEY=value`, `key: value`, `"key": "value"` with a secret-ish key name.
-KEY_VALUE_RULE = Rule(
-    "secret-key-value",
-    re.compile(
-        r"(?<![A-Za-z0-9_])\\?[\"']?[A-Za-z0-9_.-]*(?:" + _KEY_WORDS + r")\\?[\"']?"
-        r"\s*(?::=|=>|=|:)\s*(?P<secret>" + _VALUE + r")",
-        re.IGNORECASE,
-    ),
-    (),
-    VALUE_MARK,
-    value_check=True,
+# Family 31 and the entropy tier share one pass over every assignment-like pair:
+# `KEY=value`, `key: value`, `"key": "value"`, `key := value`, `key => value`. The scrubber
+# redacts the value when the key names a secret (unless the value is a placeholder), or
+# when the value looks random (see `scrub.looks_random`). Keys start at a word boundary
+# and are matched possessively (Python 3.11), so the scan stays linear.
+ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<key>\\?[\"']?[A-Za-z0-9_.-]{1,128}+\\?[\"']?)"
+    r"\s*(?::=|=>|=|:)\s*(?P<secret>" + _VALUE + r")"
 )
-
-# Entropy tier: any identifier followed by `=`/`:` and a long token-charset value.
-ASSIGNMENT_RULE = Rule(
-    "high-entropy-value",
-    re.compile(
-        r"(?<![A-Za-z0-9_])\\?[\"']?[A-Za-z_][A-Za-z0-9_.-]{0,63}\\?[\"']?\s*(?:=|:)\s*\\?[\"']?"
-        r"(?P<secret>[A-Za-z0-9+/_=-]{20,512})(?![A-Za-z0-9+/_=.-])"
-    ),
-    (),
-    VALUE_MARK,
-    value_check=True,
-)
+SECRET_KEY = re.compile(r"(?:" + _KEY_WORDS + r")\\?[\"']?$", re.IGNORECASE)
+TOKEN_VALUE = re.compile(r"[A-Za-z0-9+/_=-]{20,512}")

@@ -32,9 +32,10 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import quote, quote_plus
 
 from oxydra.security._secret_rules import (
-    ASSIGNMENT_RULE,
-    KEY_VALUE_RULE,
+    ASSIGNMENT,
+    SECRET_KEY,
     SHAPE_RULES,
+    TOKEN_VALUE,
     VALUE_MARK,
     Rule,
 )
@@ -101,14 +102,26 @@ class Scrubber:
         for rule in SHAPE_RULES:
             if not rule.keywords or any(k in lowered for k in rule.keywords):
                 text = rule.pattern.sub(_replacer(rule), text)
-        text = KEY_VALUE_RULE.pattern.sub(_replacer(KEY_VALUE_RULE), text)
-        if self._entropy:
-            text = ASSIGNMENT_RULE.pattern.sub(_replacer(ASSIGNMENT_RULE), text)
-        return text
+        return ASSIGNMENT.sub(self._assignment, text)
+
+    def _assignment(self, match: re.Match[str]) -> str:
+        value = match.group("secret")
+        inner = _unquote(value)
+        if SECRET_KEY.search(match.group("key")):
+            redact = not _is_placeholder(inner) and (len(inner) >= 4 or value != inner)
+        else:
+            redact = self._entropy and _random_token(inner)
+        start = match.start("secret") - match.start()
+        if redact:
+            return match.group(0)[:start] + _mark(value, VALUE_MARK)
+        # A value can hold more pairs (JSON inside a JSON string): look inside it too.
+        if "=" not in value and ":" not in value:
+            return match.group(0)
+        return match.group(0)[:start] + ASSIGNMENT.sub(self._assignment, value)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Where any rule matches in `text` (redacted or not), sorted by start."""
-        patterns = [rule.pattern for rule in (*SHAPE_RULES, KEY_VALUE_RULE, ASSIGNMENT_RULE)]
+        patterns = [rule.pattern for rule in SHAPE_RULES] + [ASSIGNMENT]
         if self._known is not None:
             patterns.append(self._known)
         found = [m.span() for p in patterns for m in p.finditer(text)]
@@ -181,7 +194,7 @@ class StreamScrubber:
 def _replacer(rule: Rule):  # type: ignore[no-untyped-def]
     def replace(match: re.Match[str]) -> str:
         secret = match.group("secret")
-        if rule.value_check and not _value_is_secret(rule, secret):
+        if rule.value_check and not _value_is_secret(secret):
             return match.group(0)
         start, end = match.start("secret") - match.start(), match.end("secret") - match.start()
         whole = match.group(0)
@@ -198,13 +211,12 @@ def _mark(secret: str, marker: str) -> str:
     return marker
 
 
-def _value_is_secret(rule: Rule, value: str) -> bool:
-    inner = _unquote(value)
-    if _is_placeholder(inner):
-        return False
-    if rule is ASSIGNMENT_RULE:
-        return looks_random(inner)
-    return len(inner) >= 4 or value != inner
+def _value_is_secret(value: str) -> bool:
+    return not _is_placeholder(_unquote(value))
+
+
+def _random_token(value: str) -> bool:
+    return TOKEN_VALUE.fullmatch(value) is not None and looks_random(value)
 
 
 def _unquote(value: str) -> str:
