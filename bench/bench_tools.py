@@ -250,9 +250,8 @@ def _scrubbing() -> None:
     print(f"False-positive controls kept: {len(kept)}/{len(controls)}")
     tokens = [t for c in controls for t in c.text.split()]
     altered = sum(1 for t in tokens if scrubber.scrub(t) != t)
-    print(
-        f"  tokens altered in the control corpus: {altered}/{len(tokens)} ({altered / len(tokens):.1%})"
-    )
+    share = altered / len(tokens)
+    print(f"  tokens altered in the control corpus: {altered}/{len(tokens)} ({share:.1%})")
 
 
 def _caught_split(scrubber: Scrubber, case: Any) -> bool:
