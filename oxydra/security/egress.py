@@ -137,7 +137,8 @@ class EgressClient:
         self._connector: Connector = connector if connector is not None else httpcore.AnyIOBackend()
         self._max_redirects = max_redirects
         self._timeout = timeout
-        self._ssl = verify if isinstance(verify, ssl.SSLContext) else _ssl_context(verify)
+        self._verify = verify
+        self._ssl: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
         self._user_agent = user_agent
 
     async def fetch(
@@ -158,6 +159,8 @@ class EgressClient:
             current = current.copy_merge_params(dict(params))
         origin = (current.scheme, current.host, current.port)
         vetted: set[str] = set()
+        if self._ssl is None:  # built on first use: loading the CA bundle takes a while
+            self._ssl = _ssl_context(bool(self._verify))
         transport = _PinnedTransport(self._ssl, _AddressOnlyBackend(self._connector, vetted))
         redirects: list[str] = []
         async with httpx.AsyncClient(

@@ -153,7 +153,11 @@ class Workspace:
         """Lines containing `query` in regular files under `path`; symlinks are never followed."""
         target = self._locate(path)
         hits: list[SearchHit] = []
-        with self._open_dir(target) as fd:
+        with self._open_any(target) as fd:
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                _check_regular(fd, target.virtual)
+                data = _read_fd(fd, max_file_bytes)
+                return _grep_data(data, target.virtual, query)[:max_matches]
             for rel, dirfd, name in _walk_files(fd):
                 virtual = "/".join(p for p in (target.virtual, rel, name) if p)
                 hits.extend(_grep(dirfd, name, virtual, query, max_file_bytes))
@@ -264,6 +268,14 @@ class Workspace:
         fd = self._open(target, flags)
         try:
             _check_regular(fd, target.virtual)
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _open_any(self, target: _Target) -> Iterator[int]:
+        fd = self._open(target, _READ_FLAGS)
+        try:
             yield fd
         finally:
             os.close(fd)
@@ -410,6 +422,10 @@ def _grep(dirfd: int, name: str, virtual: str, query: str, max_bytes: int) -> li
         data = _read_fd(fd, max_bytes)
     finally:
         os.close(fd)
+    return _grep_data(data, virtual, query)
+
+
+def _grep_data(data: bytes, virtual: str, query: str) -> list[SearchHit]:
     if b"\x00" in data[:8192]:
         return []
     lines = data.decode("utf-8", errors="replace").split("\n")

@@ -59,7 +59,7 @@ class VettedTarget(msgspec.Struct, frozen=True, kw_only=True):
         host: the normalized host name or literal (what Host/SNI carry).
         port: explicit port or the scheme default.
         addresses: every address the host resolved to, all vetted.
-        pinned: the address to connect to (the first vetted one).
+        pinned: the address to connect to (the first IPv4 answer, else the first one).
         allowlisted: whether the egress allowlist opened a non-public destination.
     """
 
@@ -133,7 +133,7 @@ class SsrfGuard:
             host=host,
             port=port,
             addresses=tuple(a.compressed for a in addresses),
-            pinned=addresses[0].compressed,
+            pinned=_preferred(addresses).compressed,
             allowlisted=allowlisted,
         )
 
@@ -184,6 +184,11 @@ class SsrfGuard:
 
     def _name_allowed(self, host: str, port: int) -> bool:
         return (host, None) in self._allow.names or (host, port) in self._allow.names
+
+
+def _preferred(addresses: Sequence[IPAddress]) -> IPAddress:
+    """The address to pin: the first IPv4 answer (IPv6 reachability is less certain)."""
+    return next((a for a in addresses if a.version == 4), addresses[0])
 
 
 def _refusal(host: str, verdict: Verdict) -> str:

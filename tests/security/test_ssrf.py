@@ -88,6 +88,11 @@ class TestGuardDetails:
             await SsrfGuard(resolver=resolver).vet("http://localhost/")
         assert resolver.calls == []
 
+    async def test_pin_prefers_an_ipv4_answer(self) -> None:
+        guard = SsrfGuard(resolver=StubResolver({"dual.test": ["2606:2800:220:1::1", PUBLIC]}))
+        target = await guard.vet("http://dual.test/")
+        assert target.pinned == PUBLIC and len(target.addresses) == 2
+
     async def test_ambiguous_spelling_names_the_decoded_address(self) -> None:
         with pytest.raises(PolicyError, match=r"8\.8\.8\.8"):
             await SsrfGuard(resolver=StubResolver()).vet("http://8.8.2056/")

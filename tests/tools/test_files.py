@@ -52,6 +52,10 @@ class TestReadListSearch:
         ok, text = await call(reg, ctx, "file_search", path="/shared", query="beta")
         assert ok and text == "/shared/notes.md:2:beta\n/shared/notes.md:3:gamma beta"
 
+    async def test_search_a_single_file(self, reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
+        ok, text = await call(reg, ctx, "file_search", path="notes.md", query="alpha")
+        assert ok and text == "/shared/notes.md:1:alpha"
+
     async def test_search_without_hits(self, reg: ToolRegistry, ctx: ToolExecutionContext) -> None:
         assert await call(reg, ctx, "file_search", path="/shared", query="zzz") == (
             True,
