@@ -1,1 +1,83 @@
-"""tools layer (see docs/ARCHITECTURE.md)."""
+"""Tools: the `Tool` contract, `@tool`, the registry's per-call policy and built-in tools."""
+
+from oxydra.tools._backend import FileBackend, LocalFileBackend
+from oxydra.tools._cancel import CancellationToken
+from oxydra.tools._context import ApprovalHook, ApprovalRequest, ToolExecutionContext
+from oxydra.tools._decorator import FunctionTool, tool
+from oxydra.tools._defaults import (
+    default_registry,
+    default_scrubber,
+    default_tools,
+    egress_allowlist,
+    known_secrets,
+)
+from oxydra.tools._files import FILE_TOOLS
+from oxydra.tools._html import html_to_text
+from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
+from oxydra.tools._registry import ToolRegistry, tier_of, truncate
+from oxydra.tools._scratchpad import InMemoryScratchpad, Scratchpad, ScratchpadStore
+from oxydra.tools._search import SearchOutput, SearchResult, WebSearch, web_search_tool
+from oxydra.tools._shell import (
+    LocalShellSession,
+    ShellOutput,
+    ShellSession,
+    format_output,
+    shell_exec_tool,
+)
+from oxydra.tools._web import FetchOutput, web_fetch_tool
+from oxydra.tools.schema import (
+    Signature,
+    ToolDefinitionError,
+    check_schema_limits,
+    inline_refs,
+    parse_docstring,
+    signature_schema,
+    strip_titles,
+    transform_schema,
+)
+
+__all__ = [
+    "FILE_TOOLS",
+    "ApprovalHook",
+    "ApprovalRequest",
+    "CancellationToken",
+    "ErrorKind",
+    "FetchOutput",
+    "FileBackend",
+    "FunctionTool",
+    "InMemoryScratchpad",
+    "LocalFileBackend",
+    "LocalShellSession",
+    "Scratchpad",
+    "ScratchpadStore",
+    "SearchOutput",
+    "SearchResult",
+    "ShellOutput",
+    "ShellSession",
+    "Signature",
+    "Tool",
+    "ToolDefinitionError",
+    "ToolExecutionContext",
+    "ToolRegistry",
+    "ToolResult",
+    "WebSearch",
+    "check_schema_limits",
+    "default_registry",
+    "default_scrubber",
+    "default_tools",
+    "egress_allowlist",
+    "format_output",
+    "html_to_text",
+    "inline_refs",
+    "known_secrets",
+    "parse_docstring",
+    "shell_exec_tool",
+    "signature_schema",
+    "strip_titles",
+    "tier_of",
+    "tool",
+    "transform_schema",
+    "truncate",
+    "web_fetch_tool",
+    "web_search_tool",
+]

@@ -1,0 +1,246 @@
+"""The one HTTP client for outbound fetches: every hop vetted by the SSRF guard, IP pinned.
+
+How the pin works: the request goes to a URL whose host is the vetted address, while the
+`Host` header and the TLS SNI (httpcore's `sni_hostname` extension, also used for
+certificate checking) carry the original name. The connection layer is handed an address,
+never a name, so there is no second lookup for a rebinding DNS server to answer. Redirects
+are followed here, one hop at a time, each re-vetted; environment proxies are ignored.
+
+The `Connector` seam is httpcore's network backend: tests pass one that records the address
+and fails the test on anything but loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+import httpcore
+import httpx
+import msgspec
+
+from oxydra.core.errors import PolicyError, ToolError, ToolTimeoutError
+from oxydra.security.ssrf import SsrfGuard, VettedTarget, parse_url
+
+USER_AGENT = "oxydra/0.3 (+https://github.com/shantanugoel/oxydra)"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_SocketOptions = Iterable[tuple[int, int, int] | tuple[int, int, bytes | bytearray]]
+
+
+class Connector(Protocol):
+    """Opens the TCP connection to an already vetted address (httpcore's backend shape)."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: _SocketOptions | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Connect to `host` (always an IP literal here) and `port`."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait between connection retries."""
+        ...
+
+
+class FetchResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """A fetched response, body read up to the caller's cap.
+
+    Attributes:
+        url: the final URL, after redirects, as the user would write it (with the name).
+        redirects: the URLs that redirected, in order.
+        truncated: the body was longer than `max_bytes` and was cut.
+    """
+
+    url: str
+    status: int
+    headers: dict[str, str]
+    content: bytes
+    truncated: bool = False
+    redirects: tuple[str, ...] = ()
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lowercased."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+class _AddressOnlyBackend(httpcore.AsyncNetworkBackend):
+    """Refuses to connect to anything that is not an address the guard vetted."""
+
+    def __init__(self, inner: Connector, vetted: set[str]) -> None:
+        self._inner = inner
+        self._vetted = vetted
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: _SocketOptions | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if _canonical(host) not in self._vetted:
+            raise httpcore.ConnectError(f"refused to connect to unvetted host {host!r}")
+        return await self._inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _canonical(host: str) -> str:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).compressed
+    except ValueError:
+        return ""
+
+
+class _PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over our own connection pool (no proxy, custom network backend)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, backend: httpcore.AsyncNetworkBackend) -> None:
+        super().__init__(verify=ssl_context, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context, network_backend=backend, max_connections=4, retries=0
+        )
+
+
+class EgressClient:
+    """Fetches URLs through the SSRF guard with IP pinning and re-vetted redirects.
+
+    Args:
+        guard: decides every hop.
+        connector: the TCP seam; httpcore's AnyIO backend unless a test injects one.
+        max_redirects: hops followed before giving up (each one re-vetted).
+        timeout: seconds for connect, read and write each.
+        verify: TLS verification (an `ssl.SSLContext` or a bool).
+    """
+
+    def __init__(
+        self,
+        guard: SsrfGuard,
+        *,
+        connector: Connector | None = None,
+        max_redirects: int = 5,
+        timeout: float = 30.0,
+        verify: ssl.SSLContext | bool = True,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        self.guard = guard
+        self._connector: Connector = connector if connector is not None else httpcore.AnyIOBackend()
+        self._max_redirects = max_redirects
+        self._timeout = timeout
+        self._verify = verify
+        self._ssl: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
+        self._user_agent = user_agent
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int = 5 * 1024 * 1024,
+    ) -> FetchResponse:
+        """GET `url`, following redirects; raise PolicyError on a refused hop.
+
+        Caller headers go only to the original origin: a redirect to another host never
+        receives them (they may carry an API key).
+        """
+        current = parse_url(url)
+        if params:
+            current = current.copy_merge_params(dict(params))
+        origin = (current.scheme, current.host, current.port)
+        vetted: set[str] = set()
+        if self._ssl is None:  # built on first use: loading the CA bundle takes a while
+            self._ssl = _ssl_context(bool(self._verify))
+        transport = _PinnedTransport(self._ssl, _AddressOnlyBackend(self._connector, vetted))
+        redirects: list[str] = []
+        async with httpx.AsyncClient(
+            transport=transport, trust_env=False, follow_redirects=False, timeout=self._timeout
+        ) as client:
+            for _hop in range(self._max_redirects + 1):
+                target = await self.guard.vet(current)
+                vetted.add(target.pinned)
+                same_origin = (current.scheme, current.host, current.port) == origin
+                response = await self._get(
+                    client, current, target, headers if same_origin else None, max_bytes
+                )
+                location = response.headers.get("location")
+                if response.status not in _REDIRECTS or not location:
+                    return msgspec.structs.replace(response, redirects=tuple(redirects))
+                redirects.append(str(current))
+                current = _follow(current, location)
+        raise PolicyError(f"refused to fetch {url}: more than {self._max_redirects} redirects")
+
+    async def _get(
+        self,
+        client: httpx.AsyncClient,
+        url: httpx.URL,
+        target: VettedTarget,
+        headers: Mapping[str, str] | None,
+        max_bytes: int,
+    ) -> FetchResponse:
+        request = client.build_request(
+            "GET",
+            url.copy_with(host=target.pinned),
+            headers=self._headers(url, headers),
+            extensions={"sni_hostname": target.host},
+        )
+        try:
+            response = await client.send(request, stream=True)
+            try:
+                body, truncated = await _read_capped(response, max_bytes)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException as exc:
+            raise ToolTimeoutError(f"fetching {url} timed out ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise ToolError(f"fetching {url} failed: {exc or type(exc).__name__}") from exc
+        return FetchResponse(
+            url=str(url),
+            status=response.status_code,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            content=body,
+            truncated=truncated,
+        )
+
+    def _headers(self, url: httpx.URL, extra: Mapping[str, str] | None) -> dict[str, str]:
+        host = url.raw_host.decode("ascii")
+        if ":" in host:
+            host = f"[{host}]"
+        if url.port is not None:
+            host = f"{host}:{url.port}"
+        merged = {"User-Agent": self._user_agent, "Accept": "*/*"}
+        merged.update(extra or {})
+        merged["Host"] = host
+        return merged
+
+
+def _follow(current: httpx.URL, location: str) -> httpx.URL:
+    try:
+        return current.join(location)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise PolicyError(f"refused to follow redirect to {location!r}: {exc}") from exc
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            return b"".join(chunks)[:max_bytes], True
+    return b"".join(chunks), False
+
+
+def _ssl_context(verify: bool) -> ssl.SSLContext:
+    return httpx.create_ssl_context(verify=verify)

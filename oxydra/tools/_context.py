@@ -1,0 +1,62 @@
+"""What a tool call knows about its caller: passed per call, never stored on a tool.
+
+A registry and its tools are shared by every session of a user; anything that differs
+between calls (session, workspace view, cancellation, approval) travels in
+`ToolExecutionContext`, so two concurrent calls can never see each other's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from oxydra.core.tiers import SafetyTier
+from oxydra.tools._backend import FileBackend
+from oxydra.tools._cancel import CancellationToken
+
+
+class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A question to the human: may this call run?"""
+
+    tool: str
+    safety_tier: SafetyTier
+    arguments: dict[str, Any]
+    user_id: str
+    session_id: str
+    call_id: str | None = None
+
+
+class ApprovalHook(Protocol):
+    """Asks a human (gateway or TUI) and returns their answer; True means run it."""
+
+    async def __call__(self, request: ApprovalRequest) -> bool:
+        """Answer one approval request."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolExecutionContext:
+    """Per-call facts a tool may use.
+
+    Attributes:
+        user_id: whose workspace and data this call touches.
+        session_id: the conversation (scratchpad and approvals are keyed on it).
+        workspace: the file seam; in process it is the jail, later a sandboxed guest.
+        channel: where the turn came from (`tui`, `telegram`, `scheduler`...).
+        cancellation: cancelled when the user stops the turn.
+        approval: the human-in-the-loop hook, when a channel wired one.
+        provider, model: the caller's model (a tool may adapt its output to it).
+        call_id: the model's id for this call.
+    """
+
+    user_id: str
+    session_id: str
+    workspace: FileBackend
+    channel: str = "tui"
+    cancellation: CancellationToken = field(default_factory=CancellationToken)
+    approval: ApprovalHook | None = None
+    provider: str | None = None
+    model: str | None = None
+    call_id: str | None = None

@@ -1,0 +1,233 @@
+"""The tool registry: schemas for a turn, and the policy every call goes through.
+
+Per call, in order:
+1. unknown tool -> `unknown_tool` (the text lists the real names so the model can retry);
+2. arguments given as JSON text are decoded; not an object -> `invalid_arguments`;
+3. safety-tier gate: a tier listed in `[tools.approval] require` needs a yes from the
+   context's approval hook (within `timeout_secs`; no answer in time is a no); with no hook
+   wired, `[tools.approval] default` decides;
+4. the tool runs under `asyncio.timeout(tool.timeout)` and stops early when the context's
+   cancellation token fires;
+5. the output (or error text) has host paths rewritten to `/shared`, `/tmp`, `/vault`, is
+   scrubbed of secrets, then truncated to `output_limit_bytes` with a visible marker. Paths
+   and secrets are handled before truncation so a cut can never leave half a secret.
+
+Errors the model caused or can work around come back as a `ToolResult` with `ok=False`;
+only cancellation of the calling task itself propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from oxydra.config.schema import ApprovalConfig, ToolsConfig
+from oxydra.core.errors import (
+    OxydraError,
+    PolicyError,
+    ToolArgumentsError,
+    ToolError,
+    ToolTimeoutError,
+)
+from oxydra.core.log import get_logger, span
+from oxydra.core.messages import FunctionDecl
+from oxydra.core.tiers import SafetyTier
+from oxydra.security import Scrubber
+from oxydra.tools._cancel import CancellationToken
+from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
+from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
+
+_log = get_logger(__name__)
+_DECODER = msgspec.json.Decoder()
+
+
+class _Cancelled(Exception):
+    """The context's token fired while the tool ran."""
+
+
+class ToolRegistry:
+    """Holds the tools of one agent and applies the per-call policy.
+
+    Args:
+        config: `[tools]` (output limit, approval); defaults when omitted.
+        scrubber: redacts secrets from every output; a plain `Scrubber()` when omitted.
+    """
+
+    def __init__(
+        self, config: ToolsConfig | None = None, *, scrubber: Scrubber | None = None
+    ) -> None:
+        self.config = config if config is not None else ToolsConfig()
+        self.scrubber = scrubber if scrubber is not None else Scrubber()
+        self._tools: dict[str, Tool] = {}
+
+    def register(self, tool: Tool, *, replace: bool = False) -> None:
+        """Add a tool; a second tool with the same name is an error unless `replace`."""
+        if tool.name in self._tools and not replace:
+            raise ValueError(f"a tool named '{tool.name}' is already registered")
+        self._tools[tool.name] = tool
+
+    def register_all(self, tools: Iterable[Tool]) -> None:
+        """Add several tools."""
+        for item in tools:
+            self.register(item)
+
+    def get(self, name: str) -> Tool | None:
+        """The tool called `name`, if registered."""
+        return self._tools.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def schemas(self, names: Iterable[str] | None = None) -> list[FunctionDecl]:
+        """Declarations to send with a turn, sorted by name; `names` limits them."""
+        wanted = self.names if names is None else sorted(set(names) & set(self._tools))
+        return [self._tools[n].schema() for n in wanted]
+
+    async def execute(
+        self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
+    ) -> ToolResult:
+        """Run one call through the policy; never raises for tool-side failures."""
+        with span("tool.call", tool=name, session=ctx.session_id):
+            tool = self._tools.get(name)
+            if tool is None:
+                known = ", ".join(self.names) or "none"
+                text = f"unknown tool '{name}'. Available tools: {known}"
+                return self._result(name, text, ctx, kind="unknown_tool")
+            try:
+                args = _arguments(raw_args)
+                await self._gate(tool, args, ctx)
+                text = await self._run(tool, args, ctx)
+            except _Cancelled:
+                reason = ctx.cancellation.reason or "cancelled"
+                return self._result(name, f"tool call cancelled ({reason})", ctx, kind="cancelled")
+            except OxydraError as exc:
+                kind, text = _classify(name, exc)
+                return self._result(name, text, ctx, kind=kind)
+            except Exception as exc:  # a bug in a tool must not end the turn
+                _log.exception("tool %s raised", name)
+                text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
+                return self._result(name, text, ctx, kind="failed")
+            return self._result(name, text, ctx)
+
+    async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
+        approval = self.config.approval
+        if tool.safety_tier not in approval.require:
+            return
+        if ctx.approval is None:
+            if approval.default == "allow":
+                return
+            raise _Denied(f"'{tool.name}' needs approval and no approver is available")
+        request = ApprovalRequest(
+            tool=tool.name,
+            safety_tier=tool.safety_tier,
+            arguments=args,
+            user_id=ctx.user_id,
+            session_id=ctx.session_id,
+            call_id=ctx.call_id,
+        )
+        if not await _ask(ctx.approval(request), approval):
+            raise _Denied(f"the user did not approve running '{tool.name}'")
+
+    async def _run(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> str:
+        try:
+            async with asyncio.timeout(tool.timeout):
+                return await _until_cancelled(tool.execute(args, ctx), ctx.cancellation)
+        except TimeoutError as exc:
+            raise ToolTimeoutError(
+                f"'{tool.name}' did not finish within {tool.timeout:g} seconds and was stopped"
+            ) from exc
+
+    def _result(
+        self, name: str, text: str, ctx: ToolExecutionContext, *, kind: ErrorKind | None = None
+    ) -> ToolResult:
+        cleaned = self.scrubber.scrub(ctx.workspace.to_virtual(text))
+        shown, size = truncate(cleaned, self.config.output_limit_bytes)
+        return ToolResult(
+            name=name,
+            text=shown,
+            ok=kind is None,
+            error_kind=kind,
+            call_id=ctx.call_id,
+            truncated=len(shown) != len(cleaned),
+            original_bytes=size,
+        )
+
+
+class _Denied(OxydraError):
+    """Approval refused (a control-flow outcome, reported as `denied`)."""
+
+
+def truncate(text: str, limit: int) -> tuple[str, int]:
+    """`text` cut to `limit` UTF-8 bytes with a marker naming the full size; and that size."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text, len(data)
+    head = data[:limit].decode("utf-8", errors="ignore")
+    return f"{head}\n...[output truncated: {len(data)} bytes total]", len(data)
+
+
+def _arguments(raw: Mapping[str, Any] | str) -> dict[str, Any]:
+    if isinstance(raw, str):
+        try:
+            raw = _DECODER.decode(raw or "{}")
+        except msgspec.DecodeError as exc:
+            raise ToolArgumentsError(f"arguments are not valid JSON: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ToolArgumentsError(f"arguments must be a JSON object, got {type(raw).__name__}")
+    return dict(raw)
+
+
+async def _ask(answer: Awaitable[bool], config: ApprovalConfig) -> bool:
+    try:
+        async with asyncio.timeout(config.timeout_secs):
+            return bool(await answer)
+    except TimeoutError:
+        return False
+
+
+async def _until_cancelled(work: Awaitable[str], token: CancellationToken) -> str:
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(token.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        raise _Cancelled
+    finally:
+        for pending in (task, waiter):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+
+
+def _classify(name: str, exc: OxydraError) -> tuple[ErrorKind, str]:
+    if isinstance(exc, ToolArgumentsError):
+        return "invalid_arguments", f"Invalid arguments for tool '{name}': {exc}"
+    if isinstance(exc, ToolTimeoutError):
+        return "timeout", f"Tool execution failed: {exc}"
+    if isinstance(exc, PolicyError):
+        return "policy", f"Tool execution refused by policy: {exc}"
+    if isinstance(exc, _Denied):
+        return "denied", f"Tool call not approved: {exc}"
+    if isinstance(exc, ToolError):
+        return "failed", f"Tool execution failed: {exc}"
+    return "failed", f"Tool execution failed: {type(exc).__name__}: {exc}"
+
+
+def tier_of(registry: ToolRegistry, name: str) -> SafetyTier | None:
+    """The safety tier of a registered tool (the runtime's parallelism decision)."""
+    tool = registry.get(name)
+    return tool.safety_tier if tool is not None else None

@@ -1,0 +1,141 @@
+"""shell_exec and LocalShellSession with real subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from oxydra.config.schema import ShellConfig
+from oxydra.security import ShellPolicy
+from oxydra.tools import (
+    CancellationToken,
+    LocalShellSession,
+    ShellOutput,
+    ToolExecutionContext,
+    ToolRegistry,
+    format_output,
+    shell_exec_tool,
+)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> LocalShellSession:
+    return LocalShellSession(
+        str(tmp_path),
+        environ={"PATH": os.environ["PATH"], "OPENAI_API_KEY": "sk-x", "KEEP": "1"},
+        env_keys=["KEEP"],
+        kill_grace=0.5,
+    )
+
+
+class TestLocalSession:
+    async def test_output_and_exit_status(self, session: LocalShellSession) -> None:
+        out = await session.run("echo out; echo err >&2; exit 3", timeout=10)
+        assert (out.stdout, out.stderr, out.exit_code, out.timed_out) == (
+            "out\n",
+            "err\n",
+            3,
+            False,
+        )
+
+    async def test_runs_in_the_workspace_directory(
+        self, session: LocalShellSession, tmp_path: Path
+    ) -> None:
+        assert (await session.run("pwd", timeout=10)).stdout.strip() == str(tmp_path)
+
+    async def test_environment_is_minimal(self, session: LocalShellSession) -> None:
+        out = (await session.run("env", timeout=10)).stdout
+        assert "OPENAI_API_KEY" not in out and "KEEP=1" in out and "TERM=dumb" in out
+
+    async def test_timeout_kills_the_whole_process_group(
+        self, session: LocalShellSession, tmp_path: Path
+    ) -> None:
+        out = await session.run("sleep 60 & echo $! > child.pid; sleep 60", timeout=0.5)
+        child = int((tmp_path / "child.pid").read_text())
+        assert out.timed_out and out.exit_code is None
+        for _ in range(50):
+            if _gone(child):
+                break
+            await asyncio.sleep(0.05)
+        assert _gone(child)
+
+    async def test_background_stragglers_do_not_hold_the_call(
+        self, session: LocalShellSession, tmp_path: Path
+    ) -> None:
+        out = await session.run("sleep 60 & echo $! > bg.pid; echo done", timeout=30)
+        assert (out.stdout, out.exit_code, out.timed_out) == ("done\n", 0, False)
+        child = int((tmp_path / "bg.pid").read_text())
+        for _ in range(50):
+            if _gone(child):
+                break
+            await asyncio.sleep(0.05)
+        assert _gone(child)
+
+    async def test_output_is_capped_but_the_command_finishes(self, tmp_path: Path) -> None:
+        session = LocalShellSession(str(tmp_path), output_limit=1000)
+        out = await session.run("head -c 200000 /dev/zero | tr '\\0' a; echo end >&2", timeout=30)
+        assert out.truncated and len(out.stdout) + len(out.stderr) == 1000 and out.exit_code == 0
+
+    async def test_cancellation_stops_the_command(self, session: LocalShellSession) -> None:
+        token = CancellationToken()
+        run = asyncio.ensure_future(session.run("sleep 60", timeout=60, cancellation=token))
+        await asyncio.sleep(0.1)
+        token.cancel()
+        out = await run
+        assert out.cancelled and out.exit_code is None
+
+
+class TestShellExecTool:
+    def registry(self, session: LocalShellSession, **policy: object) -> ToolRegistry:
+        reg = ToolRegistry()
+        reg.register(shell_exec_tool(session, ShellPolicy(ShellConfig(**policy)), timeout_secs=10))  # type: ignore[arg-type]
+        return reg
+
+    async def test_reports_output_and_status(
+        self, session: LocalShellSession, ctx: ToolExecutionContext
+    ) -> None:
+        result = await self.registry(session).execute(
+            "shell_exec", {"command": "echo hi; false"}, ctx
+        )
+        assert result.ok and result.text == "hi\n[exit status: 1]"
+
+    async def test_denied_program_never_runs(
+        self, session: LocalShellSession, ctx: ToolExecutionContext, tmp_path: Path
+    ) -> None:
+        reg = self.registry(session, deny=["rm"])
+        (tmp_path / "keep").write_text("x")
+        result = await reg.execute("shell_exec", {"command": "ls && rm keep"}, ctx)
+        assert result.error_kind == "policy" and (tmp_path / "keep").exists()
+
+    async def test_user_cancel_reaches_the_subprocess(
+        self, session: LocalShellSession, ctx: ToolExecutionContext
+    ) -> None:
+        token = CancellationToken()
+        call = asyncio.ensure_future(
+            self.registry(session).execute(
+                "shell_exec", {"command": "sleep 60"}, replace(ctx, cancellation=token)
+            )
+        )
+        await asyncio.sleep(0.1)
+        token.cancel("stop")
+        assert (await call).error_kind == "cancelled"
+
+    def test_format_without_output(self) -> None:
+        text = format_output(ShellOutput(stdout="", stderr="", exit_code=0), 5)
+        assert text == "command completed with no output\n[exit status: 0]"
+
+    def test_format_timeout(self) -> None:
+        text = format_output(ShellOutput(stdout="x", stderr="", exit_code=None, timed_out=True), 5)
+        assert text.endswith("[timed out after 5 seconds; the process group was killed]")
