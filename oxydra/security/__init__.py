@@ -29,8 +29,8 @@ from oxydra.security.ssrf import (
 )
 
 __all__ = [
-    "DEFAULT_ALLOW",
     "Connector",
+    "DEFAULT_ALLOW",
     "EgressClient",
     "FetchResponse",
     "Mount",

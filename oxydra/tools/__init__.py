@@ -37,11 +37,11 @@ from oxydra.tools.schema import (
 )
 
 __all__ = [
-    "FILE_TOOLS",
     "ApprovalHook",
     "ApprovalRequest",
     "CancellationToken",
     "ErrorKind",
+    "FILE_TOOLS",
     "FetchOutput",
     "FileBackend",
     "FunctionTool",
