@@ -1,0 +1,141 @@
+"""`oxydra vm`: the guest — runtime, gateway server and scheduler in one asyncio process.
+
+Start-up: bootstrap envelope (stdin, file, or none) → config → services → listen → write the
+endpoint marker `<workspace>/ipc/gateway-endpoint` atomically (and a generated token to
+`ipc/gateway-token`, mode 0600) → serve until SIGTERM/SIGINT → cancel turns, close, remove
+the marker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from oxydra.config.schema import AgentConfig
+from oxydra.core.errors import ConfigError, WireError
+from oxydra.core.log import get_logger
+from oxydra.wire.envelope import BootstrapEnvelope, decode_envelope_frame, decode_envelope_json
+
+_log = get_logger(__name__)
+
+
+def read_bootstrap(args: argparse.Namespace) -> BootstrapEnvelope | None:
+    """The envelope from stdin (length-prefixed) or a file (raw JSON), if one was given."""
+    path = args.bootstrap_file or os.environ.get("OXYDRA_BOOTSTRAP_FILE")
+    try:
+        if args.bootstrap_stdin:
+            return decode_envelope_frame(sys.stdin.buffer.read())
+        if path:
+            return decode_envelope_json(Path(path).read_bytes())
+    except (WireError, OSError) as exc:
+        raise ConfigError(f"cannot start: {exc}") from exc
+    return None
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace `path` with `text` in one step, readable only by its owner."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def gateway_token(config: AgentConfig, envelope: BootstrapEnvelope | None) -> tuple[str, bool]:
+    """The token and whether it was generated here (then it is written for local clients)."""
+    if envelope is not None and envelope.gateway_token:
+        return envelope.gateway_token, False
+    if config.gateway.auth_token:
+        return config.gateway.auth_token, False
+    return secrets.token_urlsafe(32), True
+
+
+def run_vm(args: argparse.Namespace) -> int:
+    """Entry of the `vm` mode."""
+    from oxydra.config.loader import ConfigSources, load_agent_config
+    from oxydra.config.workspace import resolve_workspace
+
+    envelope = read_bootstrap(args)
+    user = envelope.user_id if envelope else args.user_id
+    root = envelope.workspace_root if envelope else args.workspace_root
+    workspace = resolve_workspace(user, root)
+    config = load_agent_config(ConfigSources(overrides=args.overrides)).config
+    bind = args.gateway_bind or config.gateway.bind
+    asyncio.run(serve_vm(config, user=user, workspace=workspace, bind=bind, envelope=envelope))
+    return 0
+
+
+async def serve_vm(
+    config: AgentConfig,
+    *,
+    user: str,
+    workspace: Path,
+    bind: str,
+    envelope: BootstrapEnvelope | None = None,
+    stop: asyncio.Event | None = None,
+    environ: dict[str, str] | None = None,
+) -> None:
+    """Run the guest until `stop` is set (or a termination signal arrives)."""
+    from oxydra.gateway.core import GatewayCore
+    from oxydra.gateway.server import GatewayServer
+    from oxydra.runtime.factory import provision_workspace
+    from oxydra.runtime.services import open_services
+
+    workspace = provision_workspace(workspace)
+    services = await open_services(
+        config,
+        user_id=user,
+        workspace=workspace,
+        environ=environ if environ is not None else dict(os.environ),
+        envelope=envelope,
+    )
+    core = GatewayCore(
+        services.agent.runtime,
+        services.sessions,
+        config.gateway,
+        approval_timeout_secs=config.tools.approval.timeout_secs,
+    )
+    token, generated = gateway_token(config, envelope)
+    status = _startup_status(envelope)
+    server = GatewayServer(
+        core, {token: user}, allowed_origins=config.gateway.allowed_origins, startup_status=status
+    )
+    host, _, port = bind.rpartition(":")
+    bound_host, bound_port = await server.start(host.strip("[]"), int(port))
+    endpoint = f"ws://{bound_host}:{bound_port}/ws"
+    ipc = workspace / "ipc"
+    ipc.mkdir(exist_ok=True, mode=0o700)
+    if generated:
+        write_atomic(ipc / "gateway-token", token + "\n")
+    write_atomic(ipc / "gateway-endpoint", endpoint + "\n", mode=0o644)
+    services.start_background(core)
+    print(f"gateway_endpoint={endpoint}", flush=True)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (ipc / "gateway-endpoint").unlink()
+        await core.shutdown()
+        await server.close()
+        await services.aclose()
+
+
+def _startup_status(envelope: BootstrapEnvelope | None) -> dict[str, Any] | None:
+    if envelope is None or envelope.startup_status is None:
+        return None
+    import msgspec
+
+    status: dict[str, Any] = msgspec.to_builtins(envelope.startup_status)
+    return status

@@ -1,0 +1,173 @@
+"""The memory store behind the runtime's and gateway's seams.
+
+Adapters only: the conversation store (events + rolling summary), gateway session records,
+the scratchpad store, the memory tools as registry `Tool`s, and retrieval injection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from oxydra.core.errors import ToolArgumentsError
+from oxydra.core.messages import FunctionDecl, Message
+from oxydra.core.tiers import SafetyTier
+from oxydra.memory import Memory, MemoryRetrieval, SessionStore, notes_session_id
+from oxydra.memory.tools import MEMORY_TOOLS, ToolSpec
+from oxydra.runtime.conversation import Summary
+from oxydra.tools import Scratchpad, ToolExecutionContext
+
+SNIPPET_CHARS = 240
+
+
+class MemoryConversations:
+    """`ConversationStore` over `Memory`: events are the history, summaries keep ranges.
+
+    `index` decides whether stored messages are also chunked and embedded for retrieval
+    (on when `[memory] enabled`).
+    """
+
+    def __init__(self, memory: Memory, *, index: bool) -> None:
+        self.memory = memory
+        self.index = index
+
+    async def load(self, session_id: str, user_id: str) -> tuple[list[Message], Summary | None]:
+        """The stored history and summary, creating the session on first use."""
+        restored = await self.memory.restore_session(session_id)
+        if restored is None:
+            await self.memory.create_session(session_id, user_id=user_id)
+            return [], None
+        if restored.session.user_id not in (None, user_id):
+            from oxydra.core.errors import MemoryStoreError
+
+            raise MemoryStoreError(f"session {session_id} belongs to another user")
+        events = list(restored.events)
+        summary = None
+        if restored.summary is not None:
+            covered = sum(1 for e in events if e.sequence <= restored.summary.upper_sequence)
+            summary = Summary(text=restored.summary.summary, covered=covered,
+                              epoch=restored.summary.epoch)
+        return [e.message for e in events], summary
+
+    async def append(self, session_id: str, user_id: str, messages: Sequence[Message]) -> None:
+        """Store messages durably (one transaction)."""
+        await self.memory.append_events(session_id, messages, index=self.index)
+
+    async def save_summary(self, session_id: str, summary: Summary) -> None:
+        """Store the summary with the range of events it covers."""
+        events = await self.memory.recall(session_id)
+        if not events or summary.covered <= 0:
+            return
+        upper = events[min(summary.covered, len(events)) - 1].sequence
+        await self.memory.save_summary(session_id, expected_epoch=summary.epoch - 1,
+                                       summary=summary.text, upper_sequence=upper,
+                                       lower_sequence=events[0].sequence)
+
+
+class GatewaySessions:
+    """The gateway's `SessionRecords` over the memory layer's `SessionStore`."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
+    async def create(self, record: Any) -> None:
+        """Store a new session."""
+        await self.store.create(record.session_id, record.user_id, agent_name=record.agent_name,
+                                display_name=record.display_name,
+                                channel_origin=record.channel_origin,
+                                parent_session_id=record.parent_session_id)
+
+    async def get(self, session_id: str) -> Any:
+        """A session by id, or None."""
+        from oxydra.gateway._store import SessionRecord
+
+        found = await self.store.get(session_id)
+        return None if found is None else SessionRecord(**_fields(found))
+
+    async def list(self, user_id: str, include_archived: bool = False) -> list[Any]:
+        """The user's sessions, most recently active first."""
+        from oxydra.gateway._store import SessionRecord
+
+        rows = await self.store.list_sessions(user_id, include_archived=include_archived,
+                                              include_subagents=True)
+        return [SessionRecord(**_fields(r)) for r in rows]
+
+    async def touch(self, session_id: str) -> None:
+        """Mark the session active now."""
+        await self.store.touch(session_id)
+
+
+def _fields(row: Any) -> dict[str, Any]:
+    names = ("session_id", "user_id", "agent_name", "display_name", "channel_origin",
+             "parent_session_id", "created_at", "last_active_at", "archived")
+    return {n: getattr(row, n) for n in names}
+
+
+class MemoryScratchpad:
+    """`ScratchpadStore` persisted in the session state."""
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
+
+    async def read(self, session_id: str) -> Scratchpad | None:
+        """The session's scratchpad, if it has items."""
+        state = await self.memory.read_scratchpad(session_id)
+        if not state.items:
+            return None
+        return Scratchpad(items=tuple(state.items), updated_at=state.updated_at or "")
+
+    async def write(self, session_id: str, items: Sequence[str]) -> Scratchpad:
+        """Replace the items."""
+        written = await self.memory.write_scratchpad(session_id, items)
+        return Scratchpad(items=tuple(items), updated_at=getattr(written, "updated_at", "") or "")
+
+    async def clear(self, session_id: str) -> bool:
+        """Empty the scratchpad."""
+        return await self.memory.clear_scratchpad(session_id)
+
+
+class SpecTool:
+    """A memory `ToolSpec` as a registry `Tool`; user and session come from the context."""
+
+    def __init__(self, spec: ToolSpec, target: Memory | MemoryRetrieval) -> None:
+        self.spec = spec
+        self.target = target
+        self.name = spec.name
+        self.timeout = float(spec.timeout_secs)
+        self.safety_tier = SafetyTier.READ_ONLY if spec.read_only else SafetyTier.SIDE_EFFECTING
+
+    def schema(self) -> FunctionDecl:
+        """The declaration the model sees."""
+        return self.spec.decl
+
+    async def execute(self, args: Mapping[str, Any], ctx: ToolExecutionContext) -> str:
+        """Run the spec for the calling user."""
+        known = set(self.spec.parameters.get("properties", {}))
+        extra = sorted(set(args) - known)
+        if extra:
+            raise ToolArgumentsError(f"unknown argument(s) {extra}; expected {sorted(known)}")
+        missing = [r for r in self.spec.parameters.get("required", []) if r not in args]
+        if missing:
+            raise ToolArgumentsError(f"missing required argument(s) {missing}")
+        return await self.spec.run(self.target, ctx.user_id, ctx.session_id, **args)
+
+
+def memory_tools(memory: Memory, retrieval: MemoryRetrieval) -> list[SpecTool]:
+    """The `memory_*` tools, bound to this store."""
+    return [SpecTool(s, retrieval if s.target == "retrieval" else memory)
+            for s in MEMORY_TOOLS if s.name.startswith("memory_")]
+
+
+def retriever_for(retrieval: MemoryRetrieval, top_k: int) -> Any:
+    """Retrieved memory for the latest question: the user's notes and this conversation."""
+
+    async def retrieve(user_id: str, session_id: str, query: str) -> Message | None:
+        hits = await retrieval.search(
+            query, user_id=user_id, session_ids=[notes_session_id(user_id), session_id],
+            top_k=top_k)
+        if not hits:
+            return None
+        lines = [f"- [{h.score:.3f}] {' '.join(h.text.split())[:SNIPPET_CHARS]}" for h in hits]
+        return Message(role="system", content="Retrieved memory snippets:\n" + "\n".join(lines))
+
+    return retrieve

@@ -1,0 +1,126 @@
+"""`oxydra ask "question"`: one turn from the command line, the scripting entry point.
+
+The answer streams to stdout, progress to stderr (`--json`: one JSON event per line on
+stdout instead). `--session ID` continues a session (the conversation is stored in the
+workspace); the session id is printed to stderr at the end. Exit codes: 0 answered,
+3 a budget or limit stopped the turn, 4 the provider failed, 130 cancelled (Ctrl+C),
+2 bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import Any
+
+import msgspec
+
+from oxydra.core.ids import new_session_id
+from oxydra.core.stream import Progress, StreamItem, Text
+from oxydra.runtime.api import TurnOutcome, TurnRequest
+
+EXIT = {"completed": 0, "provider_error": 4, "cancelled": 130}
+_json = msgspec.json.Encoder()
+
+
+class _Printer:
+    """Streams items to the terminal or as JSON lines."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.ended_with_newline = True
+
+    async def __call__(self, item: StreamItem) -> None:
+        if self.as_json:
+            sys.stdout.write(_json.encode(item).decode() + "\n")
+            sys.stdout.flush()
+        elif isinstance(item, Text):
+            sys.stdout.write(item.text)
+            sys.stdout.flush()
+            self.ended_with_newline = item.text.endswith("\n")
+        elif isinstance(item, Progress) and sys.stderr.isatty():
+            sys.stderr.write(f"\x1b[2m{item.message}\x1b[0m\n")
+
+    def finish(self, outcome: TurnOutcome, session_id: str) -> None:
+        if self.as_json:
+            doc: dict[str, Any] = {"type": "outcome", "session_id": session_id,
+                                   "reason": outcome.reason, "detail": outcome.detail,
+                                   "spend": msgspec.to_builtins(outcome.spend)}
+            sys.stdout.write(_json.encode(doc).decode() + "\n")
+            return
+        if not self.ended_with_newline:
+            sys.stdout.write("\n")
+        if not outcome.ok:
+            print(f"oxydra ask: turn stopped ({outcome.reason}): {outcome.detail}",
+                  file=sys.stderr)
+        print(f"session: {session_id}", file=sys.stderr)
+
+
+def default_user(explicit: str | None) -> str:
+    """`--user`, else the single user of runner.toml, else `default`."""
+    if explicit:
+        return explicit
+    from oxydra.config.loader import load_toml_struct
+    from oxydra.config.runner_schema import RunnerConfig
+    from oxydra.config.workspace import runner_config_path
+
+    path = runner_config_path()
+    if path is not None:
+        runner = load_toml_struct(path, RunnerConfig)
+        assert isinstance(runner, RunnerConfig)
+        if len(runner.users) == 1:
+            return next(iter(runner.users))
+    return "default"
+
+
+def _question(args: argparse.Namespace) -> str:
+    if args.question:
+        return str(args.question)
+    if sys.stdin.isatty():
+        raise SystemExit("oxydra ask: give a question, or pipe one on stdin")
+    return sys.stdin.read()
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    """Entry of the `ask` mode."""
+    from oxydra.config.loader import ConfigSources, load_agent_config
+    from oxydra.config.workspace import resolve_workspace
+
+    question = _question(args)
+    loaded = load_agent_config(ConfigSources(overrides=args.overrides))
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    user = default_user(args.user)
+    workspace = resolve_workspace(user, args.workspace)
+    return asyncio.run(_ask(loaded.config, user, workspace, question, args))
+
+
+async def _ask(config: Any, user: str, workspace: Any, question: str,
+               args: argparse.Namespace) -> int:
+    from oxydra.runtime.factory import provision_workspace
+    from oxydra.runtime.services import open_services
+
+    provision_workspace(workspace)
+    services = await open_services(config, user_id=user, workspace=workspace,
+                                   environ=dict(os.environ))
+    session = args.session or new_session_id()
+    printer = _Printer(args.json)
+    request = TurnRequest(user_id=user, session_id=session, turn_id=new_session_id(),
+                          prompt=question, channel="cli")
+    task = asyncio.create_task(services.agent.runtime.run_turn(request, printer))
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, task.cancel)
+    try:
+        outcome = await task
+    except asyncio.CancelledError:
+        outcome = TurnOutcome(reason="cancelled", detail="interrupted")
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        with contextlib.suppress(Exception):
+            await services.aclose()
+    printer.finish(outcome, session)
+    return EXIT.get(outcome.reason, 3)

@@ -1,0 +1,102 @@
+"""Assemble a runtime from config: provider route, tools, memory, prompt, ledger.
+
+`ask`, `vm` and the scheduler all build their runtime here, so an interactive turn and a
+scheduled one run with the same policy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from oxydra.catalog import ModelCatalog, catalog_provider_for, load_catalog
+from oxydra.config.schema import AgentConfig
+from oxydra.runtime.conversation import ConversationStore
+from oxydra.runtime.ledger import CostLedger
+from oxydra.runtime.loop import AgentRuntime, Retriever
+from oxydra.runtime.prompt import build_system_prompt, find_system_md
+from oxydra.runtime.registry_tools import RegistryExecutor
+from oxydra.security import Workspace
+from oxydra.tools import (
+    LocalFileBackend,
+    ScratchpadStore,
+    Tool,
+    default_registry,
+    default_tools,
+)
+
+WORKSPACE_DIRS = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
+
+
+def provision_workspace(path: Path) -> Path:
+    """Create a user's workspace layout (owner-only) if missing; returns it resolved."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in WORKSPACE_DIRS:
+        (path / name).mkdir(exist_ok=True, mode=0o700)
+    return path.resolve()
+
+
+@dataclass
+class Agent:
+    """A built runtime and what must be closed with it."""
+
+    runtime: AgentRuntime
+    catalog: ModelCatalog
+    workspace: Workspace
+    closers: list[Any] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        """Close the provider's connections and anything else opened."""
+        for closer in reversed(self.closers):
+            result = closer()
+            if hasattr(result, "__await__"):
+                await result
+
+
+def build_agent(
+    config: AgentConfig,
+    *,
+    workspace: Path,
+    environ: Mapping[str, str] | None = None,
+    store: ConversationStore | None = None,
+    extra_tools: list[Tool] | None = None,
+    retriever: Retriever | None = None,
+    scratchpad: ScratchpadStore | None = None,
+    shell_available: bool = True,
+    http_client: httpx.AsyncClient | None = None,
+    catalog: ModelCatalog | None = None,
+) -> Agent:
+    """The runtime for `config` working in `workspace` (already provisioned)."""
+    from oxydra.providers import build_reliable_provider
+
+    env = dict(os.environ if environ is None else environ)
+    catalog = catalog or load_catalog(env)
+    provider = build_reliable_provider(config, env, catalog, http_client)
+    entry = config.providers.registry[config.selection.provider]
+    namespace, model = catalog_provider_for(entry), config.selection.model
+    jail = Workspace.for_user(workspace)
+    tools = default_tools(config, jail if shell_available else None, environ=env,
+                          scratchpad=scratchpad)
+    registry = default_registry(config, [*tools, *(extra_tools or [])], environ=env)
+    backend = LocalFileBackend(jail)
+    runtime = AgentRuntime(
+        provider=provider,
+        tools=RegistryExecutor(registry, lambda _user: backend),
+        config=config.runtime,
+        provider_id=config.selection.provider,
+        model=model,
+        system_prompt=build_system_prompt(
+            config,
+            shell_available=shell_available and "shell_exec" in registry,
+            operator_text=find_system_md(),
+        ),
+        store=store,
+        ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
+        retriever=retriever,
+    )
+    return Agent(runtime=runtime, catalog=catalog, workspace=jail, closers=[provider.aclose])

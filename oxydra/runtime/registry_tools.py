@@ -1,0 +1,68 @@
+"""The tool registry as the runtime's `ToolExecutor`.
+
+Maps the runtime's per-call scope onto a `ToolExecutionContext` (built per call, never
+stored), the runtime's approver onto the registry's approval hook, and the registry's error
+kinds onto feedback: an unknown tool or bad arguments are the model's own mistake, which it
+is told about so it can correct itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from oxydra.core.messages import FunctionDecl, ToolCall
+from oxydra.core.tiers import SafetyTier
+from oxydra.runtime.api import Approver
+from oxydra.runtime.toolrun import ToolOutcome, ToolScope
+from oxydra.tools import (
+    ApprovalRequest,
+    FileBackend,
+    ToolExecutionContext,
+    ToolRegistry,
+    tier_of,
+)
+
+FEEDBACK_KINDS = frozenset({"unknown_tool", "invalid_arguments"})
+
+
+class RegistryExecutor:
+    """Runs calls through a `ToolRegistry`, with each user's own file backend."""
+
+    def __init__(self, registry: ToolRegistry, backend_for: Callable[[str], FileBackend]) -> None:
+        self.registry = registry
+        self.backend_for = backend_for
+
+    def schemas(self) -> list[FunctionDecl]:
+        """Every registered tool's declaration."""
+        return self.registry.schemas()
+
+    def is_read_only(self, name: str) -> bool:
+        """Whether the tool may run concurrently (unknown tools may not)."""
+        return tier_of(self.registry, name) == SafetyTier.READ_ONLY
+
+    async def execute(
+        self, call: ToolCall, scope: ToolScope, approver: Approver | None
+    ) -> ToolOutcome:
+        """One call through the registry's policy."""
+        hook = None
+        if approver is not None:
+            ask = approver
+
+            async def hook(request: ApprovalRequest) -> bool:
+                return await ask(request.tool, request.arguments, str(request.safety_tier))
+
+        ctx = ToolExecutionContext(
+            user_id=scope.user_id,
+            session_id=scope.session_id,
+            workspace=self.backend_for(scope.user_id),
+            channel=scope.channel,
+            approval=hook,
+            provider=scope.provider,
+            model=scope.model,
+            call_id=call.id,
+        )
+        raw = call.invalid_arguments if call.invalid_arguments is not None else call.arguments
+        result = await self.registry.execute(call.name, raw, ctx)
+        return ToolOutcome(
+            text=result.text, ok=result.ok, feedback=result.error_kind in FEEDBACK_KINDS
+        )

@@ -1,0 +1,81 @@
+"""Everything a guest runs, opened and closed together: store, runtime, scheduler.
+
+The conversation log always persists (it is what makes `ask --session` and a `vm` restart
+resume); `[memory] enabled` adds what upstream calls memory: indexing, retrieval injection
+and the `memory_*` tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oxydra.config.schema import AgentConfig
+from oxydra.memory import HashedEmbedder, Memory
+from oxydra.runtime._memory_bridge import (
+    GatewaySessions,
+    MemoryConversations,
+    MemoryScratchpad,
+    memory_tools,
+    retriever_for,
+)
+from oxydra.runtime.factory import Agent, build_agent
+from oxydra.wire.envelope import BootstrapEnvelope
+
+
+@dataclass
+class Services:
+    """The opened parts of a guest."""
+
+    agent: Agent
+    memory: Memory
+    sessions: GatewaySessions
+    background: list[Any] = field(default_factory=list)
+
+    def start_background(self, core: Any) -> None:
+        """Start loops that need the gateway (the scheduler executor)."""
+        for starter in self.background:
+            starter(core)
+
+    async def aclose(self) -> None:
+        """Stop background loops, close the runtime's connections and the store."""
+        for item in self.background:
+            stop = getattr(item, "aclose", None)
+            if stop is not None:
+                await stop()
+        await self.agent.aclose()
+        await self.memory.close()
+
+
+async def open_services(
+    config: AgentConfig,
+    *,
+    user_id: str,
+    workspace: Path,
+    environ: Mapping[str, str],
+    envelope: BootstrapEnvelope | None = None,
+    http_client: Any = None,
+) -> Services:
+    """Open the store and build the runtime for one user's workspace."""
+    enabled = config.memory.enabled
+    embedder = None if enabled else HashedEmbedder()
+    memory = await Memory.from_config(config.memory, workspace_root=workspace, embedder=embedder)
+    try:
+        retrieval = memory.retrieval
+        extra = memory_tools(memory, retrieval) if enabled else []
+        shell = envelope is None or envelope.startup_status is None or (
+            envelope.startup_status.shell_available
+        )
+        agent = build_agent(
+            config, workspace=workspace, environ=environ,
+            store=MemoryConversations(memory, index=enabled), extra_tools=extra,
+            retriever=retriever_for(retrieval, config.memory.retrieval.top_k) if enabled else None,
+            scratchpad=MemoryScratchpad(memory), shell_available=shell, http_client=http_client,
+        )
+    except BaseException:
+        await memory.close()
+        raise
+    sessions = GatewaySessions(memory.sessions)
+    return Services(agent=agent, memory=memory, sessions=sessions)
