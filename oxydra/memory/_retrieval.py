@@ -1,0 +1,628 @@
+"""Chunks, their vectors and hybrid search (sync core; one thread).
+
+Theory of operation:
+
+1. Writing: texts are embedded before the write transaction (so the database lock is held
+   for milliseconds, not for a model run); inside `BEGIN IMMEDIATE` each chunk is inserted,
+   left alone (same `chunk_id` and content hash: idempotent), or replaced (deleted and
+   inserted under a new `chunk_key`). Its `chunks_vec` row goes in the same transaction,
+   the FTS5 row follows by trigger, and `vector_generation` is bumped when vectors changed.
+2. After the commit the in-memory usearch index gets the same additions and removals. A
+   key's vector never changes, so the index can always be brought up to date by comparing
+   key sets: the index is resynchronised from `chunks_vec` whenever the stored generation
+   differs from the one it reflects (another process wrote, a crash lost the last save,
+   or the file is missing, then everything is re-added).
+3. The embedder's name and dimension are recorded in `memory_meta`; vectors of any other
+   embedder are re-embedded at open (resumable: the rows still carrying another model
+   name are the work left), so vectors of two models are never compared.
+4. Searching: the vector side asks the index for the nearest keys (exact dot products over
+   the scope when the user/session/tag filter leaves at most 4096 chunks, else ANN with a
+   widening candidate count, post-filtered by SQL); the FTS side ranks by BM25 an OR of
+   the query's words. Both lists (4 x top_k, at least 20, each) are fused by weighted
+   reciprocal rank (`_fusion`); ties go to the more recent chunk, then chunk id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from oxydra.config.schema import RetrievalConfig
+from oxydra.core import MemoryStoreError, ToolArgumentsError, get_logger
+from oxydra.memory._db import Database
+from oxydra.memory._embed import Embedder
+from oxydra.memory._fusion import Fused, Scope, build_scope, fuse
+from oxydra.memory._text import content_hash, fts_query, normalize_tags, now_iso
+from oxydra.memory._types import ChunkInput, SearchHit, SearchMode, UpsertResult
+from oxydra.memory._vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from oxydra.memory._embed import Vectors
+    from oxydra.memory._vectors import Keys
+
+_log = get_logger(__name__)
+_json = msgspec.json.Encoder()
+_meta_decoder = msgspec.json.Decoder(dict[str, Any])
+
+EXACT_SCOPE_MAX = 4096
+_MIN_CANDIDATES = 20
+_ANN_MAX = 16384
+_SAVE_EVERY = 5000
+_BATCH = 500
+_MAX_TOP_K = 100
+
+
+class ChunkRow(msgspec.Struct, kw_only=True):
+    """A chunk ready to be written: its input, digest and (once embedded) vector."""
+
+    chunk_id: str
+    session_id: str
+    text: str
+    digest: str
+    metadata: dict[str, Any]
+    sequence_start: int | None = None
+    sequence_end: int | None = None
+    source_uri: str | None = None
+    note_id: str | None = None
+    vector: Any = None
+
+
+class Changes(msgspec.Struct, kw_only=True):
+    """What a write transaction did to chunks, to replay on the index after commit."""
+
+    added_keys: list[int] = []
+    added_vectors: list[Any] = []
+    removed_keys: list[int] = []
+    generation: int | None = None
+    bumps: int = 0
+    inserted: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+
+    def merge(self, other: Changes) -> Changes:
+        """Both sets of changes, as one transaction's."""
+        return Changes(
+            added_keys=self.added_keys + other.added_keys,
+            added_vectors=self.added_vectors + other.added_vectors,
+            removed_keys=self.removed_keys + other.removed_keys,
+            generation=max(self.generation or 0, other.generation or 0) or None,
+            bumps=self.bumps + other.bumps,
+            inserted=self.inserted + other.inserted,
+            replaced=self.replaced + other.replaced,
+            unchanged=self.unchanged + other.unchanged,
+        )
+
+    def result(self) -> UpsertResult:
+        """The counts for the caller."""
+        return UpsertResult(
+            inserted=self.inserted, replaced=self.replaced, unchanged=self.unchanged
+        )
+
+
+def row_from_input(chunk: ChunkInput) -> ChunkRow:
+    """A `ChunkRow` for an `upsert_chunks` input (text must not be blank)."""
+    if not chunk.text.strip():
+        raise ToolArgumentsError(f"chunk {chunk.chunk_id!r} has no text")
+    return ChunkRow(
+        chunk_id=chunk.chunk_id, session_id=chunk.session_id, text=chunk.text,
+        digest=content_hash(chunk.text), metadata=dict(chunk.metadata),
+        sequence_start=chunk.sequence_start, sequence_end=chunk.sequence_end,
+        source_uri=chunk.source_uri, note_id=chunk.note_id,
+    )  # fmt: skip
+
+
+class RetrievalIndex:
+    """Chunks, vectors, FTS rows and hybrid search over one database.
+
+    Args:
+        db: the open database (migrated).
+        embedder: makes the vectors; a different one than last time triggers a re-embed.
+        index_path: where the usearch index is persisted (beside the database).
+        config: default `top_k` and fusion weights.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        embedder: Embedder,
+        index_path: Path,
+        config: RetrievalConfig | None = None,
+    ) -> None:
+        self._db = db
+        self._embedder = embedder
+        self._path = index_path
+        self._config = config or RetrievalConfig()
+        self._index: VectorIndex | None = None
+        self._generation = -1
+        self._dirty = 0
+        self._adopt_embedder()
+        self._ensure_index()
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder in use."""
+        return self._embedder
+
+    # -- embedder changes -------------------------------------------------------------
+
+    def _adopt_embedder(self) -> None:
+        name, dims = self._embedder.name, str(self._embedder.dims)
+        with self._db.write() as conn:
+            stored = dict(
+                conn.execute(
+                    "SELECT key, value FROM memory_meta "
+                    "WHERE key IN ('embedding_backend', 'embedding_dims')"
+                ).fetchall()
+            )
+            conn.executemany(
+                "INSERT INTO memory_meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [("embedding_backend", name), ("embedding_dims", dims)],
+            )
+        previous = stored.get("embedding_backend")
+        if previous is not None and previous != name:
+            _log.warning("embedding backend changed from %s to %s; re-embedding", previous, name)
+        count = self.reembed()
+        if count:
+            _log.info("re-embedded %d chunks with %s", count, name)
+
+    def reembed(self) -> int:
+        """Embed every chunk whose vector is missing or from another model; return count."""
+        done = 0
+        while True:
+            rows = self._db.query(
+                "SELECT c.chunk_key, c.chunk_text FROM chunks c "
+                "LEFT JOIN chunks_vec v ON v.chunk_key = c.chunk_key "
+                "WHERE v.chunk_key IS NULL OR v.embedding_model != ? "
+                "ORDER BY c.chunk_key LIMIT ?",
+                (self._embedder.name, _BATCH),
+            )
+            if not rows:
+                return done
+            vectors = self._embedder.embed([row[1] for row in rows])
+            with self._db.write() as conn:
+                conn.executemany(
+                    "INSERT INTO chunks_vec(chunk_key, embedding_blob, embedding_model) "
+                    "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE chunk_key = ?) "
+                    "ON CONFLICT(chunk_key) DO UPDATE SET embedding_blob = "
+                    "excluded.embedding_blob, embedding_model = excluded.embedding_model",
+                    [
+                        (row[0], _blob(vector), self._embedder.name, row[0])
+                        for row, vector in zip(rows, vectors, strict=True)
+                    ],
+                )
+                _bump_generation(conn)
+            done += len(rows)
+
+    # -- writing ----------------------------------------------------------------------
+
+    def embed_rows(self, rows: Sequence[ChunkRow]) -> None:
+        """Give each row without a vector its embedding (outside any transaction)."""
+        pending = [row for row in rows if row.vector is None]
+        for start in range(0, len(pending), _BATCH):
+            batch = pending[start : start + _BATCH]
+            vectors = self._embedder.embed([row.text for row in batch])
+            for row, vector in zip(batch, vectors, strict=True):
+                row.vector = vector
+
+    def upsert_chunks(self, chunks: Sequence[ChunkInput]) -> UpsertResult:
+        """Insert, replace or leave each chunk (by `chunk_id` and content hash).
+
+        One transaction for the whole batch: chunks, their vectors and FTS rows.
+
+        Raises:
+            ToolArgumentsError: a chunk has no text, or an id repeats in the batch.
+            MemoryStoreError: a chunk names an unknown session.
+        """
+        rows = [row_from_input(chunk) for chunk in chunks]
+        if len({row.chunk_id for row in rows}) != len(rows):
+            raise ToolArgumentsError("a chunk id appears twice in one upsert")
+        known = self._known_digests([row.chunk_id for row in rows])
+        self.embed_rows([row for row in rows if known.get(row.chunk_id) != row.digest])
+        with self._db.write() as conn:
+            changes = self.write_rows(conn, rows)
+        self.apply(changes)
+        return changes.result()
+
+    def _known_digests(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(chunk_ids), _BATCH):
+            batch = chunk_ids[start : start + _BATCH]
+            rows = self._db.query(
+                "SELECT chunk_id, content_hash FROM chunks "
+                f"WHERE chunk_id IN ({', '.join('?' * len(batch))})",
+                batch,
+            )
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
+    def write_rows(
+        self, conn: sqlite3.Connection, rows: Sequence[ChunkRow], *, dedup: bool = False
+    ) -> Changes:
+        """Write rows inside the caller's write transaction.
+
+        With `dedup`, a row whose text already exists in its session is skipped
+        (conversation indexing: a repeated "ok" is indexed once).
+        """
+        changes = Changes()
+        users: dict[str, str | None] = {}
+        for row in rows:
+            if dedup and _has_digest(conn, row.session_id, row.digest):
+                changes.unchanged += 1
+                continue
+            same, removed = self._reconcile(conn, row)
+            if same:
+                changes.unchanged += 1
+                continue
+            if removed is None:
+                changes.inserted += 1
+            else:
+                changes.replaced += 1
+                changes.removed_keys.append(removed)
+            changes.added_keys.append(self._insert(conn, row, users))
+            changes.added_vectors.append(row.vector)
+        if changes.added_keys or changes.removed_keys:
+            changes.generation = _bump_generation(conn)
+            changes.bumps = 1
+        return changes
+
+    def _reconcile(self, conn: sqlite3.Connection, row: ChunkRow) -> tuple[bool, int | None]:
+        """(unchanged?, key deleted to make room) for a row against its stored version."""
+        old = conn.execute(
+            "SELECT chunk_key, content_hash, session_id, metadata_json FROM chunks "
+            "WHERE chunk_id = ?",
+            (row.chunk_id,),
+        ).fetchone()
+        if old is None:
+            return False, None
+        if old[1] != row.digest or old[2] != row.session_id:
+            conn.execute("DELETE FROM chunks WHERE chunk_key = ?", (old[0],))
+            return False, int(old[0])
+        metadata = _json.encode(row.metadata).decode()
+        if old[3] != metadata:
+            conn.execute(
+                "UPDATE chunks SET metadata_json = ?, note_id = ?, sequence_start = ?, "
+                "sequence_end = ?, updated_at = ? WHERE chunk_key = ?",
+                (metadata, row.note_id, row.sequence_start, row.sequence_end, now_iso(),
+                 old[0]),
+            )  # fmt: skip
+        return True, None
+
+    def delete_where(self, conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> Changes:
+        """Delete the chunks matching `where` (over alias `c`) in the caller's transaction."""
+        keys = [
+            int(row[0])
+            for row in conn.execute(f"SELECT c.chunk_key FROM chunks c WHERE {where}", params)
+        ]
+        changes = Changes(removed_keys=keys)
+        for start in range(0, len(keys), _BATCH):
+            batch = keys[start : start + _BATCH]
+            conn.execute(
+                f"DELETE FROM chunks WHERE chunk_key IN ({', '.join('?' * len(batch))})", batch
+            )
+        if keys:
+            changes.generation = _bump_generation(conn)
+            changes.bumps = 1
+        return changes
+
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
+        """Delete chunks by id; return how many existed."""
+        if not chunk_ids:
+            return 0
+        with self._db.write() as conn:
+            changes = self.delete_where(
+                conn, "c.chunk_id IN (SELECT value FROM json_each(?))",
+                (_json.encode(list(chunk_ids)).decode(),),
+            )  # fmt: skip
+        self.apply(changes)
+        return len(changes.removed_keys)
+
+    def _insert(self, conn: sqlite3.Connection, row: ChunkRow, users: dict[str, str | None]) -> int:
+        if row.session_id not in users:
+            found = conn.execute(
+                "SELECT user_id FROM sessions WHERE session_id = ?", (row.session_id,)
+            ).fetchone()
+            if found is None:
+                raise MemoryStoreError(f"unknown session {row.session_id!r}; create it first")
+            users[row.session_id] = found[0]
+        if row.vector is None:
+            row.vector = self._embedder.embed([row.text])[0]
+        file_id = _file_id(conn, row.session_id, row.source_uri) if row.source_uri else None
+        key = conn.execute(
+            "INSERT INTO chunks(chunk_id, session_id, user_id, file_id, note_id, sequence_start, "
+            "sequence_end, chunk_text, metadata_json, content_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING chunk_key",
+            (row.chunk_id, row.session_id, users[row.session_id], file_id, row.note_id,
+             row.sequence_start, row.sequence_end, row.text,
+             _json.encode(row.metadata).decode(), row.digest),
+        ).fetchone()[0]  # fmt: skip
+        conn.execute(
+            "INSERT INTO chunks_vec(chunk_key, embedding_blob, embedding_model) VALUES (?, ?, ?)",
+            (key, _blob(row.vector), self._embedder.name),
+        )
+        return int(key)
+
+    # -- the vector index -------------------------------------------------------------
+
+    def apply(self, changes: Changes) -> None:
+        """Replay a committed transaction's changes on the in-memory index."""
+        if self._index is None or changes.generation is None:
+            return
+        import numpy as np
+
+        try:
+            self._index.remove(np.asarray(changes.removed_keys, dtype=np.uint64))
+            if changes.added_keys:
+                self._index.add(
+                    np.asarray(changes.added_keys, dtype=np.uint64),
+                    np.stack(changes.added_vectors).astype(np.float32, copy=False),
+                )
+        except (RuntimeError, ValueError) as exc:
+            _log.warning("vector index update failed (%s); resynchronising", exc)
+            self._generation = -1
+            return
+        if changes.generation - changes.bumps == self._generation:
+            self._generation = changes.generation
+        self._dirty += len(changes.added_keys) + len(changes.removed_keys)
+        if self._dirty >= _SAVE_EVERY:
+            self.save_index()
+
+    def _ensure_index(self) -> VectorIndex:
+        generation = _current_generation(self._db)
+        if self._index is not None and generation == self._generation:
+            return self._index
+        if self._index is None:
+            name, dims = self._embedder.name, self._embedder.dims
+            loaded = VectorIndex.load(self._path, dims, name)
+            self._index, self._generation = loaded or (VectorIndex(dims, name), -1)
+            if self._generation == generation:
+                return self._index
+        return self._resync(self._index)
+
+    def _resync(self, index: VectorIndex) -> VectorIndex:
+        import numpy as np
+
+        with self._db.read() as conn:
+            generation = _current_generation_in(conn)
+            stored = np.fromiter(
+                (row[0] for row in conn.execute(
+                    "SELECT chunk_key FROM chunks_vec WHERE embedding_model = ?",
+                    (self._embedder.name,),
+                )),
+                dtype=np.uint64,
+            )  # fmt: skip
+            present = index.keys()
+            extra = np.setdiff1d(present, stored, assume_unique=True)
+            missing = np.setdiff1d(stored, present, assume_unique=True)
+            index.remove(extra)
+            self._add_stored(conn, index, missing)
+        self._generation = generation
+        changed = len(extra) + len(missing)
+        if changed:
+            _log.info("vector index resynchronised: +%d -%d", len(missing), len(extra))
+            self._dirty += changed
+        if changed >= 1000 or (changed and not self._path.exists()):
+            self.save_index()
+        return index
+
+    def _add_stored(self, conn: sqlite3.Connection, index: VectorIndex, keys: Keys) -> None:
+        import numpy as np
+
+        for start in range(0, len(keys), _BATCH):
+            batch = [int(k) for k in keys[start : start + _BATCH]]
+            rows = conn.execute(
+                "SELECT chunk_key, embedding_blob FROM chunks_vec "
+                f"WHERE chunk_key IN ({', '.join('?' * len(batch))})",
+                batch,
+            ).fetchall()
+            if rows:
+                matrix = np.stack([np.frombuffer(row[1], dtype="<f4") for row in rows])
+                index.add(np.asarray([row[0] for row in rows], dtype=np.uint64), matrix)
+
+    def save_index(self) -> None:
+        """Persist the index beside the database (atomic replace)."""
+        if self._index is not None:
+            self._index.save(self._path, self._generation)
+            self._dirty = 0
+
+    def close(self) -> None:
+        """Save the index if it changed since the last save."""
+        if self._index is not None and (self._dirty or not self._path.exists()):
+            self.save_index()
+
+    # -- searching --------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        session_ids: Sequence[str] | None = None,
+        tags: Sequence[str] = (),
+        top_k: int | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[SearchHit]:
+        """The `top_k` chunks best matching `query` within the filter, best first.
+
+        Args:
+            query: free text; must contain something.
+            user_id: only chunks of this user's sessions.
+            session_ids: only chunks of these sessions (an empty list finds nothing).
+            tags: only chunks whose metadata `tags` hold every one of these.
+            top_k: how many hits (1-100); the configured default when None.
+            mode: `hybrid`, or one modality alone (`vector`, `fts`) for comparison.
+
+        Raises:
+            ToolArgumentsError: empty query, top_k out of range, bad tags.
+        """
+        count = self._config.top_k if top_k is None else top_k
+        if not 1 <= count <= _MAX_TOP_K:
+            raise ToolArgumentsError(f"top_k must be between 1 and {_MAX_TOP_K}")
+        if not query.strip():
+            raise ToolArgumentsError("the search query must not be empty")
+        if session_ids is not None and not session_ids:
+            return []
+        scope = build_scope(user_id=user_id, session_ids=session_ids, tags=normalize_tags(tags))
+        want = max(count * 4, _MIN_CANDIDATES)
+        vector = self._vector_candidates(query, scope, want) if mode != "fts" else None
+        fts = self._fts_candidates(query, scope, want) if mode != "vector" else None
+        fused = fuse(
+            vector,
+            fts,
+            vector_weight=1.0 if mode == "vector" else self._config.vector_weight,
+            fts_weight=1.0 if mode == "fts" else self._config.fts_weight,
+        )
+        return self._hits(fused, count)
+
+    def _vector_candidates(self, query: str, scope: Scope, want: int) -> list[tuple[int, float]]:
+        vector = self._embedder.embed([query])[0]
+        if not vector.any():
+            return []
+        index = self._ensure_index()
+        if scope.unfiltered:
+            keys, sims = index.search(vector, want)
+            return list(zip(keys.tolist(), sims.tolist(), strict=True))
+        size = self._db.query_one(
+            f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {scope.where} LIMIT ?)",
+            (*scope.params, EXACT_SCOPE_MAX + 1),
+        )
+        if not size or not size[0]:
+            return []
+        if size[0] <= EXACT_SCOPE_MAX:
+            return self._exact(index, vector, self._scope_keys(scope), want)
+        return self._filtered_ann(index, vector, scope, want)
+
+    def _scope_keys(self, scope: Scope) -> Keys:
+        import numpy as np
+
+        rows = self._db.query(f"SELECT c.chunk_key FROM chunks c WHERE {scope.where}", scope.params)
+        return np.asarray([row[0] for row in rows], dtype=np.uint64)
+
+    def _exact(
+        self, index: VectorIndex, vector: Vectors, keys: Keys, want: int
+    ) -> list[tuple[int, float]]:
+        import numpy as np
+
+        best: list[tuple[int, float]] = []
+        for start in range(0, len(keys), EXACT_SCOPE_MAX):
+            present, matrix = index.vectors(keys[start : start + EXACT_SCOPE_MAX])
+            sims = matrix @ vector
+            top = np.argsort(-sims, kind="stable")[:want]
+            best += zip(present[top].tolist(), sims[top].tolist(), strict=True)
+        best.sort(key=lambda pair: -pair[1])
+        return best[:want]
+
+    def _filtered_ann(
+        self, index: VectorIndex, vector: Vectors, scope: Scope, want: int
+    ) -> list[tuple[int, float]]:
+        count = want * 4
+        while True:
+            keys, sims = index.search(vector, count)
+            allowed = self._in_scope(keys.tolist(), scope)
+            picked = [
+                (key, sim)
+                for key, sim in zip(keys.tolist(), sims.tolist(), strict=True)
+                if key in allowed
+            ]
+            if len(picked) >= want or count >= len(index):
+                return picked[:want]
+            if count >= _ANN_MAX:
+                return self._exact(index, vector, self._scope_keys(scope), want)
+            count *= 4
+
+    def _in_scope(self, keys: list[int], scope: Scope) -> set[int]:
+        rows = self._db.query(
+            "SELECT c.chunk_key FROM chunks c WHERE c.chunk_key IN "
+            f"(SELECT value FROM json_each(?)) AND {scope.where}",
+            (_json.encode(keys).decode(), *scope.params),
+        )
+        return {int(row[0]) for row in rows}
+
+    def _fts_candidates(self, query: str, scope: Scope, want: int) -> list[tuple[int, float]]:
+        match = fts_query(query)
+        if match is None:
+            return []
+        rows = self._db.query(
+            "SELECT c.chunk_key, bm25(chunks_fts) AS rank FROM chunks_fts "
+            "JOIN chunks c ON c.chunk_key = chunks_fts.rowid "
+            f"WHERE chunks_fts MATCH ? AND {scope.where} ORDER BY rank LIMIT ?",
+            (match, *scope.params, want),
+        )
+        return [(int(row[0]), -float(row[1])) for row in rows]
+
+    def _hits(self, fused: list[Fused], count: int) -> list[SearchHit]:
+        if not fused:
+            return []
+        by_key = {f.key: f for f in fused}
+        rows = self._db.query(
+            "SELECT chunk_key, chunk_id, session_id, chunk_text, note_id, sequence_start, "
+            "sequence_end, metadata_json, created_at FROM chunks "
+            "WHERE chunk_key IN (SELECT value FROM json_each(?))",
+            (_json.encode(list(by_key)).decode(),),
+        )
+        hits = [_hit(row, by_key[int(row[0])]) for row in rows]
+        hits.sort(key=_hit_order)
+        return hits[:count]
+
+
+def _hit(row: tuple[Any, ...], fused: Fused) -> SearchHit:
+    return SearchHit(
+        chunk_id=row[1], session_id=row[2], text=row[3], score=fused.score,
+        vector_score=fused.vector_score, fts_score=fused.fts_score, note_id=row[4],
+        sequence_start=row[5], sequence_end=row[6], metadata=_meta_decoder.decode(row[7]),
+        created_at=row[8],
+    )  # fmt: skip
+
+
+def _hit_order(hit: SearchHit) -> tuple[float, int, str]:
+    recency = hit.sequence_end or hit.sequence_start or 0
+    return (-round(hit.score, 12), -recency, hit.chunk_id)
+
+
+def _blob(vector: Any) -> bytes:
+    import numpy as np
+
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _has_digest(conn: sqlite3.Connection, session_id: str, digest: str) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM chunks WHERE session_id = ? AND content_hash = ? LIMIT 1",
+        (session_id, digest),
+    )
+    return found.fetchone() is not None
+
+
+def _file_id(conn: sqlite3.Connection, session_id: str, source_uri: str) -> int:
+    conn.execute(
+        "INSERT INTO files(session_id, source_uri) VALUES (?, ?) "
+        "ON CONFLICT(session_id, source_uri, content_hash) DO NOTHING",
+        (session_id, source_uri),
+    )
+    row = conn.execute(
+        "SELECT file_id FROM files WHERE session_id = ? AND source_uri = ? AND content_hash = ''",
+        (session_id, source_uri),
+    ).fetchone()
+    return int(row[0])
+
+
+def _bump_generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute(
+        "UPDATE memory_meta SET value = CAST(value AS INTEGER) + 1 "
+        "WHERE key = 'vector_generation' RETURNING value"
+    ).fetchone()
+    return int(row[0])
+
+
+def _current_generation_in(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM memory_meta WHERE key = 'vector_generation'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _current_generation(db: Database) -> int:
+    row = db.query_one("SELECT value FROM memory_meta WHERE key = 'vector_generation'")
+    return int(row[0]) if row else 0
