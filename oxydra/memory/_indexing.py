@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from oxydra.core import Message
-from oxydra.memory._retrieval import ChunkRow
+from oxydra.memory._chunks import ChunkRow
 from oxydra.memory._text import (
     chunk_id_for,
     chunk_windows,

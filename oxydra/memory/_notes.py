@@ -18,10 +18,11 @@ from typing import Any
 import msgspec
 
 from oxydra.core import Message, ToolArgumentsError
+from oxydra.memory._chunks import Changes
 from oxydra.memory._db import Database
 from oxydra.memory._events import EventLog
 from oxydra.memory._indexing import note_rows, stamp_rows
-from oxydra.memory._retrieval import Changes, RetrievalIndex
+from oxydra.memory._retrieval import RetrievalIndex
 from oxydra.memory._text import normalize_tags, now_iso
 from oxydra.memory._types import Note
 
@@ -85,14 +86,14 @@ class NoteBook:
             session, note.note_id, note.content, tags=note.tags, source=note.source,
             created_at=note.created_at, updated_at=note.updated_at,
         )  # fmt: skip
-        self._retrieval.embed_rows(rows)
+        self._retrieval.writer.embed_rows(rows)
         message = Message(role="user", content=note.content, tool_call_id=note.note_id)
         with self._db.write() as conn:
             self._events.ensure_session(conn, session, note.user_id)
             removed = self._remove(conn, note.user_id, replacing) if replacing else Changes()
             sequence = self._events.insert_event(conn, session, message)
             stamp_rows(rows, sequence)
-            changes = removed.merge(self._retrieval.write_rows(conn, rows))
+            changes = removed.merge(self._retrieval.writer.write_rows(conn, rows))
         self._retrieval.apply(changes)
         return note
 
@@ -111,7 +112,7 @@ class NoteBook:
             "AND json_extract(payload_json, '$.tool_call_id') = ?",
             (notes_session_id(user_id), note_id),
         )
-        return self._retrieval.delete_where(
+        return self._retrieval.writer.delete_where(
             conn, "c.note_id = ? AND c.user_id = ?", (note_id, user_id)
         )
 

@@ -1,30 +1,28 @@
-"""Chunks, their vectors and hybrid search (sync core; one thread).
+"""Hybrid search over chunks, and the vector index that serves it (sync core; one thread).
 
 Theory of operation:
 
-1. Writing: texts are embedded before the write transaction (so the database lock is held
-   for milliseconds, not for a model run); inside `BEGIN IMMEDIATE` each chunk is inserted,
-   left alone (same `chunk_id` and content hash: idempotent), or replaced (deleted and
-   inserted under a new `chunk_key`). Its `chunks_vec` row goes in the same transaction,
-   the FTS5 row follows by trigger, and `vector_generation` is bumped when vectors changed.
-2. After the commit the in-memory usearch index gets the same additions and removals. A
-   key's vector never changes, so the index can always be brought up to date by comparing
-   key sets: the index is resynchronised from `chunks_vec` whenever the stored generation
-   differs from the one it reflects (another process wrote, a crash lost the last save,
-   or the file is missing, then everything is re-added).
+1. Chunks are written by `ChunkWriter` (`_chunks`): embedded before the transaction,
+   inserted / kept / replaced inside it with their vectors and FTS rows, and the
+   `vector_generation` counter bumped. After the commit the in-memory usearch index gets
+   the same additions and removals (`apply`).
+2. A key's vector never changes, so the index is brought up to date by comparing key
+   sets: it is resynchronised from `chunks_vec` whenever the stored generation differs
+   from the one it reflects (another process wrote, a crash lost the last save, or the
+   file is missing, and then everything is re-added). The index is saved beside the
+   database on close and every 5000 changes.
 3. The embedder's name and dimension are recorded in `memory_meta`; vectors of any other
    embedder are re-embedded at open (resumable: the rows still carrying another model
    name are the work left), so vectors of two models are never compared.
-4. Searching: the vector side asks the index for the nearest keys (exact dot products over
-   the scope when the user/session/tag filter leaves at most 4096 chunks, else ANN with a
-   widening candidate count, post-filtered by SQL); the FTS side ranks by BM25 an OR of
-   the query's words. Both lists (4 x top_k, at least 20, each) are fused by weighted
-   reciprocal rank (`_fusion`); ties go to the more recent chunk, then chunk id.
+4. Searching: the vector side takes the nearest keys (exact dot products over the scope
+   when the user/session/tag filter leaves at most 4096 chunks, else ANN with a widening
+   candidate count, post-filtered by SQL); the FTS side ranks by BM25 an OR of the
+   query's words. Both lists (4 x top_k, at least 20, each) are fused by weighted
+   reciprocal rank (`_fusion`); ties go to the more recent chunk, then the chunk id.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,15 +30,25 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from oxydra.config.schema import RetrievalConfig
-from oxydra.core import MemoryStoreError, ToolArgumentsError, get_logger
+from oxydra.core import ToolArgumentsError, get_logger
+from oxydra.memory._chunks import (
+    BATCH,
+    Changes,
+    ChunkWriter,
+    current_generation,
+    current_generation_in,
+    row_from_input,
+)
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder
 from oxydra.memory._fusion import Fused, Scope, build_scope, fuse
-from oxydra.memory._text import content_hash, fts_query, normalize_tags, now_iso
+from oxydra.memory._text import fts_query, normalize_tags
 from oxydra.memory._types import ChunkInput, SearchHit, SearchMode, UpsertResult
 from oxydra.memory._vectors import VectorIndex
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from oxydra.memory._embed import Vectors
     from oxydra.memory._vectors import Keys
 
@@ -52,67 +60,7 @@ EXACT_SCOPE_MAX = 4096
 _MIN_CANDIDATES = 20
 _ANN_MAX = 16384
 _SAVE_EVERY = 5000
-_BATCH = 500
 _MAX_TOP_K = 100
-
-
-class ChunkRow(msgspec.Struct, kw_only=True):
-    """A chunk ready to be written: its input, digest and (once embedded) vector."""
-
-    chunk_id: str
-    session_id: str
-    text: str
-    digest: str
-    metadata: dict[str, Any]
-    sequence_start: int | None = None
-    sequence_end: int | None = None
-    source_uri: str | None = None
-    note_id: str | None = None
-    vector: Any = None
-
-
-class Changes(msgspec.Struct, kw_only=True):
-    """What a write transaction did to chunks, to replay on the index after commit."""
-
-    added_keys: list[int] = []
-    added_vectors: list[Any] = []
-    removed_keys: list[int] = []
-    generation: int | None = None
-    bumps: int = 0
-    inserted: int = 0
-    replaced: int = 0
-    unchanged: int = 0
-
-    def merge(self, other: Changes) -> Changes:
-        """Both sets of changes, as one transaction's."""
-        return Changes(
-            added_keys=self.added_keys + other.added_keys,
-            added_vectors=self.added_vectors + other.added_vectors,
-            removed_keys=self.removed_keys + other.removed_keys,
-            generation=max(self.generation or 0, other.generation or 0) or None,
-            bumps=self.bumps + other.bumps,
-            inserted=self.inserted + other.inserted,
-            replaced=self.replaced + other.replaced,
-            unchanged=self.unchanged + other.unchanged,
-        )
-
-    def result(self) -> UpsertResult:
-        """The counts for the caller."""
-        return UpsertResult(
-            inserted=self.inserted, replaced=self.replaced, unchanged=self.unchanged
-        )
-
-
-def row_from_input(chunk: ChunkInput) -> ChunkRow:
-    """A `ChunkRow` for an `upsert_chunks` input (text must not be blank)."""
-    if not chunk.text.strip():
-        raise ToolArgumentsError(f"chunk {chunk.chunk_id!r} has no text")
-    return ChunkRow(
-        chunk_id=chunk.chunk_id, session_id=chunk.session_id, text=chunk.text,
-        digest=content_hash(chunk.text), metadata=dict(chunk.metadata),
-        sequence_start=chunk.sequence_start, sequence_end=chunk.sequence_end,
-        source_uri=chunk.source_uri, note_id=chunk.note_id,
-    )  # fmt: skip
 
 
 class RetrievalIndex:
@@ -136,6 +84,7 @@ class RetrievalIndex:
         self._embedder = embedder
         self._path = index_path
         self._config = config or RetrievalConfig()
+        self.writer = ChunkWriter(db, embedder)
         self._index: VectorIndex | None = None
         self._generation = -1
         self._dirty = 0
@@ -166,48 +115,11 @@ class RetrievalIndex:
         previous = stored.get("embedding_backend")
         if previous is not None and previous != name:
             _log.warning("embedding backend changed from %s to %s; re-embedding", previous, name)
-        count = self.reembed()
+        count = self.writer.reembed()
         if count:
             _log.info("re-embedded %d chunks with %s", count, name)
 
-    def reembed(self) -> int:
-        """Embed every chunk whose vector is missing or from another model; return count."""
-        done = 0
-        while True:
-            rows = self._db.query(
-                "SELECT c.chunk_key, c.chunk_text FROM chunks c "
-                "LEFT JOIN chunks_vec v ON v.chunk_key = c.chunk_key "
-                "WHERE v.chunk_key IS NULL OR v.embedding_model != ? "
-                "ORDER BY c.chunk_key LIMIT ?",
-                (self._embedder.name, _BATCH),
-            )
-            if not rows:
-                return done
-            vectors = self._embedder.embed([row[1] for row in rows])
-            with self._db.write() as conn:
-                conn.executemany(
-                    "INSERT INTO chunks_vec(chunk_key, embedding_blob, embedding_model) "
-                    "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE chunk_key = ?) "
-                    "ON CONFLICT(chunk_key) DO UPDATE SET embedding_blob = "
-                    "excluded.embedding_blob, embedding_model = excluded.embedding_model",
-                    [
-                        (row[0], _blob(vector), self._embedder.name, row[0])
-                        for row, vector in zip(rows, vectors, strict=True)
-                    ],
-                )
-                _bump_generation(conn)
-            done += len(rows)
-
     # -- writing ----------------------------------------------------------------------
-
-    def embed_rows(self, rows: Sequence[ChunkRow]) -> None:
-        """Give each row without a vector its embedding (outside any transaction)."""
-        pending = [row for row in rows if row.vector is None]
-        for start in range(0, len(pending), _BATCH):
-            batch = pending[start : start + _BATCH]
-            vectors = self._embedder.embed([row.text for row in batch])
-            for row, vector in zip(batch, vectors, strict=True):
-                row.vector = vector
 
     def upsert_chunks(self, chunks: Sequence[ChunkInput]) -> UpsertResult:
         """Insert, replace or leave each chunk (by `chunk_id` and content hash).
@@ -222,16 +134,16 @@ class RetrievalIndex:
         if len({row.chunk_id for row in rows}) != len(rows):
             raise ToolArgumentsError("a chunk id appears twice in one upsert")
         known = self._known_digests([row.chunk_id for row in rows])
-        self.embed_rows([row for row in rows if known.get(row.chunk_id) != row.digest])
+        self.writer.embed_rows([row for row in rows if known.get(row.chunk_id) != row.digest])
         with self._db.write() as conn:
-            changes = self.write_rows(conn, rows)
+            changes = self.writer.write_rows(conn, rows)
         self.apply(changes)
         return changes.result()
 
     def _known_digests(self, chunk_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for start in range(0, len(chunk_ids), _BATCH):
-            batch = chunk_ids[start : start + _BATCH]
+        for start in range(0, len(chunk_ids), BATCH):
+            batch = chunk_ids[start : start + BATCH]
             rows = self._db.query(
                 "SELECT chunk_id, content_hash FROM chunks "
                 f"WHERE chunk_id IN ({', '.join('?' * len(batch))})",
@@ -240,111 +152,17 @@ class RetrievalIndex:
             found.update((row[0], row[1]) for row in rows)
         return found
 
-    def write_rows(
-        self, conn: sqlite3.Connection, rows: Sequence[ChunkRow], *, dedup: bool = False
-    ) -> Changes:
-        """Write rows inside the caller's write transaction.
-
-        With `dedup`, a row whose text already exists in its session is skipped
-        (conversation indexing: a repeated "ok" is indexed once).
-        """
-        changes = Changes()
-        users: dict[str, str | None] = {}
-        for row in rows:
-            if dedup and _has_digest(conn, row.session_id, row.digest):
-                changes.unchanged += 1
-                continue
-            same, removed = self._reconcile(conn, row)
-            if same:
-                changes.unchanged += 1
-                continue
-            if removed is None:
-                changes.inserted += 1
-            else:
-                changes.replaced += 1
-                changes.removed_keys.append(removed)
-            changes.added_keys.append(self._insert(conn, row, users))
-            changes.added_vectors.append(row.vector)
-        if changes.added_keys or changes.removed_keys:
-            changes.generation = _bump_generation(conn)
-            changes.bumps = 1
-        return changes
-
-    def _reconcile(self, conn: sqlite3.Connection, row: ChunkRow) -> tuple[bool, int | None]:
-        """(unchanged?, key deleted to make room) for a row against its stored version."""
-        old = conn.execute(
-            "SELECT chunk_key, content_hash, session_id, metadata_json FROM chunks "
-            "WHERE chunk_id = ?",
-            (row.chunk_id,),
-        ).fetchone()
-        if old is None:
-            return False, None
-        if old[1] != row.digest or old[2] != row.session_id:
-            conn.execute("DELETE FROM chunks WHERE chunk_key = ?", (old[0],))
-            return False, int(old[0])
-        metadata = _json.encode(row.metadata).decode()
-        if old[3] != metadata:
-            conn.execute(
-                "UPDATE chunks SET metadata_json = ?, note_id = ?, sequence_start = ?, "
-                "sequence_end = ?, updated_at = ? WHERE chunk_key = ?",
-                (metadata, row.note_id, row.sequence_start, row.sequence_end, now_iso(),
-                 old[0]),
-            )  # fmt: skip
-        return True, None
-
-    def delete_where(self, conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> Changes:
-        """Delete the chunks matching `where` (over alias `c`) in the caller's transaction."""
-        keys = [
-            int(row[0])
-            for row in conn.execute(f"SELECT c.chunk_key FROM chunks c WHERE {where}", params)
-        ]
-        changes = Changes(removed_keys=keys)
-        for start in range(0, len(keys), _BATCH):
-            batch = keys[start : start + _BATCH]
-            conn.execute(
-                f"DELETE FROM chunks WHERE chunk_key IN ({', '.join('?' * len(batch))})", batch
-            )
-        if keys:
-            changes.generation = _bump_generation(conn)
-            changes.bumps = 1
-        return changes
-
     def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
         """Delete chunks by id; return how many existed."""
         if not chunk_ids:
             return 0
         with self._db.write() as conn:
-            changes = self.delete_where(
+            changes = self.writer.delete_where(
                 conn, "c.chunk_id IN (SELECT value FROM json_each(?))",
                 (_json.encode(list(chunk_ids)).decode(),),
             )  # fmt: skip
         self.apply(changes)
         return len(changes.removed_keys)
-
-    def _insert(self, conn: sqlite3.Connection, row: ChunkRow, users: dict[str, str | None]) -> int:
-        if row.session_id not in users:
-            found = conn.execute(
-                "SELECT user_id FROM sessions WHERE session_id = ?", (row.session_id,)
-            ).fetchone()
-            if found is None:
-                raise MemoryStoreError(f"unknown session {row.session_id!r}; create it first")
-            users[row.session_id] = found[0]
-        if row.vector is None:
-            row.vector = self._embedder.embed([row.text])[0]
-        file_id = _file_id(conn, row.session_id, row.source_uri) if row.source_uri else None
-        key = conn.execute(
-            "INSERT INTO chunks(chunk_id, session_id, user_id, file_id, note_id, sequence_start, "
-            "sequence_end, chunk_text, metadata_json, content_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING chunk_key",
-            (row.chunk_id, row.session_id, users[row.session_id], file_id, row.note_id,
-             row.sequence_start, row.sequence_end, row.text,
-             _json.encode(row.metadata).decode(), row.digest),
-        ).fetchone()[0]  # fmt: skip
-        conn.execute(
-            "INSERT INTO chunks_vec(chunk_key, embedding_blob, embedding_model) VALUES (?, ?, ?)",
-            (key, _blob(row.vector), self._embedder.name),
-        )
-        return int(key)
 
     # -- the vector index -------------------------------------------------------------
 
@@ -372,7 +190,7 @@ class RetrievalIndex:
             self.save_index()
 
     def _ensure_index(self) -> VectorIndex:
-        generation = _current_generation(self._db)
+        generation = current_generation(self._db)
         if self._index is not None and generation == self._generation:
             return self._index
         if self._index is None:
@@ -387,7 +205,7 @@ class RetrievalIndex:
         import numpy as np
 
         with self._db.read() as conn:
-            generation = _current_generation_in(conn)
+            generation = current_generation_in(conn)
             stored = np.fromiter(
                 (row[0] for row in conn.execute(
                     "SELECT chunk_key FROM chunks_vec WHERE embedding_model = ?",
@@ -412,8 +230,8 @@ class RetrievalIndex:
     def _add_stored(self, conn: sqlite3.Connection, index: VectorIndex, keys: Keys) -> None:
         import numpy as np
 
-        for start in range(0, len(keys), _BATCH):
-            batch = [int(k) for k in keys[start : start + _BATCH]]
+        for start in range(0, len(keys), BATCH):
+            batch = [int(k) for k in keys[start : start + BATCH]]
             rows = conn.execute(
                 "SELECT chunk_key, embedding_blob FROM chunks_vec "
                 f"WHERE chunk_key IN ({', '.join('?' * len(batch))})",
@@ -581,48 +399,3 @@ def _hit(row: tuple[Any, ...], fused: Fused) -> SearchHit:
 def _hit_order(hit: SearchHit) -> tuple[float, int, str]:
     recency = hit.sequence_end or hit.sequence_start or 0
     return (-round(hit.score, 12), -recency, hit.chunk_id)
-
-
-def _blob(vector: Any) -> bytes:
-    import numpy as np
-
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def _has_digest(conn: sqlite3.Connection, session_id: str, digest: str) -> bool:
-    found = conn.execute(
-        "SELECT 1 FROM chunks WHERE session_id = ? AND content_hash = ? LIMIT 1",
-        (session_id, digest),
-    )
-    return found.fetchone() is not None
-
-
-def _file_id(conn: sqlite3.Connection, session_id: str, source_uri: str) -> int:
-    conn.execute(
-        "INSERT INTO files(session_id, source_uri) VALUES (?, ?) "
-        "ON CONFLICT(session_id, source_uri, content_hash) DO NOTHING",
-        (session_id, source_uri),
-    )
-    row = conn.execute(
-        "SELECT file_id FROM files WHERE session_id = ? AND source_uri = ? AND content_hash = ''",
-        (session_id, source_uri),
-    ).fetchone()
-    return int(row[0])
-
-
-def _bump_generation(conn: sqlite3.Connection) -> int:
-    row = conn.execute(
-        "UPDATE memory_meta SET value = CAST(value AS INTEGER) + 1 "
-        "WHERE key = 'vector_generation' RETURNING value"
-    ).fetchone()
-    return int(row[0])
-
-
-def _current_generation_in(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM memory_meta WHERE key = 'vector_generation'").fetchone()
-    return int(row[0]) if row else 0
-
-
-def _current_generation(db: Database) -> int:
-    row = db.query_one("SELECT value FROM memory_meta WHERE key = 'vector_generation'")
-    return int(row[0]) if row else 0

@@ -16,6 +16,7 @@ from types import TracebackType
 
 from oxydra.config.schema import MemoryConfig, RetrievalConfig
 from oxydra.core import ConfigError, Message
+from oxydra.memory._chunks import Changes, ChunkRow
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder, HashedEmbedder
 from oxydra.memory._events import EventLog
@@ -23,7 +24,7 @@ from oxydra.memory._gateway import GatewaySessionTable
 from oxydra.memory._indexing import conversation_rows, stamp_rows
 from oxydra.memory._migrate import migrate
 from oxydra.memory._notes import NoteBook
-from oxydra.memory._retrieval import Changes, ChunkRow, RetrievalIndex
+from oxydra.memory._retrieval import RetrievalIndex
 
 DEFAULT_DB_NAME = "memory.db"
 
@@ -128,7 +129,7 @@ class MemoryStore:
     ) -> list[int]:
         """Store several messages in one transaction; return their sequences."""
         prepared = [conversation_rows(session_id, m) if index else [] for m in messages]
-        self.retrieval.embed_rows([row for rows in prepared for row in rows])
+        self.retrieval.writer.embed_rows([row for rows in prepared for row in rows])
         changes = Changes()
         sequences: list[int] = []
         with self.db.write() as conn:
@@ -144,7 +145,7 @@ class MemoryStore:
         if not rows:
             return Changes()
         stamp_rows(rows, sequence)
-        return self.retrieval.write_rows(conn, rows, dedup=True)
+        return self.retrieval.writer.write_rows(conn, rows, dedup=True)
 
     def close(self) -> None:
         """Save the vector index and close the database."""
