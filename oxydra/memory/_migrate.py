@@ -91,11 +91,17 @@ def migrate(db: Database, migrations: tuple[Migration, ...] | None = None) -> in
         MemoryStoreError: the database was written by a newer version, or a step failed.
     """
     steps = load_migrations() if migrations is None else migrations
-    with db.errors():
-        db.connection.execute(_BOOKKEEPING)
+    exists = db.query_one(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_migrations'"
+    )
+    if not exists:
+        with db.write() as conn:
+            conn.execute(_BOOKKEEPING)
     _refuse_newer(db, steps)
+    done = applied_versions(db)
     for step in steps:
-        _apply(db, step)
+        if step.version not in done:
+            _apply(db, step)
     return max((m.version for m in steps), default=0)
 
 

@@ -100,18 +100,20 @@ class RetrievalIndex:
 
     def _adopt_embedder(self) -> None:
         name, dims = self._embedder.name, str(self._embedder.dims)
-        with self._db.write() as conn:
-            stored = dict(
-                conn.execute(
-                    "SELECT key, value FROM memory_meta "
-                    "WHERE key IN ('embedding_backend', 'embedding_dims')"
-                ).fetchall()
+        wanted = {"embedding_backend": name, "embedding_dims": dims}
+        stored = dict(
+            self._db.query(
+                "SELECT key, value FROM memory_meta "
+                "WHERE key IN ('embedding_backend', 'embedding_dims')"
             )
-            conn.executemany(
-                "INSERT INTO memory_meta(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [("embedding_backend", name), ("embedding_dims", dims)],
-            )
+        )
+        if stored != wanted:
+            with self._db.write() as conn:
+                conn.executemany(
+                    "INSERT INTO memory_meta(key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    list(wanted.items()),
+                )
         previous = stored.get("embedding_backend")
         if previous is not None and previous != name:
             _log.warning("embedding backend changed from %s to %s; re-embedding", previous, name)
