@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,13 +81,34 @@ class Database:
         with self.errors():
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._enable_wal(busy_timeout_ms / 1000)
             self._conn.execute("PRAGMA synchronous = FULL")
         if str(mode).lower() != "wal":
             raise MemoryStoreError(
                 f"memory database {self.path} cannot use WAL journaling (got {mode!r})",
                 hint="put the database on a local file system",
             )
+
+    def _enable_wal(self, timeout_s: float) -> str:
+        """Switch to WAL, retrying while another process holds the lock.
+
+        Changing the journal mode needs an exclusive lock and SQLite does not apply the
+        busy timeout to it, so two processes creating the database at once would
+        otherwise fail with "database is locked".
+        """
+        deadline = time.monotonic() + timeout_s
+        delay = 0.005
+        while True:
+            try:
+                mode = str(self._conn.execute("PRAGMA journal_mode").fetchone()[0])
+                if mode.lower() == "wal":
+                    return mode
+                return str(self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:

@@ -35,14 +35,14 @@ class RecallSet(msgspec.Struct, frozen=True):
 def load_recall_set() -> RecallSet:
     """Read the labelled set."""
     raw = json.loads(DATA.read_text(encoding="utf-8"))
-    return msgspec.convert(
-        {k: raw[k] for k in ("notes", "distractors", "queries")}, RecallSet
-    )
+    return msgspec.convert({k: raw[k] for k in ("notes", "distractors", "queries")}, RecallSet)
 
 
 def fill(store: MemoryStore, recall: RecallSet) -> dict[str, str]:
     """Save every note and distractor for USER; return label -> note id."""
-    ids = {label: store.notes.store_note(USER, text).note_id for label, text in recall.notes.items()}
+    ids = {
+        label: store.notes.store_note(USER, text).note_id for label, text in recall.notes.items()
+    }
     for text in recall.distractors:
         store.notes.store_note(USER, text)
     return ids

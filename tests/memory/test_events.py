@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,10 @@ class TestEventRoundTrip:
         secret = b"\x00IMAGE-BYTES-" * 1000
         message = Message(
             role="user",
-            content=(TextPart(text="what is this?"), MediaPart(mime_type="image/jpeg", data=secret)),
+            content=(
+                TextPart(text="what is this?"),
+                MediaPart(mime_type="image/jpeg", data=secret),
+            ),
         )
         store.append_event("s1", message)
         stored = store.events.recall("s1")[0].message
@@ -121,6 +125,7 @@ class TestSessions:
     def test_a_users_sessions_are_listed_most_recent_first(self, store: MemoryStore) -> None:
         store.events.create_session("s2", user_id="alice")
         store.events.create_session("b1", user_id="bob")
+        time.sleep(0.003)  # let the millisecond clock move: equal times sort by id
         store.append_event("s1", MESSAGES[1])
         listed = [s.session_id for s in store.events.list_sessions("alice")]
         assert listed == ["s1", "s2"]
@@ -144,7 +149,12 @@ class TestConversationIndexing:
             row[0]
             for row in store.db.query("SELECT json_extract(metadata_json, '$.source') FROM chunks")
         }
-        assert sources == {"user_message", "assistant_tool_call", "tool_output", "assistant_message"}
+        assert sources == {
+            "user_message",
+            "assistant_tool_call",
+            "tool_output",
+            "assistant_message",
+        }
 
     def test_chunk_ids_follow_upstream_format(self, store: MemoryStore) -> None:
         store.append_event("s1", MESSAGES[1])

@@ -56,9 +56,7 @@ class TestShippedMigrations:
 
 
 class TestOpening:
-    def test_fresh_database_gets_every_table_and_records_every_version(
-        self, db_path: Path
-    ) -> None:
+    def test_fresh_database_gets_every_table_and_records_every_version(self, db_path: Path) -> None:
         with MemoryStore(db_path) as store:
             assert EXPECTED_TABLES <= _tables(store.db)
             assert applied_versions(store.db) == {m.version for m in load_migrations()}
@@ -99,9 +97,7 @@ class TestOpening:
             store.append_event("old", Message(role="user", content="after upgrade"))
             assert store.events.last_sequence("old") == 2
 
-    def test_database_from_a_newer_version_is_refused_naming_the_path(
-        self, db_path: Path
-    ) -> None:
+    def test_database_from_a_newer_version_is_refused_naming_the_path(self, db_path: Path) -> None:
         MemoryStore(db_path).close()
         db = Database(db_path)
         with db.write() as conn:

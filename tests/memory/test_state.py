@@ -61,7 +61,9 @@ class TestSummaries:
         store.append_events("s1", [Message(role="user", content=f"m{i}") for i in range(10)])
         return store
 
-    def test_summary_is_stored_with_its_range_and_events_stay(self, with_events: MemoryStore) -> None:
+    def test_summary_is_stored_with_its_range_and_events_stay(
+        self, with_events: MemoryStore
+    ) -> None:
         state = with_events.events.save_summary(
             "s1", expected_epoch=0, summary="first", upper_sequence=4, metadata={"lines": 4}
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -36,7 +37,7 @@ class TestChunkWindows:
         assert all(len(w) <= CHUNK_CHARS for w in windows)
         assert windows[0] == text[: len(windows[0])]
         assert text.endswith(windows[-1])
-        for first, second in zip(windows, windows[1:], strict=False):
+        for first, second in itertools.pairwise(windows):
             assert first[-40:] in text and second[:40] in first
 
     def test_windows_end_at_word_boundaries_when_possible(self) -> None:
