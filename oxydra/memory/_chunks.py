@@ -99,17 +99,18 @@ class ChunkWriter:
 
     def reembed(self) -> int:
         """Embed every chunk whose vector is missing or from another model; return count."""
-        done = 0
+        done = after = 0
         while True:
             rows = self._db.query(
                 "SELECT c.chunk_key, c.chunk_text FROM chunks c "
                 "LEFT JOIN chunks_vec v ON v.chunk_key = c.chunk_key "
-                "WHERE v.chunk_key IS NULL OR v.embedding_model != ? "
+                "WHERE c.chunk_key > ? AND (v.chunk_key IS NULL OR v.embedding_model != ?) "
                 "ORDER BY c.chunk_key LIMIT ?",
-                (self._embedder.name, BATCH),
+                (after, self._embedder.name, BATCH),
             )
             if not rows:
                 return done
+            after = int(rows[-1][0])
             vectors = self._embedder.embed([row[1] for row in rows])
             with self._db.write() as conn:
                 conn.executemany(

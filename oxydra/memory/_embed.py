@@ -2,18 +2,24 @@
 
 `HashedEmbedder` is feature hashing (the "hashing trick") over blake2b digests: each word,
 each pair of adjacent words and each character 3- and 4-gram of a word (with `<`/`>`
-boundary marks) picks a bucket and a sign from its digest and adds its weight there; the
-sum is L2-normalised. It needs no model file, is identical across processes and machines,
-and catches shared words and word forms ("remember" / "remembered"), not meaning.
-numpy is imported inside the methods, so importing this module stays cheap.
+boundary marks) picks a bucket and a sign from its 64-bit digest and adds its weight
+there (word 1.0, bigram 0.6, a word's n-grams 1.0 shared); the sum is L2-normalised.
+Each distinct feature counts once per text and common function words are left out
+(unless the text has nothing else): without that every vector leans towards "the", "of"
+and "and", all texts look alike, and both ranking and the HNSW index degrade.
+
+It needs no model file, is identical across processes and machines, and catches shared
+words and word forms ("remember" / "remembered"), not meaning. numpy is imported inside
+the methods, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+from oxydra.memory._text import content_words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,11 +27,10 @@ if TYPE_CHECKING:
 
     Vectors = npt.NDArray[np.float32]
 
-_WORD = re.compile(r"\w+")
 _WORD_WEIGHT = 1.0
 _BIGRAM_WEIGHT = 0.6
 _GRAMS_WEIGHT = 1.0  # shared by all character n-grams of one word
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 100_000
 
 
 @runtime_checkable
@@ -55,6 +60,10 @@ class Embedder(Protocol):
 class HashedEmbedder:
     """Deterministic feature-hashing embedder (blake2b over word and char n-grams).
 
+    Each distinct word is hashed once (cached): its blake2b digest and the buckets and
+    signed weights of its features. A bigram's feature is a splitmix64 mix of its two
+    word digests, computed for a whole text at once with numpy.
+
     Args:
         dims: vector length; 256 keeps collisions rare for chat-sized texts.
     """
@@ -63,7 +72,7 @@ class HashedEmbedder:
         if dims < 16:
             raise ValueError("hashed embeddings need at least 16 dimensions")
         self._dims = dims
-        self._cache: dict[str, tuple[list[int], list[float]]] = {}
+        self._cache: dict[str, _WordFeatures] = {}
 
     @property
     def name(self) -> str:
@@ -87,57 +96,64 @@ class HashedEmbedder:
     def _embed_one(self, text: str) -> Vectors:
         import numpy as np
 
-        words = [w.lower() for w in _WORD.findall(text)]
-        buckets: list[int] = []
-        weights: list[float] = []
-        for i, word in enumerate(words):
-            b, w = self._features(word)
-            buckets += b
-            weights += w
-            if i:
-                b, w = self._bigram(words[i - 1], word)
-                buckets += b
-                weights += w
-        if not buckets:
+        words = content_words(text)
+        if not words:
             return np.zeros(self._dims, dtype=np.float32)
-        vector = np.bincount(buckets, weights=weights, minlength=self._dims)
+        features = [self._word(w) for w in words]
+        distinct = list({id(f): f for f in features}.values())
+        digests = np.fromiter((f.digest for f in features), dtype=np.uint64, count=len(features))
+        pairs = np.unique(_splitmix(digests[:-1] * np.uint64(0x9E3779B97F4A7C15) ^ digests[1:]))
+        bigram_buckets = (pairs >> np.uint64(1)) % np.uint64(self._dims)
+        buckets = np.concatenate([*(f.buckets for f in distinct), bigram_buckets])
+        signs = (pairs & np.uint64(1)).astype(np.float64) * 2 - 1
+        weights = np.concatenate([*(f.weights for f in distinct), signs * _BIGRAM_WEIGHT])
+        vector = np.bincount(buckets.astype(np.intp), weights=weights, minlength=self._dims)
         norm = float(np.linalg.norm(vector))
-        scaled = vector / norm if norm > 0 else vector
-        return scaled.astype(np.float32)
+        return (vector / norm if norm > 0 else vector).astype(np.float32)
 
-    def _features(self, word: str) -> tuple[list[int], list[float]]:
+    def _word(self, word: str) -> _WordFeatures:
         cached = self._cache.get(word)
         if cached is None:
-            marked = f"<{word}>"
-            grams = {marked[i : i + n] for n in (3, 4) for i in range(len(marked) - n + 1)}
-            buckets, signs = self._hash([f"w:{word}"] + [f"c:{g}" for g in sorted(grams)])
-            share = _GRAMS_WEIGHT / max(len(grams), 1) ** 0.5
-            weights = [signs[0] * _WORD_WEIGHT] + [s * share for s in signs[1:]]
-            cached = self._remember(word, (buckets, weights))
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            cached = self._cache[word] = self._hash_word(word)
         return cached
 
-    def _bigram(self, first: str, second: str) -> tuple[list[int], list[float]]:
-        key = f"b:{first} {second}"
-        cached = self._cache.get(key)
-        if cached is None:
-            buckets, signs = self._hash([key])
-            cached = self._remember(key, (buckets, [signs[0] * _BIGRAM_WEIGHT]))
-        return cached
+    def _hash_word(self, word: str) -> _WordFeatures:
+        import numpy as np
 
-    def _hash(self, features: list[str]) -> tuple[list[int], list[float]]:
-        buckets: list[int] = []
-        signs: list[float] = []
-        for feature in features:
-            digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
-            value = int.from_bytes(digest, "little")
-            buckets.append((value >> 1) % self._dims)
-            signs.append(1.0 if value & 1 else -1.0)
-        return buckets, signs
+        marked = f"<{word}>"
+        grams = sorted({marked[i : i + n] for n in (3, 4) for i in range(len(marked) - n + 1)})
+        values = [_digest(f"w:{word}")] + [_digest(f"c:{g}") for g in grams]
+        share = _GRAMS_WEIGHT / max(len(grams), 1) ** 0.5
+        weights = [_WORD_WEIGHT] + [share] * len(grams)
+        return _WordFeatures(
+            digest=values[0],
+            buckets=np.array([(v >> 1) % self._dims for v in values], dtype=np.uint64),
+            weights=np.array(
+                [w if v & 1 else -w for v, w in zip(values, weights, strict=True)],
+                dtype=np.float64,
+            ),
+        )
 
-    def _remember(
-        self, key: str, value: tuple[list[int], list[float]]
-    ) -> tuple[list[int], list[float]]:
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = value
-        return value
+
+class _WordFeatures(NamedTuple):
+    digest: int
+    buckets: Any
+    weights: Any
+
+
+def _digest(feature: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little"
+    )
+
+
+def _splitmix(values: Any) -> Any:
+    """splitmix64's finaliser over a uint64 array (wrapping arithmetic)."""
+    import numpy as np
+
+    z = values + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))

@@ -15,7 +15,8 @@ Theory of operation:
    embedder are re-embedded at open (resumable: the rows still carrying another model
    name are the work left), so vectors of two models are never compared.
 4. Searching: the vector side takes the nearest keys (exact dot products over the scope
-   when the user/session/tag filter leaves at most 4096 chunks, else ANN with a widening
+   when the user/session/tag filter leaves at most 1024 chunks, else the index's search
+   (exact up to 20k vectors, HNSW above) with a widening
    candidate count, post-filtered by SQL); the FTS side ranks by BM25 an OR of the
    query's words. Both lists (4 x top_k, at least 20, each) are fused by weighted
    reciprocal rank (`_fusion`); ties go to the more recent chunk, then the chunk id.
@@ -56,7 +57,7 @@ _log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 _meta_decoder = msgspec.json.Decoder(dict[str, Any])
 
-EXACT_SCOPE_MAX = 4096
+EXACT_SCOPE_MAX = 1024
 _MIN_CANDIDATES = 20
 _ANN_MAX = 16384
 _SAVE_EVERY = 5000
@@ -355,9 +356,11 @@ class RetrievalIndex:
             count *= 4
 
     def _in_scope(self, keys: list[int], scope: Scope) -> set[int]:
+        # CROSS JOIN keeps SQLite from scanning the user index instead of looking the
+        # few candidate keys up by primary key.
         rows = self._db.query(
-            "SELECT c.chunk_key FROM chunks c WHERE c.chunk_key IN "
-            f"(SELECT value FROM json_each(?)) AND {scope.where}",
+            "SELECT c.chunk_key FROM json_each(?) AS j CROSS JOIN chunks AS c "
+            f"ON c.chunk_key = j.value WHERE {scope.where}",
             (_json.encode(keys).decode(), *scope.params),
         )
         return {int(row[0]) for row in rows}

@@ -133,11 +133,16 @@ def normalize_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def content_words(text: str) -> list[str]:
+    """The lowercase words of `text` in order, function words dropped when others remain."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    content = [w for w in words if w not in _STOPWORDS]
+    return content or words
+
+
 def query_terms(query: str) -> list[str]:
     """Distinct lowercase words of a query, stopwords dropped when others remain."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
-    content = [w for w in words if w not in _STOPWORDS]
-    return (content or words)[:MAX_FTS_TERMS]
+    return list(dict.fromkeys(content_words(query)))[:MAX_FTS_TERMS]
 
 
 def fts_query(query: str) -> str | None:

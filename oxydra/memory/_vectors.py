@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 _log = get_logger(__name__)
 _MAGIC = b"OXYVEC1\n"
+EXACT_MAX = 20_000
+# HNSW candidate-list size while searching (usearch's default is 64); a wider list costs
+# about 0.5 ms more at 100k vectors and finds noticeably more of the true neighbours.
+EXPANSION_SEARCH = 128
 
 
 class IndexHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,6 +71,7 @@ class VectorIndex:
         self._index = (
             _index if _index is not None else index_cls(ndim=dims, metric="cos", dtype="f32")
         )
+        self._index.expansion_search = EXPANSION_SEARCH
 
     def __len__(self) -> int:
         return len(self._index)
@@ -91,12 +96,17 @@ class VectorIndex:
             self._index.remove(keys)
 
     def search(self, vector: Vectors, count: int) -> tuple[Keys, Vectors]:
-        """The `count` nearest keys and their cosine similarities, best first."""
+        """The `count` nearest keys and their cosine similarities, best first.
+
+        Up to `EXACT_MAX` vectors the search is exact (a SIMD scan costs about 1.5 ms
+        per 20k vectors); above, the HNSW graph answers approximately.
+        """
         import numpy as np
 
         if len(self) == 0 or count <= 0:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
-        found = self._index.search(vector, min(count, len(self)))
+        exact = len(self) <= EXACT_MAX
+        found = self._index.search(vector, min(count, len(self)), exact=exact)
         keys = np.asarray(found.keys, dtype=np.uint64)
         sims = 1.0 - np.asarray(found.distances, dtype=np.float32)
         return keys, sims
