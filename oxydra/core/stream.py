@@ -92,6 +92,4 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True, tag="progress", tag_fi
     max_turns: int
 
 
-StreamItem = (
-    Text | ToolCallDelta | ReasoningDelta | UsageUpdate | FinishReason | ConnectionLost | Progress
-)
+StreamItem = Text | ToolCallDelta | ReasoningDelta | UsageUpdate | FinishReason | ConnectionLost | Progress
