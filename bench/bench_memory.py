@@ -124,19 +124,23 @@ def _latency(store: MemoryStore, corpus: Corpus, size: int) -> None:
 def _ann_recall(store: MemoryStore, corpus: Corpus) -> None:
     import numpy as np
 
+    from oxydra.memory._vectors import EXPANSION_SEARCH
+
     index = store.retrieval._ensure_index()
     keys = index.keys()
     _, matrix = index.vectors(keys)
-    queries = [corpus.query() for _ in range(200)]
-    vectors = store.retrieval.embedder.embed(queries)
-    recalls = []
-    for vector in vectors:
-        exact = set(keys[np.argsort(-(matrix @ vector))[:10]].tolist())
-        found, _ = index.search(vector, 10)
-        recalls.append(len(exact & set(found.tolist())) / 10)
-    print(
-        f"  usearch recall@10 vs exact cosine, {len(keys)} vectors: {statistics.mean(recalls):.3f}"
-    )
+    vectors = store.retrieval.embedder.embed([corpus.query() for _ in range(200)])
+    exact = [set(keys[np.argsort(-(matrix @ v))[:10]].tolist()) for v in vectors]
+    raw = index._index
+    for expansion in (64, EXPANSION_SEARCH, 256):
+        raw.expansion_search = expansion
+        found = [set(raw.search(v, 10).keys.tolist()) for v in vectors]
+        recall = statistics.mean(len(e & f) / 10 for e, f in zip(exact, found, strict=True))
+        print(
+            f"  HNSW recall@10 vs exact cosine, {len(keys)} vectors, "
+            f"expansion_search {expansion:>3}: {recall:.3f}"
+        )
+    raw.expansion_search = EXPANSION_SEARCH
 
 
 def _quality(recall: RecallSet, embedder: Embedder, label: str, workdir: Path) -> None:
