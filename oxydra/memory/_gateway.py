@@ -1,0 +1,182 @@
+"""Gateway sessions and channel mappings (sync core of `SessionStore`).
+
+The gateway keeps live sessions in memory; this table is what survives a restart: a
+client that reconnects with a session id after the process restarted is resumed from
+here. Timestamps are set by SQL in ISO-8601 UTC with milliseconds, so "most recently
+active first" is a text sort; equal timestamps fall back to the (time-ordered UUIDv7)
+session id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oxydra.core import MemoryStoreError
+from oxydra.memory._db import Database
+from oxydra.memory._types import GatewaySession
+
+_COLUMNS = (
+    "session_id, user_id, agent_name, display_name, channel_origin, parent_session_id, "
+    "created_at, last_active_at, archived"
+)
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+
+def _record(row: tuple[Any, ...]) -> GatewaySession:
+    return GatewaySession(
+        session_id=row[0], user_id=row[1], agent_name=row[2], display_name=row[3],
+        channel_origin=row[4], parent_session_id=row[5], created_at=row[6],
+        last_active_at=row[7], archived=bool(row[8]),
+    )  # fmt: skip
+
+
+class GatewaySessionTable:
+    """`gateway_sessions` and `channel_session_mappings` (sync; one thread)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(
+        self,
+        session_id: str,
+        user_id: str,
+        *,
+        agent_name: str = "default",
+        display_name: str | None = None,
+        channel_origin: str = "tui",
+        parent_session_id: str | None = None,
+    ) -> GatewaySession:
+        """Record a new session.
+
+        Raises:
+            MemoryStoreError: the id is taken.
+        """
+        with self._db.write() as conn:
+            taken = conn.execute(
+                "SELECT 1 FROM gateway_sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if taken:
+                raise MemoryStoreError(f"gateway session {session_id!r} already exists")
+            row = conn.execute(
+                "INSERT INTO gateway_sessions(session_id, user_id, agent_name, display_name, "
+                "channel_origin, parent_session_id) VALUES (?, ?, ?, ?, ?, ?) "
+                f"RETURNING {_COLUMNS}",
+                (session_id, user_id, agent_name, display_name, channel_origin,
+                 parent_session_id),
+            ).fetchone()  # fmt: skip
+        return _record(row)
+
+    def get_or_create(
+        self, session_id: str, user_id: str, *, channel_origin: str = "tui"
+    ) -> GatewaySession:
+        """The session, created with defaults when missing (the per-user default session).
+
+        Raises:
+            MemoryStoreError: the id exists and belongs to another user.
+        """
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO gateway_sessions(session_id, user_id, channel_origin) "
+                "VALUES (?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
+                (session_id, user_id, channel_origin),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM gateway_sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        record = _record(row)
+        if record.user_id != user_id:
+            raise MemoryStoreError(f"gateway session {session_id!r} belongs to another user")
+        return record
+
+    def get(self, session_id: str) -> GatewaySession | None:
+        """The session, or None."""
+        row = self._db.query_one(
+            f"SELECT {_COLUMNS} FROM gateway_sessions WHERE session_id = ?", (session_id,)
+        )
+        return _record(row) if row else None
+
+    def list_sessions(
+        self,
+        user_id: str,
+        *,
+        include_archived: bool = False,
+        include_subagents: bool = False,
+        limit: int = 1000,
+    ) -> list[GatewaySession]:
+        """The user's sessions, most recently active first."""
+        sql = f"SELECT {_COLUMNS} FROM gateway_sessions WHERE user_id = ?"
+        if not include_archived:
+            sql += " AND archived = 0"
+        if not include_subagents:
+            sql += " AND parent_session_id IS NULL"
+        sql += " ORDER BY last_active_at DESC, session_id DESC LIMIT ?"
+        return [_record(row) for row in self._db.query(sql, (user_id, limit))]
+
+    def find_by_prefix(self, user_id: str, prefix: str, *, limit: int = 2) -> list[GatewaySession]:
+        """The user's sessions whose id is `prefix` or starts with it (exact match first)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM gateway_sessions WHERE user_id = ? "
+            "AND session_id LIKE ? ESCAPE '\\' "
+            "ORDER BY session_id != ?, last_active_at DESC LIMIT ?",
+            (user_id, escaped + "%", prefix, limit),
+        )
+        return [_record(row) for row in rows]
+
+    def count_active(self, user_id: str) -> int:
+        """How many non-archived top-level sessions the user has (for capacity checks)."""
+        row = self._db.query_one(
+            "SELECT count(*) FROM gateway_sessions WHERE user_id = ? AND archived = 0 "
+            "AND parent_session_id IS NULL",
+            (user_id,),
+        )
+        return int(row[0]) if row else 0
+
+    def touch(self, session_id: str) -> bool:
+        """Mark the session active now (after each completed turn); False if unknown."""
+        return self._update(f"last_active_at = {_NOW}", (), session_id)
+
+    def update_display_name(self, session_id: str, display_name: str | None) -> bool:
+        """Rename the session; False if unknown."""
+        return self._update("display_name = ?", (display_name,), session_id)
+
+    def archive(self, session_id: str) -> bool:
+        """Hide the session from default listings; False if unknown."""
+        return self._update("archived = 1", (), session_id)
+
+    def unarchive(self, session_id: str) -> bool:
+        """Show an archived session again (a client resumed it); False if unknown."""
+        return self._update("archived = 0", (), session_id)
+
+    def _update(self, assignment: str, params: tuple[Any, ...], session_id: str) -> bool:
+        with self._db.write() as conn:
+            cursor = conn.execute(
+                f"UPDATE gateway_sessions SET {assignment} WHERE session_id = ?",
+                (*params, session_id),
+            )
+            return cursor.rowcount > 0
+
+    def get_channel_mapping(self, channel_id: str, channel_context_id: str) -> str | None:
+        """The session an external chat context is bound to, or None."""
+        row = self._db.query_one(
+            "SELECT session_id FROM channel_session_mappings "
+            "WHERE channel_id = ? AND channel_context_id = ?",
+            (channel_id, channel_context_id),
+        )
+        return str(row[0]) if row else None
+
+    def set_channel_mapping(
+        self, channel_id: str, channel_context_id: str, session_id: str
+    ) -> None:
+        """Bind an external chat context to a session (replacing any previous binding).
+
+        Raises:
+            MemoryStoreError: the session does not exist.
+        """
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO channel_session_mappings(channel_id, channel_context_id, "
+                "session_id) VALUES (?, ?, ?) ON CONFLICT(channel_id, channel_context_id) "
+                f"DO UPDATE SET session_id = excluded.session_id, updated_at = {_NOW}",
+                (channel_id, channel_context_id, session_id),
+            )

@@ -1,0 +1,174 @@
+"""The async facades: Memory, MemoryRetrieval and SessionStore on their worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from oxydra.config.schema import MemoryConfig
+from oxydra.core import ConfigError, MemoryStoreError, Message
+from oxydra.memory import HashedEmbedder, Memory
+
+
+class SlowEmbedder:
+    """A hashed embedder that takes its time and notes which thread called it."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self._inner = HashedEmbedder()
+        self.delay = delay
+        self.threads: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def dims(self) -> int:
+        return self._inner.dims
+
+    def embed(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)
+        return self._inner.embed(texts)
+
+
+def _memory_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("oxydra-memory")]
+
+
+async def test_events_round_trip_through_the_facade(db_path: Path) -> None:
+    async with await Memory.open(db_path) as memory:
+        await memory.create_session("s1", user_id="alice")
+        sequence = await memory.append_event("s1", Message(role="user", content="hello"))
+        events = await memory.recall("s1")
+        assert sequence == 1 and events[0].message.text == "hello"
+        assert [s.session_id for s in await memory.list_sessions("alice")] == ["s1"]
+        assert await memory.last_sequence("s1") == 1
+
+
+async def test_store_work_runs_on_the_worker_thread_not_the_loop(db_path: Path) -> None:
+    embedder = SlowEmbedder()
+    async with await Memory.open(db_path, embedder=embedder) as memory:
+        await memory.create_session("s1", user_id="alice")
+        await memory.append_event("s1", Message(role="user", content="hello"))
+        await memory.retrieval.search("hello", user_id="alice")
+    assert embedder.threads and all(t.startswith("oxydra-memory") for t in embedder.threads)
+
+
+async def test_the_loop_keeps_running_while_the_store_works(db_path: Path) -> None:
+    async with await Memory.open(db_path, embedder=SlowEmbedder(delay=0.2)) as memory:
+        await memory.create_session("s1", user_id="alice")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await memory.append_event("s1", Message(role="user", content="slow to embed"))
+        task.cancel()
+        assert ticks > 0
+
+
+async def test_concurrent_appends_get_distinct_increasing_sequences(db_path: Path) -> None:
+    async with await Memory.open(db_path) as memory:
+        await memory.create_session("s1", user_id="alice")
+        messages = [Message(role="user", content=f"m{i}") for i in range(40)]
+        sequences = await asyncio.gather(*(memory.append_event("s1", m) for m in messages))
+        assert sorted(sequences) == list(range(1, 41))
+        events = await memory.recall("s1")
+        assert [e.sequence for e in events] == list(range(1, 41))
+
+
+async def test_state_summary_and_scratchpad_through_the_facade(db_path: Path) -> None:
+    async with await Memory.open(db_path) as memory:
+        await memory.create_session("s1", user_id="alice")
+        await memory.append_events("s1", [Message(role="user", content=f"m{i}") for i in range(5)])
+        state = await memory.save_summary("s1", expected_epoch=0, summary="s", upper_sequence=3)
+        assert state is not None and (await memory.load_summary("s1")) == state
+        assert len(await memory.summary_history("s1")) == 1
+        await memory.write_scratchpad("s1", ["plan"])
+        assert (await memory.read_scratchpad("s1")).items == ("plan",)
+        assert await memory.clear_scratchpad("s1")
+        await memory.set_state("s1", "k", {"v": 1})
+        assert await memory.get_state("s1", "k") == {"v": 1}
+        restored = await memory.restore_session("s1")
+        assert restored is not None and len(restored.events) == 5
+        assert await memory.delete_session("s1")
+        assert await memory.get_session("s1") is None
+
+
+async def test_notes_and_search_through_the_retrieval_facade(db_path: Path) -> None:
+    async with await Memory.open(db_path) as memory:
+        retrieval = memory.retrieval
+        note = await retrieval.store_note("alice", "Allergic to shellfish", ["health"])
+        hits = await retrieval.search("shellfish allergy", user_id="alice")
+        assert hits[0].note_id == note.note_id
+        updated = await retrieval.update_note("alice", note.note_id, "Allergic to peanuts")
+        assert updated is not None and (await retrieval.get_note("alice", note.note_id)) == updated
+        assert [n.note_id for n in await retrieval.list_notes("alice")] == [note.note_id]
+        assert await retrieval.delete_note("alice", note.note_id)
+        assert retrieval.embedder_name == HashedEmbedder().name
+
+
+async def test_session_store_is_resumable_after_reopening(db_path: Path) -> None:
+    async with await Memory.open(db_path) as memory:
+        sessions = memory.sessions
+        await sessions.create("g1", "alice", display_name="one")
+        await sessions.get_or_create("runtime-alice", "alice")
+        await sessions.touch("g1")
+        await sessions.update_display_name("g1", "first")
+        await sessions.set_channel_mapping("telegram", "7", "g1")
+    async with await Memory.open(db_path) as memory:
+        sessions = memory.sessions
+        listed = await sessions.list_sessions("alice")
+        assert {s.session_id for s in listed} == {"g1", "runtime-alice"}
+        record = await sessions.get("g1")
+        assert record is not None and record.display_name == "first"
+        assert await sessions.get_channel_mapping("telegram", "7") == "g1"
+        assert await sessions.count_active("alice") == 2
+        assert [s.session_id for s in await sessions.find_by_prefix("alice", "g")] == ["g1"]
+        assert await sessions.archive("g1") and await sessions.unarchive("g1")
+
+
+async def test_calls_after_close_fail_clearly_and_close_is_idempotent(db_path: Path) -> None:
+    memory = await Memory.open(db_path)
+    await memory.close()
+    await memory.close()
+    with pytest.raises(MemoryStoreError, match="closed"):
+        await memory.recall("s1")
+    assert not _memory_threads()
+
+
+async def test_a_failed_open_leaves_no_worker_thread(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"garbage" * 1000)
+    with pytest.raises(MemoryStoreError, match="corrupt"):
+        await Memory.open(db_path)
+    assert not _memory_threads()
+
+
+class TestFromConfig:
+    async def test_default_path_is_under_the_workspace(self, tmp_path: Path) -> None:
+        config = MemoryConfig(enabled=True, embedding_backend="deterministic")
+        async with await Memory.from_config(config, workspace_root=tmp_path) as memory:
+            assert memory.path == tmp_path / ".oxydra" / "memory.db"
+            assert memory.retrieval.embedder_name == HashedEmbedder().name
+        assert memory.path.exists()
+
+    async def test_relative_db_path_is_resolved_against_the_workspace(self, tmp_path: Path) -> None:
+        config = MemoryConfig(db_path="data/mem.db", embedding_backend="deterministic")
+        async with await Memory.from_config(config, workspace_root=tmp_path) as memory:
+            assert memory.path == tmp_path / "data" / "mem.db"
+
+    async def test_remote_database_is_a_config_error(self, tmp_path: Path) -> None:
+        config = MemoryConfig(remote_url="libsql://example", auth_token="t")
+        with pytest.raises(ConfigError, match="remote"):
+            await Memory.from_config(config, workspace_root=tmp_path)

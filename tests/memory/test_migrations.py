@@ -1,0 +1,122 @@
+"""Schema migrations: fresh databases, in-place upgrades, refusal of newer schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oxydra.core import MemoryStoreError, Message
+from oxydra.memory import MemoryStore
+from oxydra.memory._db import Database
+from oxydra.memory._migrate import applied_versions, load_migrations, migrate, split_statements
+
+EXPECTED_TABLES = {
+    "sessions",
+    "conversation_events",
+    "session_state",
+    "session_summaries",
+    "memory_meta",
+    "files",
+    "chunks",
+    "chunks_vec",
+    "chunks_fts",
+    "gateway_sessions",
+    "channel_session_mappings",
+    "memory_migrations",
+}
+
+
+def _tables(db: Database) -> set[str]:
+    rows = db.query("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    return {row[0] for row in rows}
+
+
+class TestShippedMigrations:
+    def test_migrations_load_from_package_data_in_version_order(self) -> None:
+        migrations = load_migrations()
+        versions = [m.version for m in migrations]
+        assert versions == sorted(versions)
+        assert versions[0] == 1
+        assert len(set(versions)) == len(versions)
+
+    def test_every_migration_splits_into_complete_statements(self) -> None:
+        for migration in load_migrations():
+            statements = split_statements(migration.sql)
+            assert statements, migration.name
+            assert all(s.rstrip().endswith(";") for s in statements)
+
+    def test_trigger_bodies_stay_one_statement(self) -> None:
+        script = "CREATE TABLE t(x);\nCREATE TRIGGER g AFTER INSERT ON t BEGIN\n  SELECT 1;\nEND;\n"
+        assert len(split_statements(script)) == 2
+
+    def test_no_schedule_tables_are_created_here(self) -> None:
+        text = " ".join(m.sql for m in load_migrations()).lower()
+        assert "schedules" not in text
+
+
+class TestOpening:
+    def test_fresh_database_gets_every_table_and_records_every_version(self, db_path: Path) -> None:
+        with MemoryStore(db_path) as store:
+            assert EXPECTED_TABLES <= _tables(store.db)
+            assert applied_versions(store.db) == {m.version for m in load_migrations()}
+            assert store.schema_version == load_migrations()[-1].version
+
+    def test_pragmas_are_wal_full_sync_and_foreign_keys(self, db_path: Path) -> None:
+        with MemoryStore(db_path) as store:
+            assert store.db.query_one("PRAGMA journal_mode") == ("wal",)
+            assert store.db.query_one("PRAGMA synchronous") == (2,)
+            assert store.db.query_one("PRAGMA foreign_keys") == (1,)
+            assert store.db.query_one("PRAGMA busy_timeout") == (5000,)
+
+    def test_reopening_applies_nothing_twice(self, db_path: Path) -> None:
+        MemoryStore(db_path).close()
+        with MemoryStore(db_path) as store:
+            rows = store.db.query("SELECT count(*) FROM memory_migrations")
+            assert rows[0][0] == len(load_migrations())
+
+    @pytest.mark.parametrize("applied", [1, 2])
+    def test_older_database_upgrades_in_place_keeping_its_data(
+        self, db_path: Path, applied: int
+    ) -> None:
+        old = Database(db_path)
+        migrate(old, load_migrations()[:applied])
+        with old.write() as conn:
+            conn.execute("INSERT INTO sessions(session_id, user_id) VALUES ('old', 'alice')")
+            conn.execute(
+                "INSERT INTO conversation_events(session_id, sequence, payload_json) "
+                """VALUES ('old', 1, '{"role":"user","content":"kept"}')"""
+            )
+        assert "gateway_sessions" not in _tables(old)
+        old.close()
+
+        with MemoryStore(db_path) as store:
+            assert EXPECTED_TABLES <= _tables(store.db)
+            events = store.events.recall("old")
+            assert [e.message for e in events] == [Message(role="user", content="kept")]
+            store.append_event("old", Message(role="user", content="after upgrade"))
+            assert store.events.last_sequence("old") == 2
+
+    def test_database_from_a_newer_version_is_refused_naming_the_path(self, db_path: Path) -> None:
+        MemoryStore(db_path).close()
+        db = Database(db_path)
+        with db.write() as conn:
+            conn.execute("INSERT INTO memory_migrations(version, name) VALUES (9999, 'future')")
+        db.close()
+        with pytest.raises(MemoryStoreError, match="newer") as caught:
+            MemoryStore(db_path)
+        assert str(db_path) in str(caught.value)
+
+    def test_failed_migration_leaves_no_partial_schema(self, db_path: Path) -> None:
+        from oxydra.memory._migrate import Migration
+
+        broken = (
+            *load_migrations()[:1],
+            Migration(version=2, name="broken", sql="CREATE TABLE half(x);\nNOT SQL AT ALL;\n"),
+        )
+        db = Database(db_path)
+        with pytest.raises(MemoryStoreError):
+            migrate(db, broken)
+        assert "half" not in _tables(db)
+        assert applied_versions(db) == {1}
+        db.close()
