@@ -98,8 +98,12 @@ def _shell_daemon_args(p: argparse.ArgumentParser) -> None:
 
 
 def _catalog_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="fetch|verify|show ...",
-                   help="`fetch [--pinned] [--all]`, `verify`, `show [--all]`")
+    p.add_argument(
+        "argv",
+        nargs=argparse.REMAINDER,
+        metavar="fetch|verify|show ...",
+        help="`fetch [--pinned] [--all]`, `verify`, `show [--all]`",
+    )
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:

@@ -26,15 +26,18 @@ def check_user_id(user_id: str) -> str:
 
 def runner_config_path(cwd: Path | None = None, home: Path | None = None) -> Path | None:
     """The runner.toml in effect, if any."""
-    for candidate in ((cwd or Path.cwd()) / ".oxydra" / "runner.toml",
-                      (home or Path.home()) / ".oxydra" / "runner.toml"):
+    for candidate in (
+        (cwd or Path.cwd()) / ".oxydra" / "runner.toml",
+        (home or Path.home()) / ".oxydra" / "runner.toml",
+    ):
         if candidate.is_file():
             return candidate
     return None
 
 
-def resolve_workspace(user_id: str, explicit: str | None = None, *, cwd: Path | None = None,
-                      home: Path | None = None) -> Path:
+def resolve_workspace(
+    user_id: str, explicit: str | None = None, *, cwd: Path | None = None, home: Path | None = None
+) -> Path:
     """The user's workspace directory (not created here)."""
     check_user_id(user_id)
     if explicit:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
+
+from oxydra.memory import SessionStore
 
 
 class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,3 +41,51 @@ class SessionRecords(Protocol):
     async def touch(self, session_id: str) -> None:
         """Mark a session active now (after each turn)."""
         ...
+
+
+class MemorySessionRecords:
+    """`SessionRecords` over the memory layer's `SessionStore` (the `gateway_sessions` table)."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
+    async def create(self, record: SessionRecord) -> None:
+        """Store a new session."""
+        await self.store.create(
+            record.session_id,
+            record.user_id,
+            agent_name=record.agent_name,
+            display_name=record.display_name,
+            channel_origin=record.channel_origin,
+            parent_session_id=record.parent_session_id,
+        )
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """A session by id, or None."""
+        found = await self.store.get(session_id)
+        return None if found is None else _record(found)
+
+    async def list(self, user_id: str, include_archived: bool = False) -> list[SessionRecord]:
+        """The user's sessions, most recently active first."""
+        rows = await self.store.list_sessions(
+            user_id, include_archived=include_archived, include_subagents=True
+        )
+        return [_record(r) for r in rows]
+
+    async def touch(self, session_id: str) -> None:
+        """Mark the session active now."""
+        await self.store.touch(session_id)
+
+
+def _record(row: Any) -> SessionRecord:
+    return SessionRecord(
+        session_id=row.session_id,
+        user_id=row.user_id,
+        agent_name=row.agent_name,
+        display_name=row.display_name,
+        channel_origin=row.channel_origin,
+        parent_session_id=row.parent_session_id,
+        created_at=row.created_at,
+        last_active_at=row.last_active_at,
+        archived=row.archived,
+    )

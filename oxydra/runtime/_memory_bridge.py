@@ -1,7 +1,7 @@
 """The memory store behind the runtime's and gateway's seams.
 
-Adapters only: the conversation store (events + rolling summary), gateway session records,
-the scratchpad store, the memory tools as registry `Tool`s, and retrieval injection.
+Adapters only: the conversation store (events + rolling summary), the scratchpad store, the
+memory tools as registry `Tool`s, and retrieval injection.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from oxydra.core.errors import ToolArgumentsError
 from oxydra.core.messages import FunctionDecl, Message
 from oxydra.core.tiers import SafetyTier
-from oxydra.memory import Memory, MemoryRetrieval, SessionStore, notes_session_id
+from oxydra.memory import Memory, MemoryRetrieval, notes_session_id
 from oxydra.memory.tools import MEMORY_TOOLS, ToolSpec
 from oxydra.runtime.conversation import Summary
 from oxydra.tools import Scratchpad, ToolExecutionContext
@@ -45,8 +45,9 @@ class MemoryConversations:
         summary = None
         if restored.summary is not None:
             covered = sum(1 for e in events if e.sequence <= restored.summary.upper_sequence)
-            summary = Summary(text=restored.summary.summary, covered=covered,
-                              epoch=restored.summary.epoch)
+            summary = Summary(
+                text=restored.summary.summary, covered=covered, epoch=restored.summary.epoch
+            )
         return [e.message for e in events], summary
 
     async def append(self, session_id: str, user_id: str, messages: Sequence[Message]) -> None:
@@ -59,48 +60,13 @@ class MemoryConversations:
         if not events or summary.covered <= 0:
             return
         upper = events[min(summary.covered, len(events)) - 1].sequence
-        await self.memory.save_summary(session_id, expected_epoch=summary.epoch - 1,
-                                       summary=summary.text, upper_sequence=upper,
-                                       lower_sequence=events[0].sequence)
-
-
-class GatewaySessions:
-    """The gateway's `SessionRecords` over the memory layer's `SessionStore`."""
-
-    def __init__(self, store: SessionStore) -> None:
-        self.store = store
-
-    async def create(self, record: Any) -> None:
-        """Store a new session."""
-        await self.store.create(record.session_id, record.user_id, agent_name=record.agent_name,
-                                display_name=record.display_name,
-                                channel_origin=record.channel_origin,
-                                parent_session_id=record.parent_session_id)
-
-    async def get(self, session_id: str) -> Any:
-        """A session by id, or None."""
-        from oxydra.gateway._store import SessionRecord
-
-        found = await self.store.get(session_id)
-        return None if found is None else SessionRecord(**_fields(found))
-
-    async def list(self, user_id: str, include_archived: bool = False) -> list[Any]:
-        """The user's sessions, most recently active first."""
-        from oxydra.gateway._store import SessionRecord
-
-        rows = await self.store.list_sessions(user_id, include_archived=include_archived,
-                                              include_subagents=True)
-        return [SessionRecord(**_fields(r)) for r in rows]
-
-    async def touch(self, session_id: str) -> None:
-        """Mark the session active now."""
-        await self.store.touch(session_id)
-
-
-def _fields(row: Any) -> dict[str, Any]:
-    names = ("session_id", "user_id", "agent_name", "display_name", "channel_origin",
-             "parent_session_id", "created_at", "last_active_at", "archived")
-    return {n: getattr(row, n) for n in names}
+        await self.memory.save_summary(
+            session_id,
+            expected_epoch=summary.epoch - 1,
+            summary=summary.text,
+            upper_sequence=upper,
+            lower_sequence=events[0].sequence,
+        )
 
 
 class MemoryScratchpad:
@@ -154,8 +120,11 @@ class SpecTool:
 
 def memory_tools(memory: Memory, retrieval: MemoryRetrieval) -> list[SpecTool]:
     """The `memory_*` tools, bound to this store."""
-    return [SpecTool(s, retrieval if s.target == "retrieval" else memory)
-            for s in MEMORY_TOOLS if s.name.startswith("memory_")]
+    return [
+        SpecTool(s, retrieval if s.target == "retrieval" else memory)
+        for s in MEMORY_TOOLS
+        if s.name.startswith("memory_")
+    ]
 
 
 def retriever_for(retrieval: MemoryRetrieval, top_k: int) -> Any:
@@ -163,8 +132,8 @@ def retriever_for(retrieval: MemoryRetrieval, top_k: int) -> Any:
 
     async def retrieve(user_id: str, session_id: str, query: str) -> Message | None:
         hits = await retrieval.search(
-            query, user_id=user_id, session_ids=[notes_session_id(user_id), session_id],
-            top_k=top_k)
+            query, user_id=user_id, session_ids=[notes_session_id(user_id), session_id], top_k=top_k
+        )
         if not hits:
             return None
         lines = [f"- [{h.score:.3f}] {' '.join(h.text.split())[:SNIPPET_CHARS]}" for h in hits]

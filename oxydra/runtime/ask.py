@@ -47,16 +47,19 @@ class _Printer:
 
     def finish(self, outcome: TurnOutcome, session_id: str) -> None:
         if self.as_json:
-            doc: dict[str, Any] = {"type": "outcome", "session_id": session_id,
-                                   "reason": outcome.reason, "detail": outcome.detail,
-                                   "spend": msgspec.to_builtins(outcome.spend)}
+            doc: dict[str, Any] = {
+                "type": "outcome",
+                "session_id": session_id,
+                "reason": outcome.reason,
+                "detail": outcome.detail,
+                "spend": msgspec.to_builtins(outcome.spend),
+            }
             sys.stdout.write(_json.encode(doc).decode() + "\n")
             return
         if not self.ended_with_newline:
             sys.stdout.write("\n")
         if not outcome.ok:
-            print(f"oxydra ask: turn stopped ({outcome.reason}): {outcome.detail}",
-                  file=sys.stderr)
+            print(f"oxydra ask: turn stopped ({outcome.reason}): {outcome.detail}", file=sys.stderr)
         print(f"session: {session_id}", file=sys.stderr)
 
 
@@ -99,18 +102,21 @@ def run_ask(args: argparse.Namespace) -> int:
     return asyncio.run(_ask(loaded.config, user, workspace, question, args))
 
 
-async def _ask(config: Any, user: str, workspace: Any, question: str,
-               args: argparse.Namespace) -> int:
+async def _ask(
+    config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
+) -> int:
     from oxydra.runtime.factory import provision_workspace
     from oxydra.runtime.services import open_services
 
     provision_workspace(workspace)
-    services = await open_services(config, user_id=user, workspace=workspace,
-                                   environ=dict(os.environ))
+    services = await open_services(
+        config, user_id=user, workspace=workspace, environ=dict(os.environ)
+    )
     session = args.session or new_session_id()
     printer = _Printer(args.json)
-    request = TurnRequest(user_id=user, session_id=session, turn_id=new_session_id(),
-                          prompt=question, channel="cli")
+    request = TurnRequest(
+        user_id=user, session_id=session, turn_id=new_session_id(), prompt=question, channel="cli"
+    )
     task = asyncio.create_task(services.agent.runtime.run_turn(request, printer))
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, task.cancel)

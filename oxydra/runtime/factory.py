@@ -80,8 +80,9 @@ def build_agent(
     entry = config.providers.registry[config.selection.provider]
     namespace, model = catalog_provider_for(entry), config.selection.model
     jail = Workspace.for_user(workspace)
-    tools = default_tools(config, jail if shell_available else None, environ=env,
-                          scratchpad=scratchpad)
+    tools = default_tools(
+        config, jail if shell_available else None, environ=env, scratchpad=scratchpad
+    )
     registry = default_registry(config, [*tools, *(extra_tools or [])], environ=env)
     backend = LocalFileBackend(jail)
     runtime = AgentRuntime(

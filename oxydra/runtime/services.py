@@ -15,7 +15,6 @@ from typing import Any
 from oxydra.config.schema import AgentConfig
 from oxydra.memory import HashedEmbedder, Memory
 from oxydra.runtime._memory_bridge import (
-    GatewaySessions,
     MemoryConversations,
     MemoryScratchpad,
     memory_tools,
@@ -31,7 +30,6 @@ class Services:
 
     agent: Agent
     memory: Memory
-    sessions: GatewaySessions
     background: list[Any] = field(default_factory=list)
 
     def start_background(self, core: Any) -> None:
@@ -65,17 +63,23 @@ async def open_services(
     try:
         retrieval = memory.retrieval
         extra = memory_tools(memory, retrieval) if enabled else []
-        shell = envelope is None or envelope.startup_status is None or (
-            envelope.startup_status.shell_available
+        shell = (
+            envelope is None
+            or envelope.startup_status is None
+            or (envelope.startup_status.shell_available)
         )
         agent = build_agent(
-            config, workspace=workspace, environ=environ,
-            store=MemoryConversations(memory, index=enabled), extra_tools=extra,
+            config,
+            workspace=workspace,
+            environ=environ,
+            store=MemoryConversations(memory, index=enabled),
+            extra_tools=extra,
             retriever=retriever_for(retrieval, config.memory.retrieval.top_k) if enabled else None,
-            scratchpad=MemoryScratchpad(memory), shell_available=shell, http_client=http_client,
+            scratchpad=MemoryScratchpad(memory),
+            shell_available=shell,
+            http_client=http_client,
         )
     except BaseException:
         await memory.close()
         raise
-    sessions = GatewaySessions(memory.sessions)
-    return Services(agent=agent, memory=memory, sessions=sessions)
+    return Services(agent=agent, memory=memory)

@@ -31,8 +31,9 @@ def reply(text: str = "", *calls: ToolCall, usage: UsageUpdate | None = None) ->
 class MockProvider:
     """Plays a script of steps; see the module docstring."""
 
-    def __init__(self, steps: Sequence[Step], caps: ProviderCaps | None = None,
-                 *, item_delay: float = 0.0) -> None:
+    def __init__(
+        self, steps: Sequence[Step], caps: ProviderCaps | None = None, *, item_delay: float = 0.0
+    ) -> None:
         self.steps = list(steps)
         self.caps = caps or ProviderCaps(max_context_tokens=128_000, max_output_tokens=4096)
         self.contexts: list[Context] = []
