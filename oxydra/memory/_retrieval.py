@@ -90,7 +90,9 @@ class RetrievalIndex:
         self._generation = -1
         self._dirty = 0
         self._adopt_embedder()
-        self._ensure_index()
+        # The vector index (usearch + numpy, ~100 ms to import) is loaded on first use, so a
+        # store used only as a conversation log never pays for it; committed changes made
+        # before then are picked up by the generation check in `_ensure_index`.
 
     @property
     def embedder(self) -> Embedder:
@@ -171,7 +173,12 @@ class RetrievalIndex:
 
     def apply(self, changes: Changes) -> None:
         """Replay a committed transaction's changes on the in-memory index."""
-        if self._index is None or changes.generation is None:
+        if changes.generation is None:
+            return
+        if self._index is None:
+            if changes.added_keys or changes.removed_keys:
+                self._ensure_index()  # loads and resynchronises, this change included
+                self._dirty += 1
             return
         import numpy as np
 
