@@ -1,0 +1,102 @@
+"""One-shot turns from a fresh process, next to a bare httpx streaming request.
+
+Figures: `ask` text turn and `ask` with one tool call, each as a ratio to a fresh
+`python -c 'import httpx; <one streaming POST>'` against the same loopback fake LLM; and the
+request body of one call (prompt + tool schemas), in bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench._timing import run_median
+
+RUNS = 15
+BARE = """
+import httpx, sys
+body = {"model": "gpt-4o-mini", "stream": True,
+        "messages": [{"role": "user", "content": "hello"}]}
+with httpx.Client() as c:
+    with c.stream("POST", sys.argv[1] + "/v1/chat/completions", json=body,
+                  headers={"Authorization": "Bearer k"}) as r:
+        for _ in r.iter_lines():
+            pass
+"""
+
+
+def _start_fake(script: list[dict[str, object]], record: Path) -> tuple[subprocess.Popen[str], str]:
+    path = record.with_suffix(".script.json")
+    path.write_text(json.dumps(script))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "oxydra.testing.fake_llm",
+            "--port",
+            "0",
+            "--script",
+            str(path),
+            "--record",
+            str(record),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, line.strip().split("=", 1)[1]
+
+
+def _ask_cmd(url: str, question: str) -> list[str]:
+    sets = [
+        f"providers.registry.fake.base_url={url}",
+        "providers.registry.fake.provider_type=openai",
+        "providers.registry.fake.api_key=k",
+        "selection.provider=fake",
+    ]
+    cmd = [sys.executable, "-m", "oxydra", "ask", question]
+    for item in sets:
+        cmd += ["--set", item]
+    return cmd
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        env = {"HOME": str(home)}
+        text = [{"kind": "reply", "text": "Hello! " * 30}]
+        call = {
+            "kind": "reply",
+            "tool_calls": [
+                {"name": "file_write", "arguments": {"path": "/shared/a.txt", "content": "x"}}
+            ],
+        }
+        script = text * (3 * RUNS + 6) + [call, *text] * (RUNS + 2)
+        record = Path(tmp) / "requests.jsonl"
+        proc, url = _start_fake(script, record)
+        try:
+            bare = run_median([sys.executable, "-c", BARE, url], RUNS, env)
+            run_median(_ask_cmd(url, "warm the page cache"), 2, env)
+            ask = run_median(_ask_cmd(url, "hello"), RUNS, env)
+            bare2 = run_median([sys.executable, "-c", BARE, url], RUNS, env)
+            tool = run_median(_ask_cmd(url, "write a file"), RUNS, env)
+        finally:
+            proc.terminate()
+            proc.wait()
+        base = min(bare, bare2)
+        bodies = [json.loads(line) for line in record.read_text().splitlines()]
+        ours = [b for b in bodies if "tools" in json.dumps(b.get("body", b))]
+        size = len(json.dumps(ours[-1].get("body", ours[-1]), separators=(",", ":")))
+    print(f"bare httpx streaming request, fresh process: {base * 1000:7.1f} ms")
+    print(f"ask, text turn:                              {ask * 1000:7.1f} ms  ({ask / base:.2f}x)")
+    print(
+        f"ask, one tool call (2 model calls):          {tool * 1000:7.1f} ms  ({tool / base:.2f}x)"
+    )
+    print(f"request body of one call (prompt + tools):   {size / 1000:7.1f} KB")
+    os.environ.pop("OXYDRA_BENCH", None)
