@@ -194,6 +194,7 @@ class SchedulerConfig(_Section):
     default_timezone: str = "Asia/Kolkata"
     auto_disable_after_failures: Positive = 5
     notify_after_failures: Annotated[int, msgspec.Meta(ge=0)] = 3
+    run_timeout_secs: Positive = 600
 
 
 class AgentSelection(_Section):

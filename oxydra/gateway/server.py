@@ -204,6 +204,7 @@ class _Connection:
                 seq=c.seq,
             ),
         )
+        await self.core.deliver_pending(channel)
         return frame
 
     async def _refuse(self, message: str, request_id: str | None = None) -> None:
