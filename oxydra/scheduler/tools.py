@@ -18,7 +18,7 @@ from oxydra.core.errors import SchedulerError, ToolArgumentsError, ToolError
 from oxydra.core.tiers import SafetyTier
 from oxydra.scheduler._rules import local_time
 from oxydra.scheduler._store import ScheduleStore
-from oxydra.scheduler.cadence import cadence_from_tool, validate
+from oxydra.scheduler.cadence import cadence_from_tool, validate, zone
 from oxydra.scheduler.executor import Clock, utc_now
 from oxydra.scheduler.types import (
     Cadence,
@@ -141,6 +141,7 @@ def schedule_tools(
         cadence = _cadence(cadence_type, cadence_value, zone_name)
         now = clock()
         try:
+            zone(zone_name)
             validate(cadence, now=now, min_interval_secs=config.min_interval_secs)
         except SchedulerError as exc:
             raise ToolArgumentsError(exc.message) from exc
