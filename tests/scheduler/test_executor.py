@@ -92,20 +92,32 @@ class TestRuns:
         provider = MockProvider([reply("The build is green.")])
         notices = Notices()
         ex = executor(store, runtime(provider), clock, notices)
-        created = await make_schedule(store, clock.now, cadence=Once(at=stamp(T0 + timedelta(hours=1))),
-                                      channel_id="tui", channel_context_id="sess-1")  # fmt: skip
+        created = await make_schedule(
+            store,
+            clock.now,
+            cadence=Once(at=stamp(T0 + timedelta(hours=1))),
+            channel_id="tui",
+            channel_context_id="sess-1",
+        )
         assert await run_due(ex) == []
         clock.advance(hours=1)
         assert len(await run_due(ex)) == 1
         assert await run_due(ex) == []
         after = await store.get("alice", created.schedule_id)
         assert (after.status, after.next_run_at, after.last_run_status) == (
-            "completed", None, "success"
-        )  # fmt: skip
+            "completed",
+            None,
+            "success",
+        )
         assert notices.sent == [
-            ("alice", ScheduledNotification(schedule_id=created.schedule_id,
-                                            message="The build is green."), "sess-1"),
-        ]  # fmt: skip
+            (
+                "alice",
+                ScheduledNotification(
+                    schedule_id=created.schedule_id, message="The build is green."
+                ),
+                "sess-1",
+            ),
+        ]
         provider.assert_done()
 
     async def test_a_periodic_schedule_runs_in_its_own_session_each_time(
@@ -152,12 +164,16 @@ class TestNotificationPolicies:
         [
             ("always", "Done.", ["Done."], "Done."),
             ("never", "Done.", [], "Done."),
-            ("conditional", "  [NOTIFY] Disk is 95% full.", ["Disk is 95% full."],
-             "Disk is 95% full."),
+            (
+                "conditional",
+                "  [NOTIFY] Disk is 95% full.",
+                ["Disk is 95% full."],
+                "Disk is 95% full.",
+            ),
             ("conditional", "Nothing new.", [], "Nothing new."),
             ("conditional", "All fine [NOTIFY] maybe", [], "All fine [NOTIFY] maybe"),
         ],
-    )  # fmt: skip
+    )
     async def test_each_policy(
         self,
         store: ScheduleStore,
@@ -188,8 +204,9 @@ class TestFailures:
         provider = MockProvider([ProviderTransportError(f"upstream down #{i}") for i in range(5)])
         notices = Notices()
         ex = executor(store, runtime(provider), clock, notices)
-        created = await make_schedule(store, clock.now, name="nightly", cadence=Interval(
-            every_secs=600))  # fmt: skip
+        created = await make_schedule(
+            store, clock.now, name="nightly", cadence=Interval(every_secs=600)
+        )
         for _ in range(6):
             clock.advance(minutes=10)
             await run_due(ex)
@@ -203,15 +220,14 @@ class TestFailures:
         assert [r.status for r in runs] == ["failed"] * 5
         provider.assert_done()
 
-    async def test_a_success_resets_the_count(
-        self, store: ScheduleStore, clock: FakeClock
-    ) -> None:
+    async def test_a_success_resets_the_count(self, store: ScheduleStore, clock: FakeClock) -> None:
         steps: list[Any] = [ProviderTransportError("x"), ProviderTransportError("y"), reply("ok")]
         provider = MockProvider([*steps, ProviderTransportError("z")])
         notices = Notices()
         ex = executor(store, runtime(provider), clock, notices)
-        created = await make_schedule(store, clock.now, notification_policy="never", cadence=
-                                      Interval(every_secs=600))  # fmt: skip
+        created = await make_schedule(
+            store, clock.now, notification_policy="never", cadence=Interval(every_secs=600)
+        )
         for _ in range(4):
             clock.advance(minutes=10)
             await run_due(ex)
@@ -261,8 +277,9 @@ class TestLimits:
 
         tools.add("again", again)
         usage = UsageUpdate(prompt_tokens=400, completion_tokens=100, total_tokens=500)
-        provider = MockProvider([reply("", call("again", i, n=str(i)), usage=usage)
-                                 for i in range(3)])  # fmt: skip
+        provider = MockProvider(
+            [reply("", call("again", i, n=str(i)), usage=usage) for i in range(3)]
+        )
         rt = runtime(provider, tools, price=lambda u: (u.total_tokens or 0) * 0.0004)
         ex = executor(store, rt, clock, max_cost=0.30)
         created = await make_schedule(store, clock.now)
@@ -343,10 +360,15 @@ class TestRestart:
 
 def stored(table: ScheduleTable, name: str, *, next_run: Any) -> str:
     definition = ScheduleDefinition(
-        schedule_id=f"id-{name}", user_id="alice", name=name, goal=f"do {name}",
-        cadence=Interval(every_secs=60), created_at=stamp(T0), updated_at=stamp(T0),
+        schedule_id=f"id-{name}",
+        user_id="alice",
+        name=name,
+        goal=f"do {name}",
+        cadence=Interval(every_secs=60),
+        created_at=stamp(T0),
+        updated_at=stamp(T0),
         next_run_at=stamp(next_run),
-    )  # fmt: skip
+    )
     table.create(definition, max_per_user=10)
     return definition.schedule_id
 
@@ -363,8 +385,13 @@ class TestLoop:
 
         notices = Notices()
         provider = MockProvider([reply("ran")])
-        ex = SchedulerExecutor(store, runtime(provider), scheduler_config(poll_interval_secs=15),
-                               clock=clock, sleep=sleep)  # fmt: skip
+        ex = SchedulerExecutor(
+            store,
+            runtime(provider),
+            scheduler_config(poll_interval_secs=15),
+            clock=clock,
+            sleep=sleep,
+        )
         await make_schedule(store, clock.now, cadence=Interval(every_secs=100))
         ex.start(notices)
         await notices.arrived.wait()

@@ -17,9 +17,14 @@ from oxydra.scheduler.types import Interval, ScheduleDefinition
 
 def schedule(**fields: object) -> ScheduleDefinition:
     base: dict[str, object] = {
-        "schedule_id": "s1", "user_id": "u", "name": "backup", "goal": "Back up the notes.",
-        "cadence": Interval(every_secs=600), "created_at": "", "updated_at": "",
-    }  # fmt: skip
+        "schedule_id": "s1",
+        "user_id": "u",
+        "name": "backup",
+        "goal": "Back up the notes.",
+        "cadence": Interval(every_secs=600),
+        "created_at": "",
+        "updated_at": "",
+    }
     return ScheduleDefinition(**{**base, **fields})  # type: ignore[arg-type]
 
 

@@ -41,10 +41,15 @@ def raw_rows(db_path: Path, sql: str, params: tuple[object, ...] = ()) -> list[t
 class TestRoundTrips:
     async def test_a_created_schedule_reads_back_identical(self, store: ScheduleStore) -> None:
         created = await make_schedule(
-            store, T0, cadence=Cron(expression="0 9 * * 1-5", timezone="Asia/Kolkata"),
-            timezone="Asia/Kolkata", name="standup", notification_policy="conditional",
-            channel_id="tui", channel_context_id="sess-1",
-        )  # fmt: skip
+            store,
+            T0,
+            cadence=Cron(expression="0 9 * * 1-5", timezone="Asia/Kolkata"),
+            timezone="Asia/Kolkata",
+            name="standup",
+            notification_policy="conditional",
+            channel_id="tui",
+            channel_context_id="sess-1",
+        )
         assert await store.get("alice", created.schedule_id) == created
         assert created.next_run_at == "2026-03-02T03:30:00+00:00"
         assert (created.status, created.consecutive_failures) == ("active", 0)
@@ -75,12 +80,16 @@ class TestRoundTrips:
         await make_schedule(store, T0, user="bob", max_per_user=2)
         with pytest.raises(SchedulerError, match="limit reached"):
             await make_schedule(store, T0, max_per_user=2)
-        await store.edit("alice", first.schedule_id, SchedulePatch(status="paused"), now=T0,
-                         min_interval_secs=60)  # fmt: skip
+        await store.edit(
+            "alice", first.schedule_id, SchedulePatch(status="paused"), now=T0, min_interval_secs=60
+        )
         with pytest.raises(SchedulerError, match="limit reached"):
             await make_schedule(store, T0, max_per_user=2)
-        raw_rows(db_path, "UPDATE schedules SET status = 'completed' WHERE schedule_id = ?",
-                 (first.schedule_id,))  # fmt: skip
+        raw_rows(
+            db_path,
+            "UPDATE schedules SET status = 'completed' WHERE schedule_id = ?",
+            (first.schedule_id,),
+        )
         await make_schedule(store, T0, max_per_user=2)
 
 
@@ -129,11 +138,16 @@ class TestSearch:
     async def many(self, store: ScheduleStore, clock: FakeClock) -> list[str]:
         ids = []
         for i in range(7):
-            cadence = Interval(every_secs=600) if i % 2 else Cron(expression="0 9 * * *", timezone="UTC")
+            cadence = (
+                Interval(every_secs=600) if i % 2 else Cron(expression="0 9 * * *", timezone="UTC")
+            )
             created = await make_schedule(
-                store, clock.advance(seconds=1), cadence=cadence, name=f"job_{i}%",
+                store,
+                clock.advance(seconds=1),
+                cadence=cadence,
+                name=f"job_{i}%",
                 notification_policy="never" if i == 3 else "always",
-            )  # fmt: skip
+            )
             ids.append(created.schedule_id)
         return ids
 
@@ -169,8 +183,13 @@ class TestClaims:
         late = await make_schedule(store, T0 - timedelta(hours=3))
         early = await make_schedule(store, T0 - timedelta(hours=1))
         paused = await make_schedule(store, T0 - timedelta(hours=5))
-        await store.edit("alice", paused.schedule_id, SchedulePatch(status="paused"), now=T0,
-                         min_interval_secs=60)  # fmt: skip
+        await store.edit(
+            "alice",
+            paused.schedule_id,
+            SchedulePatch(status="paused"),
+            now=T0,
+            min_interval_secs=60,
+        )
         await make_schedule(store, T0)  # due an hour from now
         due = await store.due(T0, 10)
         assert [s.schedule_id for s in due] == [late.schedule_id, early.schedule_id]
@@ -211,21 +230,31 @@ class TestClaims:
     ) -> None:
         created = await make_schedule(store, T0 - timedelta(hours=1))
         assert await store.claim_run(created.schedule_id, T0) is not None
-        await store.edit("alice", created.schedule_id, SchedulePatch(cadence=Interval(
-            every_secs=60)), now=T0 - timedelta(minutes=5), min_interval_secs=60)  # fmt: skip
+        await store.edit(
+            "alice",
+            created.schedule_id,
+            SchedulePatch(cadence=Interval(every_secs=60)),
+            now=T0 - timedelta(minutes=5),
+            min_interval_secs=60,
+        )
         assert len(await store.due(T0, 10)) == 1
         assert await store.claim_run(created.schedule_id, T0) is None
 
 
 class TestRecording:
     async def run_once(
-        self, store: ScheduleStore, schedule_id: str, at: FakeClock, status: str = "success",
+        self,
+        store: ScheduleStore,
+        schedule_id: str,
+        at: FakeClock,
+        status: str = "success",
         output: str = "ok",
-    ) -> str:  # fmt: skip
+    ) -> str:
         claimed = await store.claim_run(schedule_id, at())
         assert claimed is not None
-        result = RunResult(run_id=claimed[0], status=status, output=output, turn_count=2,
-                           cost=0.01, notified=True)  # type: ignore[arg-type]  # fmt: skip
+        result = RunResult(
+            run_id=claimed[0], status=status, output=output, turn_count=2, cost=0.01, notified=True
+        )  # type: ignore[arg-type]
         await store.record_run_and_reschedule(result, now=at.advance(seconds=30), **HISTORY)
         return claimed[0]
 
@@ -239,8 +268,12 @@ class TestRecording:
         assert (after.last_run_at, after.last_run_status) == (stamp(T0), "success")
         [run] = await store.runs("alice", created.schedule_id)
         assert (run.run_id, run.status, run.turn_count, run.cost, run.notified) == (
-            run_id, "success", 2, 0.01, True
-        )  # fmt: skip
+            run_id,
+            "success",
+            2,
+            0.01,
+            True,
+        )
         assert run.finished_at == stamp(clock.now) and run.output_summary.endswith("...")
         full = await store.run_output("alice", run_id, 0, 8000)
         assert full.chunk == "é" * 400 and full.total_length == 800 and full.remaining == 0
@@ -248,8 +281,9 @@ class TestRecording:
     async def test_history_is_pruned_to_the_newest_runs(
         self, store: ScheduleStore, clock: FakeClock
     ) -> None:
-        created = await make_schedule(store, clock.now - timedelta(hours=1), cadence=Interval(
-            every_secs=60))  # fmt: skip
+        created = await make_schedule(
+            store, clock.now - timedelta(hours=1), cadence=Interval(every_secs=60)
+        )
         ids = []
         for _ in range(5):
             ids.append(await self.run_once(store, created.schedule_id, clock))
@@ -260,15 +294,18 @@ class TestRecording:
     async def test_failures_count_up_and_disable_the_schedule(
         self, store: ScheduleStore, clock: FakeClock
     ) -> None:
-        created = await make_schedule(store, clock.now - timedelta(hours=1), cadence=Interval(
-            every_secs=60))  # fmt: skip
+        created = await make_schedule(
+            store, clock.now - timedelta(hours=1), cadence=Interval(every_secs=60)
+        )
         for _ in range(5):
             await self.run_once(store, created.schedule_id, clock, status="failed")
             clock.advance(minutes=2)
         after = await store.get("alice", created.schedule_id)
         assert (after.status, after.consecutive_failures, after.next_run_at) == (
-            "disabled", 5, None
-        )  # fmt: skip
+            "disabled",
+            5,
+            None,
+        )
 
     async def test_a_run_is_finished_only_once(
         self, store: ScheduleStore, clock: FakeClock
@@ -313,10 +350,15 @@ def due_schedule_via_sync_core(table: ScheduleTable) -> str:
     from oxydra.scheduler import ScheduleDefinition
 
     definition = ScheduleDefinition(
-        schedule_id="sched-1", user_id="alice", name=None, goal="g",
-        cadence=Interval(every_secs=3600), created_at=stamp(T0), updated_at=stamp(T0),
+        schedule_id="sched-1",
+        user_id="alice",
+        name=None,
+        goal="g",
+        cadence=Interval(every_secs=3600),
+        created_at=stamp(T0),
+        updated_at=stamp(T0),
         next_run_at=stamp(T0 - timedelta(minutes=1)),
-    )  # fmt: skip
+    )
     table.create(definition, max_per_user=10)
     return definition.schedule_id
 
@@ -329,8 +371,11 @@ class TestOutbox:
             await store.put("alice", ScheduledNotification(schedule_id=f"s{i}", message=f"m{i}"))
         await store.put("bob", ScheduledNotification(schedule_id="b", message="bob's"))
         taken = await store.take("alice")
-        assert [(f.schedule_id, f.message) for f in taken] == [("s0", "m0"), ("s1", "m1"),
-                                                               ("s2", "m2")]  # fmt: skip
+        assert [(f.schedule_id, f.message) for f in taken] == [
+            ("s0", "m0"),
+            ("s1", "m1"),
+            ("s2", "m2"),
+        ]
         assert await store.take("alice") == []
         assert [f.message for f in await store.take("bob")] == ["bob's"]
 

@@ -39,9 +39,11 @@ class Caller:
         root.mkdir(parents=True, exist_ok=True)
         self.registry = registry
         self.ctx = ToolExecutionContext(
-            user_id=user, session_id=f"{user}-session", channel=channel,
+            user_id=user,
+            session_id=f"{user}-session",
+            channel=channel,
             workspace=LocalFileBackend(Workspace.for_user(root)),
-        )  # fmt: skip
+        )
 
     async def __call__(self, tool_name: str, /, **args: Any) -> tuple[bool, Any]:
         result = await self.registry.execute(tool_name, args, self.ctx)
@@ -63,9 +65,13 @@ def bob(registry: ToolRegistry, tmp_path: Path) -> Caller:
 async def create(caller: Caller, **args: Any) -> dict[str, Any]:
     ok, out = await caller(
         "schedule_create",
-        **{"goal": "summarise the news", "cadence_type": "interval", "cadence_value": "3600",
-           **args},
-    )  # fmt: skip
+        **{
+            "goal": "summarise the news",
+            "cadence_type": "interval",
+            "cadence_value": "3600",
+            **args,
+        },
+    )
     assert ok, out
     return out  # type: ignore[no-any-return]
 
@@ -76,8 +82,13 @@ class TestSchemas:
         create = registry.get("schedule_create").schema().parameters  # type: ignore[union-attr]
         assert set(create["required"]) == {"goal", "cadence_type", "cadence_value"}
         assert set(create["properties"]) == {
-            "goal", "cadence_type", "cadence_value", "name", "timezone", "notification",
-        }  # fmt: skip
+            "goal",
+            "cadence_type",
+            "cadence_value",
+            "name",
+            "timezone",
+            "notification",
+        }
         edit = registry.get("schedule_edit").schema().parameters  # type: ignore[union-attr]
         assert edit["required"] == ["schedule_id"]
         output = registry.get("schedule_run_output").schema().parameters  # type: ignore[union-attr]
@@ -85,13 +96,19 @@ class TestSchemas:
 
 
 class TestCreate:
-    async def test_create_returns_the_schedule_with_its_local_next_run(
-        self, alice: Caller
-    ) -> None:
-        out = await create(alice, name="news", cadence_type="cron", cadence_value="0 9 * * 0",
-                           notification="conditional")  # fmt: skip
-        assert out["cadence"] == {"type": "cron", "expression": "0 9 * * 0",
-                                  "timezone": "Europe/Berlin"}  # fmt: skip
+    async def test_create_returns_the_schedule_with_its_local_next_run(self, alice: Caller) -> None:
+        out = await create(
+            alice,
+            name="news",
+            cadence_type="cron",
+            cadence_value="0 9 * * 0",
+            notification="conditional",
+        )
+        assert out["cadence"] == {
+            "type": "cron",
+            "expression": "0 9 * * 0",
+            "timezone": "Europe/Berlin",
+        }
         assert out["next_run_at"] == "2026-03-08T08:00:00+00:00"
         assert out["next_run_local"] == "2026-03-08T09:00:00+01:00"
         assert (out["status"], out["notification_policy"]) == ("active", "conditional")
@@ -129,8 +146,9 @@ class TestCreate:
     async def test_the_per_user_limit(self, alice: Caller, bob: Caller) -> None:
         for _ in range(3):
             await create(alice)
-        ok, text = await alice("schedule_create", goal="g", cadence_type="interval",
-                               cadence_value="3600")  # fmt: skip
+        ok, text = await alice(
+            "schedule_create", goal="g", cadence_type="interval", cadence_value="3600"
+        )
         assert not ok and "limit reached (3 per user)" in text
         await create(bob)
 
@@ -159,9 +177,11 @@ class TestScoping:
         claimed = await store.claim_run(theirs, T0 + timedelta(hours=1))
         assert claimed is not None
         await store.record_run_and_reschedule(
-            RunResult(run_id=claimed[0], status="success", output="private"), now=T0,
-            max_run_history=20, auto_disable_after_failures=5,
-        )  # fmt: skip
+            RunResult(run_id=claimed[0], status="success", output="private"),
+            now=T0,
+            max_run_history=20,
+            auto_disable_after_failures=5,
+        )
         ok, text = await alice("schedule_run_output", run_id=claimed[0])
         assert not ok and "no run" in text
         ok, out = await bob("schedule_run_output", run_id=claimed[0], max_chars=10)
@@ -192,8 +212,13 @@ class TestSearchEditDelete:
         ok, paused = await alice("schedule_edit", schedule_id=sid, status="paused")
         assert ok and (paused["status"], paused["next_run_at"]) == ("paused", None)
         clock.advance(minutes=30)
-        ok, resumed = await alice("schedule_edit", schedule_id=sid, status="active",
-                                  cadence_type="cron", cadence_value="30 7 * * *")  # fmt: skip
+        ok, resumed = await alice(
+            "schedule_edit",
+            schedule_id=sid,
+            status="active",
+            cadence_type="cron",
+            cadence_value="30 7 * * *",
+        )
         assert ok and resumed["status"] == "active"
         assert resumed["next_run_local"] == "2026-03-02T07:30:00+01:00"
         ok, moved = await alice("schedule_edit", schedule_id=sid, timezone="Asia/Kolkata")
