@@ -73,9 +73,11 @@ class TestServices:
         self, llm: FakeLLM, tmp_path: Path
     ) -> None:
         services = await open_services(
-            guest_config(llm, enabled=False), user_id="alice",
-            workspace=provision_workspace(tmp_path / "ws"), environ={"HOME": str(tmp_path)},
-        )  # fmt: skip
+            guest_config(llm, enabled=False),
+            user_id="alice",
+            workspace=provision_workspace(tmp_path / "ws"),
+            environ={"HOME": str(tmp_path)},
+        )
         try:
             names = {d.name for d in services.agent.runtime.tools.schemas()}
             assert not any(n.startswith("schedule_") for n in names)
@@ -86,19 +88,24 @@ class TestServices:
     async def test_a_schedule_the_model_creates_runs_and_notifies_the_creating_session(
         self, llm: FakeLLM, tmp_path: Path
     ) -> None:
-        llm.add([
-            Reply(tool_calls=[Call(name="schedule_create", arguments=SCHEDULE_ARGS)]),
-            Reply(text="Done: it runs every hour."),
-            Reply(text="[NOTIFY] Three headlines worth reading."),
-        ])  # fmt: skip
+        llm.add(
+            [
+                Reply(tool_calls=[Call(name="schedule_create", arguments=SCHEDULE_ARGS)]),
+                Reply(text="Done: it runs every hour."),
+                Reply(text="[NOTIFY] Three headlines worth reading."),
+            ]
+        )
         services = await open_services(
-            guest_config(llm), user_id="alice", workspace=provision_workspace(tmp_path / "ws"),
+            guest_config(llm),
+            user_id="alice",
+            workspace=provision_workspace(tmp_path / "ws"),
             environ={"HOME": str(tmp_path)},
-        )  # fmt: skip
+        )
         try:
             runtime = services.agent.runtime
-            core = GatewayCore(runtime, MemorySessionRecords(services.memory.sessions),
-                               GatewayConfig())  # fmt: skip
+            core = GatewayCore(
+                runtime, MemorySessionRecords(services.memory.sessions), GatewayConfig()
+            )
             channel = await core.open_session("alice", create_new=True)
             subscriber, _, _ = core.subscribe(channel, None)
             core.submit_turn(channel, "r1", "t1", "Every hour, tell me if the news matters.")
@@ -110,8 +117,9 @@ class TestServices:
             services.start_background(core)
             frame = await asyncio.wait_for(next_notification(subscriber), 30)
             assert (frame.schedule_name, frame.message) == (
-                "news", "Three headlines worth reading."
-            )  # fmt: skip
+                "news",
+                "Three headlines worth reading.",
+            )
             run_request = llm.requests[2].json()
             prompt = run_request["messages"][-1]["content"]
             assert prompt.startswith("Summarise the news headlines.") and "[NOTIFY]" in prompt
@@ -134,12 +142,18 @@ class TestVm:
             past = datetime.now(UTC) - timedelta(days=3)
             ScheduleTable(db.db).create(
                 ScheduleDefinition(
-                    schedule_id="nightly", user_id="alice", name="backup", goal="Verify the backup.",
-                    cadence=Interval(every_secs=86400), timezone="UTC", created_at=stamp(past),
-                    updated_at=stamp(past), next_run_at=stamp(past),
+                    schedule_id="nightly",
+                    user_id="alice",
+                    name="backup",
+                    goal="Verify the backup.",
+                    cadence=Interval(every_secs=86400),
+                    timezone="UTC",
+                    created_at=stamp(past),
+                    updated_at=stamp(past),
+                    next_run_at=stamp(past),
                 ),
                 max_per_user=10,
-            )  # fmt: skip
+            )
         stop = asyncio.Event()
         config = guest_config(llm, auth_token="vm-token")
         task = asyncio.create_task(
@@ -150,7 +164,7 @@ class TestVm:
                 bind="127.0.0.1:0",
                 stop=stop,
                 environ={"HOME": str(tmp_path)},
-            )  # fmt: skip
+            )
         )
         try:
             marker = workspace / "ipc" / "gateway-endpoint"
