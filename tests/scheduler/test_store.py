@@ -384,3 +384,16 @@ class TestOutbox:
             table.put_notification("alice", "s", None, f"m{i}")
         taken = table.take_notifications("alice")
         assert len(taken) == 200 and taken[0][2] == "m5" and taken[-1][2] == "m204"
+
+
+class TestErrors:
+    async def test_database_failures_surface_as_store_errors_never_sqlite3(
+        self, store: ScheduleStore, db_path: Path
+    ) -> None:
+        from oxydra.core.errors import MemoryStoreError
+
+        raw_rows(db_path, "DROP TABLE scheduled_notifications")
+        with pytest.raises(MemoryStoreError) as caught:
+            await store.take("alice")
+        assert not isinstance(caught.value, sqlite3.Error)
+        assert isinstance(caught.value.__cause__, sqlite3.Error)
