@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import defaultdict
 from typing import Any, Protocol
 
@@ -35,6 +36,7 @@ from oxydra.wire.gateway import (
 )
 
 _log = get_logger(__name__)
+TOUCH_EVERY_SECS = 30.0
 
 
 class RefusedError(GatewayError):
@@ -81,6 +83,7 @@ class GatewayCore:
         self.subscriber_capacity = subscriber_capacity
         self._channels: dict[str, SessionChannel] = {}
         self._running: defaultdict[str, int] = defaultdict(int)
+        self._touched: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self.outbox: NotificationOutbox | None = None
 
@@ -307,7 +310,7 @@ class GatewayCore:
             channel.active_turn = channel.active_request_id = None
             channel.task = None
             self._running[channel.user_id] -= 1
-            await self.store.touch(channel.session_id)
+            await self._touch(channel.session_id)
 
     @staticmethod
     def _finish(
@@ -334,6 +337,17 @@ class GatewayCore:
                     code=outcome.reason,
                 )
             )
+
+    async def _touch(self, session_id: str) -> None:
+        """Record activity at most every TOUCH_EVERY_SECS per session.
+
+        `last_active_at` orders session lists; it needs no per-turn precision, and a durable
+        write per turn would queue a third fsync in front of the next turn.
+        """
+        now = time.monotonic()
+        if now - self._touched.get(session_id, -TOUCH_EVERY_SECS) >= TOUCH_EVERY_SECS:
+            self._touched[session_id] = now
+            await self.store.touch(session_id)
 
     def cancel(self, channel: SessionChannel) -> None:
         """Cancel the session's active turn."""
