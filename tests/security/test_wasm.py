@@ -224,7 +224,7 @@ class TestProfiles:
 class TestLimits:
     def test_a_guest_that_loops_forever_is_stopped(self, files: WasmWorkspace) -> None:
         spin = WasmSandbox(module=wasmtime.wat2wasm(SPIN_WAT), limits=WasmLimits(timeout_secs=0.1))
-        with pytest.raises(ToolTimeoutError, match="0.1 s limit"):
+        with pytest.raises(ToolTimeoutError, match=r"0\.1 s limit"):
             spin.call(files.profile(READ_OPS), Op.READ, [b"/shared/a.md", u64(1)])
 
     def test_a_guest_cannot_grow_memory_past_the_cap(self, files: WasmWorkspace) -> None:

@@ -227,10 +227,16 @@ class WasmSandbox:
             raise ToolError(reason)
         self.module_bytes = module if module is not None else guest_module_bytes()
         self.limits = limits or WasmLimits()
+        self._module: wasmtime.Module | None = None
 
     def warm(self) -> None:
         """Create the engine and compile the module now rather than on the first call."""
-        _runtime().module(self.module_bytes)
+        self._compiled()
+
+    def _compiled(self) -> wasmtime.Module:
+        if self._module is None:  # a race only compiles twice; both results are equal
+            self._module = _runtime().module(self.module_bytes)
+        return self._module
 
     def call(
         self, profile: Profile, op: Op, fields: list[bytes], *, edit: Edit | None = None
@@ -259,7 +265,7 @@ class WasmSandbox:
         import wasmtime
 
         runtime = _runtime()
-        module = runtime.module(self.module_bytes)
+        module = self._compiled()
         store = self._store(runtime, profile)
         runtime.local.state = state
         try:

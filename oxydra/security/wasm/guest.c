@@ -54,8 +54,30 @@ typedef struct {
 
 /* ---- output --------------------------------------------------------------------------- */
 
-static void emit_raw(const void *src, size_t len) {
+/* Output is buffered: every host call costs a trip into Python, so a reply of many small
+ * fields goes out in a few large writes. */
+static uint8_t out_buf[1 << 16];
+static size_t out_len;
+
+static void host_write(const void *src, size_t len) {
     if (host_output_write(src, (int32_t)len) != 0) _Exit(2); /* over the host's cap */
+}
+
+static void flush(void) {
+    if (out_len) host_write(out_buf, out_len);
+    out_len = 0;
+}
+
+static void emit_raw(const void *src, size_t len) {
+    if (len > sizeof out_buf - out_len) {
+        flush();
+        if (len >= sizeof out_buf) {
+            host_write(src, len);
+            return;
+        }
+    }
+    memcpy(out_buf + out_len, src, len);
+    out_len += len;
 }
 
 static void emit_field(const void *src, size_t len) {
@@ -488,6 +510,7 @@ int main(void) {
     uint8_t *request = size > 0 ? malloc((size_t)size) : NULL;
     if (!request) {
         fail(size > 0 ? "ENOMEM" : "BADREQ", "no request");
+        flush();
         return 0;
     }
     host_input_read(request);
@@ -495,6 +518,7 @@ int main(void) {
     int op = 0, n = parse(request, (uint32_t)size, &op, fields);
     if (n < 0) {
         fail("BADREQ", "broken framing");
+        flush();
         return 0;
     }
     switch (op) {
@@ -506,5 +530,6 @@ int main(void) {
     case OP_SEARCH: op_search(fields, n); break;
     default: fail("BADREQ", "unknown op");
     }
+    flush();
     return 0;
 }
