@@ -220,9 +220,9 @@ class WasmSandbox:
     """
 
     def __init__(self, *, module: bytes | None = None, limits: WasmLimits | None = None) -> None:
-        reason = wasm_unavailable_reason() if module is None else None
-        if reason is not None and importlib.util.find_spec("wasmtime") is None:
+        if importlib.util.find_spec("wasmtime") is None:
             raise MissingExtraError("WASM tool isolation", "wasm", "wasmtime")
+        reason = wasm_unavailable_reason() if module is None else None
         if reason is not None:
             raise ToolError(reason)
         self.module_bytes = module if module is not None else guest_module_bytes()
