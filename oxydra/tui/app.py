@@ -186,7 +186,8 @@ class _App:
         rows = layout(self.state, term.width, term.height)
         out = [term.home]
         for y, (style, text) in enumerate(rows):
-            out.append(term.move_xy(0, y) + styles[style](text.ljust(term.width)[: term.width]))
+            line = text.ljust(term.width)[: term.width]
+            out.append(term.move_xy(0, y) + str(styles[style]) + line + term.normal)
         with contextlib.suppress(BrokenPipeError):
             sys.stdout.write("".join(out))
             sys.stdout.flush()
