@@ -178,6 +178,9 @@ class ToolsConfig(_Section):
     attachment_save: AttachmentSaveConfig = msgspec.field(default_factory=AttachmentSaveConfig)
     approval: ApprovalConfig = msgspec.field(default_factory=ApprovalConfig)
     output_limit_bytes: Positive = 16 * 1024
+    # Where file tool bodies run: "wasm" (WASI guest, docs/wasm.md), "process" (in-process
+    # jail), or "auto" (the guest when the wasm extra is installed, else the jail + a warning).
+    isolation: Literal["auto", "wasm", "process"] = "auto"
 
 
 class SchedulerConfig(_Section):
