@@ -8,6 +8,7 @@ content_length, body, truncated?, title?, note?}` where `mode` is `text` for HTM
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import msgspec
@@ -58,7 +59,8 @@ def web_fetch_tool(
         if not 200 <= response.status < 300:
             preview = response.content[:256].decode("utf-8", errors="replace")
             raise ToolError(f"{response.url} answered HTTP {response.status}: {preview}")
-        return render(response, max_chars)
+        # Parsing a hostile page is CPU work: keep it off the event loop.
+        return await asyncio.to_thread(render, response, max_chars)
 
     return web_fetch
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 
 from oxydra.config.schema import WebSearchConfig
 from oxydra.security import EgressClient, SsrfGuard
@@ -247,3 +248,25 @@ class TestWebSearch:
 def test_html_to_text_handles_tables_and_pre() -> None:
     text, title = html_to_text("<table><tr><td>a</td><td>b</td></tr></table><pre>x  y</pre>")
     assert "| a | b" in text and "x  y" in text and title == ""
+
+
+@pytest.mark.parametrize(
+    "piece", ["<!", "<a", "</", "<!--", "<?", "<![", '<a href="x', "<a>", "<script>", "&#"]
+)
+def test_hostile_html_is_converted_in_bounded_work(piece: str) -> None:
+    # Each of these drove html.parser quadratic (or made it raise); ours stops within a token
+    # budget, so a 5 MB page costs a bounded amount of work whatever its shape.
+    page = piece * 2_000_000
+    text, _ = html_to_text(page, max_tokens=1000)
+    assert "[page cut: more than 1000 HTML tokens]" in text or len(text) <= len(page)
+
+
+def test_well_formed_html_keeps_its_structure() -> None:
+    page = (
+        "<html><head><title>T &amp; x</title><style>p{}</style></head><body><h1>Hi</h1>"
+        '<p>a <a href="/x">link</a> &lt;b&gt;</p><script>var a = "<p>";</script>'
+        "<ul><li>one<li>two</ul></body></html>"
+    )
+    text, title = html_to_text(page, "https://e.com/")
+    assert title == "T & x"
+    assert text == "# Hi\n\na [link](https://e.com/x) <b>\n\n- one\n- two"
