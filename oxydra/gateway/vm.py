@@ -83,6 +83,7 @@ async def serve_vm(
     environ: dict[str, str] | None = None,
 ) -> None:
     """Run the guest until `stop` is set (or a termination signal arrives)."""
+    from oxydra.gateway._store import MemorySessionRecords
     from oxydra.gateway.core import GatewayCore
     from oxydra.gateway.server import GatewayServer
     from oxydra.runtime.factory import provision_workspace
@@ -98,7 +99,7 @@ async def serve_vm(
     )
     core = GatewayCore(
         services.agent.runtime,
-        services.sessions,
+        MemorySessionRecords(services.memory.sessions),
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
     )
