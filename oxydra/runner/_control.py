@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from oxydra.core.errors import RunnerError, WireError
+from oxydra.tools import unix_socket_path
 from oxydra.wire.control import (
     MAX_CONTROL_FRAME_BYTES,
     ControlError,
@@ -52,7 +53,11 @@ class ControlServer:
         """Bind (a stale socket file is replaced)."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        with unix_socket_path(str(self.path)) as reachable:
+            try:
+                self._server = await asyncio.start_unix_server(self._serve, path=reachable)
+            except OSError as exc:
+                raise RunnerError(f"cannot listen on {self.path}: {exc.strerror}") from exc
         os.chmod(self.path, 0o600)
 
     async def close(self) -> None:
@@ -125,7 +130,8 @@ def control_request(path: Path, request: ControlRequest, timeout: float = 30.0) 
     sock.settimeout(timeout)
     try:
         try:
-            sock.connect(str(path))
+            with unix_socket_path(str(path)) as reachable:
+                sock.connect(reachable)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise RunnerError(
                 f"server not running (no runner daemon on {path})",
@@ -156,7 +162,8 @@ def daemon_alive(path: Path) -> bool:
     """Does a daemon answer on this control socket?"""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
+        with unix_socket_path(str(path)) as reachable:
+            sock.connect(reachable)
         return True
     except OSError:
         return False

@@ -67,7 +67,7 @@ def run_runner(args: argparse.Namespace) -> int:
     try:
         _merge_rest(args)
         return _dispatch(args)
-    except OxydraError as exc:
+    except (OxydraError, OSError) as exc:
         print(f"runner error: {exc}", file=sys.stderr, flush=True)
         return 1
 

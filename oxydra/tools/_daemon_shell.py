@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import itertools
 import math
+import os
+from collections.abc import Iterator
 
 from oxydra.core.errors import ToolError, WireError
 from oxydra.tools._cancel import CancellationToken
@@ -44,6 +46,24 @@ from oxydra.wire.shell import (
 
 POLL_MS = 250
 CONNECT_RETRY_SECS = 0.5
+_SUN_PATH_ROOM = 100  # sun_path holds 108 bytes with the NUL; keep a margin
+
+
+@contextlib.contextmanager
+def unix_socket_path(path: str) -> Iterator[str]:
+    """A path for `bind`/`connect` to the Unix socket `path`, however deep it lives.
+
+    Paths longer than `sun_path` allows (deep workspaces, pytest temp dirs) are reached
+    through `/proc/self/fd/<dir fd>/<name>`, which the kernel resolves to the same inode.
+    """
+    if len(os.fsencode(path)) < _SUN_PATH_ROOM:
+        yield path
+        return
+    fd = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{fd}/{os.path.basename(path)}"
+    finally:
+        os.close(fd)
 
 
 class _Link:
@@ -183,7 +203,8 @@ class DaemonShellSession:
         deadline = loop.time() + self.connect_timeout
         while True:
             try:
-                reader, writer = await asyncio.open_unix_connection(self.socket_path)
+                with unix_socket_path(self.socket_path) as reachable:
+                    reader, writer = await asyncio.open_unix_connection(reachable)
                 return _Link(reader, writer)
             except OSError as exc:
                 if loop.time() >= deadline:
