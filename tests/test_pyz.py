@@ -58,8 +58,7 @@ def test_archive_imports_oxydra_from_inside_itself(pyz: Path, tmp_path: Path) ->
     code = "import oxydra, msgspec, sys; print(oxydra.__file__); print(msgspec.__file__)"
     env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
     boot = (
-        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');"
-        "g['_prepare_path']()"
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
     )
     out = subprocess.run(
         [sys.executable, "-I", "-c", boot + ";" + code],

@@ -81,7 +81,7 @@ def validate_user_id(user_id: str) -> str:
 
 def pick_user(config: RunnerConfig, explicit: str | None, config_path: Path | None) -> str:
     """`-u`, else the only configured user, else `default` when none is configured."""
-    if explicit:
+    if explicit is not None:
         user = validate_user_id(explicit)
         if config.users and user not in config.users:
             known = ", ".join(sorted(config.users))

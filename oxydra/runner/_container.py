@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ from oxydra.runner._bootstrap import (
     write_bootstrap_file,
 )
 from oxydra.runner._guest import LaunchResult, open_log
+from oxydra.tools import unix_socket_path
 from oxydra.wire.envelope import SidecarEndpoint
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -286,9 +288,26 @@ def connect(spec: LaunchSpec) -> Any:
     import docker
 
     url = docker_url(spec.environ)
+    if url.startswith("unix://"):
+        _probe_unix(url.removeprefix("unix://"))
     client = _call(f"connect to {url}", lambda: docker.DockerClient(base_url=url, timeout=60))
     _call(f"ping {url}", client.ping)
     return client
+
+
+def _probe_unix(path: str) -> None:
+    """Fail clearly (and without the SDK leaking a socket) when no engine listens there."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with unix_socket_path(path) as reachable:
+            sock.connect(reachable)
+    except OSError as exc:
+        raise RunnerError(
+            f"docker: no Docker engine answers on {path}: {exc.strerror}",
+            hint="start Docker, set DOCKER_HOST, or use another tier (--insecure for process)",
+        ) from exc
+    finally:
+        sock.close()
 
 
 def launch_container(spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
@@ -298,6 +317,14 @@ def launch_container(spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
         RunnerError: no engine, the runtime image, or the runtime container failed.
     """
     client = connect(spec)
+    try:
+        return _launch_pair(client, spec, config)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _launch_pair(client: Any, spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
     credentials = credential_names(config, spec.guest_environ)
     sidecar, degraded = None, []
     if spec.ctx.user.behavior.shell_enabled is not False and config.tools.shell.enabled:
@@ -323,4 +350,4 @@ def launch_container(spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
         if sidecar is not None:
             sidecar.stop(grace=2)
         raise
-    return LaunchResult(guest=guest, envelope=envelope, sidecar=sidecar)
+    return LaunchResult(guest=guest, envelope=envelope, sidecar=sidecar, closers=[client.close])

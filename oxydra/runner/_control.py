@@ -76,6 +76,9 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self._server is None:  # accepted just before `close`: do not serve it
+            writer.close()
+            return
         self._clients[task] = writer
         try:
             async with self._lock:

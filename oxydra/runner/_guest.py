@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +45,7 @@ class LaunchResult:
     envelope: BootstrapEnvelope
     warnings: list[str] = field(default_factory=list)
     sidecar: Guest | None = None
+    closers: list[Callable[[], object]] = field(default_factory=list)
 
     @property
     def status(self) -> StartupStatus:
@@ -52,10 +54,12 @@ class LaunchResult:
         return self.envelope.startup_status
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop the runtime, then its sidecar."""
+        """Stop the runtime, then its sidecar, then release clients (idempotent)."""
         self.guest.stop(grace)
         if self.sidecar is not None:
             self.sidecar.stop(grace)
+        while self.closers:
+            self.closers.pop()()
 
 
 class ProcessGuest:

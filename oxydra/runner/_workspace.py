@@ -105,6 +105,8 @@ def _make_dir(path: Path, *, parents: bool = False, shared: bool = False) -> Pat
     try:
         path.mkdir(mode=OWNER_ONLY, parents=parents, exist_ok=True)
         info = path.stat()
+    except FileExistsError as exc:
+        raise RunnerError(f"{path} exists and is not a directory") from exc
     except OSError as exc:
         raise RunnerError(f"cannot create workspace directory {path}: {exc.strerror}") from exc
     if not stat.S_ISDIR(info.st_mode):

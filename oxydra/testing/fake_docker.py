@@ -124,7 +124,9 @@ class FakeDocker:
                 return container
         return None
 
-    def emit(self, name: str, stream: str, text: str, ts: str = "2026-01-01T00:00:00.000000000Z") -> None:
+    def emit(
+        self, name: str, stream: str, text: str, ts: str = "2026-01-01T00:00:00.000000000Z"
+    ) -> None:
         """The container writes `text` to `stream`."""
         with self.changed:
             container = self.find(name)
@@ -276,7 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
     def remove(self, query: dict[str, list[str]], body: Any, ref: str) -> None:
         if (container := self._container(ref)) is None:
             return
-        if container.status == "running" and query.get("force", ["0"])[0] not in ("1", "True", "true"):
+        if container.status == "running" and query.get("force", ["0"])[0] not in (
+            "1",
+            "True",
+            "true",
+        ):
             self._json(409, {"message": "You cannot remove a running container"})
             return
         with self.engine.changed:
@@ -289,7 +295,9 @@ class _Handler(BaseHTTPRequestHandler):
     def logs(self, query: dict[str, list[str]], body: Any, ref: str) -> None:
         if (container := self._container(ref)) is None:
             return
-        wanted = {s for s in ("stdout", "stderr") if query.get(s, ["0"])[0] in ("1", "True", "true")}
+        wanted = {
+            s for s in ("stdout", "stderr") if query.get(s, ["0"])[0] in ("1", "True", "true")
+        }
         follow = query.get("follow", ["0"])[0] in ("1", "True", "true")
         stamps = query.get("timestamps", ["0"])[0] in ("1", "True", "true")
         self.send_response(200)
@@ -329,4 +337,3 @@ _ROUTES: list[tuple[str, str, Callable[..., None]]] = [
     (r"/containers/([^/]+)/logs", "GET", _Handler.logs),
     (r"/containers/([^/]+)", "DELETE", _Handler.remove),
 ]
-

@@ -39,7 +39,9 @@ class Sandbox:
     def workspace(self, user: str = "default") -> Path:
         return self.home / ".oxydra" / "workspaces" / user
 
-    def runner(self, *args: str, timeout: float = 90, **env: str) -> subprocess.CompletedProcess[str]:
+    def runner(
+        self, *args: str, timeout: float = 90, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         """`python -m oxydra runner ARGS` in this sandbox."""
         return subprocess.run(
             [sys.executable, "-m", "oxydra", "runner", *args],

@@ -133,7 +133,9 @@ class TestProcessTierEndToEnd:
         assert not (box.workspace() / "ipc" / "gateway-endpoint").exists()
         assert not (box.workspace() / "ipc" / "runner-control.sock").exists()
         pid = int(lines["runtime_pid"][0])
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
         again = box.runner("status")
         assert again.returncode == 1 and "server not running" in again.stderr
 

@@ -135,4 +135,3 @@ class TestToolInput:
             b'{"type":"cron","expression":"0 9 * * *","timezone":"UTC"}', type=Cadence
         )
         assert decoded == Cron(expression="0 9 * * *", timezone="UTC")
-
