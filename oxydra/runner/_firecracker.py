@@ -9,9 +9,11 @@ sets some (no network by default), and `boot_args` gets `oxydra.user_id=` and
 template's own boot args the serial console is off (`8250.nr_uarts=0`): a guest cannot
 flood the host's disk through it.
 
-Launch: `firecracker --api-sock <ws>/ipc/oxydra-vm-firecracker.sock --config-file
-<ws>/ipc/firecracker-oxydra-vm.json`, its output appended to the oxydra-vm log files, ready
-when the API socket answers `GET /` (polled every 150 ms for up to 5 s).
+Launch: `firecracker --api-sock oxydra-vm-firecracker.sock --config-file
+firecracker-oxydra-vm.json` with `<ws>/ipc` as its working directory (socket paths are
+relative to it, so a deep workspace never exceeds the 108 bytes of `sun_path`), its output
+appended to the oxydra-vm log files, ready when the API socket answers `GET /` (polled
+every 150 ms for up to 5 s).
 
 Not done here: a shell VM. A guest inside a microVM has no transport to a second VM's
 shell daemon yet (upstream's endpoint is a host-side socket the guest cannot reach), so the
@@ -46,12 +48,15 @@ from oxydra.runner._bootstrap import (
     write_private,
 )
 from oxydra.runner._guest import LaunchResult, ProcessGuest, log_tail, open_log
+from oxydra.tools import unix_socket_path
 
 DEFAULT_BOOT_ARGS = "reboot=k panic=1 pci=off 8250.nr_uarts=0"
 MAX_BOOTSTRAP_B64 = 2048
 GUEST_CID = 3
 READY_TIMEOUT = 5.0
 READY_POLL = 0.15
+API_NAME = "oxydra-vm-firecracker.sock"
+VSOCK_NAME = "oxydra-vm-vsock.sock"
 
 
 def find_firecracker(spec: LaunchSpec) -> Path:
@@ -116,8 +121,7 @@ def machine_config(
     machine["mem_size_mib"] = res.max_memory_mib or machine.get("mem_size_mib", 1024)
     machine.setdefault("smt", False)
     cid = (config.get("vsock") or {}).get("guest_cid", GUEST_CID)
-    uds = str(spec.workspace.ipc / "oxydra-vm-vsock.sock")
-    config["vsock"] = {"guest_cid": cid, "uds_path": uds}
+    config["vsock"] = {"guest_cid": cid, "uds_path": VSOCK_NAME}
     config.setdefault("network-interfaces", [])
     return config
 
@@ -143,14 +147,22 @@ def launch_micro_vm(spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
     ipc = spec.workspace.ipc
     config_path = ipc / "firecracker-oxydra-vm.json"
     write_private(config_path, json.dumps(machine, indent=2).encode())
-    api = ipc / "oxydra-vm-firecracker.sock"
-    for stale in (api, Path(machine["vsock"]["uds_path"])):
+    api = ipc / API_NAME
+    for stale in (api, ipc / VSOCK_NAME):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
-    argv = [str(binary), "--api-sock", str(api), "--config-file", str(config_path)]
+    argv = [str(binary), "--api-sock", API_NAME, "--config-file", config_path.name]
     guest = _spawn(spec, argv)
     _wait_ready(guest, api, spec)
-    return LaunchResult(guest=guest, envelope=envelope)
+    sockets = (api, ipc / VSOCK_NAME)
+    return LaunchResult(guest=guest, envelope=envelope, closers=[lambda: _remove(sockets)])
+
+
+def _remove(paths: tuple[Path, ...]) -> None:
+    """Firecracker leaves its sockets behind when it is stopped."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _spawn(spec: LaunchSpec, argv: list[str]) -> ProcessGuest:
@@ -187,7 +199,8 @@ def _api_answers(api: Path) -> bool:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(1)
     try:
-        sock.connect(str(api))
+        with unix_socket_path(str(api)) as reachable:
+            sock.connect(reachable)
         sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n")
         return sock.recv(64).startswith(b"HTTP/1.1 2")
     except OSError:

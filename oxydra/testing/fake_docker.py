@@ -305,11 +305,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         sent = 0
+
+        def news(seen: int) -> bool:
+            return len(container.logs) > seen or container.status != "running"
+
         while True:
             with self.engine.changed:
-                self.engine.changed.wait_for(
-                    lambda: len(container.logs) > sent or container.status != "running", timeout=5
-                )
+                self.engine.changed.wait_for(lambda seen=sent: news(seen), timeout=5)
                 pending, sent = container.logs[sent:], len(container.logs)
                 ended = container.status != "running"
             for stream, ts, text in pending:

@@ -61,7 +61,7 @@ class TestConfigFile:
     def test_unknown_keys_are_errors_naming_the_file(self, dirs: tuple) -> None:
         cwd, home = dirs
         path = write(cwd / "r.toml", "workspace_rot = 'x'\n")
-        with pytest.raises(RunnerError, match="r.toml"):
+        with pytest.raises(RunnerError, match=r"r\.toml"):
             load_context(config=str(path), cwd=cwd, home=home)
 
 

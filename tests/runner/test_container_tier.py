@@ -174,7 +174,7 @@ class TestLaunch:
 class TestFailures:
     def test_no_engine_is_a_clear_error(self, tmp_path: Path, engine: FakeDocker) -> None:
         spec = container_spec(tmp_path, engine, DOCKER_HOST=f"unix://{tmp_path}/none.sock")
-        with pytest.raises(RunnerError, match="docker: .*none.sock"):
+        with pytest.raises(RunnerError, match=r"docker: .*none\.sock"):
             launch_container(spec, load_guest_config(spec))
 
     def test_a_missing_runtime_image_is_pulled(self, tmp_path: Path, engine: FakeDocker) -> None:
