@@ -51,6 +51,7 @@ no API key for provider '{provider}' (model {model}).
       --set selection.model=llama3.1 --set providers.registry.local.provider_type=openai \\
       --set providers.registry.local.base_url=http://127.0.0.1:11434 \\
       --set catalog.skip_catalog_validation=true
+  (with make: API_KEY=unused make run RUN_ARGS="--set selection.provider=local ...")
   or put the same keys in .oxydra/providers.toml:
     [selection]
     provider = "local"

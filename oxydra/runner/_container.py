@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import RunnerError
 from oxydra.core.tiers import SandboxTier
+from oxydra.core.unixpath import unix_socket_path
 from oxydra.runner._bootstrap import (
     LaunchSpec,
     build_envelope,
@@ -40,7 +41,6 @@ from oxydra.runner._bootstrap import (
     write_bootstrap_file,
 )
 from oxydra.runner._guest import LaunchResult, open_log
-from oxydra.tools import unix_socket_path
 from oxydra.wire.envelope import SidecarEndpoint
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from oxydra.core.errors import RunnerError, WireError
-from oxydra.tools import unix_socket_path
+from oxydra.core.unixpath import unix_socket_path
 from oxydra.wire.control import (
     MAX_CONTROL_FRAME_BYTES,
     ControlError,

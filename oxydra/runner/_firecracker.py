@@ -39,6 +39,7 @@ import msgspec
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import RunnerError
 from oxydra.core.tiers import SandboxTier
+from oxydra.core.unixpath import unix_socket_path
 from oxydra.runner._bootstrap import (
     LaunchSpec,
     build_envelope,
@@ -48,7 +49,6 @@ from oxydra.runner._bootstrap import (
     write_private,
 )
 from oxydra.runner._guest import LaunchResult, ProcessGuest, log_tail, open_log
-from oxydra.tools import unix_socket_path
 
 DEFAULT_BOOT_ARGS = "reboot=k panic=1 pci=off 8250.nr_uarts=0"
 MAX_BOOTSTRAP_B64 = 2048

@@ -43,7 +43,8 @@ def self_command(mode: str) -> list[str]:
     """argv that starts Oxydra in `mode` with the current interpreter."""
     archive = archive_path()
     if archive is not None:
-        return [sys.executable, str(archive), mode]
+        isolated = ["-I"] if sys.flags.isolated else []  # run the child as we were run
+        return [sys.executable, *isolated, str(archive), mode]
     return [sys.executable, "-m", "oxydra", mode]
 
 

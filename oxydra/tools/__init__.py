@@ -3,7 +3,7 @@
 from oxydra.tools._backend import FileBackend, LocalFileBackend
 from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._context import ApprovalHook, ApprovalRequest, ToolExecutionContext
-from oxydra.tools._daemon_shell import DaemonShellSession, unix_socket_path
+from oxydra.tools._daemon_shell import DaemonShellSession
 from oxydra.tools._decorator import FunctionTool, tool
 from oxydra.tools._defaults import (
     default_registry,
@@ -80,7 +80,6 @@ __all__ = [
     "tool",
     "transform_schema",
     "truncate",
-    "unix_socket_path",
     "web_fetch_tool",
     "web_search_tool",
 ]

@@ -21,10 +21,9 @@ import asyncio
 import contextlib
 import itertools
 import math
-import os
-from collections.abc import Iterator
 
 from oxydra.core.errors import ToolError, WireError
+from oxydra.core.unixpath import unix_socket_path
 from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._shell import OUTPUT_LIMIT, ShellOutput
 from oxydra.wire.framing import LengthPrefixedDecoder, encode_length_prefixed
@@ -46,24 +45,6 @@ from oxydra.wire.shell import (
 
 POLL_MS = 250
 CONNECT_RETRY_SECS = 0.5
-_SUN_PATH_ROOM = 100  # sun_path holds 108 bytes with the NUL; keep a margin
-
-
-@contextlib.contextmanager
-def unix_socket_path(path: str) -> Iterator[str]:
-    """A path for `bind`/`connect` to the Unix socket `path`, however deep it lives.
-
-    Paths longer than `sun_path` allows (deep workspaces, pytest temp dirs) are reached
-    through `/proc/self/fd/<dir fd>/<name>`, which the kernel resolves to the same inode.
-    """
-    if len(os.fsencode(path)) < _SUN_PATH_ROOM:
-        yield path
-        return
-    fd = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        yield f"/proc/self/fd/{fd}/{os.path.basename(path)}"
-    finally:
-        os.close(fd)
 
 
 class _Link:

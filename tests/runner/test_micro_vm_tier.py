@@ -151,7 +151,7 @@ class TestMachineConfig:
     def test_the_envelope_travels_in_the_boot_args_and_the_serial_console_is_off(
         self, launched: tuple
     ) -> None:
-        spec, launch = launched
+        spec, _ = launched
         record = json.loads((spec.workspace.ipc / "fake-firecracker.json").read_text())
         args = record["config"]["boot-source"]["boot_args"]
         assert "8250.nr_uarts=0" in args and "oxydra.user_id=vmuser" in args

@@ -153,6 +153,23 @@ class TestStartRefusals:
         assert "providers.registry.local.base_url" in out.stderr
         assert "providers.toml" in out.stderr
 
+    def test_the_local_server_recipe_of_that_message_works(self, tmp_path: Path) -> None:
+        with fake_llm(tmp_path, []) as (url, _):
+            box = make_sandbox(tmp_path, API_KEY="unused")
+            recipe = [
+                "--set", "selection.provider=local",
+                "--set", "selection.model=llama3.1",
+                "--set", "providers.registry.local.provider_type=openai",
+                "--set", f"providers.registry.local.base_url={url}",
+                "--set", "catalog.skip_catalog_validation=true",
+            ]  # fmt: skip
+            out = box.runner("--insecure", "start", *recipe)
+            try:
+                assert out.returncode == 0, out.stderr
+                assert parse_kv(out.stdout)["gateway_endpoint"]
+            finally:
+                box.runner("stop")
+
     def test_without_runner_toml_the_sandbox_must_be_chosen(self, tmp_path: Path) -> None:
         out = make_sandbox(tmp_path).runner("start")
         assert out.returncode == 1 and "--insecure" in out.stderr
