@@ -26,7 +26,8 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from oxydra.config.schema import AgentConfig
@@ -50,7 +51,7 @@ SHELL_SOCKET_IN_SIDECAR = "/ipc/shell-daemon.sock"
 _T = TypeVar("_T")
 
 
-def docker_url(environ: dict[str, str] | Any) -> str:
+def docker_url(environ: Mapping[str, str]) -> str:
     """`$DOCKER_HOST`, else the local engine's socket."""
     return str(environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST)
 
@@ -164,7 +165,7 @@ def sidecar_container(spec: LaunchSpec) -> dict[str, Any]:
     }
 
 
-def shell_ipc(spec: LaunchSpec) -> Any:
+def shell_ipc(spec: LaunchSpec) -> Path:
     """`<ws>/ipc/shell/`: the only part of ipc the shell sidecar sees."""
     path = spec.workspace.ipc / "shell"
     path.mkdir(mode=0o700, exist_ok=True)
@@ -220,7 +221,7 @@ class ContainerGuest:
             pump.join(timeout=5)
 
 
-def _pump(stream: Iterator[bytes], path: Any) -> None:
+def _pump(stream: Iterator[bytes], path: Path) -> None:
     fd = open_log(path)
     try:
         for chunk in stream:

@@ -53,7 +53,7 @@ class Supervisor:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def health(self) -> ControlHealth:
-        """The answer to `health_check`."""
+        """The answer to `health_check` (blocks: a container guest asks the engine)."""
         status = self.launch.status
         code = self.exit_status if self.exit_status is not None else self.launch.guest.exit_code()
         message = None if code is None else f"guest exited with status {code}"
@@ -78,7 +78,7 @@ class Supervisor:
         """Answer one control request."""
         match request:
             case HealthCheckRequest():
-                return self.health()
+                return await asyncio.to_thread(self.health)
             case ShutdownUser():
                 return await self._shutdown(request)
             case LogsRequest():
@@ -90,7 +90,8 @@ class Supervisor:
             return ControlError(
                 code="unknown_user", message=f"this daemon serves '{self.user_id}' only"
             )
-        already = self.stopped or self.launch.guest.exit_code() is not None
+        code = await asyncio.to_thread(self.launch.guest.exit_code)
+        already = self.stopped or code is not None
         await self.stop_guest()
         self.stop_event.set()
         return ShutdownStatus(
@@ -119,7 +120,7 @@ class Supervisor:
         while time.monotonic() < deadline:
             if marker.is_file() and (text := marker.read_text().strip()):
                 return text
-            code = self.launch.guest.exit_code()
+            code = await asyncio.to_thread(self.launch.guest.exit_code)
             if code is not None:
                 tail = log_tail(self.workspace.log_file(self.launch.guest.role, "stderr"))
                 raise RunnerError(
@@ -167,7 +168,7 @@ class Supervisor:
             await self.stop_guest()
             with contextlib.suppress(asyncio.CancelledError):
                 await exited
-            code = self.exit_status = self.launch.guest.exit_code()
+            code = self.exit_status = await asyncio.to_thread(self.launch.guest.exit_code)
             return 0 if stop.done() or not code else 1
         self.exit_status = exited.result()  # dead guest: keep answering until `runner stop`
         await self.stop_event.wait()

@@ -129,3 +129,23 @@ def test_tui_execs_the_terminal_client_which_quits_on_ctrl_d(box: Sandbox) -> No
             proc.kill()
             proc.wait()
         os.close(primary)
+
+
+def test_logs_follow_prints_new_lines_and_ends_when_the_daemon_exits(box: Sandbox) -> None:
+    started = parse_kv(box.runner("--insecure", "start").stdout)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "oxydra", "runner", "logs", "-f", "--stream", "stdout"],
+        cwd=box.cwd,
+        env=box.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert follower.stdout is not None and follower.stderr is not None
+    first = follower.stdout.readline()
+    assert f"gateway_endpoint={started['gateway_endpoint'][0]}" in first
+    box.runner("stop")
+    assert follower.wait(30) == 0
+    assert "(daemon exited)" in follower.stderr.read()
+    follower.stdout.close()
+    follower.stderr.close()
