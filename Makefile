@@ -5,8 +5,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := dev,vectors,embed,wasm,container,tokenizers
 
-.PHONY: install test run pyz bench lint format clean
+.PHONY: install test run pyz bench lint format clean wasm
 RUN_ARGS ?=
+
+# The WASI guest of the file tools (docs/wasm.md). The built .wasm is committed, so only
+# someone changing guest.c needs clang, lld and wasi-libc (Debian: apt-get install clang lld
+# wasi-libc); tests/security/test_wasm_build.py checks the committed file matches.
+WASM_CC ?= clang
+WASM_SRC := oxydra/security/wasm/guest.c
+WASM_OUT ?= oxydra/security/wasm/guest.wasm
+WASM_FLAGS := --target=wasm32-wasi --sysroot=/usr -Os -Wall -Wextra -Werror \
+	-Wl,--strip-all -Wl,-z,stack-size=262144
 
 install: $(STAMP)
 
@@ -40,6 +49,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format oxydra tests bench build_pyz.py oxydra.py
 	$(VENV)/bin/ruff check --fix oxydra tests bench build_pyz.py oxydra.py
+
+wasm:
+	$(WASM_CC) $(WASM_FLAGS) -o $(WASM_OUT) $(WASM_SRC)
 
 clean:
 	rm -rf build dist $(VENV) .pytest_cache .ruff_cache

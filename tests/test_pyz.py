@@ -71,3 +71,27 @@ def test_archive_imports_oxydra_from_inside_itself(pyz: Path, tmp_path: Path) ->
     oxy_file, msgspec_file = out.stdout.splitlines()
     assert oxy_file.startswith(str(pyz))
     assert str(tmp_path / ".cache" / "oxydra" / "pyz") in msgspec_file
+
+
+def test_archive_runs_the_wasm_guest_from_its_package_data(pyz: Path, tmp_path: Path) -> None:
+    for sub in ("shared", "tmp", "vault"):
+        (tmp_path / "ws" / sub).mkdir(parents=True)
+    (tmp_path / "ws" / "shared" / "a.md").write_text("from the guest")
+    code = (
+        "from oxydra.security import Workspace; from oxydra.security.wasm import WasmWorkspace;"
+        f"print(WasmWorkspace(Workspace.for_user({str(tmp_path / 'ws')!r})).read_text('a.md')[0])"
+    )
+    boot = (
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');"
+        "g['_prepare_path']()"
+    )
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "from the guest"

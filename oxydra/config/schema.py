@@ -178,6 +178,9 @@ class ToolsConfig(_Section):
     attachment_save: AttachmentSaveConfig = msgspec.field(default_factory=AttachmentSaveConfig)
     approval: ApprovalConfig = msgspec.field(default_factory=ApprovalConfig)
     output_limit_bytes: Positive = 16 * 1024
+    # Where file tool bodies run: "wasm" (WASI guest, docs/wasm.md), "process" (in-process
+    # jail), or "auto" (the guest when the wasm extra is installed, else the jail + a warning).
+    isolation: Literal["auto", "wasm", "process"] = "auto"
 
 
 class SchedulerConfig(_Section):
@@ -194,6 +197,7 @@ class SchedulerConfig(_Section):
     default_timezone: str = "Asia/Kolkata"
     auto_disable_after_failures: Positive = 5
     notify_after_failures: Annotated[int, msgspec.Meta(ge=0)] = 3
+    run_timeout_secs: Positive = 600
 
 
 class AgentSelection(_Section):

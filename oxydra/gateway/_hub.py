@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 import msgspec
 
@@ -42,6 +43,7 @@ class Subscriber:
     def __init__(self, capacity: int) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(capacity)
         self.overflowed = asyncio.Event()
+        self.on_overflow: Callable[[], object] | None = None
 
     def offer(self, frame: bytes) -> bool:
         """Queue a frame; on a full queue mark the subscriber overflowed and refuse."""
@@ -51,6 +53,8 @@ class Subscriber:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.overflowed.set()
+            if self.on_overflow is not None:
+                self.on_overflow()
             return False
         return True
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 
 from oxydra.config.schema import GatewayConfig
 from oxydra.core.errors import GatewayError
@@ -25,6 +26,7 @@ from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
 from oxydra.wire.gateway import (
     AssistantDelta,
     ErrorFrame,
+    ScheduledNotification,
     SessionSummary,
     TurnCancelled,
     TurnCompleted,
@@ -34,6 +36,7 @@ from oxydra.wire.gateway import (
 )
 
 _log = get_logger(__name__)
+TOUCH_EVERY_SECS = 30.0
 
 
 class RefusedError(GatewayError):
@@ -42,6 +45,18 @@ class RefusedError(GatewayError):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class NotificationOutbox(Protocol):
+    """Keeps notifications for a user with no connected client (the scheduler's store)."""
+
+    async def put(self, user_id: str, frame: ScheduledNotification) -> None:
+        """Keep one notification."""
+        ...
+
+    async def take(self, user_id: str) -> list[ScheduledNotification]:
+        """Remove and return the user's kept notifications, oldest first."""
+        ...
 
 
 def default_session_id(user_id: str) -> str:
@@ -68,7 +83,9 @@ class GatewayCore:
         self.subscriber_capacity = subscriber_capacity
         self._channels: dict[str, SessionChannel] = {}
         self._running: defaultdict[str, int] = defaultdict(int)
+        self._touched: dict[str, float] = {}
         self._lock = asyncio.Lock()
+        self.outbox: NotificationOutbox | None = None
 
     # ---- sessions ------------------------------------------------------------------
 
@@ -196,6 +213,41 @@ class GatewayCore:
         replay, gap = channel.subscribe(subscriber, last_seq)
         return subscriber, replay, gap
 
+    # ---- notifications -------------------------------------------------------------
+
+    def attach_outbox(self, outbox: NotificationOutbox) -> None:
+        """Keep notifications no client is connected for in `outbox`."""
+        self.outbox = outbox
+
+    async def notify(
+        self, user_id: str, frame: ScheduledNotification, session_id: str | None = None
+    ) -> bool:
+        """Send a notification to the user's connected clients; keep it if there are none.
+
+        It goes to `session_id` (where the schedule was created) when a client follows
+        that session, else to every session of the user a client follows. Returns whether
+        a connected client got it; otherwise it waits in the outbox for the next hello.
+        """
+        origin = self._channels.get(session_id) if session_id else None
+        if origin is not None and origin.user_id == user_id and origin.subscribers:
+            targets = [origin]
+        else:
+            targets = [c for c in self._channels.values() if c.user_id == user_id and c.subscribers]
+        for channel in targets:
+            channel.publish(frame)
+        if not targets and self.outbox is not None:
+            await self.outbox.put(user_id, frame)
+        return bool(targets)
+
+    async def deliver_pending(self, channel: SessionChannel) -> int:
+        """Publish the notifications kept for the channel's user on it (after a hello)."""
+        if self.outbox is None:
+            return 0
+        pending = await self.outbox.take(channel.user_id)
+        for frame in pending:
+            channel.publish(frame)
+        return len(pending)
+
     # ---- turns ---------------------------------------------------------------------
 
     def submit_turn(
@@ -258,7 +310,7 @@ class GatewayCore:
             channel.active_turn = channel.active_request_id = None
             channel.task = None
             self._running[channel.user_id] -= 1
-            await self.store.touch(channel.session_id)
+            await self._touch(channel.session_id)
 
     @staticmethod
     def _finish(
@@ -285,6 +337,17 @@ class GatewayCore:
                     code=outcome.reason,
                 )
             )
+
+    async def _touch(self, session_id: str) -> None:
+        """Record activity at most every TOUCH_EVERY_SECS per session.
+
+        `last_active_at` orders session lists; it needs no per-turn precision, and a durable
+        write per turn would queue a third fsync in front of the next turn.
+        """
+        now = time.monotonic()
+        if now - self._touched.get(session_id, -TOUCH_EVERY_SECS) >= TOUCH_EVERY_SECS:
+            self._touched[session_id] = now
+            await self.store.touch(session_id)
 
     def cancel(self, channel: SessionChannel) -> None:
         """Cancel the session's active turn."""

@@ -135,6 +135,7 @@ class _Connection:
         self.channel: SessionChannel | None = None
         self.subscriber: Subscriber | None = None
         self.pump: asyncio.Task[None] | None = None
+        self._closer: asyncio.Future[None] | None = None
 
     async def send(self, frame: TaggedFrame) -> None:
         await self.ws.send(encode_frame(frame).decode())
@@ -204,6 +205,7 @@ class _Connection:
                 seq=c.seq,
             ),
         )
+        await self.core.deliver_pending(channel)
         return frame
 
     async def _refuse(self, message: str, request_id: str | None = None) -> None:
@@ -220,6 +222,7 @@ class _Connection:
         self.detach()
         self.channel = channel
         subscriber, replay, gap = self.core.subscribe(channel, last_seq)
+        subscriber.on_overflow = self._lagging
         self.subscriber = subscriber
         await self.send(ack(channel))
         if gap:
@@ -231,21 +234,18 @@ class _Connection:
         self.pump = asyncio.create_task(self._pump(subscriber))
 
     async def _pump(self, subscriber: Subscriber) -> None:
-        lagging = asyncio.create_task(subscriber.overflowed.wait())
+        """Send the subscriber's frames in order until the connection or subscription ends."""
         try:
             while True:
-                getter = asyncio.create_task(subscriber.queue.get())
-                done, _ = await asyncio.wait({getter, lagging}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await self.ws.send(getter.result().decode())
-                    continue
-                getter.cancel()
-                await self.ws.close(CLOSE_LAGGING, "too slow: reconnect with last_seq")
-                return
+                await self.ws.send((await subscriber.queue.get()).decode())
         except ConnectionClosed:
             return
-        finally:
-            lagging.cancel()
+
+    def _lagging(self) -> None:
+        """The subscriber fell behind: close, so the client reconnects with `last_seq`."""
+        self._closer = asyncio.ensure_future(
+            self.ws.close(CLOSE_LAGGING, "too slow: reconnect with last_seq")
+        )
 
     def detach(self) -> None:
         if self.pump is not None:

@@ -6,9 +6,11 @@ index beside it. Must not talk to providers, run tools or know about frames.
 Async facades (for the runtime and gateway; one worker thread each `Memory`):
 `Memory` (conversation log, state, summaries, scratchpad), `MemoryRetrieval` (search,
 chunks, notes) and `SessionStore` (gateway sessions). Sync core: `MemoryStore`.
-The model-facing tools are in `oxydra.memory.tools`.
+Tables a higher layer owns (the scheduler's) run their SQL through `Memory.call`, on the
+same worker thread and `Database` connection. The model-facing tools are in `oxydra.memory.tools`.
 """
 
+from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder, HashedEmbedder
 from oxydra.memory._fastembed import (
     FastEmbedEmbedder,
@@ -37,6 +39,7 @@ from oxydra.memory._types import (
 
 __all__ = [
     "ChunkInput",
+    "Database",
     "Embedder",
     "FastEmbedEmbedder",
     "GatewaySession",

@@ -9,13 +9,14 @@ it (migrations, embedder, vector index) and hand out three facades sharing that 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from oxydra.config.schema import MemoryConfig, RetrievalConfig
 from oxydra.core import Message
+from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder
 from oxydra.memory._fastembed import create_embedder
 from oxydra.memory._memory_retrieval import MemoryRetrieval
@@ -30,6 +31,9 @@ from oxydra.memory._types import (
     SummaryState,
 )
 from oxydra.memory._worker import StoreWorker
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Memory:
@@ -120,6 +124,16 @@ class Memory:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def call(
+        self, fn: Callable[Concatenate[Database, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(database, *args, **kwargs)` on the store's worker thread.
+
+        The seam for tables a higher layer owns (the scheduler's): their SQL runs on the
+        same thread and connection as everything else, so this process keeps one writer.
+        """
+        return await self._worker.run(fn, self._store.db, *args, **kwargs)
 
     # -- sessions ---------------------------------------------------------------------
 

@@ -21,7 +21,11 @@ Approver = Callable[[str, dict[str, Any], str], Awaitable[bool]]
 
 
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """One user turn to run."""
+    """One user turn to run.
+
+    `max_turns` and `max_cost_usd` are this turn's own limits (the scheduler sets them from
+    `[scheduler]`); they can only tighten the runtime's `[runtime]` limits, never widen them.
+    """
 
     user_id: str
     session_id: str
@@ -30,6 +34,8 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     attachments: tuple[MediaPart, ...] = ()
     agent_name: str = "default"
     channel: str = "tui"
+    max_turns: int | None = None
+    max_cost_usd: float | None = None
 
 
 class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):

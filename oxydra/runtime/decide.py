@@ -41,9 +41,21 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_tool_retries: int = 3
 
 
-class TurnState(msgspec.Struct, kw_only=True):
-    """What the loop has done so far in this turn."""
+def tightened(
+    limits: Limits, *, max_turns: int | None = None, max_cost_usd: float | None = None
+) -> Limits:
+    """`limits` narrowed by a request's own (a scheduled run's); a request never widens them."""
+    turns = limits.max_turns if max_turns is None else min(limits.max_turns, max_turns)
+    cost = limits.max_cost_usd
+    if max_cost_usd is not None:
+        cost = max_cost_usd if cost is None else min(cost, max_cost_usd)
+    return msgspec.structs.replace(limits, max_turns=turns, max_cost_usd=cost)
 
+
+class TurnState(msgspec.Struct, kw_only=True):
+    """What the loop has done so far in this turn, and the limits this turn runs under."""
+
+    limits: Limits = msgspec.field(default_factory=Limits)
     model_calls: int = 0
     spend: Spend = msgspec.field(default_factory=Spend)
     call_counts: Counter[str] = msgspec.field(default_factory=Counter)

@@ -23,12 +23,12 @@ from oxydra.runtime.prompt import build_system_prompt, find_system_md
 from oxydra.runtime.registry_tools import RegistryExecutor
 from oxydra.security import Workspace
 from oxydra.tools import (
-    LocalFileBackend,
     ScratchpadStore,
     ShellSession,
     Tool,
     default_registry,
     default_tools,
+    select_file_backend,
 )
 
 WORKSPACE_DIRS = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
@@ -94,7 +94,7 @@ def build_agent(
         shell=shell if shell_available else None,
     )
     registry = default_registry(config, [*tools, *(extra_tools or [])], environ=env)
-    backend = LocalFileBackend(jail)
+    backend = select_file_backend(jail, config.tools.isolation)
     runtime = AgentRuntime(
         provider=provider,
         tools=RegistryExecutor(registry, lambda _user: backend),

@@ -145,8 +145,11 @@ class AgentRuntime:
                 provider=self.provider_id,
                 model=self.model,
             )
+            limits = d.tightened(
+                self.limits, max_turns=request.max_turns, max_cost_usd=request.max_cost_usd
+            )
             with span("turn", session=request.session_id, turn=request.turn_id):
-                return await self._guarded(conversation, scope, sink, approver)
+                return await self._guarded(conversation, scope, sink, approver, limits)
 
     async def _guarded(
         self,
@@ -154,8 +157,9 @@ class AgentRuntime:
         scope: ToolScope,
         sink: EventSink,
         approver: Approver | None,
+        limits: d.Limits,
     ) -> TurnOutcome:
-        state = d.TurnState()
+        state = d.TurnState(limits=limits)
         deadline = self.config.turn_deadline_secs
         try:
             async with asyncio.timeout(deadline):
@@ -185,7 +189,7 @@ class AgentRuntime:
         state: d.TurnState,
     ) -> TurnOutcome:
         while True:
-            stop = d.before_call(state, self.limits)
+            stop = d.before_call(state, state.limits)
             if stop is not None:
                 return await self._end(conversation, state, stop.reason, stop.detail)
             state.model_calls += 1
@@ -193,7 +197,7 @@ class AgentRuntime:
             context = await self._context(conversation, sink, state)
             response = await self._call_model(context, sink)
             self.ledger.record(conversation.session_id, state.spend, response.usage)
-            decision = d.after_response(state, response, self.limits)
+            decision = d.after_response(state, response, state.limits)
             match decision:
                 case d.Finish():
                     self.state = "yielding"
@@ -214,7 +218,7 @@ class AgentRuntime:
                         return await self._end(conversation, state, stop.reason, stop.detail)
 
     def _progress(self, kind: object, text: str, state: d.TurnState) -> Progress:
-        turn, most = state.model_calls, self.limits.max_turns
+        turn, most = state.model_calls, state.limits.max_turns
         return Progress(
             kind=kind,
             message=f"[{turn}/{most}] {text}",
@@ -255,7 +259,7 @@ class AgentRuntime:
         conversation.history += result_messages(results)
         await self._persist(conversation)
         all_feedback = all(outcome.feedback for _, outcome in results)
-        return d.after_tools(state, all_feedback, self.limits)
+        return d.after_tools(state, all_feedback, state.limits)
 
     async def _call_model(self, context: Context, sink: EventSink) -> Response:
         """Stream the answer, forwarding items; fall back to `complete` if the stream drops."""

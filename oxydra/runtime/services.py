@@ -2,7 +2,8 @@
 
 The conversation log always persists (it is what makes `ask --session` and a `vm` restart
 resume); `[memory] enabled` adds what upstream calls memory: indexing, retrieval injection
-and the `memory_*` tools.
+and the `memory_*` tools. `[scheduler] enabled` adds the `schedule_*` tools and the
+executor, which `vm` starts once its gateway is up (`start_background`); `ask` never runs it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oxydra.config.schema import AgentConfig
 from oxydra.memory import HashedEmbedder, Memory
@@ -24,19 +25,29 @@ from oxydra.runtime.factory import Agent, build_agent
 from oxydra.tools import DaemonShellSession, ShellSession
 from oxydra.wire.envelope import BootstrapEnvelope
 
+if TYPE_CHECKING:
+    from oxydra.scheduler import ScheduleStore
+
 
 @dataclass
 class Services:
-    """The opened parts of a guest."""
+    """The opened parts of a guest.
+
+    Attributes:
+        schedules: the schedule store when `[scheduler] enabled`.
+        background: loops started with the gateway: objects with `start(core)` and
+            `aclose()`, or plain callables taking the core.
+    """
 
     agent: Agent
     memory: Memory
     background: list[Any] = field(default_factory=list)
+    schedules: ScheduleStore | None = None
 
     def start_background(self, core: Any) -> None:
         """Start loops that need the gateway (the scheduler executor)."""
-        for starter in self.background:
-            starter(core)
+        for item in self.background:
+            getattr(item, "start", item)(core)
 
     async def aclose(self) -> None:
         """Stop background loops, close the runtime's connections and the store."""
@@ -63,7 +74,12 @@ async def open_services(
     memory = await Memory.from_config(config.memory, workspace_root=workspace, embedder=embedder)
     try:
         retrieval = memory.retrieval
-        extra = memory_tools(memory, retrieval) if enabled else []
+        extra: list[Any] = list(memory_tools(memory, retrieval)) if enabled else []
+        schedules = _schedule_store(config, memory)
+        if schedules is not None:
+            from oxydra.scheduler import schedule_tools
+
+            extra += schedule_tools(schedules, config.scheduler)
         shell = (
             envelope is None
             or envelope.startup_status is None
@@ -84,7 +100,29 @@ async def open_services(
     except BaseException:
         await memory.close()
         raise
-    return Services(agent=agent, memory=memory)
+    services = Services(agent=agent, memory=memory, schedules=schedules)
+    if schedules is not None:
+        services.background.append(_executor(config, schedules, agent))
+    return services
+
+
+def _schedule_store(config: AgentConfig, memory: Memory) -> ScheduleStore | None:
+    if not config.scheduler.enabled:
+        return None
+    from oxydra.scheduler import ScheduleStore
+
+    return ScheduleStore(memory)
+
+
+def _executor(config: AgentConfig, schedules: ScheduleStore, agent: Agent) -> Any:
+    from oxydra.scheduler import SchedulerExecutor
+
+    return SchedulerExecutor(
+        schedules,
+        agent.runtime,
+        config.scheduler,
+        timeout_secs=config.scheduler.run_timeout_secs,
+    )
 
 
 def sidecar_shell(envelope: BootstrapEnvelope | None) -> ShellSession | None:

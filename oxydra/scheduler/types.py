@@ -42,6 +42,7 @@ class ScheduleDefinition(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None
     goal: str
     cadence: Cadence
+    timezone: str = "UTC"
     notification_policy: NotificationPolicy = "always"
     status: ScheduleStatus = "active"
     created_at: str
@@ -67,6 +68,28 @@ class ScheduleRun(msgspec.Struct, frozen=True, kw_only=True):
     turn_count: int = 0
     cost: float = 0.0
     notified: bool = False
+
+
+class RunResult(msgspec.Struct, frozen=True, kw_only=True):
+    """How a claimed run ended, as the executor hands it to the store."""
+
+    run_id: str
+    status: RunStatus
+    output: str
+    turn_count: int = 0
+    cost: float = 0.0
+    notified: bool = False
+
+
+class OutputChunk(msgspec.Struct, frozen=True, kw_only=True):
+    """A slice of a run's full output (`schedule_run_output`); offsets count UTF-8 bytes."""
+
+    run_id: str
+    offset: int
+    max_chars: int
+    chunk: str
+    remaining: int
+    total_length: int
 
 
 class ScheduleFilters(msgspec.Struct, frozen=True, kw_only=True):

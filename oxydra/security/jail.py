@@ -115,6 +115,15 @@ class Workspace:
         view._rewrites = self._rewrites
         return view
 
+    def locate(self, path: str, *, write: bool = False) -> tuple[Mount, str]:
+        """The mount and normalized virtual path of `path`, refused as the operations refuse.
+
+        For another enforcer (the WASM guest) that must see the same virtual path the jail
+        would open; it applies rules 1 and 2 and the read-only check of rule 5.
+        """
+        target = self._locate(path, write=write)
+        return target.mount, target.virtual
+
     def host_path(self, virtual: str) -> str:
         """The host path of a virtual path (for a shell's working directory)."""
         target = self._locate(virtual)

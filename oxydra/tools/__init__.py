@@ -25,6 +25,7 @@ from oxydra.tools._shell import (
     format_output,
     shell_exec_tool,
 )
+from oxydra.tools._wasm_backend import WasmFileBackend, select_file_backend
 from oxydra.tools._web import FetchOutput, web_fetch_tool
 from oxydra.tools.schema import (
     Signature,
@@ -62,6 +63,7 @@ __all__ = [
     "ToolExecutionContext",
     "ToolRegistry",
     "ToolResult",
+    "WasmFileBackend",
     "WebSearch",
     "check_schema_limits",
     "default_registry",
@@ -73,6 +75,7 @@ __all__ = [
     "inline_refs",
     "known_secrets",
     "parse_docstring",
+    "select_file_backend",
     "shell_exec_tool",
     "signature_schema",
     "strip_titles",

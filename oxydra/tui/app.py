@@ -16,7 +16,8 @@ import sys
 import uuid
 from typing import Any
 
-from oxydra.core.errors import ConfigError, GatewayError
+from oxydra.core.errors import ChannelError, ConfigError, GatewayError
+from oxydra.tui.channel import TuiChannel
 from oxydra.tui.client import GatewayClient
 from oxydra.tui.model import Action, TuiState, apply_frame, handle_key
 from oxydra.tui.render import layout
@@ -75,7 +76,7 @@ async def _main(endpoint: str, token: str, user: str, session: str | None) -> in
 
     term = blessed.Terminal()
     client = GatewayClient(endpoint, token, user, probe.session_id)
-    app = _App(term, client, TuiState(user_id=user))
+    app = _App(term, TuiChannel(client), TuiState(user_id=user))
     with term.fullscreen(), term.cbreak(), term.hidden_cursor():
         client.start()
         try:
@@ -88,8 +89,8 @@ async def _main(endpoint: str, token: str, user: str, session: str | None) -> in
 class _App:
     """Glue: keys and frames into the state, the state onto the terminal."""
 
-    def __init__(self, term: Any, client: GatewayClient, state: TuiState) -> None:
-        self.term, self.client, self.state = term, client, state
+    def __init__(self, term: Any, channel: TuiChannel, state: TuiState) -> None:
+        self.term, self.channel, self.state = term, channel, state
         self.keys: asyncio.Queue[str] = asyncio.Queue()
         self.done = asyncio.Event()
 
@@ -124,8 +125,7 @@ class _App:
             self.keys.put_nowait(name)
 
     async def _frames(self) -> None:
-        while True:
-            frame = await self.client.events.get()
+        async for frame in self.channel.listen():
             apply_frame(self.state, frame)
             self.draw()
 
@@ -137,7 +137,7 @@ class _App:
                 case "quit":
                     self.done.set()
                 case "send":
-                    await self.client.send(
+                    await self.channel.send(
                         SendTurn(
                             request_id=rid,
                             session_id=sid,
@@ -146,10 +146,10 @@ class _App:
                         )
                     )
                 case "cancel":
-                    await self.client.send(CancelActiveTurn(request_id=rid, session_id=sid))
+                    await self.channel.send(CancelActiveTurn(request_id=rid, session_id=sid))
                 case "approve":
                     self.state.approval = None
-                    await self.client.send(
+                    await self.channel.send(
                         ApprovalResponse(
                             request_id=rid, approval_id=action.argument, approved=action.approved
                         )
@@ -158,7 +158,7 @@ class _App:
                     await self._command(action, rid, sid)
                 case _:
                     pass
-        except GatewayError as exc:
+        except ChannelError as exc:
             self.state.add("error", str(exc))
 
     async def _command(self, action: Action, rid: str, sid: str) -> None:
@@ -170,7 +170,7 @@ class _App:
             "cancelall": CancelAllActiveTurns(request_id=rid),
             "status": HealthCheck(request_id=rid),
         }
-        await self.client.send(frames[action.text])
+        await self.channel.send(frames[action.text])
 
     def draw(self) -> None:
         term = self.term
@@ -186,7 +186,8 @@ class _App:
         rows = layout(self.state, term.width, term.height)
         out = [term.home]
         for y, (style, text) in enumerate(rows):
-            out.append(term.move_xy(0, y) + styles[style](text.ljust(term.width)[: term.width]))
+            line = text.ljust(term.width)[: term.width]
+            out.append(term.move_xy(0, y) + str(styles[style]) + line + term.normal)
         with contextlib.suppress(BrokenPipeError):
             sys.stdout.write("".join(out))
             sys.stdout.flush()

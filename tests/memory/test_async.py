@@ -172,3 +172,22 @@ class TestFromConfig:
         config = MemoryConfig(remote_url="libsql://example", auth_token="t")
         with pytest.raises(ConfigError, match="remote"):
             await Memory.from_config(config, workspace_root=tmp_path)
+
+
+class TestCall:
+    async def test_call_runs_on_the_worker_with_the_stores_connection(self, tmp_path: Path) -> None:
+        from oxydra.memory import Database
+
+        def probe(db: Database, table: str) -> tuple[str, int]:
+            row = db.query_one("SELECT count(*) FROM sqlite_master WHERE name = ?", (table,))
+            return threading.current_thread().name, row[0] if row else 0
+
+        async with await Memory.open(tmp_path / "m.db", embedder=HashedEmbedder()) as memory:
+            thread, found = await memory.call(probe, "schedules")
+        assert thread.startswith("oxydra-memory") and found == 1
+
+    async def test_call_after_close_is_a_store_error(self, tmp_path: Path) -> None:
+        memory = await Memory.open(tmp_path / "m.db", embedder=HashedEmbedder())
+        await memory.close()
+        with pytest.raises(MemoryStoreError, match="closed"):
+            await memory.call(lambda db: db.path)

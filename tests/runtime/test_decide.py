@@ -17,6 +17,7 @@ from oxydra.runtime.decide import (
     before_call,
     call_key,
     record_calls,
+    tightened,
 )
 from oxydra.runtime.ledger import CostLedger, Spend
 
@@ -116,3 +117,24 @@ class TestLedger:
         ledger, turn = CostLedger(), Spend()
         ledger.record("s", turn, UsageUpdate(total_tokens=3))
         assert not turn.priced and turn.cost_usd == 0
+
+
+class TestRequestLimits:
+    @pytest.mark.parametrize(
+        ("base", "turns", "cost", "expected"),
+        [
+            (Limits(max_turns=100), None, None, Limits(max_turns=100)),
+            (Limits(max_turns=100), 10, 0.5, Limits(max_turns=10, max_cost_usd=0.5)),
+            (Limits(max_turns=5, max_cost_usd=0.1), 10, 0.5, Limits(max_turns=5, max_cost_usd=0.1)),
+            (
+                Limits(max_cost_usd=2.0, max_tokens=9),
+                None,
+                0.5,
+                Limits(max_cost_usd=0.5, max_tokens=9),
+            ),
+        ],
+    )
+    def test_a_request_only_tightens_the_limits(
+        self, base: Limits, turns: int | None, cost: float | None, expected: Limits
+    ) -> None:
+        assert tightened(base, max_turns=turns, max_cost_usd=cost) == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 
 from oxydra.config.schema import RuntimeConfig, Summarization
@@ -134,6 +135,38 @@ class TestLimits:
         outcome = await rt.run_turn(turn(), Sink())
         assert outcome.reason == "deadline"
         assert_consistent((await rt.conversation("s1", "u")).history)
+
+
+class TestRequestLimits:
+    async def test_a_requests_own_max_turns_stops_the_turn_early(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo)
+        provider = MockProvider([reply("", call("echo", i, text=str(i))) for i in range(3)])
+        rt, sink = runtime(provider, tools, max_turns=100), Sink()
+        request = msgspec.structs.replace(turn(), max_turns=2)
+        outcome = await rt.run_turn(request, sink)
+        assert outcome.reason == "max_turns" and len(provider.contexts) == 2
+        assert sink.progress()[0] == "[1/2] Calling provider"
+        assert_consistent((await rt.conversation("s1", "u")).history)
+
+    async def test_a_requests_own_money_limit_applies_without_a_runtime_one(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo)
+        usage = UsageUpdate(prompt_tokens=1000, completion_tokens=1000, total_tokens=2000)
+        provider = MockProvider([reply("", call("echo", text="a"), usage=usage)])
+        rt = runtime(provider, tools)
+        rt.ledger._price = lambda u: (u.total_tokens or 0) * 1e-6
+        request = msgspec.structs.replace(turn(), max_cost_usd=0.001)
+        outcome = await rt.run_turn(request, Sink())
+        assert outcome.reason == "max_cost"
+
+    async def test_a_request_cannot_widen_the_runtime_limits(self) -> None:
+        tools = FunctionTools()
+        tools.add("echo", echo)
+        provider = MockProvider([reply("", call("echo", i, text=str(i))) for i in range(3)])
+        rt = runtime(provider, tools, max_turns=1)
+        outcome = await rt.run_turn(msgspec.structs.replace(turn(), max_turns=50), Sink())
+        assert outcome.reason == "max_turns" and len(provider.contexts) == 1
 
 
 class TestSelfCorrection:

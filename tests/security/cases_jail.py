@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from oxydra.core.errors import PolicyError, ToolError
 from oxydra.security import Opener, Workspace
@@ -101,16 +101,22 @@ class Outcome:
         return {"ok": "allow", "policy": "deny", "error": "error"}[self.kind] == expect
 
 
-def run_case(case: JailCase, base: Path, opener: Opener) -> Outcome:
-    """Build the tree under `base`, run the case, and judge it."""
+def run_case(
+    case: JailCase, base: Path, opener: Opener, wrap: Callable[[Workspace], Any] | None = None
+) -> Outcome:
+    """Build the tree under `base`, run the case, and judge it.
+
+    `wrap` turns the jail into another object with its file API (the WASM workspace).
+    """
     tree = Tree(base)
     if case.setup is not None:
         case.setup(tree)
     before = tree.private_state()
     workspace = Workspace.for_user(tree.ws, opener=opener)
     path = case.path(tree) if callable(case.path) else case.path
+    files = wrap(workspace) if wrap is not None else workspace
     try:
-        detail = _perform(workspace, case.op, path)
+        detail = _perform(files, case.op, path)
         kind: Literal["ok", "policy", "error"] = "ok"
     except PolicyError as exc:
         kind, detail = "policy", str(exc)
@@ -124,7 +130,7 @@ def run_case(case: JailCase, base: Path, opener: Opener) -> Outcome:
     return Outcome(kind, escaped, detail)
 
 
-def _perform(workspace: Workspace, op: Op, path: str) -> str:
+def _perform(workspace: Any, op: Op, path: str) -> str:
     if op == "read":
         return workspace.read_text(path)[0]
     if op == "write":

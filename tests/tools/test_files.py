@@ -1,4 +1,7 @@
-"""Built-in file tools through the registry, on a real temp workspace."""
+"""Built-in file tools through the registry, on a real temp workspace.
+
+Every test runs twice: with the in-process jail and with the WASM guest as the file backend.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,34 @@ from pathlib import Path
 
 import pytest
 
-from oxydra.security import Scrubber
-from oxydra.tools import FILE_TOOLS, ToolExecutionContext, ToolRegistry
+from oxydra.security import Scrubber, Workspace
+from oxydra.security.wasm import wasm_unavailable_reason
+from oxydra.tools import (
+    FILE_TOOLS,
+    FileBackend,
+    LocalFileBackend,
+    ToolExecutionContext,
+    ToolRegistry,
+    WasmFileBackend,
+)
+
+BACKENDS = [
+    "process",
+    pytest.param(
+        "wasm", marks=pytest.mark.skipif(bool(wasm_unavailable_reason()), reason="no wasm")
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def ctx(request: pytest.FixtureRequest, workspace: Workspace) -> ToolExecutionContext:
+    """A context whose file backend is the jail or the WASM guest."""
+    backend: FileBackend = (
+        LocalFileBackend(workspace)
+        if request.param == "process"
+        else WasmFileBackend.for_workspace(workspace)
+    )
+    return ToolExecutionContext(user_id="alice", session_id="s1", workspace=backend)
 
 
 @pytest.fixture

@@ -1,0 +1,189 @@
+"""`ScheduleStore`: the scheduler's async store over the memory database.
+
+Every call runs `ScheduleTable` on the memory store's single worker thread (`Memory.call`),
+so the scheduler adds no second writer and never blocks the event loop. The store also is
+the gateway's notification outbox (`put` / `take`) and wakes the executor (`changed`)
+when a schedule is created or edited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Concatenate, ParamSpec, TypeVar
+
+from oxydra.memory import Database, Memory
+from oxydra.scheduler._rules import first_run, stamp
+from oxydra.scheduler._table import ScheduleTable
+from oxydra.scheduler.cadence import validate, zone
+from oxydra.scheduler.types import (
+    Cadence,
+    NotificationPolicy,
+    OutputChunk,
+    RunResult,
+    ScheduleDefinition,
+    ScheduleFilters,
+    SchedulePatch,
+    ScheduleRun,
+)
+from oxydra.wire.gateway import ScheduledNotification
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _on_table(
+    method: Callable[Concatenate[ScheduleTable, P], T],
+) -> Callable[Concatenate[Database, P], T]:
+    def run(db: Database, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return method(ScheduleTable(db), *args, **kwargs)
+
+    return run
+
+
+class ScheduleStore:
+    """Schedules, runs and kept notifications (async; see `ScheduleTable` for semantics).
+
+    Args:
+        memory: the open memory store; its worker thread runs every call.
+    """
+
+    def __init__(self, memory: Memory) -> None:
+        self._memory = memory
+        self.changed = asyncio.Event()
+
+    async def create(
+        self,
+        *,
+        user_id: str,
+        goal: str,
+        cadence: Cadence,
+        timezone: str,
+        now: datetime,
+        max_per_user: int,
+        min_interval_secs: int,
+        name: str | None = None,
+        notification_policy: NotificationPolicy = "always",
+        channel_id: str | None = None,
+        channel_context_id: str | None = None,
+    ) -> ScheduleDefinition:
+        """Validate and store a new active schedule.
+
+        Raises:
+            SchedulerError: bad cadence or time zone, or the user is at the limit.
+        """
+        zone(timezone)
+        validate(cadence, now=now, min_interval_secs=min_interval_secs)
+        definition = ScheduleDefinition(
+            schedule_id=str(uuid.uuid4()), user_id=user_id, name=name, goal=goal,
+            cadence=cadence, timezone=timezone, notification_policy=notification_policy,
+            created_at=stamp(now), updated_at=stamp(now), next_run_at=first_run(cadence, now),
+            channel_id=channel_id, channel_context_id=channel_context_id,
+        )  # fmt: skip
+        created = await self._memory.call(
+            _on_table(ScheduleTable.create), definition, max_per_user=max_per_user
+        )
+        self.changed.set()
+        return created
+
+    async def get(self, user_id: str, schedule_id: str) -> ScheduleDefinition:
+        """The user's schedule (SchedulerError when it is not theirs or missing)."""
+        return await self._memory.call(_on_table(ScheduleTable.get), user_id, schedule_id)
+
+    async def search(
+        self, user_id: str, filters: ScheduleFilters
+    ) -> tuple[list[ScheduleDefinition], int]:
+        """A page of the user's schedules (newest first) and the total that match."""
+        return await self._memory.call(_on_table(ScheduleTable.search), user_id, filters)
+
+    async def edit(
+        self,
+        user_id: str,
+        schedule_id: str,
+        patch: SchedulePatch,
+        *,
+        now: datetime,
+        min_interval_secs: int,
+    ) -> ScheduleDefinition:
+        """Apply an edit atomically (rules in `_rules.apply_patch`)."""
+        updated = await self._memory.call(
+            _on_table(ScheduleTable.edit), user_id, schedule_id, patch, now=now,
+            min_interval_secs=min_interval_secs,
+        )  # fmt: skip
+        self.changed.set()
+        return updated
+
+    async def delete(self, user_id: str, schedule_id: str) -> None:
+        """Delete the user's schedule with its runs."""
+        await self._memory.call(_on_table(ScheduleTable.delete), user_id, schedule_id)
+
+    async def runs(self, user_id: str, schedule_id: str, limit: int = 5) -> list[ScheduleRun]:
+        """The schedule's latest runs, newest first."""
+        return await self._memory.call(_on_table(ScheduleTable.runs), user_id, schedule_id, limit)
+
+    async def run_output(
+        self, user_id: str, run_id: str, offset: int = 0, max_chars: int = 4000
+    ) -> OutputChunk:
+        """A slice of a run's full output from a UTF-8 byte offset."""
+        return await self._memory.call(
+            _on_table(ScheduleTable.run_output), user_id, run_id, offset, max_chars
+        )
+
+    async def due(self, now: datetime, limit: int) -> list[ScheduleDefinition]:
+        """Active schedules due at `now`, most overdue first."""
+        return await self._memory.call(_on_table(ScheduleTable.due), now, limit)
+
+    async def next_due_at(self) -> str | None:
+        """The earliest next run of any active schedule (stored RFC 3339 text)."""
+        return await self._memory.call(_on_table(ScheduleTable.next_due_at))
+
+    async def claim_run(
+        self, schedule_id: str, now: datetime, run_id: str | None = None
+    ) -> tuple[str, ScheduleDefinition] | None:
+        """Start a run of a due schedule: (run id, schedule), or None if another got it."""
+        rid = run_id or str(uuid.uuid4())
+        claimed = await self._memory.call(_on_table(ScheduleTable.claim_run), schedule_id, rid, now)
+        return None if claimed is None else (rid, claimed)
+
+    async def record_run_and_reschedule(
+        self,
+        result: RunResult,
+        *,
+        now: datetime,
+        max_run_history: int,
+        auto_disable_after_failures: int,
+    ) -> ScheduleDefinition | None:
+        """Finish a run, update the schedule and prune its history, in one transaction."""
+        return await self._memory.call(
+            _on_table(ScheduleTable.finish_run), result, now=now,
+            max_run_history=max_run_history,
+            auto_disable_after_failures=auto_disable_after_failures,
+        )  # fmt: skip
+
+    async def recover(
+        self, *, now: datetime, max_run_history: int, auto_disable_after_failures: int
+    ) -> list[ScheduleDefinition]:
+        """Record runs left `running` by a previous process as interrupted."""
+        return await self._memory.call(
+            _on_table(ScheduleTable.recover), now=now, max_run_history=max_run_history,
+            auto_disable_after_failures=auto_disable_after_failures,
+        )  # fmt: skip
+
+    # ---- the gateway's outbox ---------------------------------------------------------
+
+    async def put(self, user_id: str, frame: ScheduledNotification) -> None:
+        """Keep a notification no client received, for the user's next hello."""
+        await self._memory.call(
+            _on_table(ScheduleTable.put_notification),
+            user_id, frame.schedule_id, frame.schedule_name, frame.message,
+        )  # fmt: skip
+
+    async def take(self, user_id: str) -> list[ScheduledNotification]:
+        """Remove and return the user's kept notifications, oldest first."""
+        rows = await self._memory.call(_on_table(ScheduleTable.take_notifications), user_id)
+        return [
+            ScheduledNotification(schedule_id=sid, schedule_name=name, message=message)
+            for sid, name, message in rows
+        ]

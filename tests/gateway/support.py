@@ -1,0 +1,131 @@
+"""Helpers for gateway tests: a real `vm` subprocess and a plain WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from oxydra.wire import gateway as g
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+class VmProcess:
+    """`oxydra vm` for one user, configured to use the fake LLM at `llm_url`."""
+
+    def __init__(
+        self, tmp: Path, llm_url: str, user: str = "alice", extra: list[str] | None = None
+    ) -> None:
+        self.tmp, self.user = tmp, user
+        self.workspace = tmp / "ws" / user
+        self.marker = self.workspace / "ipc" / "gateway-endpoint"
+        sets = [
+            f"providers.registry.fake.base_url={llm_url}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+            *(extra or []),
+        ]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "oxydra",
+            "vm",
+            "--user-id",
+            user,
+            "--workspace-root",
+            str(self.workspace),
+        ]
+        for item in sets:
+            self.cmd += ["--set", item]
+        self.env = {
+            "HOME": str(tmp / "home"),
+            "PATH": os.environ.get("PATH", ""),
+            "OXYDRA__GATEWAY__AUTH_TOKEN": TOKEN,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> str:
+        if self.marker.exists():
+            self.marker.unlink()
+        with open(self.tmp / "vm.err", "ab") as err:
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=err
+            )
+        for _ in range(300):
+            if self.marker.exists():
+                return self.marker.read_text().strip()
+            if self.proc.poll() is not None:
+                raise AssertionError("vm exited: " + (self.tmp / "vm.err").read_text())
+            await asyncio.sleep(0.05)
+        raise AssertionError("vm did not write its endpoint marker")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(20)
+
+
+async def client(
+    endpoint: str,
+    *,
+    token: str = TOKEN,
+    user: str = "alice",
+    sock: Any = None,
+    max_queue: int = 16,
+    max_size: int | None = 2**20,
+    **hello: Any,
+) -> tuple[ClientConnection, g.HelloAck]:
+    ws = await connect(
+        endpoint,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        sock=sock,
+        max_queue=max_queue,
+        max_size=max_size,
+    )
+    await send(ws, g.Hello(request_id="h", protocol_version=2, user_id=user, **hello))
+    ack = await recv(ws)
+    assert isinstance(ack, g.HelloAck), ack
+    return ws, ack
+
+
+async def send(ws: ClientConnection, frame: Any) -> None:
+    await ws.send(g.encode_frame(frame).decode())
+
+
+async def recv(ws: ClientConnection, timeout: float = 20) -> Any:
+    return g.decode_server_frame(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def until(
+    ws: ClientConnection, done: Callable[[Any], bool], timeout: float = 20
+) -> list[Any]:
+    frames: list[Any] = []
+    while True:
+        frame = await recv(ws, timeout)
+        frames.append(frame)
+        if done(frame):
+            return frames
+
+
+def terminal(frame: Any) -> bool:
+    return isinstance(frame, g.TurnCompleted | g.TurnCancelled) or (
+        isinstance(frame, g.ErrorFrame) and frame.turn is not None
+    )
+
+
+def turn(session_id: str, prompt: str, turn_id: str | None = None) -> g.SendTurn:
+    return g.SendTurn(
+        request_id=uuid.uuid4().hex,
+        session_id=session_id,
+        turn_id=turn_id or uuid.uuid4().hex,
+        prompt=prompt,
+    )

@@ -1,0 +1,195 @@
+"""In-process gateway with two users: isolation, limits, slow subscribers, approvals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from oxydra.config.schema import GatewayConfig, RuntimeConfig
+from oxydra.core.messages import ToolCall
+from oxydra.core.stream import Text
+from oxydra.gateway._store import MemorySessionRecords
+from oxydra.gateway.core import GatewayCore
+from oxydra.gateway.server import GatewayServer
+from oxydra.memory import HashedEmbedder, Memory
+from oxydra.runtime.api import Approver
+from oxydra.runtime.loop import AgentRuntime
+from oxydra.runtime.toolrun import ToolOutcome, ToolScope
+from oxydra.testing.mock_provider import MockProvider, reply
+from oxydra.wire import gateway as g
+from tests.gateway.support import client, recv, send, terminal, turn, until
+from tests.runtime.support import FunctionTools
+
+TOKENS = {"token-alice-0123456789": "alice", "token-bob-0123456789ab": "bob"}
+ALICE, BOB = "token-alice-0123456789", "token-bob-0123456789ab"
+
+
+class Gate(FunctionTools):
+    """One privileged tool that asks the approver before it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add("shell_exec", self._run, read_only=False)
+
+    async def _run(self, command: str = "") -> str:
+        return f"ran {command}"
+
+    async def execute(
+        self, call: ToolCall, scope: ToolScope, approver: Approver | None
+    ) -> ToolOutcome:
+        assert approver is not None
+        if not await approver(call.name, call.arguments, "privileged"):
+            return ToolOutcome(text="denied by the user", ok=False)
+        return await super().execute(call, scope, approver)
+
+
+class Stack:
+    def __init__(self, provider: MockProvider, endpoint: str, core: GatewayCore) -> None:
+        self.provider, self.endpoint, self.core = provider, endpoint, core
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    marker = request.node.get_closest_marker("gateway")
+    options: dict[str, Any] = marker.kwargs if marker else {}
+    provider = MockProvider(options.get("steps", []), item_delay=options.get("delay", 0.0))
+    memory = await Memory.open(tmp_path / "memory.db", embedder=HashedEmbedder())
+    runtime = AgentRuntime(
+        provider=provider,
+        tools=Gate(),
+        config=RuntimeConfig(),
+        provider_id="mock",
+        model="m",
+        system_prompt="test",
+    )
+    config = GatewayConfig(max_concurrent_turns_per_user=options.get("turns", 10))
+    core = GatewayCore(
+        runtime,
+        MemorySessionRecords(memory.sessions),
+        config,
+        subscriber_capacity=options.get("capacity", 4096),
+        approval_timeout_secs=5,
+    )
+    server = GatewayServer(core, TOKENS)
+    host, port = await server.start("127.0.0.1", 0)
+    yield Stack(provider, f"ws://{host}:{port}/ws", core)
+    await core.shutdown()
+    await server.close()
+    await memory.close()
+
+
+async def test_one_user_can_never_reach_another_users_session(stack: Stack) -> None:
+    stack.provider.steps.append(reply("alice's secret answer"))
+    alice, ack = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    sid = ack.session.session_id
+    await send(alice, turn(sid, "hello"))
+    await until(alice, terminal)
+    # Bob's token cannot open Alice's session, by id or by prefix, nor claim to be Alice.
+    bob, _ = await client(stack.endpoint, token=BOB, user="bob")
+    await send(bob, g.SwitchSession(request_id="s", session_id=sid))
+    err = await recv(bob)
+    assert isinstance(err, g.ErrorFrame) and err.code == "session_not_found"
+    await send(bob, g.SwitchSession(request_id="s2", session_id=sid[:8]))
+    assert isinstance(await recv(bob), g.ErrorFrame)
+    await send(bob, g.ListSessions(request_id="l"))
+    listing = await recv(bob)
+    assert isinstance(listing, g.SessionList) and sid not in [
+        s.session_id for s in listing.sessions
+    ]
+    ws = await connect(stack.endpoint, additional_headers={"Authorization": f"Bearer {BOB}"})
+    await send(ws, g.Hello(request_id="h", protocol_version=2, user_id="alice", session_id=sid))
+    err = await recv(ws)
+    assert isinstance(err, g.ErrorFrame) and err.code == "handshake"
+    bob2 = await connect(stack.endpoint, additional_headers={"Authorization": f"Bearer {BOB}"})
+    await send(bob2, g.Hello(request_id="h", protocol_version=2, user_id="bob", session_id=sid))
+    err = await recv(bob2)
+    assert isinstance(err, g.ErrorFrame) and "not found" in err.message
+
+
+async def test_a_token_for_one_user_never_receives_another_users_frames(stack: Stack) -> None:
+    stack.provider.steps.append(reply("for alice only"))
+    alice, ack = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    bob, _ = await client(stack.endpoint, token=BOB, user="bob", create_new_session=True)
+    await send(alice, turn(ack.session.session_id, "hi"))
+    await until(alice, terminal)
+    with pytest.raises(TimeoutError):
+        await recv(bob, timeout=0.3)
+
+
+@pytest.mark.gateway(steps=[[Text(text=str(i)) for i in range(300)]] * 2, delay=0.01, turns=1)
+async def test_the_per_user_turn_limit_refuses_clearly(stack: Stack) -> None:
+    a, ack_a = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    b, ack_b = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    await send(a, turn(ack_a.session.session_id, "one"))
+    await until(a, lambda f: isinstance(f, g.TurnStarted))
+    await send(b, turn(ack_b.session.session_id, "two"))
+    refusal = await until(b, lambda f: isinstance(f, g.ErrorFrame))
+    assert refusal[-1].code == "turn_limit" and "limit: 1" in refusal[-1].message
+
+
+@pytest.mark.gateway(steps=[[Text(text=f"{i:03} ") for i in range(300)]], capacity=8, delay=0.002)
+async def test_a_slow_subscriber_is_dropped_then_replayed_without_loss(stack: Stack) -> None:
+    fast, ack = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    sid = ack.session.session_id
+    channel = await stack.core.resolve("alice", sid)
+    # A subscriber that never drains (a stalled client) beside a live WebSocket client.
+    stalled, replay, gap = stack.core.subscribe(channel, None)
+    assert replay == [] and not gap
+    await send(fast, turn(sid, "count"))
+    fast_frames = await until(fast, terminal)
+    assert [f.seq for f in fast_frames] == list(range(1, len(fast_frames) + 1)), "fast lost nothing"
+    assert stalled.overflowed.is_set() and stalled not in channel.subscribers
+    kept = []
+    while not stalled.queue.empty():
+        kept.append(g.decode_server_frame(stalled.queue.get_nowait()))
+    assert len(kept) == 8
+    again, _ = await client(
+        stack.endpoint, token=ALICE, user="alice", session_id=sid, last_seq=kept[-1].seq
+    )
+    rest = await until(again, terminal)
+    assert [f.seq for f in kept + rest] == [f.seq for f in fast_frames]
+
+
+@pytest.mark.gateway(
+    steps=[
+        reply("", ToolCall(id="c1", name="shell_exec", arguments={"command": "ls"})),
+        reply("done"),
+    ]
+)
+async def test_an_approval_request_waits_for_the_users_answer(stack: Stack) -> None:
+    ws, ack = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    await send(ws, turn(ack.session.session_id, "list files"))
+    request = (await until(ws, lambda f: isinstance(f, g.ApprovalRequest)))[-1]
+    assert request.tool_name == "shell_exec" and request.arguments == {"command": "ls"}
+    bob, _ = await client(stack.endpoint, token=BOB, user="bob")
+    await send(
+        bob, g.ApprovalResponse(request_id="x", approval_id=request.approval_id, approved=True)
+    )
+    err = await recv(bob)
+    assert isinstance(err, g.ErrorFrame) and err.code == "unknown_approval", "bob cannot approve"
+    await send(
+        ws, g.ApprovalResponse(request_id="y", approval_id=request.approval_id, approved=False)
+    )
+    await until(ws, terminal)
+    tool_result = stack.provider.contexts[1].messages[-1]
+    assert tool_result.text == "denied by the user"
+
+
+async def test_cancel_all_cancels_every_turn_of_the_user(stack: Stack) -> None:
+    stack.provider.steps += [[Text(text=str(i)) for i in range(500)]] * 2
+    stack.provider.item_delay = 0.01
+    a, ack_a = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    b, ack_b = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    await send(a, turn(ack_a.session.session_id, "one"))
+    await send(b, turn(ack_b.session.session_id, "two"))
+    await until(a, lambda f: isinstance(f, g.AssistantDelta))
+    await until(b, lambda f: isinstance(f, g.AssistantDelta))
+    await send(a, g.CancelAllActiveTurns(request_id="all"))
+    assert isinstance((await until(a, terminal))[-1], g.TurnCancelled)
+    assert isinstance((await until(b, terminal))[-1], g.TurnCancelled)
+    await asyncio.sleep(0)
