@@ -57,10 +57,18 @@ def secret(tmp_path: Path) -> Path:
 @pytest.fixture
 def started(tmp_path: Path, secret: Path) -> Iterator[tuple[Sandbox, dict[str, list[str]], Path]]:
     command = f"cat {secret}; echo written > note.txt; cat note.txt"
+    write = {"path": "/shared/w.txt", "content": "via the file tools"}
     steps = [
         {
             "kind": "reply",
-            "tool_calls": [{"name": "shell_exec", "arguments": {"command": command}}],
+            "tool_calls": [
+                {"name": "shell_exec", "arguments": {"command": command}},
+                {"name": "file_write", "arguments": write},
+            ],
+        },
+        {
+            "kind": "reply",
+            "tool_calls": [{"name": "file_read", "arguments": {"path": "/shared/w.txt"}}],
         },
         {"kind": "reply", "text": "all done"},
     ]
@@ -117,6 +125,9 @@ class TestProcessTierEndToEnd:
         assert "the-host-secret-value" not in second
         assert "written" in second  # inside the workspace it may write and read
         assert (box.workspace() / "shared" / "note.txt").read_text() == "written\n"
+        third = json.loads(record.read_text().splitlines()[2])["body"]
+        assert "via the file tools" in third  # the file tools work under Landlock too
+        assert (box.workspace() / "shared" / "w.txt").read_text() == "via the file tools"
 
     def test_a_second_start_is_refused_while_running(self, started: tuple) -> None:
         box, _, _ = started
