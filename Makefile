@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 EXTRAS := dev,vectors,embed,wasm,container,tokenizers
 
 .PHONY: install test run pyz bench lint format clean wasm
+RUN_ARGS ?=
 
 # The WASI guest of the file tools (docs/wasm.md). The built .wasm is committed, so only
 # someone changing guest.c needs clang, lld and wasi-libc (Debian: apt-get install clang lld
@@ -27,8 +28,13 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The quick start: the user's guest as a local process (Landlock-confined where the kernel
+# allows), then the terminal UI attached to it. Without a provider key it stops and says
+# which variables to set. Extra start flags: make run RUN_ARGS="--set selection.model=..."
 run: $(STAMP)
-	$(PY) -m oxydra --help
+	@$(PY) -m oxydra runner status 2>/dev/null | grep -qx 'healthy=true' \
+		|| $(PY) -m oxydra runner --insecure restart $(RUN_ARGS)
+	@$(PY) -m oxydra runner --tui
 
 pyz: $(STAMP)
 	$(PY) build_pyz.py

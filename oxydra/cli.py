@@ -86,9 +86,10 @@ def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure", action="store_true", help="force the process tier")
     p.add_argument("--tui", action="store_true", help="attach the TUI to a running guest")
     p.add_argument("--probe", action="store_true", help="with --tui: print metadata and exit")
-    p.add_argument("--daemon", action="store_true")
+    p.add_argument("--daemon", action="store_true", help="stay resident serving the control socket")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--env-file")
+    p.add_argument("--detach-when-ready", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs="?", help="start | stop | status | restart | logs")
     p.add_argument("rest", nargs=argparse.REMAINDER)
 

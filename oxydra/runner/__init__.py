@@ -1,1 +1,35 @@
-"""runner layer (see docs/ARCHITECTURE.md)."""
+"""Runner: the host side. Workspaces, the bootstrap envelope, guests at each tier, the daemon.
+
+`oxydra runner` is `cli.run_runner`; other code uses the pieces below. The tier launchers
+(`_process`, `_container`, `_firecracker`) are reached through `launch_guest`, so the docker
+SDK is imported only when a container guest is started.
+"""
+
+from oxydra.runner._bootstrap import LaunchSpec, build_envelope, guest_environment
+from oxydra.runner._config import RunnerContext, load_context
+from oxydra.runner._control import ControlServer, control_request
+from oxydra.runner._guest import Guest, LaunchResult
+from oxydra.runner._hardening import HardeningPlan, plan_hardening
+from oxydra.runner._landlock import landlock_abi
+from oxydra.runner._launch import launch_guest
+from oxydra.runner._logs import read_logs
+from oxydra.runner._workspace import UserWorkspace, provision
+
+__all__ = [
+    "ControlServer",
+    "Guest",
+    "HardeningPlan",
+    "LaunchResult",
+    "LaunchSpec",
+    "RunnerContext",
+    "UserWorkspace",
+    "build_envelope",
+    "control_request",
+    "guest_environment",
+    "landlock_abi",
+    "launch_guest",
+    "load_context",
+    "plan_hardening",
+    "provision",
+    "read_logs",
+]

@@ -24,6 +24,7 @@ from oxydra.runtime.registry_tools import RegistryExecutor
 from oxydra.security import Workspace
 from oxydra.tools import (
     ScratchpadStore,
+    ShellSession,
     Tool,
     default_registry,
     default_tools,
@@ -70,8 +71,13 @@ def build_agent(
     shell_available: bool = True,
     http_client: httpx.AsyncClient | None = None,
     catalog: ModelCatalog | None = None,
+    shell: ShellSession | None = None,
 ) -> Agent:
-    """The runtime for `config` working in `workspace` (already provisioned)."""
+    """The runtime for `config` working in `workspace` (already provisioned).
+
+    `shell` runs `shell_exec` commands elsewhere (the shell daemon of a container guest);
+    without it, and with `shell_available`, they run as local processes in the workspace.
+    """
     from oxydra.providers import build_reliable_provider
 
     env = dict(os.environ if environ is None else environ)
@@ -81,7 +87,11 @@ def build_agent(
     namespace, model = catalog_provider_for(entry), config.selection.model
     jail = Workspace.for_user(workspace)
     tools = default_tools(
-        config, jail if shell_available else None, environ=env, scratchpad=scratchpad
+        config,
+        jail if shell_available else None,
+        environ=env,
+        scratchpad=scratchpad,
+        shell=shell if shell_available else None,
     )
     registry = default_registry(config, [*tools, *(extra_tools or [])], environ=env)
     backend = select_file_backend(jail, config.tools.isolation)
@@ -100,4 +110,7 @@ def build_agent(
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
         retriever=retriever,
     )
-    return Agent(runtime=runtime, catalog=catalog, workspace=jail, closers=[provider.aclose])
+    closers: list[Any] = [provider.aclose]
+    if shell is not None and shell_available:
+        closers.append(shell.close)
+    return Agent(runtime=runtime, catalog=catalog, workspace=jail, closers=closers)

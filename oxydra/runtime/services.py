@@ -22,6 +22,7 @@ from oxydra.runtime._memory_bridge import (
     retriever_for,
 )
 from oxydra.runtime.factory import Agent, build_agent
+from oxydra.tools import DaemonShellSession, ShellSession
 from oxydra.wire.envelope import BootstrapEnvelope
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ async def open_services(
         )
         agent = build_agent(
             config,
+            shell=sidecar_shell(envelope),
             workspace=workspace,
             environ=environ,
             store=MemoryConversations(memory, index=enabled),
@@ -121,3 +123,14 @@ def _executor(config: AgentConfig, schedules: ScheduleStore, agent: Agent) -> An
         config.scheduler,
         timeout_secs=config.scheduler.run_timeout_secs,
     )
+
+
+def sidecar_shell(envelope: BootstrapEnvelope | None) -> ShellSession | None:
+    """The shell daemon's session when the runner gave a Unix-socket sidecar (container tier).
+
+    A process-tier guest gets none and runs commands itself, under its own confinement.
+    """
+    endpoint = envelope.sidecar_endpoint if envelope is not None else None
+    if endpoint is None or endpoint.transport != "unix":
+        return None
+    return DaemonShellSession(endpoint.address)

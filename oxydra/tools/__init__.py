@@ -3,6 +3,7 @@
 from oxydra.tools._backend import FileBackend, LocalFileBackend
 from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._context import ApprovalHook, ApprovalRequest, ToolExecutionContext
+from oxydra.tools._daemon_shell import DaemonShellSession
 from oxydra.tools._decorator import FunctionTool, tool
 from oxydra.tools._defaults import (
     default_registry,
@@ -41,6 +42,7 @@ __all__ = [
     "ApprovalHook",
     "ApprovalRequest",
     "CancellationToken",
+    "DaemonShellSession",
     "ErrorKind",
     "FILE_TOOLS",
     "FetchOutput",

@@ -58,13 +58,19 @@ class DegradedReason(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class StartupStatus(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What the runner could provide."""
+    """What the runner could provide.
+
+    `hardening` (ours) names the confinement applied to a process-tier guest
+    (`landlock`, `no_new_privs`, `rlimits`). At that tier the shell runs inside the guest,
+    under the same confinement, so `shell_available` needs no sidecar there.
+    """
 
     sandbox_tier: SandboxTier
     sidecar_available: bool
     shell_available: bool
     browser_available: bool
     degraded_reasons: list[DegradedReason] = []
+    hardening: list[str] = []
 
 
 class BootstrapEnvelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -100,9 +106,11 @@ def validate_envelope(envelope: BootstrapEnvelope) -> None:
     if status is not None:
         if status.sandbox_tier != envelope.sandbox_tier:
             problems.append("startup_status.sandbox_tier differs from sandbox_tier")
-        if (status.sidecar_available or status.shell_available) and not envelope.sidecar_endpoint:
+        in_guest_shell = envelope.sandbox_tier == SandboxTier.PROCESS
+        sidecar_shell = status.shell_available and not in_guest_shell
+        if (status.sidecar_available or sidecar_shell) and not envelope.sidecar_endpoint:
             problems.append("a sidecar is said to be available but no sidecar_endpoint is given")
-        if (status.shell_available or status.browser_available) and not status.sidecar_available:
+        if (sidecar_shell or status.browser_available) and not status.sidecar_available:
             problems.append("shell or browser available without a sidecar")
     if problems:
         raise WireError("bad bootstrap envelope: " + "; ".join(problems))

@@ -114,6 +114,30 @@ class TestEnvelope:
         with pytest.raises(WireError, match="no sidecar_endpoint"):
             env.encode_envelope(bad)
 
+    def test_a_process_guest_may_run_its_own_shell_without_a_sidecar(self) -> None:
+        status = env.StartupStatus(
+            sandbox_tier=SandboxTier.PROCESS,
+            sidecar_available=False,
+            shell_available=True,
+            browser_available=False,
+            hardening=["landlock", "no_new_privs", "rlimits"],
+        )
+        ok = msgspec.structs.replace(GOOD, startup_status=status)
+        assert env.decode_envelope_frame(env.encode_envelope(ok)) == ok
+
+    def test_a_container_guest_needs_a_sidecar_for_its_shell(self) -> None:
+        status = env.StartupStatus(
+            sandbox_tier=SandboxTier.CONTAINER,
+            sidecar_available=False,
+            shell_available=True,
+            browser_available=False,
+        )
+        bad = msgspec.structs.replace(
+            GOOD, sandbox_tier=SandboxTier.CONTAINER, startup_status=status
+        )
+        with pytest.raises(WireError, match="without a sidecar"):
+            env.encode_envelope(bad)
+
     def test_truncated_frame_is_refused(self) -> None:
         with pytest.raises(WireError):
             env.decode_envelope_frame(env.encode_envelope(GOOD)[:-3])

@@ -1,0 +1,174 @@
+"""The runner control socket: `<ws>/ipc/runner-control.sock`, framed as in the Rust runner.
+
+Server rules:
+1. connections are served one at a time (a lock), as upstream does: a request never
+   races a shutdown;
+2. a frame that is not a valid request gets an `error` (`invalid_request`) and the
+   connection stays usable; a header announcing more than 128 KiB gets an `error` and the
+   connection is closed (the stream cannot be resynchronised);
+3. EOF between frames is a clean close; EOF inside a frame closes without an answer;
+4. the socket file is mode 0600 and is removed when the server stops.
+
+The client is blocking (the CLI is a one-shot program).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from oxydra.core.errors import RunnerError, WireError
+from oxydra.core.unixpath import unix_socket_path
+from oxydra.wire.control import (
+    MAX_CONTROL_FRAME_BYTES,
+    ControlError,
+    ControlRequest,
+    ControlResponse,
+    FrameError,
+    decode_control_request,
+    decode_control_response,
+    encode_control_request,
+    encode_control_response,
+)
+from oxydra.wire.framing import FrameTooLargeError, LengthPrefixedDecoder, encode_length_prefixed
+
+Handler = Callable[[ControlRequest], Awaitable[ControlResponse]]
+
+
+class ControlServer:
+    """Serves `handler` on a Unix socket until `close`."""
+
+    def __init__(self, path: Path, handler: Handler) -> None:
+        self.path = path
+        self.handler = handler
+        self._lock = asyncio.Lock()
+        self._server: asyncio.AbstractServer | None = None
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    async def start(self) -> None:
+        """Bind (a stale socket file is replaced)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        with unix_socket_path(str(self.path)) as reachable:
+            try:
+                self._server = await asyncio.start_unix_server(self._serve, path=reachable)
+            except OSError as exc:
+                raise RunnerError(f"cannot listen on {self.path}: {exc.strerror}") from exc
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        """Stop listening, end open connections, and remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task, writer in list(self._clients.items()):
+            writer.close()  # the handler's next read sees EOF and it returns
+            if task is not asyncio.current_task():
+                await asyncio.gather(task, return_exceptions=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._server is None:  # accepted just before `close`: do not serve it
+            writer.close()
+            return
+        self._clients[task] = writer
+        try:
+            async with self._lock:
+                await self._answer_all(reader, writer)
+        except (ConnectionError, WireError):
+            pass
+        finally:
+            del self._clients[task]
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer_all(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = LengthPrefixedDecoder(MAX_CONTROL_FRAME_BYTES)
+        while data := await reader.read(65536):
+            try:
+                frames = decoder.feed(data)
+            except FrameTooLargeError as exc:
+                await _send(writer, ControlError(code="invalid_request", message=str(exc)))
+                return
+            for raw in frames:
+                await _send(writer, await self._respond(raw))
+
+    async def _respond(self, raw: bytes) -> ControlResponse:
+        try:
+            request = decode_control_request(raw)
+        except FrameError as exc:
+            return ControlError(code="invalid_request", message=str(exc))
+        try:
+            return await self.handler(request)
+        except Exception as exc:  # the daemon must keep serving whatever one request did
+            return ControlError(code="internal", message=f"{type(exc).__name__}: {exc}")
+
+
+async def _send(writer: asyncio.StreamWriter, response: ControlResponse) -> None:
+    payload = encode_control_response(response)
+    if len(payload) > MAX_CONTROL_FRAME_BYTES:
+        payload = encode_control_response(
+            ControlError(code="internal", message="response exceeds the frame limit")
+        )
+    writer.write(encode_length_prefixed(payload, MAX_CONTROL_FRAME_BYTES))
+    await writer.drain()
+
+
+def control_request(path: Path, request: ControlRequest, timeout: float = 30.0) -> ControlResponse:
+    """Send one request and return the answer.
+
+    Raises:
+        RunnerError: no daemon listens there ("server not running"), or it broke protocol.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            with unix_socket_path(str(path)) as reachable:
+                sock.connect(reachable)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise RunnerError(
+                f"server not running (no runner daemon on {path})",
+                hint="start it with `oxydra runner start`",
+            ) from exc
+        sock.sendall(
+            encode_length_prefixed(encode_control_request(request), MAX_CONTROL_FRAME_BYTES)
+        )
+        return decode_control_response(_read_frame(sock))
+    except (OSError, WireError) as exc:
+        raise RunnerError(f"runner control socket {path}: {exc}") from exc
+    finally:
+        sock.close()
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    decoder = LengthPrefixedDecoder(MAX_CONTROL_FRAME_BYTES)
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            raise WireError("the runner daemon closed the connection without answering")
+        frames = decoder.feed(data)
+        if frames:
+            return frames[0]
+
+
+def daemon_alive(path: Path) -> bool:
+    """Does a daemon answer on this control socket?"""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with unix_socket_path(str(path)) as reachable:
+            sock.connect(reachable)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()

@@ -1,0 +1,58 @@
+"""How to start another Oxydra process: from `oxydra.pyz`, or from a source tree.
+
+From the archive the command is `python oxydra.pyz MODE ...`; from source it is
+`python -m oxydra MODE ...` with the directory holding our package put first on
+`PYTHONPATH`, so the child imports the very code the parent runs (not another install).
+The package location is read from the imported module object rather than a data file,
+which is why `__file__` is used here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+import oxydra
+
+
+@cache
+def archive_path() -> Path | None:
+    """The `oxydra.pyz` we run from, or None when running from a source tree."""
+    here = Path(os.path.abspath(oxydra.__file__)).parent
+    for parent in here.parents:
+        if parent.is_file():
+            return parent if zipfile.is_zipfile(parent) else None
+        if parent.is_dir():
+            return None
+    return None
+
+
+def package_root() -> Path:
+    """What a confined child must be able to read to import us: the archive or source root."""
+    archive = archive_path()
+    if archive is not None:
+        return archive
+    return Path(os.path.abspath(oxydra.__file__)).parent.parent
+
+
+def self_command(mode: str) -> list[str]:
+    """argv that starts Oxydra in `mode` with the current interpreter."""
+    archive = archive_path()
+    if archive is not None:
+        isolated = ["-I"] if sys.flags.isolated else []  # run the child as we were run
+        return [sys.executable, *isolated, str(archive), mode]
+    return [sys.executable, "-m", "oxydra", mode]
+
+
+def self_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """`base` plus what the child needs to import the same Oxydra (PYTHONPATH from source)."""
+    env = dict(base)
+    if archive_path() is None:
+        root = str(package_root())
+        rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+        env["PYTHONPATH"] = os.pathsep.join([root, *rest])
+    return env

@@ -1,0 +1,151 @@
+"""The rest of the command line: foreground daemon, a guest that dies, restart, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oxydra.runner._landlock import landlock_abi
+from tests.runner.support import Sandbox, fake_llm, make_sandbox, parse_kv, provider_env
+
+pytestmark = pytest.mark.skipif(landlock_abi()[0] <= 0, reason="these runs expect Landlock")
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Sandbox]:
+    with fake_llm(tmp_path, []) as (url, _):
+        sandbox = make_sandbox(tmp_path, **provider_env(url))
+        try:
+            yield sandbox
+        finally:
+            sandbox.runner("stop")
+
+
+def test_the_foreground_daemon_serves_status_and_stops_on_sigterm(box: Sandbox) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oxydra", "runner", "--insecure", "--daemon"],
+        cwd=box.cwd,
+        env=box.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.strip())
+        if line.startswith("status="):
+            break
+    kv = parse_kv("\n".join(lines))
+    assert kv["control_socket"] and kv["gateway_endpoint"]
+    assert parse_kv(box.runner("status").stdout)["healthy"] == ["true"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    proc.stdout.close()
+    proc.stderr.close()
+    pid = int(kv["runtime_pid"][0])
+    assert not Path(f"/proc/{pid}").exists()
+    assert not (box.workspace() / "ipc" / "gateway-endpoint").exists()
+    assert box.runner("status").returncode == 1
+
+
+def test_a_guest_that_dies_is_reported_then_stop_ends_the_daemon(box: Sandbox) -> None:
+    started = parse_kv(box.runner("--insecure", "start").stdout)
+    os.kill(int(started["runtime_pid"][0]), signal.SIGKILL)
+    for _ in range(100):  # the kill lands asynchronously
+        status = parse_kv(box.runner("status").stdout)
+        if status["healthy"] == ["false"]:
+            break
+    assert status["healthy"] == ["false"]
+    assert status["message"] == ["guest exited with status -9"]
+    stopped = parse_kv(box.runner("stop").stdout)
+    assert stopped["already_stopped"] == ["true"]
+
+
+def test_restart_gives_a_new_guest(box: Sandbox) -> None:
+    first = parse_kv(box.runner("--insecure", "start").stdout)
+    out = box.runner("--insecure", "restart")
+    assert out.returncode == 0, out.stderr
+    second = parse_kv(out.stdout)
+    assert second["runtime_pid"] != first["runtime_pid"]
+    assert parse_kv(box.runner("status").stdout)["runtime_pid"] == second["runtime_pid"]
+
+
+def test_logs_come_from_the_daemon_and_from_the_files_once_it_is_gone(box: Sandbox) -> None:
+    started = parse_kv(box.runner("--insecure", "start").stdout)
+    endpoint = started["gateway_endpoint"][0]
+    live = box.runner("logs", "--stream", "stdout", "--tail", "5")
+    assert f"[process_file][runtime][stdout] gateway_endpoint={endpoint}" in live.stdout
+    as_json = box.runner("logs", "--stream", "stdout", "--format", "json")
+    assert '"message":"gateway_endpoint=' in as_json.stdout
+    box.runner("stop")
+    after = box.runner("logs", "--stream", "stdout")
+    assert after.returncode == 0 and f"gateway_endpoint={endpoint}" in after.stdout
+    bad = box.runner("logs", "--since", "last tuesday")
+    assert bad.returncode == 1 and "RFC 3339" in bad.stderr
+
+
+def test_tui_execs_the_terminal_client_which_quits_on_ctrl_d(box: Sandbox) -> None:
+    """`runner --tui` on a real pseudo-terminal: the TUI takes the screen, Ctrl-D gives it back."""
+    import pty
+    import select
+    import time
+
+    box.runner("--insecure", "start")
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oxydra", "runner", "--tui"],
+        cwd=box.cwd,
+        env={**box.env, "TERM": "xterm-256color", "LINES": "24", "COLUMNS": "80"},
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        start_new_session=True,
+    )
+    os.close(secondary)
+    screen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while b"\x1b[?1049h" not in screen and time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if ready:
+                screen += os.read(primary, 65536)
+        assert b"\x1b[?1049h" in screen, screen[-2000:]  # the alternate screen: the TUI runs
+        os.write(primary, b"\x04")
+        assert proc.wait(30) == 0
+        with contextlib.suppress(OSError):
+            while select.select([primary], [], [], 0.2)[0]:
+                screen += os.read(primary, 65536)
+        assert b"\x1b[?1049l" in screen  # and gave the terminal back
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+
+
+def test_logs_follow_prints_new_lines_and_ends_when_the_daemon_exits(box: Sandbox) -> None:
+    started = parse_kv(box.runner("--insecure", "start").stdout)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "oxydra", "runner", "logs", "-f", "--stream", "stdout"],
+        cwd=box.cwd,
+        env=box.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert follower.stdout is not None and follower.stderr is not None
+    first = follower.stdout.readline()
+    assert f"gateway_endpoint={started['gateway_endpoint'][0]}" in first
+    box.runner("stop")
+    assert follower.wait(30) == 0
+    assert "(daemon exited)" in follower.stderr.read()
+    follower.stdout.close()
+    follower.stderr.close()
