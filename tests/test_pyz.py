@@ -82,8 +82,7 @@ def test_archive_runs_the_wasm_guest_from_its_package_data(pyz: Path, tmp_path: 
         f"print(WasmWorkspace(Workspace.for_user({str(tmp_path / 'ws')!r})).read_text('a.md')[0])"
     )
     boot = (
-        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');"
-        "g['_prepare_path']()"
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
     )
     env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
     out = subprocess.run(
