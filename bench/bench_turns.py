@@ -77,7 +77,7 @@ def main() -> None:
                 {"name": "file_write", "arguments": {"path": "/shared/a.txt", "content": "x"}}
             ],
         }
-        script = text * (3 * RUNS + 6) + [call, *text] * (RUNS + 2)
+        script = text * (3 * RUNS + 6) + [call, *text] * (2 * RUNS + 4)
         record = Path(tmp) / "requests.jsonl"
         proc, url = _start_fake(script, record)
         try:
@@ -86,6 +86,9 @@ def main() -> None:
             ask = run_median(_ask_cmd(url, "hello"), RUNS, env)
             bare2 = run_median([sys.executable, "-c", BARE, url], RUNS, env)
             tool = run_median(_ask_cmd(url, "write a file"), RUNS, env)
+            jail = run_median(
+                [*_ask_cmd(url, "write a file"), "--set", "tools.isolation=process"], RUNS, env
+            )
         finally:
             proc.terminate()
             proc.wait()
@@ -96,7 +99,11 @@ def main() -> None:
     print(f"bare httpx streaming request, fresh process: {base * 1000:7.1f} ms")
     print(f"ask, text turn:                              {ask * 1000:7.1f} ms  ({ask / base:.2f}x)")
     print(
-        f"ask, one tool call (2 model calls):          {tool * 1000:7.1f} ms  ({tool / base:.2f}x)"
+        f"ask, one tool call (2 model calls):          {tool * 1000:7.1f} ms  ({tool / base:.2f}x,"
+        " file tool in the WASM guest, compiled on first use)"
+    )
+    print(
+        f"  same, file tool in the in-process jail:    {jail * 1000:7.1f} ms  ({jail / base:.2f}x)"
     )
     print(f"request body of one call (prompt + tools):   {size / 1000:7.1f} KB")
     os.environ.pop("OXYDRA_BENCH", None)

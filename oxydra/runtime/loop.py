@@ -28,6 +28,7 @@ from oxydra.core.stream import (
     ProviderCall,
     RollingSummary,
     StreamItem,
+    ToolCallDelta,
     ToolExecution,
     ToolHeartbeat,
 )
@@ -284,6 +285,10 @@ class AgentRuntime:
                     _log.warning("stream lost before any output, retrying without streaming")
                     async with asyncio.timeout(self.config.turn_timeout_secs):
                         return await self.provider.complete(context)  # type: ignore[attr-defined]
+                if isinstance(item, ToolCallDelta) and item.name:
+                    prepare = getattr(self.tools, "prepare", None)
+                    if prepare is not None:
+                        prepare(item.name)  # e.g. compile the sandbox while arguments stream
                 assembler.feed(item)
                 await sink(item)
                 forwarded = True

@@ -36,6 +36,14 @@ class RegistryExecutor:
         """Every registered tool's declaration."""
         return self.registry.schemas()
 
+    def prepare(self, name: str) -> None:
+        """The model started calling `name`: warm what its call will need (the file sandbox)."""
+        if name.startswith(("file_", "vault_")):
+            backend = self.backend_for("")
+            warm = getattr(backend, "start_warming", None)
+            if warm is not None:
+                warm()
+
     def is_read_only(self, name: str) -> bool:
         """Whether the tool may run concurrently (unknown tools may not)."""
         return tier_of(self.registry, name) == SafetyTier.READ_ONLY

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -29,6 +30,7 @@ class WasmFileBackend:
 
     def __init__(self, files: WasmWorkspace) -> None:
         self.files = files
+        self._warming = False
 
     @classmethod
     def for_workspace(
@@ -36,6 +38,17 @@ class WasmFileBackend:
     ) -> WasmFileBackend:
         """A backend over the jail's mounts (the jail still applies the path rules first)."""
         return cls(WasmWorkspace(workspace, sandbox))
+
+    def start_warming(self) -> None:
+        """Load wasmtime and compile the guest in a background thread.
+
+        Compiling takes ~40 ms and releases the GIL, so done while the first model call is
+        in flight it is off the turn's critical path.
+        """
+        if not self._warming:
+            self._warming = True
+            thread = threading.Thread(target=self.files.sandbox.warm, name="wasm-warm", daemon=True)
+            thread.start()
 
     async def read_text(self, path: str, *, max_bytes: int) -> tuple[str, bool]:
         """See `FileBackend.read_text`."""
