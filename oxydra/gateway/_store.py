@@ -78,14 +78,4 @@ class MemorySessionRecords:
 
 
 def _record(row: Any) -> SessionRecord:
-    return SessionRecord(
-        session_id=row.session_id,
-        user_id=row.user_id,
-        agent_name=row.agent_name,
-        display_name=row.display_name,
-        channel_origin=row.channel_origin,
-        parent_session_id=row.parent_session_id,
-        created_at=row.created_at,
-        last_active_at=row.last_active_at,
-        archived=row.archived,
-    )
+    return msgspec.convert(msgspec.structs.asdict(row), SessionRecord)

@@ -13,6 +13,8 @@ import time
 from collections import defaultdict
 from typing import Any, Protocol
 
+import msgspec
+
 from oxydra.config.schema import GatewayConfig
 from oxydra.core.errors import GatewayError
 from oxydra.core.ids import new_session_id
@@ -143,15 +145,7 @@ class GatewayCore:
         """The user's sessions, most recently active first."""
         records = await self.store.list(user_id, include_archived=include_archived)
         return [
-            SessionSummary(
-                session_id=r.session_id,
-                agent_name=r.agent_name,
-                display_name=r.display_name,
-                channel_origin=r.channel_origin,
-                created_at=r.created_at,
-                last_active_at=r.last_active_at,
-                archived=r.archived,
-            )
+            msgspec.convert(msgspec.structs.asdict(r), SessionSummary)
             for r in records
             if include_subagents or r.parent_session_id is None
         ]

@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,9 @@ async def serve_vm(
     services.start_background(core)
     print(f"gateway_endpoint={endpoint}", flush=True)
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+    if threading.current_thread() is threading.main_thread():  # embedded runs own none
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -311,8 +310,7 @@ async def _serve(port: int, script: Script, record: Path | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)
     async with llm:
         print(f"FAKE_LLM_URL={llm.base_url}", flush=True)
         await stop.wait()
