@@ -3,7 +3,8 @@
 Theory of operation:
 
 1. A reader task pulls bytes from the response, runs them through the SSE decoder and the
-   provider's translator, and `put`s each item on a bounded `asyncio.Queue`. When the consumer
+   provider's translator, and `put`s the items of each network chunk, as one entry, on a
+   bounded `asyncio.Queue` (one queue operation per chunk, not per item). When the consumer
    is slow the queue fills and the reader stops reading, so TCP flow control pushes back on
    the server instead of memory growing (backpressure).
 2. The consumer (an async generator) `get`s items and yields them. A failure in the reader
@@ -81,10 +82,14 @@ class _Reader:
         received = 0
         async for chunk in self.response.aiter_bytes():
             received += len(chunk)
+            batch: list[StreamItem] = []
             for event in self.decoder.feed(chunk):
-                await self._emit(self.translator.on_event(event))
+                batch += self.translator.on_event(event)
                 if self.translator.done:
-                    return
+                    break
+            await self._emit(batch)
+            if self.translator.done:
+                return
         if not received:
             raise WireError("HTTP 200 with an empty body")
         for event in self.decoder.feed_eof():
@@ -94,10 +99,14 @@ class _Reader:
         await self._emit(self.translator.on_eof())
 
     async def _emit(self, items: list[StreamItem], lost_reason: str | None = None) -> None:
-        for item in items:
-            if lost_reason and isinstance(item, ConnectionLost):
-                item = ConnectionLost(message=lost_reason)
-            await self.queue.put(item)
+        """Queue the items of one network chunk as one entry (the queue bounds chunks)."""
+        if lost_reason:
+            items = [
+                ConnectionLost(message=lost_reason) if isinstance(i, ConnectionLost) else i
+                for i in items
+            ]
+        if items:
+            await self.queue.put(items)
 
 
 async def pump_sse(
@@ -114,14 +123,15 @@ async def pump_sse(
     task = asyncio.create_task(reader.run(), name=f"sse-reader-{provider}")
     try:
         while True:
-            item = await queue.get()
-            if item is _END:
+            entry = await queue.get()
+            if entry is _END:
                 return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield cast(StreamItem, item)
-            if isinstance(item, ConnectionLost):
-                return
+            if isinstance(entry, _Failure):
+                raise entry.error
+            for item in cast(list[StreamItem], entry):
+                yield item
+                if isinstance(item, ConnectionLost):
+                    return
     finally:
         await _stop(task)
 
