@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from oxydra.catalog import ModelCatalog, catalog_provider_for, load_catalog
-from oxydra.config.schema import AgentConfig
+from oxydra.config.schema import AgentConfig, AgentDefinition
 from oxydra.runtime.conversation import ConversationStore
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.loop import AgentRuntime, Retriever
@@ -110,7 +110,48 @@ def build_agent(
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
         retriever=retriever,
     )
+    if config.agents:
+        _add_delegation(config, registry, runtime, env, catalog, http_client)
     closers: list[Any] = [provider.aclose]
     if shell is not None and shell_available:
         closers.append(shell.close)
     return Agent(runtime=runtime, catalog=catalog, workspace=jail, closers=closers)
+
+
+def _add_delegation(
+    config: AgentConfig,
+    registry: Any,
+    runtime: AgentRuntime,
+    env: dict[str, str],
+    catalog: ModelCatalog,
+    http_client: httpx.AsyncClient | None,
+) -> None:
+    """Register `delegate_to_agent` for `[agents]`; each agent gets a runtime of its own."""
+    from oxydra.providers import build_reliable_provider
+    from oxydra.runtime.delegation import NAME, DelegateTool, check_agent_tools
+
+    known = [n for n in registry.names if n != NAME]
+    check_agent_tools(config.agents, known)
+    executor = runtime.tools
+    assert isinstance(executor, RegistryExecutor)
+
+    def runtime_for(name: str, agent: AgentDefinition, prompt: str) -> AgentRuntime:
+        provider, provider_id, model = runtime.provider, runtime.provider_id, runtime.model
+        if agent.selection is not None:
+            provider_id, model = agent.selection.provider, agent.selection.model
+            provider = build_reliable_provider(
+                config, env, catalog, http_client, provider=provider_id, model=model
+            )
+        return AgentRuntime(
+            provider=provider,
+            tools=executor.only(agent.tools if agent.tools else known),
+            config=config.runtime,
+            provider_id=provider_id,
+            model=model,
+            system_prompt=prompt,
+            store=runtime.store,
+            ledger=runtime.ledger,
+        )
+
+    timeout = float(config.runtime.turn_deadline_secs or 600)
+    registry.register(DelegateTool(config.agents, runtime_for, timeout=timeout))

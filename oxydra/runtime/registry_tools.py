@@ -8,7 +8,7 @@ is told about so it can correct itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from oxydra.core.messages import FunctionDecl, ToolCall
 from oxydra.core.tiers import SafetyTier
@@ -28,13 +28,28 @@ FEEDBACK_KINDS = frozenset({"unknown_tool", "invalid_arguments"})
 class RegistryExecutor:
     """Runs calls through a `ToolRegistry`, with each user's own file backend."""
 
-    def __init__(self, registry: ToolRegistry, backend_for: Callable[[str], FileBackend]) -> None:
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        backend_for: Callable[[str], FileBackend],
+        only: frozenset[str] | None = None,
+    ) -> None:
         self.registry = registry
         self.backend_for = backend_for
+        self.allowed = only
+
+    def only(self, names: Iterable[str]) -> RegistryExecutor:
+        """A view offering and running just `names` (a sub-agent's tool list)."""
+        return RegistryExecutor(self.registry, self.backend_for, frozenset(names))
 
     def schemas(self) -> list[FunctionDecl]:
-        """Every registered tool's declaration."""
-        return self.registry.schemas()
+        """The declarations of the tools this view offers."""
+        return self.registry.schemas(None if self.allowed is None else sorted(self.allowed))
+
+    def timeout_for(self, name: str) -> float | None:
+        """The tool's own time limit, which may exceed the turn's per-call bound."""
+        tool = self.registry.get(name)
+        return None if tool is None else float(tool.timeout)
 
     def prepare(self, name: str) -> None:
         """The model started calling `name`: warm what its call will need (the file sandbox)."""
@@ -69,6 +84,13 @@ class RegistryExecutor:
             model=scope.model,
             call_id=call.id,
         )
+        if self.allowed is not None and call.name not in self.allowed:
+            known = ", ".join(sorted(self.allowed)) or "none"
+            return ToolOutcome(
+                text=f"unknown tool '{call.name}'. Available tools: {known}",
+                ok=False,
+                feedback=True,
+            )
         raw = call.invalid_arguments if call.invalid_arguments is not None else call.arguments
         result = await self.registry.execute(call.name, raw, ctx)
         return ToolOutcome(

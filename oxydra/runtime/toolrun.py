@@ -5,8 +5,9 @@ Rules:
 2. A side-effecting or privileged call (or an unknown one) first flushes the pending batch,
    then runs alone.
 3. Results go back in the order the model asked, whatever order they finished in.
-4. Each call is bounded by `turn_timeout_secs`; a timeout is a result the model reads, not a
-   failure of the turn.
+4. Each call is bounded by `turn_timeout_secs`, or by the tool's own longer limit (a
+   delegation, a long shell command); a timeout is a result the model reads, not a failure
+   of the turn.
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ async def run_calls(
     batch: list[ToolCall] = []
 
     async def one(call: ToolCall) -> ToolOutcome:
+        own = getattr(executor, "timeout_for", None)
+        limit = max(timeout_secs, (own(call.name) if own else None) or 0)
         try:
-            async with asyncio.timeout(timeout_secs):
+            async with asyncio.timeout(limit):
                 return await executor.execute(call, scope, approver)
         except TimeoutError:
-            return ToolOutcome(text=f"Tool {call.name} timed out after {timeout_secs:g}s", ok=False)
+            return ToolOutcome(text=f"Tool {call.name} timed out after {limit:g}s", ok=False)
 
     async def flush() -> None:
         outcomes = await asyncio.gather(*(one(c) for c in batch))
