@@ -11,7 +11,7 @@ import asyncio
 import re
 import time
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -394,8 +394,3 @@ class _FrameSink:
                 )
             case _:
                 pass
-
-
-def attachment_parts(attachments: list[Any]) -> tuple[MediaPart, ...]:
-    """Turn `send_turn` attachments into message media parts."""
-    return tuple(MediaPart(mime_type=a.mime_type, data=a.data) for a in attachments)

@@ -22,8 +22,9 @@ from websockets.http11 import Request, Response
 
 from oxydra.core.errors import GatewayError
 from oxydra.core.log import get_logger
+from oxydra.core.messages import MediaPart
 from oxydra.gateway._hub import SessionChannel, Subscriber
-from oxydra.gateway.core import GatewayCore, RefusedError, attachment_parts
+from oxydra.gateway.core import GatewayCore, RefusedError
 from oxydra.wire.gateway import (
     PROTOCOL_VERSION,
     ApprovalResponse,
@@ -343,4 +344,4 @@ def _validated_attachments(frame: SendTurn) -> tuple[Any, ...]:
             raise RefusedError(f"bad attachment mime type {item.mime_type!r}", "attachments")
     if total > MAX_TOTAL_BYTES:
         raise RefusedError("attachments exceed 40 MiB in total", "attachments")
-    return attachment_parts(items)
+    return tuple(MediaPart(mime_type=a.mime_type, data=a.data) for a in items)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import msgspec
 
@@ -163,15 +163,3 @@ def fts_query(query: str) -> str | None:
 def chunk_id_for(session_id: str, sequence: int, index: int, digest: str) -> str:
     """Upstream's conversation chunk id: `chunk:{session}:{seq}:{index}:{hash16}`."""
     return f"chunk:{session_id}:{sequence}:{index}:{digest[:16]}"
-
-
-def limit_text(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def check_nonempty(values: Sequence[str], what: str) -> None:
-    """Raise `ToolArgumentsError` when a value is blank."""
-    for value in values:
-        if not value.strip():
-            raise ToolArgumentsError(f"{what} must not be empty")

@@ -5,7 +5,7 @@ The runtime depends on `Provider` (the seam), builds routes with `build_provider
 """
 
 from oxydra.catalog import ProviderCaps
-from oxydra.providers._base import Provider, WireCodec, WireProvider
+from oxydra.providers._base import FormatCodec, Provider, WireCodec, WireProvider
 from oxydra.providers._http import HttpEndpoint, join_url, parse_retry_after
 from oxydra.providers._registry import (
     DEFAULT_BASE_URLS,
@@ -19,6 +19,7 @@ from oxydra.providers.responses import ResponsesProvider
 
 __all__ = [
     "DEFAULT_BASE_URLS",
+    "FormatCodec",
     "HttpEndpoint",
     "Provider",
     "ProviderCaps",

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -66,6 +67,38 @@ class WireCodec(Protocol):
     def translator(self) -> StreamTranslator:
         """A fresh translator for one stream."""
         ...
+
+
+@dataclass(frozen=True)
+class FormatCodec:
+    """A `WireCodec` binding one pure wire module (`oxydra.wire.<format>`) to the driver.
+
+    `output_limit_arg` names the builder keyword that receives the catalog's output limit
+    (Anthropic's required `max_tokens`); extra keywords of `build` (Responses chaining) pass
+    straight to the builder.
+    """
+
+    profile: Any
+    build_request: Callable[..., WireRequest]
+    parse_response: Callable[[bytes], Response]
+    translator_type: Callable[[], StreamTranslator]
+    output_limit_arg: str | None = None
+
+    def build(
+        self, context: Context, *, stream: bool, caps: ProviderCaps, **extra: Any
+    ) -> WireRequest:
+        """The request for `context`."""
+        if self.output_limit_arg:
+            extra[self.output_limit_arg] = caps.max_output_tokens
+        return self.build_request(context, self.profile, stream=stream, **extra)
+
+    def parse(self, body: bytes) -> Response:
+        """A whole answer."""
+        return self.parse_response(body)
+
+    def translator(self) -> StreamTranslator:
+        """A fresh translator for one stream."""
+        return self.translator_type()
 
 
 class WireProvider:

@@ -42,21 +42,19 @@ DEFAULT_BASE_URLS = {
 
 def _openai_codec(name: str, official: bool) -> WireCodec:
     field = "max_completion_tokens" if official else "max_tokens"
-    return openai_chat.OpenAIChatCodec(
-        openai_wire.OpenAIChatProfile(name=name, max_tokens_field=field)
-    )
+    return openai_chat.codec(openai_wire.OpenAIChatProfile(name=name, max_tokens_field=field))
 
 
 def _anthropic_codec(name: str, official: bool) -> WireCodec:
-    return anthropic.AnthropicCodec(anthropic_wire.AnthropicProfile(name=name))
+    return anthropic.codec(anthropic_wire.AnthropicProfile(name=name))
 
 
 def _gemini_codec(name: str, official: bool) -> WireCodec:
-    return gemini.GeminiCodec(gemini_wire.GeminiProfile(name=name))
+    return gemini.codec(gemini_wire.GeminiProfile(name=name))
 
 
 def _responses_codec(name: str, official: bool) -> WireCodec:
-    return responses.ResponsesCodec(responses_wire.ResponsesProfile(name=name))
+    return responses.codec(responses_wire.ResponsesProfile(name=name))
 
 
 _CODECS: dict[str, Callable[[str, bool], WireCodec]] = {

@@ -1,29 +1,13 @@
-"""Google Gemini driver: the codec binding `oxydra.wire.gemini` to the driver."""
+"""Google Gemini driver: base URL and codec for `oxydra.wire.gemini`."""
 
 from __future__ import annotations
 
-from oxydra.catalog import ProviderCaps
-from oxydra.core.messages import Context, Response
-from oxydra.wire import StreamTranslator, WireRequest
+from oxydra.providers._base import FormatCodec
 from oxydra.wire import gemini as wire
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 
 
-class GeminiCodec:
-    """generateContent requests and answers for one deployment profile."""
-
-    def __init__(self, profile: wire.GeminiProfile) -> None:
-        self.profile = profile
-
-    def build(self, context: Context, *, stream: bool, caps: ProviderCaps) -> WireRequest:
-        """The request (`:streamGenerateContent?alt=sse` when streaming)."""
-        return wire.build_request(context, self.profile, stream=stream)
-
-    def parse(self, body: bytes) -> Response:
-        """A whole answer."""
-        return wire.parse_response(body)
-
-    def translator(self) -> StreamTranslator:
-        """A translator for one stream."""
-        return wire.GeminiStream()
+def codec(profile: wire.GeminiProfile) -> FormatCodec:
+    """generateContent (`:streamGenerateContent?alt=sse` when streaming) for one deployment."""
+    return FormatCodec(profile, wire.build_request, wire.parse_response, wire.GeminiStream)

@@ -23,13 +23,12 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from oxydra.catalog import ProviderCaps
 from oxydra.core.errors import BadRequestError
 from oxydra.core.log import get_logger
 from oxydra.core.messages import Context, Message, Response
 from oxydra.core.stream import FinishReason, StreamItem
-from oxydra.providers._base import WireProvider
-from oxydra.wire import StreamTranslator, WireRequest
+from oxydra.providers._base import FormatCodec, WireProvider
+from oxydra.wire import WireRequest
 from oxydra.wire import responses as wire
 
 DEFAULT_BASE_URL = "https://api.openai.com"
@@ -37,37 +36,9 @@ _log = get_logger(__name__)
 _encoder = msgspec.json.Encoder()
 
 
-class ResponsesCodec:
-    """Responses requests and answers for one deployment profile."""
-
-    def __init__(self, profile: wire.ResponsesProfile) -> None:
-        self.profile = profile
-
-    def build(
-        self,
-        context: Context,
-        *,
-        stream: bool,
-        caps: ProviderCaps,
-        previous_response_id: str | None = None,
-        start: int = 0,
-    ) -> WireRequest:
-        """The request, chained to `previous_response_id` when given."""
-        return wire.build_request(
-            context,
-            self.profile,
-            stream=stream,
-            previous_response_id=previous_response_id,
-            start=start,
-        )
-
-    def parse(self, body: bytes) -> Response:
-        """A whole answer."""
-        return wire.parse_response(body)
-
-    def translator(self) -> StreamTranslator:
-        """A translator for one stream."""
-        return wire.ResponsesStream()
+def codec(profile: wire.ResponsesProfile) -> FormatCodec:
+    """Responses for one deployment; `build` takes `previous_response_id` and `start`."""
+    return FormatCodec(profile, wire.build_request, wire.parse_response, wire.ResponsesStream)
 
 
 class Chain(NamedTuple):
@@ -120,7 +91,7 @@ class ChainStore:
 class ResponsesProvider(WireProvider):
     """The Responses API driver; see the module docstring for chaining."""
 
-    codec: ResponsesCodec
+    codec: FormatCodec
 
     def __init__(self, *, max_sessions: int = 1024, **kwargs: Any) -> None:
         super().__init__(**kwargs)
