@@ -76,7 +76,7 @@ class GatewayConfig(_Section):
     allowed_origins: list[str] = []
     max_sessions_per_user: Positive = 50
     max_concurrent_turns_per_user: Positive = 10
-    session_idle_ttl_hours: Positive = 48
+    session_idle_ttl_hours: PositiveFloat = 48
 
 
 class RetrievalConfig(_Section):

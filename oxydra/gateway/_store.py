@@ -30,6 +30,14 @@ class SessionRecords(Protocol):
         """Store a new session."""
         ...
 
+    async def create_many(self, records: list[SessionRecord]) -> set[str]:
+        """Store new sessions together; returns the ids stored (a taken id is skipped)."""
+        ...
+
+    async def count_live(self, user_id: str) -> int:
+        """The user's non-archived top-level sessions (what `max_sessions_per_user` counts)."""
+        ...
+
     async def get(self, session_id: str) -> SessionRecord | None:
         """A session by id, or None."""
         ...
@@ -59,6 +67,18 @@ class MemorySessionRecords:
             channel_origin=record.channel_origin,
             parent_session_id=record.parent_session_id,
         )
+
+    async def create_many(self, records: list[SessionRecord]) -> set[str]:
+        """Store new sessions in one transaction; returns the ids stored."""
+        rows = [
+            (r.session_id, r.user_id, r.agent_name, r.display_name, r.channel_origin)
+            for r in records
+        ]
+        return await self.store.create_many(rows)
+
+    async def count_live(self, user_id: str) -> int:
+        """The user's non-archived top-level sessions."""
+        return await self.store.count_active(user_id)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """A session by id, or None."""

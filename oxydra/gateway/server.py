@@ -54,6 +54,7 @@ _log = get_logger(__name__)
 HELLO_TIMEOUT_SECS = 30
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 CLOSE_LAGGING = 4008
+LAGGING_CLOSE_SECS = 120
 MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES, MAX_TOTAL_BYTES = 4, 10 * 2**20, 40 * 2**20
 
 
@@ -189,7 +190,10 @@ class _Connection:
             return None
         try:
             channel = await self.core.open_session(
-                self.user_id, frame.session_id, create_new=frame.create_new_session
+                self.user_id,
+                frame.session_id,
+                create_new=frame.create_new_session,
+                request_id=frame.request_id,
             )
         except GatewayError as exc:
             await self._refuse(exc.message, frame.request_id)
@@ -204,7 +208,9 @@ class _Connection:
                 session=c.ref,
                 active_turn=c.active_turn,
                 seq=c.seq,
+                epoch=c.epoch,
             ),
+            frame.epoch,
         )
         await self.core.deliver_pending(channel)
         return frame
@@ -218,17 +224,18 @@ class _Connection:
         channel: SessionChannel,
         last_seq: int | None,
         ack: Callable[[SessionChannel], TaggedFrame],
+        epoch: str | None = None,
     ) -> None:
         """Follow `channel`: acknowledge, replay what the client missed, then stream live."""
         self.detach()
         self.channel = channel
-        subscriber, replay, gap = self.core.subscribe(channel, last_seq)
+        subscriber, replay, gap = self.core.subscribe(channel, last_seq, epoch)
         subscriber.on_overflow = self._lagging
         self.subscriber = subscriber
         await self.send(ack(channel))
         if gap:
             await self.error(
-                "some frames are no longer kept; showing the last result", None, "replay_gap"
+                "some frames are no longer kept; replaying what is", None, "replay_gap"
             )
         for data in replay:
             await self.ws.send(data.decode())
@@ -243,7 +250,16 @@ class _Connection:
             return
 
     def _lagging(self) -> None:
-        """The subscriber fell behind: close, so the client reconnects with `last_seq`."""
+        """The subscriber fell behind: stop feeding it and close with 4008.
+
+        The client reconnects with `last_seq` and is replayed the rest from the log. The
+        close frame queues behind what is already buffered for the slow client, so it is
+        given `LAGGING_CLOSE_SECS` to read up to it before the connection is dropped.
+        """
+        if self.pump is not None:
+            self.pump.cancel()
+            self.pump = None
+        self.ws.close_timeout = LAGGING_CLOSE_SECS
         self._closer = asyncio.ensure_future(
             self.ws.close(CLOSE_LAGGING, "too slow: reconnect with last_seq")
         )
@@ -286,20 +302,20 @@ class _Connection:
                     create_new=True,
                     agent_name=frame.agent_name,
                     display_name=frame.display_name,
+                    request_id=frame.request_id,
                 )
-                self.detach()
-                self.channel = new
-                await self.send(
-                    SessionCreated(
-                        request_id=frame.request_id,
-                        session=new.ref,
-                        agent_name=new.agent_name,
-                        display_name=new.display_name,
-                    )
+                request_id = frame.request_id
+                await self._attach(
+                    new,
+                    None,
+                    lambda c: SessionCreated(
+                        request_id=request_id,
+                        session=c.ref,
+                        agent_name=c.agent_name,
+                        display_name=c.display_name,
+                        epoch=c.epoch,
+                    ),
                 )
-                subscriber, _replay, _gap = self.core.subscribe(new, None)
-                self.subscriber = subscriber
-                self.pump = asyncio.create_task(self._pump(subscriber))
             case ListSessions():
                 sessions = await self.core.list_sessions(
                     self.user_id, frame.include_archived, frame.include_subagent_sessions
@@ -312,7 +328,11 @@ class _Connection:
                     target,
                     None,
                     lambda c: SessionSwitched(
-                        request_id=request_id, session=c.ref, active_turn=c.active_turn, seq=c.seq
+                        request_id=request_id,
+                        session=c.ref,
+                        active_turn=c.active_turn,
+                        seq=c.seq,
+                        epoch=c.epoch,
                     ),
                 )
             case ApprovalResponse():

@@ -35,6 +35,10 @@ class SessionStore:
             parent_session_id=parent_session_id,
         )  # fmt: skip
 
+    async def create_many(self, rows: list[tuple[str, str, str, str | None, str]]) -> set[str]:
+        """Record new sessions in one transaction; returns the ids created."""
+        return await self._worker.run(self._table.create_many, rows)
+
     async def get_or_create(
         self, session_id: str, user_id: str, *, channel_origin: str = "tui"
     ) -> GatewaySession:

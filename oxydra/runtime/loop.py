@@ -117,6 +117,17 @@ class AgentRuntime:
         self._conversations[session_id] = conversation
         return conversation
 
+    def forget(self, session_id: str) -> bool:
+        """Drop an idle session's in-memory state (it is loaded from the store when needed).
+
+        A session whose turn holds its lock is kept; returns whether it was dropped.
+        """
+        lock = self._locks.get(session_id)
+        if lock is not None and lock.locked():
+            return False
+        self._locks.pop(session_id, None)
+        return self._conversations.pop(session_id, None) is not None
+
     async def _persist(self, conversation: Conversation) -> None:
         pending = conversation.unstored()
         if self.store is not None and pending:

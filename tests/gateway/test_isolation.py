@@ -49,6 +49,9 @@ class Gate(FunctionTools):
 
 
 class Stack:
+    runtime: AgentRuntime
+    memory: Memory
+
     def __init__(self, provider: MockProvider, endpoint: str, core: GatewayCore) -> None:
         self.provider, self.endpoint, self.core = provider, endpoint, core
 
@@ -67,17 +70,23 @@ async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
         model="m",
         system_prompt="test",
     )
-    config = GatewayConfig(max_concurrent_turns_per_user=options.get("turns", 10))
+    config = GatewayConfig(
+        max_concurrent_turns_per_user=options.get("turns", 10),
+        max_sessions_per_user=options.get("sessions", 50),
+    )
     core = GatewayCore(
         runtime,
         MemorySessionRecords(memory.sessions),
         config,
         subscriber_capacity=options.get("capacity", 4096),
+        log_bytes=options.get("log_bytes", 1 << 20),
         approval_timeout_secs=5,
     )
     server = GatewayServer(core, TOKENS)
     host, port = await server.start("127.0.0.1", 0)
-    yield Stack(provider, f"ws://{host}:{port}/ws", core)
+    stack = Stack(provider, f"ws://{host}:{port}/ws", core)
+    stack.runtime, stack.memory = runtime, memory
+    yield stack
     await core.shutdown()
     await server.close()
     await memory.close()
