@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.bench_gateway import ANSWER, TOKEN, _rss_mib, _sets, _start_vm
+from bench.bench_gateway import ANSWER, TOKEN, _rss_mib, _start_vm
 from oxydra.wire import gateway as g
 
 CLIENTS = 16
