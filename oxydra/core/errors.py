@@ -34,6 +34,8 @@ the most specific of ours at one boundary, with ``raise ... from exc``.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 
 class OxydraError(Exception):
     """Root of every error Oxydra raises.
@@ -205,3 +207,9 @@ class SchedulerError(OxydraError):
 
 class RunnerError(OxydraError):
     """Provisioning or launching a user's guest failed."""
+
+
+RETRY_WAIT: ContextVar[ProviderError | None] = ContextVar("oxydra_retry_wait", default=None)
+"""The failure a provider retry is waiting out in this task, so a caller whose own timeout
+cuts the wait short can name the real cause (a rate limit) instead of "no data"."""
+

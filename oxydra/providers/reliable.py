@@ -32,6 +32,7 @@ import msgspec
 from oxydra.catalog import ProviderCaps
 from oxydra.config.schema import ReliabilityConfig
 from oxydra.core.errors import (
+    RETRY_WAIT,
     AuthenticationError,
     ProviderError,
     ProviderHTTPError,
@@ -145,7 +146,9 @@ class ReliableProvider:
                 }
             },
         )
+        RETRY_WAIT.set(error)  # left set if a caller's timeout cancels the wait
         await self._sleep(delay)
+        RETRY_WAIT.set(None)
         return True
 
     async def complete(self, context: Context) -> Response:

@@ -18,7 +18,7 @@ from typing import Literal
 import msgspec
 
 from oxydra.config.schema import RuntimeConfig
-from oxydra.core.errors import ProviderError
+from oxydra.core.errors import RETRY_WAIT, ProviderError
 from oxydra.core.ids import ModelId, ProviderId
 from oxydra.core.log import get_logger, span
 from oxydra.core.messages import Context, FunctionDecl, Message, Response, TextPart, ToolCall
@@ -301,6 +301,7 @@ class AgentRuntime:
     async def _call_model(self, context: Context, sink: EventSink) -> Response:
         """Stream the answer, forwarding items; fall back to `complete` if the stream drops."""
         self.state = "streaming"
+        RETRY_WAIT.set(None)
         caps = self.provider.capabilities()  # type: ignore[attr-defined]
         if not caps.streaming:
             async with asyncio.timeout(self.config.turn_timeout_secs):
@@ -329,14 +330,30 @@ class AgentRuntime:
                 await sink(item)
                 forwarded = True
         except TimeoutError as exc:
-            raise ProviderError(
-                f"no data from the provider for {self.config.turn_timeout_secs}s"
-            ) from exc
+            raise ProviderError(self._timeout_cause()) from exc
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
         return assembler.response()
+
+    def _timeout_cause(self) -> str:
+        """Why no data came for `turn_timeout_secs`: a retry being waited out, or silence."""
+        limit = self.config.turn_timeout_secs
+        waiting = RETRY_WAIT.get()
+        if waiting is None:
+            return f"no data from the provider for {limit}s"
+        after = getattr(waiting, "retry_after", None)
+        if getattr(waiting, "status", None) == 429:
+            asked = f"it asked to retry after {after:g}s, " if after is not None else ""
+            return (
+                f"rate limited by the provider ({waiting}): {asked}"
+                f"longer than turn_timeout_secs ({limit}s) allows"
+            )
+        return (
+            f"the provider failed ({waiting}) and the retry's wait outlasted "
+            f"turn_timeout_secs ({limit}s)"
+        )
 
     async def _context(
         self, conversation: Conversation, sink: EventSink, state: d.TurnState
