@@ -18,6 +18,10 @@ Theory of operation:
    `interrupted` and rescheduled from now, not retried; a schedule that fell due while the
    process was down is due once, and runs once.
 5. Shutdown (`aclose`) cancels the runs in flight and records them as `interrupted`.
+6. Clock jumps. Each poll compares how far the wall clock moved with how far the monotonic
+   clock did; a difference over `JUMP_TOLERANCE_SECS` is a jump, and the store re-times next
+   runs (`_rules.retimed`: intervals move with the jump, crons follow the wall clock).
+   Start-up applies the same rule with an unknown jump (only its bounds).
 
 Clock and sleep are injected, so tests drive the executor tick by tick without sleeping.
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -51,6 +56,7 @@ _log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
+JUMP_TOLERANCE_SECS = 5.0
 
 
 def utc_now() -> datetime:
@@ -111,6 +117,7 @@ class SchedulerExecutor:
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         timeout_secs: float = 600.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -119,6 +126,8 @@ class SchedulerExecutor:
         self.clock = clock
         self.sleep = sleep
         self.timeout_secs = timeout_secs
+        self.monotonic = monotonic
+        self._last_seen: tuple[datetime, float] | None = None
         self.runs: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -167,7 +176,22 @@ class SchedulerExecutor:
             _log.warning(
                 "recorded interrupted scheduled runs", extra={"oxy": {"count": len(recovered)}}
             )
+        await self.store.retime(self.clock())
         return recovered
+
+    async def _follow_clock(self, now: datetime) -> None:
+        """Re-time next runs when the wall clock jumped since the last poll (rule 6)."""
+        mono = self.monotonic()
+        last, self._last_seen = self._last_seen, (now, mono)
+        if last is None:
+            return
+        jump = (now - last[0]).total_seconds() - (mono - last[1])
+        if abs(jump) > JUMP_TOLERANCE_SECS:
+            moved = await self.store.retime(now, jump)
+            _log.warning(
+                "the wall clock jumped; re-timed schedules",
+                extra={"oxy": {"jump_s": round(jump, 1), "moved": moved}},
+            )
 
     async def tick(self) -> list[str]:
         """Claim and start due schedules up to the free slots; returns the new run ids."""
@@ -175,6 +199,7 @@ class SchedulerExecutor:
         if room <= 0:
             return []
         now = self.clock()
+        await self._follow_clock(now)
         started: list[str] = []
         for schedule in await self.store.due(now, room):
             claimed = await self.store.claim_run(schedule.schedule_id, now)
