@@ -1,1 +1,3 @@
-"""Package data of the model catalog: the pinned models.dev snapshot and the caps overrides."""
+"""Pinned model catalog data, imported as `oxydra.catalog.data` (mapped in setup.py)."""
+
+__all__: list[str] = []

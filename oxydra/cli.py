@@ -15,17 +15,17 @@ from oxydra import __version__
 
 # mode -> (module, function, help); the function takes the parsed args and returns an exit code
 MODES: dict[str, tuple[str, str, str]] = {
-    "ask": ("oxydra.runtime.ask", "run_ask", "run one turn and print the answer"),
-    "vm": ("oxydra.gateway.vm", "run_vm", "the guest: agent runtime + gateway server"),
+    "ask": ("oxydra.app.ask", "run_ask", "run one turn and print the answer"),
+    "vm": ("oxydra.app.vm", "run_vm", "the guest: agent runtime + gateway server"),
     "tui": ("oxydra.tui.app", "run_tui", "terminal client for a running vm"),
     "runner": ("oxydra.runner.cli", "run_runner", "host side: workspaces and guests"),
     "shell-daemon": ("oxydra.runner.shell_daemon", "run_shell_daemon", "shell command server"),
     "catalog": (
-        "oxydra.catalog.commands",
+        "oxydra.commands.catalog",
         "run_catalog",
         "fetch, verify or show the model catalog",
     ),
-    "config": ("oxydra.config.commands", "run_config", "show or check the effective config"),
+    "config": ("oxydra.commands.config", "run_config", "show or check the effective config"),
 }
 
 
@@ -134,15 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from oxydra.core.log import configure_logging
 
     configure_logging()
+    run = getattr(importlib.import_module(module_name), func_name)
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        print(f"oxydra: the '{args.mode}' mode is not built yet", file=sys.stderr)
-        return 2
-    try:
-        return int(getattr(module, func_name)(args))
+        return int(run(args))
     except ConfigError as exc:
         print(f"oxydra {args.mode}: {exc}", file=sys.stderr)
         return 2

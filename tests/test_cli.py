@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from oxydra import __version__
+from oxydra.cli import MODES
 
 
 def run(
@@ -36,6 +38,12 @@ def test_help_lists_every_mode(tmp_path: Path) -> None:
     assert out.returncode == 0
     for mode in ("ask", "vm", "tui", "runner", "shell-daemon", "catalog", "config"):
         assert mode in out.stdout
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_every_mode_names_a_function_that_exists(mode: str) -> None:
+    module_name, func_name, _ = MODES[mode]
+    assert callable(getattr(importlib.import_module(module_name), func_name))
 
 
 def test_help_imports_no_heavy_module() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from oxydra.app.services import sidecar_shell
 from oxydra.core.errors import ToolError
 from oxydra.core.tiers import SandboxTier
-from oxydra.runtime.services import sidecar_shell
 from oxydra.tools import CancellationToken, DaemonShellSession, format_output
 from oxydra.wire.envelope import BootstrapEnvelope, SidecarEndpoint
 
