@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from oxydra import __version__
-from oxydra.cli import MODES
+from oxydra.cli import MODES, _merge_runner_rest, build_parser
 
 
 def run(
@@ -106,3 +106,27 @@ class TestConfigCommand:
 def test_usage_errors_exit_2_without_a_traceback(tmp_path: Path, bad: list[str]) -> None:
     out = run(bad, tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+class TestRunnerFlags:
+    def parse(self, argv: list[str]) -> object:
+        args = build_parser().parse_args(argv)
+        if args.rest:
+            _merge_runner_rest(args)
+        return args
+
+    def test_flags_after_the_subcommand_join_those_before_it(self) -> None:
+        args = self.parse(["runner", "-e", "A=1", "-u", "ann", "logs", "-e", "B=2", "-f"])
+        assert args.env == ["A=1", "B=2"] and args.user == "ann" and args.follow  # type: ignore[attr-defined]
+
+    def test_a_flag_after_the_subcommand_wins(self) -> None:
+        args = self.parse(["runner", "-u", "ann", "start", "-u", "bob", "--insecure"])
+        assert args.user == "bob" and args.insecure and args.command == "start"  # type: ignore[attr-defined]
+
+    def test_logs_flags_have_their_defaults_without_the_subcommand_flags(self) -> None:
+        args = self.parse(["runner", "logs"])
+        assert (args.role, args.stream, args.tail, args.follow) == ("runtime", "both", None, False)  # type: ignore[attr-defined]
+
+    def test_an_unknown_flag_after_the_subcommand_is_a_usage_error(self, tmp_path: Path) -> None:
+        out = run(["runner", "status", "--bogus"], tmp_path)
+        assert out.returncode == 2 and "--bogus" in out.stderr
