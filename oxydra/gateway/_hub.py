@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
 
 import msgspec
 
@@ -48,7 +47,6 @@ class Subscriber:
     def __init__(self, capacity: int) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(capacity)
         self.overflowed = asyncio.Event()
-        self.on_overflow: Callable[[], object] | None = None
 
     def offer(self, frame: bytes) -> bool:
         """Queue a frame; on a full queue mark the subscriber overflowed and refuse."""
@@ -57,9 +55,7 @@ class Subscriber:
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
-            self.overflowed.set()
-            if self.on_overflow is not None:
-                self.on_overflow()
+            self.overflowed.set()  # the connection's pump sends what is queued, then closes 4008
             return False
         return True
 

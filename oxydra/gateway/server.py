@@ -137,7 +137,6 @@ class _Connection:
         self.channel: SessionChannel | None = None
         self.subscriber: Subscriber | None = None
         self.pump: asyncio.Task[None] | None = None
-        self._closer: asyncio.Future[None] | None = None
 
     async def send(self, frame: TaggedFrame) -> None:
         await self.ws.send(encode_frame(frame).decode())
@@ -230,7 +229,6 @@ class _Connection:
         self.detach()
         self.channel = channel
         subscriber, replay, gap = self.core.subscribe(channel, last_seq, epoch)
-        subscriber.on_overflow = self._lagging
         self.subscriber = subscriber
         await self.send(ack(channel))
         if gap:
@@ -242,27 +240,27 @@ class _Connection:
         self.pump = asyncio.create_task(self._pump(subscriber))
 
     async def _pump(self, subscriber: Subscriber) -> None:
-        """Send the subscriber's frames in order until the connection or subscription ends."""
+        """Send the subscriber's frames in order until the connection or subscription ends.
+
+        A subscriber that overflowed gets what it had queued, then a 4008 close.
+        """
         try:
             while True:
+                if subscriber.overflowed.is_set() and subscriber.queue.empty():
+                    await self._close_lagging()
+                    return
                 await self.ws.send((await subscriber.queue.get()).decode())
         except ConnectionClosed:
             return
 
-    def _lagging(self) -> None:
-        """The subscriber fell behind: stop feeding it and close with 4008.
+    async def _close_lagging(self) -> None:
+        """Close with 4008 so the client reconnects with `last_seq` and is replayed the rest.
 
-        The client reconnects with `last_seq` and is replayed the rest from the log. The
-        close frame queues behind what is already buffered for the slow client, so it is
+        The close frame queues behind what is already buffered for the slow client, so it is
         given `LAGGING_CLOSE_SECS` to read up to it before the connection is dropped.
         """
-        if self.pump is not None:
-            self.pump.cancel()
-            self.pump = None
         self.ws.close_timeout = LAGGING_CLOSE_SECS
-        self._closer = asyncio.ensure_future(
-            self.ws.close(CLOSE_LAGGING, "too slow: reconnect with last_seq")
-        )
+        await self.ws.close(CLOSE_LAGGING, "too slow: reconnect with last_seq")
 
     def detach(self) -> None:
         if self.pump is not None:
