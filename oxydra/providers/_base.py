@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,8 +40,8 @@ class Provider(Protocol):
         """Ask for a whole answer."""
         ...
 
-    def stream(self, context: Context) -> AsyncIterator[StreamItem]:
-        """Ask for an answer as stream items."""
+    def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
+        """Ask for an answer as stream items (an async generator: close it when done)."""
         ...
 
     def capabilities(self) -> ProviderCaps:

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 import msgspec
 
 from oxydra.core.messages import MediaPart, Response
+from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
 from oxydra.runtime.decide import EndReason
-from oxydra.runtime.ledger import Spend
 
 Approver = Callable[[str, dict[str, Any], str], Awaitable[bool]]
 """Asks a human: (tool name, arguments, safety tier) -> approved?"""
@@ -23,8 +23,9 @@ Approver = Callable[[str, dict[str, Any], str], Awaitable[bool]]
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One user turn to run.
 
-    `max_turns` and `max_cost_usd` are this turn's own limits (the scheduler sets them from
-    `[scheduler]`); they can only tighten the runtime's `[runtime]` limits, never widen them.
+    `max_turns`, `max_cost_usd` and `max_tokens` are this turn's own limits (the scheduler
+    sets them from `[scheduler]`, a delegation from what its caller has left); they can only
+    tighten the runtime's `[runtime]` limits, never widen them.
     """
 
     user_id: str
@@ -36,6 +37,7 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     channel: str = "tui"
     max_turns: int | None = None
     max_cost_usd: float | None = None
+    max_tokens: int | None = None
 
 
 class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -83,6 +83,7 @@ class RegistryExecutor:
             provider=scope.provider,
             model=scope.model,
             call_id=call.id,
+            budget=scope.budget,
         )
         if self.allowed is not None and call.name not in self.allowed:
             known = ", ".join(sorted(self.allowed)) or "none"

@@ -20,6 +20,7 @@ import msgspec
 
 from oxydra.core.messages import FunctionDecl, Message, ToolCall
 from oxydra.runtime.api import Approver
+from oxydra.tools import TurnBudget
 
 
 class ToolScope(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,6 +31,7 @@ class ToolScope(msgspec.Struct, frozen=True, kw_only=True):
     channel: str = "tui"
     provider: str = ""
     model: str = ""
+    budget: TurnBudget | None = None
 
 
 class ToolOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,6 +53,14 @@ class ToolExecutor(Protocol):
         """Whether a tool may run concurrently with other read-only tools."""
         ...
 
+    def timeout_for(self, name: str) -> float | None:
+        """The tool's own time limit, when it may exceed the turn's per-call bound."""
+        ...
+
+    def prepare(self, name: str) -> None:
+        """The model started calling `name`: warm what the call will need."""
+        ...
+
     async def execute(
         self, call: ToolCall, scope: ToolScope, approver: Approver | None
     ) -> ToolOutcome:
@@ -70,8 +80,7 @@ async def run_calls(
     batch: list[ToolCall] = []
 
     async def one(call: ToolCall) -> ToolOutcome:
-        own = getattr(executor, "timeout_for", None)
-        limit = max(timeout_secs, (own(call.name) if own else None) or 0)
+        limit = max(timeout_secs, executor.timeout_for(call.name) or 0)
         try:
             async with asyncio.timeout(limit):
                 return await executor.execute(call, scope, approver)

@@ -19,6 +19,7 @@ class FunctionTools:
     def __init__(self) -> None:
         self.tools: dict[str, tuple[Fn, bool, list[str]]] = {}
         self.calls: list[tuple[str, dict[str, Any], ToolScope]] = []
+        self.prepared: list[str] = []
 
     def add(
         self, name: str, fn: Fn, *, read_only: bool = True, required: list[str] | None = None
@@ -38,6 +39,12 @@ class FunctionTools:
             )
             for n, (_, _, req) in sorted(self.tools.items())
         ]
+
+    def timeout_for(self, name: str) -> float | None:
+        return None
+
+    def prepare(self, name: str) -> None:
+        self.prepared.append(name)
 
     def is_read_only(self, name: str) -> bool:
         return name in self.tools and self.tools[name][1]
