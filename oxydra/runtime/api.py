@@ -6,8 +6,7 @@ consistent history (no tool call without a result) and a `cancelled` outcome.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -15,9 +14,11 @@ from oxydra.core.messages import MediaPart, Response
 from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
 from oxydra.runtime.decide import EndReason
+from oxydra.tools import ApprovalHook
 
-Approver = Callable[[str, dict[str, Any], str], Awaitable[bool]]
-"""Asks a human: (tool name, arguments, safety tier) -> approved?"""
+Approver = ApprovalHook
+"""Asks a human about one tool call (an `ApprovalRequest`) -> approved? One shape from the
+gateway through the runtime and the registry to a sub-agent's calls."""
 
 
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,8 +24,8 @@ from oxydra.config.schema import AgentDefinition
 from oxydra.core.errors import ConfigError, ToolArgumentsError
 from oxydra.core.stream import StreamItem
 from oxydra.core.tiers import SafetyTier
-from oxydra.runtime.api import Approver, TurnRequest
-from oxydra.tools import ApprovalRequest, FunctionTool, ToolExecutionContext, tool
+from oxydra.runtime.api import TurnRequest
+from oxydra.tools import FunctionTool, ToolExecutionContext, tool
 
 NAME = "delegate_to_agent"
 Goal = Annotated[str, msgspec.Meta(min_length=1)]
@@ -111,7 +111,7 @@ def delegate_tool(
             ),
             max_tokens=budget.remaining_tokens() if budget else None,
         )
-        outcome = await runtimes[agent_name].run_turn(turn, _discard, _approver(ctx))
+        outcome = await runtimes[agent_name].run_turn(turn, _discard, ctx.approval)
         if budget is not None:
             budget.absorb(outcome.spend)
         if outcome.ok and outcome.response is not None:
@@ -136,22 +136,3 @@ def _tightest(*limits: float | None) -> Any:
 
 async def _discard(_item: StreamItem) -> None:
     return None
-
-
-def _approver(ctx: ToolExecutionContext) -> Approver | None:
-    hook = ctx.approval
-    if hook is None:
-        return None
-
-    async def ask(tool: str, arguments: dict[str, Any], tier: str) -> bool:
-        return await hook(
-            ApprovalRequest(
-                tool=tool,
-                safety_tier=SafetyTier(tier),
-                arguments=arguments,
-                user_id=ctx.user_id,
-                session_id=ctx.session_id,
-            )
-        )
-
-    return ask

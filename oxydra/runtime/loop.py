@@ -53,13 +53,8 @@ from oxydra.runtime.tokens import (
     message_tokens,
     tools_tokens,
 )
-from oxydra.runtime.toolrun import (
-    ToolExecutor,
-    ToolScope,
-    result_messages,
-    run_calls,
-    with_heartbeat,
-)
+from oxydra.runtime.toolrun import ToolExecutor, result_messages, run_calls, with_heartbeat
+from oxydra.tools import ToolExecutionContext
 
 _json = msgspec.json.Encoder()
 
@@ -156,30 +151,31 @@ class AgentRuntime:
                 request.session_id,
                 self.config.turn_timeout_secs,
             )
-            scope = ToolScope(
+            tool_ctx = ToolExecutionContext(
                 user_id=request.user_id,
                 session_id=request.session_id,
+                workspace=self.tools.workspace_for(request.user_id),
                 channel=request.channel,
+                approval=approver,
                 provider=self.provider_id,
                 model=self.model,
                 budget=calls,
             )
             with span("turn", session=request.session_id, turn=request.turn_id):
-                return await self._guarded(conversation, scope, sink, approver, calls)
+                return await self._guarded(conversation, tool_ctx, sink, calls)
 
     async def _guarded(
         self,
         conversation: Conversation,
-        scope: ToolScope,
+        tool_ctx: ToolExecutionContext,
         sink: EventSink,
-        approver: Approver | None,
         calls: TurnCalls,
     ) -> TurnOutcome:
         state = calls.state
         deadline = self.config.turn_deadline_secs
         try:
             async with asyncio.timeout(deadline):
-                return await self._loop(conversation, scope, sink, approver, calls)
+                return await self._loop(conversation, tool_ctx, sink, calls)
         except TimeoutError:
             return await self._end(
                 conversation, state, "deadline", f"the turn passed its {deadline}s deadline"
@@ -195,9 +191,8 @@ class AgentRuntime:
     async def _loop(
         self,
         conversation: Conversation,
-        scope: ToolScope,
+        tool_ctx: ToolExecutionContext,
         sink: EventSink,
-        approver: Approver | None,
         calls: TurnCalls,
     ) -> TurnOutcome:
         state = calls.state
@@ -226,7 +221,7 @@ class AgentRuntime:
                 case d.RunTools(calls=tool_calls):
                     conversation.history.append(response.message)
                     await self._persist(conversation)
-                    stop = await self._tools(conversation, tool_calls, scope, sink, approver, state)
+                    stop = await self._tools(conversation, tool_calls, tool_ctx, sink, state)
                     if stop is not None:
                         return await self._end(conversation, state, stop.reason, stop.detail)
 
@@ -238,9 +233,8 @@ class AgentRuntime:
         self,
         conversation: Conversation,
         calls: tuple[ToolCall, ...],
-        scope: ToolScope,
+        tool_ctx: ToolExecutionContext,
         sink: EventSink,
-        approver: Approver | None,
         state: d.TurnState,
     ) -> d.Stop | None:
         names = [c.name for c in calls]
@@ -259,9 +253,7 @@ class AgentRuntime:
                 )
             )
 
-        results = await with_heartbeat(
-            run_calls(calls, self.tools, scope, approver, self.config.turn_timeout_secs), beat
-        )
+        results = await with_heartbeat(run_calls(calls, self.tools, tool_ctx), beat)
         state.ran_tools(calls, all(outcome.feedback for _, outcome in results))
         conversation.history += result_messages(results)
         await self._persist(conversation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -16,8 +17,11 @@ from oxydra.providers import ReliableProvider
 from oxydra.runtime.api import TurnRequest
 from oxydra.runtime.conversation import repair
 from oxydra.runtime.loop import AgentRuntime
+from oxydra.runtime.registry_tools import RegistryExecutor
 from oxydra.runtime.tokens import EstimateCounter
+from oxydra.security import Workspace
 from oxydra.testing.mock_provider import MockProvider, reply
+from oxydra.tools import LocalFileBackend, ToolRegistry, tool
 from tests.runtime.support import FunctionTools, Sink
 
 
@@ -257,17 +261,30 @@ class TestScheduling:
             "r2",
         ]
 
-    async def test_a_tool_past_its_timeout_is_reported_to_the_model(self) -> None:
-        tools = FunctionTools()
+    async def test_a_tool_past_its_timeout_is_reported_to_the_model(self, tmp_path: Path) -> None:
+        stopped = asyncio.Event()
 
+        @tool(timeout=0.05)
         async def stuck() -> str:
-            await asyncio.sleep(30)
+            """Never finishes."""
+            try:
+                await asyncio.Event().wait()
+            finally:
+                stopped.set()
             return "never"
 
-        tools.add("stuck", stuck)
+        registry = ToolRegistry()
+        registry.register(stuck)
+        for sub in ("shared", "tmp", "vault"):
+            (tmp_path / sub).mkdir()
+        backend = LocalFileBackend(Workspace.for_user(tmp_path))
+        executor = RegistryExecutor(registry, lambda _user: backend)
         provider = MockProvider([reply("", call("stuck")), reply("ok")])
-        await runtime(provider, tools, turn_timeout_secs=1).run_turn(turn(), Sink())
-        assert "timed out after 1s" in provider.contexts[1].messages[-1].text
+        rt = runtime(provider)
+        rt.tools = executor
+        assert (await rt.run_turn(turn(), Sink())).ok
+        assert "did not finish within 0.05 seconds" in provider.contexts[1].messages[-1].text
+        assert stopped.is_set()
 
 
 class TestFailures:
