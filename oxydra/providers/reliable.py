@@ -77,7 +77,7 @@ def backoff_delay(
     if config.jitter:
         half = delay / 2
         delay = half + (rng or random).uniform(0, half)
-    return delay
+    return float(delay)
 
 
 def _moves_on(error: ProviderError) -> bool:

@@ -58,7 +58,7 @@ class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class EventSink(Protocol):
     """Receives stream items (text, progress, ...) as the turn produces them."""
 
-    async def __call__(self, item: StreamItem) -> None:
+    async def __call__(self, item: StreamItem, /) -> None:
         """Deliver one item; may apply backpressure by awaiting."""
         ...
 

@@ -71,7 +71,7 @@ class TurnCalls:
         if room is None:
             return context
         if room < MIN_OUTPUT_TOKENS:
-            return Stop(*self._spent_reason())
+            return self._spent()
         wanted = context.max_output_tokens
         if wanted is not None and wanted <= room:
             return context
@@ -89,11 +89,13 @@ class TurnCalls:
             rooms.append(math.floor((money - prompt_tokens * per_prompt) / per_completion))
         return min(rooms) if rooms else None
 
-    def _spent_reason(self) -> tuple[str, str]:
+    def _spent(self) -> Stop:
         tokens, money = self.state.remaining_tokens(), self.state.remaining_cost_usd()
         if money is not None and self.ledger.unit_prices() is not None:
-            return "max_cost", f"${money:.4f} left of the turn's budget cannot pay for another call"
-        return "max_tokens", f"{tokens} tokens left of the turn's budget are not enough for a call"
+            return Stop("max_cost", f"${money:.4f} left of the turn's budget cannot pay for a call")
+        return Stop(
+            "max_tokens", f"{tokens} tokens left of the turn's budget are too few for a call"
+        )
 
     def charge(self, usage: UsageUpdate | None) -> None:
         """Charge one call's usage to the turn and the session (rule 4)."""

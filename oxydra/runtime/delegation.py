@@ -76,7 +76,7 @@ def delegate_tool(
 
     async def delegate_to_agent(
         ctx: ToolExecutionContext,
-        agent_name: AgentName,
+        agent_name: str,  # the enum of `names`, set below
         goal: Goal,
         key_facts: list[str] | None = None,
         max_turns: Annotated[int, msgspec.Meta(ge=1)] | None = None,

@@ -13,6 +13,8 @@ import msgspec
 from oxydra.core.messages import UsageUpdate
 from oxydra.core.spend import Spend
 
+__all__ = ["CostLedger", "PriceFn", "Spend"]
+
 PriceFn = Callable[[UsageUpdate], float | None]
 
 

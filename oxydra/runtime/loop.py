@@ -22,7 +22,7 @@ from oxydra.config.schema import RuntimeConfig
 from oxydra.core.errors import ProviderError
 from oxydra.core.ids import ModelId, ProviderId
 from oxydra.core.log import span
-from oxydra.core.messages import Context, FunctionDecl, Message, TextPart, ToolCall
+from oxydra.core.messages import Context, FunctionDecl, MediaPart, Message, TextPart, ToolCall
 from oxydra.core.stream import (
     Progress,
     ProgressKind,
@@ -130,7 +130,7 @@ class AgentRuntime:
         lock = self._locks.setdefault(request.session_id, asyncio.Lock())
         async with lock:
             conversation = await self.conversation(request.session_id, request.user_id)
-            content = (
+            content: str | tuple[TextPart | MediaPart, ...] = (
                 (TextPart(text=request.prompt), *request.attachments)
                 if request.attachments
                 else request.prompt

@@ -31,7 +31,7 @@ class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
 class ApprovalHook(Protocol):
     """Asks a human (gateway or TUI) and returns their answer; True means run it."""
 
-    async def __call__(self, request: ApprovalRequest) -> bool:
+    async def __call__(self, request: ApprovalRequest, /) -> bool:
         """Answer one approval request."""
         ...
 
