@@ -96,7 +96,7 @@ class SessionChannel:
     def publish(self, frame: TaggedFrame) -> bytes:
         """Number, log and fan out one frame; returns its encoded form."""
         self.seq += 1
-        numbered = msgspec.structs.replace(frame, seq=self.seq)  # type: ignore[call-arg]
+        numbered = msgspec.structs.replace(frame, seq=self.seq)
         data = encode_frame(numbered)
         self.log.append(self.seq, numbered, data)
         self.last_active = time.monotonic()

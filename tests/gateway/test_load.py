@@ -266,7 +266,7 @@ async def test_our_client_shows_turns_after_vm_restarts(
         assert gc.last_seq[sid] >= 4
         assert vm.proc is not None
         vm.proc.send_signal(how)
-        vm.proc.wait(20)
+        await asyncio.to_thread(vm.proc.wait, 20)
         await vm.start()
         second_ack = await _next(gc, g.HelloAck)
         assert second_ack.session.session_id == sid
@@ -280,7 +280,7 @@ async def test_our_client_shows_turns_after_vm_restarts(
     finally:
         await gc.close()
         if vm.proc and vm.proc.poll() is None:
-            vm.stop()
+            await vm.stop()
 
 
 async def test_a_hello_with_an_old_epochs_last_seq_is_replayed_from_the_start(
@@ -301,4 +301,4 @@ async def test_a_hello_with_an_old_epochs_last_seq_is_replayed_from_the_start(
         assert [f.seq for f in replayed] == [f.seq for f in frames]
         await again.close()
     finally:
-        vm.stop()
+        await vm.stop()

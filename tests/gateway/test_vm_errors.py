@@ -73,7 +73,7 @@ async def test_a_zero_length_database_is_refused_not_started_empty(tmp_path: Pat
         vm = VmProcess(tmp_path, llm.base_url)
         endpoint = await vm.start()
         assert endpoint
-        vm.stop()
+        await vm.stop()
         databases = [p for p in vm.workspace.rglob("*.db") if p.stat().st_size > 0]
         assert databases, "the vm keeps a database in its workspace"
         for db in databases:
