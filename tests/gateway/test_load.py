@@ -302,3 +302,35 @@ async def test_a_hello_with_an_old_epochs_last_seq_is_replayed_from_the_start(
         await again.close()
     finally:
         await vm.stop()
+
+
+async def test_a_real_vm_admits_exactly_the_limit_and_retries_create_nothing(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    vm = VmProcess(tmp_path, llm.base_url, extra=["gateway.max_sessions_per_user=20"])
+    endpoint = await vm.start()
+    try:
+
+        async def hello(request_id: str) -> Any:
+            from websockets.asyncio.client import connect
+
+            ws = await connect(endpoint, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+            hello = g.Hello(
+                request_id=request_id, protocol_version=2, user_id="alice", create_new_session=True
+            )
+            await send(ws, hello)
+            answer = g.decode_server_frame(await asyncio.wait_for(ws.recv(), 30))
+            await ws.close()
+            return answer
+
+        ids = [f"hello-{i}" for i in range(60)]
+        answers = await asyncio.gather(*(hello(rid) for rid in ids))
+        acked = {rid: a.session.session_id for rid, a in zip(ids, answers, strict=True)
+                 if isinstance(a, g.HelloAck)}  # fmt: skip
+        refused = [a for a in answers if isinstance(a, g.ErrorFrame)]
+        assert len(acked) == 20 and len(refused) == 40
+        assert all("maximum sessions reached" in a.message for a in refused)
+        again = await asyncio.gather(*(hello(rid) for rid in list(acked)[:5]))
+        assert [a.session.session_id for a in again] == list(acked.values())[:5]
+    finally:
+        await vm.stop()
