@@ -20,7 +20,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from oxydra.core.errors import GatewayError
+from oxydra.core.errors import GatewayError, OxydraError
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
 from oxydra.gateway._hub import SessionChannel, Subscriber
@@ -159,9 +159,10 @@ class _Connection:
                 continue
             try:
                 await self._dispatch(frame)
-            except GatewayError as exc:
+            except OxydraError as exc:  # a refusal, or the store failing: said, not a drop
+                default = "refused" if isinstance(exc, GatewayError) else "internal"
                 await self.error(
-                    exc.message, getattr(frame, "request_id", None), getattr(exc, "code", "refused")
+                    str(exc), getattr(frame, "request_id", None), getattr(exc, "code", default)
                 )
 
     async def _handshake(self) -> Hello | None:
@@ -194,7 +195,7 @@ class _Connection:
                 create_new=frame.create_new_session,
                 request_id=frame.request_id,
             )
-        except GatewayError as exc:
+        except OxydraError as exc:
             await self._refuse(exc.message, frame.request_id)
             return None
         request_id = frame.request_id
