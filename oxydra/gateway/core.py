@@ -161,7 +161,10 @@ class GatewayCore:
         try:
             return await self._create(user_id, session_id, agent_name, None, channel_origin)
         except RefusedError as exc:
-            if exc.code != "session_exists" or (again := await self._find(user_id, session_id)):
+            if exc.code != "session_exists":
+                raise
+            again = await self._find(user_id, session_id)  # created meanwhile elsewhere
+            if again is None:
                 raise
             return again
 
