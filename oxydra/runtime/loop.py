@@ -130,6 +130,7 @@ class AgentRuntime:
         if lock is not None and lock.locked():
             return False
         self._locks.pop(session_id, None)
+        self.ledger.forget(session_id)
         return self._conversations.pop(session_id, None) is not None
 
     async def _persist(self, conversation: Conversation) -> None:
