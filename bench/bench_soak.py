@@ -5,8 +5,9 @@ Left sessions go idle and `[gateway] session_idle_ttl_hours` (set to 10 s here) 
 in-memory state, as real users starting new chats would need. Every turn is checked: its
 frames numbered without a gap and its text complete, so "frames lost" is counted, not assumed.
 
-Figures: turns, turns/s, RSS of `vm` after warm-up (the first tenth of the run, at least
-30 s) and at the end, growth between them, and frames lost.
+Figures: turns, turns/s, RSS of `vm` after warm-up (the first fifth of the run, at least
+30 s: imports, caches and the allocator reaching the load's high-water mark) and at the
+end, growth between them and over the second half, and frames lost.
 Duration: OXYDRA_SOAK_SECS (default 60; the figure in docs comes from a 600 s run).
 """
 
@@ -104,7 +105,7 @@ async def _main(seconds: float) -> None:
             await asyncio.sleep(1.0)
             start = time.monotonic()
             until = start + seconds
-            warm_at = start + max(30.0, seconds / 10)
+            warm_at = start + max(30.0, seconds / 5)
             tasks = [asyncio.create_task(_client(endpoint, until, counts)) for _ in range(CLIENTS)]
             warm = peak = 0.0
             samples: list[tuple[float, float]] = []
@@ -125,6 +126,9 @@ async def _main(seconds: float) -> None:
                   f"sessions {counts['sessions']}, frames lost {counts['lost']}")  # fmt: skip
             print(f"vm RSS after warm-up {warm:.1f} MiB, end {end:.1f} MiB, peak {peak:.1f} MiB, "
                   f"growth {(end - warm) / warm * 100:+.1f} %")  # fmt: skip
+            half = next(r for t, r in samples if t >= elapsed / 2)
+            grew = (end - half) / half * 100
+            print(f"second half: {half:.1f} -> {end:.1f} MiB, growth {grew:+.1f} %")
             marks = samples[:: max(1, len(samples) // 10)]
             print("RSS over time: " + ", ".join(f"{t:.0f}s {r:.0f}" for t, r in marks))
         finally:
