@@ -2,8 +2,9 @@
 
 `Memory.open` / `Memory.from_config` start one worker thread, open the `MemoryStore` on
 it (migrations, embedder, vector index) and hand out three facades sharing that thread:
-`Memory` itself (sessions, events, state, summaries, scratchpad), `memory.retrieval`
-(`MemoryRetrieval`) and `memory.sessions` (`SessionStore`). Nothing here blocks the loop.
+`Memory` itself (sessions, events, state, summaries, scratchpad) and `memory.retrieval`
+(`MemoryRetrieval`); tables a higher layer owns (the gateway's, the scheduler's) run their
+SQL through `Memory.call`. Nothing here blocks the loop.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder
 from oxydra.memory._fastembed import create_embedder
 from oxydra.memory._memory_retrieval import MemoryRetrieval
-from oxydra.memory._session_store import SessionStore
 from oxydra.memory._store import MemoryStore, resolve_db_path
 from oxydra.memory._types import (
+    ConversationRecord,
     RestoredSession,
     ScratchpadState,
     ScratchpadWrite,
-    SessionRecord,
     StoredEvent,
     SummaryState,
 )
@@ -45,7 +45,6 @@ class Memory:
     Attributes:
         path: the database file.
         retrieval: hybrid search, chunks and notes.
-        sessions: gateway sessions and channel mappings.
     """
 
     def __init__(self, store: MemoryStore, worker: StoreWorker) -> None:
@@ -53,7 +52,6 @@ class Memory:
         self._worker = worker
         self.path = store.path
         self.retrieval = MemoryRetrieval(store, worker)
-        self.sessions = SessionStore(store, worker)
 
     @classmethod
     async def open(
@@ -139,18 +137,18 @@ class Memory:
 
     async def create_session(
         self, session_id: str, *, user_id: str | None = None, agent_identity: str | None = None
-    ) -> SessionRecord:
+    ) -> ConversationRecord:
         """Create the session or return the existing one (same user)."""
         return await self._worker.run(
             self._store.events.create_session, session_id, user_id=user_id,
             agent_identity=agent_identity,
         )  # fmt: skip
 
-    async def get_session(self, session_id: str) -> SessionRecord | None:
+    async def get_session(self, session_id: str) -> ConversationRecord | None:
         """The session, or None."""
         return await self._worker.run(self._store.events.get_session, session_id)
 
-    async def list_sessions(self, user_id: str, *, limit: int = 100) -> list[SessionRecord]:
+    async def list_sessions(self, user_id: str, *, limit: int = 100) -> list[ConversationRecord]:
         """The user's sessions, most recently updated first."""
         return await self._worker.run(self._store.events.list_sessions, user_id, limit=limit)
 

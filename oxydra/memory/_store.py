@@ -1,7 +1,7 @@
 """`MemoryStore`: the synchronous core, one open database with all its parts.
 
 Use it directly from one thread (tests, CLI tools); the runtime uses the async facades
-(`Memory`, `MemoryRetrieval`, `SessionStore`), which run it on their worker thread.
+(`Memory`, `MemoryRetrieval`), which run it on their worker thread.
 Opening migrates the schema, adopts the embedder (re-embedding when it changed) and
 loads or rebuilds the vector index.
 """
@@ -20,7 +20,6 @@ from oxydra.memory._chunks import Changes, ChunkRow
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder, HashedEmbedder
 from oxydra.memory._events import EventLog
-from oxydra.memory._gateway import GatewaySessionTable
 from oxydra.memory._indexing import conversation_rows, stamp_rows
 from oxydra.memory._migrate import migrate
 from oxydra.memory._notes import NoteBook
@@ -68,7 +67,6 @@ class MemoryStore:
         events: sessions, events, state, summaries, scratchpad (`EventLog`).
         retrieval: chunks and hybrid search (`RetrievalIndex`).
         notes: per-user notes (`NoteBook`).
-        sessions: gateway sessions and channel mappings (`GatewaySessionTable`).
         schema_version: the database's schema version after migration.
 
     Raises:
@@ -96,7 +94,6 @@ class MemoryStore:
                 retrieval,
             )
             self.notes = NoteBook(self.db, self.events, self.retrieval)
-            self.sessions = GatewaySessionTable(self.db)
         except BaseException:
             self.db.close()
             raise

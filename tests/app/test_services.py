@@ -103,9 +103,7 @@ class TestServices:
         )
         try:
             runtime = services.agent.runtime
-            core = GatewayCore(
-                runtime, MemorySessionRecords(services.memory.sessions), GatewayConfig()
-            )
+            core = GatewayCore(runtime, MemorySessionRecords(services.memory), GatewayConfig())
             channel = await core.open_session("alice", create_new=True)
             subscriber, _, _ = core.subscribe(channel, None)
             core.submit_turn(channel, "r1", "t1", "Every hour, tell me if the news matters.")

@@ -38,7 +38,7 @@ async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, MockProvider]]:
         model="m",
         system_prompt="t",
     )
-    core = GatewayCore(runtime, MemorySessionRecords(memory.sessions), GatewayConfig())
+    core = GatewayCore(runtime, MemorySessionRecords(memory), GatewayConfig())
     server = GatewayServer(core, {TOKEN: "alice"})
     host, port = await server.start("127.0.0.1", 0)
     yield f"ws://{host}:{port}/ws", provider

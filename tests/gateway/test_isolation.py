@@ -77,7 +77,7 @@ async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     config = GatewayConfig(max_concurrent_turns_per_user=options.get("turns", 10))
     core = GatewayCore(
         runtime,
-        MemorySessionRecords(memory.sessions),
+        MemorySessionRecords(memory),
         config,
         subscriber_capacity=options.get("capacity", 4096),
         approval_timeout_secs=5,

@@ -53,7 +53,7 @@ def core(memory: Memory, outbox: ScheduleStore) -> GatewayCore:
         system_prompt="",
         counter=EstimateCounter(),
     )
-    gateway = GatewayCore(runtime, MemorySessionRecords(memory.sessions), GatewayConfig())
+    gateway = GatewayCore(runtime, MemorySessionRecords(memory), GatewayConfig())
     gateway.attach_outbox(outbox)
     return gateway
 

@@ -1,4 +1,4 @@
-"""The async facades: Memory, MemoryRetrieval and SessionStore on their worker thread."""
+"""The async facades: Memory and MemoryRetrieval on their worker thread."""
 
 from __future__ import annotations
 
@@ -116,26 +116,6 @@ async def test_notes_and_search_through_the_retrieval_facade(db_path: Path) -> N
         assert [n.note_id for n in await retrieval.list_notes("alice")] == [note.note_id]
         assert await retrieval.delete_note("alice", note.note_id)
         assert retrieval.embedder_name == HashedEmbedder().name
-
-
-async def test_session_store_is_resumable_after_reopening(db_path: Path) -> None:
-    async with await Memory.open(db_path) as memory:
-        sessions = memory.sessions
-        await sessions.create("g1", "alice", display_name="one")
-        await sessions.get_or_create("runtime-alice", "alice")
-        await sessions.touch("g1")
-        await sessions.update_display_name("g1", "first")
-        await sessions.set_channel_mapping("telegram", "7", "g1")
-    async with await Memory.open(db_path) as memory:
-        sessions = memory.sessions
-        listed = await sessions.list_sessions("alice")
-        assert {s.session_id for s in listed} == {"g1", "runtime-alice"}
-        record = await sessions.get("g1")
-        assert record is not None and record.display_name == "first"
-        assert await sessions.get_channel_mapping("telegram", "7") == "g1"
-        assert await sessions.count_active("alice") == 2
-        assert [s.session_id for s in await sessions.find_by_prefix("alice", "g")] == ["g1"]
-        assert await sessions.archive("g1") and await sessions.unarchive("g1")
 
 
 async def test_calls_after_close_fail_clearly_and_close_is_idempotent(db_path: Path) -> None:
