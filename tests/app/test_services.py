@@ -166,9 +166,10 @@ class TestVm:
         )
         try:
             marker = workspace / "ipc" / "gateway-endpoint"
-            while not marker.exists():
-                assert not task.done(), task
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(30):
+                while not marker.exists():
+                    assert not task.done(), task
+                    await asyncio.sleep(0.01)
             url = marker.read_text().strip()
             async with connect(url, additional_headers={"Authorization": "Bearer vm-token"}) as ws:
                 hello = Hello(request_id="h1", protocol_version=PROTOCOL_VERSION, user_id="alice")
