@@ -74,8 +74,7 @@ async def open_services(
     embedder = None if enabled else HashedEmbedder()
     memory = await Memory.from_config(config.memory, workspace_root=workspace, embedder=embedder)
     try:
-        retrieval = memory.retrieval
-        extra: list[Any] = list(memory_tools(retrieval)) if enabled else []
+        extra: list[Any] = list(memory_tools(memory)) if enabled else []
         schedules = _schedule_store(config, memory)
         if schedules is not None:
             from oxydra.scheduler import schedule_tools
@@ -93,7 +92,7 @@ async def open_services(
             environ=environ,
             store=MemoryConversations(memory, index=enabled),
             extra_tools=extra,
-            retriever=retriever_for(retrieval, config.memory.retrieval.top_k) if enabled else None,
+            retriever=retriever_for(memory, config.memory.retrieval.top_k) if enabled else None,
             scratchpad=MemoryScratchpad(memory),
             shell_available=shell,
             http_client=http_client,

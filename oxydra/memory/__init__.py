@@ -3,22 +3,22 @@
 Owns the memory database file (`<workspace>/.oxydra/memory.db` by default) and the vector
 index beside it. Must not talk to providers, run tools or know about frames.
 
-Async facades (for the runtime; one worker thread each `Memory`): `Memory` (conversation
-log, state, summaries, scratchpad) and `MemoryRetrieval` (search, chunks, notes). Sync core:
-`MemoryStore`. Tables a higher layer owns (the gateway's, the scheduler's) run their SQL
-through `Memory.call`, on the same worker thread and `Database` connection. The model-facing
-tools are `@tool`s in `oxydra.memory.tools`, not imported here.
+One async facade (one worker thread each): `Memory` — conversation log, scratchpad,
+summaries, search and notes, what the layers above use. Sync core: `MemoryStore`. Tables a
+higher layer owns (the gateway's, the scheduler's) run their SQL through `Memory.call`, on
+the same worker thread and `Database` connection. The model-facing tools are `@tool`s in
+`oxydra.memory.tools`, not imported here.
 """
 
 from oxydra.memory._db import Database
-from oxydra.memory._embed import Embedder, HashedEmbedder
-from oxydra.memory._fastembed import (
+from oxydra.memory._embed import (
+    Embedder,
     FastEmbedEmbedder,
+    HashedEmbedder,
     create_embedder,
     prepare_minilm_dir,
 )
 from oxydra.memory._memory import Memory
-from oxydra.memory._memory_retrieval import MemoryRetrieval
 from oxydra.memory._notes import notes_session_id
 from oxydra.memory._store import MemoryStore, index_path_for, resolve_db_path
 from oxydra.memory._types import (
@@ -43,7 +43,6 @@ __all__ = [
     "FastEmbedEmbedder",
     "HashedEmbedder",
     "Memory",
-    "MemoryRetrieval",
     "MemoryStore",
     "Note",
     "RestoredSession",

@@ -1,7 +1,7 @@
 """`MemoryStore`: the synchronous core, one open database with all its parts.
 
 Use it directly from one thread (tests, CLI tools); the runtime uses the async facades
-(`Memory`, `MemoryRetrieval`), which run it on their worker thread.
+(`Memory`), which runs it on its worker thread.
 Opening migrates the schema, adopts the embedder (re-embedding when it changed) and
 loads or rebuilds the vector index.
 """
@@ -16,11 +16,10 @@ from types import TracebackType
 
 from oxydra.config.schema import MemoryConfig, RetrievalConfig
 from oxydra.core import ConfigError, Message
-from oxydra.memory._chunks import Changes, ChunkRow
+from oxydra.memory._chunks import Changes, ChunkRow, conversation_rows, stamp_rows
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder, HashedEmbedder
 from oxydra.memory._events import EventLog
-from oxydra.memory._indexing import conversation_rows, stamp_rows
 from oxydra.memory._migrate import migrate
 from oxydra.memory._notes import NoteBook
 from oxydra.memory._retrieval import RetrievalIndex
