@@ -20,6 +20,9 @@ import msgspec
 from oxydra.core import MemoryStoreError
 from oxydra.memory import Database
 
+SESSION_SCHEMA = "oxydra.gateway.migrations"
+"""The migrations of these tables, for `Memory.open(..., schemas=...)`."""
+
 _COLUMNS = (
     "session_id, user_id, agent_name, display_name, channel_origin, parent_session_id, "
     "created_at, last_active_at, archived"

@@ -59,8 +59,10 @@ class Memory:
         embedder: Embedder | None = None,
         retrieval: RetrievalConfig | None = None,
         busy_timeout_ms: int = 5000,
+        schemas: Sequence[str] = (),
     ) -> Memory:
-        """Open (creating or migrating) the database at `path`.
+        """Open (creating or migrating) the database at `path`; `schemas` are the migration
+        packages of the other owners of its tables (the gateway's, the scheduler's).
 
         Raises:
             MemoryStoreError: the file is corrupt, locked, unwritable or too new.
@@ -69,7 +71,7 @@ class Memory:
         try:
             store = await worker.run(
                 MemoryStore, path, embedder=embedder, retrieval=retrieval,
-                busy_timeout_ms=busy_timeout_ms,
+                busy_timeout_ms=busy_timeout_ms, schemas=schemas,
             )  # fmt: skip
         except BaseException:
             worker.shutdown()
@@ -83,6 +85,7 @@ class Memory:
         *,
         workspace_root: Path | None = None,
         embedder: Embedder | None = None,
+        schemas: Sequence[str] = (),
     ) -> Memory:
         """Open the database a `[memory]` config names, with its embedding backend.
 
@@ -95,7 +98,7 @@ class Memory:
         path = resolve_db_path(config, workspace_root)
         worker = StoreWorker()
         try:
-            store = await worker.run(_open_configured, path, config, embedder)
+            store = await worker.run(_open_configured, path, config, embedder, schemas)
         except BaseException:
             worker.shutdown()
             raise
@@ -218,6 +221,8 @@ class Memory:
         return await self._worker.run(self._store.notes.delete_note, user_id, note_id)
 
 
-def _open_configured(path: Path, config: MemoryConfig, embedder: Embedder | None) -> MemoryStore:
+def _open_configured(
+    path: Path, config: MemoryConfig, embedder: Embedder | None, schemas: Sequence[str]
+) -> MemoryStore:
     chosen = embedder or create_embedder(config, cache_dir=path.parent / "models")
-    return MemoryStore(path, embedder=chosen, retrieval=config.retrieval)
+    return MemoryStore(path, embedder=chosen, retrieval=config.retrieval, schemas=schemas)

@@ -61,6 +61,8 @@ class MemoryStore:
         retrieval: default top_k and fusion weights.
         busy_timeout_ms: how long a write waits for another process's lock.
         index_path: the vector index file; `<path>.usearch` when None.
+        schemas: migration packages of the other owners of tables in this file (the
+            gateway's, the scheduler's), applied with the store's own.
 
     Attributes:
         events: sessions, events, state, summaries, scratchpad (`EventLog`).
@@ -80,11 +82,12 @@ class MemoryStore:
         retrieval: RetrievalConfig | None = None,
         busy_timeout_ms: int = 5000,
         index_path: Path | None = None,
+        schemas: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         self.db = Database(self.path, busy_timeout_ms=busy_timeout_ms)
         try:
-            self.schema_version = migrate(self.db)
+            self.schema_version = migrate(self.db, schemas=schemas)
             self.events = EventLog(self.db)
             self.retrieval = RetrievalIndex(
                 self.db,

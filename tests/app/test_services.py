@@ -20,12 +20,19 @@ from oxydra.config.schema import (
     ProviderEntry,
     SchedulerConfig,
 )
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._hub import Subscriber
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.memory import MemoryStore
 from oxydra.runtime.factory import provision_workspace
-from oxydra.scheduler import Interval, ScheduleDefinition, SchedulerExecutor, ScheduleTable
+from oxydra.scheduler import (
+    SCHEDULE_SCHEMA,
+    Interval,
+    ScheduleDefinition,
+    SchedulerExecutor,
+    ScheduleTable,
+)
 from oxydra.scheduler._rules import stamp
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
 from oxydra.wire.gateway import (
@@ -44,6 +51,8 @@ SCHEDULE_ARGS = {
     "name": "news",
     "notification": "conditional",
 }
+
+OWNERS = (SESSION_SCHEMA, SCHEDULE_SCHEMA)
 
 
 def guest_config(llm: FakeLLM, *, enabled: bool = True, **gateway: object) -> AgentConfig:
@@ -136,7 +145,7 @@ class TestVm:
 
         llm.add([Reply(text="Backup verified.")])
         workspace = provision_workspace(tmp_path / "ws")
-        with MemoryStore(workspace / ".oxydra" / "memory.db") as db:
+        with MemoryStore(workspace / ".oxydra" / "memory.db", schemas=OWNERS) as db:
             past = datetime.now(UTC) - timedelta(days=3)
             ScheduleTable(db.db).create(
                 ScheduleDefinition(
@@ -182,7 +191,7 @@ class TestVm:
         finally:
             stop.set()
             await task
-        with MemoryStore(workspace / ".oxydra" / "memory.db") as db:
+        with MemoryStore(workspace / ".oxydra" / "memory.db", schemas=OWNERS) as db:
             [run] = ScheduleTable(db.db).runs("alice", "nightly", 5)
             assert (run.status, run.notified) == ("success", True)
             schedule = ScheduleTable(db.db).get("alice", "nightly")

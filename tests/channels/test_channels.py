@@ -12,6 +12,7 @@ import pytest
 from oxydra.channels import Channel, ChannelHealth, ChannelRegistry
 from oxydra.config.schema import GatewayConfig, RuntimeConfig
 from oxydra.core.errors import ChannelError
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.gateway.server import GatewayServer
@@ -29,7 +30,9 @@ TOKEN = "channel-test-token-0123456789"
 @pytest.fixture
 async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, MockProvider]]:
     provider = MockProvider([reply("hello through the channel")])
-    memory = await Memory.open(tmp_path / "m.db", embedder=HashedEmbedder())
+    memory = await Memory.open(
+        tmp_path / "m.db", embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA]
+    )
     runtime = AgentRuntime(
         provider=provider,
         tools=FunctionTools(),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from oxydra.core import MemoryStoreError, new_session_id
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway._table import SessionRecord, SessionTable
 from oxydra.memory import Memory, MemoryStore
@@ -25,7 +26,7 @@ def table(store: MemoryStore) -> SessionTable:
 
 @pytest.fixture
 def store(db_path: Path) -> Iterator[MemoryStore]:
-    opened = MemoryStore(db_path)
+    opened = MemoryStore(db_path, schemas=[SESSION_SCHEMA])
     yield opened
     opened.close()
 
@@ -120,7 +121,7 @@ class TestGatewaySessions:
         table(store).create("g1", "alice", display_name="keep me", channel_origin="telegram")
         table(store).set_channel_mapping("telegram", "42:7", "g1")
         store.close()
-        with MemoryStore(db_path) as reopened:
+        with MemoryStore(db_path, schemas=[SESSION_SCHEMA]) as reopened:
             record = table(reopened).get("g1")
             assert record is not None and record.display_name == "keep me"
             assert table(reopened).get_channel_mapping("telegram", "42:7") == "g1"
@@ -141,13 +142,13 @@ class TestChannelMappings:
 
 
 async def test_the_gateway_store_is_resumable_after_reopening(db_path: Path) -> None:
-    async with await Memory.open(db_path) as memory:
+    async with await Memory.open(db_path, schemas=[SESSION_SCHEMA]) as memory:
         records = MemorySessionRecords(memory)
         await records.create(SessionRecord(session_id="g1", user_id="alice", display_name="one"))
         await records.create(SessionRecord(session_id="g2", user_id="alice"))
         await records.create(SessionRecord(session_id="s", user_id="alice", parent_session_id="g1"))
         await records.touch("g1")
-    async with await Memory.open(db_path) as memory:
+    async with await Memory.open(db_path, schemas=[SESSION_SCHEMA]) as memory:
         records = MemorySessionRecords(memory)
         listed = await records.list_sessions("alice")
         assert {s.session_id for s in listed} == {"g1", "s", "g2"}

@@ -164,7 +164,7 @@ class TestCall:
             return threading.current_thread().name, row[0] if row else 0
 
         async with await Memory.open(tmp_path / "m.db", embedder=HashedEmbedder()) as memory:
-            thread, found = await memory.call(probe, "schedules")
+            thread, found = await memory.call(probe, "memory_meta")
         assert thread.startswith("oxydra-memory") and found == 1
 
     async def test_call_after_close_is_a_store_error(self, tmp_path: Path) -> None:
