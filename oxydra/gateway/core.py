@@ -23,7 +23,8 @@ from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots, SingleFlight
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
-from oxydra.gateway._store import SessionRecord, SessionRecords
+from oxydra.gateway._store import SessionRecords
+from oxydra.gateway._table import SessionRecord
 from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
 from oxydra.wire.gateway import (
     AssistantDelta,
@@ -84,7 +85,7 @@ class GatewayCore:
         self._touched: dict[str, float] = {}
         self._flight: SingleFlight[SessionChannel] = SingleFlight()
         self._lookups: SingleFlight[SessionChannel | None] = SingleFlight()
-        self._slots = SessionSlots(store.count_live, config.max_sessions_per_user)
+        self._slots = SessionSlots(store.count_active, config.max_sessions_per_user)
         self._creates = CreateBatcher(store)
         self._by_request: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._janitor: asyncio.Task[None] | None = None
@@ -173,11 +174,7 @@ class GatewayCore:
         found = await self._find(user_id, id_or_prefix)
         if found:
             return found
-        matches = [
-            r
-            for r in await self.store.list(user_id, include_archived=True)
-            if r.session_id.startswith(id_or_prefix)
-        ]
+        matches = await self.store.find_by_prefix(user_id, id_or_prefix)
         if len(matches) != 1:
             what = "no session" if not matches else f"{len(matches)} sessions"
             raise RefusedError(
@@ -191,7 +188,7 @@ class GatewayCore:
         self, user_id: str, include_archived: bool = False, include_subagents: bool = False
     ) -> list[SessionSummary]:
         """The user's sessions, most recently active first."""
-        records = await self.store.list(user_id, include_archived=include_archived)
+        records = await self.store.list_sessions(user_id, include_archived=include_archived)
         return [
             msgspec.convert(msgspec.structs.asdict(r), SessionSummary)
             for r in records

@@ -177,7 +177,7 @@ async def test_concurrent_creates_never_pass_the_per_user_limit(stack: Stack) ->
     refused = [r for r in results if isinstance(r, RefusedError)]
     assert len(made) == 50 and len(refused) == 70
     assert {r.code for r in refused} == {"session_limit"}
-    assert await stack.memory.sessions.count_active("alice") == 50
+    assert await stack.core.store.count_active("alice") == 50
 
 
 async def test_a_repeated_hello_request_id_creates_one_session(stack: Stack) -> None:
@@ -194,13 +194,13 @@ async def test_a_repeated_hello_request_id_creates_one_session(stack: Stack) -> 
     assert other.session_id != later.session_id
     bobs = await stack.core.open_session("bob", create_new=True, request_id="hello-1")
     assert bobs.session_id != later.session_id and bobs.user_id == "bob"
-    assert await stack.memory.sessions.count_active("alice") == 2
+    assert await stack.core.store.count_active("alice") == 2
 
 
 async def test_concurrent_hellos_to_the_default_session_share_one_channel(stack: Stack) -> None:
     channels = await asyncio.gather(*(stack.core.open_session("alice") for _ in range(30)))
     assert len({id(c) for c in channels}) == 1
-    assert await stack.memory.sessions.count_active("alice") == 1
+    assert await stack.core.store.count_active("alice") == 1
 
 
 # ---- eviction (item 4) ----------------------------------------------------------------------
