@@ -77,9 +77,10 @@ def load_agent_config(sources: ConfigSources | None = None) -> LoadedConfig:
     if not layers.problems:
         config = layers.build()
         assert isinstance(config, AgentConfig)
-    warnings: list[str] = []
+    warnings: list[str] = list(layers.warnings)
     if config is not None:
-        config, warnings = check_agent_config(config, layers)
+        config, checked = check_agent_config(config, layers)
+        warnings += checked
     if layers.problems or config is None:
         count = len(layers.problems)
         raise ConfigError(

@@ -192,6 +192,30 @@ class TestStartRefusals:
         out = box.runner("start")
         assert out.returncode == 1 and "needs --insecure" in out.stderr
 
+    def test_a_rust_user_file_choosing_the_process_tier_starts_with_a_warning(
+        self, tmp_path: Path
+    ) -> None:
+        with fake_llm(tmp_path, []) as (url, _):
+            box = make_sandbox(tmp_path, **provider_env(url))
+            config = box.cwd / ".oxydra"
+            (config / "users").mkdir(parents=True)
+            (config / "runner.toml").write_text(
+                'config_version = "1.0.1"\ndefault_tier = "container"\n'
+                '[users.alice]\nconfig_path = "users/alice.toml"\n'
+            )
+            (config / "users" / "alice.toml").write_text(
+                'config_version = "1.0.1"\n[behavior]\nsandbox_tier = "process"\n'
+            )
+            out = box.runner("start")
+            try:
+                assert out.returncode == 0, out.stderr
+                lines = parse_kv(out.stdout)
+                assert lines["sandbox_tier"] == ["Process"]
+                assert any("process tier" in w for w in lines["warning"])
+                assert "sandbox_tier" in lines["degraded_reason"][0]
+            finally:
+                box.runner("stop")
+
     def test_stop_without_a_daemon_says_server_not_running(self, tmp_path: Path) -> None:
         out = make_sandbox(tmp_path).runner("stop")
         assert out.returncode == 1
