@@ -15,6 +15,7 @@ Every exception we raise derives from `OxydraError`, split by who must act::
     │   │   ├── BadRequestError        other 4xx, with the provider's message
     │   │   └── ServerError            5xx
     │   ├── ProviderProtocolError  the remote sent something we cannot read
+    │   │   └── EmptyStreamError   a 200 stream with no body at all
     │   ├── ProviderTransportError connection failed or dropped
     │   └── ProviderTimeoutError   no answer in time
     ├── ToolError              a tool call failed (its text goes back to the model)
@@ -149,6 +150,11 @@ class ServerError(ProviderHTTPError):
 
 class ProviderProtocolError(ProviderError):
     """The provider sent something we cannot read (bad JSON, HTML page, empty body)."""
+
+
+class EmptyStreamError(ProviderProtocolError):
+    """A stream answered 200 with no body at all (llama.cpp's server, when it cannot stream
+    tool calls); the same request without streaming usually works."""
 
 
 class ProviderTransportError(ProviderError):

@@ -17,6 +17,11 @@ Rules:
    same context, its provider and model swapped in. Other errors (bad request, context too
    long) are raised at once: another route would refuse them too.
 
+6. With `attempt_timeout` set (`[runtime] turn_timeout_secs`), each attempt must answer, or
+   start its stream, within that many seconds; one that does not fails with a retryable
+   `ProviderTimeoutError`, so a slow server is asked again rather than ending the turn.
+
+Every retry and every route given up is logged with the route's provider and model.
 `sleep` and `rng` are injectable so tests run without waiting and with fixed jitter.
 """
 
@@ -26,6 +31,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
@@ -36,6 +42,7 @@ from oxydra.core.errors import (
     ProviderError,
     ProviderHTTPError,
     ProviderProtocolError,
+    ProviderTimeoutError,
     ProviderTransportError,
 )
 from oxydra.core.ids import ModelId, ProviderId
@@ -46,6 +53,7 @@ from oxydra.providers._base import Provider
 
 _log = get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,11 @@ class Route:
         if self.model:
             changes["model"] = ModelId(self.model)
         return msgspec.structs.replace(context, **changes) if changes else context
+
+    def label(self, context: Context) -> tuple[str, str]:
+        """The provider entry and model this route calls, for logs."""
+        name = self.name or getattr(self.provider, "name", None) or str(context.provider)
+        return name, self.model or str(context.model)
 
 
 def backoff_delay(
@@ -91,6 +104,7 @@ class ReliableProvider:
         sleep: awaited for every backoff delay.
         rng: randomness for jitter.
         max_retry_after: the longest `Retry-After` (seconds) worth waiting for.
+        attempt_timeout: seconds each attempt may take to answer or to start its stream.
     """
 
     def __init__(
@@ -102,12 +116,14 @@ class ReliableProvider:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         max_retry_after: float = 60.0,
+        attempt_timeout: float | None = None,
     ) -> None:
         self.routes = [Route(primary), *fallbacks]
         self.config = config or ReliabilityConfig()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.max_retry_after = max_retry_after
+        self.attempt_timeout = attempt_timeout
 
     def capabilities(self) -> ProviderCaps:
         """The primary route's capabilities."""
@@ -124,7 +140,9 @@ class ReliableProvider:
             if closer is not None:
                 await closer()
 
-    async def _pause(self, attempt: int, error: ProviderError) -> bool:
+    async def _pause(
+        self, attempt: int, error: ProviderError, route: Route, context: Context
+    ) -> bool:
         """Wait before the next attempt; False when the route should be given up instead."""
         if attempt >= self.config.max_attempts or not error.retryable:
             return False
@@ -134,11 +152,13 @@ class ReliableProvider:
             if retry_after > self.max_retry_after:
                 return False
             delay = max(delay, retry_after)
+        name, model = route.label(context)
         _log.warning(
             "provider call failed, retrying",
             extra={
                 "oxy": {
-                    "provider": error.provider,
+                    "provider": name,
+                    "route": f"{name}/{model}",
                     "attempt": attempt,
                     "delay_s": round(delay, 3),
                     "error": str(error),
@@ -148,6 +168,28 @@ class ReliableProvider:
         await self._sleep(delay)
         return True
 
+    def _give_up(self, route: Route, context: Context, error: ProviderError | None) -> None:
+        name, model = route.label(context)
+        _log.warning(
+            "giving up a provider route",
+            extra={"oxy": {"provider": name, "route": f"{name}/{model}", "error": str(error)}},
+        )
+
+    async def _bounded(self, call: Awaitable[T], route: Route, context: Context) -> T:
+        """`call` within `attempt_timeout` (rule 6)."""
+        if self.attempt_timeout is None:
+            return await call
+        try:
+            async with asyncio.timeout(self.attempt_timeout):
+                return await call
+        except TimeoutError as exc:
+            name, model = route.label(context)
+            raise ProviderTimeoutError(
+                f"{name}: no answer from model {model} within {self.attempt_timeout:g}s "
+                "([runtime] turn_timeout_secs)",
+                provider=name,
+            ) from exc
+
     async def complete(self, context: Context) -> Response:
         """Complete on the first route that answers."""
         last: ProviderError | None = None
@@ -156,19 +198,16 @@ class ReliableProvider:
             attempt = 1
             while True:
                 try:
-                    return await route.provider.complete(routed)
+                    return await self._bounded(route.provider.complete(routed), route, routed)
                 except ProviderError as exc:
                     last = exc
-                    if await self._pause(attempt, exc):
+                    if await self._pause(attempt, exc, route, routed):
                         attempt += 1
                         continue
                     if not _moves_on(exc):
                         raise
                     break
-            _log.warning(
-                "giving up a provider route",
-                extra={"oxy": {"route": route.name, "error": str(last)}},
-            )
+            self._give_up(route, routed, last)
         assert last is not None
         raise last
 
@@ -181,11 +220,11 @@ class ReliableProvider:
             while True:
                 items = route.provider.stream(routed)
                 try:
-                    first = await _first_item(items, route)
+                    first = await self._bounded(_first_item(items, route), route, routed)
                 except ProviderError as exc:
                     await _close(items)
                     last = exc
-                    if await self._pause(attempt, exc):
+                    if await self._pause(attempt, exc, route, routed):
                         attempt += 1
                         continue
                     if not _moves_on(exc):
@@ -199,6 +238,7 @@ class ReliableProvider:
                 finally:
                     await _close(items)
                 return
+            self._give_up(route, routed, last)
         if isinstance(last, _LostEarly):
             yield last.item
             return
@@ -218,7 +258,7 @@ async def _first_item(items: AsyncIterator[StreamItem], route: Route) -> StreamI
     """The first item; a first `ConnectionLost` is raised as a retryable transport error."""
     first = await anext(items, None)
     if isinstance(first, ConnectionLost):
-        raise _LostEarly(first, route.name or "")
+        raise _LostEarly(first, route.name or getattr(route.provider, "name", ""))
     return first
 
 

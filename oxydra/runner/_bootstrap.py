@@ -16,7 +16,12 @@ from pathlib import Path
 
 import msgspec
 
-from oxydra.config.credentials import STANDARD_KEY_ENV, key_variables, resolve_api_key
+from oxydra.config.credentials import (
+    STANDARD_KEY_ENV,
+    key_required,
+    key_variables,
+    resolve_api_key,
+)
 from oxydra.config.loader import ConfigSources, load_agent_config
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import ConfigError, RunnerError
@@ -119,7 +124,7 @@ def check_provider_key(config: AgentConfig, environ: Mapping[str, str]) -> None:
     if entry is None:
         raise RunnerError(f"provider '{name}' is not in [providers.registry]")
     key, _ = resolve_api_key(entry, environ)
-    if key is None:
+    if key is None and key_required(entry):
         raise RunnerError(NO_KEY_HELP.format(provider=name, model=config.selection.model))
 
 

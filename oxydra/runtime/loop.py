@@ -18,7 +18,7 @@ from typing import Literal
 import msgspec
 
 from oxydra.config.schema import RuntimeConfig
-from oxydra.core.errors import ProviderError
+from oxydra.core.errors import ProviderError, ProviderTimeoutError
 from oxydra.core.ids import ModelId, ProviderId
 from oxydra.core.log import get_logger, span
 from oxydra.core.messages import Context, FunctionDecl, Message, Response, TextPart, ToolCall
@@ -267,8 +267,7 @@ class AgentRuntime:
         self.state = "streaming"
         caps = self.provider.capabilities()  # type: ignore[attr-defined]
         if not caps.streaming:
-            async with asyncio.timeout(self.config.turn_timeout_secs):
-                return await self.provider.complete(context)  # type: ignore[attr-defined]
+            return await self._complete(context)
         assembler = ResponseAssembler()
         forwarded = False
         stream = self.provider.stream(context).__aiter__()  # type: ignore[attr-defined]
@@ -283,8 +282,7 @@ class AgentRuntime:
                     if forwarded:
                         raise ProviderError(f"the stream broke mid-answer: {item.message}")
                     _log.warning("stream lost before any output, retrying without streaming")
-                    async with asyncio.timeout(self.config.turn_timeout_secs):
-                        return await self.provider.complete(context)  # type: ignore[attr-defined]
+                    return await self._complete(context)
                 if isinstance(item, ToolCallDelta) and item.name:
                     prepare = getattr(self.tools, "prepare", None)
                     if prepare is not None:
@@ -301,6 +299,16 @@ class AgentRuntime:
             if aclose is not None:
                 await aclose()
         return assembler.response()
+
+    async def _complete(self, context: Context) -> Response:
+        """A whole answer. Each attempt is bounded by the provider route (`turn_timeout_secs`,
+        retried there); a timeout escaping it is still a provider failure, not the deadline."""
+        try:
+            return await self.provider.complete(context)  # type: ignore[attr-defined, no-any-return]
+        except TimeoutError as exc:
+            raise ProviderTimeoutError(
+                f"no answer from the provider in time ({exc or 'timed out'})"
+            ) from exc
 
     async def _context(
         self, conversation: Conversation, sink: EventSink, state: d.TurnState

@@ -53,6 +53,7 @@ import msgspec
 
 from oxydra.testing._fake_formats import FORMATS, format_for
 from oxydra.testing._fake_http import HttpRequest, HttpResponseWriter, serve_connection
+from oxydra.testing._fake_quirks import ServerKind, ServerQuirks
 from oxydra.testing._fake_script import (
     Call,
     Empty,
@@ -82,6 +83,10 @@ __all__ = [
 ]
 
 _JSON = {"content-type": "application/json"}
+SCRIPT_ENDED = (
+    "(This is the fake model: its script has no more replies. "
+    "Nothing you type here reaches a real LLM.)"
+)
 
 
 class FakeLLM:
@@ -92,6 +97,11 @@ class FakeLLM:
         conversations: more conversations by name.
         host: address to bind (loopback).
         port: port to bind; 0 picks a free one.
+        server: which server's behaviour to imitate (`oxydra.testing._fake_quirks`).
+        context_window: the window that server reports and enforces.
+        strict: answer a request with no step left with a 500 (and list it in `errors`);
+            when False it gets `SCRIPT_ENDED` as a friendly reply (still listed).
+        served_model: the model name a vLLM-like server lists.
     """
 
     def __init__(
@@ -101,7 +111,14 @@ class FakeLLM:
         conversations: dict[str, list[Step]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        server: ServerKind = "openai",
+        context_window: int = 4096,
+        strict: bool = True,
+        served_model: str = "served-model",
     ) -> None:
+        self.quirks = ServerQuirks(kind=server, context_window=context_window)
+        self.strict = strict
+        self.served_model = served_model
         self._steps: dict[str, collections.deque[Step]] = collections.defaultdict(collections.deque)
         self.add(steps or [])
         for name, conv in (conversations or {}).items():
@@ -111,6 +128,7 @@ class FakeLLM:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.requests: list[HttpRequest] = []
+        self.gets: list[HttpRequest] = []
         self.first_byte_times: list[float] = []
         self.errors: list[str] = []
         self.on_request: list[Any] = []
@@ -187,7 +205,7 @@ class FakeLLM:
     # ---- answering ------------------------------------------------------------------------
 
     async def _handle(self, request: HttpRequest, out: HttpResponseWriter) -> None:
-        self.requests.append(request)
+        (self.requests if request.method == "POST" else self.gets).append(request)
         for hook in self.on_request:
             hook(request)
         try:
@@ -201,6 +219,11 @@ class FakeLLM:
             body, kind = self._routes[request.path]
             await out.send(200, {"content-type": kind}, body)
             return
+        if request.method == "GET" and request.path.endswith("/v1/models"):
+            listed = self.quirks.models(self.served_model)
+            if listed is not None:
+                await out.send(200, _JSON, listed)
+                return
         found = format_for(request.path) if request.method == "POST" else None
         if found is None:
             await out.send(404, _JSON, b'{"error": {"message": "no such fake endpoint"}}')
@@ -212,11 +235,19 @@ class FakeLLM:
             await out.send(400, _JSON, b'{"error": {"message": "request body is not JSON"}}')
             return
         model = str(body.get("model") or request.path.rsplit("/", 1)[-1].split(":", 1)[0])
+        streaming = bool(body.get("stream")) if stream is None else stream
+        refused = self.quirks.refusal(body, streaming)
+        if refused is not None:
+            status, data = refused
+            await out.send(status, _JSON if data else {"content-type": "text/event-stream"}, data)
+            return
         step = self._next_step(request, model)
         if step is None:
-            await out.send(500, _JSON, b'{"error": {"message": "fake LLM: no scripted step left"}}')
-            return
-        streaming = bool(body.get("stream")) if stream is None else stream
+            if self.strict:
+                message = b'{"error": {"message": "fake LLM: no scripted step left"}}'
+                await out.send(500, _JSON, message)
+                return
+            step = Reply(text=SCRIPT_ENDED)
         await self._render(step, name, streaming, model, body, out)
 
     def _next_step(self, request: HttpRequest, model: str) -> Step | None:
@@ -244,6 +275,8 @@ class FakeLLM:
                 if streaming:
                     await self._stream(renderer.stream(step, model, body), step, out)
                 else:
+                    if step.delay:  # a slow server: the whole answer comes late
+                        await asyncio.sleep(step.delay)
                     data = msgspec.json.encode(renderer.whole(step, model))
                     await out.send(
                         200,
