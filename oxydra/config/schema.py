@@ -199,6 +199,9 @@ class SchedulerConfig(_Section):
     auto_disable_after_failures: Positive = 5
     notify_after_failures: Annotated[int, msgspec.Meta(ge=0)] = 3
     run_timeout_secs: Positive = 600
+    # A run cut short by a crash or restart: run it again once at start-up when its stored
+    # events show no side-effecting tool call ("retry_if_clean"), or leave it ("skip").
+    on_interrupted: Literal["retry_if_clean", "skip"] = "retry_if_clean"
 
 
 class AgentSelection(_Section):
