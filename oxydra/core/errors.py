@@ -70,13 +70,29 @@ class ConfigError(OxydraError):
         self.problems = problems if problems is not None else [message]
 
 
+def running_from_archive() -> bool:
+    """Whether this code runs from `oxydra.pyz` (zipimport) rather than an installed package."""
+    return type(globals().get("__loader__")).__name__ == "zipimporter"
+
+
+def install_hint(extra: str) -> str:
+    """How to get an optional extra: pip for an installation; a rebuild for the archive,
+    where pip cannot add anything."""
+    if running_from_archive():
+        return (
+            f"this oxydra.pyz was built without the '{extra}' extra; build one with it: "
+            f"python build_pyz.py --with {extra} (from a source checkout after `make install`)"
+        )
+    return f"install the '{extra}' extra: pip install 'oxydra[{extra}]'"
+
+
 class MissingExtraError(ConfigError):
     """An optional dependency is absent; names the feature and the extra that brings it."""
 
     def __init__(self, feature: str, extra: str, module: str) -> None:
         super().__init__(
             f"{feature} needs the optional module '{module}', which is not installed",
-            hint=f"install the '{extra}' extra: pip install 'oxydra[{extra}]'",
+            hint=install_hint(extra),
         )
         self.feature = feature
         self.extra = extra
