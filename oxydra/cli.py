@@ -66,32 +66,43 @@ def _ask_args(p: argparse.ArgumentParser) -> None:
 
 
 def _vm_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--user-id", default="default")
+    p.add_argument("--user-id", default="default", help="the user this guest serves")
     p.add_argument("--workspace-root", help="the user's workspace directory")
-    p.add_argument("--bootstrap-stdin", action="store_true")
-    p.add_argument("--bootstrap-file")
+    p.add_argument(
+        "--bootstrap-stdin",
+        action="store_true",
+        help="read the runner's bootstrap envelope (length-prefixed JSON) from stdin",
+    )
+    p.add_argument("--bootstrap-file", help="read the bootstrap envelope from this JSON file")
     p.add_argument("--gateway-bind", help="host:port to listen on (default 127.0.0.1:0)")
 
 
 def _tui_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gateway-endpoint", help="ws://host:port/ws (default: discovered)")
-    p.add_argument("--user", default="default")
+    p.add_argument("--user", default="default", help="user id to connect as")
     p.add_argument("--session", help="join this session")
     p.add_argument("--workspace", help="workspace to discover the gateway from")
 
 
 def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", help="runner.toml (default .oxydra/runner.toml)")
-    p.add_argument("-u", "--user")
+    p.add_argument("-u", "--user", help="user id (default: the single user in runner.toml)")
     p.add_argument("--insecure", action="store_true", help="force the process tier")
     p.add_argument("--tui", action="store_true", help="attach the TUI to a running guest")
     p.add_argument("--probe", action="store_true", help="with --tui: print metadata and exit")
     p.add_argument("--daemon", action="store_true", help="stay resident serving the control socket")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--env-file")
+    p.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pass a variable to the guest (repeatable)",
+    )
+    p.add_argument("--env-file", help="pass the KEY=VALUE lines of this file to the guest")
     p.add_argument("--detach-when-ready", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs="?", help="start | stop | status | restart | logs")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="flags of the command")
 
 
 def _shell_daemon_args(p: argparse.ArgumentParser) -> None:
@@ -108,7 +119,11 @@ def _catalog_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["show", "check"])
+    p.add_argument(
+        "action",
+        choices=["show", "check"],
+        help="show: the effective config and each value's source; check: list every problem",
+    )
 
 
 _MODE_ARGS = {

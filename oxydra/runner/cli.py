@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from oxydra.core.errors import GatewayError, OxydraError, RunnerError
-from oxydra.runner._config import RunnerContext, load_context
-from oxydra.runner._control import control_request, daemon_alive
+from oxydra.runner._config import RunnerContext, find_config, load_context
+from oxydra.runner._control import NOT_STARTED_HINT, control_request, daemon_alive
 from oxydra.runner._guest import LaunchResult
 from oxydra.runner._logs import DEFAULT_TAIL, format_entry, parse_since, read_logs
-from oxydra.runner._selfcmd import self_command, self_environment
+from oxydra.runner._selfcmd import self_command, self_environment, shown_command
 from oxydra.runner._workspace import UserWorkspace, clear_stale, provision
 from oxydra.wire.control import (
     MAX_LOG_TAIL,
@@ -67,9 +67,26 @@ def run_runner(args: argparse.Namespace) -> int:
     try:
         _merge_rest(args)
         return _dispatch(args)
+    except RunnerError as exc:
+        if exc.hint == NOT_STARTED_HINT:  # say exactly how, for this setup
+            exc.hint = start_hint(args)
+        print(f"runner error: {exc}", file=sys.stderr, flush=True)
+        return 1
     except (OxydraError, OSError) as exc:
         print(f"runner error: {exc}", file=sys.stderr, flush=True)
         return 1
+
+
+def start_hint(args: argparse.Namespace) -> str:
+    """The start command that works here: with `--insecure` when no runner.toml is found,
+    since without one `start` refuses to pick a sandbox (docs/runner.md)."""
+    cwd, home = Path.cwd(), Path.home()
+    configured = args.config or find_config(None, cwd, home) is not None
+    flags = [] if configured else ["--insecure"]
+    user = ["-u", args.user] if args.user else []
+    command = shown_command("runner", *user, *flags, "start")
+    why = "" if configured else " (no runner.toml: the guest runs as a local process)"
+    return f"start it with `{command}`{why}"
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -117,19 +134,21 @@ def _merge_rest(args: argparse.Namespace) -> None:
     if not args.rest:
         return
     parser = argparse.ArgumentParser(prog=f"oxydra runner {args.command}")
-    parser.add_argument("-c", "--config")
-    parser.add_argument("-u", "--user")
-    parser.add_argument("--insecure", action="store_true")
-    parser.add_argument("-e", "--env", action="append", default=[])
-    parser.add_argument("--env-file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    add = parser.add_argument
+    add("-c", "--config", help="runner.toml (default .oxydra/runner.toml)")
+    add("-u", "--user", help="user id (default: the single user in runner.toml)")
+    add("--insecure", action="store_true", help="force the process tier (no kernel isolation)")
+    add("-e", "--env", action="append", default=[], help="KEY=VALUE for the guest (repeatable)")
+    add("--env-file", help="KEY=VALUE lines for the guest")
+    add("--set", dest="overrides", action="append", default=[], help="SECTION.KEY=VALUE")
     if args.command == "logs":
-        parser.add_argument("--role", choices=["runtime", "sidecar", "all"], default="runtime")
-        parser.add_argument("--stream", choices=["stdout", "stderr", "both"], default="both")
-        parser.add_argument("--tail", nargs="?", type=int, const=DEFAULT_TAIL, default=DEFAULT_TAIL)
-        parser.add_argument("--since")
-        parser.add_argument("--format", choices=["text", "json"], default="text")
-        parser.add_argument("-f", "--follow", action="store_true")
+        add("--role", choices=["runtime", "sidecar", "all"], default="runtime", help="whose log")
+        add("--stream", choices=["stdout", "stderr", "both"], default="both", help="which stream")
+        add("--tail", nargs="?", type=int, const=DEFAULT_TAIL, default=DEFAULT_TAIL,
+            help=f"the last N lines (default {DEFAULT_TAIL})")  # fmt: skip
+        add("--since", help="only lines after this time (RFC 3339, or 30s, 10m, 2h, 1d ago)")
+        add("--format", choices=["text", "json"], default="text", help="output format")
+        add("-f", "--follow", action="store_true", help="keep printing new lines")
     rest = parser.parse_args(args.rest)
     for key, value in vars(rest).items():
         current = getattr(args, key, None)
@@ -152,7 +171,8 @@ def daemon_lock(workspace: UserWorkspace) -> Iterator[None]:
         except BlockingIOError as exc:
             raise RunnerError(
                 f"a runner is already running for this user (lock {workspace.lock_file})",
-                hint="`oxydra runner status` shows it; `oxydra runner stop` stops it",
+                hint=f"`{shown_command('runner', 'status')}` shows it; "
+                f"`{shown_command('runner', 'stop')}` stops it",
             ) from exc
         yield
     finally:
@@ -226,7 +246,7 @@ def start_background(args: argparse.Namespace, ctx: RunnerContext) -> int:
     if daemon_alive(workspace.control_socket):
         raise RunnerError(
             f"user '{ctx.user_id}' is already running (control socket {workspace.control_socket})",
-            hint="use `oxydra runner restart` to restart it",
+            hint=f"use `{shown_command('runner', 'restart')}` to restart it",
         )
     argv = [
         *self_command("runner"),
@@ -423,7 +443,7 @@ def attach_tui(ctx: RunnerContext, *, probe: bool) -> int:
     if not marker.is_file():
         raise RunnerError(
             f"no running guest for user '{ctx.user_id}' (no gateway marker at {marker})",
-            hint="start it with `oxydra runner --insecure start` (or `make run`)",
+            hint=NOT_STARTED_HINT,
         )
     endpoint = marker.read_text().strip()
     token_file = workspace.gateway_token_file
