@@ -14,8 +14,10 @@ has that name, else to `default`. Steps (`oxydra.testing.fake_llm.Reply`, `Fail`
 `Empty`, `Raw`) render as the provider would answer: text replies, tool calls with arguments
 split over many chunks, reasoning, error statuses with `Retry-After` and provider-shaped error
 bodies, a connection cut mid-stream (`Reply(cut_after=N)`), slow tokens (`Reply(delay=s)`),
-an HTML error page, an empty 200 body, or raw bytes. A request with no step left gets a 500
-and is listed in `errors` (strict: `assert_done()` fails on leftovers and on such requests).
+an HTML error page, an empty 200 body, or raw bytes. A request with no step left is listed
+in `errors` (`assert_done()` fails on leftovers and on such requests) and gets a 500, or,
+with `strict=False` (the command line's default), a friendly reply saying the script ended.
+`server="llamacpp"` or `"vllm"` imitates what those servers did (`_fake_quirks`).
 
 Use from tests::
 
@@ -33,9 +35,10 @@ From a shell (for subprocess tests), printing `FAKE_LLM_URL=http://127.0.0.1:<po
 listening, and optionally appending each request as a JSON line to `--record`::
 
     python -m oxydra.testing.fake_llm --port 0 --script script.json [--record requests.jsonl]
+        [--server llamacpp] [--strict]
 
 where `script.json` is a list of steps (`[{"kind": "reply", "text": "hi"}]`) or
-`{"conversations": {"name": [steps...]}}`.
+`{"conversations": {"name": [steps...]}}`. docs/fake-llm.md has a walk-through.
 """
 
 from __future__ import annotations
@@ -321,8 +324,10 @@ class FakeLLM:
 # ---- command line ------------------------------------------------------------------------
 
 
-async def _serve(port: int, script: Script, record: Path | None) -> None:
-    llm = FakeLLM(port=port)
+async def _serve(port: int, script: Script, record: Path | None, args: argparse.Namespace) -> None:
+    llm = FakeLLM(
+        port=port, server=args.server, context_window=args.context_window, strict=args.strict
+    )
     for name, steps in script.conversations.items():
         llm.add(steps, conversation=name)
     if record is not None:
@@ -350,14 +355,31 @@ async def _serve(port: int, script: Script, record: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m oxydra.testing.fake_llm --port N --script file.json [--record file.jsonl]`."""
-    parser = argparse.ArgumentParser(prog="python -m oxydra.testing.fake_llm")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--script", type=Path, required=True)
-    parser.add_argument("--record", type=Path)
+    """`python -m oxydra.testing.fake_llm [--port N] [--script file.json] [options]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m oxydra.testing.fake_llm",
+        description="A scripted fake LLM server on loopback (docs/fake-llm.md).",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
+    parser.add_argument("--script", type=Path, help="JSON list of steps (default: none)")
+    parser.add_argument("--record", type=Path, help="append each request here as a JSON line")
+    parser.add_argument(
+        "--server",
+        choices=["openai", "llamacpp", "vllm"],
+        default="openai",
+        help="behave as this server does (llamacpp: its quirks, seen on a real one)",
+    )
+    parser.add_argument(
+        "--context-window", type=int, default=4096, help="the window a llamacpp/vllm reports"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="answer a request past the script's end with a 500, as tests want",
+    )
     args = parser.parse_args(argv)
-    script = decode_script(args.script.read_bytes())
-    asyncio.run(_serve(args.port, script, args.record))
+    script = decode_script(args.script.read_bytes()) if args.script else Script()
+    asyncio.run(_serve(args.port, script, args.record, args))
     return 0
 
 
