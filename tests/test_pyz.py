@@ -128,3 +128,11 @@ def test_tracebacks_name_files_inside_the_archive_not_the_build_dir(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "oxydra.pyz/site/oxydra/cli.py"
+
+
+def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) -> None:
+    show = _run(pyz, ["catalog", "show"], tmp_path, tmp_path)
+    assert show.returncode == 0, show.stderr
+    assert "gpt-4o-mini" in show.stdout
+    update = _run(pyz, ["catalog", "fetch", "--update-pinned"], tmp_path, tmp_path)
+    assert update.returncode == 2 and "inside an archive" in update.stderr
