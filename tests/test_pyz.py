@@ -136,3 +136,20 @@ def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) 
     assert "gpt-4o-mini" in show.stdout
     update = _run(pyz, ["catalog", "fetch", "--update-pinned"], tmp_path, tmp_path)
     assert update.returncode == 2 and "inside an archive" in update.stderr
+
+
+def test_inside_the_archive_a_missing_extra_means_a_rebuild_not_pip(
+    pyz: Path, tmp_path: Path
+) -> None:
+    boot = f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='b'); g['_prepare_path']()"
+    code = "from oxydra.core.errors import install_hint; print(install_hint('embed'))"
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "build_pyz.py --with embed" in out.stdout and "pip install" not in out.stdout

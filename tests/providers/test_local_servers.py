@@ -181,3 +181,22 @@ class TestTimeoutsAndErrors:
         assert fields["provider"] == "llamacpp"
         assert fields["route"] == f"llamacpp/{LOCAL_MODEL}"
         assert fields["error"].endswith(f"END (llamacpp: {url})")
+
+
+class TestPresets:
+    @pytest.mark.parametrize(
+        ("name", "port"),
+        [("ollama", 11434), ("vllm", 8000), ("lmstudio", 1234), ("llamacpp", 8080)],
+    )
+    def test_a_preset_needs_nothing_but_a_model(
+        self, catalog: ModelCatalog, name: str, port: int
+    ) -> None:
+        from oxydra.config import ConfigSources, load_agent_config
+
+        overrides = [f"selection.provider={name}", "selection.model=some-local-model"]
+        config = load_agent_config(ConfigSources(environ={}, overrides=overrides)).config
+        provider = build_reliable_provider(config, {}, catalog).routes[0].provider
+        assert provider.endpoint.base_url == f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        assert "authorization" not in provider.endpoint.headers  # type: ignore[attr-defined]
+        assert provider.codec.profile.schema_dialect == "compact"  # type: ignore[attr-defined]
+        assert provider.capabilities().max_output_tokens is None
