@@ -264,8 +264,11 @@ class AgentRuntime:
         stream = self.provider.stream(context).__aiter__()  # type: ignore[attr-defined]
         try:
             while True:
+                # The first item is bounded per attempt by the provider route, which retries
+                # a slow start; after it, each gap between items is bounded here.
+                gap = self.config.turn_timeout_secs if forwarded else None
                 try:
-                    async with asyncio.timeout(self.config.turn_timeout_secs):
+                    async with asyncio.timeout(gap):
                         item: StreamItem = await stream.__anext__()
                 except StopAsyncIteration:
                     break
@@ -282,7 +285,7 @@ class AgentRuntime:
                 await sink(item)
                 forwarded = True
         except TimeoutError as exc:
-            raise ProviderError(
+            raise ProviderTimeoutError(
                 f"no data from the provider for {self.config.turn_timeout_secs}s"
             ) from exc
         finally:

@@ -266,6 +266,27 @@ class TestScheduling:
 
 
 class TestFailures:
+    async def test_a_stream_slow_to_start_is_asked_again_by_the_route(self) -> None:
+        from oxydra.providers import ReliableProvider
+
+        async def no_sleep(_: float) -> None:
+            return None
+
+        class SlowFirst(MockProvider):
+            async def stream(self, context: Any) -> Any:
+                if not self.contexts:
+                    self.contexts.append(context)
+                    await asyncio.sleep(30)
+                async for item in super().stream(context):
+                    yield item
+
+        slow = SlowFirst([reply("second try")])
+        provider = ReliableProvider(slow, sleep=no_sleep, attempt_timeout=0.1)
+        rt = runtime(provider, turn_timeout_secs=1)  # type: ignore[arg-type]
+        outcome = await rt.run_turn(turn(), Sink())
+        assert outcome.reason == "completed"
+        assert outcome.response is not None and outcome.response.message.text == "second try"
+
     async def test_a_whole_answer_past_its_timeout_is_a_provider_failure_not_the_deadline(
         self,
     ) -> None:
