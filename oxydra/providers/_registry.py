@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 import httpx
 import msgspec
@@ -42,7 +43,9 @@ DEFAULT_BASE_URLS = {
 
 
 def _openai_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
-    field = "max_completion_tokens" if official else "max_tokens"
+    field: Literal["max_completion_tokens", "max_tokens"] = (
+        "max_completion_tokens" if official else "max_tokens"
+    )
     dialect = entry.schema_dialect or ("full" if official else "compact")
     profile = openai_wire.OpenAIChatProfile(
         name=name, max_tokens_field=field, schema_dialect=dialect

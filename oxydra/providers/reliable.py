@@ -10,13 +10,14 @@ Rules:
 3. A `Retry-After` the provider sent is honoured as a minimum delay. When it asks for longer
    than `max_retry_after` seconds, waiting is pointless: the route is given up at once.
 4. A stream is retried only until its first item reached the consumer. A stream whose first
-   item is `ConnectionLost` counts as a transport failure (nothing was delivered); later
+   item is `ConnectionLost` counts as a transport failure (nothing was delivered), and the
+   route's next attempt asks for a whole answer (`complete`), whose items are then streamed:
+   this is the one place a broken stream falls back, so attempts never multiply. Later
    failures go to the consumer as they are.
 5. When a route is given up with a retryable error, an authentication error or a protocol
    error (the route's fault, not the request's), the next fallback route is tried with the
    same context, its provider and model swapped in. Other errors (bad request, context too
    long) are raised at once: another route would refuse them too.
-
 6. With `attempt_timeout` set (`[runtime] turn_timeout_secs`), each attempt must answer, or
    start its stream, within that many seconds; one that does not fails with a retryable
    `ProviderTimeoutError`, so a slow server is asked again rather than ending the turn.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -50,6 +51,7 @@ from oxydra.core.log import get_logger
 from oxydra.core.messages import Context, Response
 from oxydra.core.stream import ConnectionLost, StreamItem
 from oxydra.providers._base import Provider
+from oxydra.wire.assemble import response_items
 
 _log = get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -87,7 +89,7 @@ def backoff_delay(
     if config.jitter:
         half = delay / 2
         delay = half + (rng or random).uniform(0, half)
-    return delay
+    return float(delay)
 
 
 def _moves_on(error: ProviderError) -> bool:
@@ -211,18 +213,19 @@ class ReliableProvider:
         assert last is not None
         raise last
 
-    async def stream(self, context: Context) -> AsyncIterator[StreamItem]:
+    async def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
         """Stream from the first route whose stream starts (see rules 4 and 5)."""
         last: ProviderError | None = None
         for route in self.routes:
             routed = route.context_for(context)
             attempt = 1
             while True:
-                items = route.provider.stream(routed)
+                whole = isinstance(last, _LostEarly) and last.route is route
+                items = _whole(route.provider, routed) if whole else route.provider.stream(routed)
                 try:
                     first = await self._bounded(_first_item(items, route), route, routed)
                 except ProviderError as exc:
-                    await _close(items)
+                    await items.aclose()
                     last = exc
                     if await self._pause(attempt, exc, route, routed):
                         attempt += 1
@@ -236,7 +239,7 @@ class ReliableProvider:
                     async for item in items:
                         yield item
                 finally:
-                    await _close(items)
+                    await items.aclose()
                 return
             self._give_up(route, routed, last)
         if isinstance(last, _LostEarly):
@@ -249,20 +252,22 @@ class ReliableProvider:
 class _LostEarly(ProviderTransportError):
     """A stream whose first item was `ConnectionLost`: retryable, nothing was delivered."""
 
-    def __init__(self, item: ConnectionLost, provider: str) -> None:
-        super().__init__(item.message, provider=provider)
+    def __init__(self, item: ConnectionLost, route: Route) -> None:
+        name = route.name or getattr(route.provider, "name", "")
+        super().__init__(item.message, provider=str(name))
         self.item = item
+        self.route = route
+
+
+async def _whole(provider: Provider, context: Context) -> AsyncGenerator[StreamItem, None]:
+    """A whole answer as the items its stream would have carried (rule 4)."""
+    for item in response_items(await provider.complete(context)):
+        yield item
 
 
 async def _first_item(items: AsyncIterator[StreamItem], route: Route) -> StreamItem | None:
     """The first item; a first `ConnectionLost` is raised as a retryable transport error."""
     first = await anext(items, None)
     if isinstance(first, ConnectionLost):
-        raise _LostEarly(first, route.name or getattr(route.provider, "name", ""))
+        raise _LostEarly(first, route)
     return first
-
-
-async def _close(items: AsyncIterator[StreamItem]) -> None:
-    closer = getattr(items, "aclose", None)
-    if closer is not None:
-        await closer()

@@ -308,7 +308,7 @@ class ScheduleTable:
                 "LIMIT 1",
                 (schedule_id, run_id),
             )
-            was_retry = bool(before) and before[0] == "interrupted" and before[1] == RETRIED_TEXT
+            was_retry = before is not None and tuple(before) == ("interrupted", RETRIED_TEXT)
             run = InterruptedRun(
                 run_id=run_id, schedule_id=schedule_id, started_at=started_at, was_retry=was_retry
             )

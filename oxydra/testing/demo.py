@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from oxydra.runner._selfcmd import archive_path, self_command, self_environment
-from oxydra.testing._fake_script import Call, Reply, Script
+from oxydra.testing._fake_script import Call, Reply, Script, Step
 
 DEMO_USER = "demo"
 DEMO_PROVIDER = "demo"
 DEMO_MODEL = "oxydra-demo-script"
 LABEL = "[demo: scripted fake model, not an LLM]"
-DEMO_SCRIPT = [
+DEMO_SCRIPT: list[Step] = [
     Reply(
         text=f"{LABEL} Hello! I answer from a fixed script, so whatever you type, the tour "
         "goes on the same way. Send anything and I will use a tool.",

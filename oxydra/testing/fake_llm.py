@@ -219,8 +219,8 @@ class FakeLLM:
 
     async def _answer(self, request: HttpRequest, out: HttpResponseWriter) -> None:
         if request.method == "GET" and request.path in self._routes:
-            body, kind = self._routes[request.path]
-            await out.send(200, {"content-type": kind}, body)
+            content, kind = self._routes[request.path]
+            await out.send(200, {"content-type": kind}, content)
             return
         if request.method == "GET" and request.path.endswith("/v1/models"):
             listed = self.quirks.models(self.served_model)
