@@ -193,10 +193,13 @@ class ScheduleStore:
             auto_disable_after_failures=auto_disable_after_failures,
         )  # fmt: skip
 
-    async def run_events(self, schedule_id: str, since: str, limit: int = 500) -> list[Message]:
-        """The messages the schedule's session stored from `since` (a run's start) on."""
+    async def run_events(self, schedule_id: str, since: str) -> list[Message]:
+        """The messages the schedule's session stored from `since` (a run's start) on.
+
+        Read once per interrupted run at start-up, so the whole session log is scanned.
+        """
         start = parse_instant(since)
-        events = await self._memory.recall(f"scheduled:{schedule_id}", limit=limit)
+        events = await self._memory.recall(f"scheduled:{schedule_id}")
         return [e.message for e in events if parse_instant(e.created_at) >= start]
 
     # ---- the gateway's outbox ---------------------------------------------------------

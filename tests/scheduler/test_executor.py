@@ -16,6 +16,7 @@ from oxydra.core.stream import StreamItem
 from oxydra.core.tiers import SafetyTier
 from oxydra.memory import MemoryStore
 from oxydra.scheduler import (
+    SCHEDULE_SCHEMA,
     Interval,
     Once,
     ScheduleDefinition,
@@ -303,7 +304,7 @@ class TestConcurrency:
         assert len(await ex.tick()) == 2
         await asyncio.sleep(0)
         assert await ex.tick() == []
-        with MemoryStore(db_path) as other:
+        with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as other:
             assert len(other.db.query("SELECT 1 FROM schedule_runs WHERE status = 'running'")) == 2
         provider.gate.set()
         await ex.drain()
@@ -332,7 +333,7 @@ class TestRestart:
     async def test_after_a_crash_nothing_runs_twice_and_a_missed_schedule_runs_once(
         self, db_path: Path, clock: FakeClock
     ) -> None:
-        with MemoryStore(db_path) as crashed:
+        with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as crashed:
             table = ScheduleTable(crashed.db)
             in_flight = stored(table, "in-flight", next_run=T0 - timedelta(minutes=1))
             overdue = stored(table, "overdue", next_run=T0 - timedelta(days=7))
@@ -340,7 +341,9 @@ class TestRestart:
         clock.advance(hours=2)
         from oxydra.memory import HashedEmbedder, Memory
 
-        async with await Memory.open(db_path, embedder=HashedEmbedder()) as memory:
+        async with await Memory.open(
+            db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+        ) as memory:
             store = ScheduleStore(memory)
             provider = MockProvider([reply("caught up")])
             ex = executor(store, runtime(provider), clock, on_interrupted="skip")
@@ -363,13 +366,15 @@ class TestInterruptedRuns:
     """A daily job cut short by a restart: run again when it changed nothing, else told."""
 
     async def crash_mid_run(self, db_path: Path, events: list[Message]) -> str:
-        with MemoryStore(db_path) as crashed:
+        with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as crashed:
             table = ScheduleTable(crashed.db)
             schedule = stored(table, "daily", next_run=T0 - timedelta(minutes=1))
             assert table.claim_run(schedule, "lost-run", T0) is not None
         from oxydra.memory import HashedEmbedder, Memory
 
-        async with await Memory.open(db_path, embedder=HashedEmbedder()) as memory:
+        async with await Memory.open(
+            db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+        ) as memory:
             session = f"scheduled:{schedule}"
             await memory.create_session(session, user_id="alice")
             await memory.append_events(session, events)
@@ -381,7 +386,9 @@ class TestInterruptedRuns:
         from oxydra.memory import HashedEmbedder, Memory
 
         notices = Notices()
-        self.memory = await Memory.open(db_path, embedder=HashedEmbedder())
+        self.memory = await Memory.open(
+            db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+        )
         store = ScheduleStore(self.memory)
         tiers = {"file_read": SafetyTier.READ_ONLY, "file_write": SafetyTier.SIDE_EFFECTING}
         ex = SchedulerExecutor(
@@ -447,14 +454,18 @@ class TestInterruptedRuns:
         try:
             from oxydra.memory import HashedEmbedder, Memory
 
-            async with await Memory.open(db_path, embedder=HashedEmbedder()) as memory:
+            async with await Memory.open(
+                db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+            ) as memory:
                 store = ScheduleStore(memory)
                 ex = executor(store, runtime(GatedProvider([])), clock)
                 await ex.recover()  # the clean run is due again at once
                 [retry] = await ex.tick()  # ... and the retry starts, then the process dies
                 ex.runs[retry].cancel()
                 await asyncio.gather(*ex.runs.values(), return_exceptions=True)
-            with MemoryStore(db_path) as crashed:  # as if killed: the retry is left running
+            with MemoryStore(
+                db_path, schemas=[SCHEDULE_SCHEMA]
+            ) as crashed:  # as if killed: the retry is left running
                 with crashed.db.write() as conn:
                     conn.execute(
                         "UPDATE schedule_runs SET status = 'running' WHERE run_id = ?", (retry,)
