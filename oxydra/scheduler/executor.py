@@ -15,8 +15,12 @@ Theory of operation:
    from the end time, so firings missed while down or busy are not replayed) and the
    pruned history are written in one transaction; then notifications are sent.
 4. Restart. Before the first poll, runs a previous process left `running` are recorded as
-   `interrupted` and rescheduled from now, not retried; a schedule that fell due while the
-   process was down is due once, and runs once.
+   `interrupted`. With `on_interrupted = "retry_if_clean"` (the default) a run whose stored
+   events show no tool call outside the read-only tier, and that was not itself such a
+   retry, is due again at once: the daily 08:00 job cut at 08:00:30 still runs today.
+   Otherwise it is rescheduled from now by its cadence and, under `retry_if_clean`, the
+   person is told it was cut short and which tool calls it had made. A schedule that fell
+   due while the process was down is due once, and runs once.
 5. Shutdown (`aclose`) cancels the runs in flight and records them as `interrupted`.
 6. Clock jumps. Each poll compares how far the wall clock moved with how far the monotonic
    clock did; a difference over `JUMP_TOLERANCE_SECS` is a jump, and the store re-times next
@@ -38,16 +42,20 @@ from typing import Protocol
 from oxydra.config.schema import SchedulerConfig
 from oxydra.core.errors import OxydraError
 from oxydra.core.log import get_logger
+from oxydra.core.messages import ToolCall
 from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
+from oxydra.core.tiers import SafetyTier
 from oxydra.runtime.api import TurnRequest, TurnRunner
 from oxydra.scheduler._notify import (
     failure_notice,
     goal_prompt,
+    interrupted_notice,
     message_text,
     result_notification,
 )
 from oxydra.scheduler._store import ScheduleStore
+from oxydra.scheduler._table import INTERRUPTED_TEXT
 from oxydra.scheduler.cadence import parse_instant
 from oxydra.scheduler.types import RunResult, RunStatus, ScheduleDefinition
 from oxydra.wire.gateway import ScheduledNotification
@@ -105,6 +113,8 @@ class SchedulerExecutor:
         clock: returns the current aware time.
         sleep: waits a number of seconds (between polls only).
         timeout_secs: the longest a run may take.
+        tool_tier: the safety tier of a tool by name (None when unknown, which counts as
+            side-effecting), to judge whether an interrupted run may be retried.
     """
 
     def __init__(
@@ -117,6 +127,7 @@ class SchedulerExecutor:
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         timeout_secs: float = 600.0,
+        tool_tier: Callable[[str], SafetyTier | None] = lambda _name: None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -126,6 +137,7 @@ class SchedulerExecutor:
         self.clock = clock
         self.sleep = sleep
         self.timeout_secs = timeout_secs
+        self.tool_tier = tool_tier
         self.monotonic = monotonic
         self._last_seen: tuple[datetime, float] | None = None
         self.runs: dict[str, asyncio.Task[None]] = {}
@@ -166,18 +178,37 @@ class SchedulerExecutor:
     # ---- one poll ---------------------------------------------------------------------
 
     async def recover(self) -> list[ScheduleDefinition]:
-        """Record runs left `running` by a previous process as interrupted (rule 4)."""
-        recovered = await self.store.recover(
-            now=self.clock(),
-            max_run_history=self.config.max_run_history,
-            auto_disable_after_failures=self.config.auto_disable_after_failures,
-        )
-        if recovered:
+        """Finish runs left `running` by a previous process; retry the clean ones (rule 4)."""
+        now, config = self.clock(), self.config
+        finished: list[ScheduleDefinition] = []
+        for run in await self.store.interrupted_runs():
+            calls = await self._calls_of(run.schedule_id, run.started_at)
+            clean = all(self.tool_tier(c.name) is SafetyTier.READ_ONLY for c in calls)
+            retry = config.on_interrupted == "retry_if_clean" and clean and not run.was_retry
+            definition = await self.store.finish_interrupted(
+                run.run_id, retry=retry, output=INTERRUPTED_TEXT, now=now,
+                max_run_history=config.max_run_history,
+                auto_disable_after_failures=config.auto_disable_after_failures,
+            )  # fmt: skip
+            if definition is None:
+                continue
+            finished.append(definition)
             _log.warning(
-                "recorded interrupted scheduled runs", extra={"oxy": {"count": len(recovered)}}
+                "scheduled run was interrupted",
+                extra={"oxy": {"run": run.run_id, "retry": retry, "tool_calls": len(calls)}},
             )
-        await self.store.retime(self.clock())
-        return recovered
+            if not retry and config.on_interrupted == "retry_if_clean":
+                await self._send(definition, interrupted_notice(definition, calls))
+        await self.store.retime(now)
+        return finished
+
+    async def _calls_of(self, schedule_id: str, started_at: str) -> list[ToolCall]:
+        try:
+            messages = await self.store.run_events(schedule_id, started_at)
+        except OxydraError:
+            _log.exception("cannot read an interrupted run's events; not retrying it")
+            return [ToolCall(id="?", name="(events unreadable)")]
+        return [call for message in messages for call in message.tool_calls]
 
     async def _follow_clock(self, now: datetime) -> None:
         """Re-time next runs when the wall clock jumped since the last poll (rule 6)."""
