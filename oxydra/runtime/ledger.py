@@ -48,11 +48,12 @@ class CostLedger:
         self._price = price or (lambda _usage: None)
         self._sessions: dict[str, Spend] = {}
 
-    def record(self, session_id: str, turn: Spend, usage: UsageUpdate | None) -> None:
-        """Add one call's usage to the turn and to its session."""
+    def record(self, session_id: str, turn: Spend, usage: UsageUpdate | None) -> float | None:
+        """Add one call's usage to the turn and to its session; returns its USD or None."""
         cost = self._price(usage) if usage is not None else None
         turn.add(usage, cost)
         self._sessions.setdefault(session_id, Spend()).add(usage, cost)
+        return cost
 
     def session(self, session_id: str) -> Spend:
         """Totals of a session so far (zeros if it has made no call)."""

@@ -12,6 +12,7 @@ yielding, cancelled.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -149,8 +150,20 @@ class AgentRuntime:
             limits = d.tightened(
                 self.limits, max_turns=request.max_turns, max_cost_usd=request.max_cost_usd
             )
-            with span("turn", session=request.session_id, turn=request.turn_id):
-                return await self._guarded(conversation, scope, sink, approver, limits)
+            with span(
+                "turn",
+                remote_parent=request.traceparent,
+                session=request.session_id,
+                turn=request.turn_id,
+                user=request.user_id,
+                agent=request.agent_name,
+                provider=self.provider_id,
+                model=self.model,
+                channel=request.channel,
+            ) as observed:
+                outcome = await self._guarded(conversation, scope, sink, approver, limits)
+                observed["outcome"] = outcome.reason
+                return outcome
 
     async def _guarded(
         self,
@@ -196,8 +209,11 @@ class AgentRuntime:
             state.model_calls += 1
             await sink(self._progress(ProviderCall(), "Calling provider", state))
             context = await self._context(conversation, sink, state)
-            response = await self._call_model(context, sink)
-            self.ledger.record(conversation.session_id, state.spend, response.usage)
+            with span("chat", provider=context.provider, model=context.model) as observed:
+                observed["_input"] = context.messages
+                response = await self._call_model(context, sink, observed)
+                cost = self.ledger.record(conversation.session_id, state.spend, response.usage)
+                _observe_response(observed, response, cost)
             decision = d.after_response(state, response, state.limits)
             match decision:
                 case d.Finish():
@@ -262,10 +278,14 @@ class AgentRuntime:
         all_feedback = all(outcome.feedback for _, outcome in results)
         return d.after_tools(state, all_feedback, state.limits)
 
-    async def _call_model(self, context: Context, sink: EventSink) -> Response:
+    async def _call_model(
+        self, context: Context, sink: EventSink, observed: dict[str, object]
+    ) -> Response:
         """Stream the answer, forwarding items; fall back to `complete` if the stream drops."""
         self.state = "streaming"
         caps = self.provider.capabilities()  # type: ignore[attr-defined]
+        observed["stream"] = bool(caps.streaming)
+        started = time.perf_counter()
         if not caps.streaming:
             async with asyncio.timeout(self.config.turn_timeout_secs):
                 return await self.provider.complete(context)  # type: ignore[attr-defined]
@@ -291,6 +311,8 @@ class AgentRuntime:
                         prepare(item.name)  # e.g. compile the sandbox while arguments stream
                 assembler.feed(item)
                 await sink(item)
+                if not forwarded:
+                    observed["ttft_s"] = round(time.perf_counter() - started, 6)
                 forwarded = True
         except TimeoutError as exc:
             raise ProviderError(
@@ -378,7 +400,11 @@ class AgentRuntime:
                 "",
             )
             if query:
-                found = await self.retriever(conversation.user_id, conversation.session_id, query)
+                with span("memory.retrieve", store="memory") as observed:
+                    found = await self.retriever(
+                        conversation.user_id, conversation.session_id, query
+                    )
+                    observed["found"] = found is not None
                 if found is not None:
                     fixed.append(found)
         return fixed
@@ -400,14 +426,16 @@ class AgentRuntime:
             return False
         await sink(self._progress(RollingSummary(), "Summarising older history", state))
         previous = conversation.summary.text if conversation.summary else None
-        text, _by_model = await write_summary(
-            self.provider,
-            provider_id=self.provider_id,
-            model=self.model,
-            messages=live[:cut],
-            previous=previous,
-            timeout_secs=self.config.turn_timeout_secs,
-        )
+        with span("summarise", model=self.model, messages=cut) as observed:
+            text, by_model = await write_summary(
+                self.provider,
+                provider_id=self.provider_id,
+                model=self.model,
+                messages=live[:cut],
+                previous=previous,
+                timeout_secs=self.config.turn_timeout_secs,
+            )
+            observed["by_model"] = by_model
         covered = (conversation.summary.covered if conversation.summary else 0) + cut
         epoch = (conversation.summary.epoch if conversation.summary else 0) + 1
         conversation.summary = Summary(text=text, covered=covered, epoch=epoch)
@@ -429,6 +457,21 @@ class AgentRuntime:
     ) -> TurnOutcome:
         await self._close_calls(conversation, f"the turn stopped ({detail})")
         return TurnOutcome(reason=reason, detail=detail, spend=state.spend)
+
+
+def _observe_response(observed: dict[str, object], response: Response, cost: float | None) -> None:
+    """Result attributes of a `chat` span (mapped to gen_ai.* by observability)."""
+    usage = response.usage
+    if usage is not None:
+        observed["input_tokens"] = usage.prompt_tokens
+        observed["output_tokens"] = usage.completion_tokens
+        observed["cache_read_tokens"] = usage.cache_read_tokens
+        observed["reasoning_tokens"] = usage.reasoning_tokens
+    observed["cost_usd"] = cost
+    observed["response_id"] = response.response_id
+    if response.finish_reason is not None:
+        observed["finish_reasons"] = (str(response.finish_reason),)
+    observed["_output"] = response.message
 
 
 def _json_bytes(messages: tuple[Message, ...], tools: list[FunctionDecl]) -> int:
