@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers"]
+DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel"]
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
 

@@ -13,8 +13,9 @@ Rules:
 2. Attributes are the call site's attrs then its result dict, renamed through `RENAMES`;
    keys without a rename become `oxydra.<key>`. Keys starting with `_` are content and are
    dropped unless content capture is on (then scrubbed by the caller).
-3. Values are str/bool/int/float; anything else is its `str()`. Strings longer than
-   `max_chars` are cut and end with a visible marker, so a huge argument cannot bloat a span.
+3. Values are str/bool/int/float or a tuple of at most 64 str; anything else is its `str()`.
+   Strings longer than `max_chars` are cut and end with a visible marker, so a huge
+   argument cannot bloat a span.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 Kind = Literal["internal", "client", "server"]
+Attr = str | bool | int | float | tuple[str, ...]
 
 # span name -> (exported name template, kind); `{x}` is filled from the span's attributes
 SPAN_KINDS: dict[str, tuple[str, Kind]] = {
@@ -111,9 +113,9 @@ def attributes(
     *,
     max_chars: int,
     content: bool,
-) -> dict[str, str | bool | int | float]:
+) -> dict[str, Attr]:
     """Exported attributes of a finished span (rule 2); content values must be pre-scrubbed."""
-    out: dict[str, str | bool | int | float] = {}
+    out: dict[str, Attr] = {}
     operation = OPERATIONS.get(name)
     if operation is not None:
         out["gen_ai.operation.name"] = operation
@@ -123,7 +125,9 @@ def attributes(
                 continue
             if key == "provider":
                 value = PROVIDER_NAMES.get(str(value), str(value))
-            if key == "finish_reasons" and isinstance(value, list | tuple):
-                value = ",".join(map(str, value))
-            out[RENAMES.get(key, f"oxydra.{key.lstrip('_')}")] = clip(value, max_chars)
+            name = RENAMES.get(key, f"oxydra.{key.lstrip('_')}")
+            if isinstance(value, list | tuple):  # a string array, as finish_reasons is
+                out[name] = tuple(str(clip(v, max_chars)) for v in value[:64])
+            else:
+                out[name] = clip(value, max_chars)
     return out
