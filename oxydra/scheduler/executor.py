@@ -32,7 +32,7 @@ from typing import Protocol
 
 from oxydra.config.schema import SchedulerConfig
 from oxydra.core.errors import OxydraError
-from oxydra.core.log import get_logger
+from oxydra.core.log import get_logger, span
 from oxydra.core.stream import StreamItem
 from oxydra.runtime.api import TurnRequest, TurnRunner
 from oxydra.runtime.ledger import Spend
@@ -226,7 +226,9 @@ class SchedulerExecutor:
 
     async def run_claimed(self, run_id: str, schedule: ScheduleDefinition) -> RunResult:
         """Run a claimed schedule, record the result, and send what it calls for."""
-        status, output, spend = await self._execute(run_id, schedule)
+        with span("schedule.run", schedule=schedule.schedule_id, run=run_id) as observed:
+            status, output, spend = await self._execute(run_id, schedule)
+            observed["status"] = status
         notify, output = result_notification(schedule.notification_policy, status, output)
         result = RunResult(
             run_id=run_id, status=status, output=output, turn_count=spend.calls,
@@ -287,9 +289,12 @@ class SchedulerExecutor:
             schedule_id=schedule.schedule_id, schedule_name=schedule.name, message=message
         )
         if self.notifier is not None:
-            try:
-                await self.notifier.notify(schedule.user_id, frame, schedule.channel_context_id)
-                return
-            except OxydraError:
-                _log.exception("notification delivery failed; keeping it for later")
+            channel = (schedule.channel_context_id or "gateway").split(":")[0]  # no chat ids
+            with span("channel.deliver", channel=channel, schedule=schedule.schedule_id) as seen:
+                try:
+                    await self.notifier.notify(schedule.user_id, frame, schedule.channel_context_id)
+                    return
+                except OxydraError as exc:
+                    seen["failed"] = type(exc).__name__
+                    _log.exception("notification delivery failed; keeping it for later")
         await self.store.put(schedule.user_id, frame)
