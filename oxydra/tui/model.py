@@ -26,6 +26,8 @@ from oxydra.wire.gateway import (
     TurnCompleted,
     TurnProgress,
     TurnStarted,
+    Usage,
+    UsageTotals,
 )
 
 Role = Literal["user", "assistant", "system", "error"]
@@ -66,6 +68,8 @@ class TuiState:
     activity: str = ""
     active_turn: str | None = None
     approval: ApprovalRequest | None = None
+    cost: UsageTotals | None = None
+    """What the session has cost so far (the last `usage` frame); None before any turn."""
     last_ctrl_c: float = 0.0
 
     def add(self, role: Role, text: str) -> None:
@@ -147,6 +151,8 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             if detail and link == "disconnected":
                 state.activity = detail
         case HelloAck() | SessionSwitched() | SessionCreated():
+            if state.session_id != frame.session.session_id:
+                state.cost = None
             state.session_id = frame.session.session_id
             running = getattr(frame, "active_turn", None)
             state.active_turn = running.turn_id if running else None
@@ -184,6 +190,8 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
                 f"status: healthy={frame.healthy} session={state.session_id} "
                 f"turn={state.active_turn or '-'} {frame.message or ''}".rstrip(),
             )
+        case Usage() if frame.session.session_id == state.session_id:
+            state.cost = frame.total
         case ApprovalRequest():
             state.approval = frame
             state.activity = f"approve {frame.tool_name}? [y/n]"

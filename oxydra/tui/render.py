@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from oxydra.tui.model import MAX_INPUT_ROWS, Entry, TuiState
+from oxydra.wire.gateway import UsageTotals
 
 PREFIX = {"user": "you ▸ ", "assistant": "oxydra ▸ ", "system": "· ", "error": "! "}
 CURSOR = "▌"
@@ -47,11 +48,21 @@ def status_row(state: TuiState, width: int) -> str:
     """The status bar: connection, session, activity."""
     session = state.session_id[:8] if state.session_id else "-"
     parts = [f" {state.connection}", f"session {session}"]
+    if state.cost is not None:
+        parts.append(cost_text(state.cost))
     if state.activity:
         parts.append(state.activity)
     if state.scroll:
         parts.append(f"scrolled {state.scroll}")
     return " │ ".join(parts)[:width].ljust(width)
+
+
+def cost_text(total: UsageTotals) -> str:
+    """`$0.0123 · 4.2k tok`; a session with an unpriced call shows `cost unknown`."""
+    tokens = total.input_tokens + total.output_tokens
+    amount = "cost unknown" if total.cost_usd is None else f"${total.cost_usd:.4f}"
+    shown = f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
+    return f"{amount} · {shown} tok"
 
 
 def layout(state: TuiState, width: int, height: int) -> list[tuple[str, str]]:
