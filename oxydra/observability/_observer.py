@@ -12,6 +12,7 @@ Theory of operation:
    its own, so no token is counted twice.
 3. Every finished span is appended to its root's buffer (at most `MAX_TRACE_SPANS`); when the
    root ends, the buffer is stored under the ids of the turns inside it, for `oxydra trace`.
+   Mapping a span to its stored form happens on the store's thread, off the turn's path.
 4. Content (`_`-prefixed result keys) leaves the process only with `capture_content`, and
    then scrubbed of secrets like tool output; every value is clipped to `max_attribute_chars`.
 5. Nothing here blocks: the store and the exporter each have a bounded queue and a thread.
@@ -53,6 +54,30 @@ def parse_traceparent(value: str | None) -> tuple[int, int, int] | None:
     if not trace_id or not span_id:
         return None
     return trace_id, span_id, int(match[3], 16)
+
+
+class _Pending:
+    """A finished span waiting for the store's thread to map and write it (rule 3)."""
+
+    __slots__ = (
+        "attrs", "end_ns", "error", "events", "kind", "name", "parent_id", "result",
+        "span_attrs", "span_id", "start_ns", "trace_id",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        handle: _Handle,
+        result: dict[str, Any],
+        attrs: dict[str, Any] | None,
+        error: str | None,
+        end_ns: int,
+    ) -> None:
+        self.name, self.kind, self.span_attrs = handle.name, handle.kind, handle.attrs
+        self.trace_id, self.span_id, self.parent_id = (
+            handle.trace_id, handle.span_id, handle.parent_id,
+        )  # fmt: skip
+        self.start_ns, self.end_ns, self.error = handle.wall, end_ns, error
+        self.result, self.attrs, self.events = result, attrs, tuple(handle.events)
 
 
 class _Handle:
@@ -171,18 +196,38 @@ class Observer:
             result["cost_usd"], result["calls"] = usage.cost_usd, usage.calls
         if self.config.capture_content:
             result = {k: self._content(k, v) for k, v in result.items()}
-        exported, _ = sc.exported_name(handle.name, handle.attrs)
-        attrs = sc.attributes(
-            handle.name,
-            handle.attrs,
-            result,
-            max_chars=self.max_chars,
-            content=self.config.capture_content,
-        )
+        else:
+            result = {k: v for k, v in result.items() if k[0] != "_"}  # hold no content
+        attrs = None
         if handle.otel is not None:
+            attrs = self.attributes(handle.name, handle.attrs, result)
             self.bridge.end(handle.otel, attrs, error, end_ns)
         self._measure(handle, result, duration_ns / 1e9, error)
-        self._keep(handle, exported, attrs, error, end_ns)
+        self._keep(handle, _Pending(handle, result, attrs, error, end_ns))
+
+    def attributes(self, name: str, attrs: dict[str, Any], result: dict[str, Any]) -> Any:
+        """A span's exported attributes under this observer's limits."""
+        return sc.attributes(
+            name, attrs, result, max_chars=self.max_chars, content=self.config.capture_content
+        )
+
+    def record_of(self, pending: _Pending) -> SpanRecord:
+        """The stored form of a finished span; runs on the store's thread (rule 5)."""
+        attrs = pending.attrs
+        if attrs is None:
+            attrs = self.attributes(pending.name, pending.span_attrs, pending.result)
+        return SpanRecord(
+            trace_id=f"{pending.trace_id:032x}",
+            span_id=f"{pending.span_id:016x}",
+            parent_id=f"{pending.parent_id:016x}" if pending.parent_id else None,
+            name=sc.exported_name(pending.name, pending.span_attrs)[0],
+            kind=pending.kind,
+            start_ns=pending.start_ns,
+            end_ns=pending.end_ns,
+            error=pending.error,
+            attrs=attrs,
+            events=pending.events,
+        )
 
     def _content(self, key: str, value: Any) -> Any:
         if not key.startswith("_") or value is None:
@@ -250,35 +295,17 @@ class Observer:
         for sink in self.sinks:
             sink.record(name, value, labels)
 
-    def _keep(
-        self, handle: _Handle, exported: str, attrs: dict[str, Any], error: str | None, end: int
-    ) -> None:
+    def _keep(self, handle: _Handle, pending: _Pending) -> None:
         buffer = handle.root.buffer
         if self.store is None or buffer is None:
             return
         if len(buffer) < MAX_TRACE_SPANS:
-            record = SpanRecord(
-                trace_id=f"{handle.trace_id:032x}",
-                span_id=f"{handle.span_id:016x}",
-                parent_id=f"{handle.parent_id:016x}" if handle.parent_id else None,
-                name=exported,
-                kind=handle.kind,
-                start_ns=handle.wall,
-                end_ns=end,
-                error=error,
-                attrs=attrs,
-                events=tuple(handle.events),
-            )
-            buffer.append(record)
+            buffer.append(pending)
         else:
             self.dropped_spans += 1
         if handle.root is handle:
-            turns = [
-                str(r.attrs.get("oxydra.turn", ""))
-                for r in buffer
-                if r.name.startswith("invoke_agent ") and r.attrs.get("oxydra.turn")
-            ]
-            self.store.trace(turns, buffer)
+            turns = [str(p.span_attrs["turn"]) for p in buffer if p.name == "turn"]
+            self.store.trace([t for t in turns if t], buffer, self.record_of)
 
 
 def _new_usage(handle: _Handle, up: _Handle | None) -> TurnUsage:

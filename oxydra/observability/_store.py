@@ -3,18 +3,20 @@
 One SQLite file, `<workspace>/.oxydra/observability.db` (WAL). The guest writes through
 `StoreWriter`, a daemon thread fed by a bounded queue: a turn hands its rows over and never
 waits on the disk; when the queue is full the row is dropped and counted (`dropped`), as a
-slow disk must not slow the agent. Readers (`oxydra usage`, `oxydra trace`) open the file
-read-only, so they work while the guest runs.
+slow disk must not slow the agent. The thread writes in batches, one transaction each.
+Readers (`oxydra usage`, `oxydra trace`) open the file read-only, so they work while the
+guest runs.
 """
 
 from __future__ import annotations
 
-import queue
+import collections
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -76,18 +78,17 @@ def insert_trace(
     blob = _spans_encoder.encode(spans)
     trace_id = spans[0].trace_id if spans else ""
     now = time.time()
-    with db:
-        for turn_id in turn_ids:
-            db.execute(
-                "INSERT OR REPLACE INTO traces (turn_id, trace_id, recorded_at, spans) "
-                "VALUES (?, ?, ?, ?)",
-                (turn_id, trace_id, now, blob),
-            )
+    for turn_id in turn_ids:
         db.execute(
-            "DELETE FROM traces WHERE rowid NOT IN "
-            "(SELECT rowid FROM traces ORDER BY recorded_at DESC, rowid DESC LIMIT ?)",
-            (keep,),
+            "INSERT OR REPLACE INTO traces (turn_id, trace_id, recorded_at, spans) "
+            "VALUES (?, ?, ?, ?)",
+            (turn_id, trace_id, now, blob),
         )
+    db.execute(
+        "DELETE FROM traces WHERE rowid NOT IN "
+        "(SELECT rowid FROM traces ORDER BY recorded_at DESC, rowid DESC LIMIT ?)",
+        (keep,),
+    )
 
 
 def load_trace(db: sqlite3.Connection, turn_id: str) -> list[SpanRecord] | None:
@@ -115,13 +116,24 @@ def _like_prefix(text: str) -> str:
 
 
 class StoreWriter:
-    """The one thread that writes the store (see the module docstring)."""
+    """The one thread that writes the store (see the module docstring).
 
-    def __init__(self, path: Path, *, keep_turns: int, max_pending: int = 1024) -> None:
+    Rows wait in a deque; the thread wakes every `interval` seconds (or on `flush`) and
+    writes what is there in one transaction. Appending never signals the thread, so a turn
+    does not hand the interpreter to it: a wake-up per turn cost more than the row itself.
+    """
+
+    def __init__(
+        self, path: Path, *, keep_turns: int, max_pending: int = 4096, interval: float = 0.5
+    ) -> None:
         self.path = path
         self.keep_turns = keep_turns
+        self.max_pending = max_pending
+        self.interval = interval
         self.dropped = 0
-        self._queue: queue.Queue[tuple[str, object] | None] = queue.Queue(max_pending)
+        self._pending: collections.deque[tuple[str, object]] = collections.deque()
+        self._wake = threading.Event()
+        self._closing = False
         self._db = open_db(path)
         self._thread = threading.Thread(target=self._run, name="oxydra-obs-store", daemon=True)
         self._thread.start()
@@ -130,44 +142,64 @@ class StoreWriter:
         """Queue one ledger row."""
         self._put(("usage", row))
 
-    def trace(self, turn_ids: list[str], spans: list[SpanRecord]) -> None:
-        """Queue one finished trace."""
+    def trace(
+        self, turn_ids: list[str], spans: list[Any], convert: Callable[[Any], SpanRecord]
+    ) -> None:
+        """Queue one finished trace; `convert` makes each span a record on this thread."""
         if self.keep_turns and turn_ids:
-            self._put(("trace", (turn_ids, spans)))
+            self._put(("trace", (turn_ids, spans, convert)))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written (tests, shutdown)."""
         done = threading.Event()
-        self._queue.put(("flush", done), timeout=timeout)
+        self._pending.append(("flush", done))
+        self._wake.set()
         return done.wait(timeout)
 
     def close(self) -> None:
         """Write what is queued, then stop the thread."""
-        self._queue.put(None)
+        self._closing = True
+        self._wake.set()
         self._thread.join(timeout=10)
 
     def _put(self, item: tuple[str, object]) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        if len(self._pending) >= self.max_pending:
             self.dropped += 1
+        else:
+            self._pending.append(item)
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            kind, payload = item
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            closing = self._closing
+            self._drain()
+            if closing:
+                self._db.close()
+                return
+
+    def _drain(self) -> None:
+        batch = [self._pending.popleft() for _ in range(len(self._pending))]
+        flushes = [p for kind, p in batch if kind == "flush"]
+        rows = [item for item in batch if item[0] != "flush"]
+        if rows:
             try:
-                self._write(kind, payload)
+                self._db.execute("BEGIN")
+                for kind, payload in rows:
+                    self._write(kind, payload)
+                self._db.execute("COMMIT")
             except sqlite3.Error:
-                self.dropped += 1
-        self._db.close()
+                self.dropped += len(rows)
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+        for done in flushes:
+            assert isinstance(done, threading.Event)
+            done.set()
 
     def _write(self, kind: str, payload: object) -> None:
-        if kind == "flush":
-            assert isinstance(payload, threading.Event)
-            payload.set()
-        elif kind == "usage":
+        if kind == "usage":
             assert isinstance(payload, TurnUsage)
             insert_usage(self._db, payload)
         else:
-            turn_ids, spans = payload  # type: ignore[misc]
-            insert_trace(self._db, turn_ids, spans, self.keep_turns)
+            turn_ids, spans, convert = payload  # type: ignore[misc]
+            insert_trace(self._db, turn_ids, [convert(s) for s in spans], self.keep_turns)

@@ -38,9 +38,11 @@ async def promql(web: str, query: str, want: float, attempts: int = 150) -> floa
     async with httpx.AsyncClient() as http:
         for _ in range(attempts):
             try:
-                reply = (await http.get(f"{web}/api/v1/query", params={"query": query})).json()
+                answer = await http.get(f"{web}/api/v1/query", params={"query": query})
             except httpx.TransportError:
-                reply = {}
+                answer = None
+            # 503 "Service Unavailable" until the TSDB is open
+            reply = answer.json() if answer is not None and answer.status_code == 200 else {}
             result = reply.get("data", {}).get("result", [])
             if result:
                 seen = float(result[0]["value"][1])
