@@ -13,6 +13,7 @@ Three modes, interleaved round by round so machine noise hits them alike:
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -55,12 +56,13 @@ def _script(turns: int) -> list[object]:
     return steps
 
 
-async def _turns(agent: object, mode: str, start: int) -> list[float]:
+async def _turns(agent: object, mode: str, start: int, scripted: bool = True) -> list[float]:
     from oxydra.runtime.api import TurnRequest
     from oxydra.testing.mock_provider import MockProvider
 
     runtime = agent.runtime  # type: ignore[attr-defined]
-    runtime.provider = MockProvider(_script(TURNS))  # type: ignore[arg-type]
+    if scripted:
+        runtime.provider = MockProvider(_script(TURNS))  # type: ignore[arg-type]
 
     async def sink(_item: object) -> None:
         return None
@@ -90,18 +92,26 @@ def _mode(mode: str, tmp: Path, endpoint: str) -> object:
     return start_observability(config, workspace=tmp / mode, environ={})
 
 
-async def _overhead(tmp: Path, endpoint: str) -> dict[str, float]:
+async def _overhead(tmp: Path, endpoint: str, llm: str | None = None) -> dict[str, float]:
+    """Median turn per mode; with `llm`, turns go over HTTP to the loopback fake LLM."""
     from oxydra.config.loader import ConfigSources, load_agent_config
     from oxydra.runtime import build_agent, provision_workspace
 
     sets = ["tools.isolation=process", "providers.registry.openai.api_key=k"]
+    if llm is not None:
+        sets += [
+            f"providers.registry.fake.base_url={llm}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+        ]
     config = load_agent_config(ConfigSources(home=tmp, cwd=tmp, environ={}, overrides=sets))
     agent = build_agent(config.config, workspace=provision_workspace(tmp / "ws"), environ={})
     samples: dict[str, list[float]] = {"off": [], "ledger": [], "otel": []}
     for round_no in range(ROUNDS):
         for mode in samples:
             observability = _mode(mode, tmp, endpoint)
-            times = await _turns(agent, mode, round_no * TURNS)
+            times = await _turns(agent, mode, round_no * TURNS, scripted=llm is None)
             samples[mode] += times[3:]
             if observability is not None:
                 await observability.aclose()  # type: ignore[attr-defined]
@@ -159,17 +169,50 @@ async def _overhead_off_turn(tmp: Path) -> None:
     await observability.aclose()  # type: ignore[attr-defined]
 
 
+def _report(title: str, medians: dict[str, float]) -> None:
+    off = medians["off"]
+    print(f"{title}, median of {ROUNDS * (TURNS - 3)}:")
+    for mode, value in medians.items():
+        extra = (value - off) * 1e6
+        print(
+            f"  {mode:7s} {value * 1000:7.3f} ms  ({(value / off - 1) * 100:+.1f} % vs off, "
+            f"{extra:+.0f} µs)"
+        )
+
+
+def _fake(tmp: Path, turns: int) -> tuple[subprocess.Popen[str], str]:
+    """The fake LLM in its own process, scripted for `turns` tool round trips."""
+    call = {"kind": "reply", "tool_calls": [{"name": "file_list", "arguments": {"path": "/"}}]}
+    text = {"kind": "reply", "text": WORDS, "chunk": 4}
+    script = tmp / "script.json"
+    script.write_text(json.dumps([call, text] * turns))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oxydra.testing.fake_llm", "--port", "0", "--script", str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip().split("=", 1)[1]
+
+
 def main() -> None:
     server, endpoint = _sink_server()
     try:
         with tempfile.TemporaryDirectory() as name:
-            medians = asyncio.run(_overhead(Path(name), endpoint))
+            tmp = Path(name)
+            for sub in ("a", "b"):
+                (tmp / sub).mkdir()
+            scripted = asyncio.run(_overhead(tmp / "a", endpoint))
+            proc, url = _fake(tmp, ROUNDS * 3 * TURNS + 10)
+            try:
+                http = asyncio.run(_overhead(tmp / "b", endpoint, url))
+            finally:
+                proc.terminate()
+                proc.wait()
     finally:
         server.shutdown()
-    off = medians["off"]
-    print(f"in-process turn (tool + 200-word answer), median of {ROUNDS * (TURNS - 3)}:")
-    for mode, value in medians.items():
-        print(f"  {mode:7s} {value * 1000:7.3f} ms  ({(value / off - 1) * 100:+.1f} % vs off)")
+    _report("in-process turn, scripted provider (tool + 200-word answer)", scripted)
+    _report("turn over HTTP to the loopback fake LLM (same exchange)", http)
     print(f"import of the OTel SDK + OTLP/HTTP exporters: {_import_cost() * 1000:.0f} ms")
     help_mods, turn_mods = _imports_nothing()
     print(f"opentelemetry modules after --help: {help_mods}")

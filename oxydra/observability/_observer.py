@@ -4,8 +4,9 @@ Theory of operation:
 
 1. Every span opens a `_Handle` knowing its parent handle, its root (the outermost span of
    this process in the same trace) and its turn (the nearest enclosing `turn` span, itself
-   included). Ids come from the OTel tracer when enabled, else from a PRNG; a remote W3C
-   `traceparent` (gateway frame, bootstrap envelope) gives a root its trace and parent.
+   included). Ids are chosen here (the OTel export replays spans with them later, off the
+   turn's path); a remote W3C `traceparent` (gateway frame, bootstrap envelope) gives a root
+   its trace, its parent and its sampling flag.
 2. When a `chat` span ends, its usage and price are added to its turn's `TurnUsage` and its
    measurements go to the metric sinks. When a `turn` span ends, its `TurnUsage` becomes a
    ledger row (the schedule from an enclosing `schedule.run`); a sub-agent's turn is a row of
@@ -15,7 +16,8 @@ Theory of operation:
    Mapping a span to its stored form happens on the store's thread, off the turn's path.
 4. Content (`_`-prefixed result keys) leaves the process only with `capture_content`, and
    then scrubbed of secrets like tool output; every value is clipped to `max_attribute_chars`.
-5. Nothing here blocks: the store and the exporter each have a bounded queue and a thread.
+5. Nothing here blocks: the store and the exporter each have a bounded queue and a thread,
+   and appending to them wakes neither.
    An exception inside the observer is logged and swallowed; telemetry never fails a turn.
 """
 
@@ -60,8 +62,9 @@ class _Pending:
     """A finished span waiting for the store's thread to map and write it (rule 3)."""
 
     __slots__ = (
-        "attrs", "end_ns", "error", "events", "kind", "name", "parent_id", "result",
-        "span_attrs", "span_id", "start_ns", "trace_id",
+        "attrs", "depth", "end_ns", "error", "events", "kind", "name", "parent_id",
+        "remote_flags", "remote_parent", "result", "span_attrs", "span_id", "start_ns",
+        "trace_id",
     )  # fmt: skip
 
     def __init__(
@@ -78,14 +81,17 @@ class _Pending:
         )  # fmt: skip
         self.start_ns, self.end_ns, self.error = handle.wall, end_ns, error
         self.result, self.attrs, self.events = result, attrs, tuple(handle.events)
+        self.depth, self.remote_flags = handle.depth, handle.remote_flags
+        self.remote_parent = handle.remote_flags is not None
 
 
 class _Handle:
     """One open span (rule 1)."""
 
     __slots__ = (
-        "attrs", "buffer", "events", "kind", "name", "observer", "otel", "parent", "parent_id",
-        "root", "routed_model", "span_id", "start_ns", "trace_id", "turn", "usage", "wall",
+        "attrs", "buffer", "depth", "events", "kind", "name", "observer", "parent", "parent_id",
+        "remote_flags", "root", "routed_model", "span_id", "start_ns", "trace_id", "turn",
+        "usage", "wall",
     )  # fmt: skip
 
     def __init__(self, observer: Observer, name: str, attrs: dict[str, Any]) -> None:
@@ -97,7 +103,8 @@ class _Handle:
         self.turn: _Handle | None = None
         self.buffer: list[SpanRecord] | None = None
         self.usage: TurnUsage | None = None
-        self.otel: Any = None
+        self.depth = 0
+        self.remote_flags: int | None = None
         self.kind = "internal"
         self.trace_id = self.span_id = 0
         self.parent_id: int | None = None
@@ -109,8 +116,6 @@ class _Handle:
         self.events.append(SpanEvent(name=name, at_ns=at, attrs=clipped))
         if name == "fallback" and attrs.get("model"):
             self.routed_model = str(attrs["model"])  # the model that answered, if any
-        if self.otel is not None:
-            self.observer.bridge.event(self.otel, name, clipped, at)  # type: ignore[union-attr]
 
     def end(self, result: dict[str, Any], error: str | None) -> None:
         try:
@@ -159,20 +164,19 @@ class Observer:
         handle = _Handle(self, name, attrs)
         up = parent if isinstance(parent, _Handle) else None
         remote_ids = parse_traceparent(remote) if up is None else None
-        exported, handle.kind = sc.exported_name(name, attrs)
+        handle.kind = sc.SPAN_KINDS.get(name, ("", "internal"))[1]
         if up is not None:
             handle.parent, handle.root, handle.turn = up, up.root, up.turn
+            handle.depth = up.depth + 1
+            handle.trace_id, handle.parent_id = up.trace_id, up.span_id
+        elif remote_ids is not None:
+            handle.trace_id, handle.parent_id, handle.remote_flags = remote_ids
+        else:
+            handle.trace_id = _id(128)
+        handle.span_id = _id(64)
         if name == "turn":
             handle.turn = handle
             handle.usage = _new_usage(handle, up)
-        if self.bridge is not None:
-            handle.otel, handle.trace_id, handle.span_id = self.bridge.start(
-                exported, handle.kind, up.otel if up is not None else None, remote_ids, handle.wall
-            )
-        else:
-            handle.trace_id = up.trace_id if up else (remote_ids[0] if remote_ids else _id(128))
-            handle.span_id = _id(64)
-        handle.parent_id = up.span_id if up else (remote_ids[1] if remote_ids else None)
         if up is None:
             handle.buffer = []
         return handle
@@ -198,18 +202,23 @@ class Observer:
             result = {k: self._content(k, v) for k, v in result.items()}
         else:
             result = {k: v for k, v in result.items() if k[0] != "_"}  # hold no content
-        attrs = None
-        if handle.otel is not None:
-            attrs = self.attributes(handle.name, handle.attrs, result)
-            self.bridge.end(handle.otel, attrs, error, end_ns)
         self._measure(handle, result, duration_ns / 1e9, error)
-        self._keep(handle, _Pending(handle, result, attrs, error, end_ns))
+        self._keep(handle, _Pending(handle, result, None, error, end_ns))
 
     def attributes(self, name: str, attrs: dict[str, Any], result: dict[str, Any]) -> Any:
         """A span's exported attributes under this observer's limits."""
         return sc.attributes(
             name, attrs, result, max_chars=self.max_chars, content=self.config.capture_content
         )
+
+    def describe(self, pending: _Pending) -> tuple[str, str, dict[str, Any]]:
+        """(exported name, kind, attributes) of a finished span, for the OTel replay."""
+        attrs = pending.attrs
+        if attrs is None:
+            attrs = pending.attrs = self.attributes(
+                pending.name, pending.span_attrs, pending.result
+            )
+        return sc.exported_name(pending.name, pending.span_attrs)[0], pending.kind, attrs
 
     def record_of(self, pending: _Pending) -> SpanRecord:
         """The stored form of a finished span; runs on the store's thread (rule 5)."""
@@ -297,15 +306,18 @@ class Observer:
 
     def _keep(self, handle: _Handle, pending: _Pending) -> None:
         buffer = handle.root.buffer
-        if self.store is None or buffer is None:
+        if (self.store is None and self.bridge is None) or buffer is None:
             return
         if len(buffer) < MAX_TRACE_SPANS:
             buffer.append(pending)
         else:
             self.dropped_spans += 1
         if handle.root is handle:
-            turns = [str(p.span_attrs["turn"]) for p in buffer if p.name == "turn"]
-            self.store.trace([t for t in turns if t], buffer, self.record_of)
+            if self.store is not None:
+                turns = [str(p.span_attrs.get("turn", "")) for p in buffer if p.name == "turn"]
+                self.store.trace([t for t in turns if t], buffer, self.record_of)
+            if self.bridge is not None:
+                self.bridge.submit(buffer, self.describe)
 
 
 def _new_usage(handle: _Handle, up: _Handle | None) -> TurnUsage:

@@ -2,16 +2,19 @@
 
 Theory of operation:
 
-1. Spans are created through the SDK's tracer, so their ids are the ones the backend shows
-   and `oxydra trace` prints; parents come from the enclosing span or a remote
-   `traceparent`. Sampling is `ParentBased(TraceIdRatioBased(sample_ratio))`.
-2. Finished, sampled spans go to `BoundedSpanProcessor`: a deque of at most
-   `max_queue_spans` and one exporter thread. `on_end` only appends (or counts a drop when
-   full), so a turn never waits on a slow or dead collector; an export that fails counts its
-   spans as dropped too. `dropped` is exposed as a metric.
-3. Metrics mirror the Prometheus registry's measurements onto OTel instruments with the
-   same names and buckets, exported by a periodic reader.
-4. Header values are read from the environment variables the config names, never from the
+1. Nothing of the SDK runs on a turn's path. The observer gives every span its W3C ids
+   itself; when a trace's root ends, its finished spans are handed to `submit` (a deque
+   append). One export thread replays them into SDK spans — same ids (through `_GivenIds`),
+   names, kinds, start/end times, attributes, events, status — and exports the batch.
+2. The queue is bounded by `max_queue_spans`: a trace that does not fit is dropped whole
+   and its spans counted in `dropped`; so are the spans of an export that fails (collector
+   down, slow past `export_timeout_secs`, answering an error). A turn never waits on either.
+3. Sampling is decided per trace on the thread: a remote parent's sampled flag is followed,
+   otherwise the trace id's low 64 bits against `sample_ratio` (TraceIdRatioBased's rule).
+4. Metrics mirror the Prometheus registry's measurements onto OTel instruments of the same
+   names and buckets; measurements are queued and applied on the export thread too, and a
+   periodic reader exports them.
+5. Header values are read from the environment variables the config names, never from the
    config file; a missing variable is a `ConfigError` naming the key.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -28,7 +31,8 @@ from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMe
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -43,90 +47,37 @@ from oxydra.core.errors import ConfigError
 from oxydra.observability._metrics import INSTRUMENTS
 
 _KINDS = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT, "server": SpanKind.SERVER}
-Remote = tuple[int, int, int]
-"""(trace id, span id, flags) of a parent in another process."""
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+Describe = Callable[[Any], tuple[str, str, dict[str, Any]]]
+"""A finished span -> (exported name, kind, attributes); the observer's mapping."""
 
 
-class BoundedSpanProcessor(SpanProcessor):
-    """Queue finished spans without blocking; export them on one thread (rule 2)."""
+class _GivenIds(IdGenerator):
+    """Hands the SDK the ids the observer already chose (used on the export thread only)."""
 
-    def __init__(
-        self, exporter: SpanExporter, *, max_queue: int, batch: int = 256, delay: float = 1.0
-    ) -> None:
-        self.exporter = exporter
-        self.max_queue = max_queue
-        self.batch = batch
-        self.delay = delay
-        self.dropped = 0
-        self.exported = 0
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
-        self._wake = threading.Condition()
-        self._flushes: list[threading.Event] = []
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="oxydra-otel-export", daemon=True)
-        self._thread.start()
+    def __init__(self) -> None:
+        self.trace_id = 0
+        self.span_id = 0
+
+    def generate_span_id(self) -> int:
+        return self.span_id
+
+    def generate_trace_id(self) -> int:
+        return self.trace_id
+
+
+class _Collect(SpanProcessor):
+    """Keeps every ended span for the export thread to send (no thread of its own)."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Append a finished span, or count it dropped when the queue is full."""
-        if span.context is None or not span.context.trace_flags.sampled:
-            return
-        with self._wake:
-            if len(self._queue) >= self.max_queue:
-                self.dropped += 1
-                return
-            self._queue.append(span)
-            if len(self._queue) >= self.batch:
-                self._wake.notify()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export everything queued so far; False if that took longer than the timeout."""
-        done = threading.Event()
-        with self._wake:
-            self._flushes.append(done)
-            self._wake.notify()
-        return done.wait(timeout_millis / 1000)
-
-    def shutdown(self) -> None:
-        """Export what is queued, stop the thread, shut the exporter down."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        self._thread.join(timeout=30)
-        self.exporter.shutdown()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                if not (self._queue or self._flushes or self._stopping):
-                    self._wake.wait(self.delay)
-                flushes, self._flushes = self._flushes, []
-                stopping = self._stopping
-            self._drain(everything=bool(flushes) or stopping)
-            for done in flushes:
-                done.set()
-            if stopping:
-                return
-
-    def _drain(self, *, everything: bool) -> None:
-        while True:
-            with self._wake:
-                if not self._queue:
-                    return
-                chunk = [self._queue.popleft() for _ in range(min(self.batch, len(self._queue)))]
-            try:
-                ok = self.exporter.export(chunk) == SpanExportResult.SUCCESS
-            except Exception:  # an exporter bug must not kill the thread
-                ok = False
-            if ok:
-                self.exported += len(chunk)
-            else:
-                self.dropped += len(chunk)
-            if not everything:
-                return
+        self.spans.append(span)
 
 
 class OtelBridge:
-    """Tracer, span processor and meter for one process (see the module docstring)."""
+    """Export thread, tracer and meter for one process (see the module docstring)."""
 
     def __init__(
         self,
@@ -135,15 +86,21 @@ class OtelBridge:
         *,
         span_exporter: SpanExporter | None = None,
         metric_exporter: MetricExporter | None = None,
+        delay: float = 1.0,
     ) -> None:
         headers = resolve_headers(config.headers, environ)
         resource = Resource.create({"service.name": config.service_name})
-        span_exporter = span_exporter or _span_exporter(config, headers)
-        self.processor = BoundedSpanProcessor(span_exporter, max_queue=config.max_queue_spans)
-        self.provider = TracerProvider(
-            resource=resource, sampler=ParentBased(TraceIdRatioBased(config.sample_ratio))
-        )
-        self.provider.add_span_processor(self.processor)
+        self.exporter = span_exporter or _span_exporter(config, headers)
+        self.max_queue = config.max_queue_spans
+        self.ratio = config.sample_ratio
+        self.delay = delay
+        self.batch = 512
+        self.dropped = 0
+        self.exported = 0
+        self._ids = _GivenIds()
+        self._collect = _Collect()
+        self.provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, id_generator=self._ids)
+        self.provider.add_span_processor(self._collect)
         self.tracer = self.provider.get_tracer("oxydra")
         reader = PeriodicExportingMetricReader(
             metric_exporter or _metric_exporter(config, headers),
@@ -151,84 +108,162 @@ class OtelBridge:
             export_timeout_millis=config.export_timeout_secs * 1000,
         )
         self.meters = MeterProvider(resource=resource, metric_readers=[reader])
-        meter = self.meters.get_meter("oxydra")
-        self._instruments: dict[str, Any] = {}
-        self._labels = {n: i.labels for n, i in INSTRUMENTS.items()}
-        for name, inst in INSTRUMENTS.items():
-            if inst.kind == "counter":
-                made = meter.create_counter(name, unit=inst.unit, description=inst.help)
-            else:
-                made = meter.create_histogram(
-                    name,
-                    unit=inst.unit,
-                    description=inst.help,
-                    explicit_bucket_boundaries_advisory=list(inst.buckets),
-                )
-            self._instruments[name] = made
+        self._instruments = _instruments(self.meters)
+        self._traces: collections.deque[tuple[list[Any], Describe]] = collections.deque()
+        self._queued = 0
+        self._count = threading.Lock()  # `_queued` is changed by both threads
+        self._measures: collections.deque[tuple[str, float, tuple[str, ...]]] = collections.deque()
+        self._wake = threading.Condition()
+        self._flushes: list[threading.Event] = []
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="oxydra-otel-export", daemon=True)
+        self._thread.start()
 
-    def start(
-        self,
-        name: str,
-        kind: str,
-        parent: Any | None,
-        remote: Remote | None,
-        start_ns: int,
-    ) -> tuple[Any, int, int]:
-        """Open an SDK span; returns it with its trace and span ids."""
-        context = None
-        if parent is not None:
-            context = trace.set_span_in_context(parent)
-        elif remote is not None:
-            trace_id, span_id, flags = remote
-            remote_ctx = SpanContext(
-                trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags)
-            )
-            context = trace.set_span_in_context(NonRecordingSpan(remote_ctx))
-        span = self.tracer.start_span(name, context=context, kind=_KINDS[kind], start_time=start_ns)
-        ids = span.get_span_context()
-        return span, ids.trace_id, ids.span_id
+    # ---- the turn's side: appends only ----------------------------------------------
 
-    @staticmethod
-    def event(span: Any, name: str, attrs: dict[str, Any], at_ns: int) -> None:
-        """Add an event to an open span."""
-        span.add_event(name, attributes=attrs, timestamp=at_ns)
-
-    @staticmethod
-    def end(span: Any, attrs: dict[str, Any], error: str | None, end_ns: int) -> None:
-        """Set the final attributes and status, then end the span."""
-        span.set_attributes(attrs)
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_time=end_ns)
+    def submit(self, spans: list[Any], describe: Describe) -> None:
+        """Queue a finished trace (rule 2); drop and count it when the queue is full."""
+        with self._count:
+            if self._queued + len(spans) > self.max_queue:
+                self.dropped += len(spans)
+                return
+            self._queued += len(spans)
+        self._traces.append((spans, describe))
+        if self._queued >= self.batch:
+            with self._wake:
+                self._wake.notify()
 
     def record(self, name: str, value: float, labels: tuple[str, ...]) -> None:
-        """Mirror one measurement onto its OTel instrument (MetricSink)."""
-        attrs = {k: v for k, v in zip(self._labels[name], labels, strict=True) if v}
-        instrument = self._instruments[name]
-        if INSTRUMENTS[name].kind == "counter":
-            instrument.add(value, attrs)
-        else:
-            instrument.record(value, attrs)
+        """Queue one measurement for its OTel instrument (MetricSink)."""
+        self._measures.append((name, value, labels))
 
-    @property
-    def dropped(self) -> int:
-        """Spans lost to a full queue or a failed export."""
-        return self.processor.dropped
+    # ---- the export thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                if not (self._flushes or self._stopping or self._queued >= self.batch):
+                    self._wake.wait(self.delay)
+                flushes, self._flushes = self._flushes, []
+                stopping = self._stopping
+            self._apply_measures()
+            self._drain()
+            if flushes:
+                self.meters.force_flush()
+            for done in flushes:
+                done.set()
+            if stopping:
+                return
+
+    def _apply_measures(self) -> None:
+        for _ in range(len(self._measures)):
+            name, value, labels = self._measures.popleft()
+            instrument, keys = self._instruments[name]
+            attrs = {k: v for k, v in zip(keys, labels, strict=True) if v}
+            if INSTRUMENTS[name].kind == "counter":
+                instrument.add(value, attrs)
+            else:
+                instrument.record(value, attrs)
+
+    def _drain(self) -> None:
+        while self._traces:
+            spans, describe = self._traces.popleft()
+            with self._count:
+                self._queued -= len(spans)
+            try:
+                self._replay(spans, describe)
+            except Exception:  # a bad span must not stop the thread
+                self.dropped += len(spans)
+            if len(self._collect.spans) >= self.batch or not self._traces:
+                self._export()
+
+    def _replay(self, spans: list[Any], describe: Describe) -> None:
+        roots = [s for s in spans if s.parent_id is None or s.remote_parent]
+        remote = next((s for s in roots if s.remote_parent), None)
+        if not self._sampled(spans[0].trace_id, remote):
+            return
+        for pending in sorted(spans, key=lambda s: (s.start_ns, s.depth)):
+            name, kind, attrs = describe(pending)
+            context = None
+            if pending.parent_id is not None:
+                parent = SpanContext(
+                    pending.trace_id,
+                    pending.parent_id,
+                    is_remote=pending.remote_parent,
+                    trace_flags=_SAMPLED,
+                )
+                context = trace.set_span_in_context(NonRecordingSpan(parent))
+            self._ids.trace_id, self._ids.span_id = pending.trace_id, pending.span_id
+            span = self.tracer.start_span(
+                name,
+                context=context,
+                kind=_KINDS[kind],
+                attributes=attrs,
+                start_time=pending.start_ns,
+            )
+            for event in pending.events:
+                span.add_event(event.name, attributes=event.attrs, timestamp=event.at_ns)
+            if pending.error is not None:
+                span.set_status(Status(StatusCode.ERROR, pending.error))
+            span.end(end_time=pending.end_ns)
+
+    def _sampled(self, trace_id: int, remote: Any) -> bool:
+        if remote is not None:
+            return bool(remote.remote_flags & 0x01)
+        return (trace_id & 0xFFFFFFFFFFFFFFFF) < round(self.ratio * (1 << 64))
+
+    def _export(self) -> None:
+        chunk, self._collect.spans = self._collect.spans, []
+        if not chunk:
+            return
+        try:
+            ok = self.exporter.export(chunk) == SpanExportResult.SUCCESS
+        except Exception:  # an exporter bug must not kill the thread
+            ok = False
+        if ok:
+            self.exported += len(chunk)
+        else:
+            self.dropped += len(chunk)
+
+    # ---- lifecycle ----------------------------------------------------------------------
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Export queued spans and current metrics now."""
-        spans = self.processor.force_flush(int(timeout * 1000))
-        metrics = self.meters.force_flush(int(timeout * 1000))
-        return spans and metrics
+        """Export queued spans and current metrics now; False if that took too long."""
+        done = threading.Event()
+        with self._wake:
+            self._flushes.append(done)
+            self._wake.notify()
+        return done.wait(timeout)
 
     def shutdown(self) -> None:
-        """Flush and stop both exporters."""
-        self.provider.shutdown()
+        """Export what is queued, stop the thread, shut the exporters down."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=30)
+        self.exporter.shutdown()
         self.meters.shutdown()
 
 
+def _instruments(meters: MeterProvider) -> dict[str, tuple[Any, tuple[str, ...]]]:
+    meter = meters.get_meter("oxydra")
+    made: dict[str, tuple[Any, tuple[str, ...]]] = {}
+    for name, inst in INSTRUMENTS.items():
+        if inst.kind == "counter":
+            instrument = meter.create_counter(name, unit=inst.unit, description=inst.help)
+        else:
+            instrument = meter.create_histogram(
+                name,
+                unit=inst.unit,
+                description=inst.help,
+                explicit_bucket_boundaries_advisory=list(inst.buckets),
+            )
+        made[name] = (instrument, inst.labels)
+    return made
+
+
 def resolve_headers(headers: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
-    """Header values from the environment variables the config names (rule 4)."""
+    """Header values from the environment variables the config names (rule 5)."""
     resolved: dict[str, str] = {}
     for header, variable in headers.items():
         value = environ.get(variable)
@@ -294,8 +329,3 @@ def _grpc(module: str) -> Any:
             "(pip install 'oxydra[otel-grpc]'); 'http/protobuf' works with the bundled extra",
             key="observability.protocol",
         ) from exc
-
-
-def otel_ids(trace_id: int, span_id: int) -> tuple[str, str]:
-    """Hex ids as W3C writes them."""
-    return f"{trace_id:032x}", f"{span_id:016x}"

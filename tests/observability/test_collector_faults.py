@@ -53,17 +53,17 @@ def test_a_slow_collector_fills_a_bounded_queue_and_drops_are_counted(
         environ={},
     )
     try:
-        processor = obs.bridge.processor
-        processor.batch = 5  # the export thread takes a batch and blocks on the receiver
-        _spans(100)  # 200 spans end while the exporter is stuck: none of them waits
-        queued = len(processor._queue)
-        assert queued <= 20
-        assert processor.dropped >= 200 - 20 - 5 - 5
+        bridge = obs.bridge
+        bridge.batch = 4  # the export thread takes the first traces and blocks on the receiver
+        _spans(100)  # 100 traces of 2 spans end while the exporter is stuck: none of them waits
+        assert bridge._queued <= 20
+        assert bridge.dropped >= 200 - 20 - 4 * 2
         assert 'oxydra_telemetry_dropped{what="spans"}' in obs.registry.render()
     finally:
         receiver.delay = 0.0
         set_span_hook(None)
-        obs.bridge.shutdown()
+        bridge.shutdown()
+    assert bridge.exported + bridge.dropped == 200
 
 
 def test_a_collector_that_is_down_counts_every_span_as_dropped() -> None:
@@ -72,8 +72,8 @@ def test_a_collector_that_is_down_counts_every_span_as_dropped() -> None:
     )
     try:
         _spans(3)
-        obs.bridge.processor.force_flush(20_000)
-        assert obs.bridge.dropped == 6 and obs.bridge.processor.exported == 0
+        assert obs.bridge.flush(30)
+        assert obs.bridge.dropped == 6 and obs.bridge.exported == 0
     finally:
         set_span_hook(None)
         obs.bridge.shutdown()
@@ -86,7 +86,7 @@ def test_a_collector_answering_500_counts_the_batch_as_dropped(receiver: Receive
     )
     try:
         _spans(2)
-        obs.bridge.processor.force_flush(20_000)
+        assert obs.bridge.flush(30)
         assert obs.bridge.dropped == 4 and receiver.requests >= 1 and not receiver.spans
     finally:
         set_span_hook(None)
