@@ -185,10 +185,14 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             ]
             state.add("system", "sessions:\n" + ("\n".join(lines) or "(none)"))
         case HealthStatus():
+            cost = state.cost
+            spent = "-" if cost is None else ("unknown" if cost.cost_usd is None else cost.cost_usd)
+            tokens = 0 if cost is None else cost.input_tokens + cost.output_tokens
             state.add(
                 "system",
                 f"status: healthy={frame.healthy} session={state.session_id} "
-                f"turn={state.active_turn or '-'} {frame.message or ''}".rstrip(),
+                f"turn={state.active_turn or '-'} cost_usd={spent} tokens={tokens} "
+                f"{frame.message or ''}".rstrip(),
             )
         case Usage() if frame.session.session_id == state.session_id:
             state.cost = frame.total

@@ -6,6 +6,7 @@ delegated agent's turn hangs under the caller's `execute_tool delegate_to_agent`
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from tests.observability.receiver import Receiver
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
+RUNNER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+RUNNER_SPAN = "b7ad6b7169203331"
 SECRET = "sk-proj-Zx81kQ2mW9vR4tY7uI0oP3aS6dF5gH8jK1lZ4xC7vB0nM2"
 INTERNAL, CLIENT = 1, 3
 
@@ -86,6 +89,18 @@ async def test_the_turn_tree_crosses_the_process_and_the_delegation(
     ]
     async with FakeLLM(script) as llm:
         vm = otel_vm(tmp_path, llm, receiver)
+        envelope = tmp_path / "envelope.json"
+        envelope.write_text(
+            json.dumps(
+                {
+                    "user_id": "alice",
+                    "sandbox_tier": "process",
+                    "workspace_root": str(vm.workspace),
+                    "traceparent": f"00-{RUNNER_TRACE}-{RUNNER_SPAN}-01",
+                }
+            )
+        )
+        vm.cmd += ["--bootstrap-file", str(envelope)]
         frames = await one_turn(vm, "research", f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
     usage = [f for f in frames if isinstance(f, g.Usage)]
     assert isinstance(frames[-1], g.TurnCompleted) and isinstance(frames[-2], g.Usage)
@@ -95,6 +110,8 @@ async def test_the_turn_tree_crosses_the_process_and_the_delegation(
     (sub,) = receiver.named("invoke_agent researcher")
     (delegate,) = receiver.named("execute_tool delegate_to_agent")
     (write,) = receiver.named("execute_tool file_write")
+    (start,) = receiver.named("oxydra.vm.start")  # the runner's span, via the envelope
+    assert (start.trace_id, start.parent_id) == (RUNNER_TRACE, RUNNER_SPAN)
     # across the process boundary: the guest's turn is a child of the caller's span
     assert (main.trace_id, main.parent_id) == (CALLER_TRACE, CALLER_SPAN)
     assert delegate.parent_id == main.span_id

@@ -215,3 +215,10 @@ class TestSessionCost:
         apply_frame(state, self._usage(S, 1.0, 10))
         apply_frame(state, g.SessionSwitched(request_id="r", session=other))
         assert state.cost is None
+
+    def test_the_status_command_reports_the_cost(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        apply_frame(state, self._usage(S, None, 30))
+        apply_frame(state, g.HealthStatus(request_id="r", healthy=True))
+        assert "cost_usd=unknown tokens=30" in state.entries[-1].text
