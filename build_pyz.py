@@ -97,6 +97,8 @@ def is_native(entry: Path) -> bool:
         return True
     if entry.is_file():
         return entry.name.endswith(NATIVE_SUFFIXES)
+    if not (entry / "__init__.py").exists() and not entry.name.endswith(".dist-info"):
+        return True  # a namespace package (opentelemetry): zipimport cannot find its portions
     return any(p.name.endswith(NATIVE_SUFFIXES) for p in entry.rglob("*"))
 
 

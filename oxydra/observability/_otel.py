@@ -21,6 +21,7 @@ Theory of operation:
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -44,8 +45,10 @@ from opentelemetry.trace import (
 
 from oxydra.config.schema import ObservabilityConfig
 from oxydra.core.errors import ConfigError
+from oxydra.core.log import get_logger
 from oxydra.observability._metrics import INSTRUMENTS
 
+_log = get_logger(__name__)
 _KINDS = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT, "server": SpanKind.SERVER}
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 Describe = Callable[[Any], tuple[str, str, dict[str, Any]]]
@@ -97,6 +100,9 @@ class OtelBridge:
         self.batch = 512
         self.dropped = 0
         self.exported = 0
+        self._failing = False
+        # The exporters log every failed attempt; we count drops and say it once instead.
+        logging.getLogger("opentelemetry.exporter").setLevel(logging.ERROR)
         self._ids = _GivenIds()
         self._collect = _Collect()
         self.provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, id_generator=self._ids)
@@ -224,6 +230,13 @@ class OtelBridge:
             self.exported += len(chunk)
         else:
             self.dropped += len(chunk)
+        if ok == self._failing:  # say so once when export starts failing, once when it recovers
+            self._failing = not ok
+            _log.warning(
+                "OTLP export %s (dropped so far: %d, see oxydra_telemetry_dropped)",
+                "failing, spans are dropped" if not ok else "recovered",
+                self.dropped,
+            )
 
     # ---- lifecycle ----------------------------------------------------------------------
 
