@@ -116,3 +116,24 @@ class TestBadSettings:
         config = _config("http://127.0.0.1:9", protocol="grpc")
         with pytest.raises(ConfigError, match=r"oxydra\[otel-grpc\]"):
             start_observability(config, workspace=None, environ={})
+
+
+def test_a_zero_sample_ratio_exports_no_span_but_a_sampled_caller_is_followed(
+    receiver: Receiver,
+) -> None:
+    obs = start_observability(
+        _config(f"http://127.0.0.1:{receiver.port}", sample_ratio=0.0),
+        workspace=None,
+        environ={},
+    )
+    try:
+        _spans(2)
+        caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        with span("turn", remote_parent=caller, turn="joined"):
+            pass
+        assert obs.bridge.flush(30)
+    finally:
+        set_span_hook(None)
+        obs.bridge.shutdown()
+    assert [s.name for s in receiver.spans] == ["invoke_agent unknown"]
+    assert receiver.spans[0].parent_id == "00f067aa0ba902b7"

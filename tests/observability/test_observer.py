@@ -159,3 +159,27 @@ class TestPrometheusText:
         text = registry.render()
         assert 'le="64"} 0' in text and 'le="256"} 1' in text and 'le="+Inf"} 1' in text
         assert "gen_ai_client_token_usage_sum{" in text
+
+
+class TestUsageReport:
+    def test_rows_group_by_day_and_since_filters_by_start(self, obs: Observability) -> None:
+        from oxydra.commands.observability import parse_since, usage_rows
+
+        _turn("t1", cost=0.25)
+        _turn("t2", cost=None)
+        _rows(obs)
+        db = open_db(db_path(obs.store.path.parents[1]), readonly=True)  # type: ignore[union-attr]
+        (day,) = usage_rows(db, "day", 0.0)
+        assert day["turns"] == 2 and day["calls"] == 2
+        assert day["cost_usd"] is None and day["priced_cost_usd"] == 0.25
+        assert day["unpriced_turns"] == 1
+        assert usage_rows(db, "person", parse_since("1h")) != []
+        assert usage_rows(db, "person", parse_since("2099-01-01")) == []
+
+    @pytest.mark.parametrize(
+        ("text", "seconds_ago"), [("12h", 43200), ("7d", 604800), ("2w", 1209600)]
+    )
+    def test_since_accepts_relative_spans(self, text: str, seconds_ago: int) -> None:
+        from oxydra.commands.observability import parse_since
+
+        assert parse_since(text, now=2_000_000.0) == 2_000_000.0 - seconds_ago
