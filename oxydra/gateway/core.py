@@ -20,12 +20,12 @@ from oxydra.core.errors import GatewayError
 from oxydra.core.ids import new_session_id
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
+from oxydra.core.spend import Spend
 from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
 from oxydra.gateway._store import SessionRecord, SessionRecords
 from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
-from oxydra.runtime.ledger import Spend
 from oxydra.wire.gateway import (
     AssistantDelta,
     ErrorFrame,

@@ -86,7 +86,7 @@ async def test_prometheus_scrapes_the_vm_and_answers_the_token_query(tmp_path: P
                 await _stop(web)
             await ws.close()
         finally:
-            vm.stop()
+            await vm.stop()
 
 
 _RUNNING: dict[str, subprocess.Popen[bytes]] = {}
