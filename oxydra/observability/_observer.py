@@ -101,7 +101,7 @@ class _Handle:
         self.parent: _Handle | None = None
         self.root: _Handle = self
         self.turn: _Handle | None = None
-        self.buffer: list[SpanRecord] | None = None
+        self.buffer: list[_Pending] | None = None
         self.usage: TurnUsage | None = None
         self.depth = 0
         self.remote_flags: int | None = None

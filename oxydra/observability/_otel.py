@@ -262,6 +262,7 @@ def _instruments(meters: MeterProvider) -> dict[str, tuple[Any, tuple[str, ...]]
     meter = meters.get_meter("oxydra")
     made: dict[str, tuple[Any, tuple[str, ...]]] = {}
     for name, inst in INSTRUMENTS.items():
+        instrument: Any
         if inst.kind == "counter":
             instrument = meter.create_counter(name, unit=inst.unit, description=inst.help)
         else:

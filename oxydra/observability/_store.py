@@ -201,5 +201,6 @@ class StoreWriter:
             assert isinstance(payload, TurnUsage)
             insert_usage(self._db, payload)
         else:
-            turn_ids, spans, convert = payload  # type: ignore[misc]
+            assert isinstance(payload, tuple)
+            turn_ids, spans, convert = payload
             insert_trace(self._db, turn_ids, [convert(s) for s in spans], self.keep_turns)
