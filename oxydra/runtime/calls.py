@@ -26,6 +26,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import msgspec
 
@@ -124,7 +125,7 @@ class TurnCalls:
         admitted = self.admit(context, prompt_tokens)
         if isinstance(admitted, Stop):
             return admitted
-        with span("chat", provider=admitted.provider, model=admitted.model) as observed:
+        with self._span(admitted) as observed:
             observed["stream"], observed["_input"] = False, admitted.messages
             async with asyncio.timeout(self.timeout_secs):
                 response = await self.provider.complete(admitted)
@@ -147,11 +148,20 @@ class TurnCalls:
         admitted = self.admit(context, prompt_tokens)
         if isinstance(admitted, Stop):
             return admitted
-        with span("chat", provider=admitted.provider, model=admitted.model) as observed:
+        with self._span(admitted) as observed:
             observed["stream"], observed["_input"] = True, admitted.messages
             response = await self._stream(admitted, sink, on_tool_call, observed)
             _observe(observed, response, self.charge(response.usage))
         return response
+
+    def _span(self, context: Context) -> AbstractContextManager[dict[str, object]]:
+        """The call's `chat` span: the provider as the catalog names it, the route's name."""
+        return span(
+            "chat",
+            provider=self.provider.catalog_provider_id(),
+            route=context.provider,
+            model=context.model,
+        )
 
     async def _stream(
         self,

@@ -125,7 +125,8 @@ async def test_the_turn_tree_crosses_the_process_and_the_delegation(
     assert {c.kind for c in chats} == {CLIENT} and main.kind == INTERNAL
     first = next(c for c in chats if c.attrs.get("gen_ai.usage.input_tokens") == 900)
     assert first.attrs["gen_ai.operation.name"] == "chat"
-    assert first.attrs["gen_ai.provider.name"] == "fake"
+    assert first.attrs["gen_ai.provider.name"] == "openai"  # the catalog's name for the route
+    assert first.attrs["oxydra.route"] == "fake"
     assert first.attrs["gen_ai.request.model"] == "gpt-4o-mini"
     assert first.attrs["gen_ai.response.model"] == "gpt-4o-mini"
     assert first.attrs["gen_ai.usage.output_tokens"] == 20
