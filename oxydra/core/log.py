@@ -90,45 +90,31 @@ def span(name: str, *, remote_parent: str | None = None, **attrs: Any) -> Iterat
     span of this process encloses it.
     """
     result: dict[str, Any] = {}
-    if _hook is None:
-        with _logged_span(name, attrs, result):
-            yield result
-        return
-    handle = _hook.start(name, attrs, _handle.get(), remote_parent)
-    token = _handle.set(handle)
+    handle = _hook.start(name, attrs, _handle.get(), remote_parent) if _hook else None
+    token_handle = _handle.set(handle) if handle is not None else None
+    parent = _span_path.get()
+    token_attrs = _span_attrs.set({**(_span_attrs.get() or {}), **attrs})
+    token_path = _span_path.set(f"{parent}/{name}" if parent else name)
+    start = time.perf_counter()
     error: str | None = None
     try:
-        with _logged_span(name, attrs, result):
-            yield result
+        yield result
     except BaseException as exc:
         error = type(exc).__name__
+        result.setdefault("error", error)
         raise
     finally:
-        _handle.reset(token)
-        handle.end(result, error)
-
-
-@contextlib.contextmanager
-def _logged_span(name: str, attrs: dict[str, Any], result: dict[str, Any]) -> Iterator[None]:
-    parent = _span_path.get()
-    path = f"{parent}/{name}" if parent else name
-    merged = {**(_span_attrs.get() or {}), **attrs}
-    token_attrs = _span_attrs.set(merged)
-    token_path = _span_path.set(path)
-    start = time.perf_counter()
-    try:
-        yield
-    except BaseException as exc:
-        result.setdefault("error", type(exc).__name__)
-        raise
-    finally:
-        elapsed_ms = (time.perf_counter() - start) * 1000
         logger = logging.getLogger("oxydra.span")
         if logger.isEnabledFor(logging.DEBUG):
+            elapsed_ms = round((time.perf_counter() - start) * 1000, 3)
             shown = {k: v for k, v in result.items() if not k.startswith("_")}  # `_`: content
-            logger.debug("span end", extra={"oxy": {**shown, "elapsed_ms": round(elapsed_ms, 3)}})
+            logger.debug("span end", extra={"oxy": {**shown, "elapsed_ms": elapsed_ms}})
         _span_path.reset(token_path)
         _span_attrs.reset(token_attrs)
+        if handle is not None:
+            assert token_handle is not None
+            _handle.reset(token_handle)
+            handle.end(result, error)
 
 
 class _ContextFilter(logging.Filter):

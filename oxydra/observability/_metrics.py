@@ -15,6 +15,8 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,9 +123,10 @@ class PromRegistry:
             series = table.setdefault(labels, _Series(buckets=[0] * len(instrument.buckets)))
         series.count += 1 if instrument.kind == "histogram" else value
         series.total += value
-        for i, bound in enumerate(instrument.buckets):
-            if value <= bound:
-                series.buckets[i] += 1
+        if instrument.buckets:  # per-bucket counts; `render` makes them cumulative
+            index = bisect.bisect_left(instrument.buckets, value)
+            if index < len(series.buckets):
+                series.buckets[index] += 1
 
     def gauge(self, name: str, help_text: str, read: Gauge, label: str = "") -> None:
         """A gauge read at scrape time; with `label`, `read()` maps label values to numbers."""
@@ -157,7 +160,9 @@ def _render_instrument(instrument: Instrument, table: dict[tuple[str, ...], _Ser
         if instrument.kind == "counter":
             lines.append(f"{prom}{{{','.join(pairs)}}} {_number(series.total)}")
             continue
-        for bound, hits in zip(instrument.buckets, series.buckets, strict=True):
+        for bound, hits in zip(
+            instrument.buckets, itertools.accumulate(series.buckets), strict=True
+        ):
             bucket = ",".join([*pairs, f'le="{_number(bound)}"'])
             lines.append(f"{prom}_bucket{{{bucket}}} {hits}")
         everything = ",".join([*pairs, 'le="+Inf"'])
