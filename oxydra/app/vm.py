@@ -117,7 +117,7 @@ async def _serve(
         )
     core = GatewayCore(
         services.agent.runtime,
-        MemorySessionRecords(services.memory.sessions),
+        MemorySessionRecords(services.memory),
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
     )
