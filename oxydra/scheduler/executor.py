@@ -225,10 +225,17 @@ class SchedulerExecutor:
             self.store.changed.set()
 
     async def run_claimed(self, run_id: str, schedule: ScheduleDefinition) -> RunResult:
-        """Run a claimed schedule, record the result, and send what it calls for."""
+        """Run a claimed schedule, record the result, and send what it calls for.
+
+        The run, its turn and its deliveries are one `schedule.run` span (one trace).
+        """
         with span("schedule.run", schedule=schedule.schedule_id, run=run_id) as observed:
-            status, output, spend = await self._execute(run_id, schedule)
-            observed["status"] = status
+            result = await self._run_and_notify(run_id, schedule)
+            observed["status"] = result.status
+            return result
+
+    async def _run_and_notify(self, run_id: str, schedule: ScheduleDefinition) -> RunResult:
+        status, output, spend = await self._execute(run_id, schedule)
         notify, output = result_notification(schedule.notification_policy, status, output)
         result = RunResult(
             run_id=run_id, status=status, output=output, turn_count=spend.calls,
