@@ -23,7 +23,7 @@ from typing import Literal
 
 import msgspec
 
-from oxydra.wire.gateway import AssistantDelta, TaggedFrame, encode_frame
+from oxydra.wire.gateway import AssistantDelta, TaggedFrame, TurnStatus, encode_frame
 
 Kind = Literal["delta", "progress", "terminal", "other"]
 _ENTRY_OVERHEAD = 64
@@ -75,7 +75,9 @@ class FrameLog:
     def append(self, seq: int, frame: TaggedFrame, data: bytes) -> None:
         """Log one frame (already numbered and encoded)."""
         turn = getattr(frame, "turn", None)
-        turn_id = turn.turn_id if turn is not None else None
+        if not isinstance(turn, TurnStatus):  # `usage` names its turn by `turn_id` alone
+            turn = None
+        turn_id = turn.turn_id if turn is not None else getattr(frame, "turn_id", None)
         kind: Kind = "other"
         if frame.TYPE == "assistant_delta":
             kind = "delta"

@@ -74,12 +74,11 @@ async def test_a_zero_length_database_is_refused_not_started_empty(tmp_path: Pat
         endpoint = await vm.start()
         assert endpoint
         await vm.stop()
-        databases = [p for p in vm.workspace.rglob("*.db") if p.stat().st_size > 0]
-        assert databases, "the vm keeps a database in its workspace"
-        for db in databases:
-            db.write_bytes(b"")
-            for side in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-                side.unlink(missing_ok=True)
+        db = next(vm.workspace.rglob("memory.db"))
+        assert db.stat().st_size > 0, "the vm keeps its memory database in its workspace"
+        db.write_bytes(b"")
+        for side in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            side.unlink(missing_ok=True)
         out = subprocess.run(vm.cmd, env=vm.env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert "is empty (0 bytes)" in out.stderr and str(databases[0]) in out.stderr
+    assert "is empty (0 bytes)" in out.stderr and str(db) in out.stderr
