@@ -3,6 +3,12 @@
 from oxydra.security._hosts import parse_inet_aton
 from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Openat2Opener, Opener, WalkOpener, default_opener, openat2_works
+from oxydra.security.confine import (
+    ShellSandbox,
+    shell_environment,
+    shell_sandbox,
+    shell_status,
+)
 from oxydra.security.egress import Connector, EgressClient, FetchResponse
 from oxydra.security.jail import Mount, SearchHit, Workspace
 from oxydra.security.scrub import (
@@ -41,6 +47,7 @@ __all__ = [
     "SearchHit",
     "ShellPolicy",
     "ShellRules",
+    "ShellSandbox",
     "ShellVerdict",
     "SsrfGuard",
     "StreamScrubber",
@@ -59,4 +66,7 @@ __all__ = [
     "parse_url",
     "programs_of",
     "shannon_entropy",
+    "shell_environment",
+    "shell_sandbox",
+    "shell_status",
 ]
