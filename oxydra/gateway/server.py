@@ -263,7 +263,9 @@ class _Connection:
             case SendTurn():
                 self._check_session(frame.session_id)
                 parts = _validated_attachments(frame)
-                self.core.submit_turn(channel, frame.request_id, frame.turn_id, frame.prompt, parts)
+                self.core.submit_turn(
+                    channel, frame.request_id, frame.turn_id, frame.prompt, parts, owner=self
+                )
             case CancelActiveTurn():
                 self._check_session(frame.session_id)
                 self.core.cancel(channel)
@@ -316,9 +318,17 @@ class _Connection:
                     ),
                 )
             case ApprovalResponse():
-                if not self.core.approvals.answer(self.user_id, frame.approval_id, frame.approved):
+                answer = self.core.approvals.answer(
+                    self.user_id, frame.approval_id, frame.approved, answerer=self
+                )
+                if answer == "unknown":
                     raise RefusedError(
                         f"no pending approval `{frame.approval_id}`", "unknown_approval"
+                    )
+                if answer == "not_owner":
+                    raise RefusedError(
+                        "only the client that started the turn may answer its approvals",
+                        "approval_not_owner",
                     )
             case Hello():
                 raise RefusedError("hello already negotiated on this connection", "hello_repeated")
