@@ -114,7 +114,16 @@ def shell_round_trips() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "shell.sock"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "oxydra", "shell-daemon", "--socket", str(sock)],
+            [
+                sys.executable,
+                "-m",
+                "oxydra",
+                "shell-daemon",
+                "--socket",
+                str(sock),
+                "--writable",
+                tmp,
+            ],
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
