@@ -222,3 +222,39 @@ def test_the_intermediate_imports_nothing_of_the_package(tmp_path: Path) -> None
     out = subprocess.run([*argv[:4], probe], capture_output=True, text=True, check=True)
     assert "oxydra" not in out.stdout and "'_confine_child'" in out.stdout
     assert asyncio.iscoroutinefunction(LocalShellSession.run)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+    reason="needs root to switch to another uid, and a system python it can run",
+)
+def test_a_non_dumpable_agent_hides_its_environment_from_its_own_uid() -> None:
+    """The second line for the opt-in without Landlock: same uid, still no /proc/environ."""
+    agent = (
+        "import ctypes, os, subprocess, sys\n"
+        "libc = ctypes.CDLL(None)\n"
+        "if sys.argv[1] == '1': libc.prctl(4, 0, 0, 0, 0)  # what protect_agent_process does\n"
+        "me = os.getpid()\n"
+        "r = subprocess.run(['cat', f'/proc/{me}/environ'], capture_output=True)\n"
+        "print(b'SECRETX=abc' in r.stdout)\n"
+    )
+    seen = []
+    for flag in ("0", "1"):
+        out = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "/usr/bin/python3", "-I", "-c", agent, flag],
+            env={"SECRETX": "abc", "PATH": "/usr/bin:/bin"},
+            cwd="/", capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        seen.append(out.stdout.strip())
+    assert seen == ["True", "False"]
+
+
+def test_protect_agent_process_makes_this_process_non_dumpable() -> None:
+    code = (
+        "import ctypes; from oxydra.security.confine import protect_agent_process;"
+        "assert protect_agent_process(); print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "0", out.stderr
