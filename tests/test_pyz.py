@@ -121,3 +121,11 @@ def test_archive_runs_a_confined_shell_through_its_intermediate(pyz: Path, tmp_p
     assert "cannot start" not in out.stdout and out.stdout.strip().endswith("True")
     show = _run(pyz, ["config", "show"], tmp_path, tmp_path)
     assert "# shell_exec: " in show.stdout
+
+
+def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) -> None:
+    show = _run(pyz, ["catalog", "show"], tmp_path, tmp_path)
+    assert show.returncode == 0, show.stderr
+    assert "gpt-4o-mini" in show.stdout
+    update = _run(pyz, ["catalog", "fetch", "--update-pinned"], tmp_path, tmp_path)
+    assert update.returncode == 2 and "inside an archive" in update.stderr

@@ -5,6 +5,7 @@ from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Openat2Opener, Opener, WalkOpener, default_opener, openat2_works
 from oxydra.security.confine import (
     ShellSandbox,
+    protect_agent_process,
     shell_environment,
     shell_sandbox,
     shell_status,
@@ -65,6 +66,7 @@ __all__ = [
     "parse_inet_aton",
     "parse_url",
     "programs_of",
+    "protect_agent_process",
     "shannon_entropy",
     "shell_environment",
     "shell_sandbox",
