@@ -1,5 +1,8 @@
 """Approval requests: a tool call waits for the person's yes or no over the gateway.
 
+How long it waits is the tool registry's policy (`[tools.approval] timeout_secs`, enforced
+there); the broker only tells the client when the question expires.
+
 An approval is bound to the connection that started the turn (its `owner`): only that
 client may answer it. Every client of a user holds the same token (in the process tier the
 guest's own `ipc/gateway-token`), so "same user" is not "the person": a process that got
@@ -14,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from oxydra.gateway._hub import SessionChannel
+from oxydra.tools import ApprovalHook
+from oxydra.tools import ApprovalRequest as ToolCallApproval
 from oxydra.wire.gateway import ApprovalRequest, TurnStatus
 
 Answer = Literal["answered", "unknown", "not_owner"]
@@ -38,10 +43,10 @@ class ApprovalBroker:
 
     def approver_for(
         self, channel: SessionChannel, request_id: str, turn: TurnStatus, owner: object | None
-    ) -> Any:
-        """An approver callable bound to one turn of one session and its owning client."""
+    ) -> ApprovalHook:
+        """An approver bound to one turn of one session and its owning client."""
 
-        async def approve(tool_name: str, arguments: dict[str, Any], tier: str) -> bool:
+        async def approve(call: ToolCallApproval) -> bool:
             approval_id = uuid.uuid4().hex
             future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._pending[approval_id] = _Pending(channel.user_id, owner, future)
@@ -51,16 +56,14 @@ class ApprovalBroker:
                     session=channel.ref,
                     turn=turn,
                     approval_id=approval_id,
-                    tool_name=tool_name,
-                    arguments=arguments,
-                    safety_tier=tier,
+                    tool_name=call.tool,
+                    arguments=call.arguments,
+                    safety_tier=str(call.safety_tier),
                     expires_in_secs=int(self.timeout_secs),
                 )
             )
             try:
-                return await asyncio.wait_for(future, self.timeout_secs)
-            except TimeoutError:
-                return False
+                return await future
             finally:
                 self._pending.pop(approval_id, None)
 

@@ -65,7 +65,7 @@ async def test_after_a_kill_9_mid_tool_nothing_survives_and_the_history_tells_th
     assert all(_alive(p) for p in pids)
     assert vm.proc is not None
     vm.proc.send_signal(signal.SIGKILL)
-    vm.proc.wait(20)
+    await asyncio.to_thread(vm.proc.wait, 20)
     deadline = time.monotonic() + 15
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -80,7 +80,7 @@ async def test_after_a_kill_9_mid_tool_nothing_survives_and_the_history_tells_th
         frames = await until(again, terminal)
         assert isinstance(frames[-1], g.TurnCompleted)
     finally:
-        vm.stop()
+        await vm.stop()
     messages = llm.requests[-1].json()["messages"]
     result = next(m["content"] for m in messages if m["role"] == "tool")
     assert "Not executed" not in result
