@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -225,8 +226,8 @@ def test_the_intermediate_imports_nothing_of_the_package(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(
-    os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
-    reason="needs root to switch to another uid, and a system python it can run",
+    os.geteuid() != 0 or not Path("/usr/bin/python3").exists() or not shutil.which("setpriv"),
+    reason="needs root and setpriv to switch to another uid, and a system python it can run",
 )
 def test_a_non_dumpable_agent_hides_its_environment_from_its_own_uid() -> None:
     """The second line for the opt-in without Landlock: same uid, still no /proc/environ."""
