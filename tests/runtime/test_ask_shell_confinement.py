@@ -25,7 +25,7 @@ def ask_cmd(url: str, *args: str) -> list[str]:
     sets = [
         f"providers.registry.fake.base_url={url}",
         "providers.registry.fake.provider_type=openai",
-        "providers.registry.fake.api_key_env=FAKE_PROVIDER_KEY",
+        "providers.registry.fake.api_key_env=FAKE_API_KEY",
         "selection.provider=fake",
     ]
     cmd = [sys.executable, "-m", "oxydra", "ask", *args]
@@ -40,7 +40,7 @@ async def shell_turn(tmp_path: Path, command: str, *extra: str) -> tuple[int, st
         Reply(tool_calls=[Call(name="shell_exec", arguments={"command": command})]),
         Reply(text="done"),
     ]
-    env_extra = {"FAKE_PROVIDER_KEY": KEY}
+    env_extra = {"FAKE_API_KEY": KEY}
     async with FakeLLM(script) as llm:
         code, _, err = await run(ask_cmd(llm.base_url, "go", *extra), tmp_path, env=env_extra)
         sent = llm.requests[-1].json()["messages"] if len(llm.requests) > 1 else []
@@ -51,7 +51,7 @@ async def shell_turn(tmp_path: Path, command: str, *extra: str) -> tuple[int, st
 @pytest.mark.skipif(not HAS_LANDLOCK, reason="this kernel has no Landlock")
 class TestAskShellIsConfined:
     async def test_the_shell_cannot_read_the_agents_environment(self, tmp_path: Path) -> None:
-        command = "tr '\\0' '\\n' </proc/$PPID/environ | grep PROVIDER_KEY | rev; echo end"
+        command = "tr '\\0' '\\n' </proc/$PPID/environ | grep API_KEY | rev; echo end"
         code, result, err = await shell_turn(tmp_path, command)
         assert code == 0, err
         assert "end" in result
@@ -59,7 +59,7 @@ class TestAskShellIsConfined:
         assert "KEY=" not in result
 
     async def test_the_shell_cannot_read_any_process_environment(self, tmp_path: Path) -> None:
-        command = "cat /proc/*/environ | tr '\\0' '\\n' | grep PROVIDER_KEY | rev; echo end"
+        command = "cat /proc/*/environ | tr '\\0' '\\n' | grep API_KEY | rev; echo end"
         code, result, err = await shell_turn(tmp_path, command)
         assert code == 0, err
         assert KEY not in result and KEY[::-1] not in result
