@@ -134,7 +134,9 @@ def make_sandbox_in(tmp_path: Path, **env: str) -> Sandbox:
 def test_the_guest_shell_reaches_nothing_outside_shared_and_tmp(box: tuple) -> None:
     sandbox, endpoint, token, record = box
     assert asyncio.run(send_turn(endpoint, token)) == "first done"
-    body = json.loads(json.loads(record.read_text().splitlines()[1])["body"])
+    posts = [json.loads(ln) for ln in record.read_text().splitlines()]
+    posts = [p for p in posts if p["method"] == "POST"]  # not the model-list probe
+    body = json.loads(posts[1]["body"])
     result = next(m["content"] for m in body["messages"] if m["role"] == "tool")
     assert "attack-done" in result
     assert token not in result
