@@ -264,7 +264,13 @@ class _Connection:
                 self._check_session(frame.session_id)
                 parts = _validated_attachments(frame)
                 self.core.submit_turn(
-                    channel, frame.request_id, frame.turn_id, frame.prompt, parts, owner=self
+                    channel,
+                    frame.request_id,
+                    frame.turn_id,
+                    frame.prompt,
+                    parts,
+                    owner=self,
+                    traceparent=frame.traceparent,
                 )
             case CancelActiveTurn():
                 self._check_session(frame.session_id)
