@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import itertools
 import json
 import math
@@ -33,6 +34,7 @@ from urllib.parse import quote, quote_plus
 
 from oxydra.security._secret_rules import (
     ASSIGNMENT,
+    KEY_MARKER,
     SECRET_KEY,
     SHAPE_RULES,
     TOKEN_VALUE,
@@ -55,6 +57,8 @@ _PLACEHOLDER_SHAPES = re.compile(
 )
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _DIGEST_HEX_LENGTHS = frozenset({32, 40, 56, 64, 96, 128})
+_MIN_LOOKAHEAD = 64 * 1024  # longer than any fixed-length shape (the longest is ~300 chars)
+_MAX_NESTED_PAIRS = 3  # a pair inside a value inside a value: JSON in a JSON string, and one more
 
 
 class Scrubber:
@@ -72,6 +76,9 @@ class Scrubber:
         values = {s.strip() for s in known_secrets if len(s.strip()) >= min_known_length}
         self._known_values = frozenset(values)
         self._known = _known_pattern(values)
+        longest = max((len(f) for v in values for f in encoded_forms(v)), default=0)
+        self.lookahead = max(_MIN_LOOKAHEAD, 2 * longest)
+        """Characters past a cut that must be scanned so no secret straddles it unseen."""
         self._entropy = entropy
         self._min_known = min_known_length
 
@@ -101,10 +108,10 @@ class Scrubber:
         lowered = text.lower()
         for rule in SHAPE_RULES:
             if not rule.keywords or any(k in lowered for k in rule.keywords):
-                text = rule.pattern.sub(_replacer(rule), text)
-        return ASSIGNMENT.sub(self._assignment, text)
+                text = _redact(rule, text)
+        return ASSIGNMENT.sub(functools.partial(self._assignment, depth=0), text)
 
-    def _assignment(self, match: re.Match[str]) -> str:
+    def _assignment(self, match: re.Match[str], *, depth: int) -> str:
         value = match.group("secret")
         inner = _unquote(value)
         if SECRET_KEY.search(match.group("key")):
@@ -114,28 +121,23 @@ class Scrubber:
         start = match.start("secret") - match.start()
         if redact:
             return match.group(0)[:start] + _mark(value, VALUE_MARK)
-        # A value can hold more pairs (JSON inside a JSON string): look inside it too.
-        if "=" not in value and ":" not in value:
+        # A value can hold more pairs (JSON inside a JSON string): look inside it too, to a
+        # fixed depth: `a=a=a=...` would otherwise rescan the rest of the text per pair.
+        if depth >= _MAX_NESTED_PAIRS or ("=" not in value and ":" not in value):
             return match.group(0)
-        return match.group(0)[:start] + ASSIGNMENT.sub(self._assignment, value)
+        inner_pairs = functools.partial(self._assignment, depth=depth + 1)
+        return match.group(0)[:start] + ASSIGNMENT.sub(inner_pairs, value)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Where any rule matches in `text` (redacted or not), sorted by start."""
-        patterns = [rule.pattern for rule in SHAPE_RULES] + [ASSIGNMENT]
-        if self._known is not None:
-            patterns.append(self._known)
-        found = [m.span() for p in patterns for m in p.finditer(text)]
+        found = [hit[:2] for rule in SHAPE_RULES for hit in rule.hits(text)]
+        patterns = [ASSIGNMENT] if self._known is None else [ASSIGNMENT, self._known]
+        found += [m.span() for p in patterns for m in p.finditer(text)]
         return sorted(found)
 
     def stream(self, *, window: int = 2048, max_hold: int = 1 << 18) -> StreamScrubber:
         """A per-stream scrubber that catches secrets split across chunks."""
         return StreamScrubber(self, window=window, max_hold=max_hold)
-
-
-_KEY_END = re.compile(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
-_KEY_BEGIN = re.compile(
-    r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----END).)*\Z", re.S
-)
 
 
 class StreamScrubber:
@@ -163,7 +165,7 @@ class StreamScrubber:
             head, self._buffer = self._buffer[:cut], self._buffer[cut:]
             return self._scrubber.scrub(head)
         if len(self._buffer) > self._max_hold:
-            self._in_key = _KEY_BEGIN.search(self._buffer) is not None
+            self._in_key = _ends_inside_key(self._buffer)
             return self.flush()
         return ""
 
@@ -182,7 +184,7 @@ class StreamScrubber:
         return cut
 
     def _skip_key(self) -> bool:
-        match = _KEY_END.search(self._buffer)
+        match = next((m for m in KEY_MARKER.finditer(self._buffer) if m["kind"] == "END"), None)
         if match is None:
             self._buffer = self._buffer[-64:]
             return False
@@ -191,16 +193,27 @@ class StreamScrubber:
         return True
 
 
-def _replacer(rule: Rule):  # type: ignore[no-untyped-def]
-    def replace(match: re.Match[str]) -> str:
-        secret = match.group("secret")
+def _redact(rule: Rule, text: str) -> str:
+    parts: list[str] = []
+    done = 0
+    for hit in rule.hits(text):
+        secret = text[hit.secret_start : hit.secret_end]
         if rule.value_check and not _value_is_secret(secret):
-            return match.group(0)
-        start, end = match.start("secret") - match.start(), match.end("secret") - match.start()
-        whole = match.group(0)
-        return whole[:start] + _mark(secret, rule.marker) + whole[end:]
+            continue
+        parts += (text[done : hit.secret_start], _mark(secret, rule.marker))
+        done = hit.secret_end
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
 
-    return replace
+
+def _ends_inside_key(text: str) -> bool:
+    """Whether `text` ends inside a private key block (BEGIN seen, no END yet)."""
+    inside = False
+    for marker in KEY_MARKER.finditer(text):
+        inside = marker["kind"] == "BEGIN"
+    return inside
 
 
 def _mark(secret: str, marker: str) -> str:

@@ -9,8 +9,9 @@ Per call, in order:
 4. the tool runs under `asyncio.timeout(tool.timeout)` and stops early when the context's
    cancellation token fires;
 5. the output (or error text) has host paths rewritten to `/shared`, `/tmp`, `/vault`, is
-   scrubbed of secrets, then truncated to `output_limit_bytes` with a visible marker. Paths
-   and secrets are handled before truncation so a cut can never leave half a secret.
+   scrubbed of secrets, then truncated to `output_limit_bytes` with a visible marker
+   (`_output.py`: a huge output is cut to the limit plus a margin first, so scrubbing cost is
+   bounded; long outputs are scrubbed in a worker thread so no session's loop stalls).
 
 Errors the model caused or can work around come back as a `ToolResult` with `ok=False`;
 only cancellation of the calling task itself propagates.
@@ -39,6 +40,7 @@ from oxydra.core.tiers import SafetyTier
 from oxydra.security import Scrubber
 from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
+from oxydra.tools._output import clean_output_async
 from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
 
 _log = get_logger(__name__)
@@ -104,22 +106,24 @@ class ToolRegistry:
             if tool is None:
                 known = ", ".join(self.names) or "none"
                 text = f"unknown tool '{name}'. Available tools: {known}"
-                return self._result(name, text, ctx, kind="unknown_tool")
+                return await self._result(name, text, ctx, kind="unknown_tool")
             try:
                 args = _arguments(raw_args)
                 await self._gate(tool, args, ctx)
                 text = await self._run(tool, args, ctx)
             except _Cancelled:
                 reason = ctx.cancellation.reason or "cancelled"
-                return self._result(name, f"tool call cancelled ({reason})", ctx, kind="cancelled")
+                return await self._result(
+                    name, f"tool call cancelled ({reason})", ctx, kind="cancelled"
+                )
             except OxydraError as exc:
                 kind, text = _classify(name, exc)
-                return self._result(name, text, ctx, kind=kind)
+                return await self._result(name, text, ctx, kind=kind)
             except Exception as exc:  # a bug in a tool must not end the turn
                 _log.exception("tool %s raised", name)
                 text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
-                return self._result(name, text, ctx, kind="failed")
-            return self._result(name, text, ctx)
+                return await self._result(name, text, ctx, kind="failed")
+            return await self._result(name, text, ctx)
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
@@ -149,33 +153,26 @@ class ToolRegistry:
                 f"'{tool.name}' did not finish within {tool.timeout:g} seconds and was stopped"
             ) from exc
 
-    def _result(
+    async def _result(
         self, name: str, text: str, ctx: ToolExecutionContext, *, kind: ErrorKind | None = None
     ) -> ToolResult:
-        cleaned = self.scrubber.scrub(ctx.workspace.to_virtual(text))
-        shown, size = truncate(cleaned, self.config.output_limit_bytes)
+        limit = self.config.output_limit_bytes
+        shown = await clean_output_async(
+            text, scrubber=self.scrubber, to_virtual=ctx.workspace.to_virtual, limit=limit
+        )
         return ToolResult(
             name=name,
-            text=shown,
+            text=shown.text,
             ok=kind is None,
             error_kind=kind,
             call_id=ctx.call_id,
-            truncated=len(shown) != len(cleaned),
-            original_bytes=size,
+            truncated=shown.truncated,
+            original_bytes=shown.original_bytes,
         )
 
 
 class _Denied(OxydraError):
     """Approval refused (a control-flow outcome, reported as `denied`)."""
-
-
-def truncate(text: str, limit: int) -> tuple[str, int]:
-    """`text` cut to `limit` UTF-8 bytes with a marker naming the full size; and that size."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text, len(data)
-    head = data[:limit].decode("utf-8", errors="ignore")
-    return f"{head}\n...[output truncated: {len(data)} bytes total]", len(data)
 
 
 def _arguments(raw: Mapping[str, Any] | str) -> dict[str, Any]:
