@@ -18,7 +18,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.resources
 import importlib.util
@@ -206,9 +205,24 @@ def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
     return memory
 
 
-@functools.cache
+_RUNTIME: _Runtime | None = None
+_RUNTIME_LOCK = threading.Lock()
+
+
 def _runtime() -> _Runtime:
-    return _Runtime()
+    """The process's one runtime, created under a lock.
+
+    The warm-up thread and a tool call's worker thread can ask at once; two engines would
+    leave a module compiled in one to be instantiated in the other's linker.
+    """
+    global _RUNTIME
+    runtime = _RUNTIME
+    if runtime is None:
+        with _RUNTIME_LOCK:
+            if _RUNTIME is None:
+                _RUNTIME = _Runtime()
+            runtime = _RUNTIME
+    return runtime
 
 
 class WasmSandbox:
@@ -234,7 +248,7 @@ class WasmSandbox:
         self._compiled()
 
     def _compiled(self) -> wasmtime.Module:
-        if self._module is None:  # a race only compiles twice; both results are equal
+        if self._module is None:  # the runtime's lock makes racing threads share one module
             self._module = _runtime().module(self.module_bytes)
         return self._module
 
