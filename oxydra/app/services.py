@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from oxydra.config.schema import AgentConfig
 from oxydra.memory import HashedEmbedder, Memory
-from oxydra.runtime._memory_bridge import (
+from oxydra.memory.tools import memory_tools
+from oxydra.runtime import (
+    Agent,
     MemoryConversations,
     MemoryScratchpad,
-    memory_tools,
+    build_agent,
     retriever_for,
 )
-from oxydra.runtime.factory import Agent, build_agent
 from oxydra.tools import DaemonShellSession, ShellSession
 from oxydra.wire.envelope import BootstrapEnvelope
 
@@ -74,7 +75,7 @@ async def open_services(
     memory = await Memory.from_config(config.memory, workspace_root=workspace, embedder=embedder)
     try:
         retrieval = memory.retrieval
-        extra: list[Any] = list(memory_tools(memory, retrieval)) if enabled else []
+        extra: list[Any] = list(memory_tools(retrieval)) if enabled else []
         schedules = _schedule_store(config, memory)
         if schedules is not None:
             from oxydra.scheduler import schedule_tools
