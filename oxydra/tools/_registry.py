@@ -39,6 +39,7 @@ from oxydra.security import Scrubber
 from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
 from oxydra.tools._output import clean_output_async
 from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
+from oxydra.wire import MAX_JSON_DEPTH, nesting_exceeds
 
 _log = get_logger(__name__)
 _DECODER = msgspec.json.Decoder()
@@ -165,6 +166,8 @@ class _Denied(OxydraError):
 
 def _arguments(raw: Mapping[str, Any] | str) -> dict[str, Any]:
     if isinstance(raw, str):
+        if nesting_exceeds(raw):
+            raise ToolArgumentsError(f"arguments nest deeper than {MAX_JSON_DEPTH} levels")
         try:
             raw = _DECODER.decode(raw or "{}")
         except msgspec.DecodeError as exc:

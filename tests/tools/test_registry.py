@@ -237,6 +237,15 @@ class _GatedScrubber(Scrubber):
         return super().scrub(text)
 
 
+class TestHostileArguments:
+    async def test_deeply_nested_arguments_are_invalid_not_a_crash(
+        self, ctx: ToolExecutionContext
+    ) -> None:
+        raw = '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        result = await registry().execute("echo", raw, ctx)
+        assert result.error_kind == "invalid_arguments" and "nest deeper" in result.text
+
+
 class TestScrubbingCost:
     async def test_a_slow_scrub_does_not_stall_other_coroutines(
         self, ctx: ToolExecutionContext
