@@ -1,9 +1,11 @@
 """Secret scrubbing of tool output, whole or streamed.
 
 Order of the passes (each runs on the previous one's output):
-1. Exact values we know: configured API keys, values of secret-named environment
-   variables, and their base64 (any byte alignment, with or without a trailing newline as
-   `echo $KEY | base64` adds), URL-encoded, JSON-escaped and hex forms.
+1. Values we know: configured API keys and values of secret-named environment variables,
+   also re-encoded: base64 at any alignment (wrapped or not), base32, hex in either case
+   or as an `xxd`/`hexdump` dump, reversed, URL-encoded once or twice, JSON, `\\u` or `\\x`
+   escaped, spaced out, folded, or interleaved with zero-width characters or ANSI codes
+   (`_known.py`: normalised views mapped back to the original, linear time).
 2. Credential shapes (`_secret_rules.SHAPE_RULES`): vendor token formats, private keys,
    JWTs, credentials in URLs, auth headers, `curl -u`.
 3. `KEY=value` pairs whose key names a secret (password, token, api_key, ...), unless the
@@ -20,18 +22,15 @@ whole; its cut point never falls inside a match.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import itertools
-import json
 import math
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote, quote_plus
 
+from oxydra.security._known import KnownSecretFinder, normalised_forms
 from oxydra.security._secret_rules import (
     ASSIGNMENT,
     KEY_MARKER,
@@ -75,9 +74,9 @@ class Scrubber:
     ) -> None:
         values = {s.strip() for s in known_secrets if len(s.strip()) >= min_known_length}
         self._known_values = frozenset(values)
-        self._known = _known_pattern(values)
-        longest = max((len(f) for v in values for f in encoded_forms(v)), default=0)
-        self.lookahead = max(_MIN_LOOKAHEAD, 2 * longest)
+        self._known = KnownSecretFinder(values) if values else None
+        longest = self._known.longest if self._known is not None else 0
+        self.lookahead = max(_MIN_LOOKAHEAD, 4 * longest)  # spaced out or dumped: ~4x
         """Characters past a cut that must be scanned so no secret straddles it unseen."""
         self._entropy = entropy
         self._min_known = min_known_length
@@ -98,7 +97,7 @@ class Scrubber:
     def scrub(self, text: str) -> str:
         """`text` with every secret replaced by a marker (idempotent)."""
         if self._known is not None:
-            text = self._known.sub(VALUE_MARK, text)
+            text = _replace(text, self._known.spans(text), VALUE_MARK)
         lowered = text.lower()
         for rule in SHAPE_RULES:
             if not rule.keywords or any(k in lowered for k in rule.keywords):
@@ -125,8 +124,9 @@ class Scrubber:
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Where any rule matches in `text` (redacted or not), sorted by start."""
         found = [hit[:2] for rule in SHAPE_RULES for hit in rule.hits(text)]
-        patterns = [ASSIGNMENT] if self._known is None else [ASSIGNMENT, self._known]
-        found += [m.span() for p in patterns for m in p.finditer(text)]
+        found += [m.span() for m in ASSIGNMENT.finditer(text)]
+        if self._known is not None:
+            found += self._known.spans(text)
         return sorted(found)
 
     def stream(self, *, window: int = 2048, max_hold: int = 1 << 18) -> StreamScrubber:
@@ -280,37 +280,16 @@ def _class_switch_rate(value: str) -> float:
     return switches / (len(value) - 1)
 
 
-def _known_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
-    forms: set[str] = set()
-    for value in values:
-        forms.update(f for f in encoded_forms(value) if len(f) >= 8)
-    if not forms:
-        return None
-    ordered = sorted(forms, key=len, reverse=True)
-    return re.compile("|".join(re.escape(f) for f in ordered))
+def _replace(text: str, spans: list[tuple[int, int]], marker: str) -> str:
+    parts: list[str] = []
+    done = 0
+    for start, end in spans:
+        parts += (text[done:start], marker)
+        done = end
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 def encoded_forms(value: str) -> set[str]:
-    """The spellings of a secret that tool output may contain."""
-    raw = value.encode("utf-8")
-    forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
-    forms.add(binascii.hexlify(raw).decode())
-    for data in (raw, raw + b"\n"):
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            encoded = encode(data).decode()
-            forms.update({encoded, encoded.rstrip("=")})
-    forms.update(_aligned_base64_cores(raw))
-    return forms
-
-
-def _aligned_base64_cores(raw: bytes) -> set[str]:
-    """Base64 of `raw` as it appears inside a longer base64 string, at each byte offset."""
-    cores = set()
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + raw).decode()
-        start = -(-8 * offset // 6)
-        end = (8 * (offset + len(raw))) // 6
-        core = encoded[start:end]
-        if len(core) >= 16:
-            cores.add(core)
-    return cores
+    """The spellings of a secret that tool output may contain (see `_known.py`)."""
+    return normalised_forms(value)
