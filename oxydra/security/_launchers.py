@@ -363,6 +363,42 @@ REFUSED_PROGRAMS: dict[str, str] = {
     "parallel": "runs commands built from its input",
     "firejail": "runs commands with its own profile language",
     "expect": "runs a script language that can spawn programs",
+    "ed": "runs '!command' lines",
+    "ex": "runs ':!command'",
+    "vi": "runs ':!command'",
+    "vim": "runs ':!command'",
+    "nvim": "runs ':!command'",
+    "view": "runs ':!command'",
+    "vimdiff": "runs ':!command'",
+    "emacs": "evaluates Lisp that can run programs",
+    "gdb": "runs programs and '!command'",
+    "lldb": "runs programs and shell commands",
+    "valgrind": "runs a program under instrumentation",
+    "perf": "runs programs it records",
+    "pkexec": "runs a program as another user",
+    "runcon": "runs a program in another security context",
+    "chpst": "runs a program with changed state",
+    "softlimit": "runs a program with limits",
+    "setuidgid": "runs a program as another user",
+    "envdir": "runs a program with an environment read from files",
+    "nsjail": "runs a program in its own sandbox configuration",
+    "bwrap": "runs a program in its own sandbox configuration",
+    "dbus-run-session": "runs a program in a new bus session",
+    "xvfb-run": "runs a program under a virtual display",
+    "sshpass": "runs a program with a password",
+    "screen": "runs programs in a detached terminal",
+    "tmux": "runs programs in a detached terminal",
+    "daemonize": "runs a program in the background, outside the call",
+    "start-stop-daemon": "runs a program in the background, outside the call",
+    "systemd-nspawn": "runs a container",
+    "machinectl": "runs commands in machines",
+}
+# Remote-access tools whose options can run a local command (ProxyCommand, -e rsh).
+REMOTE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "ssh": ("-o", "-F"),
+    "scp": ("-o", "-F", "-S"),
+    "sftp": ("-o", "-F", "-S", "-D"),
+    "rsync": ("-e", "--rsh", "--rsync-path"),
 }
 
 _ATTACHED_DIGITS = re.compile(r"-\d+")
@@ -471,6 +507,14 @@ def _short(
                 f"unknown option {option!r} of '{name}': cannot tell what it runs"
             )
     return seen, None, 1
+
+
+def remote_refusal(name: str, args: list[Word]) -> str:
+    """Why an ssh-family invocation may run a local command (`-o ProxyCommand=`...), else ""."""
+    for word in args:
+        if word.text.startswith(REMOTE_OPTIONS[name]):
+            return f"'{word.text[:12]}' can run a local command (ProxyCommand, a remote shell)"
+    return ""
 
 
 # -- programs with a command language of their own ------------------------------------------

@@ -40,8 +40,10 @@ from oxydra.core.errors import PolicyError
 from oxydra.security._launchers import (
     LAUNCHERS,
     REFUSED_PROGRAMS,
+    REMOTE_OPTIONS,
     awk_refusal,
     launch,
+    remote_refusal,
     sed_refusal,
     tar_refusal,
 )
@@ -331,6 +333,8 @@ def _language_refusal(name: str, args: list[Word]) -> str:
         return awk_refusal(args)
     if name in _TARS:
         return tar_refusal(args)
+    if name in REMOTE_OPTIONS:
+        return remote_refusal(name, args)
     return ""
 
 

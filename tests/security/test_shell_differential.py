@@ -52,6 +52,10 @@ ATTACKS = [
     "flock lockfile -c evilcmd",
     "nice -n 1 nohup timeout 5 stdbuf -o0 evilcmd",
     "git -c alias.x='!evilcmd' x",
+    "echo '!evilcmd' | ed",
+    "vim -es -c '!evilcmd' -c 'q!' </dev/null",
+    "gdb -batch -ex '!evilcmd'",
+    "ssh -o ProxyCommand=evilcmd -o BatchMode=yes -o ConnectTimeout=2 host",
     # the environment decides what runs
     "PATH=./evilbin:$PATH ls",
     "export PATH=./evilbin:$PATH; ls",
