@@ -152,15 +152,23 @@ class KnownSecretFinder:
         """Original spans to redact, sorted and merged."""
         if self._forms is None or self._plain is None:
             return []
+        found = self._dumps(text)
+        # Fast path: search the views as plain strings; build the maps back only on a hit.
+        normal_text = _SEPARATORS.sub("", text)
+        escaped = _ESCAPE.search(normal_text) is not None
+        decoded_text = _ESCAPE.sub(_unescape, normal_text) if escaped else ""
+        hit = self._forms.search(normal_text) or (escaped and self._plain.search(decoded_text))
+        if not hit:
+            return _merge(found)
         normal = _view(text, ((m.start(), m.end(), "") for m in _SEPARATORS.finditer(text)))
-        found = [normal.original(*m.span()) for m in self._forms.finditer(normal.text)]
-        decoded = _view(
-            normal.text,
-            ((m.start(), m.end(), _unescape(m)) for m in _ESCAPE.finditer(normal.text)),
-        )
-        for match in self._plain.finditer(decoded.text):
-            found.append(normal.original(*decoded.original(*match.span())))
-        found += self._dumps(text)
+        found += [normal.original(*m.span()) for m in self._forms.finditer(normal.text)]
+        if escaped:
+            decoded = _view(
+                normal.text,
+                ((m.start(), m.end(), _unescape(m)) for m in _ESCAPE.finditer(normal.text)),
+            )
+            for match in self._plain.finditer(decoded.text):
+                found.append(normal.original(*decoded.original(*match.span())))
         return _merge(found)
 
     def _dumps(self, text: str) -> list[tuple[int, int]]:
