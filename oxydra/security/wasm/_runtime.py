@@ -205,24 +205,18 @@ def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
     return memory
 
 
-_RUNTIME: _Runtime | None = None
+_RUNTIME: list[_Runtime] = []
 _RUNTIME_LOCK = threading.Lock()
 
 
 def _runtime() -> _Runtime:
-    """The process's one runtime, created under a lock.
-
-    The warm-up thread and a tool call's worker thread can ask at once; two engines would
-    leave a module compiled in one to be instantiated in the other's linker.
-    """
-    global _RUNTIME
-    runtime = _RUNTIME
-    if runtime is None:
-        with _RUNTIME_LOCK:
-            if _RUNTIME is None:
-                _RUNTIME = _Runtime()
-            runtime = _RUNTIME
-    return runtime
+    """The one runtime of the process (rule 1). Created under a lock: the module is compiled
+    on one thread while the model streams a call's arguments and instantiated on another,
+    and two engines would make wasmtime refuse ("cross-`Engine` instantiation")."""
+    with _RUNTIME_LOCK:
+        if not _RUNTIME:
+            _RUNTIME.append(_Runtime())
+        return _RUNTIME[0]
 
 
 class WasmSandbox:
