@@ -21,11 +21,12 @@ OFFLOAD_CHARS = 32 * 1024  # longer outputs are scrubbed in a worker thread, off
 
 
 class CleanOutput(NamedTuple):
-    """What the model sees, whether anything was cut, and the original size in bytes."""
+    """What the model sees, whether anything was cut or redacted, the original size in bytes."""
 
     text: str
     truncated: bool
     original_bytes: int
+    scrubbed: bool
 
 
 def clean_output(
@@ -36,9 +37,11 @@ def clean_output(
     precut = size > limit and len(text) > limit + scrubber.lookahead
     if precut:
         text = text[: limit + scrubber.lookahead]
-    cleaned = scrubber.scrub(to_virtual(text))
+    virtual = to_virtual(text)
+    cleaned = scrubber.scrub(virtual)
     shown, cleaned_size = truncate(cleaned, limit, total=size if precut else None)
-    return CleanOutput(shown, precut or shown != cleaned, size if precut else cleaned_size)
+    truncated = precut or shown != cleaned
+    return CleanOutput(shown, truncated, size if precut else cleaned_size, cleaned != virtual)
 
 
 async def clean_output_async(
