@@ -3,8 +3,9 @@
 from oxydra.security._hosts import parse_inet_aton
 from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Openat2Opener, Opener, WalkOpener, default_opener, openat2_works
-from oxydra.security.egress import Connector, EgressClient, FetchResponse
+from oxydra.security.egress import Connector, EgressClient, FetchResponse, GuardedTransport
 from oxydra.security.jail import Mount, SearchHit, Workspace
+from oxydra.security.landlock import PathRule, Ruleset, fs_rights_for, landlock_abi
 from oxydra.security.scrub import (
     Scrubber,
     StreamScrubber,
@@ -33,10 +34,13 @@ __all__ = [
     "DEFAULT_ALLOW",
     "EgressClient",
     "FetchResponse",
+    "GuardedTransport",
     "Mount",
     "Openat2Opener",
     "Opener",
+    "PathRule",
     "Resolver",
+    "Ruleset",
     "Scrubber",
     "SearchHit",
     "ShellPolicy",
@@ -52,6 +56,8 @@ __all__ = [
     "classify",
     "default_opener",
     "encoded_forms",
+    "fs_rights_for",
+    "landlock_abi",
     "looks_random",
     "openat2_works",
     "parse_allowlist",

@@ -63,12 +63,30 @@ class ToolRegistry:
         self.config = config if config is not None else ToolsConfig()
         self.scrubber = scrubber if scrubber is not None else Scrubber()
         self._tools: dict[str, Tool] = {}
+        self._deferred: set[str] = set()
 
     def register(self, tool: Tool, *, replace: bool = False) -> None:
         """Add a tool; a second tool with the same name is an error unless `replace`."""
         if tool.name in self._tools and not replace:
             raise ValueError(f"a tool named '{tool.name}' is already registered")
         self._tools[tool.name] = tool
+
+    def unregister(self, name: str) -> None:
+        """Remove a tool (an MCP server dropped it); unknown names are ignored."""
+        self._tools.pop(name, None)
+        self._deferred.discard(name)
+
+    def defer(self, names: Iterable[str], deferred: bool = True) -> None:
+        """Keep `names` callable but leave their schemas out of `schemas()` (or put them back).
+
+        The MCP prompt budget: past a size, servers' schemas are found on demand
+        (`mcp_find_tools`) instead of being sent with every request.
+        """
+        wanted = set(names) & set(self._tools)
+        if deferred:
+            self._deferred |= wanted
+        else:
+            self._deferred -= wanted
 
     def register_all(self, tools: Iterable[Tool]) -> None:
         """Add several tools."""
@@ -93,7 +111,7 @@ class ToolRegistry:
     def schemas(self, names: Iterable[str] | None = None) -> list[FunctionDecl]:
         """Declarations to send with a turn, sorted by name; `names` limits them."""
         wanted = self.names if names is None else sorted(set(names) & set(self._tools))
-        return [self._tools[n].schema() for n in wanted]
+        return [self._tools[n].schema() for n in wanted if n not in self._deferred]
 
     async def execute(
         self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
@@ -123,7 +141,8 @@ class ToolRegistry:
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
-        if tool.safety_tier not in approval.require:
+        always = getattr(tool, "requires_approval", False) is True
+        if tool.safety_tier not in approval.require and not always:
             return
         if ctx.approval is None:
             if approval.default == "allow":

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from oxydra.config.runner_schema import Resources
-from oxydra.runner import _landlock as ll
+from oxydra.security import landlock as ll
 from oxydra.runner._bootstrap import load_guest_config
 from oxydra.runner._hardening import describe, plan_hardening
 from oxydra.runner._process import launch_process
