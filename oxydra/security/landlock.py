@@ -59,7 +59,7 @@ ETC_FILES = (
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "ssl", "ca-certificates",
     "ca-certificates.conf", "pki", "crypto-policies", "resolv.conf", "hosts", "nsswitch.conf",
     "gai.conf", "host.conf", "localtime", "timezone", "passwd", "group", "services",
-    "protocols", "mime.types", "os-release", "alternatives", "oxydra",
+    "protocols", "mime.types", "os-release", "alternatives", "oxydra", "gitconfig",
 )  # fmt: skip
 DEVICES_RW = ("/dev/null",)
 DEVICES_RO = ("/dev/zero", "/dev/urandom", "/dev/random", "/sys/devices/system/cpu")

@@ -1,0 +1,168 @@
+"""Crashes, restarts, cancellation, list changes, clashes and the prompt budget."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import msgspec
+
+from oxydra.config.schema import ApprovalConfig, ToolsConfig
+from oxydra.core.tiers import SafetyTier
+from oxydra.tools import CancellationToken, ToolExecutionContext, ToolRegistry, tool
+from oxydra.tools.mcp import SEARCH_TOOL
+from tests.tools.mcp.conftest import misbehaving
+
+
+async def _until(predicate, seconds: float = 20.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+class TestCrashAndRestart:
+    async def test_a_crash_mid_call_fails_the_call_and_the_server_restarts(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        hub = await make_hub({"bad": misbehaving()}, restart_backoff_secs=0.05)
+        server = hub.servers["bad"]
+        result = await hub.registry.execute("bad__crash", {}, call_ctx)
+        assert not result.ok and "stopped" in result.text and "exit code 3" in result.text
+        await _until(lambda: server.state.value == "ready" and server.restarts == 1)
+        again = await hub.registry.execute("bad__echo", {"text": "back"}, call_ctx)
+        assert again.ok and again.text == "back"
+
+    async def test_a_call_while_restarting_fails_at_once_with_the_reason(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        hub = await make_hub({"bad": misbehaving()}, restart_backoff_secs=30.0)
+        await hub.registry.execute("bad__crash", {}, call_ctx)
+        result = await hub.registry.execute("bad__echo", {"text": "x"}, call_ctx)
+        assert not result.ok and "restarting" in result.text and "crashed" in result.text
+
+    async def test_restarts_stop_after_the_configured_count(
+        self, make_hub, call_ctx: ToolExecutionContext, tmp_path: Path
+    ) -> None:
+        hub = await make_hub({"bad": misbehaving()}, restart_backoff_secs=0.05, restart_max=0)
+        await hub.registry.execute("bad__crash", {}, call_ctx)
+        server = hub.servers["bad"]
+        await _until(lambda: server.state.value == "failed")
+        assert "gave up after 0 restarts" in (server.error or "")
+
+
+class TestCancellation:
+    async def test_a_timeout_sends_notifications_cancelled(
+        self, make_hub, call_ctx: ToolExecutionContext, tmp_path: Path
+    ) -> None:
+        hub = await make_hub({"bad": misbehaving(timeout_secs=0.5)})
+        result = await hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx)
+        assert not result.ok and "did not answer tools/call within 0.5 seconds" in result.text
+        marker = tmp_path / "mcp" / "bad" / "cancelled"
+        await _until(marker.exists)
+        assert "no answer within 0.5 seconds" in marker.read_text()
+
+    async def test_cancelling_the_turn_cancels_the_call_on_the_server(
+        self, make_hub, call_ctx: ToolExecutionContext, tmp_path: Path
+    ) -> None:
+        hub = await make_hub({"bad": misbehaving()})
+        call = asyncio.ensure_future(hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx))
+        await asyncio.sleep(0.3)
+        call_ctx.cancellation.cancel("user pressed stop")
+        result = await asyncio.wait_for(call, 5)
+        assert result.error_kind == "cancelled"
+        marker = tmp_path / "mcp" / "bad" / "cancelled"
+        await _until(marker.exists)
+        assert "the caller cancelled the request" in marker.read_text()
+        fresh = dataclasses.replace(call_ctx, cancellation=CancellationToken())
+        after = await hub.registry.execute("bad__echo", {"text": "alive"}, fresh)
+        assert after.ok and after.text == "alive"
+
+    async def test_cancelling_the_calling_task_sends_the_cancellation_too(
+        self, make_hub, call_ctx: ToolExecutionContext, tmp_path: Path
+    ) -> None:
+        hub = await make_hub({"bad": misbehaving()})
+        call = asyncio.ensure_future(hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx))
+        await asyncio.sleep(0.3)
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        await _until((tmp_path / "mcp" / "bad" / "cancelled").exists)
+
+
+class TestListChanged:
+    async def test_list_changed_registers_the_new_tool(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        hub = await make_hub({"bad": misbehaving("listchange")})
+        before = set(hub.tools())
+        await hub.registry.execute("bad__grow", {}, call_ctx)
+        await _until(lambda: len(hub.tools()) == len(before) + 1)
+        [new] = set(hub.tools()) - before
+        assert new.startswith("bad__grown") and new in hub.registry
+
+
+class TestNamesAndPolicy:
+    async def test_a_name_clash_between_two_servers_is_reported(self, make_hub) -> None:
+        hub = await make_hub({"one": misbehaving(), "one_": misbehaving()})
+        assert "one__echo" in hub.tools()
+        assert "one___echo" in hub.tools()
+        registry = ToolRegistry()
+
+        @tool(name="dup__echo")
+        async def native(text: str) -> str:
+            """A built-in tool.
+
+            Args:
+                text: anything.
+            """
+            return text
+
+        registry.register(native)
+        clash = await make_hub({"dup": misbehaving()}, registry=registry)
+        assert registry.get("dup__echo") is native
+        problems = " ".join(clash.status()[0].problems)
+        assert "'dup__echo' is already taken by a built-in tool" in problems
+
+    async def test_approval_always_asks_even_for_a_read_only_tier(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        registry = ToolRegistry(ToolsConfig(approval=ApprovalConfig(default="deny")))
+        config = misbehaving(approval="always", safety_tier=SafetyTier.READ_ONLY)
+        hub = await make_hub({"bad": config}, registry=registry)
+        result = await hub.registry.execute("bad__echo", {"text": "x"}, call_ctx)
+        assert result.error_kind == "denied"
+
+    async def test_an_unset_env_reference_is_reported_naming_the_key(self, make_hub) -> None:
+        hub = await make_hub({"bad": misbehaving(env={"KEY": "${NOT_SET_ANYWHERE}"})})
+        [status] = hub.status()
+        assert status.state == "failed"
+        assert "mcp.servers.bad.env.KEY refers to ${NOT_SET_ANYWHERE}" in (status.error or "")
+
+    async def test_a_disabled_server_is_not_started(self, make_hub) -> None:
+        hub = await make_hub({"off": misbehaving(enabled=False)})
+        assert hub.status()[0].state == "disabled" and hub.tools() == {}
+
+
+class TestPromptBudget:
+    async def test_past_the_threshold_schemas_are_found_then_sent(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        servers = {f"s{i}": misbehaving() for i in range(3)}
+        hub = await make_hub(servers, search_threshold_bytes=1000)
+        names = [d.name for d in hub.registry.schemas()]
+        assert names == [SEARCH_TOOL]
+        found = await hub.registry.execute(
+            SEARCH_TOOL, {"query": "echo text back", "server": "s1"}, call_ctx
+        )
+        entries = msgspec.json.decode(found.text)["tools"]
+        assert entries[0]["name"] == "s1__echo"
+        assert "s1__echo" in [d.name for d in hub.registry.schemas()]
+        direct = await hub.registry.execute("s2__echo", {"text": "deferred but callable"}, call_ctx)
+        assert direct.ok
+
+    async def test_under_the_threshold_every_schema_is_sent_and_no_search_tool(
+        self, make_hub
+    ) -> None:
+        hub = await make_hub({"s": misbehaving()})
+        names = [d.name for d in hub.registry.schemas()]
+        assert SEARCH_TOOL not in names and "s__echo" in names
