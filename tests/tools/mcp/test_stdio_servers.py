@@ -82,8 +82,8 @@ def repo(tmp_path: Path) -> Path:
     """A git repository with one commit, inside the git server's own directory."""
     path = tmp_path / "mcp" / "git" / "repo"
     path.mkdir(parents=True)
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # fmt: skip
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t"}
+    env |= {"GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
     (path / "README.md").write_text("hello from the test repo\n")
     subprocess.run(["git", "-C", str(path), "add", "README.md"], check=True, env=env)
