@@ -76,8 +76,11 @@ class _Base:
         """Headers to send from now on (`MCP-Protocol-Version`, the stateless era's extras)."""
         self.protocol_version = version
         self.modern = modern
+        if version is None:
+            self.session_id = None  # a failed probe's session, if the server made one
 
     protocol_version: str | None = None
+    session_id: str | None = None
     modern = False
 
     async def abort(self, request_id: int | str) -> None:
@@ -113,8 +116,6 @@ class _Base:
 class StreamableHttpTransport(_Base):
     """Streamable HTTP: see the module docstring."""
 
-    session_id: str | None = None
-
     async def send(
         self,
         data: bytes,
@@ -143,7 +144,7 @@ class StreamableHttpTransport(_Base):
         try:
             async with self._client.stream("POST", self.url, content=data, headers=headers) as r:
                 sid = r.headers.get("mcp-session-id")
-                if sid and not self.session_id:
+                if sid and r.is_success and not self.session_id:
                     self.session_id = sid
                 await self._answer(r, request_id)
         except (httpx.HTTPError, OxydraError) as exc:
@@ -158,16 +159,17 @@ class StreamableHttpTransport(_Base):
             return
         body = await _read_capped(response)
         events = decode_messages(body) if kind == "application/json" and body.strip() else []
-        answered = [e for e in events if not isinstance(e, ErrorResponse) or e.id is not None]
-        for event in answered:
+        ours = [e for e in events if getattr(e, "id", None) == request_id]
+        for event in events:
             self._on_event(event)
-        if response.is_success and answered:
+        if ours or request_id is None:
             return
         if response.status_code == 404 and self.session_id:
             self._fail(request_id, SESSION_EXPIRED, "the server ended the MCP session (404)")
-        elif not answered:
-            preview = body[:200].decode("utf-8", "replace")
-            self._fail(request_id, HTTP_ERROR, f"HTTP {response.status_code}: {preview}")
+            return
+        errors = [e.error.message for e in events if isinstance(e, ErrorResponse)]
+        detail = errors[0] if errors else body[:200].decode("utf-8", "replace")
+        self._fail(request_id, HTTP_ERROR, f"HTTP {response.status_code}: {detail}")
 
     async def listen(self) -> None:
         """Open the server's GET notification stream, when it offers one."""

@@ -96,11 +96,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+def _wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: Path, seconds: float = 30
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"SDK server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            raise RuntimeError(f"SDK server exited: {log.read_text()[-2000:]}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -116,14 +118,16 @@ def sdk_http(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
     def start(python: str, transport: str) -> str:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        process = subprocess.Popen(
-            [python, str(SDK_SERVER), transport, str(port), str(tmp_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
+        log = tmp_path / f"sdk-{port}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [python, str(SDK_SERVER), transport, str(port), str(tmp_path)],
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                env=env,
+            )
         processes.append(process)
-        _wait_for_port(port, process)
+        _wait_for_port(port, process, log)
         path = "/sse" if transport == "sse" else "/mcp"
         return f"http://127.0.0.1:{port}{path}"
 
