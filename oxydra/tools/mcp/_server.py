@@ -23,7 +23,8 @@ from oxydra.config.schema import McpConfig, McpServerConfig
 from oxydra.core.errors import OxydraError, ToolError
 from oxydra.core.log import get_logger
 from oxydra.security import SsrfGuard
-from oxydra.tools.mcp._client import McpClient, Transport
+from oxydra.tools.mcp._client import McpClient, McpError, Transport
+from oxydra.tools.mcp._http import SESSION_EXPIRED
 from oxydra.tools.mcp._launch import Confinement, LaunchSpec, spawn
 from oxydra.wire.mcp import McpClientProtocol
 from oxydra.wire.mcp_tools import ToolInfo
@@ -201,7 +202,18 @@ class McpServer:
             why = f": {self.error}" if self.error else ""
             raise ToolError(f"MCP server '{self.name}' is {self.state.value}{why}")
         params = {"name": tool, "arguments": arguments}
-        return await client.request(
+        try:
+            return await client.request(
+                "tools/call", params, timeout=self.config.timeout_secs, tool=tool
+            )
+        except McpError as exc:
+            if exc.code != SESSION_EXPIRED:
+                raise
+        _log.info("mcp server %s ended our session; starting a new one", self.name)
+        await self._drop_client()
+        if not await self.start() or self.client is None:
+            raise ToolError(f"MCP server '{self.name}' ended the session and did not come back")
+        return await self.client.request(
             "tools/call", params, timeout=self.config.timeout_secs, tool=tool
         )
 

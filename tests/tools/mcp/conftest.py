@@ -115,8 +115,8 @@ def sdk_http(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
     """Start the SDK fixture server: `(python, transport) -> url`; stopped at teardown."""
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(python: str, transport: str) -> str:
-        port = free_port()
+    def start(python: str, transport: str, port: int | None = None) -> str:
+        port = port or free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         log = tmp_path / f"sdk-{port}.log"
         with log.open("wb") as sink:
@@ -131,6 +131,7 @@ def sdk_http(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
         path = "/sse" if transport == "sse" else "/mcp"
         return f"http://127.0.0.1:{port}{path}"
 
+    start.processes = processes  # type: ignore[attr-defined]
     yield start
     for process in processes:
         process.terminate()

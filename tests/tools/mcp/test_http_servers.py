@@ -71,6 +71,19 @@ class TestStreamableHttp:
             while not (tmp_path / "cancelled").exists():
                 await asyncio.sleep(0.05)
 
+    async def test_an_ended_session_is_started_again_and_the_call_retried(
+        self, make_hub, sdk_http, call_ctx: ToolExecutionContext
+    ) -> None:
+        url = sdk_http(sys.executable, "streamable-http")
+        hub = await make_hub({"sdk": http(url, protocol="2025-11-25")}, egress_allowlist=LOOPBACK)
+        first = sdk_http.processes[0]
+        first.terminate()
+        first.wait(10)
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        sdk_http(sys.executable, "streamable-http", port)
+        result = await hub.registry.execute("sdk__add", {"a": 20, "b": 22}, call_ctx)
+        assert result.ok and result.text == "42", result.text
+
 
 class TestLegacySse:
     async def test_the_legacy_http_sse_transport(
