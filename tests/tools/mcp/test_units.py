@@ -131,6 +131,6 @@ class TestImport:
         ],
     )
     def test_bad_files_name_the_file_and_key(self, data: bytes, problem: str) -> None:
-        with pytest.raises(ConfigError, match="f.json") as info:
+        with pytest.raises(ConfigError, match=r"f\.json") as info:
             import_mcp_servers(data, "f.json")
         assert problem in str(info.value)
