@@ -30,16 +30,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oxydra.config.runner_schema import Resources
+from oxydra.security import _landlock as ll
 from oxydra.runner._selfcmd import package_root
 from oxydra.runner._workspace import UserWorkspace
-from oxydra.security import landlock as ll
 
 PR_SET_NO_NEW_PRIVS = 38
 DEFAULT_NOFILE = 4096
-_SYSTEM_DIRS = ll.SYSTEM_DIRS
-_ETC_FILES = ll.ETC_FILES
-_DEVICES_RW = ll.DEVICES_RW
-_DEVICES_RO = ll.DEVICES_RO
+_SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
+_ETC_FILES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "ssl", "ca-certificates",
+    "ca-certificates.conf", "pki", "crypto-policies", "resolv.conf", "hosts", "nsswitch.conf",
+    "gai.conf", "host.conf", "localtime", "timezone", "passwd", "group", "services",
+    "protocols", "mime.types", "os-release", "alternatives", "oxydra",
+)  # fmt: skip
+_DEVICES_RW = ("/dev/null",)
+_DEVICES_RO = ("/dev/zero", "/dev/urandom", "/dev/random", "/sys/devices/system/cpu")
 _CONFIG_DIRS = (".config/oxydra", ".oxydra")
 
 

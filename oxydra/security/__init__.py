@@ -5,7 +5,6 @@ from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Openat2Opener, Opener, WalkOpener, default_opener, openat2_works
 from oxydra.security.egress import Connector, EgressClient, FetchResponse, GuardedTransport
 from oxydra.security.jail import Mount, SearchHit, Workspace
-from oxydra.security.landlock import PathRule, Ruleset, fs_rights_for, landlock_abi
 from oxydra.security.scrub import (
     Scrubber,
     StreamScrubber,
@@ -38,9 +37,7 @@ __all__ = [
     "Mount",
     "Openat2Opener",
     "Opener",
-    "PathRule",
     "Resolver",
-    "Ruleset",
     "Scrubber",
     "SearchHit",
     "ShellPolicy",
@@ -56,8 +53,6 @@ __all__ = [
     "classify",
     "default_opener",
     "encoded_forms",
-    "fs_rights_for",
-    "landlock_abi",
     "looks_random",
     "openat2_works",
     "parse_allowlist",

@@ -8,7 +8,7 @@ fork and exec (`preexec_fn`, syscalls only):
 
 1. `prctl(PR_SET_NO_NEW_PRIVS)`: no setuid escalation, and the precondition of Landlock;
 2. `RLIMIT_CORE` 0: a crash leaves no core file holding what the server had in memory;
-3. Landlock (`oxydra.security.landlock`): read-write only beneath the server's directory,
+3. Landlock (`oxydra.security._landlock`): read-write only beneath the server's directory,
    read + execute on the system and interpreter paths and the server's own install
    directory, read on the few `/etc` files processes need, and on `read_paths` it was given.
    Since ABI 6 it also cannot signal processes outside its domain (the agent).
@@ -31,9 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oxydra.core.errors import PolicyError, ToolError
-from oxydra.security import landlock as ll
+from oxydra.security import _landlock as ll
 
 PR_SET_NO_NEW_PRIVS = 38
+# What any confined process needs to start (the runner's guest list, plus git's config file).
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
+ETC_FILES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "ssl", "ca-certificates",
+    "ca-certificates.conf", "pki", "crypto-policies", "resolv.conf", "hosts", "nsswitch.conf",
+    "gai.conf", "host.conf", "localtime", "timezone", "passwd", "group", "services",
+    "protocols", "mime.types", "os-release", "alternatives", "gitconfig",
+)  # fmt: skip
+DEVICES_RW = ("/dev/null",)
+DEVICES_RO = ("/dev/zero", "/dev/urandom", "/dev/random")
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -91,13 +101,13 @@ def landlock_rules(spec: LaunchSpec, executable: str) -> list[ll.PathRule]:
         rules.append(ll.PathRule(str(spec.cwd), ll.READ_WRITE))
     install = _install_dirs(executable)
     names = ("stdlib", "platstdlib", "purelib", "platlib")
-    runtime = [*ll.SYSTEM_DIRS, sys.prefix, sys.base_prefix, *install]
+    runtime = [*SYSTEM_DIRS, sys.prefix, sys.base_prefix, *install]
     runtime += [p for p in (sysconfig.get_path(n) for n in names) if p]
     rules += [ll.PathRule(p, ll.READ_ONLY) for p in dict.fromkeys(runtime)]
-    etc = [f"/etc/{name}" for name in ll.ETC_FILES]
+    etc = [f"/etc/{name}" for name in ETC_FILES]
     rules += [ll.PathRule(p, ll.READ_FILE | ll.READ_DIR) for p in [*etc, *spec.read_paths]]
-    rules += [ll.PathRule(p, ll.READ_FILE | ll.WRITE_FILE | ll.IOCTL_DEV) for p in ll.DEVICES_RW]
-    rules += [ll.PathRule(p, ll.READ_FILE | ll.READ_DIR) for p in ll.DEVICES_RO]
+    rules += [ll.PathRule(p, ll.READ_FILE | ll.WRITE_FILE | ll.IOCTL_DEV) for p in DEVICES_RW]
+    rules += [ll.PathRule(p, ll.READ_FILE | ll.READ_DIR) for p in DEVICES_RO]
     return rules
 
 

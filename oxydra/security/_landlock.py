@@ -1,7 +1,5 @@
 """Landlock through ctypes: build a filesystem ruleset in the parent, enforce it in the child.
 
-Used by the runner (a process-tier guest) and by the MCP launcher (one stdio server).
-
 Theory of operation:
 1. `landlock_abi()` asks the kernel for its Landlock ABI version (0 when absent or
    disabled; the errno name says why). Rights unknown to that ABI are masked out, so one
@@ -52,17 +50,6 @@ TRUNCATE = 1 << 14  # ABI 3
 IOCTL_DEV = 1 << 15  # ABI 5
 SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
 SCOPE_SIGNAL = 1 << 1  # ABI 6
-
-# What any confined process needs to start: read + execute on the system, a few /etc files.
-SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
-ETC_FILES = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "ssl", "ca-certificates",
-    "ca-certificates.conf", "pki", "crypto-policies", "resolv.conf", "hosts", "nsswitch.conf",
-    "gai.conf", "host.conf", "localtime", "timezone", "passwd", "group", "services",
-    "protocols", "mime.types", "os-release", "alternatives", "oxydra", "gitconfig",
-)  # fmt: skip
-DEVICES_RW = ("/dev/null",)
-DEVICES_RO = ("/dev/zero", "/dev/urandom", "/dev/random", "/sys/devices/system/cpu")
 
 _ABI_FS = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
 ALL_FS_V5 = (1 << 16) - 1
