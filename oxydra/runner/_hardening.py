@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oxydra.config.runner_schema import Resources
-from oxydra.security import _landlock as ll
 from oxydra.runner._selfcmd import package_root
 from oxydra.runner._workspace import UserWorkspace
+from oxydra.security import _landlock as ll
 
 PR_SET_NO_NEW_PRIVS = 38
 DEFAULT_NOFILE = 4096
