@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import msgspec
 
 from oxydra.config.schema import ApprovalConfig, ToolsConfig
 from oxydra.core.tiers import SafetyTier
-from oxydra.tools import CancellationToken, ToolExecutionContext, ToolRegistry, tool
+from oxydra.tools import ToolExecutionContext, ToolRegistry, tool
 from oxydra.tools.mcp import SEARCH_TOOL
 from tests.tools.mcp.conftest import misbehaving
 
@@ -62,31 +61,23 @@ class TestCancellation:
         await _until(marker.exists)
         assert "no answer within 0.5 seconds" in marker.read_text()
 
-    async def test_cancelling_the_turn_cancels_the_call_on_the_server(
+    async def test_stopping_the_turn_cancels_the_call_on_the_server(
         self, make_hub, call_ctx: ToolExecutionContext, tmp_path: Path
     ) -> None:
         hub = await make_hub({"bad": misbehaving()})
-        call = asyncio.ensure_future(hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx))
+        call = asyncio.ensure_future(
+            hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx)
+        )
         await asyncio.sleep(0.3)
-        call_ctx.cancellation.cancel("user pressed stop")
-        result = await asyncio.wait_for(call, 5)
-        assert result.error_kind == "cancelled"
+        call.cancel()
+        async with asyncio.timeout(5):  # the call ends within a bound, not after 30 s
+            results = await asyncio.gather(call, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError)
         marker = tmp_path / "mcp" / "bad" / "cancelled"
         await _until(marker.exists)
         assert "the caller cancelled the request" in marker.read_text()
-        fresh = dataclasses.replace(call_ctx, cancellation=CancellationToken())
-        after = await hub.registry.execute("bad__echo", {"text": "alive"}, fresh)
+        after = await hub.registry.execute("bad__echo", {"text": "alive"}, call_ctx)
         assert after.ok and after.text == "alive"
-
-    async def test_cancelling_the_calling_task_sends_the_cancellation_too(
-        self, make_hub, call_ctx: ToolExecutionContext, tmp_path: Path
-    ) -> None:
-        hub = await make_hub({"bad": misbehaving()})
-        call = asyncio.ensure_future(hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx))
-        await asyncio.sleep(0.3)
-        call.cancel()
-        await asyncio.gather(call, return_exceptions=True)
-        await _until((tmp_path / "mcp" / "bad" / "cancelled").exists)
 
 
 class TestListChanged:
