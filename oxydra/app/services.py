@@ -4,6 +4,8 @@ The conversation log always persists (it is what makes `ask --session` and a `vm
 resume); `[memory] enabled` adds what upstream calls memory: indexing, retrieval injection
 and the `memory_*` tools. `[scheduler] enabled` adds the `schedule_*` tools and the
 executor, which `vm` starts once its gateway is up (`start_background`); `ask` never runs it.
+`[mcp.servers]` start here too (concurrently, each within its startup timeout; one that fails
+is reported and skipped), their tools joining the agent's registry; they stop with the agent.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ async def open_services(
             shell_available=shell,
             http_client=http_client,
         )
+        await start_mcp(config, agent, workspace=workspace, environ=environ)
     except BaseException:
         await memory.close()
         raise
@@ -105,6 +108,32 @@ async def open_services(
     if schedules is not None:
         services.background.append(_executor(config, schedules, agent))
     return services
+
+
+async def start_mcp(
+    config: AgentConfig, agent: Agent, *, workspace: Path, environ: Mapping[str, str]
+) -> Any:
+    """Start `[mcp.servers]` into the agent's registry; the hub, or None without servers.
+
+    Each server gets `<workspace>/mcp/<name>` as its own directory: outside the shell's
+    `shared` and `tmp`, so neither can tamper with the other.
+    """
+    if not any(server.enabled for server in config.mcp.servers.values()):
+        return None
+    from oxydra.tools import egress_allowlist
+    from oxydra.tools.mcp import McpHub
+
+    assert agent.registry is not None
+    hub = McpHub(
+        config.mcp,
+        agent.registry,
+        environ=environ,
+        state_dir=workspace / "mcp",
+        egress_allowlist=egress_allowlist(config, environ),
+    )
+    agent.closers.append(hub.stop)
+    await hub.start()
+    return hub
 
 
 def _schedule_store(config: AgentConfig, memory: Memory) -> ScheduleStore | None:

@@ -26,6 +26,7 @@ from oxydra.tools import (
     ScratchpadStore,
     ShellSession,
     Tool,
+    ToolRegistry,
     default_registry,
     default_tools,
     select_file_backend,
@@ -50,6 +51,7 @@ class Agent:
     catalog: ModelCatalog
     workspace: Workspace
     closers: list[Any] = field(default_factory=list)
+    registry: ToolRegistry | None = None
 
     async def aclose(self) -> None:
         """Close the provider's connections and anything else opened."""
@@ -115,7 +117,9 @@ def build_agent(
     closers: list[Any] = [provider.aclose]
     if shell is not None and shell_available:
         closers.append(shell.close)
-    return Agent(runtime=runtime, catalog=catalog, workspace=jail, closers=closers)
+    return Agent(
+        runtime=runtime, catalog=catalog, workspace=jail, closers=closers, registry=registry
+    )
 
 
 def _add_delegation(
