@@ -117,11 +117,15 @@ class AgentMcpServer:
         name = request.params.get("name")
         args = request.params.get("arguments") or {}
         prompt = args.get("prompt") if isinstance(args, dict) else None
-        if name != TOOL or not isinstance(prompt, str) or not prompt.strip():
-            problem = (
-                f"unknown tool {name!r}" if name != TOOL else "'prompt' must be a non-empty string"
-            )
+        if name != TOOL:
+            problem = f"unknown tool {name!r}"
             await self._write(McpClientProtocol.respond_error(request.id, INVALID_PARAMS, problem))
+            return
+        if not isinstance(prompt, str) or not prompt.strip():
+            text = "'prompt' must be a non-empty string"
+            await self._reply(
+                request.id, {"content": [{"type": "text", "text": text}], "isError": True}
+            )
             return
         session = _session_id(args.get("session"))
         try:

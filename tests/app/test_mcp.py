@@ -1,0 +1,141 @@
+"""MCP end to end: the agent calls an MCP tool in a real turn; `mcp serve` under the SDK client.
+
+Real parts: the `oxydra` CLI as a subprocess, the fake LLM on loopback, `mcp-server-time`
+over stdio, and the official SDK's `ClientSession` + `stdio_client` driving `mcp serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from oxydra.testing.fake_llm import Call, FakeLLM, Reply
+
+BIN = Path(sys.prefix) / "bin"
+
+
+def _sets(url: str) -> list[str]:
+    sets = [
+        f"providers.registry.fake.base_url={url}",
+        "providers.registry.fake.provider_type=openai",
+        "providers.registry.fake.api_key=k",
+        "selection.provider=fake",
+    ]
+    return [arg for item in sets for arg in ("--set", item)]
+
+
+def _write_config(home: Path) -> None:
+    config = home / ".oxydra" / "agent.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        "[mcp.servers.time]\n"
+        f'command = "{BIN / "mcp-server-time"}"\n'
+        'args = ["--local-timezone", "UTC"]\n'
+        "trust_read_only_hint = true\n"
+    )
+
+
+async def _run(cmd: list[str], home: Path) -> tuple[int, str, str]:
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "")}
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_a_turn_calls_an_mcp_tool_and_reads_its_answer(tmp_path: Path) -> None:
+    _write_config(tmp_path)
+    script = [
+        Reply(tool_calls=[Call(name="time__get_current_time", arguments={"timezone": "UTC"})]),
+        Reply(text="It is late."),
+    ]
+    async with FakeLLM(script) as llm:
+        cmd = [sys.executable, "-m", "oxydra", "ask", "what time is it?", *_sets(llm.base_url)]
+        code, out, err = await _run(cmd, tmp_path)
+        llm.assert_done()
+        first = llm.requests[0].json()
+        second = llm.requests[1].json()
+    assert code == 0, err
+    assert out.strip() == "It is late."
+    offered = [t["function"]["name"] for t in first["tools"]]
+    assert "time__get_current_time" in offered and "time__convert_time" in offered
+    tool_message = next(m for m in second["messages"] if m["role"] == "tool")
+    assert json.loads(tool_message["content"])["timezone"] == "UTC"
+
+
+async def test_mcp_list_shows_servers_tools_and_tiers(tmp_path: Path) -> None:
+    _write_config(tmp_path)
+    cmd = [sys.executable, "-m", "oxydra", "mcp", "list", "--json"]
+    code, out, err = await _run(cmd, tmp_path)
+    assert code == 0, err
+    doc = json.loads(out)
+    [server] = doc["servers"]
+    assert server["state"] == "ready"
+    assert server["tools"] == {
+        "time__convert_time": "read_only",
+        "time__get_current_time": "read_only",
+    }
+    assert doc["search_mode"] is False
+
+
+async def test_mcp_import_prints_config_without_secrets(tmp_path: Path) -> None:
+    source = tmp_path / "claude_desktop_config.json"
+    source.write_text(
+        json.dumps({"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GH_TOKEN": "ghp_1"}}}})
+    )
+    code, out, err = await _run(
+        [sys.executable, "-m", "oxydra", "mcp", "import", str(source)], tmp_path
+    )
+    assert code == 0, err
+    assert "[mcp.servers.gh]" in out and "ghp_1" not in out and "set GH_TOKEN" in err
+
+
+async def test_mcp_import_of_a_bad_file_names_it(tmp_path: Path) -> None:
+    source = tmp_path / "broken.json"
+    source.write_text("{not json")
+    code, _, err = await _run(
+        [sys.executable, "-m", "oxydra", "mcp", "import", str(source)], tmp_path
+    )
+    assert code == 2 and "broken.json: not valid JSON" in err
+
+
+async def test_mcp_serve_answers_the_official_sdk_client(tmp_path: Path) -> None:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    script = [Reply(text="Four."), Reply(text="You asked about two plus two.")]
+    async with FakeLLM(script) as llm:
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "oxydra", "mcp", "serve", *_sets(llm.base_url)],
+            env={"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")},
+        )
+        async with (
+            stdio_client(params) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            init = await session.initialize()
+            assert init.server_info.name == "oxydra"
+            tools = await session.list_tools()
+            assert [t.name for t in tools.tools] == ["run_turn"]
+            first = await session.call_tool(
+                "run_turn", {"prompt": "two plus two?", "session": "math"}
+            )
+            again = await session.call_tool(
+                "run_turn", {"prompt": "what did I ask?", "session": "math"}
+            )
+            bad = await session.call_tool("run_turn", {"prompt": ""})
+        sent = llm.requests[-1].json()["messages"]
+    assert not first.is_error and first.content[0].text == "Four."
+    assert again.content[0].text == "You asked about two plus two."
+    assert [m["content"] for m in sent if m["role"] == "user"] == [
+        "two plus two?",
+        "what did I ask?",
+    ]
+    assert bad.is_error
