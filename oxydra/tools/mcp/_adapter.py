@@ -6,9 +6,10 @@ timeout, scrubbing, truncation, parallelism by tier). What is MCP-specific happe
 - the tier is the server's `safety_tier`, a per-tool `tool_tiers` entry, or read-only when
   the tool says `readOnlyHint` *and* the config sets `trust_read_only_hint` — a server's own
   hint never lowers anything by itself;
-- results are untrusted content from outside: `untrusted_source = "mcp:<server>"` says so
-  to the taint tracking, and the text is cut to a few times the registry's output limit
-  before it is scrubbed (the registry cuts it to the limit after);
+- results are untrusted content from outside: `untrusted_source = "mcp:<server>"` (and
+  `untrusted = "mcp <server>"`, the taint tracking's spelling) say so, and the text is cut
+  to a few times the registry's output limit before it is scrubbed (the registry cuts it to
+  the limit after);
 - `isError` results and JSON-RPC errors become `ToolError`s the model reads; images become a
   note naming their type and size (tool results carry text only to every provider here);
   structured content is shown as JSON when the server sent no text.
@@ -54,6 +55,7 @@ class McpTool:
         self._tier = safety_tier
         self._cut = max(4 * output_limit, 64 * 1024)
         self.untrusted_source = f"mcp:{server.name}"
+        self.untrusted = f"mcp {server.name}"  # the spelling the taint tracking reads
         self.requires_approval = server.config.approval == "always"
 
     @property
@@ -122,6 +124,7 @@ class FindTools:
     timeout = 10.0
     safety_tier = SafetyTier.READ_ONLY
     untrusted_source = "mcp:search"
+    untrusted = "mcp search"
 
     def __init__(
         self,

@@ -208,6 +208,7 @@ class TestMisbehaving:
         hub = await make_hub({"bad": misbehaving()})
         tool = hub.registry.get("bad__echo")
         assert getattr(tool, "untrusted_source", None) == "mcp:bad"
+        assert getattr(tool, "untrusted", None) == "mcp bad"
 
 
 def test_misbehaving_server_is_stdlib_only() -> None:
