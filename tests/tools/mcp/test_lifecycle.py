@@ -65,9 +65,7 @@ class TestCancellation:
         self, make_hub, call_ctx: ToolExecutionContext, tmp_path: Path
     ) -> None:
         hub = await make_hub({"bad": misbehaving()})
-        call = asyncio.ensure_future(
-            hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx)
-        )
+        call = asyncio.ensure_future(hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx))
         await asyncio.sleep(0.3)
         call.cancel()
         async with asyncio.timeout(5):  # the call ends within a bound, not after 30 s
