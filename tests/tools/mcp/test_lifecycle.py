@@ -78,6 +78,36 @@ class TestCancellation:
         assert after.ok and after.text == "alive"
 
 
+class TestParallelism:
+    async def _inflight(
+        self, make_hub, tmp_path: Path, tier: SafetyTier, ctx: ToolExecutionContext
+    ) -> int:
+        from oxydra.core.messages import ToolCall
+        from oxydra.runtime.registry_tools import RegistryExecutor
+        from oxydra.runtime.toolrun import ToolScope, run_calls
+
+        hub = await make_hub({"bad": misbehaving(safety_tier=tier)})
+        executor = RegistryExecutor(hub.registry, lambda _user: ctx.workspace)
+        calls = [
+            ToolCall(id=f"c{i}", name="bad__slow", arguments={"seconds": 1.0}) for i in range(2)
+        ]
+        results = await run_calls(calls, executor, ToolScope(user_id="u", session_id="s"), None, 30)
+        assert all(outcome.ok for _, outcome in results), results
+        marker = tmp_path / "mcp" / "bad" / "inflight"
+        return max(int(line) for line in marker.read_text().split())
+
+    async def test_read_only_mcp_calls_run_together(
+        self, make_hub, tmp_path: Path, call_ctx: ToolExecutionContext
+    ) -> None:
+        assert await self._inflight(make_hub, tmp_path, SafetyTier.READ_ONLY, call_ctx) == 2
+
+    async def test_side_effecting_mcp_calls_run_one_at_a_time(
+        self, make_hub, tmp_path: Path, call_ctx: ToolExecutionContext
+    ) -> None:
+        tier = SafetyTier.SIDE_EFFECTING
+        assert await self._inflight(make_hub, tmp_path, tier, call_ctx) == 1
+
+
 class TestListChanged:
     async def test_list_changed_registers_the_new_tool(
         self, make_hub, call_ctx: ToolExecutionContext

@@ -134,3 +134,24 @@ class TestImport:
         with pytest.raises(ConfigError, match=r"f\.json") as info:
             import_mcp_servers(data, "f.json")
         assert problem in str(info.value)
+
+
+class TestSecrets:
+    def test_referenced_env_and_header_values_are_known_secrets(self) -> None:
+        from oxydra.config.schema import AgentConfig, McpServerConfig
+        from oxydra.tools import known_secrets
+
+        config = AgentConfig(
+            mcp=McpConfig(
+                servers={
+                    "gh": McpServerConfig(
+                        command="x", env={"T": "${GH_TOKEN}", "MODE": "fast-mode-1"}
+                    ),
+                    "web": McpServerConfig(url="https://x", headers={"A": "env:WEB_AUTH"}),
+                }
+            )
+        )
+        environ = {"GH_TOKEN": "ghp_abcdefgh123", "WEB_AUTH": "Bearer zzzzzzzz"}
+        secrets = known_secrets(config, environ)
+        assert "ghp_abcdefgh123" in secrets and "Bearer zzzzzzzz" in secrets
+        assert "fast-mode-1" not in secrets
