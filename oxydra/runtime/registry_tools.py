@@ -94,5 +94,8 @@ class RegistryExecutor:
         raw = call.invalid_arguments if call.invalid_arguments is not None else call.arguments
         result = await self.registry.execute(call.name, raw, ctx)
         return ToolOutcome(
-            text=result.text, ok=result.ok, feedback=result.error_kind in FEEDBACK_KINDS
+            text=result.text,
+            ok=result.ok,
+            feedback=result.error_kind in FEEDBACK_KINDS,
+            media=result.media,
         )

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import msgspec
 
-from oxydra.core.messages import FunctionDecl, Message, ToolCall
+from oxydra.core.messages import FunctionDecl, MediaPart, Message, TextPart, ToolCall
 from oxydra.runtime.api import Approver
 
 
@@ -38,6 +38,7 @@ class ToolOutcome(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     ok: bool = True
     feedback: bool = False
+    media: tuple[MediaPart, ...] = ()
 
 
 class ToolExecutor(Protocol):
@@ -96,7 +97,13 @@ async def run_calls(
 def result_messages(results: Sequence[tuple[ToolCall, ToolOutcome]]) -> list[Message]:
     """Tool results as history messages."""
     return [
-        Message(role="tool", tool_call_id=c.id, name=c.name, content=o.text) for c, o in results
+        Message(
+            role="tool",
+            tool_call_id=c.id,
+            name=c.name,
+            content=(TextPart(text=o.text), *o.media) if o.media else o.text,
+        )
+        for c, o in results
     ]
 
 

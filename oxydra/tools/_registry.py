@@ -32,11 +32,11 @@ from oxydra.core.errors import (
     ToolTimeoutError,
 )
 from oxydra.core.log import get_logger, span
-from oxydra.core.messages import FunctionDecl
+from oxydra.core.messages import FunctionDecl, MediaPart
 from oxydra.core.tiers import SafetyTier
 from oxydra.security import Scrubber
 from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
-from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
+from oxydra.tools._protocol import ErrorKind, Tool, ToolOutput, ToolResult
 
 _log = get_logger(__name__)
 _DECODER = msgspec.json.Decoder()
@@ -119,7 +119,7 @@ class ToolRegistry:
             try:
                 args = _arguments(raw_args)
                 await self._gate(tool, args, ctx)
-                text = await self._run(tool, args, ctx)
+                output = await self._run(tool, args, ctx)
             except OxydraError as exc:
                 kind, text = _classify(name, exc)
                 return self._result(name, text, ctx, kind=kind)
@@ -127,7 +127,9 @@ class ToolRegistry:
                 _log.exception("tool %s raised", name)
                 text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
                 return self._result(name, text, ctx, kind="failed")
-            return self._result(name, text, ctx)
+            if isinstance(output, ToolOutput):
+                return self._result(name, output.text, ctx, media=output.media)
+            return self._result(name, output, ctx)
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
@@ -149,7 +151,9 @@ class ToolRegistry:
         if not await _ask(ctx.approval(request), approval):
             raise _Denied(f"the user did not approve running '{tool.name}'")
 
-    async def _run(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> str:
+    async def _run(
+        self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext
+    ) -> str | ToolOutput:
         try:
             async with asyncio.timeout(tool.timeout):
                 return await tool.execute(args, ctx)
@@ -159,7 +163,13 @@ class ToolRegistry:
             ) from exc
 
     def _result(
-        self, name: str, text: str, ctx: ToolExecutionContext, *, kind: ErrorKind | None = None
+        self,
+        name: str,
+        text: str,
+        ctx: ToolExecutionContext,
+        *,
+        kind: ErrorKind | None = None,
+        media: tuple[MediaPart, ...] = (),
     ) -> ToolResult:
         cleaned = self.scrubber.scrub(ctx.workspace.to_virtual(text))
         shown, size = truncate(cleaned, self.config.output_limit_bytes)
@@ -171,6 +181,7 @@ class ToolRegistry:
             call_id=ctx.call_id,
             truncated=len(shown) != len(cleaned),
             original_bytes=size,
+            media=media,
         )
 
 

@@ -139,3 +139,59 @@ async def test_mcp_serve_answers_the_official_sdk_client(tmp_path: Path) -> None
         "what did I ask?",
     ]
     assert bad.is_error
+
+
+MISBEHAVING = Path(__file__).resolve().parents[1] / "tools" / "mcp" / "servers" / "misbehaving.py"
+
+
+def _image_config(home: Path) -> None:
+    config = home / ".oxydra" / "agent.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        "[mcp.servers.pics]\n"
+        f'command = "{sys.executable}"\n'
+        f'args = ["{MISBEHAVING}"]\n'
+        f'read_paths = ["{MISBEHAVING.parent}"]\n'
+    )
+
+
+async def test_an_image_result_reaches_a_model_that_takes_images(tmp_path: Path) -> None:
+    _image_config(tmp_path)
+    script = [Reply(tool_calls=[Call(name="pics__image", arguments={})]), Reply(text="A PNG.")]
+    async with FakeLLM(script) as llm:
+        sets = [
+            f"providers.registry.fake.base_url={llm.base_url}",
+            "providers.registry.fake.provider_type=anthropic",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+            "selection.model=claude-3-5-haiku-latest",
+        ]
+        cmd = [sys.executable, "-m", "oxydra", "ask", "show me"]
+        cmd += [arg for item in sets for arg in ("--set", item)]
+        code, _, err = await _run(cmd, tmp_path)
+        second = llm.requests[1].json()
+    assert code == 0, err
+    result = next(
+        block
+        for message in second["messages"]
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    )
+    kinds = [part["type"] for part in result["content"]]
+    assert kinds == ["text", "image"]
+    assert result["content"][1]["source"]["media_type"] == "image/png"
+    assert "image/png image from MCP server pics" in result["content"][0]["text"]
+
+
+async def test_a_model_without_images_in_tool_results_gets_the_note(tmp_path: Path) -> None:
+    _image_config(tmp_path)
+    script = [Reply(tool_calls=[Call(name="pics__image", arguments={})]), Reply(text="Noted.")]
+    async with FakeLLM(script) as llm:
+        cmd = [sys.executable, "-m", "oxydra", "ask", "show me", *_sets(llm.base_url)]
+        code, _, err = await _run(cmd, tmp_path)
+        second = llm.requests[1].json()
+    assert code == 0, err
+    tool_message = next(m for m in second["messages"] if m["role"] == "tool")
+    assert isinstance(tool_message["content"], str)
+    assert "image/png image from MCP server pics" in tool_message["content"]

@@ -10,9 +10,11 @@ timeout, scrubbing, truncation, parallelism by tier). What is MCP-specific happe
   `untrusted = "mcp <server>"`, the taint tracking's spelling) say so, and the text is cut
   to a few times the registry's output limit before it is scrubbed (the registry cuts it to
   the limit after);
-- `isError` results and JSON-RPC errors become `ToolError`s the model reads; images become a
-  note naming their type and size (tool results carry text only to every provider here);
-  structured content is shown as JSON when the server sent no text.
+- `isError` results and JSON-RPC errors become `ToolError`s the model reads; images (at most
+  `MAX_IMAGES`, 5 MiB each) ride along as media, which a provider that takes images in tool
+  results shows the model (Anthropic here); the text always names them, so a model that
+  cannot see them knows they exist; structured content is shown as JSON when the server sent
+  no text.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from typing import Any
 import msgspec
 
 from oxydra.core.errors import ToolError
-from oxydra.core.messages import FunctionDecl
+from oxydra.core.messages import FunctionDecl, MediaPart
 from oxydra.core.tiers import SafetyTier
 from oxydra.tools._context import ToolExecutionContext
+from oxydra.tools._protocol import ToolOutput
 from oxydra.tools.mcp._server import McpServer
 from oxydra.wire.mcp_tools import ToolInfo, parse_call_result
 
 MAX_DESCRIPTION = 1024
+MAX_IMAGES = 4
 SEARCH_TOOL = "mcp_find_tools"
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -81,14 +85,14 @@ class McpTool:
             name=self._name, description=text[:MAX_DESCRIPTION], parameters=self._parameters
         )
 
-    async def execute(self, args: Mapping[str, Any], ctx: ToolExecutionContext) -> str:
-        """Call the tool on its server and render the result as text."""
+    async def execute(self, args: Mapping[str, Any], ctx: ToolExecutionContext) -> ToolOutput:
+        """Call the tool on its server and render the result."""
         result = await self.server.call_tool(self.info.name, dict(args))
         return render_result(result, self.server.name, self._cut)
 
 
-def render_result(result: dict[str, Any], server: str, cut: int) -> str:
-    """The text the model sees; raises ToolError for a failed call."""
+def render_result(result: dict[str, Any], server: str, cut: int) -> ToolOutput:
+    """The text (and images) the model gets; raises ToolError for a failed call."""
     outcome = parse_call_result(result)
     if outcome.incomplete:
         raise ToolError(
@@ -98,18 +102,22 @@ def render_result(result: dict[str, Any], server: str, cut: int) -> str:
     parts = list(outcome.texts)
     if not parts and outcome.structured is not None:
         parts.append(msgspec.json.encode(outcome.structured).decode())
-    for image in outcome.images:
+    images = outcome.images[:MAX_IMAGES]
+    for image in images:
         parts.append(
-            f"[{image.mime_type} image from MCP server {server}, {len(image.data)} bytes: "
-            "not shown, tool results reach the model as text]"
+            f"[{image.mime_type} image from MCP server {server}, {len(image.data)} bytes; "
+            "attached for models that take images in tool results]"
         )
+    if len(outcome.images) > MAX_IMAGES:
+        parts.append(f"[{len(outcome.images) - MAX_IMAGES} more images dropped]")
     parts += outcome.notes
     text = "\n".join(parts) if parts else "(the tool returned no content)"
     if len(text) > cut:
         text = f"{text[:cut]}\n...[MCP result cut at {cut} characters of {len(text)}]"
     if outcome.is_error:
         raise ToolError(f"MCP server '{server}' reported an error: {text}")
-    return text
+    media = tuple(MediaPart(mime_type=i.mime_type, data=i.data) for i in images)
+    return ToolOutput(text=text, media=media)
 
 
 class FindTools:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import tomllib
 
@@ -74,7 +75,7 @@ class TestSchema:
 
 class TestRender:
     def test_text_is_cut_with_a_marker(self) -> None:
-        text = render_result({"content": [{"type": "text", "text": "y" * 1000}]}, "s", 100)
+        text = render_result({"content": [{"type": "text", "text": "y" * 1000}]}, "s", 100).text
         assert text.startswith("y" * 100) and "cut at 100 characters of 1000" in text
 
     def test_an_error_result_raises_a_tool_error(self) -> None:
@@ -86,7 +87,15 @@ class TestRender:
             render_result({"resultType": "input_required"}, "s", 99)
 
     def test_empty_content_says_so(self) -> None:
-        assert render_result({"content": []}, "s", 99) == "(the tool returned no content)"
+        assert render_result({"content": []}, "s", 99).text == "(the tool returned no content)"
+
+    def test_images_are_attached_and_named_in_the_text(self) -> None:
+        png = base64.b64encode(b"\x89PNG-image").decode()
+        block = {"type": "image", "mimeType": "image/png", "data": png}
+        output = render_result({"content": [block] * 6}, "s", 10_000)
+        assert [m.data for m in output.media] == [b"\x89PNG-image"] * 4
+        assert output.text.count("image/png image from MCP server s") == 4
+        assert "2 more images dropped" in output.text
 
 
 DESKTOP = b"""{
