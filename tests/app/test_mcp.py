@@ -195,3 +195,34 @@ async def test_a_model_without_images_in_tool_results_gets_the_note(tmp_path: Pa
     tool_message = next(m for m in second["messages"] if m["role"] == "tool")
     assert isinstance(tool_message["content"], str)
     assert "image/png image from MCP server pics" in tool_message["content"]
+
+
+async def test_mcp_serve_stops_a_turn_the_client_cancels(tmp_path: Path) -> None:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    from mcp.shared.exceptions import MCPError
+
+    slow = Reply(text="z" * 60, chunk=1, delay=5.0)  # about five minutes unless stopped
+    async with FakeLLM([slow, Reply(text="Quick answer.")]) as llm:
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "oxydra", "mcp", "serve", *_sets(llm.base_url)],
+            env={"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")},
+        )
+        async with (
+            stdio_client(params) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            try:
+                await session.call_tool(
+                    "run_turn", {"prompt": "slow", "session": "s"}, read_timeout_seconds=2.0
+                )
+            except MCPError:
+                pass
+            else:
+                raise AssertionError("the slow turn should have timed out")
+            quick = await session.call_tool(
+                "run_turn", {"prompt": "quick", "session": "s"}, read_timeout_seconds=60.0
+            )
+    assert quick.content[0].text == "Quick answer."
