@@ -171,7 +171,22 @@ class McpClient:
         """Send a request and wait for its result (rule 2 on timeout or cancellation)."""
         if self.transport is None or self.closed_reason is not None:
             raise ToolError(f"MCP server '{self.name}' is not connected")
-        ident, data = self.protocol.request(method, params)
+        built = self.protocol.request(method, params)
+        return await self._exchange(built, method, timeout, tool=tool, cancellable=True)
+
+    async def _exchange(
+        self,
+        built: tuple[int, bytes],
+        method: str,
+        timeout: float,
+        *,
+        tool: str | None = None,
+        cancellable: bool,
+    ) -> dict[str, Any]:
+        """Send one built request and await its answer; `initialize` and `server/discover`
+        are not `cancellable` (the spec forbids cancelling them)."""
+        assert self.transport is not None
+        ident, data = built
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[ident] = (method, future)
         try:
@@ -179,12 +194,14 @@ class McpClient:
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError as exc:
-            await self._cancel(ident, f"no answer within {timeout:g} seconds")
+            if cancellable:
+                await self._cancel(ident, f"no answer within {timeout:g} seconds")
             raise ToolTimeoutError(
                 f"MCP server '{self.name}' did not answer {method} within {timeout:g} seconds"
             ) from exc
         except asyncio.CancelledError:
-            await self._cancel(ident, "the caller cancelled the request")
+            if cancellable:
+                await self._cancel(ident, "the caller cancelled the request")
             raise
         finally:
             self._pending.pop(ident, None)
@@ -212,7 +229,9 @@ class McpClient:
             transport.negotiated(MODERN_VERSION, modern=True)
             ident_data = self.protocol.discover()
             try:
-                result = await self._raw(ident_data, "server/discover", timeout)
+                result = await self._exchange(
+                    ident_data, "server/discover", timeout, cancellable=False
+                )
             except McpError:
                 result = None
                 if protocol == MODERN_VERSION:
@@ -224,29 +243,15 @@ class McpClient:
                 raise ToolError(f"MCP server '{self.name}' does not offer {MODERN_VERSION}")
         if protocol in HANDSHAKE_VERSIONS:
             self.protocol.versions = (protocol,)
-        result = await self._raw(self.protocol.initialize(), "initialize", timeout)
+        result = await self._exchange(
+            self.protocol.initialize(), "initialize", timeout, cancellable=False
+        )
         try:
             initialized = self.protocol.accept_initialize(result)
         except WireError as exc:
             raise ToolError(f"MCP server '{self.name}': {exc}") from exc
         transport.negotiated(self.protocol.protocol_version, modern=False)
         await self.notify(initialized, "notifications/initialized")
-
-    async def _raw(self, built: tuple[int, bytes], method: str, timeout: float) -> dict[str, Any]:
-        assert self.transport is not None
-        ident, data = built
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[ident] = (method, future)
-        try:
-            await self.transport.send(data, request_id=ident, method=method)
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError as exc:
-            raise ToolTimeoutError(
-                f"MCP server '{self.name}' did not answer {method} within {timeout:g} seconds"
-            ) from exc
-        finally:
-            self._pending.pop(ident, None)
 
     async def list_tools(self, *, timeout: float) -> tuple[list[ToolInfo], list[str]]:
         """Every tool, following `nextCursor` (at most MAX_PAGES pages); and the problems."""

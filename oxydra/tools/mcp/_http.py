@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 import httpx
 
@@ -59,8 +60,8 @@ class _Base:
         self._tasks: dict[int | str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
-    def _spawn(self, work: object, request_id: int | str | None) -> None:
-        task = asyncio.ensure_future(work)  # type: ignore[call-overload]
+    def _spawn(self, work: Coroutine[Any, Any, None], request_id: int | str | None) -> None:
+        task = asyncio.ensure_future(work)
         if request_id is not None:
             self._tasks[request_id] = task
         self._background.add(task)

@@ -26,7 +26,7 @@ import resource
 import shutil
 import sys
 import sysconfig
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,7 +166,7 @@ async def spawn(
     return process, confinement
 
 
-def _preexec(ruleset: ll.Ruleset | None) -> object:
+def _preexec(ruleset: ll.Ruleset | None) -> Callable[[], None]:
     def confine() -> None:
         if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")

@@ -110,6 +110,7 @@ class McpServer:
         self._restart_task: asyncio.Task[None] | None = None
         self._refresh_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._reconnecting = asyncio.Lock()
 
     @property
     def protocol_version(self) -> str | None:
@@ -123,8 +124,8 @@ class McpServer:
         self.state = ServerState.STARTING
         try:
             async with asyncio.timeout(self.config.startup_timeout_secs):
-                await self._connect()
-                tools, problems = await self.client.list_tools(timeout=self.config.timeout_secs)  # type: ignore[union-attr]
+                client = await self._connect()
+                tools, problems = await client.list_tools(timeout=self.config.timeout_secs)
         except (OxydraError, TimeoutError, OSError) as exc:
             await self._drop_client()
             self.state = ServerState.FAILED
@@ -137,7 +138,7 @@ class McpServer:
             await self.on_tools(self)
         return True
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> McpClient:
         client = McpClient(self.name, McpClientProtocol(), on_tools_changed=self._tools_changed)
         self.client = client
         transport = await self._transport(client)
@@ -147,6 +148,7 @@ class McpServer:
         listen = getattr(transport, "listen", None)
         if listen is not None and client.protocol.era == "handshake":
             await listen()
+        return client
 
     async def _transport(self, client: McpClient) -> Transport:
         where = f"mcp.servers.{self.name}"
@@ -209,9 +211,12 @@ class McpServer:
         except McpError as exc:
             if exc.code != SESSION_EXPIRED:
                 raise
-        _log.info("mcp server %s ended our session; starting a new one", self.name)
-        await self._drop_client()
-        if not await self.start() or self.client is None:
+        async with self._reconnecting:
+            if self.client is client:  # the first caller to notice starts the new session
+                _log.info("mcp server %s ended our session; starting a new one", self.name)
+                await self._drop_client()
+                await self.start()
+        if self.client is None or self.state is not ServerState.READY:
             raise ToolError(f"MCP server '{self.name}' ended the session and did not come back")
         return await self.client.request(
             "tools/call", params, timeout=self.config.timeout_secs, tool=tool
