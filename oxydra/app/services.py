@@ -6,10 +6,15 @@ and the `memory_*` tools. `[scheduler] enabled` adds the `schedule_*` tools and 
 executor, which `vm` starts once its gateway is up (`start_background`); `ask` never runs it.
 `[mcp.servers]` start here too (concurrently, each within its startup timeout; one that fails
 is reported and skipped), their tools joining the agent's registry; they stop with the agent.
+`ask` and `mcp serve` wait for them before the first turn; `vm` starts them in the background
+with the gateway (`mcp_background`), so a slow server never delays the gateway past the
+runner's wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +75,7 @@ async def open_services(
     environ: Mapping[str, str],
     envelope: BootstrapEnvelope | None = None,
     http_client: Any = None,
+    mcp_background: bool = False,
 ) -> Services:
     """Open the store and build the runtime for one user's workspace."""
     enabled = config.memory.enabled
@@ -100,20 +106,24 @@ async def open_services(
             shell_available=shell,
             http_client=http_client,
         )
-        await start_mcp(config, agent, workspace=workspace, environ=environ)
+        hub = mcp_hub(config, agent, workspace=workspace, environ=environ)
+        if hub is not None and not mcp_background:
+            await hub.start()
     except BaseException:
         await memory.close()
         raise
     services = Services(agent=agent, memory=memory, schedules=schedules)
+    if hub is not None and mcp_background:
+        services.background.append(_BackgroundStart(hub))
     if schedules is not None:
         services.background.append(_executor(config, schedules, agent))
     return services
 
 
-async def start_mcp(
+def mcp_hub(
     config: AgentConfig, agent: Agent, *, workspace: Path, environ: Mapping[str, str]
 ) -> Any:
-    """Start `[mcp.servers]` into the agent's registry; the hub, or None without servers.
+    """The hub of `[mcp.servers]` over the agent's registry (not started), or None.
 
     Each server gets `<workspace>/mcp/<name>` as its own directory: outside the shell's
     `shared` and `tmp`, so neither can tamper with the other.
@@ -132,8 +142,24 @@ async def start_mcp(
         egress_allowlist=egress_allowlist(config, environ),
     )
     agent.closers.append(hub.stop)
-    await hub.start()
     return hub
+
+
+class _BackgroundStart:
+    """Starts the MCP servers once the gateway is up, without waiting for them."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, _core: Any) -> None:
+        self.task = asyncio.ensure_future(self.hub.start())
+
+    async def aclose(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
 
 
 def _schedule_store(config: AgentConfig, memory: Memory) -> ScheduleStore | None:

@@ -98,6 +98,7 @@ async def serve_vm(
         workspace=workspace,
         environ=environ if environ is not None else dict(os.environ),
         envelope=envelope,
+        mcp_background=True,
     )
     core = GatewayCore(
         services.agent.runtime,

@@ -226,3 +226,40 @@ async def test_mcp_serve_stops_a_turn_the_client_cancels(tmp_path: Path) -> None
                 "run_turn", {"prompt": "quick", "session": "s"}, read_timeout_seconds=60.0
             )
     assert quick.content[0].text == "Quick answer."
+
+
+async def test_vm_services_start_mcp_in_the_background(tmp_path: Path) -> None:
+    """A server that never answers its handshake does not hold the gateway back."""
+    import msgspec
+
+    from oxydra.app.services import open_services
+    from oxydra.config.schema import McpConfig, McpServerConfig, ProviderEntry
+    from oxydra.runtime import provision_workspace
+    from tests.providers.conftest import config_for
+
+    hang = McpServerConfig(
+        command=sys.executable,
+        args=[str(MISBEHAVING), "hang"],
+        read_paths=[str(MISBEHAVING.parent)],
+        startup_timeout_secs=60.0,
+    )
+    async with FakeLLM() as llm:
+        entry = ProviderEntry(provider_type="openai", base_url=llm.base_url, api_key="k")
+        config = msgspec.structs.replace(
+            config_for({"openai": entry}), mcp=McpConfig(servers={"hang": hang})
+        )
+        async with asyncio.timeout(20):  # far less than the server's 60 s handshake bound
+            services = await open_services(
+                config,
+                user_id="alice",
+                workspace=provision_workspace(tmp_path / "ws"),
+                environ={"HOME": str(tmp_path)},
+                mcp_background=True,
+            )
+        try:
+            services.start_background(object())
+            [starter] = services.background
+            assert starter.hub.servers["hang"].state.value == "starting"
+        finally:
+            async with asyncio.timeout(20):
+                await services.aclose()
