@@ -84,6 +84,20 @@ class TestStreamableHttp:
         result = await hub.registry.execute("sdk__add", {"a": 20, "b": 22}, call_ctx)
         assert result.ok and result.text == "42", result.text
 
+    async def test_list_changed_over_http_registers_the_new_tool(
+        self, make_hub, sdk_http, call_ctx: ToolExecutionContext
+    ) -> None:
+        url = sdk_http(sys.executable, "streamable-http")
+        hub = await make_hub({"sdk": http(url, protocol="2025-11-25")}, egress_allowlist=LOOPBACK)
+        assert "sdk__grown" not in hub.tools()
+        result = await hub.registry.execute("sdk__grow", {}, call_ctx)
+        assert result.ok, result.text
+        async with asyncio.timeout(10):
+            while "sdk__grown" not in hub.tools():
+                await asyncio.sleep(0.05)
+        grown = await hub.registry.execute("sdk__grown", {}, call_ctx)
+        assert grown.text == "grown"
+
 
 class TestLegacySse:
     async def test_the_legacy_http_sse_transport(

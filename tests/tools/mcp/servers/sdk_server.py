@@ -1,7 +1,8 @@
 """An MCP server written with the official SDK's own classes (1.x FastMCP or 2.x MCPServer).
 
 Usage: sdk_server.py TRANSPORT PORT MARKER_DIR, TRANSPORT in stdio, streamable-http, sse.
-Tools: add, slow (records a cancellation in MARKER_DIR/cancelled), fail.
+Tools: add, slow (records a cancellation in MARKER_DIR/cancelled), fail, grow (adds a tool
+and sends notifications/tools/list_changed), version.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import anyio
 
 transport, port, marker = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 try:
+    from mcp.server.mcpserver import Context
     from mcp.server.mcpserver import MCPServer as Server  # 2.x
 
     server = Server("sdk-fixture")
     major = 2
 except ImportError:  # 1.x
+    from mcp.server.fastmcp import Context
     from mcp.server.fastmcp import FastMCP as Server
 
     server = Server("sdk-fixture", host="127.0.0.1", port=port)
@@ -45,6 +48,19 @@ async def slow(seconds: float) -> str:
 def fail() -> str:
     """Always fails."""
     raise ValueError("this tool always fails")
+
+
+def grown() -> str:
+    """A tool added at run time."""
+    return "grown"
+
+
+@server.tool()
+async def grow(ctx: Context) -> str:
+    """Add the `grown` tool and tell the client its tool list changed."""
+    server.add_tool(grown)
+    await ctx.session.send_tool_list_changed()
+    return "added"
 
 
 @server.tool()
