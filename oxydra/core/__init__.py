@@ -43,6 +43,7 @@ from oxydra.core.messages import (
     ToolCall,
     UsageUpdate,
 )
+from oxydra.core.spend import Spend
 from oxydra.core.stream import (
     ConnectionLost,
     FinishReason,
@@ -100,6 +101,7 @@ __all__ = [
     "SandboxTier",
     "SchedulerError",
     "ServerError",
+    "Spend",
     "StopReason",
     "StreamItem",
     "Text",

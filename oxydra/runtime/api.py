@@ -6,25 +6,27 @@ consistent history (no tool call without a result) and a `cancelled` outcome.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
 from oxydra.core.messages import MediaPart, Response
+from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
 from oxydra.runtime.decide import EndReason
-from oxydra.runtime.ledger import Spend
+from oxydra.tools import ApprovalHook
 
-Approver = Callable[[str, dict[str, Any], str], Awaitable[bool]]
-"""Asks a human: (tool name, arguments, safety tier) -> approved?"""
+Approver = ApprovalHook
+"""Asks a human about one tool call (an `ApprovalRequest`) -> approved? One shape from the
+gateway through the runtime and the registry to a sub-agent's calls."""
 
 
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One user turn to run.
 
-    `max_turns` and `max_cost_usd` are this turn's own limits (the scheduler sets them from
-    `[scheduler]`); they can only tighten the runtime's `[runtime]` limits, never widen them.
+    `max_turns`, `max_cost_usd` and `max_tokens` are this turn's own limits (the scheduler
+    sets them from `[scheduler]`, a delegation from what its caller has left); they can only
+    tighten the runtime's `[runtime]` limits, never widen them.
     """
 
     user_id: str
@@ -36,6 +38,7 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     channel: str = "tui"
     max_turns: int | None = None
     max_cost_usd: float | None = None
+    max_tokens: int | None = None
 
 
 class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,7 +58,7 @@ class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class EventSink(Protocol):
     """Receives stream items (text, progress, ...) as the turn produces them."""
 
-    async def __call__(self, item: StreamItem) -> None:
+    async def __call__(self, item: StreamItem, /) -> None:
         """Deliver one item; may apply backpressure by awaiting."""
         ...
 

@@ -84,14 +84,14 @@ class TestParallelism:
     ) -> int:
         from oxydra.core.messages import ToolCall
         from oxydra.runtime.registry_tools import RegistryExecutor
-        from oxydra.runtime.toolrun import ToolScope, run_calls
+        from oxydra.runtime.toolrun import run_calls
 
         hub = await make_hub({"bad": misbehaving(safety_tier=tier)})
         executor = RegistryExecutor(hub.registry, lambda _user: ctx.workspace)
         calls = [
             ToolCall(id=f"c{i}", name="bad__slow", arguments={"seconds": 1.0}) for i in range(2)
         ]
-        results = await run_calls(calls, executor, ToolScope(user_id="u", session_id="s"), None, 30)
+        results = await run_calls(calls, executor, ctx)
         assert all(outcome.ok for _, outcome in results), results
         marker = tmp_path / "mcp" / "bad" / "inflight"
         return max(int(line) for line in marker.read_text().split())
