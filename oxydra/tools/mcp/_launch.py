@@ -140,7 +140,10 @@ async def spawn(
                 f"Landlock is unavailable ({why or 'disabled'}); stdio MCP servers run only "
                 "confined unless [mcp] allow_unconfined names them"
             )
-        ruleset = ll.Ruleset.build(landlock_rules(spec, executable), level)
+        try:
+            ruleset = ll.Ruleset.build(landlock_rules(spec, executable), level)
+        except Exception as exc:  # the kernel refused a rule: never start unconfined instead
+            raise PolicyError(f"cannot confine MCP server {spec.argv[0]!r}: {exc}") from exc
     confinement = Confinement(
         landlock=ruleset is not None,
         detail=f"landlock abi {ruleset.abi}" if ruleset else "unconfined (allowed by config)",
