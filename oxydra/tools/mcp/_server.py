@@ -126,7 +126,9 @@ class McpServer:
             async with asyncio.timeout(self.config.startup_timeout_secs):
                 client = await self._connect()
                 tools, problems = await client.list_tools(timeout=self.config.timeout_secs)
-        except (OxydraError, TimeoutError, OSError) as exc:
+        except Exception as exc:  # any failure: report and skip, the agent goes on
+            if not isinstance(exc, OxydraError | TimeoutError | OSError):
+                _log.exception("mcp server %s failed to start", self.name)
             await self._drop_client()
             self.state = ServerState.FAILED
             self.error = _describe_start(exc, self.config.startup_timeout_secs)
