@@ -16,7 +16,8 @@ Theory of operation:
    it names 2026-07-28 among `supportedVersions`, every request's `params._meta` carries the
    protocol version, client info and capabilities under the `io.modelcontextprotocol/` keys.
    A server that answers discover with an error (method not found, unsupported version) or
-   lists no modern revision is spoken to with the handshake instead.
+   lists no modern revision is spoken to with the handshake instead. Tool list changes are
+   delivered to a `subscriptions/listen` request the client keeps open.
 5. `LineSplitter` frames stdio: messages are newline-delimited UTF-8 JSON; a line longer than
    `max_line_bytes` is a `WireError` (the transport then drops the server), so a server that
    never ends a line cannot make us buffer without bound.

@@ -215,6 +215,18 @@ class McpClient:
                 await transport.abort(ident)
                 await transport.send(cancelled(ident, reason), method="notifications/cancelled")
 
+    async def listen_for_changes(self) -> None:
+        """Stateless era: open `subscriptions/listen` for tool list changes (long-lived).
+
+        The request stays open for the connection's life; its notifications arrive like any
+        other, and its final result (sent only when the server ends the subscription) is
+        dropped as an answer nobody waits for.
+        """
+        assert self.transport is not None
+        params = {"notifications": {"toolsListChanged": True}}
+        ident, data = self.protocol.request("subscriptions/listen", params)
+        await self.transport.send(data, request_id=ident, method="subscriptions/listen")
+
     async def notify(self, data: bytes, method: str) -> None:
         """Send a notification built by the protocol."""
         assert self.transport is not None

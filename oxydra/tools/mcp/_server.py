@@ -150,6 +150,8 @@ class McpServer:
         listen = getattr(transport, "listen", None)
         if listen is not None and client.protocol.era == "handshake":
             await listen()
+        if client.protocol.era == "modern" and client.protocol.tools_list_changes:
+            await client.listen_for_changes()
         return client
 
     async def _transport(self, client: McpClient) -> Transport:

@@ -84,11 +84,12 @@ class TestStreamableHttp:
         result = await hub.registry.execute("sdk__add", {"a": 20, "b": 22}, call_ctx)
         assert result.ok and result.text == "42", result.text
 
+    @pytest.mark.parametrize("protocol", ["2025-11-25", "2026-07-28"])
     async def test_list_changed_over_http_registers_the_new_tool(
-        self, make_hub, sdk_http, call_ctx: ToolExecutionContext
+        self, make_hub, sdk_http, call_ctx: ToolExecutionContext, protocol: str
     ) -> None:
         url = sdk_http(sys.executable, "streamable-http")
-        hub = await make_hub({"sdk": http(url, protocol="2025-11-25")}, egress_allowlist=LOOPBACK)
+        hub = await make_hub({"sdk": http(url, protocol=protocol)}, egress_allowlist=LOOPBACK)
         assert "sdk__grown" not in hub.tools()
         result = await hub.registry.execute("sdk__grow", {}, call_ctx)
         assert result.ok, result.text

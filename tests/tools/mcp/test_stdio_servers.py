@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -214,3 +215,25 @@ class TestMisbehaving:
 def test_misbehaving_server_is_stdlib_only() -> None:
     text = (Path(__file__).parent / "servers" / "misbehaving.py").read_text()
     assert "import oxydra" not in text and sys.executable
+
+
+class TestSdkServerOverStdio:
+    @pytest.mark.parametrize("protocol", ["2025-11-25", "2026-07-28"])
+    async def test_list_changed_in_both_eras(
+        self, make_hub, call_ctx: ToolExecutionContext, tmp_path: Path, protocol: str
+    ) -> None:
+        from tests.tools.mcp.conftest import SDK_SERVER
+
+        config = McpServerConfig(
+            command=sys.executable, args=[str(SDK_SERVER), "stdio", "0", str(tmp_path)],
+            read_paths=[str(SDK_SERVER.parent)], startup_timeout_secs=30.0, protocol=protocol,
+        )  # fmt: skip
+        hub = await make_hub({"sdk": config})
+        assert hub.status()[0].protocol == protocol, hub.status()[0].error
+        if protocol == "2026-07-28":
+            assert hub.servers["sdk"].client.protocol.tools_list_changes  # type: ignore[union-attr]
+        result = await hub.registry.execute("sdk__grow", {}, call_ctx)
+        assert result.ok, result.text
+        async with asyncio.timeout(10):
+            while "sdk__grown" not in hub.tools():
+                await asyncio.sleep(0.05)

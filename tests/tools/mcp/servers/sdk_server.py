@@ -59,7 +59,10 @@ def grown() -> str:
 async def grow(ctx: Context) -> str:
     """Add the `grown` tool and tell the client its tool list changed."""
     server.add_tool(grown)
-    await ctx.session.send_tool_list_changed()
+    if major == 2 and ctx.protocol_version == "2026-07-28":
+        await ctx.notify_tools_changed()  # to `subscriptions/listen` subscribers
+    else:
+        await ctx.session.send_tool_list_changed()
     return "added"
 
 
