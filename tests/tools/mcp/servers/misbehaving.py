@@ -99,6 +99,7 @@ def call(ident, name: str, args: dict) -> None:
     elif name == "crash":
         os._exit(3)
     elif name == "slow":
+        PENDING[ident] = True  # before the thread: a cancellation may be the very next line
         threading.Thread(
             target=slow, args=(ident, float(args.get("seconds", 30))), daemon=True
         ).start()
@@ -148,7 +149,6 @@ PENDING: dict = {}
 
 
 def slow(ident, seconds: float) -> None:
-    PENDING[ident] = True
     with open(os.path.join(os.environ["HOME"], "inflight"), "a") as handle:
         handle.write(f"{len(PENDING)}\n")  # how many calls were running at once
     deadline = time.monotonic() + seconds
