@@ -134,9 +134,11 @@ def _add_delegation(
     """Register `delegate_to_agent` for `[agents]`; each agent gets a runtime of its own."""
     from oxydra.providers import build_reliable_provider
     from oxydra.runtime.delegation import NAME, check_agent_tools, delegate_tool
+    from oxydra.tools.mcp import server_prefix
 
     known = [n for n in registry.names if n != NAME]
-    check_agent_tools(config.agents, known)
+    later = tuple(server_prefix(server) for server in config.mcp.servers)
+    check_agent_tools(config.agents, known, later=later)
     executor = runtime.tools
     assert isinstance(executor, RegistryExecutor)
 
@@ -151,7 +153,7 @@ def _add_delegation(
             )
         return AgentRuntime(
             provider=provider,
-            tools=executor.only(agent.tools if agent.tools else known),
+            tools=executor.only(agent.tools) if agent.tools else executor.without({NAME}),
             config=config.runtime,
             provider_id=provider_id,
             model=model,

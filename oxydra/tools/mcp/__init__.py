@@ -10,7 +10,7 @@ from oxydra.tools.mcp._client import McpClient, McpError
 from oxydra.tools.mcp._hub import McpHub, ServerStatus
 from oxydra.tools.mcp._import import import_mcp_servers
 from oxydra.tools.mcp._launch import LaunchSpec, landlock_rules, server_environment, spawn
-from oxydra.tools.mcp._names import sanitize, tool_name
+from oxydra.tools.mcp._names import sanitize, server_prefix, tool_name
 from oxydra.tools.mcp._schema import checked_schema
 from oxydra.tools.mcp._server import McpServer, ServerState, is_reference, resolve_refs
 
@@ -33,6 +33,7 @@ __all__ = [
     "resolve_refs",
     "sanitize",
     "server_environment",
+    "server_prefix",
     "spawn",
     "tool_name",
 ]

@@ -21,11 +21,15 @@ def sanitize(part: str) -> str:
     return _UNSAFE.sub("_", part)
 
 
+def server_prefix(server: str) -> str:
+    """How every registered name of `server`'s tools starts (`<server>__`, provider-safe)."""
+    prefix = f"{sanitize(server)}{SEPARATOR}"
+    return prefix if prefix[0].isalpha() or prefix[0] == "_" else f"m{prefix}"
+
+
 def tool_name(server: str, tool: str) -> str:
     """The registered name of `tool` from `server`, bounded and provider-safe."""
-    name = f"{sanitize(server)}{SEPARATOR}{sanitize(tool)}"
-    if not (name[0].isalpha() or name[0] == "_"):
-        name = f"m{name}"
+    name = f"{server_prefix(server)}{sanitize(tool)}"
     if len(name) <= MAX_NAME and name == f"{server}{SEPARATOR}{tool}":
         return name
     digest = hashlib.sha1(f"{server}\0{tool}".encode(), usedforsecurity=False).hexdigest()[:8]

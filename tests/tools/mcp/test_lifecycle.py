@@ -185,3 +185,36 @@ class TestPromptBudget:
         hub = await make_hub({"s": misbehaving()})
         names = [d.name for d in hub.registry.schemas()]
         assert SEARCH_TOOL not in names and "s__echo" in names
+
+
+class TestSubAgents:
+    def test_an_agent_may_list_tools_of_a_configured_mcp_server(self) -> None:
+        import pytest
+
+        from oxydra.config.schema import AgentDefinition
+        from oxydra.core.errors import ConfigError
+        from oxydra.runtime.delegation import check_agent_tools
+        from oxydra.tools.mcp import server_prefix
+
+        agents = {"r": AgentDefinition(tools=["time__get_current_time", "file_read"])}
+        check_agent_tools(agents, ["file_read"], later=(server_prefix("time"),))
+        with pytest.raises(ConfigError, match="unknown tool 'time__get_current_time'"):
+            check_agent_tools(agents, ["file_read"], later=(server_prefix("git"),))
+
+    async def test_a_default_sub_agent_sees_mcp_tools_registered_later(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        from oxydra.core.messages import ToolCall
+        from oxydra.runtime.registry_tools import RegistryExecutor
+
+        registry = ToolRegistry()
+        view = RegistryExecutor(registry, lambda _user: call_ctx.workspace).without(
+            {"delegate_to_agent"}
+        )
+        assert view.schemas() == []
+        await make_hub({"late": misbehaving()}, registry=registry)
+        assert "late__echo" in [d.name for d in view.schemas()]
+        call = ToolCall(id="c1", name="late__echo", arguments={"text": "hi"})
+        assert (await view.execute(call, call_ctx)).text == "hi"
+        denied = ToolCall(id="c2", name="delegate_to_agent", arguments={})
+        assert (await view.execute(denied, call_ctx)).error_kind == "unknown_tool"
