@@ -7,11 +7,11 @@ retrieval injection.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from oxydra.core.messages import Message
-from oxydra.memory import Memory, MemoryRetrieval, notes_session_id
+from oxydra.memory import Memory, notes_session_id
 from oxydra.runtime.conversation import Summary
+from oxydra.runtime.loop import Retriever
 from oxydra.tools import Scratchpad
 
 SNIPPET_CHARS = 240
@@ -89,7 +89,7 @@ class MemoryScratchpad:
         return await self.memory.clear_scratchpad(session_id)
 
 
-def retriever_for(retrieval: MemoryRetrieval, top_k: int) -> Any:
+def retriever_for(retrieval: Memory, top_k: int) -> Retriever:
     """Retrieved memory for the latest question: the user's notes and this conversation."""
 
     async def retrieve(user_id: str, session_id: str, query: str) -> Message | None:

@@ -84,6 +84,25 @@ class TestTurns:
         assert "[1/100] Executing tools: echo" in sink.progress()
         assert tools.calls[0][2].session_id == "s1" and tools.calls[0][2].user_id == "u"
 
+    async def test_memory_is_retrieved_once_per_turn_not_per_model_call(self) -> None:
+        asked: list[str] = []
+
+        async def retriever(user: str, session: str, query: str) -> Message:
+            asked.append(query)
+            return Message(role="system", content=f"remembered for {query}")
+
+        tools = FunctionTools()
+        tools.add("echo", echo, required=["text"])
+        provider = MockProvider([reply("", call("echo", text="x")), reply("done"), reply("ok")])
+        rt = runtime(provider, tools)
+        rt.retriever = retriever
+        assert (await rt.run_turn(turn("what did I say?"), Sink())).ok
+        assert asked == ["what did I say?"]
+        for context in provider.contexts:  # both calls of the turn carry the memory
+            assert "remembered for what did I say?" in [m.text for m in context.messages]
+        assert (await rt.run_turn(turn("next question"), Sink())).ok
+        assert asked == ["what did I say?", "next question"]
+
     async def test_the_session_continues_on_the_next_turn(self) -> None:
         provider = MockProvider([reply("one"), reply("two")])
         rt = runtime(provider)
@@ -313,8 +332,9 @@ class TestFailures:
         rt = runtime(MockProvider([items], item_delay=0.01))
         sink = Sink()
         task = asyncio.create_task(rt.run_turn(turn(), sink))
-        while len(sink.items) < 5:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(20):
+            while len(sink.items) < 5:
+                await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 1)
