@@ -7,7 +7,6 @@ because 1.x and 2.x share the import name `mcp` and cannot live in one environme
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -54,9 +53,6 @@ def call_ctx(tmp_path: Path) -> ToolExecutionContext:
     return ToolExecutionContext(
         user_id="alice", session_id="s1", workspace=LocalFileBackend(Workspace.for_user(root))
     )
-
-
-HubFactory = Callable[..., "asyncio.Future[McpHub]"]
 
 
 @pytest.fixture
