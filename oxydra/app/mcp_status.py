@@ -34,9 +34,12 @@ async def inspect_servers(
         await hub.stop()
 
 
-def literal_secrets(config: AgentConfig) -> list[str]:
-    """`env`/`headers` values written inline instead of as references (for `mcp check`)."""
-    found: list[str] = []
+def check_warnings(config: AgentConfig) -> list[str]:
+    """What `mcp check` warns about: inline secrets, servers allowed to run unconfined."""
+    found = [
+        f"mcp.allow_unconfined: '{name}' may run without Landlock where the kernel has none"
+        for name in config.mcp.allow_unconfined
+    ]
     for name, server in config.mcp.servers.items():
         for table, values in (("env", server.env), ("headers", server.headers)):
             found += [

@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 
 from oxydra.config.loader import ConfigSources, load_agent_config
+from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import ConfigError
 
 
@@ -37,15 +38,15 @@ def run_mcp(args: argparse.Namespace) -> int:
 
 
 def _list(
-    config: object, workspace: Path, environ: dict[str, str], *, check: bool, as_json: bool
+    config: AgentConfig, workspace: Path, environ: dict[str, str], *, check: bool, as_json: bool
 ) -> int:
-    from oxydra.app.mcp_status import inspect_servers, literal_secrets, render_status
+    from oxydra.app.mcp_status import check_warnings, inspect_servers, render_status
 
-    if not config.mcp.servers:  # type: ignore[attr-defined]
+    if not config.mcp.servers:
         print("no MCP servers configured ([mcp.servers.<name>] in agent.toml)")
         return 0
     statuses, size, search = asyncio.run(
-        inspect_servers(config, workspace=workspace, environ=environ)  # type: ignore[arg-type]
+        inspect_servers(config, workspace=workspace, environ=environ)
     )
     if as_json:
         doc = {"servers": statuses, "schema_bytes": size, "search_mode": search}
@@ -54,7 +55,7 @@ def _list(
         sys.stdout.write(render_status(statuses, size, search))
     if not check:
         return 0
-    warnings = literal_secrets(config)  # type: ignore[arg-type]
+    warnings = check_warnings(config)
     for warning in warnings:
         print(f"warning: {warning}")
     failed = [s.name for s in statuses if s.state == "failed"]

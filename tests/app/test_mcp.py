@@ -263,3 +263,18 @@ async def test_vm_services_start_mcp_in_the_background(tmp_path: Path) -> None:
         finally:
             async with asyncio.timeout(20):
                 await services.aclose()
+
+
+async def test_mcp_check_warns_and_fails_on_a_server_that_did_not_start(tmp_path: Path) -> None:
+    config = tmp_path / ".oxydra" / "agent.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        '[mcp]\nallow_unconfined = ["ghost"]\n\n'
+        '[mcp.servers.ghost]\ncommand = "/nonexistent/ghost-mcp"\nenv = { TOKEN = "inline" }\n'
+    )
+    code, out, err = await _run([sys.executable, "-m", "oxydra", "mcp", "check"], tmp_path)
+    assert code == 1, err
+    assert "ghost  failed  stdio" in out and "not found" in out
+    assert "mcp.servers.ghost.env.TOKEN: an inline value" in out
+    assert "'ghost' may run without Landlock" in out
+    assert "error: MCP server 'ghost' did not start" in out
