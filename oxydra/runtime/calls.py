@@ -16,7 +16,11 @@ Rules:
    session's ledger, the summary's included.
 5. Retries and the stream-to-complete fallback belong to the provider (`ReliableProvider`);
    here a stream that breaks is a `ProviderError`, and a stream that stops sending for
-   `timeout_secs` too.
+   `timeout_secs` a `ProviderTimeoutError`.
+6. A whole answer and the first item of a stream are bounded per attempt by the route
+   (`ReliableProvider(attempt_timeout=...)`), which retries a slow server; bounding them
+   here too would cut the retries off. A `TimeoutError` that still escapes is a provider
+   failure, never the turn's deadline.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from oxydra.core.errors import ProviderError
+from oxydra.core.errors import ProviderError, ProviderTimeoutError
 from oxydra.core.messages import Context, Response, UsageUpdate
 from oxydra.core.spend import Spend
 from oxydra.core.stream import ConnectionLost, StreamItem, ToolCallDelta
@@ -48,7 +52,8 @@ class TurnCalls:
         ledger: prices calls of this model and keeps the session totals.
         state: the turn's state, which is charged.
         session_id: the session the ledger charges.
-        timeout_secs: the longest wait for a whole answer or for the next stream item.
+        timeout_secs: the longest wait for the next stream item once one arrived (the
+            route bounds each attempt at a whole answer or a stream's start).
     """
 
     def __init__(
@@ -119,8 +124,10 @@ class TurnCalls:
         admitted = self.admit(context, prompt_tokens)
         if isinstance(admitted, Stop):
             return admitted
-        async with asyncio.timeout(self.timeout_secs):
+        try:
             response = await self.provider.complete(admitted)
+        except TimeoutError as exc:  # rule 6
+            raise ProviderTimeoutError(f"no answer from the provider in time: {exc}") from exc
         self.charge(response.usage)
         return response
 
@@ -142,10 +149,12 @@ class TurnCalls:
             return admitted
         assembler = ResponseAssembler()
         stream = self.provider.stream(admitted)
+        started = False
         try:
             while True:
+                gap = self.timeout_secs if started else None  # rule 6
                 try:
-                    async with asyncio.timeout(self.timeout_secs):
+                    async with asyncio.timeout(gap):
                         item: StreamItem = await anext(stream)
                 except StopAsyncIteration:
                     break
@@ -155,8 +164,10 @@ class TurnCalls:
                     on_tool_call(item.name)
                 assembler.feed(item)
                 await sink(item)
+                started = True
         except TimeoutError as exc:
-            raise ProviderError(f"no data from the provider for {self.timeout_secs}s") from exc
+            message = f"no data from the provider for {self.timeout_secs}s"
+            raise ProviderTimeoutError(message) from exc
         finally:
             await stream.aclose()
         response = assembler.response()
