@@ -164,7 +164,11 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _mcp_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["list", "check", "import", "serve"])
+    p.add_argument(
+        "action",
+        choices=["list", "check", "import", "serve"],
+        help="list or check the servers, import an mcpServers file, or serve the agent",
+    )
     p.add_argument("file", nargs="?", help="import: the mcpServers JSON file")
     p.add_argument("--append", metavar="TOML", help="import: append to this agent.toml")
     p.add_argument("--json", action="store_true", help="list/check: print JSON")
