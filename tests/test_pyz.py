@@ -153,3 +153,35 @@ def test_inside_the_archive_a_missing_extra_means_a_rebuild_not_pip(
     )
     assert out.returncode == 0, out.stderr
     assert "build_pyz.py --with embed" in out.stdout and "pip install" not in out.stdout
+
+
+def test_archive_bundles_the_otel_extra_and_exports_from_inside_itself(
+    pyz: Path, tmp_path: Path
+) -> None:
+    code = (
+        "from oxydra.config.schema import ObservabilityConfig;"
+        "from oxydra.observability import start_observability;"
+        "from oxydra.core.log import span;"
+        "import opentelemetry.sdk.trace, google.protobuf;"
+        "obs = start_observability(ObservabilityConfig(enabled=True,"
+        " otlp_endpoint='http://127.0.0.1:9', export_timeout_secs=1.0),"
+        " workspace=None, environ={});"
+        'exec(\'with span("turn", turn="t"): pass\');'
+        "obs.bridge.shutdown();"
+        "print(opentelemetry.sdk.trace.__file__); print(obs.bridge.dropped)"
+    )
+    boot = (
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
+    )
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    sdk_file, dropped = out.stdout.splitlines()
+    assert sdk_file.startswith(str(pyz)) or str(tmp_path / ".cache") in sdk_file
+    assert dropped == "1"  # nothing listens on port 9: the span is counted, not lost silently

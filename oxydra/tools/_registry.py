@@ -110,26 +110,37 @@ class ToolRegistry:
         self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
     ) -> ToolResult:
         """Run one call through the policy; never raises for tool-side failures."""
-        with span("tool.call", tool=name, session=ctx.session_id):
-            tool = self._tools.get(name)
-            if tool is None:
-                known = ", ".join(self.names) or "none"
-                text = f"unknown tool '{name}'. Available tools: {known}"
-                return self._result(name, text, ctx, kind="unknown_tool")
-            try:
-                args = _arguments(raw_args)
-                await self._gate(tool, args, ctx)
-                output = await self._run(tool, args, ctx)
-            except OxydraError as exc:
-                kind, text = _classify(name, exc)
-                return self._result(name, text, ctx, kind=kind)
-            except Exception as exc:  # a bug in a tool must not end the turn
-                _log.exception("tool %s raised", name)
-                text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
-                return self._result(name, text, ctx, kind="failed")
-            if isinstance(output, ToolOutput):
-                return self._result(name, output.text, ctx, media=output.media)
-            return self._result(name, output, ctx)
+        with span("tool.call", tool=name, session=ctx.session_id, call_id=ctx.call_id) as seen:
+            seen["_arguments"] = raw_args
+            result = await self._execute(name, raw_args, ctx)
+            seen["outcome"] = result.error_kind or "ok"
+            seen["truncated"] = result.truncated
+            seen["scrubbed"] = result.scrubbed
+            seen["_result"] = result.text
+            return result
+
+    async def _execute(
+        self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
+    ) -> ToolResult:
+        tool = self._tools.get(name)
+        if tool is None:
+            known = ", ".join(self.names) or "none"
+            text = f"unknown tool '{name}'. Available tools: {known}"
+            return self._result(name, text, ctx, kind="unknown_tool")
+        try:
+            args = _arguments(raw_args)
+            await self._gate(tool, args, ctx)
+            output = await self._run(tool, args, ctx)
+        except OxydraError as exc:
+            kind, text = _classify(name, exc)
+            return self._result(name, text, ctx, kind=kind)
+        except Exception as exc:  # a bug in a tool must not end the turn
+            _log.exception("tool %s raised", name)
+            text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
+            return self._result(name, text, ctx, kind="failed")
+        if isinstance(output, ToolOutput):
+            return self._result(name, output.text, ctx, media=output.media)
+        return self._result(name, output, ctx)
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
@@ -171,7 +182,8 @@ class ToolRegistry:
         kind: ErrorKind | None = None,
         media: tuple[MediaPart, ...] = (),
     ) -> ToolResult:
-        cleaned = self.scrubber.scrub(ctx.workspace.to_virtual(text))
+        virtual = ctx.workspace.to_virtual(text)
+        cleaned = self.scrubber.scrub(virtual)
         shown, size = truncate(cleaned, self.config.output_limit_bytes)
         return ToolResult(
             name=name,
@@ -182,6 +194,7 @@ class ToolRegistry:
             truncated=len(shown) != len(cleaned),
             original_bytes=size,
             media=media,
+            scrubbed=cleaned != virtual,
         )
 
 
