@@ -26,6 +26,11 @@ MODES: dict[str, tuple[str, str, str]] = {
         "fetch, verify or show the model catalog",
     ),
     "config": ("oxydra.commands.config", "run_config", "show or check the effective config"),
+    "mcp": (
+        "oxydra.commands.mcp",
+        "run_mcp",
+        "MCP servers: list, check, import an mcpServers file; serve the agent over stdio",
+    ),
     "usage": (
         "oxydra.commands.observability",
         "run_usage",
@@ -179,6 +184,19 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _mcp_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=["list", "check", "import", "serve"],
+        help="list or check the servers, import an mcpServers file, or serve the agent",
+    )
+    p.add_argument("file", nargs="?", help="import: the mcpServers JSON file")
+    p.add_argument("--append", metavar="TOML", help="import: append to this agent.toml")
+    p.add_argument("--json", action="store_true", help="list/check: print JSON")
+    p.add_argument("--user", help="user id (default: the single configured user or 'default')")
+    p.add_argument("--workspace", help="workspace directory of the user")
+
+
 def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="user id (default: 'default')")
     p.add_argument("--workspace", help="workspace directory of the user")
@@ -209,6 +227,7 @@ _MODE_ARGS = {
     "shell-daemon": _shell_daemon_args,
     "catalog": _catalog_args,
     "config": _config_args,
+    "mcp": _mcp_args,
     "usage": _usage_args,
     "trace": _trace_args,
 }

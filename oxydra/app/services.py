@@ -4,10 +4,17 @@ The conversation log always persists (it is what makes `ask --session` and a `vm
 resume); `[memory] enabled` adds what upstream calls memory: indexing, retrieval injection
 and the `memory_*` tools. `[scheduler] enabled` adds the `schedule_*` tools and the
 executor, which `vm` starts once its gateway is up (`start_background`); `ask` never runs it.
+`[mcp.servers]` start here too (concurrently, each within its startup timeout; one that fails
+is reported and skipped), their tools joining the agent's registry; they stop with the agent.
+`ask` and `mcp serve` wait for them before the first turn; `vm` starts them in the background
+with the gateway (`mcp_background`), so a slow server never delays the gateway past the
+runner's wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +77,7 @@ async def open_services(
     environ: Mapping[str, str],
     envelope: BootstrapEnvelope | None = None,
     http_client: Any = None,
+    mcp_background: bool = False,
 ) -> Services:
     """Open the store and build the runtime for one user's workspace."""
     enabled = config.memory.enabled
@@ -104,13 +112,60 @@ async def open_services(
             shell_available=shell,
             http_client=http_client,
         )
+        hub = mcp_hub(config, agent, workspace=workspace, environ=environ)
+        if hub is not None and not mcp_background:
+            await hub.start()
     except BaseException:
         await memory.close()
         raise
     services = Services(agent=agent, memory=memory, schedules=schedules)
+    if hub is not None and mcp_background:
+        services.background.append(_BackgroundStart(hub))
     if schedules is not None:
         services.background.append(_executor(config, schedules, agent))
     return services
+
+
+def mcp_hub(
+    config: AgentConfig, agent: Agent, *, workspace: Path, environ: Mapping[str, str]
+) -> Any:
+    """The hub of `[mcp.servers]` over the agent's registry (not started), or None.
+
+    Each server gets `<workspace>/mcp/<name>` as its own directory: outside the shell's
+    `shared` and `tmp`, so neither can tamper with the other.
+    """
+    if not any(server.enabled for server in config.mcp.servers.values()):
+        return None
+    from oxydra.tools import egress_allowlist
+    from oxydra.tools.mcp import McpHub
+
+    assert agent.registry is not None
+    hub = McpHub(
+        config.mcp,
+        agent.registry,
+        environ=environ,
+        state_dir=workspace / "mcp",
+        egress_allowlist=egress_allowlist(config, environ),
+    )
+    agent.closers.append(hub.stop)
+    return hub
+
+
+class _BackgroundStart:
+    """Starts the MCP servers once the gateway is up, without waiting for them."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, _core: Any) -> None:
+        self.task = asyncio.ensure_future(self.hub.start())
+
+    async def aclose(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
 
 
 def _schedule_store(config: AgentConfig, memory: Memory) -> ScheduleStore | None:

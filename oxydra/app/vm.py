@@ -151,7 +151,12 @@ async def _serve(
 
     with span("vm.start", remote_parent=envelope.traceparent if envelope else None, user=user):
         services = await open_services(
-            config, user_id=user, workspace=workspace, environ=env, envelope=envelope
+            config,
+            user_id=user,
+            workspace=workspace,
+            environ=env,
+            envelope=envelope,
+            mcp_background=True,
         )
     core = GatewayCore(
         services.agent.runtime,

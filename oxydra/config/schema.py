@@ -282,6 +282,45 @@ class ProvidersConfig(_Section):
     registry: dict[str, ProviderEntry] = msgspec.field(default_factory=_default_registry)
 
 
+class McpServerConfig(_Section):
+    """One MCP server: a stdio `command` or an HTTP `url` (docs/mcp.md).
+
+    Values in `env` and `headers` are references — `${VAR}` or `env:VAR` — resolved from the
+    environment at start-up; a literal value is accepted but flagged by `mcp check`.
+    """
+
+    command: str | None = None
+    args: list[str] = []
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    read_paths: list[str] = []
+    url: str | None = None
+    transport: Literal["auto", "stdio", "streamable_http", "sse"] = "auto"
+    headers: dict[str, str] = {}
+    enabled: bool = True
+    tools: list[str] | None = None
+    exclude_tools: list[str] = []
+    safety_tier: SafetyTier = SafetyTier.SIDE_EFFECTING
+    tool_tiers: dict[str, SafetyTier] = {}
+    trust_read_only_hint: bool = False
+    approval: Literal["tier", "always"] = "tier"
+    timeout_secs: PositiveFloat = 60.0
+    startup_timeout_secs: PositiveFloat = 30.0
+    protocol: Literal["auto", "2025-06-18", "2025-11-25", "2026-07-28"] = "auto"
+
+
+class McpConfig(_Section):
+    """`[mcp]`: servers whose tools join the registry, and the prompt budget for them."""
+
+    servers: dict[str, McpServerConfig] = {}
+    search_threshold_bytes: Positive = 24 * 1024
+    max_schema_bytes: Positive = 16 * 1024
+    egress_allowlist: list[str] = []
+    allow_unconfined: list[str] = []
+    restart_max: Annotated[int, msgspec.Meta(ge=0)] = 5
+    restart_backoff_secs: PositiveFloat = 1.0
+
+
 class ObservabilityConfig(_Section):
     """`[observability]`: traces and metrics out of the guest (docs/observability.md).
 
@@ -323,3 +362,4 @@ class AgentConfig(_Section):
     observability: ObservabilityConfig = msgspec.field(default_factory=ObservabilityConfig)
     agents: dict[str, AgentDefinition] = {}
     providers: ProvidersConfig = msgspec.field(default_factory=ProvidersConfig)
+    mcp: McpConfig = msgspec.field(default_factory=McpConfig)

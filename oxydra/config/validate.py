@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -67,6 +69,7 @@ def check_agent_config(config: AgentConfig, layers: Layers) -> tuple[AgentConfig
             )
     problems.extend(_timezone_problems(config, at))
     problems.extend(_bind_problems(config.gateway.bind, at("gateway.bind")))
+    problems.extend(_mcp_problems(config, at))
     runtime = config.runtime
     if runtime.max_cost is not None:
         warnings.append(
@@ -142,6 +145,24 @@ def _timezone_problems(config: AgentConfig, at: object) -> list[str]:
         assert callable(at)
         return [f"{at('scheduler.default_timezone')}: unknown IANA time zone {name!r}"]
     return []
+
+
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,48}")
+
+
+def _mcp_problems(config: AgentConfig, at: Callable[[str], str]) -> list[str]:
+    problems: list[str] = []
+    for name, server in config.mcp.servers.items():
+        key = f"mcp.servers.{name}"
+        if not _SERVER_NAME.fullmatch(name):
+            problems.append(f"{at(key)}: a server name must be 1-48 of A-Z a-z 0-9 _ -")
+        if (server.command is None) == (server.url is None):
+            problems.append(f"{at(key)}: give exactly one of 'command' (stdio) or 'url' (HTTP)")
+        if server.url is not None and server.transport == "stdio":
+            problems.append(f"{at(key + '.transport')}: 'stdio' needs 'command', not 'url'")
+        if server.command is not None and server.transport in ("streamable_http", "sse"):
+            problems.append(f"{at(key + '.transport')}: {server.transport!r} needs 'url'")
+    return problems
 
 
 def _bind_problems(bind: str, where: str) -> list[str]:

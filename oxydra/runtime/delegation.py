@@ -50,13 +50,19 @@ def agent_prompt(name: str, agent: AgentDefinition) -> str:
     return f"You are the specialist agent '{name}'. Reach the goal you are given, then report."
 
 
-def check_agent_tools(agents: Mapping[str, AgentDefinition], known: list[str]) -> None:
-    """Every tool an agent lists must exist; one error names them all."""
+def check_agent_tools(
+    agents: Mapping[str, AgentDefinition], known: list[str], *, later: tuple[str, ...] = ()
+) -> None:
+    """Every tool an agent lists must exist; one error names them all.
+
+    Names starting with one of `later` (an MCP server's `<server>__` prefix) are accepted:
+    those tools are registered when their server is up, after the agent is built.
+    """
     problems = [
         f"agents.{name}.tools: unknown tool {tool!r}"
         for name, agent in agents.items()
         for tool in agent.tools or []
-        if tool not in known
+        if tool not in known and not (later and tool.startswith(later))
     ]
     if problems:
         raise ConfigError("; ".join(problems), problems=problems)

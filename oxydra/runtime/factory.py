@@ -26,6 +26,7 @@ from oxydra.tools import (
     ScratchpadStore,
     ShellSession,
     Tool,
+    ToolRegistry,
     default_registry,
     default_tools,
     select_file_backend,
@@ -50,6 +51,7 @@ class Agent:
     catalog: ModelCatalog
     workspace: Workspace
     closers: list[Any] = field(default_factory=list)
+    registry: ToolRegistry | None = None
 
     async def aclose(self) -> None:
         """Close the provider's connections and anything else opened."""
@@ -115,7 +117,9 @@ def build_agent(
     closers: list[Any] = [provider.aclose]
     if shell is not None and shell_available:
         closers.append(shell.close)
-    return Agent(runtime=runtime, catalog=catalog, workspace=jail, closers=closers)
+    return Agent(
+        runtime=runtime, catalog=catalog, workspace=jail, closers=closers, registry=registry
+    )
 
 
 def _add_delegation(
@@ -130,9 +134,11 @@ def _add_delegation(
     """Register `delegate_to_agent` for `[agents]`; each agent gets a runtime of its own."""
     from oxydra.providers import build_reliable_provider
     from oxydra.runtime.delegation import NAME, check_agent_tools, delegate_tool
+    from oxydra.tools.mcp import server_prefix
 
     known = [n for n in registry.names if n != NAME]
-    check_agent_tools(config.agents, known)
+    later = tuple(server_prefix(server) for server in config.mcp.servers)
+    check_agent_tools(config.agents, known, later=later)
     executor = runtime.tools
     assert isinstance(executor, RegistryExecutor)
 
@@ -147,7 +153,7 @@ def _add_delegation(
             )
         return AgentRuntime(
             provider=provider,
-            tools=executor.only(agent.tools if agent.tools else known),
+            tools=executor.only(agent.tools) if agent.tools else executor.without({NAME}),
             config=config.runtime,
             provider_id=provider_id,
             model=model,

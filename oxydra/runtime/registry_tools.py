@@ -26,18 +26,25 @@ class RegistryExecutor:
         registry: ToolRegistry,
         backend_for: Callable[[str], FileBackend],
         only: frozenset[str] | None = None,
+        without: frozenset[str] = frozenset(),
     ) -> None:
         self.registry = registry
         self.backend_for = backend_for
         self.allowed = only
+        self.denied = without
 
     def only(self, names: Iterable[str]) -> RegistryExecutor:
         """A view offering and running just `names` (a sub-agent's tool list)."""
         return RegistryExecutor(self.registry, self.backend_for, frozenset(names))
 
+    def without(self, names: Iterable[str]) -> RegistryExecutor:
+        """A view of every tool but `names`, including tools registered later (MCP servers')."""
+        return RegistryExecutor(self.registry, self.backend_for, without=frozenset(names))
+
     def schemas(self) -> list[FunctionDecl]:
         """The declarations of the tools this view offers."""
-        return self.registry.schemas(None if self.allowed is None else sorted(self.allowed))
+        names = self.registry.names if self.allowed is None else sorted(self.allowed)
+        return self.registry.schemas([n for n in names if n not in self.denied])
 
     def workspace_for(self, user_id: str) -> FileBackend:
         """The file backend of the user's calls."""
@@ -51,14 +58,17 @@ class RegistryExecutor:
             if warm is not None:
                 warm()
 
+    def _offers(self, name: str) -> bool:
+        return name not in self.denied and (self.allowed is None or name in self.allowed)
+
     def is_read_only(self, name: str) -> bool:
         """Whether the tool may run concurrently (unknown tools may not)."""
         return tier_of(self.registry, name) == SafetyTier.READ_ONLY
 
     async def execute(self, call: ToolCall, ctx: ToolExecutionContext) -> ToolResult:
         """One call through the registry's policy (approval and time limit included)."""
-        if self.allowed is not None and call.name not in self.allowed:
-            known = ", ".join(sorted(self.allowed)) or "none"
+        if not self._offers(call.name):
+            known = ", ".join(n for n in self.registry.names if self._offers(n)) or "none"
             text = f"unknown tool '{call.name}'. Available tools: {known}"
             return ToolResult(name=call.name, text=text, ok=False, error_kind="unknown_tool")
         raw = call.invalid_arguments if call.invalid_arguments is not None else call.arguments

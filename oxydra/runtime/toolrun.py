@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from oxydra.core.messages import FunctionDecl, Message, ToolCall
+from oxydra.core.messages import FunctionDecl, Message, TextPart, ToolCall
 from oxydra.tools import FileBackend, ToolExecutionContext, ToolResult
 
 
@@ -71,7 +71,13 @@ async def run_calls(
 def result_messages(results: Sequence[tuple[ToolCall, ToolResult]]) -> list[Message]:
     """Tool results as history messages."""
     return [
-        Message(role="tool", tool_call_id=c.id, name=c.name, content=o.text) for c, o in results
+        Message(
+            role="tool",
+            tool_call_id=c.id,
+            name=c.name,
+            content=(TextPart(text=o.text), *o.media) if o.media else o.text,
+        )
+        for c, o in results
     ]
 
 

@@ -10,7 +10,7 @@ from oxydra.security.confine import (
     shell_sandbox,
     shell_status,
 )
-from oxydra.security.egress import Connector, EgressClient, FetchResponse
+from oxydra.security.egress import Connector, EgressClient, FetchResponse, GuardedTransport
 from oxydra.security.jail import Mount, SearchHit, Workspace
 from oxydra.security.scrub import (
     Scrubber,
@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_ALLOW",
     "EgressClient",
     "FetchResponse",
+    "GuardedTransport",
     "Mount",
     "Openat2Opener",
     "Opener",

@@ -116,6 +116,41 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that vets every request's URL and pins the connection to the address.
+
+    For long-lived protocol clients (MCP over HTTP) that need POST, streaming and their own
+    headers: each request goes through `guard.vet` (PolicyError when refused), its URL is
+    rewritten to the vetted address, and Host/SNI keep the name. Redirects are not followed
+    here; a client using this transport must leave `follow_redirects` off.
+    """
+
+    def __init__(
+        self,
+        guard: SsrfGuard,
+        *,
+        connector: Connector | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self.guard = guard
+        self._vetted: set[str] = set()
+        context = verify if isinstance(verify, ssl.SSLContext) else _ssl_context(verify)
+        backend = _AddressOnlyBackend(connector or httpcore.AnyIOBackend(), self._vetted)
+        self._inner = _PinnedTransport(context, backend)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Vet, pin, then send through the address-only pool."""
+        target = await self.guard.vet(request.url)
+        self._vetted.add(target.pinned)
+        request.url = request.url.copy_with(host=target.pinned)
+        request.extensions = {**request.extensions, "sni_hostname": target.host}
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._inner.aclose()
+
+
 class EgressClient:
     """Fetches URLs through the SSRF guard with IP pinning and re-vetted redirects.
 

@@ -102,6 +102,19 @@ def known_secrets(config: AgentConfig, environ: Mapping[str, str]) -> list[str]:
     if search is not None:
         names = [search.api_key_env, search.engine_id_env, "OXYDRA_WEB_SEARCH_GOOGLE_API_KEY"]
         values += [environ[n] for n in names if n and environ.get(n)]
+    values += _mcp_secrets(config, environ)
+    return values
+
+
+def _mcp_secrets(config: AgentConfig, environ: Mapping[str, str]) -> list[str]:
+    """Values MCP servers get through `env`/`headers` references (tokens, API keys)."""
+    values: list[str] = []
+    for server in config.mcp.servers.values():
+        for raw in (*server.env.values(), *server.headers.values()):
+            name = raw[2:-1] if raw.startswith("${") and raw.endswith("}") else None
+            name = raw[4:] if raw.startswith("env:") else name
+            if name and len(environ.get(name, "")) >= 8:
+                values.append(environ[name])
     return values
 
 

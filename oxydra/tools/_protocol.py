@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from oxydra.core.messages import FunctionDecl
+from oxydra.core.messages import FunctionDecl, MediaPart
 from oxydra.core.tiers import SafetyTier
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ class Tool(Protocol):
     """A capability the model can call.
 
     `execute` receives the model's arguments as a mapping (validated by the tool itself;
-    `@tool` does it from the signature) and the per-call context, and returns text.
+    `@tool` does it from the signature) and the per-call context, and returns text — or a
+    `ToolOutput` when the result carries media (an MCP server's images).
     """
 
     @property
@@ -43,9 +44,17 @@ class Tool(Protocol):
         """Name, description and JSON Schema of the parameters."""
         ...
 
-    async def execute(self, args: Mapping[str, Any], ctx: ToolExecutionContext) -> str:
+    async def execute(self, args: Mapping[str, Any], ctx: ToolExecutionContext) -> str | ToolOutput:
         """Run one call; raise a ToolError subclass to report a failure to the model."""
         ...
+
+
+class ToolOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """A result with media: the text goes through the policy; the media ride along to the
+    providers that accept media in tool results (the others see only the text)."""
+
+    text: str
+    media: tuple[MediaPart, ...] = ()
 
 
 class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -66,6 +75,7 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     call_id: str | None = None
     truncated: bool = False
     original_bytes: int = 0
+    media: tuple[MediaPart, ...] = ()
     scrubbed: bool = False
 
     @property

@@ -33,12 +33,12 @@ from oxydra.core.errors import (
     ToolTimeoutError,
 )
 from oxydra.core.log import get_logger, span
-from oxydra.core.messages import FunctionDecl
+from oxydra.core.messages import FunctionDecl, MediaPart
 from oxydra.core.tiers import SafetyTier
 from oxydra.security import Scrubber
 from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
 from oxydra.tools._output import clean_output_async
-from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
+from oxydra.tools._protocol import ErrorKind, Tool, ToolOutput, ToolResult
 from oxydra.wire import MAX_JSON_DEPTH, nesting_exceeds
 
 _log = get_logger(__name__)
@@ -59,12 +59,30 @@ class ToolRegistry:
         self.config = config if config is not None else ToolsConfig()
         self.scrubber = scrubber if scrubber is not None else Scrubber()
         self._tools: dict[str, Tool] = {}
+        self._deferred: set[str] = set()
 
     def register(self, tool: Tool, *, replace: bool = False) -> None:
         """Add a tool; a second tool with the same name is an error unless `replace`."""
         if tool.name in self._tools and not replace:
             raise ValueError(f"a tool named '{tool.name}' is already registered")
         self._tools[tool.name] = tool
+
+    def unregister(self, name: str) -> None:
+        """Remove a tool (an MCP server dropped it); unknown names are ignored."""
+        self._tools.pop(name, None)
+        self._deferred.discard(name)
+
+    def defer(self, names: Iterable[str], deferred: bool = True) -> None:
+        """Keep `names` callable but leave their schemas out of `schemas()` (or put them back).
+
+        The MCP prompt budget: past a size, servers' schemas are found on demand
+        (`mcp_find_tools`) instead of being sent with every request.
+        """
+        wanted = set(names) & set(self._tools)
+        if deferred:
+            self._deferred |= wanted
+        else:
+            self._deferred -= wanted
 
     def register_all(self, tools: Iterable[Tool]) -> None:
         """Add several tools."""
@@ -89,7 +107,7 @@ class ToolRegistry:
     def schemas(self, names: Iterable[str] | None = None) -> list[FunctionDecl]:
         """Declarations to send with a turn, sorted by name; `names` limits them."""
         wanted = self.names if names is None else sorted(set(names) & set(self._tools))
-        return [self._tools[n].schema() for n in wanted]
+        return [self._tools[n].schema() for n in wanted if n not in self._deferred]
 
     async def execute(
         self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
@@ -115,7 +133,7 @@ class ToolRegistry:
         try:
             args = _arguments(raw_args)
             await self._gate(tool, args, ctx)
-            text = await self._run(tool, args, ctx)
+            output = await self._run(tool, args, ctx)
         except OxydraError as exc:
             kind, text = _classify(name, exc)
             return await self._result(name, text, ctx, kind=kind)
@@ -123,11 +141,14 @@ class ToolRegistry:
             _log.exception("tool %s raised", name)
             text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
             return await self._result(name, text, ctx, kind="failed")
-        return await self._result(name, text, ctx)
+        if isinstance(output, ToolOutput):
+            return await self._result(name, output.text, ctx, media=output.media)
+        return await self._result(name, output, ctx)
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
-        if tool.safety_tier not in approval.require:
+        always = getattr(tool, "requires_approval", False) is True
+        if tool.safety_tier not in approval.require and not always:
             return
         if ctx.approval is None:
             if approval.default == "allow":
@@ -144,7 +165,9 @@ class ToolRegistry:
         if not await _ask(ctx.approval(request), approval):
             raise _Denied(f"the user did not approve running '{tool.name}'")
 
-    async def _run(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> str:
+    async def _run(
+        self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext
+    ) -> str | ToolOutput:
         try:
             async with asyncio.timeout(tool.timeout):
                 return await tool.execute(args, ctx)
@@ -154,7 +177,13 @@ class ToolRegistry:
             ) from exc
 
     async def _result(
-        self, name: str, text: str, ctx: ToolExecutionContext, *, kind: ErrorKind | None = None
+        self,
+        name: str,
+        text: str,
+        ctx: ToolExecutionContext,
+        *,
+        kind: ErrorKind | None = None,
+        media: tuple[MediaPart, ...] = (),
     ) -> ToolResult:
         limit = self.config.output_limit_bytes
         shown = await clean_output_async(
@@ -169,6 +198,7 @@ class ToolRegistry:
             truncated=shown.truncated,
             original_bytes=shown.original_bytes,
             scrubbed=shown.scrubbed,
+            media=media,
         )
 
 

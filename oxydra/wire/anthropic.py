@@ -132,7 +132,11 @@ def _conversation(messages: tuple[Message, ...], profile: AnthropicProfile) -> l
 def _blocks(message: Message, profile: AnthropicProfile) -> list[dict[str, Any]]:
     if message.role == "tool":
         return [
-            {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.text}
+            {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": _tool_content(message, profile),
+            }
         ]
     blocks = _reasoning_blocks(message) if message.role == "assistant" else []
     if message.text:
@@ -142,6 +146,15 @@ def _blocks(message: Message, profile: AnthropicProfile) -> list[dict[str, Any]]
         arguments = call.arguments if call.invalid_arguments is None else {}
         blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
     return blocks
+
+
+def _tool_content(message: Message, profile: AnthropicProfile) -> str | list[dict[str, Any]]:
+    """A tool result's text, plus its images when the model takes images (else text only:
+    the tool's own text already names what was left out)."""
+    images = [p for p in message.media if media_kind(p.mime_type) == "image"]
+    if not images or "image" not in profile.media:
+        return message.text
+    return [{"type": "text", "text": message.text}, *(_media_block(p, profile) for p in images)]
 
 
 def _reasoning_blocks(message: Message) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""MCP servers the tests start: our misbehaving one, and one on the official SDK."""
