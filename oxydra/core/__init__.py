@@ -43,6 +43,15 @@ from oxydra.core.messages import (
     ToolCall,
     UsageUpdate,
 )
+from oxydra.core.provenance import (
+    Label,
+    Source,
+    call_scope,
+    merge,
+    note_read,
+    untrusted,
+    writing_label,
+)
 from oxydra.core.stream import (
     ConnectionLost,
     FinishReason,
@@ -57,7 +66,7 @@ from oxydra.core.stream import (
     ToolExecution,
     ToolHeartbeat,
 )
-from oxydra.core.tiers import SafetyTier, SandboxTier
+from oxydra.core.tiers import ImpactClass, SafetyTier, SandboxTier
 
 __all__ = [
     "AgentError",
@@ -73,6 +82,8 @@ __all__ = [
     "FinishReason",
     "FunctionDecl",
     "GatewayError",
+    "ImpactClass",
+    "Label",
     "MediaPart",
     "MemoryStoreError",
     "Message",
@@ -99,6 +110,7 @@ __all__ = [
     "SandboxTier",
     "SchedulerError",
     "ServerError",
+    "Source",
     "StopReason",
     "StreamItem",
     "Text",
@@ -113,10 +125,15 @@ __all__ = [
     "UnknownToolError",
     "UsageUpdate",
     "WireError",
+    "call_scope",
     "configure_logging",
     "get_logger",
+    "merge",
     "new_request_id",
     "new_session_id",
+    "note_read",
     "span",
+    "untrusted",
     "uuid7",
+    "writing_label",
 ]

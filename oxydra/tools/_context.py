@@ -12,13 +12,18 @@ from typing import Any, Protocol
 
 import msgspec
 
+from oxydra.core.provenance import Label
 from oxydra.core.tiers import SafetyTier
 from oxydra.tools._backend import FileBackend
 from oxydra.tools._cancel import CancellationToken
 
 
 class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """A question to the human: may this call run?"""
+    """A question to the human: may this call run?
+
+    `taint_sources` lists the untrusted sources in the model's context when the question
+    comes from taint policy, and `reason` says why it is asked.
+    """
 
     tool: str
     safety_tier: SafetyTier
@@ -26,6 +31,8 @@ class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str
     session_id: str
     call_id: str | None = None
+    reason: str = ""
+    taint_sources: tuple[str, ...] = ()
 
 
 class ApprovalHook(Protocol):
@@ -49,6 +56,8 @@ class ToolExecutionContext:
         approval: the human-in-the-loop hook, when a channel wired one.
         provider, model: the caller's model (a tool may adapt its output to it).
         call_id: the model's id for this call.
+        taint: the label of the model's context for this step (None: trusted); taint
+            policy gates and labels the call by it.
     """
 
     user_id: str
@@ -60,3 +69,4 @@ class ToolExecutionContext:
     provider: str | None = None
     model: str | None = None
     call_id: str | None = None
+    taint: Label | None = None

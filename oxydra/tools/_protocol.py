@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import msgspec
 
 from oxydra.core.messages import FunctionDecl
+from oxydra.core.provenance import Label
 from oxydra.core.tiers import SafetyTier
 
 if TYPE_CHECKING:
@@ -24,6 +25,9 @@ class Tool(Protocol):
 
     `execute` receives the model's arguments as a mapping (validated by the tool itself;
     `@tool` does it from the signature) and the per-call context, and returns text.
+
+    Optional attributes the registry reads when present (docs/taint.md): `impact`
+    (an `ImpactClass`) and `untrusted` (the source kind of its results, e.g. `"mcp github"`).
     """
 
     @property
@@ -58,6 +62,8 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         ok: False when the call failed; `error_kind` then says how, so the runtime can
             decide on feedback and retries without parsing text.
         truncated: the output was cut to the limit; `original_bytes` is its full size.
+        label: provenance of `text` (None: trusted); untrusted results taint the step
+            that reads them.
     """
 
     name: str
@@ -67,3 +73,4 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     call_id: str | None = None
     truncated: bool = False
     original_bytes: int = 0
+    label: Label | None = None

@@ -3,12 +3,17 @@
 Per call, in order:
 1. unknown tool -> `unknown_tool` (the text lists the real names so the model can retry);
 2. arguments given as JSON text are decoded; not an object -> `invalid_arguments`;
-3. safety-tier gate: a tier listed in `[tools.approval] require` needs a yes from the
+3. taint gate (`_taint.py`, docs/taint.md): while the step's context holds untrusted
+   content, a call of a gated impact class is refused or needs the person's yes (no hook:
+   refused), and a URL that could carry data out is refused; each gated call and its
+   answer go to the audit log. A yes here also answers step 4;
+4. safety-tier gate: a tier listed in `[tools.approval] require` needs a yes from the
    context's approval hook (within `timeout_secs`; no answer in time is a no); with no hook
    wired, `[tools.approval] default` decides;
-4. the tool runs under `asyncio.timeout(tool.timeout)` and stops early when the context's
-   cancellation token fires;
-5. the output (or error text) has host paths rewritten to `/shared`, `/tmp`, `/vault`, is
+5. the tool runs under `asyncio.timeout(tool.timeout)` and stops early when the context's
+   cancellation token fires, inside `call_scope(ctx.taint)` so what it writes keeps the
+   step's label and what it reads is reported; the result gets its label;
+6. the output (or error text) has host paths rewritten to `/shared`, `/tmp`, `/vault`, is
    scrubbed of secrets, then truncated to `output_limit_bytes` with a visible marker. Paths
    and secrets are handled before truncation so a cut can never leave half a secret.
 
@@ -35,11 +40,13 @@ from oxydra.core.errors import (
 )
 from oxydra.core.log import get_logger, span
 from oxydra.core.messages import FunctionDecl
+from oxydra.core.provenance import Label, call_scope
 from oxydra.core.tiers import SafetyTier
 from oxydra.security import Scrubber
 from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
 from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
+from oxydra.tools._taint import TaintGuard
 
 _log = get_logger(__name__)
 _DECODER = msgspec.json.Decoder()
@@ -55,13 +62,20 @@ class ToolRegistry:
     Args:
         config: `[tools]` (output limit, approval); defaults when omitted.
         scrubber: redacts secrets from every output; a plain `Scrubber()` when omitted.
+        taint: the taint guard (policy, tainted files, audit); in-memory defaults when
+            omitted.
     """
 
     def __init__(
-        self, config: ToolsConfig | None = None, *, scrubber: Scrubber | None = None
+        self,
+        config: ToolsConfig | None = None,
+        *,
+        scrubber: Scrubber | None = None,
+        taint: TaintGuard | None = None,
     ) -> None:
         self.config = config if config is not None else ToolsConfig()
         self.scrubber = scrubber if scrubber is not None else Scrubber()
+        self.taint = taint if taint is not None else TaintGuard()
         self._tools: dict[str, Tool] = {}
 
     def register(self, tool: Tool, *, replace: bool = False) -> None:
@@ -107,8 +121,12 @@ class ToolRegistry:
                 return self._result(name, text, ctx, kind="unknown_tool")
             try:
                 args = _arguments(raw_args)
-                await self._gate(tool, args, ctx)
-                text = await self._run(tool, args, ctx)
+                if not await self._taint_gate(tool, args, ctx):
+                    await self._gate(tool, args, ctx)
+                with call_scope(ctx.taint) as reads:
+                    text = await self._run(tool, args, ctx)
+                label = self.taint.result_label(tool, args, reads)
+                await self.taint.after_write(tool, args, ctx)
             except _Cancelled:
                 reason = ctx.cancellation.reason or "cancelled"
                 return self._result(name, f"tool call cancelled ({reason})", ctx, kind="cancelled")
@@ -119,7 +137,37 @@ class ToolRegistry:
                 _log.exception("tool %s raised", name)
                 text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
                 return self._result(name, text, ctx, kind="failed")
-            return self._result(name, text, ctx)
+            return self._result(name, text, ctx, label=label)
+
+    async def _taint_gate(
+        self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext
+    ) -> bool:
+        """Apply taint policy; True when the person approved (no second question)."""
+        decision = self.taint.check(tool, args, ctx)
+        if decision.action == "allow":
+            return False
+        if decision.action == "deny":
+            await self.taint.record(tool, args, ctx, decision, "refused", self.scrubber)
+            raise PolicyError(decision.reason)
+        if ctx.approval is None:
+            await self.taint.record(tool, args, ctx, decision, "refused_no_approver", self.scrubber)
+            raise _Denied(f"{decision.reason}; it needs the user's approval and nobody can answer")
+        request = ApprovalRequest(
+            tool=tool.name,
+            safety_tier=tool.safety_tier,
+            arguments=args,
+            user_id=ctx.user_id,
+            session_id=ctx.session_id,
+            call_id=ctx.call_id,
+            reason=decision.reason,
+            taint_sources=tuple(str(s) for s in ctx.taint.sources) if ctx.taint else (),
+        )
+        approved = await _ask(ctx.approval(request), self.config.approval)
+        answer = "approved" if approved else "denied"
+        await self.taint.record(tool, args, ctx, decision, answer, self.scrubber)
+        if not approved:
+            raise _Denied(f"the user did not approve running '{tool.name}' ({decision.reason})")
+        return True
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
@@ -150,7 +198,13 @@ class ToolRegistry:
             ) from exc
 
     def _result(
-        self, name: str, text: str, ctx: ToolExecutionContext, *, kind: ErrorKind | None = None
+        self,
+        name: str,
+        text: str,
+        ctx: ToolExecutionContext,
+        *,
+        kind: ErrorKind | None = None,
+        label: Label | None = None,
     ) -> ToolResult:
         cleaned = self.scrubber.scrub(ctx.workspace.to_virtual(text))
         shown, size = truncate(cleaned, self.config.output_limit_bytes)
@@ -162,6 +216,7 @@ class ToolRegistry:
             call_id=ctx.call_id,
             truncated=len(shown) != len(cleaned),
             original_bytes=size,
+            label=label,
         )
 
 
