@@ -20,7 +20,15 @@ class ApprovalBroker:
     def approver_for(self, channel: SessionChannel, request_id: str, turn: TurnStatus) -> Any:
         """An approver callable bound to one turn of one session."""
 
-        async def approve(tool_name: str, arguments: dict[str, Any], tier: str) -> bool:
+        async def approve(
+            tool_name: str,
+            arguments: dict[str, Any],
+            tier: str,
+            /,
+            *,
+            reason: str = "",
+            sources: tuple[str, ...] = (),
+        ) -> bool:
             approval_id = uuid.uuid4().hex
             future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._pending[approval_id] = (channel.user_id, future)
@@ -34,6 +42,8 @@ class ApprovalBroker:
                     arguments=arguments,
                     safety_tier=tier,
                     expires_in_secs=int(self.timeout_secs),
+                    reason=reason or None,
+                    taint_sources=list(sources) or None,
                 )
             )
             try:

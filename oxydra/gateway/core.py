@@ -349,6 +349,14 @@ class GatewayCore:
             raise RefusedError("no active turn to cancel", "no_active_turn")
         channel.task.cancel()
 
+    def taint_sources(self, session_id: str) -> list[str] | None:
+        """The untrusted sources in the session's context (`/status`); None when trusted."""
+        taint_of = getattr(self.runner, "taint_of", None)
+        label = taint_of(session_id) if taint_of is not None else None
+        if label is None:
+            return None
+        return [str(s) for s in label.sources] or ["unknown source"]
+
     def cancel_all(self, user_id: str) -> int:
         """Cancel every active turn of a user; returns how many."""
         tasks = [c.task for c in self._channels.values() if c.user_id == user_id and c.task]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from oxydra.core import Message
+from oxydra.core import Label, Message
 from oxydra.memory._chunks import ChunkRow
 from oxydra.memory._text import (
     chunk_id_for,
@@ -34,7 +34,10 @@ def conversation_rows(session_id: str, message: Message) -> list[ChunkRow]:
     metadata: dict[str, Any] = {"source": source, "role": message.role}
     if message.tool_call_id:
         metadata["tool_call_id"] = message.tool_call_id
-    return _rows(session_id, windows, metadata, f"conversation://{session_id}/{source}")
+    rows = _rows(session_id, windows, metadata, f"conversation://{session_id}/{source}")
+    for row in rows:
+        row.label = message.trust_label
+    return rows
 
 
 def note_rows(
@@ -46,6 +49,7 @@ def note_rows(
     source: str,
     created_at: str,
     updated_at: str,
+    label: Label | None = None,
 ) -> list[ChunkRow]:
     """Unstamped rows for a note's content."""
     metadata: dict[str, Any] = {
@@ -60,6 +64,7 @@ def note_rows(
     rows = _rows(session_id, chunk_windows(collapse_whitespace(content)), metadata, None)
     for row in rows:
         row.note_id = note_id
+        row.label = label
     return rows
 
 

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from oxydra.config.schema import MemoryConfig, RetrievalConfig
-from oxydra.core import Message
+from oxydra.core import Label, Message
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder
 from oxydra.memory._fastembed import create_embedder
@@ -233,12 +233,13 @@ class Memory:
         upper_sequence: int,
         lower_sequence: int = 1,
         metadata: dict[str, Any] | None = None,
+        label: Label | None = None,
     ) -> SummaryState | None:
-        """Store a summary of a range of events; None when the write is stale."""
+        """Store a summary of a range of events (with its label); None when stale."""
         return await self._worker.run(
             self._store.events.save_summary, session_id, expected_epoch=expected_epoch,
             summary=summary, upper_sequence=upper_sequence, lower_sequence=lower_sequence,
-            metadata=metadata,
+            metadata=metadata, label=label,
         )  # fmt: skip
 
     async def summary_history(self, session_id: str) -> list[SummaryState]:

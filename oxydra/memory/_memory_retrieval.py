@@ -1,9 +1,16 @@
-"""`MemoryRetrieval`: hybrid search, chunk upserts and user notes (async facade)."""
+"""`MemoryRetrieval`: hybrid search, chunk upserts and user notes (async facade).
+
+Provenance crosses here (the worker thread does not see the caller's context variables):
+a note stored during a tool call keeps the call's `writing_label()`, and labelled hits a
+search returns are reported with `note_read`, so the tool result that shows them is
+labelled too (docs/taint.md).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from oxydra.core.provenance import Label, merge, note_read, writing_label
 from oxydra.memory._store import MemoryStore
 from oxydra.memory._types import ChunkInput, Note, SearchHit, SearchMode, UpsertResult
 from oxydra.memory._worker import StoreWorker
@@ -37,10 +44,13 @@ class MemoryRetrieval:
         mode: SearchMode = "hybrid",
     ) -> list[SearchHit]:
         """The best chunks for `query` within the user/session/tag filter."""
-        return await self._worker.run(
+        hits = await self._worker.run(
             self._index.search, query, user_id=user_id, session_ids=session_ids, tags=tags,
             top_k=top_k, mode=mode,
         )  # fmt: skip
+        for hit in hits:
+            note_read(hit.label)
+        return hits
 
     async def upsert_chunks(self, chunks: Sequence[ChunkInput]) -> UpsertResult:
         """Insert, replace or keep chunks (idempotent by id and content hash)."""
@@ -51,16 +61,29 @@ class MemoryRetrieval:
         return await self._worker.run(self._index.delete_chunks, chunk_ids)
 
     async def store_note(
-        self, user_id: str, content: str, tags: Sequence[str] | None = None
+        self,
+        user_id: str,
+        content: str,
+        tags: Sequence[str] | None = None,
+        label: Label | None = None,
     ) -> Note:
-        """Save a note for the user."""
-        return await self._worker.run(self._notes.store_note, user_id, content, tags)
+        """Save a note for the user; it carries `label` and the current call's label."""
+        label = merge(label, writing_label())
+        return await self._worker.run(self._notes.store_note, user_id, content, tags, label)
 
     async def update_note(
-        self, user_id: str, note_id: str, content: str, tags: Sequence[str] | None = None
+        self,
+        user_id: str,
+        note_id: str,
+        content: str,
+        tags: Sequence[str] | None = None,
+        label: Label | None = None,
     ) -> Note | None:
-        """Replace the user's note (None when the user has no such note)."""
-        return await self._worker.run(self._notes.update_note, user_id, note_id, content, tags)
+        """Replace the user's note (None when the user has no such note), relabelled."""
+        label = merge(label, writing_label())
+        return await self._worker.run(
+            self._notes.update_note, user_id, note_id, content, tags, label
+        )
 
     async def delete_note(self, user_id: str, note_id: str) -> bool:
         """Delete the user's note (False when the user has no such note)."""

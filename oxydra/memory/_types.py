@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from oxydra.core import Message
+from oxydra.core import Label, Message
 
 SearchMode = Literal["hybrid", "vector", "fts"]
 
@@ -44,6 +44,7 @@ class SummaryState(msgspec.Struct, frozen=True, kw_only=True):
     summary: str
     metadata: dict[str, Any] = {}
     created_at: str = ""
+    label: Label | None = None
 
 
 class ScratchpadState(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +94,7 @@ class ChunkInput(msgspec.Struct, frozen=True, kw_only=True):
     sequence_end: int | None = None
     source_uri: str | None = None
     note_id: str | None = None
+    label: Label | None = None
 
 
 class UpsertResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,6 +125,7 @@ class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
     sequence_end: int | None = None
     metadata: dict[str, Any] = {}
     created_at: str = ""
+    label: Label | None = None
 
 
 class Note(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,6 +138,7 @@ class Note(msgspec.Struct, frozen=True, kw_only=True):
     source: str = "memory_save"
     created_at: str = ""
     updated_at: str = ""
+    label: Label | None = None
 
 
 class GatewaySession(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ from typing import Any
 
 from oxydra.core.errors import ToolArgumentsError
 from oxydra.core.messages import FunctionDecl, Message
+from oxydra.core.provenance import merge
 from oxydra.core.tiers import SafetyTier
 from oxydra.memory import Memory, MemoryRetrieval, notes_session_id
 from oxydra.memory.tools import MEMORY_TOOLS, ToolSpec
@@ -46,7 +47,10 @@ class MemoryConversations:
         if restored.summary is not None:
             covered = sum(1 for e in events if e.sequence <= restored.summary.upper_sequence)
             summary = Summary(
-                text=restored.summary.summary, covered=covered, epoch=restored.summary.epoch
+                text=restored.summary.summary,
+                covered=covered,
+                epoch=restored.summary.epoch,
+                label=restored.summary.label,
             )
         return [e.message for e in events], summary
 
@@ -66,6 +70,7 @@ class MemoryConversations:
             summary=summary.text,
             upper_sequence=upper,
             lower_sequence=events[0].sequence,
+            label=summary.label,
         )
 
 
@@ -137,6 +142,12 @@ def retriever_for(retrieval: MemoryRetrieval, top_k: int) -> Any:
         if not hits:
             return None
         lines = [f"- [{h.score:.3f}] {' '.join(h.text.split())[:SNIPPET_CHARS]}" for h in hits]
-        return Message(role="system", content="Retrieved memory snippets:\n" + "\n".join(lines))
+        # Labelled snippets taint the step; the runtime never sends them as a system message.
+        label = merge(*(h.label for h in hits))
+        return Message(
+            role="system",
+            content="Retrieved memory snippets:\n" + "\n".join(lines),
+            label=label,
+        )
 
     return retrieve

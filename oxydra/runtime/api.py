@@ -6,18 +6,37 @@ consistent history (no tool call without a result) and a `cancelled` outcome.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import msgspec
 
 from oxydra.core.messages import MediaPart, Response
+from oxydra.core.provenance import Label
 from oxydra.core.stream import StreamItem
 from oxydra.runtime.decide import EndReason
 from oxydra.runtime.ledger import Spend
 
-Approver = Callable[[str, dict[str, Any], str], Awaitable[bool]]
-"""Asks a human: (tool name, arguments, safety tier) -> approved?"""
+
+class Approver(Protocol):
+    """Asks a human: (tool name, arguments, safety tier) -> approved?
+
+    A question from taint policy also carries `reason` and the untrusted `sources` in the
+    model's context, so the person sees why they are asked (docs/taint.md).
+    """
+
+    def __call__(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        tier: str,
+        /,
+        *,
+        reason: str = "",
+        sources: tuple[str, ...] = (),
+    ) -> Awaitable[bool]:
+        """Answer one question; True means run the call."""
+        ...
 
 
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,6 +44,8 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     `max_turns` and `max_cost_usd` are this turn's own limits (the scheduler sets them from
     `[scheduler]`); they can only tighten the runtime's `[runtime]` limits, never widen them.
+    `label` marks a prompt that is not the session owner's own words (another person in a
+    shared chat, a task written by a tainted agent): the turn starts tainted.
     """
 
     user_id: str
@@ -36,6 +57,7 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     channel: str = "tui"
     max_turns: int | None = None
     max_cost_usd: float | None = None
+    label: Label | None = None
 
 
 class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,6 +21,7 @@ import msgspec
 from oxydra.config.schema import AgentDefinition
 from oxydra.core.errors import ConfigError, ToolArgumentsError
 from oxydra.core.messages import FunctionDecl
+from oxydra.core.provenance import note_read
 from oxydra.core.stream import StreamItem
 from oxydra.core.tiers import SafetyTier
 from oxydra.runtime.api import Approver, TurnRequest
@@ -125,9 +126,11 @@ class DelegateTool:
             channel=ctx.channel,
             max_turns=_tightest(request.max_turns, agent.max_turns),
             max_cost_usd=_tightest(request.max_cost, agent.max_cost),
+            label=ctx.taint,  # a task written from a tainted step starts the agent tainted
         )
         outcome = await runtime.run_turn(turn, _discard, _approver(ctx))
         if outcome.ok and outcome.response is not None:
+            note_read(outcome.response.message.label)  # what the agent read taints its answer
             return outcome.response.message.text or "(the agent finished without text)"
         return f"The agent '{request.agent_name}' stopped ({outcome.reason}): {outcome.detail}"
 
@@ -177,7 +180,15 @@ def _approver(ctx: ToolExecutionContext) -> Approver | None:
     if hook is None:
         return None
 
-    async def ask(tool: str, arguments: dict[str, Any], tier: str) -> bool:
+    async def ask(
+        tool: str,
+        arguments: dict[str, Any],
+        tier: str,
+        /,
+        *,
+        reason: str = "",
+        sources: tuple[str, ...] = (),
+    ) -> bool:
         return await hook(
             ApprovalRequest(
                 tool=tool,
@@ -185,6 +196,8 @@ def _approver(ctx: ToolExecutionContext) -> Approver | None:
                 arguments=arguments,
                 user_id=ctx.user_id,
                 session_id=ctx.session_id,
+                reason=reason,
+                taint_sources=sources,
             )
         )
 

@@ -12,6 +12,7 @@ yielding, cancelled.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -22,6 +23,7 @@ from oxydra.core.errors import ProviderError
 from oxydra.core.ids import ModelId, ProviderId
 from oxydra.core.log import get_logger, span
 from oxydra.core.messages import Context, FunctionDecl, Message, Response, TextPart, ToolCall
+from oxydra.core.provenance import Label, merge
 from oxydra.core.stream import (
     ConnectionLost,
     Progress,
@@ -53,6 +55,7 @@ from oxydra.runtime.toolrun import (
     run_calls,
     with_heartbeat,
 )
+from oxydra.security.taint import context_label, for_model
 from oxydra.wire.assemble import ResponseAssembler
 
 _log = get_logger(__name__)
@@ -100,6 +103,7 @@ class AgentRuntime:
         self._counter = counter
         self._conversations: dict[str, Conversation] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._taint_key = os.urandom(16)  # keys the untrusted-content marker ids
 
     # ---- sessions ------------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class AgentRuntime:
                 if request.attachments
                 else request.prompt
             )
-            conversation.history.append(Message(role="user", content=content))
+            conversation.history.append(Message(role="user", content=content, label=request.label))
             await self._persist(conversation)
             scope = ToolScope(
                 user_id=request.user_id,
@@ -196,7 +200,18 @@ class AgentRuntime:
             state.model_calls += 1
             await sink(self._progress(ProviderCall(), "Calling provider", state))
             context = await self._context(conversation, sink, state)
-            response = await self._call_model(context, sink)
+            taint = context_label(context.messages)
+            if taint is not None:
+                _log.info(
+                    "step %d of session %s is tainted by %s",
+                    state.model_calls,
+                    conversation.session_id,
+                    taint.describe(),
+                )
+                context = msgspec.structs.replace(
+                    context, messages=for_model(context.messages, self._taint_key)
+                )
+            response = _labelled(await self._call_model(context, sink), taint)
             self.ledger.record(conversation.session_id, state.spend, response.usage)
             decision = d.after_response(state, response, state.limits)
             match decision:
@@ -214,7 +229,8 @@ class AgentRuntime:
                 case d.RunTools(calls=calls):
                     conversation.history.append(response.message)
                     await self._persist(conversation)
-                    stop = await self._tools(conversation, calls, scope, sink, approver, state)
+                    step = msgspec.structs.replace(scope, taint=taint)
+                    stop = await self._tools(conversation, calls, step, sink, approver, state)
                     if stop is not None:
                         return await self._end(conversation, state, stop.reason, stop.detail)
 
@@ -356,6 +372,14 @@ class AgentRuntime:
             reserved_output_tokens=reserved,
         )
 
+    def taint_of(self, session_id: str) -> Label | None:
+        """The taint the session's next step starts with (history and summary; `/status`)."""
+        conversation = self._conversations.get(session_id)
+        if conversation is None:
+            return None
+        summary = conversation.summary.label if conversation.summary else None
+        return merge(summary, context_label(conversation.live_history()))
+
     async def _fixed_messages(self, conversation: Conversation) -> list[Message]:
         fixed = [Message(role="system", content=self.system_prompt)]
         if conversation.summary is not None:
@@ -366,6 +390,7 @@ class AgentRuntime:
                         f"Summary of the first {conversation.summary.covered} messages of this "
                         "session (their full text stays in memory):\n" + conversation.summary.text
                     ),
+                    label=conversation.summary.label,
                 )
             )
         if self.retriever is not None:
@@ -410,7 +435,11 @@ class AgentRuntime:
         )
         covered = (conversation.summary.covered if conversation.summary else 0) + cut
         epoch = (conversation.summary.epoch if conversation.summary else 0) + 1
-        conversation.summary = Summary(text=text, covered=covered, epoch=epoch)
+        label = merge(
+            conversation.summary.label if conversation.summary else None,
+            context_label(live[:cut]),
+        )
+        conversation.summary = Summary(text=text, covered=covered, epoch=epoch, label=label)
         if self.store is not None:
             await self.store.save_summary(conversation.session_id, conversation.summary)
         return True
@@ -429,6 +458,14 @@ class AgentRuntime:
     ) -> TurnOutcome:
         await self._close_calls(conversation, f"the turn stopped ({detail})")
         return TurnOutcome(reason=reason, detail=detail, spend=state.spend)
+
+
+def _labelled(response: Response, taint: Label | None) -> Response:
+    """The answer of a tainted step carries the step's label: it may echo untrusted text."""
+    if taint is None:
+        return response
+    message = msgspec.structs.replace(response.message, label=taint)
+    return msgspec.structs.replace(response, message=message)
 
 
 def _json_bytes(messages: tuple[Message, ...], tools: list[FunctionDecl]) -> int:

@@ -72,7 +72,15 @@ class RegistryExecutor:
             ask = approver
 
             async def hook(request: ApprovalRequest) -> bool:
-                return await ask(request.tool, request.arguments, str(request.safety_tier))
+                if not request.taint_sources:
+                    return await ask(request.tool, request.arguments, str(request.safety_tier))
+                return await ask(
+                    request.tool,
+                    request.arguments,
+                    str(request.safety_tier),
+                    reason=request.reason,
+                    sources=request.taint_sources,
+                )
 
         ctx = ToolExecutionContext(
             user_id=scope.user_id,
@@ -83,6 +91,7 @@ class RegistryExecutor:
             provider=scope.provider,
             model=scope.model,
             call_id=call.id,
+            taint=scope.taint,
         )
         if self.allowed is not None and call.name not in self.allowed:
             known = ", ".join(sorted(self.allowed)) or "none"
@@ -94,5 +103,8 @@ class RegistryExecutor:
         raw = call.invalid_arguments if call.invalid_arguments is not None else call.arguments
         result = await self.registry.execute(call.name, raw, ctx)
         return ToolOutcome(
-            text=result.text, ok=result.ok, feedback=result.error_kind in FEEDBACK_KINDS
+            text=result.text,
+            ok=result.ok,
+            feedback=result.error_kind in FEEDBACK_KINDS,
+            label=result.label,
         )

@@ -19,25 +19,34 @@ from typing import Protocol
 import msgspec
 
 from oxydra.core.messages import FunctionDecl, Message, ToolCall
+from oxydra.core.provenance import Label
 from oxydra.runtime.api import Approver
 
 
 class ToolScope(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling: passed with every call, never stored on shared objects."""
+    """Who is calling: passed with every call, never stored on shared objects.
+
+    `taint` is the label of the model's context in the step that made the calls.
+    """
 
     user_id: str
     session_id: str
     channel: str = "tui"
     provider: str = ""
     model: str = ""
+    taint: Label | None = None
 
 
 class ToolOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """A call's result text; `feedback` marks the model's own mistake (bad args, no such tool)."""
+    """A call's result text; `feedback` marks the model's own mistake (bad args, no such tool).
+
+    `label` is the result's provenance (None: trusted).
+    """
 
     text: str
     ok: bool = True
     feedback: bool = False
+    label: Label | None = None
 
 
 class ToolExecutor(Protocol):
@@ -96,7 +105,8 @@ async def run_calls(
 def result_messages(results: Sequence[tuple[ToolCall, ToolOutcome]]) -> list[Message]:
     """Tool results as history messages."""
     return [
-        Message(role="tool", tool_call_id=c.id, name=c.name, content=o.text) for c, o in results
+        Message(role="tool", tool_call_id=c.id, name=c.name, content=o.text, label=o.label)
+        for c, o in results
     ]
 
 

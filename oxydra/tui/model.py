@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -179,16 +180,29 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             ]
             state.add("system", "sessions:\n" + ("\n".join(lines) or "(none)"))
         case HealthStatus():
+            taint = "untrusted: " + ", ".join(frame.taint) if frame.taint else "trusted"
             state.add(
                 "system",
                 f"status: healthy={frame.healthy} session={state.session_id} "
-                f"turn={state.active_turn or '-'} {frame.message or ''}".rstrip(),
+                f"turn={state.active_turn or '-'} context={taint} {frame.message or ''}".rstrip(),
             )
         case ApprovalRequest():
             state.approval = frame
             state.activity = f"approve {frame.tool_name}? [y/n]"
+            if frame.taint_sources:
+                state.add(
+                    "system",
+                    f"approval needed: {frame.tool_name}({_compact(frame.arguments)})\n"
+                    f"untrusted content in play: {', '.join(frame.taint_sources)}\n"
+                    f"{frame.reason or ''}".rstrip(),
+                )
         case _:
             pass
+
+
+def _compact(arguments: dict[str, object]) -> str:
+    """The call's arguments, exactly, on one line (the person approves this call)."""
+    return json.dumps(arguments, ensure_ascii=False)[:2000]
 
 
 def _end_turn(state: TuiState, entry: Entry) -> None:

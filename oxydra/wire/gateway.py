@@ -7,6 +7,8 @@ one works with the other. What we add is optional and ignorable by old peers:
 * `last_seq` in `hello`: the last number the client saw, so the server replays exactly the
   frames it missed;
 * `approval_request` / `approval_response`: the tool registry's approval hook asks the user;
+  a taint gate adds `reason` and the untrusted `taint_sources` in play (docs/taint.md);
+* `taint` in `health_status`: the untrusted sources in the session's context (`/status`);
 * `code` on `error`: a stable machine-readable reason (`turn_limit`, `bad_frame`, ...).
 
 Payloads ignore unknown fields (a newer peer may send more); the envelope does not. Fields
@@ -237,6 +239,7 @@ class HealthStatus(TaggedFrame):
     active_turn: TurnStatus | None = None
     startup_status: dict[str, Any] | None = None
     message: str | None = None
+    taint: list[str] | None = None
 
 
 class ScheduledNotification(TaggedFrame):
@@ -322,6 +325,8 @@ class ApprovalRequest(TaggedFrame):
     safety_tier: str
     expires_in_secs: int
     seq: int | None = None
+    reason: str | None = None
+    taint_sources: list[str] | None = None
 
 
 ServerFrame = (
