@@ -89,7 +89,8 @@ class TaintGuard:
             tier=tool.safety_tier,
         )
         decision = self.policy.decide(tool.name, impact, ctx.taint)
-        if decision.action == "allow" and ctx.taint is not None and ctx.taint.untrusted:
+        gating = self.policy.config.mode != "off"
+        if gating and decision.action == "allow" and ctx.taint is not None and ctx.taint.untrusted:
             refusal = self._egress_refusal(tool.name, args)
             if refusal is not None:
                 return TaintDecision(
