@@ -85,9 +85,10 @@ def copy_from_environment(target: Path, extras: list[str]) -> None:
                 dest = target / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest)
-    shutil.copytree(
-        ROOT / "oxydra", target / "oxydra", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "oxydra", target / "oxydra", ignore=ignore)
+    # The pinned catalog is edited at the top of the tree; setup.py maps it to this package.
+    shutil.copytree(ROOT / "catalog", target / "oxydra" / "catalog" / "data", ignore=ignore)
 
 
 def is_native(entry: Path) -> bool:

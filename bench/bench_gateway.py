@@ -117,9 +117,9 @@ async def _one_turn(endpoint: str) -> tuple[float, bool]:
 
 
 async def _runtime_alone(url: str, turns: int) -> list[float]:
+    from oxydra.app.services import open_services
     from oxydra.config.loader import ConfigSources, load_agent_config
     from oxydra.runtime.api import TurnRequest
-    from oxydra.runtime.services import open_services
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_agent_config(

@@ -4,3 +4,5 @@ The package is laid out in layers (see docs/ARCHITECTURE.md); imports only go do
 """
 
 __version__ = "0.3.0"
+
+__all__ = ["__version__"]

@@ -15,17 +15,17 @@ from oxydra import __version__
 
 # mode -> (module, function, help); the function takes the parsed args and returns an exit code
 MODES: dict[str, tuple[str, str, str]] = {
-    "ask": ("oxydra.runtime.ask", "run_ask", "run one turn and print the answer"),
-    "vm": ("oxydra.gateway.vm", "run_vm", "the guest: agent runtime + gateway server"),
+    "ask": ("oxydra.app.ask", "run_ask", "run one turn and print the answer"),
+    "vm": ("oxydra.app.vm", "run_vm", "the guest: agent runtime + gateway server"),
     "tui": ("oxydra.tui.app", "run_tui", "terminal client for a running vm"),
     "runner": ("oxydra.runner.cli", "run_runner", "host side: workspaces and guests"),
     "shell-daemon": ("oxydra.runner.shell_daemon", "run_shell_daemon", "shell command server"),
     "catalog": (
-        "oxydra.catalog.commands",
+        "oxydra.commands.catalog",
         "run_catalog",
         "fetch, verify or show the model catalog",
     ),
-    "config": ("oxydra.config.commands", "run_config", "show or check the effective config"),
+    "config": ("oxydra.commands.config", "run_config", "show or check the effective config"),
 }
 
 
@@ -80,18 +80,46 @@ def _tui_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", help="workspace to discover the gateway from")
 
 
-def _runner_args(p: argparse.ArgumentParser) -> None:
+def _runner_flags(p: argparse.ArgumentParser) -> None:
+    """The runner's flags, the one declaration of them: they are accepted before the
+    subcommand and after it (`runner start --insecure`, `runner logs --follow`)."""
     p.add_argument("-c", "--config", help="runner.toml (default .oxydra/runner.toml)")
     p.add_argument("-u", "--user")
     p.add_argument("--insecure", action="store_true", help="force the process tier")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--env-file")
+    logs = p.add_argument_group("logs")
+    logs.add_argument("--role", choices=["runtime", "sidecar", "all"], default="runtime")
+    logs.add_argument("--stream", choices=["stdout", "stderr", "both"], default="both")
+    logs.add_argument("--tail", nargs="?", type=int, metavar="N", help="last N lines")
+    logs.add_argument("--since", help="RFC 3339 time or a duration such as 10m")
+    logs.add_argument("--format", choices=["text", "json"], default="text")
+    logs.add_argument("-f", "--follow", action="store_true")
+
+
+def _runner_args(p: argparse.ArgumentParser) -> None:
+    _runner_flags(p)
     p.add_argument("--tui", action="store_true", help="attach the TUI to a running guest")
     p.add_argument("--probe", action="store_true", help="with --tui: print metadata and exit")
     p.add_argument("--daemon", action="store_true", help="stay resident serving the control socket")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--env-file")
     p.add_argument("--detach-when-ready", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", nargs="?", help="start | stop | status | restart | logs")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def _merge_runner_rest(args: argparse.Namespace) -> None:
+    """Flags given after the runner's subcommand join those given before it."""
+    parser = argparse.ArgumentParser(prog=f"oxydra runner {args.command}")
+    _add_config_flags(parser)
+    _runner_flags(parser)
+    rest = parser.parse_args(args.rest)
+    for key, value in vars(rest).items():
+        current = getattr(args, key)
+        if isinstance(current, list):
+            setattr(args, key, [*current, *value])
+        elif value != parser.get_default(key):
+            setattr(args, key, value)
+    args.rest = []
 
 
 def _shell_daemon_args(p: argparse.ArgumentParser) -> None:
@@ -129,20 +157,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.mode:
         parser.print_help()
         return 0
+    if args.mode == "runner" and args.rest:
+        _merge_runner_rest(args)
     module_name, func_name, _ = MODES[args.mode]
     from oxydra.core.errors import ConfigError, OxydraError
     from oxydra.core.log import configure_logging
 
     configure_logging()
+    run = getattr(importlib.import_module(module_name), func_name)
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        print(f"oxydra: the '{args.mode}' mode is not built yet", file=sys.stderr)
-        return 2
-    try:
-        return int(getattr(module, func_name)(args))
+        return int(run(args))
     except ConfigError as exc:
         print(f"oxydra {args.mode}: {exc}", file=sys.stderr)
         return 2

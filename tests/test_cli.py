@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from oxydra import __version__
+from oxydra.cli import MODES, _merge_runner_rest, build_parser
 
 
 def run(
@@ -36,6 +38,12 @@ def test_help_lists_every_mode(tmp_path: Path) -> None:
     assert out.returncode == 0
     for mode in ("ask", "vm", "tui", "runner", "shell-daemon", "catalog", "config"):
         assert mode in out.stdout
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_every_mode_names_a_function_that_exists(mode: str) -> None:
+    module_name, func_name, _ = MODES[mode]
+    assert callable(getattr(importlib.import_module(module_name), func_name))
 
 
 def test_help_imports_no_heavy_module() -> None:
@@ -98,3 +106,27 @@ class TestConfigCommand:
 def test_usage_errors_exit_2_without_a_traceback(tmp_path: Path, bad: list[str]) -> None:
     out = run(bad, tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+class TestRunnerFlags:
+    def parse(self, argv: list[str]) -> object:
+        args = build_parser().parse_args(argv)
+        if args.rest:
+            _merge_runner_rest(args)
+        return args
+
+    def test_flags_after_the_subcommand_join_those_before_it(self) -> None:
+        args = self.parse(["runner", "-e", "A=1", "-u", "ann", "logs", "-e", "B=2", "-f"])
+        assert args.env == ["A=1", "B=2"] and args.user == "ann" and args.follow  # type: ignore[attr-defined]
+
+    def test_a_flag_after_the_subcommand_wins(self) -> None:
+        args = self.parse(["runner", "-u", "ann", "start", "-u", "bob", "--insecure"])
+        assert args.user == "bob" and args.insecure and args.command == "start"  # type: ignore[attr-defined]
+
+    def test_logs_flags_have_their_defaults_without_the_subcommand_flags(self) -> None:
+        args = self.parse(["runner", "logs"])
+        assert (args.role, args.stream, args.tail, args.follow) == ("runtime", "both", None, False)  # type: ignore[attr-defined]
+
+    def test_an_unknown_flag_after_the_subcommand_is_a_usage_error(self, tmp_path: Path) -> None:
+        out = run(["runner", "status", "--bogus"], tmp_path)
+        assert out.returncode == 2 and "--bogus" in out.stderr

@@ -94,3 +94,11 @@ def test_archive_runs_the_wasm_guest_from_its_package_data(pyz: Path, tmp_path: 
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "from the guest"
+
+
+def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) -> None:
+    show = _run(pyz, ["catalog", "show"], tmp_path, tmp_path)
+    assert show.returncode == 0, show.stderr
+    assert "gpt-4o-mini" in show.stdout
+    update = _run(pyz, ["catalog", "fetch", "--update-pinned"], tmp_path, tmp_path)
+    assert update.returncode == 2 and "inside an archive" in update.stderr

@@ -1,7 +1,8 @@
 """Catalog: the model catalog (models.dev schema), capability overrides, validation and cost.
 
 Start-up reads it offline (`load_catalog`); `oxydra catalog ...` refreshes and inspects it
-(`oxydra.catalog.commands.run_catalog_command`, imported lazily by the CLI since it needs httpx).
+(`oxydra.commands.catalog`, at the CLI layer). The pinned data is edited in the top-level
+`catalog/` directory and imported as `oxydra.catalog.data`.
 """
 
 from oxydra.catalog._catalog import (
@@ -19,6 +20,7 @@ from oxydra.catalog._loader import (
     parse_catalog,
     parse_overrides,
     pinned_bytes,
+    pinned_path,
     user_cache_path,
     write_atomic,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "parse_catalog",
     "parse_overrides",
     "pinned_bytes",
+    "pinned_path",
     "synthetic_descriptor",
     "user_cache_path",
     "write_atomic",

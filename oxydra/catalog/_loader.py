@@ -4,7 +4,8 @@ Resolution order at start-up (the first readable file wins, nothing is fetched):
 
 1. the user cache `~/.config/oxydra/model_catalog.json` (written by `oxydra catalog fetch`);
 2. the workspace file `./.oxydra/model_catalog.json`;
-3. the pinned snapshot shipped as package data.
+3. the pinned snapshot shipped as package data: the top-level `catalog/` directory of the
+   source tree, imported as `oxydra.catalog.data` (setup.py maps it; build_pyz.py copies it).
 
 A cache file that cannot be parsed is skipped with a warning, so a bad download never stops
 the agent. Capability overrides come from the package data, then
@@ -39,6 +40,21 @@ _overrides_decoder = msgspec.json.Decoder(CapsOverrides)
 
 def _package_data(name: str) -> bytes:
     return resources.files("oxydra.catalog.data").joinpath(name).read_bytes()
+
+
+def pinned_path() -> Path:
+    """The pinned snapshot as a file on disk, for `catalog fetch --update-pinned`.
+
+    Raises:
+        CatalogError: the data is inside an archive (`oxydra.pyz`, a zipped wheel).
+    """
+    entry = resources.files("oxydra.catalog.data").joinpath(PINNED_FILE)
+    if not isinstance(entry, Path):
+        raise CatalogError(
+            "the pinned catalog is inside an archive; run `catalog fetch --update-pinned` "
+            "from a source checkout (it writes catalog/pinned_model_catalog.json)"
+        )
+    return entry
 
 
 def pinned_bytes() -> bytes:

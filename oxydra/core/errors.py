@@ -19,7 +19,6 @@ Every exception we raise derives from `OxydraError`, split by who must act::
     │   └── ProviderTimeoutError   no answer in time
     ├── ToolError              a tool call failed (its text goes back to the model)
     │   ├── ToolArgumentsError     arguments failed validation: the model can correct them
-    │   ├── UnknownToolError       the model named a tool that does not exist
     │   ├── ToolTimeoutError
     │   └── PolicyError            the security policy refused (jail, SSRF, shell policy)
     ├── AgentError             the turn loop stopped (budget, cancel)
@@ -27,6 +26,7 @@ Every exception we raise derives from `OxydraError`, split by who must act::
     ├── GatewayError / ChannelError
     ├── SchedulerError
     └── RunnerError            provisioning or launching a guest failed
+        └── RunnerNotRunningError  no runner daemon listens on the control socket
 
 Constructors do no I/O and no logging. Each dependency's exceptions are translated to
 the most specific of ours at one boundary, with ``raise ... from exc``.
@@ -171,10 +171,6 @@ class ToolArgumentsError(ToolError):
     """The model's arguments do not fit the tool's schema; the text says exactly why."""
 
 
-class UnknownToolError(ToolError):
-    """The model asked for a tool that is not registered."""
-
-
 class ToolTimeoutError(ToolError):
     """A tool ran past its timeout and was stopped."""
 
@@ -205,3 +201,7 @@ class SchedulerError(OxydraError):
 
 class RunnerError(OxydraError):
     """Provisioning or launching a user's guest failed."""
+
+
+class RunnerNotRunningError(RunnerError):
+    """No runner daemon listens on the control socket (callers may fall back to files)."""

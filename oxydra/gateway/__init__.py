@@ -1,1 +1,13 @@
-"""gateway layer (see docs/ARCHITECTURE.md)."""
+"""Gateway: the WebSocket server, session routing, fan-out with replay, approvals.
+
+`GatewayCore` routes turns to the runtime's `TurnRunner` and owns the sessions;
+`GatewayServer` speaks the gateway protocol (`oxydra.wire.gateway`) over WebSockets;
+`MemorySessionRecords` keeps session records in the memory store. The `vm` mode that
+assembles them lives in `oxydra.app`.
+"""
+
+from oxydra.gateway._store import MemorySessionRecords
+from oxydra.gateway.core import GatewayCore
+from oxydra.gateway.server import GatewayServer
+
+__all__ = ["GatewayCore", "GatewayServer", "MemorySessionRecords"]

@@ -288,19 +288,17 @@ class _Connection:
                     agent_name=frame.agent_name,
                     display_name=frame.display_name,
                 )
-                self.detach()
-                self.channel = new
-                await self.send(
-                    SessionCreated(
-                        request_id=frame.request_id,
-                        session=new.ref,
-                        agent_name=new.agent_name,
-                        display_name=new.display_name,
-                    )
+                request_id = frame.request_id
+                await self._attach(
+                    new,
+                    None,
+                    lambda c: SessionCreated(
+                        request_id=request_id,
+                        session=c.ref,
+                        agent_name=c.agent_name,
+                        display_name=c.display_name,
+                    ),
                 )
-                subscriber, _replay, _gap = self.core.subscribe(new, None)
-                self.subscriber = subscriber
-                self.pump = asyncio.create_task(self._pump(subscriber))
             case ListSessions():
                 sessions = await self.core.list_sessions(
                     self.user_id, frame.include_archived, frame.include_subagent_sessions

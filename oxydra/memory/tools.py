@@ -1,7 +1,7 @@
-"""The memory and scratchpad tools the model calls, as plain async functions + schemas.
+"""The memory tools the model calls, as plain async functions + schemas.
 
 Each tool is `async def tool(target, user_id, session_id, **params) -> str`: `target` is
-`MemoryRetrieval` for the `memory_*` tools and `Memory` for the `scratchpad_*` tools;
+`MemoryRetrieval`;
 `user_id` and `session_id` come from the per-call tool context, never from the model, so
 a model can only reach the calling user's notes. The tool layer wraps each `ToolSpec`
 (name, description, JSON Schema, read-only flag, timeout) as a registered tool.
@@ -24,7 +24,6 @@ from oxydra.memory._text import MAX_TAG_CHARS, MAX_TAGS
 from oxydra.memory._types import Note, SearchHit
 
 if TYPE_CHECKING:
-    from oxydra.memory._memory import Memory
     from oxydra.memory._memory_retrieval import MemoryRetrieval
 
 SEARCH_MAX_TOP_K = 20
@@ -129,38 +128,6 @@ def _saved(note: Note, verb: str) -> str:
     return f"note {note.note_id} {verb}{tags}"
 
 
-async def scratchpad_read(memory: Memory, user_id: str, session_id: str | None) -> str:
-    """The current session's scratchpad."""
-    state = await memory.read_scratchpad(_session(session_id))
-    return _dump({
-        "session_id": state.session_id, "items": list(state.items),
-        "updated_at": state.updated_at, "item_count": state.item_count,
-    })  # fmt: skip
-
-
-async def scratchpad_write(
-    memory: Memory, user_id: str, session_id: str | None, *, items: list[str]
-) -> str:
-    """Replace the current session's scratchpad items."""
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise ToolArgumentsError("`items` must be a list of strings")
-    result = await memory.write_scratchpad(_session(session_id), items)
-    return _dump({"updated": result.updated, "item_count": result.item_count})
-
-
-async def scratchpad_clear(memory: Memory, user_id: str, session_id: str | None) -> str:
-    """Empty the current session's scratchpad."""
-    cleared = await memory.clear_scratchpad(_session(session_id))
-    message = "scratchpad cleared" if cleared else "scratchpad was already empty"
-    return _dump({"cleared": cleared, "message": message})
-
-
-def _session(session_id: str | None) -> str:
-    if not session_id:
-        raise ToolError("the scratchpad needs a conversation session")
-    return session_id
-
-
 _TAGS_SCHEMA: dict[str, Any] = {
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS},
@@ -183,7 +150,7 @@ class ToolSpec:
     read_only: bool
     timeout_secs: float
     run: Callable[..., Awaitable[str]]
-    target: str  # "retrieval" (MemoryRetrieval) or "memory" (Memory)
+    target: str  # "retrieval" (MemoryRetrieval)
 
     @property
     def decl(self) -> FunctionDecl:
@@ -262,45 +229,5 @@ MEMORY_TOOLS: tuple[ToolSpec, ...] = (
         timeout_secs=10,
         run=memory_delete,
         target="retrieval",
-    ),
-    ToolSpec(
-        name="scratchpad_read",
-        description="Read this conversation's scratchpad (your working plan).",
-        parameters=_object({}, []),
-        read_only=True,
-        timeout_secs=10,
-        run=scratchpad_read,
-        target="memory",
-    ),
-    ToolSpec(
-        name="scratchpad_write",
-        description=(
-            "Replace this conversation's scratchpad with a short list of plan items "
-            "(1-32 items, each 1-240 characters)."
-        ),
-        parameters=_object(
-            {
-                "items": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 32,
-                    "items": {"type": "string", "minLength": 1, "maxLength": 240},
-                }
-            },
-            ["items"],
-        ),
-        read_only=False,
-        timeout_secs=10,
-        run=scratchpad_write,
-        target="memory",
-    ),
-    ToolSpec(
-        name="scratchpad_clear",
-        description="Empty this conversation's scratchpad.",
-        parameters=_object({}, []),
-        read_only=False,
-        timeout_secs=10,
-        run=scratchpad_clear,
-        target="memory",
     ),
 )

@@ -21,7 +21,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from oxydra.core.errors import RunnerError, WireError
+from oxydra.core.errors import RunnerError, RunnerNotRunningError, WireError
 from oxydra.core.unixpath import unix_socket_path
 from oxydra.wire.control import (
     MAX_CONTROL_FRAME_BYTES,
@@ -127,7 +127,8 @@ def control_request(path: Path, request: ControlRequest, timeout: float = 30.0) 
     """Send one request and return the answer.
 
     Raises:
-        RunnerError: no daemon listens there ("server not running"), or it broke protocol.
+        RunnerNotRunningError: no daemon listens there.
+        RunnerError: the daemon broke protocol or the socket failed.
     """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -136,7 +137,7 @@ def control_request(path: Path, request: ControlRequest, timeout: float = 30.0) 
             with unix_socket_path(str(path)) as reachable:
                 sock.connect(reachable)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise RunnerError(
+            raise RunnerNotRunningError(
                 f"server not running (no runner daemon on {path})",
                 hint="start it with `oxydra runner start`",
             ) from exc

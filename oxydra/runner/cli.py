@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from oxydra.core.errors import GatewayError, OxydraError, RunnerError
+from oxydra.core.errors import GatewayError, OxydraError, RunnerError, RunnerNotRunningError
 from oxydra.runner._config import RunnerContext, load_context
 from oxydra.runner._control import control_request, daemon_alive
 from oxydra.runner._guest import LaunchResult
@@ -65,7 +65,6 @@ def emit(key: str, value: object) -> None:
 def run_runner(args: argparse.Namespace) -> int:
     """Entry of the `runner` mode."""
     try:
-        _merge_rest(args)
         return _dispatch(args)
     except (OxydraError, OSError) as exc:
         print(f"runner error: {exc}", file=sys.stderr, flush=True)
@@ -110,33 +109,6 @@ def _context(args: argparse.Namespace) -> RunnerContext:
         env_file=args.env_file,
         overrides=args.overrides,
     )
-
-
-def _merge_rest(args: argparse.Namespace) -> None:
-    """Flags given after the subcommand (`runner start --insecure`) join the global ones."""
-    if not args.rest:
-        return
-    parser = argparse.ArgumentParser(prog=f"oxydra runner {args.command}")
-    parser.add_argument("-c", "--config")
-    parser.add_argument("-u", "--user")
-    parser.add_argument("--insecure", action="store_true")
-    parser.add_argument("-e", "--env", action="append", default=[])
-    parser.add_argument("--env-file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    if args.command == "logs":
-        parser.add_argument("--role", choices=["runtime", "sidecar", "all"], default="runtime")
-        parser.add_argument("--stream", choices=["stdout", "stderr", "both"], default="both")
-        parser.add_argument("--tail", nargs="?", type=int, const=DEFAULT_TAIL, default=DEFAULT_TAIL)
-        parser.add_argument("--since")
-        parser.add_argument("--format", choices=["text", "json"], default="text")
-        parser.add_argument("-f", "--follow", action="store_true")
-    rest = parser.parse_args(args.rest)
-    for key, value in vars(rest).items():
-        current = getattr(args, key, None)
-        if isinstance(current, list):
-            setattr(args, key, [*current, *value])
-        elif value or current is None:
-            setattr(args, key, value)
 
 
 # ---- start -------------------------------------------------------------------------------
@@ -288,7 +260,7 @@ def stop(ctx: RunnerContext, *, missing_ok: bool = False) -> int:
     workspace = locate(ctx)
     try:
         answer = control_request(workspace.control_socket, ShutdownUser(user_id=ctx.user_id))
-    except RunnerError:
+    except RunnerNotRunningError:
         if missing_ok:
             return 0
         raise
@@ -345,20 +317,20 @@ def status(ctx: RunnerContext) -> int:
 def logs(ctx: RunnerContext, args: argparse.Namespace) -> int:
     """Print the guest's log lines (from the daemon, or the files when it is not running)."""
     try:
-        since = parse_since(args.since) if getattr(args, "since", None) else None
+        since = parse_since(args.since) if args.since else None
     except ValueError as exc:
         raise RunnerError(str(exc)) from exc
     request = LogsRequest(
-        role=getattr(args, "role", "runtime"),
-        stream=getattr(args, "stream", "both"),
-        tail=min(getattr(args, "tail", DEFAULT_TAIL) or DEFAULT_TAIL, MAX_LOG_TAIL),
+        role=args.role,
+        stream=args.stream,
+        tail=min(args.tail or DEFAULT_TAIL, MAX_LOG_TAIL),
         since=since,
-        format=getattr(args, "format", "text"),
+        format=args.format,
     )
     workspace = locate(ctx)
     answer, live = _fetch_logs(ctx, workspace, request)
     seen = _print_logs(answer, request.format, set())
-    if not getattr(args, "follow", False):
+    if not args.follow:
         return 0
     return _follow(ctx, workspace, request, seen, live)
 
@@ -368,9 +340,8 @@ def _fetch_logs(
 ) -> tuple[LogsResponse, bool]:
     try:
         return _expect(control_request(workspace.control_socket, request), LogsResponse), True
-    except RunnerError as exc:
-        if "server not running" not in str(exc):
-            raise
+    except RunnerNotRunningError:
+        pass
     docker = str(ctx.tier) == "container"
     return read_logs(workspace, request, docker=docker), False
 

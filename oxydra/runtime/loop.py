@@ -5,8 +5,9 @@ decide (`decide.py`, pure) → run tools (`toolrun.py`) → append → repeat. E
 final answer, budget stop, provider error, deadline, cancel — leaves the history valid: no
 tool call without a result, everything appended handed to the store.
 
-States, observable through `state` for tests and the UI: idle, streaming, tool_execution,
-yielding, cancelled.
+The runtime is shared by every session of a guest, so it keeps no per-turn state of its
+own: a turn's state is its `TurnState` and its `Conversation`; what a client sees of a turn's
+phase comes as `Progress` items on the sink.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
 import msgspec
 
@@ -61,7 +61,6 @@ from oxydra.wire.assemble import ResponseAssembler
 _log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 
-RuntimeState = Literal["idle", "streaming", "tool_execution", "yielding", "cancelled"]
 Retriever = Callable[[str, str, str], Awaitable[Message | None]]
 """(user_id, session_id, query) -> a system message of retrieved memory, or None."""
 
@@ -99,7 +98,6 @@ class AgentRuntime:
             max_repeated_tool_calls=config.max_repeated_tool_calls,
             max_tool_retries=config.max_tool_retries,
         )
-        self.state: RuntimeState = "idle"
         self._counter = counter
         self._conversations: dict[str, Conversation] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -178,12 +176,8 @@ class AgentRuntime:
         except ProviderError as exc:
             return await self._end(conversation, state, "provider_error", str(exc))
         except asyncio.CancelledError:
-            self.state = "cancelled"
             await asyncio.shield(self._close_calls(conversation, "the user cancelled the turn"))
             raise
-        finally:
-            if self.state != "cancelled":
-                self.state = "idle"
 
     async def _loop(
         self,
@@ -216,7 +210,6 @@ class AgentRuntime:
             decision = d.after_response(state, response, state.limits)
             match decision:
                 case d.Finish():
-                    self.state = "yielding"
                     conversation.history.append(response.message)
                     await self._persist(conversation)
                     return TurnOutcome(reason="completed", response=response, spend=state.spend)
@@ -252,7 +245,6 @@ class AgentRuntime:
         approver: Approver | None,
         state: d.TurnState,
     ) -> d.Stop | None:
-        self.state = "tool_execution"
         names = [c.name for c in calls]
         await sink(
             self._progress(
@@ -280,7 +272,6 @@ class AgentRuntime:
 
     async def _call_model(self, context: Context, sink: EventSink) -> Response:
         """Stream the answer, forwarding items; fall back to `complete` if the stream drops."""
-        self.state = "streaming"
         caps = self.provider.capabilities()  # type: ignore[attr-defined]
         if not caps.streaming:
             async with asyncio.timeout(self.config.turn_timeout_secs):

@@ -88,12 +88,6 @@ class Scrubber:
         values = [v for k, v in env.items() if SECRET_ENV_NAME.search(k)]
         return cls([*values, *extra], entropy=entropy)
 
-    def with_secrets(self, more: Iterable[str]) -> Scrubber:
-        """A copy that also knows `more`."""
-        return Scrubber(
-            [*self._known_values, *more], entropy=self._entropy, min_known_length=self._min_known
-        )
-
     def scrub(self, text: str) -> str:
         """`text` with every secret replaced by a marker (idempotent)."""
         if self._known is not None:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from oxydra.app.services import Services, open_services
 from oxydra.config.schema import (
     AgentConfig,
     AgentDefinition,
@@ -36,7 +37,6 @@ from oxydra.config.schema import (
 from oxydra.core.messages import Message
 from oxydra.runtime.api import TurnOutcome, TurnRequest
 from oxydra.runtime.factory import provision_workspace
-from oxydra.runtime.services import Services, open_services
 from oxydra.scheduler import ScheduleFilters
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
 from oxydra.tools import tool

@@ -1,7 +1,6 @@
 """Tools: the `Tool` contract, `@tool`, the registry's per-call policy and built-in tools."""
 
 from oxydra.tools._backend import FileBackend, LocalFileBackend
-from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._context import ApprovalHook, ApprovalRequest, ToolExecutionContext
 from oxydra.tools._daemon_shell import DaemonShellSession
 from oxydra.tools._decorator import FunctionTool, tool
@@ -41,7 +40,6 @@ from oxydra.tools.schema import (
 __all__ = [
     "ApprovalHook",
     "ApprovalRequest",
-    "CancellationToken",
     "DaemonShellSession",
     "ErrorKind",
     "FILE_TOOLS",

@@ -1,13 +1,13 @@
 """What a tool call knows about its caller: passed per call, never stored on a tool.
 
 A registry and its tools are shared by every session of a user; anything that differs
-between calls (session, workspace view, cancellation, approval) travels in
+between calls (session, workspace view, approval) travels in
 `ToolExecutionContext`, so two concurrent calls can never see each other's state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -15,7 +15,6 @@ import msgspec
 from oxydra.core.provenance import Label
 from oxydra.core.tiers import SafetyTier
 from oxydra.tools._backend import FileBackend
-from oxydra.tools._cancel import CancellationToken
 
 
 class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,7 +51,6 @@ class ToolExecutionContext:
         session_id: the conversation (scratchpad and approvals are keyed on it).
         workspace: the file seam; in process it is the jail, later a sandboxed guest.
         channel: where the turn came from (`tui`, `telegram`, `scheduler`...).
-        cancellation: cancelled when the user stops the turn.
         approval: the human-in-the-loop hook, when a channel wired one.
         provider, model: the caller's model (a tool may adapt its output to it).
         call_id: the model's id for this call.
@@ -64,7 +62,6 @@ class ToolExecutionContext:
     session_id: str
     workspace: FileBackend
     channel: str = "tui"
-    cancellation: CancellationToken = field(default_factory=CancellationToken)
     approval: ApprovalHook | None = None
     provider: str | None = None
     model: str | None = None

@@ -8,8 +8,10 @@ the local session's (the rest is read and dropped so the daemon never stalls).
 Failure handling:
 - connecting retries every 500 ms for up to `connect_timeout` (the sidecar may still be
   starting, as upstream allows 30 s);
-- on cancellation the daemon kills the command's process group (`kill_session`) and the
-  next command gets a fresh session;
+- when the calling task is cancelled (the user stopped the turn) the connection is
+  abandoned, since an answer may be in flight on it, and the command's daemon session is
+  killed (`kill_session`) over a connection of its own; the next command gets a fresh
+  session;
 - if the connection breaks or the daemon answers out of turn, the connection is dropped
   (the next command reconnects and respawns) and the call fails with a `ToolError` saying
   the output was lost, rather than returning something partial as if it were complete.
@@ -24,7 +26,6 @@ import math
 
 from oxydra.core.errors import ToolError, WireError
 from oxydra.core.unixpath import unix_socket_path
-from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._shell import OUTPUT_LIMIT, ShellOutput
 from oxydra.wire.framing import LengthPrefixedDecoder, encode_length_prefixed
 from oxydra.wire.shell import (
@@ -106,17 +107,16 @@ class DaemonShellSession:
         self._session: str | None = None
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
+        self._reaper: asyncio.Future[None] | None = None
 
     def _rid(self, kind: str) -> str:
         return f"{kind}-{next(self._ids):06d}"
 
-    async def run(
-        self, command: str, *, timeout: float, cancellation: CancellationToken | None = None
-    ) -> ShellOutput:
+    async def run(self, command: str, *, timeout: float) -> ShellOutput:
         """See `ShellSession.run`."""
         async with self._lock:
             try:
-                return await self._run(command, timeout, cancellation)
+                return await self._run(command, timeout)
             except asyncio.CancelledError:
                 self._abandon()  # an answer may be in flight: never reuse this connection
                 raise
@@ -126,9 +126,7 @@ class DaemonShellSession:
                     f"shell daemon connection failed, command output lost: {exc}"
                 ) from exc
 
-    async def _run(
-        self, command: str, timeout: float, token: CancellationToken | None
-    ) -> ShellOutput:
+    async def _run(self, command: str, timeout: float) -> ShellOutput:
         link, session = await self._ready()
         accepted = await link.call(
             ExecCommand(
@@ -140,17 +138,12 @@ class DaemonShellSession:
         )
         if isinstance(accepted, ShellError) or not isinstance(accepted, CommandAccepted):
             raise ToolError(f"shell daemon refused the command: {_message(accepted)}")
-        return await self._collect(link, session, token)
+        return await self._collect(link, session)
 
-    async def _collect(
-        self, link: _Link, session: str, token: CancellationToken | None
-    ) -> ShellOutput:
+    async def _collect(self, link: _Link, session: str) -> ShellOutput:
         parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
         size, truncated = 0, False
         while True:
-            if token is not None and token.cancelled:
-                await self._kill(link, session)
-                return _output(parts, None, truncated=truncated, cancelled=True)
             chunk = await link.call(
                 StreamOutput(request_id=self._rid("stream"), session_id=session, wait_ms=POLL_MS)
             )
@@ -201,9 +194,20 @@ class DaemonShellSession:
             await self._drop()
 
     def _abandon(self) -> None:
+        """Drop the connection without waiting, and kill its command from a new one."""
         if self._link is not None:
             self._link.writer.close()
+        if self._session is not None:
+            self._reaper = asyncio.ensure_future(self._kill_detached(self._session))
         self._link, self._session = None, None
+
+    async def _kill_detached(self, session: str) -> None:
+        with contextlib.suppress(ConnectionError, OSError, WireError, ToolError):
+            link = await self._connect()
+            try:
+                await link.call(KillSession(request_id=self._rid("kill"), session_id=session))
+            finally:
+                await link.close()
 
     async def _drop(self) -> None:
         link, self._link, self._session = self._link, None, None
@@ -213,6 +217,8 @@ class DaemonShellSession:
     async def close(self) -> None:
         """Kill the daemon session (if any) and close the connection."""
         async with self._lock:
+            if self._reaper is not None:
+                await self._reaper
             if self._link is not None and self._session is not None:
                 with contextlib.suppress(ConnectionError, OSError, WireError):
                     await self._kill(self._link, self._session)
@@ -229,13 +235,11 @@ def _output(
     *,
     truncated: bool,
     timed_out: bool = False,
-    cancelled: bool = False,
 ) -> ShellOutput:
     return ShellOutput(
         stdout="".join(parts["stdout"]),
         stderr="".join(parts["stderr"]),
         exit_code=exit_code,
         timed_out=timed_out,
-        cancelled=cancelled,
         truncated=truncated,
     )

@@ -14,9 +14,7 @@ from oxydra.core.tiers import SafetyTier
 if TYPE_CHECKING:
     from oxydra.tools._context import ToolExecutionContext
 
-ErrorKind = Literal[
-    "unknown_tool", "invalid_arguments", "timeout", "policy", "denied", "cancelled", "failed"
-]
+ErrorKind = Literal["unknown_tool", "invalid_arguments", "timeout", "policy", "denied", "failed"]
 
 
 @runtime_checkable

@@ -10,21 +10,20 @@ Per call, in order:
 4. safety-tier gate: a tier listed in `[tools.approval] require` needs a yes from the
    context's approval hook (within `timeout_secs`; no answer in time is a no); with no hook
    wired, `[tools.approval] default` decides;
-5. the tool runs under `asyncio.timeout(tool.timeout)` and stops early when the context's
-   cancellation token fires, inside `call_scope(ctx.taint)` so what it writes keeps the
-   step's label and what it reads is reported; the result gets its label;
+5. the tool runs under `asyncio.timeout(tool.timeout)`, inside `call_scope(ctx.taint)` so
+   what it writes keeps the step's label and what it reads is reported; the result gets
+   its label;
 6. the output (or error text) has host paths rewritten to `/shared`, `/tmp`, `/vault`, is
    scrubbed of secrets, then truncated to `output_limit_bytes` with a visible marker. Paths
    and secrets are handled before truncation so a cut can never leave half a secret.
 
 Errors the model caused or can work around come back as a `ToolResult` with `ok=False`;
-only cancellation of the calling task itself propagates.
+only cancellation of the calling task propagates (that is how a stopped turn stops a tool).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
@@ -43,17 +42,12 @@ from oxydra.core.messages import FunctionDecl
 from oxydra.core.provenance import Label, call_scope
 from oxydra.core.tiers import SafetyTier
 from oxydra.security import Scrubber
-from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
 from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
 from oxydra.tools._taint import TaintGuard
 
 _log = get_logger(__name__)
 _DECODER = msgspec.json.Decoder()
-
-
-class _Cancelled(Exception):
-    """The context's token fired while the tool ran."""
 
 
 class ToolRegistry:
@@ -127,9 +121,6 @@ class ToolRegistry:
                     text = await self._run(tool, args, ctx)
                 label = self.taint.result_label(tool, args, reads)
                 await self.taint.after_write(tool, args, ctx)
-            except _Cancelled:
-                reason = ctx.cancellation.reason or "cancelled"
-                return self._result(name, f"tool call cancelled ({reason})", ctx, kind="cancelled")
             except OxydraError as exc:
                 kind, text = _classify(name, exc)
                 return self._result(name, text, ctx, kind=kind)
@@ -191,7 +182,7 @@ class ToolRegistry:
     async def _run(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> str:
         try:
             async with asyncio.timeout(tool.timeout):
-                return await _until_cancelled(tool.execute(args, ctx), ctx.cancellation)
+                return await tool.execute(args, ctx)
         except TimeoutError as exc:
             raise ToolTimeoutError(
                 f"'{tool.name}' did not finish within {tool.timeout:g} seconds and was stopped"
@@ -250,22 +241,6 @@ async def _ask(answer: Awaitable[bool], config: ApprovalConfig) -> bool:
             return bool(await answer)
     except TimeoutError:
         return False
-
-
-async def _until_cancelled(work: Awaitable[str], token: CancellationToken) -> str:
-    task = asyncio.ensure_future(work)
-    waiter = asyncio.ensure_future(token.wait())
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        raise _Cancelled
-    finally:
-        for pending in (task, waiter):
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pending
 
 
 def _classify(name: str, exc: OxydraError) -> tuple[ErrorKind, str]:

@@ -24,7 +24,6 @@ import msgspec
 
 from oxydra.core.tiers import SafetyTier
 from oxydra.security import ShellPolicy
-from oxydra.tools._cancel import CancellationToken
 from oxydra.tools._context import ToolExecutionContext
 from oxydra.tools._decorator import FunctionTool, tool
 
@@ -45,17 +44,17 @@ class ShellOutput(msgspec.Struct, frozen=True, kw_only=True):
     stderr: str
     exit_code: int | None
     timed_out: bool = False
-    cancelled: bool = False
     truncated: bool = False
 
 
 class ShellSession(Protocol):
     """Where shell commands run (a local process group now, the shell daemon later)."""
 
-    async def run(
-        self, command: str, *, timeout: float, cancellation: CancellationToken | None = None
-    ) -> ShellOutput:
-        """Run one command to completion (or timeout/cancel) and return its output."""
+    async def run(self, command: str, *, timeout: float) -> ShellOutput:
+        """Run one command to completion or timeout and return its output.
+
+        Cancelling the calling task stops the command (its process group is killed).
+        """
         ...
 
     async def close(self) -> None:
@@ -93,9 +92,7 @@ class LocalShellSession:
         self.env.update({"HOME": cwd, "TERM": "dumb"})
         self.env.setdefault("LANG", "C.UTF-8")
 
-    async def run(
-        self, command: str, *, timeout: float, cancellation: CancellationToken | None = None
-    ) -> ShellOutput:
+    async def run(self, command: str, *, timeout: float) -> ShellOutput:
         """See `ShellSession.run`."""
         process = await asyncio.create_subprocess_exec(
             self.shell, "-c", command,
@@ -108,34 +105,24 @@ class LocalShellSession:
             asyncio.ensure_future(budget.drain(process.stderr, 1)),
         ]
         try:
-            outcome = await self._wait(process, timeout, cancellation)
+            timed_out = await self._timed_out(process, timeout)
         finally:
             await self._reap(process, readers)
         return ShellOutput(
             stdout=budget.text(0),
             stderr=budget.text(1),
-            exit_code=process.returncode if outcome == "exited" else None,
-            timed_out=outcome == "timeout",
-            cancelled=outcome == "cancelled",
+            exit_code=None if timed_out else process.returncode,
+            timed_out=timed_out,
             truncated=budget.truncated,
         )
 
-    async def _wait(
-        self, process: asyncio.subprocess.Process, timeout: float, token: CancellationToken | None
-    ) -> str:
-        waiters = {asyncio.ensure_future(_exited(process))}
-        if token is not None:
-            waiters.add(asyncio.ensure_future(token.wait()))
+    async def _timed_out(self, process: asyncio.subprocess.Process, timeout: float) -> bool:
         try:
-            done, _ = await asyncio.wait(
-                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        if not done:
-            return "timeout"
-        return "cancelled" if token is not None and token.cancelled else "exited"
+            async with asyncio.timeout(timeout):
+                await _exited(process)
+        except TimeoutError:
+            return True
+        return False
 
     async def _reap(
         self, process: asyncio.subprocess.Process, readers: list[asyncio.Future[None]]
@@ -216,8 +203,6 @@ def format_output(output: ShellOutput, timeout: float) -> str:
         sections.append("[output truncated]")
     if output.timed_out:
         sections.append(f"[timed out after {timeout:g} seconds; the process group was killed]")
-    elif output.cancelled:
-        sections.append("[cancelled; the process group was killed]")
     else:
         sections.append(f"[exit status: {output.exit_code}]")
     return "\n".join(sections)
@@ -239,7 +224,7 @@ def shell_exec_tool(
             command: A POSIX shell command line; pipes and && are allowed unless disabled.
         """
         policy.enforce(command)
-        output = await session.run(command, timeout=timeout_secs, cancellation=ctx.cancellation)
+        output = await session.run(command, timeout=timeout_secs)
         return format_output(output, timeout_secs)
 
     return shell_exec

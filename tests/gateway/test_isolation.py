@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from oxydra.config.schema import GatewayConfig, RuntimeConfig
 from oxydra.core.messages import ToolCall
@@ -153,6 +155,49 @@ async def test_a_slow_subscriber_is_dropped_then_replayed_without_loss(stack: St
     )
     rest = await until(again, terminal)
     assert [f.seq for f in kept + rest] == [f.seq for f in fast_frames]
+
+
+def _small_socket(endpoint: str) -> socket.socket:
+    """A connected client socket with a small receive buffer, so a paused reader stalls the
+    server's sends within a few frames instead of after megabytes."""
+    host, port = endpoint.removeprefix("ws://").removesuffix("/ws").rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    return sock
+
+
+@pytest.mark.gateway(steps=[[Text(text=f"{i:04}" + "x" * 4000) for i in range(200)]], capacity=8)
+async def test_a_slow_client_on_a_session_it_created_is_closed_4008_then_replayed(
+    stack: Stack,
+) -> None:
+    slow, _ = await client(
+        stack.endpoint, token=ALICE, user="alice", sock=_small_socket(stack.endpoint), max_queue=1
+    )
+    await send(slow, g.CreateSession(request_id="c", display_name="new"))
+    created = await recv(slow)
+    assert isinstance(created, g.SessionCreated)
+    sid = created.session.session_id
+    slow.transport.pause_reading()  # a stalled client: frames pile up in the server
+    await send(slow, turn(sid, "count"))
+    channel = await stack.core.resolve("alice", sid)
+    async with asyncio.timeout(20):
+        while channel.active_turn is not None or channel.seq < 3:
+            await asyncio.sleep(0.01)
+    slow.transport.resume_reading()
+    seen: list[Any] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            seen.append(await recv(slow))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+    again, _ = await client(
+        stack.endpoint, token=ALICE, user="alice", session_id=sid, last_seq=seen[-1].seq
+    )
+    frames = seen + await until(again, terminal)
+    assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
+    text = "".join(f.delta for f in frames if isinstance(f, g.AssistantDelta))
+    assert text == "".join(f"{i:04}" + "x" * 4000 for i in range(200))
 
 
 @pytest.mark.gateway(

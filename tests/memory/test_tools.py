@@ -1,4 +1,4 @@
-"""The model-facing memory and scratchpad tools."""
+"""The model-facing memory tools."""
 
 from __future__ import annotations
 
@@ -18,9 +18,6 @@ from oxydra.memory.tools import (
     memory_save,
     memory_search,
     memory_update,
-    scratchpad_clear,
-    scratchpad_read,
-    scratchpad_write,
 )
 
 
@@ -102,29 +99,10 @@ class TestMemoryTools:
             await _save(memory, "alice", "x", tags=[f"t{i}" for i in range(17)])
 
 
-class TestScratchpadTools:
-    async def test_write_read_clear(self, memory: Memory) -> None:
-        written = json.loads(await scratchpad_write(memory, "alice", "conv-a", items=["a", "b"]))
-        assert written == {"updated": True, "item_count": 2}
-        read = json.loads(await scratchpad_read(memory, "alice", "conv-a"))
-        assert (read["items"], read["item_count"], read["session_id"]) == (["a", "b"], 2, "conv-a")
-        cleared = json.loads(await scratchpad_clear(memory, "alice", "conv-a"))
-        assert cleared["cleared"] is True
-
-    async def test_scratchpad_needs_a_session(self, memory: Memory) -> None:
-        with pytest.raises(ToolError):
-            await scratchpad_read(memory, "alice", None)
-
-    async def test_items_must_be_strings(self, memory: Memory) -> None:
-        with pytest.raises(ToolArgumentsError):
-            await scratchpad_write(memory, "alice", "conv-a", items=[1, 2])  # type: ignore[list-item]
-
-
 class TestToolSpecs:
     def test_names_match_upstream(self) -> None:
         assert [t.name for t in MEMORY_TOOLS] == [
             "memory_search", "memory_save", "memory_update", "memory_delete",
-            "scratchpad_read", "scratchpad_write", "scratchpad_clear",
         ]  # fmt: skip
 
     @pytest.mark.parametrize("spec", MEMORY_TOOLS, ids=lambda s: s.name)
@@ -134,10 +112,7 @@ class TestToolSpecs:
         assert isinstance(spec.decl, FunctionDecl) and spec.decl.name == spec.name
 
     def test_only_search_and_read_are_read_only(self) -> None:
-        assert {t.name for t in MEMORY_TOOLS if t.read_only} == {
-            "memory_search",
-            "scratchpad_read",
-        }
+        assert {t.name for t in MEMORY_TOOLS if t.read_only} == {"memory_search"}
 
     def test_search_schema_bounds_match_the_function(self) -> None:
         schema = MEMORY_TOOLS[0].parameters

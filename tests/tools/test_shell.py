@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from oxydra.config.schema import ShellConfig
 from oxydra.security import ShellPolicy
 from oxydra.tools import (
-    CancellationToken,
     LocalShellSession,
     ShellOutput,
     ToolExecutionContext,
@@ -88,13 +86,19 @@ class TestLocalSession:
         out = await session.run("head -c 200000 /dev/zero | tr '\\0' a; echo end >&2", timeout=30)
         assert out.truncated and len(out.stdout) + len(out.stderr) == 1000 and out.exit_code == 0
 
-    async def test_cancellation_stops_the_command(self, session: LocalShellSession) -> None:
-        token = CancellationToken()
-        run = asyncio.ensure_future(session.run("sleep 60", timeout=60, cancellation=token))
-        await asyncio.sleep(0.1)
-        token.cancel()
-        out = await run
-        assert out.cancelled and out.exit_code is None
+    async def test_cancelling_the_call_kills_the_command(
+        self, session: LocalShellSession, tmp_path: Path
+    ) -> None:
+        pid_file = tmp_path / "pid"
+        command = f"echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; exec sleep 60"
+        run = asyncio.ensure_future(session.run(command, timeout=60))
+        async with asyncio.timeout(20):
+            while not pid_file.exists():
+                await asyncio.sleep(0.02)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert _gone(int(pid_file.read_text()))
 
 
 class TestShellExecTool:
@@ -120,17 +124,20 @@ class TestShellExecTool:
         assert result.error_kind == "policy" and (tmp_path / "keep").exists()
 
     async def test_user_cancel_reaches_the_subprocess(
-        self, session: LocalShellSession, ctx: ToolExecutionContext
+        self, session: LocalShellSession, ctx: ToolExecutionContext, tmp_path: Path
     ) -> None:
-        token = CancellationToken()
+        pid_file = tmp_path / "pid"
+        command = f"echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; exec sleep 60"
         call = asyncio.ensure_future(
-            self.registry(session).execute(
-                "shell_exec", {"command": "sleep 60"}, replace(ctx, cancellation=token)
-            )
+            self.registry(session).execute("shell_exec", {"command": command}, ctx)
         )
-        await asyncio.sleep(0.1)
-        token.cancel("stop")
-        assert (await call).error_kind == "cancelled"
+        async with asyncio.timeout(20):
+            while not pid_file.exists():
+                await asyncio.sleep(0.02)
+        call.cancel()  # what stopping the turn does to the tool call's task
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert _gone(int(pid_file.read_text()))
 
     def test_format_without_output(self) -> None:
         text = format_output(ShellOutput(stdout="", stderr="", exit_code=0), 5)

@@ -3,3 +3,5 @@
 Each file is applied once, in version order, inside one transaction, and recorded in
 `memory_migrations`. Never edit a released file: add a new one.
 """
+
+__all__: list[str] = []

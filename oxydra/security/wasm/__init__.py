@@ -25,12 +25,12 @@ from oxydra.security.wasm._runtime import (
 from oxydra.security.wasm._workspace import READ_OPS, WRITE_OPS, WasmWorkspace
 
 __all__ = [
-    "READ_OPS",
-    "WRITE_OPS",
     "GuestReply",
     "Op",
     "Preopen",
     "Profile",
+    "READ_OPS",
+    "WRITE_OPS",
     "WasmLimits",
     "WasmSandbox",
     "WasmWorkspace",

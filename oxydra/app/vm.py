@@ -1,5 +1,8 @@
 """`oxydra vm`: the guest — runtime, gateway server and scheduler in one asyncio process.
 
+The composition root of a guest: `open_services` builds the runtime and the scheduler, this
+module puts the gateway in front of them and starts the executor once the gateway is up.
+
 Start-up: bootstrap envelope (stdin, file, or none) → config → services → listen → write the
 endpoint marker `<workspace>/ipc/gateway-endpoint` atomically (and a generated token to
 `ipc/gateway-token`, mode 0600) → serve until SIGTERM/SIGINT → cancel turns, close, remove
@@ -84,11 +87,9 @@ async def serve_vm(
     environ: dict[str, str] | None = None,
 ) -> None:
     """Run the guest until `stop` is set (or a termination signal arrives)."""
-    from oxydra.gateway._store import MemorySessionRecords
-    from oxydra.gateway.core import GatewayCore
-    from oxydra.gateway.server import GatewayServer
-    from oxydra.runtime.factory import provision_workspace
-    from oxydra.runtime.services import open_services
+    from oxydra.app.services import open_services
+    from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords
+    from oxydra.runtime import provision_workspace
 
     workspace = provision_workspace(workspace)
     services = await open_services(

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from oxydra.config.schema import AgentConfig
 from oxydra.memory import HashedEmbedder, Memory
-from oxydra.runtime._memory_bridge import (
+from oxydra.runtime import (
+    Agent,
     MemoryConversations,
     MemoryScratchpad,
+    build_agent,
     memory_tools,
     retriever_for,
 )
-from oxydra.runtime.factory import Agent, build_agent
 from oxydra.tools import DaemonShellSession, ShellSession
 from oxydra.wire.envelope import BootstrapEnvelope
 

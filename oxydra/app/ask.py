@@ -21,7 +21,7 @@ import msgspec
 
 from oxydra.core.ids import new_session_id
 from oxydra.core.stream import Progress, StreamItem, Text
-from oxydra.runtime.api import TurnOutcome, TurnRequest
+from oxydra.runtime import TurnOutcome, TurnRequest
 
 EXIT = {"completed": 0, "provider_error": 4, "cancelled": 130}
 _json = msgspec.json.Encoder()
@@ -105,8 +105,8 @@ def run_ask(args: argparse.Namespace) -> int:
 async def _ask(
     config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
 ) -> int:
-    from oxydra.runtime.factory import provision_workspace
-    from oxydra.runtime.services import open_services
+    from oxydra.app.services import open_services
+    from oxydra.runtime import provision_workspace
 
     provision_workspace(workspace)
     services = await open_services(

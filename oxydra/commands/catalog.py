@@ -1,8 +1,9 @@
 """`oxydra catalog fetch | verify | show`: the catalog's command line.
 
-- `fetch [--pinned] [--all] [--url URL] [--output PATH]` downloads models.dev's `api.json`
-  (`[catalog] url`, or `[catalog] pinned_url` with `--pinned`), keeps the providers the registry
-  uses unless `--all`, validates it and writes it atomically to the user cache.
+- `fetch [--pinned] [--all] [--url URL] [--output PATH | --update-pinned]` downloads
+  models.dev's `api.json` (`[catalog] url`, or `[catalog] pinned_url` with `--pinned`), keeps
+  the providers the registry uses unless `--all`, validates it and writes it atomically to the
+  user cache (`--update-pinned`: to the source tree's `catalog/pinned_model_catalog.json`).
 - `verify [--pinned] [--url URL]` downloads the same and diffs it against the pinned snapshot
   shipped with Oxydra; exit status 1 on drift.
 - `show [--all] [--provider NAME]` prints the resolved catalog as a table.
@@ -17,22 +18,27 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
 import msgspec
 
-from oxydra.catalog._catalog import ModelCatalog, catalog_provider_for
-from oxydra.catalog._loader import (
+from oxydra.catalog import (
+    CatalogData,
+    ModelCatalog,
+    ModelDescriptor,
+    catalog_provider_for,
     load_catalog,
     parse_catalog,
     pinned_bytes,
+    pinned_path,
     user_cache_path,
     write_atomic,
 )
-from oxydra.catalog._schema import CatalogData, ModelDescriptor
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import CatalogError, ConfigError
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_CATALOG_BYTES = 64 * 1024 * 1024
 
@@ -46,7 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="keep every provider, not only configured ones"
     )
     fetch.add_argument("--url", help="download from this URL instead")
-    fetch.add_argument("--output", type=Path, help="write here instead of the user cache")
+    target = fetch.add_mutually_exclusive_group()
+    target.add_argument("--output", type=Path, help="write here instead of the user cache")
+    target.add_argument(
+        "--update-pinned",
+        action="store_true",
+        help="rewrite the pinned snapshot of a source checkout (catalog/ beside oxydra/)",
+    )
     verify = sub.add_parser("verify", help="diff the remote catalog against the pinned snapshot")
     verify.add_argument("--pinned", action="store_true", help="download from [catalog] pinned_url")
     verify.add_argument("--url", help="download from this URL instead")
@@ -105,6 +117,8 @@ def download(url: str, transport: httpx.BaseTransport | None = None) -> bytes:
     Raises:
         CatalogError: transport failure, error status or a body over 64 MiB.
     """
+    import httpx  # only `fetch` and `verify` need it; `show` and `config` stay quick
+
     try:
         with httpx.Client(transport=transport, timeout=30.0, follow_redirects=True) as client:
             with client.stream("GET", url) as response:
@@ -131,6 +145,7 @@ def _fetch(
     transport: httpx.BaseTransport | None,
     out: TextIO,
 ) -> int:
+    target = pinned_path() if args.update_pinned else args.output or user_cache_path(environ)
     url = _source_url(args, config)
     data = download(url, transport)
     parse_catalog(data, url)
@@ -141,7 +156,6 @@ def _fetch(
         if not raw:
             raise CatalogError(f"catalog at {url} has none of the configured providers {wanted}")
     providers = parse_catalog(msgspec.json.encode(raw), url)
-    target = args.output or user_cache_path(environ)
     write_atomic(target, msgspec.json.format(msgspec.json.encode(raw), indent=2) + b"\n")
     count = sum(len(p.models) for p in providers.values())
     print(f"wrote {count} models of {len(providers)} providers to {target}", file=out)

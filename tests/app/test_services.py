@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from websockets.asyncio.client import connect
 
+from oxydra.app.services import open_services
 from oxydra.config.schema import (
     AgentConfig,
     GatewayConfig,
@@ -24,7 +25,6 @@ from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.memory import MemoryStore
 from oxydra.runtime.factory import provision_workspace
-from oxydra.runtime.services import open_services
 from oxydra.scheduler import Interval, ScheduleDefinition, SchedulerExecutor, ScheduleTable
 from oxydra.scheduler._rules import stamp
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
@@ -134,7 +134,7 @@ class TestVm:
     async def test_vm_runs_an_overdue_schedule_and_the_client_sees_the_notification(
         self, llm: FakeLLM, tmp_path: Path
     ) -> None:
-        from oxydra.gateway.vm import serve_vm
+        from oxydra.app.vm import serve_vm
 
         llm.add([Reply(text="Backup verified.")])
         workspace = provision_workspace(tmp_path / "ws")

@@ -12,9 +12,11 @@ import msgspec
 import pytest
 
 from oxydra.catalog import pinned_bytes
-from oxydra.catalog.commands import run_catalog_command
+from oxydra.commands.catalog import run_catalog_command
 from oxydra.config.schema import AgentConfig, CatalogConfig, ProviderEntry, ProvidersConfig
 from oxydra.testing.fake_llm import FakeLLM
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Server:
@@ -117,6 +119,24 @@ class TestFetch:
     def test_http_error_is_reported(self, server: FakeLLM, tmp_path: Path) -> None:
         code, _, err = run(["fetch"], config(f"{server.base_url}/absent.json"), tmp_path)
         assert code == 2 and "HTTP 404" in err
+
+    def test_update_pinned_rewrites_the_top_level_catalog_directory(
+        self, server: FakeLLM, tmp_path: Path
+    ) -> None:
+        pinned = ROOT / "catalog" / "pinned_model_catalog.json"
+        before = pinned.read_bytes()
+        inode = pinned.stat().st_ino
+        server.add_route("/api.json", before)  # the same snapshot: the tree is left unchanged
+        code, out, _ = run(
+            ["fetch", "--all", "--update-pinned"], config(f"{server.base_url}/api.json"), tmp_path
+        )
+        assert code == 0 and str(pinned) in out
+        assert pinned.read_bytes() == before and pinned.stat().st_ino != inode
+        assert not (tmp_path / ".config/oxydra/model_catalog.json").exists()
+
+    def test_update_pinned_and_output_are_exclusive(self, tmp_path: Path) -> None:
+        argv = ["fetch", "--update-pinned", "--output", str(tmp_path / "x.json")]
+        assert run(argv, config("http://127.0.0.1:9/api.json"), tmp_path)[0] == 2
 
 
 class TestVerify:

@@ -1,0 +1,3 @@
+"""Pinned model catalog data, imported as `oxydra.catalog.data` (mapped in setup.py)."""
+
+__all__: list[str] = []

@@ -1,0 +1,13 @@
+"""The composition root: builds what `ask` and `vm` run from config, above every other layer.
+
+`open_services` opens one user's store and builds the runtime, the scheduler's tools and its
+executor (and, as they land, channels and MCP clients); `serve_vm` puts the gateway in front
+of them. Nothing below this package wires packages of its own layer together, so the layers
+stay acyclic (tests/test_layering.py). The CLI imports the modes `oxydra.app.ask` and
+`oxydra.app.vm` by name.
+"""
+
+from oxydra.app.services import Services, open_services, sidecar_shell
+from oxydra.app.vm import serve_vm
+
+__all__ = ["Services", "open_services", "serve_vm", "sidecar_shell"]

@@ -1,0 +1,10 @@
+"""The CLI's own commands that are not a running mode: `oxydra catalog` and `oxydra config`.
+
+They sit at the CLI layer because they join lower packages (the catalog commands read the
+config; `config check` validates against the catalog) that must not import each other.
+"""
+
+from oxydra.commands.catalog import run_catalog, run_catalog_command
+from oxydra.commands.config import run_config
+
+__all__ = ["run_catalog", "run_catalog_command", "run_config"]
