@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from oxydra.config.schema import AgentConfig
 from oxydra.memory import HashedEmbedder, Memory
+from oxydra.memory.tools import memory_tools
 from oxydra.runtime import (
     Agent,
     MemoryConversations,
     MemoryScratchpad,
     build_agent,
-    memory_tools,
     retriever_for,
 )
 from oxydra.tools import DaemonShellSession, ShellSession
@@ -75,7 +75,7 @@ async def open_services(
     memory = await Memory.from_config(config.memory, workspace_root=workspace, embedder=embedder)
     try:
         retrieval = memory.retrieval
-        extra: list[Any] = list(memory_tools(memory, retrieval)) if enabled else []
+        extra: list[Any] = list(memory_tools(retrieval)) if enabled else []
         schedules = _schedule_store(config, memory)
         if schedules is not None:
             from oxydra.scheduler import schedule_tools

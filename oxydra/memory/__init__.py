@@ -7,7 +7,8 @@ Async facades (for the runtime and gateway; one worker thread each `Memory`):
 `Memory` (conversation log, state, summaries, scratchpad), `MemoryRetrieval` (search,
 chunks, notes) and `SessionStore` (gateway sessions). Sync core: `MemoryStore`.
 Tables a higher layer owns (the scheduler's) run their SQL through `Memory.call`, on the
-same worker thread and `Database` connection. The model-facing tools are in `oxydra.memory.tools`.
+same worker thread and `Database` connection. The model-facing tools are `@tool`s in
+`oxydra.memory.tools`, not imported here.
 """
 
 from oxydra.memory._db import Database

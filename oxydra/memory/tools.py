@@ -1,233 +1,173 @@
-"""The memory tools the model calls, as plain async functions + schemas.
+"""The memory tools the model calls: `memory_search`, `memory_save`, `memory_update`,
+`memory_delete`, declared with `@tool` like every other tool.
 
-Each tool is `async def tool(target, user_id, session_id, **params) -> str`: `target` is
-`MemoryRetrieval`;
-`user_id` and `session_id` come from the per-call tool context, never from the model, so
-a model can only reach the calling user's notes. The tool layer wraps each `ToolSpec`
-(name, description, JSON Schema, read-only flag, timeout) as a registered tool.
-
-Outputs are JSON text (upstream's shapes). Bad arguments raise `ToolArgumentsError`; an
-unknown note raises `ToolError`; the runtime turns both into feedback for the model.
+`memory_tools(retrieval)` binds them to one store. The user and session come from the
+per-call `ToolExecutionContext`, never from the model, so a model can only reach the calling
+user's notes. Arguments are validated from the signatures (bounds included); an unknown or
+foreign note is a `ToolError`. Outputs keep upstream's field names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
-from oxydra.core import FunctionDecl, ToolArgumentsError, ToolError
+from oxydra.core.errors import ToolArgumentsError, ToolError
+from oxydra.core.tiers import SafetyTier
 from oxydra.memory._notes import notes_session_id
 from oxydra.memory._text import MAX_TAG_CHARS, MAX_TAGS
 from oxydra.memory._types import Note, SearchHit
+from oxydra.tools import FunctionTool, ToolExecutionContext, tool
 
 if TYPE_CHECKING:
     from oxydra.memory._memory_retrieval import MemoryRetrieval
 
 SEARCH_MAX_TOP_K = 20
 
+Text = Annotated[str, msgspec.Meta(min_length=1)]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TAG_CHARS)]
+Tags = Annotated[
+    list[Tag],
+    msgspec.Meta(max_length=MAX_TAGS, description="Short lowercase labels, e.g. ['travel']."),
+]
+TopK = Annotated[int, msgspec.Meta(ge=1, le=SEARCH_MAX_TOP_K)]
 
-def _dump(value: Any) -> str:
-    return msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
+
+class Found(msgspec.Struct, kw_only=True):
+    """One `memory_search` result (`note_id` empty for a conversation message)."""
+
+    note_id: str
+    text: str
+    score: float
+    source: str
+    tags: list[str]
+    created_at: str
+    updated_at: str
 
 
-def _require_text(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ToolArgumentsError(f"`{name}` must be a non-empty string")
+class Saved(msgspec.Struct, kw_only=True):
+    """`memory_save` / `memory_update` output."""
+
+    note_id: str
+    message: str
+
+
+class Deleted(msgspec.Struct, kw_only=True):
+    """`memory_delete` output."""
+
+    note_id: str
+    deleted: bool
+    message: str
+
+
+def memory_tools(retrieval: MemoryRetrieval) -> tuple[FunctionTool, ...]:
+    """The four `memory_*` tools over `retrieval`."""
+
+    @tool(name="memory_search", timeout=15, safety_tier=SafetyTier.READ_ONLY)
+    async def memory_search(
+        ctx: ToolExecutionContext,
+        query: Text,
+        top_k: TopK = 5,
+        include_conversation: bool = False,
+        tags: Tags | None = None,
+    ) -> list[Found]:
+        """Search your long-term notes about this user (and optionally this conversation).
+
+        Args:
+            query: What to look for.
+            top_k: How many results.
+            include_conversation: Also search earlier messages of this conversation.
+            tags: Only notes carrying all these tags.
+        """
+        sessions = [notes_session_id(ctx.user_id)]
+        if include_conversation and ctx.session_id:
+            sessions.append(ctx.session_id)
+        hits = await retrieval.search(
+            _required(query, "query"),
+            user_id=ctx.user_id,
+            session_ids=sessions,
+            tags=tags or (),
+            top_k=top_k * 2,
+        )
+        return _present(hits, top_k)
+
+    @tool(name="memory_save", timeout=10, safety_tier=SafetyTier.SIDE_EFFECTING)
+    async def memory_save(
+        ctx: ToolExecutionContext, content: Text, tags: Tags | None = None
+    ) -> Saved:
+        """Save a durable note about the user (a preference, fact or decision) for later
+        conversations; returns the new note_id.
+
+        Args:
+            content: The note.
+            tags: Labels to find it by.
+        """
+        note = await retrieval.store_note(ctx.user_id, _required(content, "content"), tags)
+        return Saved(note_id=note.note_id, message=_saved(note, "saved"))
+
+    @tool(name="memory_update", timeout=10, safety_tier=SafetyTier.SIDE_EFFECTING)
+    async def memory_update(
+        ctx: ToolExecutionContext, note_id: Text, content: Text, tags: Tags | None = None
+    ) -> Saved:
+        """Replace the content of an existing note (tags kept unless given).
+
+        Args:
+            note_id: The note to change.
+            content: Its new text.
+            tags: New labels (omit to keep the old ones).
+        """
+        note = await retrieval.update_note(
+            ctx.user_id, _required(note_id, "note_id"), _required(content, "content"), tags
+        )
+        if note is None:
+            raise ToolError(f"note `{note_id}` not found")
+        return Saved(note_id=note.note_id, message=_saved(note, "updated"))
+
+    @tool(name="memory_delete", timeout=10, safety_tier=SafetyTier.SIDE_EFFECTING)
+    async def memory_delete(ctx: ToolExecutionContext, note_id: Text) -> Deleted:
+        """Delete a note that is wrong or no longer wanted.
+
+        Args:
+            note_id: The note to delete.
+        """
+        if not await retrieval.delete_note(ctx.user_id, _required(note_id, "note_id")):
+            raise ToolError(f"note `{note_id}` not found")
+        return Deleted(note_id=note_id, deleted=True, message=f"note {note_id} deleted")
+
+    return memory_search, memory_save, memory_update, memory_delete
+
+
+def _required(value: str, name: str) -> str:
+    if not value.strip():
+        raise ToolArgumentsError(f"`{name}` must not be blank")
     return value
 
 
-async def memory_search(
-    retrieval: MemoryRetrieval,
-    user_id: str,
-    session_id: str | None,
-    *,
-    query: str,
-    top_k: int = 5,
-    include_conversation: bool = False,
-    tags: list[str] | None = None,
-) -> str:
-    """Search the user's notes (and, optionally, the current conversation)."""
-    _require_text(query, "query")
-    if not isinstance(top_k, int) or not 1 <= top_k <= SEARCH_MAX_TOP_K:
-        raise ToolArgumentsError(f"`top_k` must be an integer from 1 to {SEARCH_MAX_TOP_K}")
-    sessions = [notes_session_id(user_id)]
-    if include_conversation and session_id:
-        sessions.append(session_id)
-    hits = await retrieval.search(
-        query, user_id=user_id, session_ids=sessions, tags=tags or (), top_k=top_k * 2
-    )
-    return _dump(_present(hits, top_k))
-
-
-def _present(hits: list[SearchHit], top_k: int) -> list[dict[str, Any]]:
+def _present(hits: list[SearchHit], top_k: int) -> list[Found]:
+    """One result per note (a long note is several chunks), best first."""
     seen: set[str] = set()
-    results: list[dict[str, Any]] = []
+    results: list[Found] = []
     for hit in hits:
         if hit.note_id and hit.note_id in seen:
             continue
         if hit.note_id:
             seen.add(hit.note_id)
-        meta = hit.metadata
-        results.append({
-            "note_id": hit.note_id or "",
-            "text": hit.text,
-            "score": round(hit.score, 4),
-            "source": meta.get("source", "memory_save") if hit.note_id else "conversation",
-            "tags": meta.get("tags", []),
-            "created_at": meta.get("created_at", hit.created_at),
-            "updated_at": meta.get("updated_at", hit.created_at),
-        })  # fmt: skip
+        meta: dict[str, Any] = hit.metadata
+        results.append(
+            Found(
+                note_id=hit.note_id or "",
+                text=hit.text,
+                score=round(hit.score, 4),
+                source=meta.get("source", "memory_save") if hit.note_id else "conversation",
+                tags=list(meta.get("tags", [])),
+                created_at=meta.get("created_at", hit.created_at),
+                updated_at=meta.get("updated_at", hit.created_at),
+            )
+        )
     return results[:top_k]
-
-
-async def memory_save(
-    retrieval: MemoryRetrieval,
-    user_id: str,
-    session_id: str | None,
-    *,
-    content: str,
-    tags: list[str] | None = None,
-) -> str:
-    """Save a new note for the user."""
-    note = await retrieval.store_note(user_id, _require_text(content, "content"), tags)
-    return _dump({"note_id": note.note_id, "message": _saved(note, "saved")})
-
-
-async def memory_update(
-    retrieval: MemoryRetrieval,
-    user_id: str,
-    session_id: str | None,
-    *,
-    note_id: str,
-    content: str,
-    tags: list[str] | None = None,
-) -> str:
-    """Replace the content (and tags, when given) of one of the user's notes."""
-    _require_text(note_id, "note_id")
-    note = await retrieval.update_note(user_id, note_id, _require_text(content, "content"), tags)
-    if note is None:
-        raise ToolError(f"note `{note_id}` not found")
-    return _dump({"note_id": note.note_id, "message": _saved(note, "updated")})
-
-
-async def memory_delete(
-    retrieval: MemoryRetrieval, user_id: str, session_id: str | None, *, note_id: str
-) -> str:
-    """Delete one of the user's notes."""
-    _require_text(note_id, "note_id")
-    if not await retrieval.delete_note(user_id, note_id):
-        raise ToolError(f"note `{note_id}` not found")
-    return _dump({"note_id": note_id, "deleted": True, "message": f"note {note_id} deleted"})
 
 
 def _saved(note: Note, verb: str) -> str:
     tags = f" with tags {', '.join(note.tags)}" if note.tags else ""
     return f"note {note.note_id} {verb}{tags}"
-
-
-_TAGS_SCHEMA: dict[str, Any] = {
-    "type": "array",
-    "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS},
-    "maxItems": MAX_TAGS,
-    "description": "Short lowercase labels, e.g. ['preference', 'travel'].",
-}
-
-
-def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required}
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    """One tool: what the model sees, and the function that runs it."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    read_only: bool
-    timeout_secs: float
-    run: Callable[..., Awaitable[str]]
-    target: str  # "retrieval" (MemoryRetrieval)
-
-    @property
-    def decl(self) -> FunctionDecl:
-        """The declaration sent to the model."""
-        return FunctionDecl(
-            name=self.name, description=self.description, parameters=self.parameters
-        )
-
-
-MEMORY_TOOLS: tuple[ToolSpec, ...] = (
-    ToolSpec(
-        name="memory_search",
-        description=(
-            "Search your long-term notes about this user (and optionally the current "
-            "conversation). Returns a JSON list of matches with note_id, text, score, tags."
-        ),
-        parameters=_object(
-            {
-                "query": {"type": "string", "minLength": 1, "description": "What to look for."},
-                "top_k": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": SEARCH_MAX_TOP_K,
-                    "default": 5,
-                    "description": "How many results.",
-                },
-                "include_conversation": {
-                    "type": "boolean",
-                    "default": False,
-                    "description": "Also search earlier messages of this conversation.",
-                },
-                "tags": {**_TAGS_SCHEMA, "description": "Only notes carrying all these tags."},
-            },
-            ["query"],
-        ),
-        read_only=True,
-        timeout_secs=15,
-        run=memory_search,
-        target="retrieval",
-    ),
-    ToolSpec(
-        name="memory_save",
-        description=(
-            "Save a durable note about the user (a preference, fact or decision) so it can "
-            "be found in later conversations. Returns the new note_id."
-        ),
-        parameters=_object(
-            {"content": {"type": "string", "minLength": 1}, "tags": _TAGS_SCHEMA}, ["content"]
-        ),
-        read_only=False,
-        timeout_secs=10,
-        run=memory_save,
-        target="retrieval",
-    ),
-    ToolSpec(
-        name="memory_update",
-        description="Replace the content of an existing note (tags kept unless given).",
-        parameters=_object(
-            {
-                "note_id": {"type": "string", "minLength": 1},
-                "content": {"type": "string", "minLength": 1},
-                "tags": _TAGS_SCHEMA,
-            },
-            ["note_id", "content"],
-        ),
-        read_only=False,
-        timeout_secs=10,
-        run=memory_update,
-        target="retrieval",
-    ),
-    ToolSpec(
-        name="memory_delete",
-        description="Delete a note that is wrong or no longer wanted.",
-        parameters=_object({"note_id": {"type": "string", "minLength": 1}}, ["note_id"]),
-        read_only=False,
-        timeout_secs=10,
-        run=memory_delete,
-        target="retrieval",
-    ),
-)

@@ -9,7 +9,6 @@ read a `TurnOutcome`. The memory bridge adapts the store to the runtime's seams.
 from oxydra.runtime._memory_bridge import (
     MemoryConversations,
     MemoryScratchpad,
-    memory_tools,
     retriever_for,
 )
 from oxydra.runtime.api import Approver, EventSink, TurnOutcome, TurnRequest, TurnRunner
@@ -31,7 +30,6 @@ __all__ = [
     "TurnRequest",
     "TurnRunner",
     "build_agent",
-    "memory_tools",
     "provision_workspace",
     "retriever_for",
 ]

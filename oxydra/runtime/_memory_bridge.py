@@ -1,22 +1,19 @@
 """The memory store behind the runtime's and gateway's seams.
 
-Adapters only: the conversation store (events + rolling summary), the scratchpad store, the
-memory tools as registry `Tool`s, and retrieval injection.
+Adapters only: the conversation store (events + rolling summary), the scratchpad store and
+retrieval injection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from oxydra.core.errors import ToolArgumentsError
-from oxydra.core.messages import FunctionDecl, Message
+from oxydra.core.messages import Message
 from oxydra.core.provenance import merge
-from oxydra.core.tiers import SafetyTier
 from oxydra.memory import Memory, MemoryRetrieval, notes_session_id
-from oxydra.memory.tools import MEMORY_TOOLS, ToolSpec
 from oxydra.runtime.conversation import Summary
-from oxydra.tools import Scratchpad, ToolExecutionContext
+from oxydra.tools import Scratchpad
 
 SNIPPET_CHARS = 240
 
@@ -95,41 +92,6 @@ class MemoryScratchpad:
     async def clear(self, session_id: str) -> bool:
         """Empty the scratchpad."""
         return await self.memory.clear_scratchpad(session_id)
-
-
-class SpecTool:
-    """A memory `ToolSpec` as a registry `Tool`; user and session come from the context."""
-
-    def __init__(self, spec: ToolSpec, target: Memory | MemoryRetrieval) -> None:
-        self.spec = spec
-        self.target = target
-        self.name = spec.name
-        self.timeout = float(spec.timeout_secs)
-        self.safety_tier = SafetyTier.READ_ONLY if spec.read_only else SafetyTier.SIDE_EFFECTING
-
-    def schema(self) -> FunctionDecl:
-        """The declaration the model sees."""
-        return self.spec.decl
-
-    async def execute(self, args: Mapping[str, Any], ctx: ToolExecutionContext) -> str:
-        """Run the spec for the calling user."""
-        known = set(self.spec.parameters.get("properties", {}))
-        extra = sorted(set(args) - known)
-        if extra:
-            raise ToolArgumentsError(f"unknown argument(s) {extra}; expected {sorted(known)}")
-        missing = [r for r in self.spec.parameters.get("required", []) if r not in args]
-        if missing:
-            raise ToolArgumentsError(f"missing required argument(s) {missing}")
-        return await self.spec.run(self.target, ctx.user_id, ctx.session_id, **args)
-
-
-def memory_tools(memory: Memory, retrieval: MemoryRetrieval) -> list[SpecTool]:
-    """The `memory_*` tools, bound to this store."""
-    return [
-        SpecTool(s, retrieval if s.target == "retrieval" else memory)
-        for s in MEMORY_TOOLS
-        if s.name.startswith("memory_")
-    ]
 
 
 def retriever_for(retrieval: MemoryRetrieval, top_k: int) -> Any:

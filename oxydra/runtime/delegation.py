@@ -14,20 +14,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from oxydra.config.schema import AgentDefinition
 from oxydra.core.errors import ConfigError, ToolArgumentsError
-from oxydra.core.messages import FunctionDecl
 from oxydra.core.provenance import note_read
 from oxydra.core.stream import StreamItem
 from oxydra.core.tiers import SafetyTier
 from oxydra.runtime.api import Approver, TurnRequest
-from oxydra.tools import ApprovalRequest, ToolExecutionContext
+from oxydra.tools import ApprovalRequest, FunctionTool, ToolExecutionContext, tool
 
 NAME = "delegate_to_agent"
+Goal = Annotated[str, msgspec.Meta(min_length=1)]
 RuntimeFor = Callable[[str, AgentDefinition, str], Any]
 """(agent name, definition, system prompt) -> an AgentRuntime for that agent."""
 
@@ -60,110 +60,68 @@ def check_agent_tools(agents: Mapping[str, AgentDefinition], known: list[str]) -
         raise ConfigError("; ".join(problems), problems=problems)
 
 
-class DelegateTool:
-    """The `delegate_to_agent` tool (side-effecting: the sub-agent may use tools)."""
+def delegate_tool(
+    agents: Mapping[str, AgentDefinition], runtime_for: RuntimeFor, timeout: float = 600.0
+) -> FunctionTool:
+    """The `delegate_to_agent` tool over `agents` (side-effecting: the sub-agent may use tools).
 
-    name = NAME
-    safety_tier = SafetyTier.SIDE_EFFECTING
+    The agent names are an enum in the schema; the description lists each agent's first
+    prompt line. Each agent's runtime is built on first use and kept.
+    """
+    names = sorted(agents)
+    runtimes: dict[str, Any] = {}
+    described = "; ".join(f"{n}: {agent_prompt(n, agents[n]).splitlines()[0][:120]}" for n in names)
+    AgentName = Literal[tuple(names)]  # type: ignore[valid-type]
 
-    def __init__(
-        self, agents: Mapping[str, AgentDefinition], runtime_for: RuntimeFor, timeout: float = 600.0
-    ) -> None:
-        self.agents = dict(agents)
-        self.runtime_for = runtime_for
-        self.timeout = timeout
-        self._runtimes: dict[str, Any] = {}
+    async def delegate_to_agent(
+        ctx: ToolExecutionContext,
+        agent_name: AgentName,
+        goal: Goal,
+        key_facts: list[str] | None = None,
+        max_turns: Annotated[int, msgspec.Meta(ge=1)] | None = None,
+        max_cost: Annotated[float, msgspec.Meta(gt=0)] | None = None,
+    ) -> str:
+        """Hand a self-contained goal to a specialist agent and get its report.
 
-    def schema(self) -> FunctionDecl:
-        """The declaration: the agent names are an enum, with each agent's first prompt line."""
-        described = "; ".join(
-            f"{n}: {agent_prompt(n, a).splitlines()[0][:120]}"
-            for n, a in sorted(self.agents.items())
-        )
-        return FunctionDecl(
-            name=NAME,
-            description="Hand a self-contained goal to a specialist agent and get its report. "
-            f"Agents: {described}",
-            parameters={
-                "type": "object",
-                "properties": {
-                    "agent_name": {"type": "string", "enum": sorted(self.agents)},
-                    "goal": {
-                        "type": "string",
-                        "minLength": 1,
-                        "description": "What the agent must achieve, self-contained.",
-                    },
-                    "key_facts": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "Facts the agent needs (it sees nothing else).",
-                    },
-                    "max_turns": {"type": "integer", "minimum": 1},
-                    "max_cost": {
-                        "type": "number",
-                        "exclusiveMinimum": 0,
-                        "description": "Money limit in USD.",
-                    },
-                },
-                "required": ["agent_name", "goal"],
-                "additionalProperties": False,
-            },
-        )
-
-    async def execute(self, args: Mapping[str, Any], ctx: ToolExecutionContext) -> str:
-        """Run the sub-agent to its end and return its answer."""
-        request = _Args.parse(args, sorted(self.agents))
-        agent = self.agents[request.agent_name]
-        runtime = self._runtime(request.agent_name, agent)
-        facts = "".join(f"\n- {fact}" for fact in request.key_facts)
-        prompt = request.goal + (f"\n\nKey facts:{facts}" if facts else "")
+        Args:
+            agent_name: The agent to run.
+            goal: What the agent must achieve, self-contained.
+            key_facts: Facts the agent needs (it sees nothing else).
+            max_turns: Most model calls the agent may make.
+            max_cost: Money limit in USD.
+        """
+        if not goal.strip():
+            raise ToolArgumentsError(f"{NAME}: `goal` must not be empty")
+        agent = agents[agent_name]
+        if agent_name not in runtimes:
+            runtimes[agent_name] = runtime_for(agent_name, agent, agent_prompt(agent_name, agent))
+        facts = "".join(f"\n- {fact}" for fact in key_facts or [])
         turn = TurnRequest(
             user_id=ctx.user_id,
             session_id=f"subagent:{ctx.session_id}:{uuid.uuid4().hex[:12]}",
             turn_id=uuid.uuid4().hex,
-            prompt=prompt,
-            agent_name=request.agent_name,
+            prompt=goal + (f"\n\nKey facts:{facts}" if facts else ""),
+            agent_name=agent_name,
             channel=ctx.channel,
-            max_turns=_tightest(request.max_turns, agent.max_turns),
-            max_cost_usd=_tightest(request.max_cost, agent.max_cost),
+            max_turns=_tightest(max_turns, agent.max_turns),
+            max_cost_usd=_tightest(max_cost, agent.max_cost),
             label=ctx.taint,  # a task written from a tainted step starts the agent tainted
         )
-        outcome = await runtime.run_turn(turn, _discard, _approver(ctx))
+        outcome = await runtimes[agent_name].run_turn(turn, _discard, _approver(ctx))
         if outcome.ok and outcome.response is not None:
             note_read(outcome.response.message.label)  # what the agent read taints its answer
-            return outcome.response.message.text or "(the agent finished without text)"
-        return f"The agent '{request.agent_name}' stopped ({outcome.reason}): {outcome.detail}"
+            return str(outcome.response.message.text or "(the agent finished without text)")
+        return f"The agent '{agent_name}' stopped ({outcome.reason}): {outcome.detail}"
 
-    def _runtime(self, name: str, agent: AgentDefinition) -> Any:
-        if name not in self._runtimes:
-            self._runtimes[name] = self.runtime_for(name, agent, agent_prompt(name, agent))
-        return self._runtimes[name]
-
-
-class _Args(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    agent_name: str
-    goal: str
-    key_facts: list[str] = []
-    max_turns: int | None = None
-    max_cost: float | None = None
-
-    @classmethod
-    def parse(cls, args: Mapping[str, Any], agents: list[str]) -> _Args:
-        try:
-            parsed = msgspec.convert(dict(args), cls)
-        except msgspec.ValidationError as exc:
-            raise ToolArgumentsError(f"{NAME}: {exc}") from exc
-        if parsed.agent_name not in agents:
-            raise ToolArgumentsError(
-                f"{NAME}: unknown agent {parsed.agent_name!r}; configured: {', '.join(agents)}"
-            )
-        if not parsed.goal.strip():
-            raise ToolArgumentsError(f"{NAME}: `goal` must not be empty")
-        if (parsed.max_turns is not None and parsed.max_turns < 1) or (
-            parsed.max_cost is not None and parsed.max_cost <= 0
-        ):
-            raise ToolArgumentsError(f"{NAME}: max_turns must be ≥ 1 and max_cost > 0")
-        return parsed
+    # The enum of names exists only at run time; annotations here are strings (PEP 563).
+    delegate_to_agent.__annotations__["agent_name"] = AgentName
+    return tool(
+        name=NAME,
+        description="Hand a self-contained goal to a specialist agent and get its report. "
+        f"Agents: {described}",
+        timeout=timeout,
+        safety_tier=SafetyTier.SIDE_EFFECTING,
+    )(delegate_to_agent)
 
 
 def _tightest(*limits: float | None) -> Any:

@@ -130,7 +130,7 @@ def _add_delegation(
 ) -> None:
     """Register `delegate_to_agent` for `[agents]`; each agent gets a runtime of its own."""
     from oxydra.providers import build_reliable_provider
-    from oxydra.runtime.delegation import NAME, DelegateTool, check_agent_tools
+    from oxydra.runtime.delegation import NAME, check_agent_tools, delegate_tool
 
     known = [n for n in registry.names if n != NAME]
     check_agent_tools(config.agents, known)
@@ -156,4 +156,4 @@ def _add_delegation(
         )
 
     timeout = float(config.runtime.turn_deadline_secs or 600)
-    registry.register(DelegateTool(config.agents, runtime_for, timeout=timeout))
+    registry.register(delegate_tool(config.agents, runtime_for, timeout=timeout))

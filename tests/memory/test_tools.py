@@ -1,4 +1,4 @@
-"""The model-facing memory tools."""
+"""The model-facing memory tools, driven through a real `ToolRegistry` as the runtime does."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from oxydra.core import FunctionDecl, ToolArgumentsError, ToolError
+from oxydra.core import Message
+from oxydra.core.tiers import SafetyTier
 from oxydra.memory import Memory
-from oxydra.memory.tools import (
-    MEMORY_TOOLS,
-    memory_delete,
-    memory_save,
-    memory_search,
-    memory_update,
-)
+from oxydra.memory.tools import memory_tools
+from oxydra.security import Workspace
+from oxydra.tools import LocalFileBackend, ToolExecutionContext, ToolRegistry
 
 
 @pytest.fixture
@@ -29,94 +26,110 @@ async def memory(db_path: Path) -> AsyncIterator[Memory]:
     await opened.close()
 
 
-async def _save(memory: Memory, user: str, content: str, **params: Any) -> str:
-    output = await memory_save(memory.retrieval, user, None, content=content, **params)
-    return str(json.loads(output)["note_id"])
+@pytest.fixture
+def registry(memory: Memory) -> ToolRegistry:
+    reg = ToolRegistry()
+    reg.register_all(memory_tools(memory.retrieval))
+    return reg
+
+
+def ctx(tmp_path: Path, user: str = "alice", session: str = "conv-a") -> ToolExecutionContext:
+    for sub in ("shared", "tmp", "vault"):
+        (tmp_path / sub).mkdir(exist_ok=True)
+    backend = LocalFileBackend(Workspace.for_user(tmp_path))
+    return ToolExecutionContext(user_id=user, session_id=session, workspace=backend)
+
+
+class Caller:
+    def __init__(self, registry: ToolRegistry, tmp_path: Path) -> None:
+        self.registry, self.tmp_path = registry, tmp_path
+
+    async def __call__(self, name: str, user: str = "alice", **args: Any) -> Any:
+        result = await self.registry.execute(name, args, ctx(self.tmp_path, user))
+        return json.loads(result.text) if result.ok else result
+
+    async def save(self, content: str, user: str = "alice", **args: Any) -> str:
+        return str((await self("memory_save", user, content=content, **args))["note_id"])
+
+
+@pytest.fixture
+def call(registry: ToolRegistry, tmp_path: Path) -> Caller:
+    return Caller(registry, tmp_path)
 
 
 class TestMemoryTools:
-    async def test_save_then_search_returns_upstream_fields(self, memory: Memory) -> None:
-        note_id = await _save(memory, "alice", "Allergic to peanuts", tags=["Health"])
-        output = await memory_search(memory.retrieval, "alice", "conv-a", query="peanut allergy")
-        results = json.loads(output)
+    async def test_save_then_search_returns_upstream_fields(self, call: Caller) -> None:
+        note_id = await call.save("Alice is allergic to peanuts", tags=["health"])
+        results = await call("memory_search", query="peanut allergy")
         assert results[0]["note_id"] == note_id
         assert set(results[0]) == {
             "note_id", "text", "score", "source", "tags", "created_at", "updated_at",
         }  # fmt: skip
         assert results[0]["tags"] == ["health"] and results[0]["source"] == "memory_save"
 
-    async def test_search_is_scoped_to_the_calling_user(self, memory: Memory) -> None:
-        await _save(memory, "alice", "Alice's door code is 4711")
-        output = await memory_search(memory.retrieval, "bob", None, query="door code 4711")
-        assert json.loads(output) == []
+    async def test_search_is_scoped_to_the_calling_user(self, call: Caller) -> None:
+        await call.save("Alice's door code is 4711")
+        assert await call("memory_search", "bob", query="door code 4711") == []
 
-    async def test_conversation_is_searched_only_when_asked(self, memory: Memory) -> None:
-        from oxydra.core import Message
-
+    async def test_conversation_is_searched_only_when_asked(
+        self, call: Caller, memory: Memory
+    ) -> None:
         await memory.append_event("conv-a", Message(role="user", content="my flight is LH400"))
-        without = await memory_search(memory.retrieval, "alice", "conv-a", query="LH400 flight")
-        assert json.loads(without) == []
-        with_conv = await memory_search(
-            memory.retrieval, "alice", "conv-a", query="LH400 flight", include_conversation=True
-        )
-        (hit,) = json.loads(with_conv)
+        assert await call("memory_search", query="LH400 flight") == []
+        (hit,) = await call("memory_search", query="LH400 flight", include_conversation=True)
         assert (hit["note_id"], hit["source"]) == ("", "conversation")
 
-    async def test_a_long_note_appears_once_in_results(self, memory: Memory) -> None:
-        await _save(memory, "alice", " ".join(["gardening tomatoes basil"] * 80))
-        output = await memory_search(memory.retrieval, "alice", None, query="tomatoes basil")
-        assert len(json.loads(output)) == 1
+    async def test_a_long_note_appears_once_in_results(self, call: Caller) -> None:
+        await call.save(" ".join(["gardening tomatoes basil"] * 80))
+        assert len(await call("memory_search", query="tomatoes basil")) == 1
 
-    async def test_update_and_delete(self, memory: Memory) -> None:
-        note_id = await _save(memory, "alice", "Lives in Berlin")
-        updated = await memory_update(
-            memory.retrieval, "alice", None, note_id=note_id, content="Lives in Hamburg"
-        )
-        assert json.loads(updated)["note_id"] == note_id
-        deleted = await memory_delete(memory.retrieval, "alice", None, note_id=note_id)
-        assert json.loads(deleted)["deleted"] is True
+    async def test_update_and_delete(self, call: Caller) -> None:
+        note_id = await call.save("Lives in Berlin")
+        updated = await call("memory_update", note_id=note_id, content="Lives in Hamburg")
+        assert updated["note_id"] == note_id
+        assert (await call("memory_delete", note_id=note_id))["deleted"] is True
 
-    @pytest.mark.parametrize("tool", [memory_update, memory_delete])
-    async def test_unknown_or_foreign_note_is_a_tool_error(self, memory: Memory, tool: Any) -> None:
-        note_id = await _save(memory, "alice", "Alice's note")
-        params = {"note_id": note_id}
-        if tool is memory_update:
-            params["content"] = "hijack"
-        with pytest.raises(ToolError, match="not found"):
-            await tool(memory.retrieval, "bob", None, **params)
+    @pytest.mark.parametrize("name", ["memory_update", "memory_delete"])
+    async def test_unknown_or_foreign_note_is_a_tool_error(self, call: Caller, name: str) -> None:
+        note_id = await call.save("Alice's note")
+        params = {"note_id": note_id} | ({"content": "hijack"} if name == "memory_update" else {})
+        result = await call(name, "bob", **params)
+        assert result.error_kind == "failed" and "not found" in result.text
+        assert (await call("memory_search", query="Alice's note"))[0]["text"] == "Alice's note"
 
     @pytest.mark.parametrize(
-        "params", [{"query": ""}, {"query": "x", "top_k": 0}, {"query": "x", "top_k": 21}]
+        "params",
+        [{"query": ""}, {"query": "   "}, {"query": "x", "top_k": 0}, {"query": "x", "top_k": 21}],
     )
     async def test_bad_search_arguments_are_argument_errors(
-        self, memory: Memory, params: dict[str, Any]
+        self, call: Caller, params: dict[str, Any]
     ) -> None:
-        with pytest.raises(ToolArgumentsError):
-            await memory_search(memory.retrieval, "alice", None, **params)
+        assert (await call("memory_search", **params)).error_kind == "invalid_arguments"
 
-    async def test_too_many_tags_are_an_argument_error(self, memory: Memory) -> None:
-        with pytest.raises(ToolArgumentsError):
-            await _save(memory, "alice", "x", tags=[f"t{i}" for i in range(17)])
+    async def test_too_many_or_too_long_tags_are_argument_errors(self, call: Caller) -> None:
+        many = await call("memory_save", content="x", tags=[f"t{i}" for i in range(17)])
+        long = await call("memory_save", content="x", tags=["x" * 65])
+        assert many.error_kind == long.error_kind == "invalid_arguments"
 
 
-class TestToolSpecs:
-    def test_names_match_upstream(self) -> None:
-        assert [t.name for t in MEMORY_TOOLS] == [
-            "memory_search", "memory_save", "memory_update", "memory_delete",
+class TestDeclarations:
+    def test_names_match_upstream(self, registry: ToolRegistry) -> None:
+        assert sorted(registry.names) == [
+            "memory_delete", "memory_save", "memory_search", "memory_update",
         ]  # fmt: skip
 
-    @pytest.mark.parametrize("spec", MEMORY_TOOLS, ids=lambda s: s.name)
-    def test_schemas_are_valid_json_schema_objects(self, spec: Any) -> None:
-        jsonschema.Draft202012Validator.check_schema(spec.parameters)
-        assert spec.parameters["type"] == "object"
-        assert isinstance(spec.decl, FunctionDecl) and spec.decl.name == spec.name
+    def test_schemas_are_valid_json_schema_objects(self, registry: ToolRegistry) -> None:
+        for decl in registry.schemas():
+            jsonschema.Draft202012Validator.check_schema(decl.parameters)
+            assert decl.parameters["type"] == "object" and decl.description
 
-    def test_only_search_and_read_are_read_only(self) -> None:
-        assert {t.name for t in MEMORY_TOOLS if t.read_only} == {"memory_search"}
+    def test_only_search_is_read_only(self, memory: Memory) -> None:
+        tiers = {t.name: t.safety_tier for t in memory_tools(memory.retrieval)}
+        assert [n for n, t in tiers.items() if t == SafetyTier.READ_ONLY] == ["memory_search"]
 
-    def test_search_schema_bounds_match_the_function(self) -> None:
-        schema = MEMORY_TOOLS[0].parameters
-        validator = jsonschema.Draft202012Validator(schema)
+    def test_search_schema_bounds_match_the_function(self, registry: ToolRegistry) -> None:
+        (decl,) = [d for d in registry.schemas() if d.name == "memory_search"]
+        validator = jsonschema.Draft202012Validator(decl.parameters)
         assert validator.is_valid({"query": "x", "top_k": 20, "tags": ["a"]})
         assert not validator.is_valid({"query": "x", "top_k": 21})
         assert not validator.is_valid({"top_k": 3})

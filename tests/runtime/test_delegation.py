@@ -129,7 +129,11 @@ async def test_an_unknown_agent_is_fed_back_to_the_model(tmp_path: Path) -> None
     async with FakeLLM(script) as llm:
         await run(tmp_path, llm)
     feedback = llm.requests[-1].json()["messages"][-1]["content"]
-    assert "unknown agent 'nobody'" in feedback
+    assert (
+        "invalid enum value 'nobody'" in feedback
+        and "one of " in feedback
+        and "researcher" in feedback
+    )
 
 
 def test_an_agent_listing_an_unknown_tool_is_a_config_error(tmp_path: Path) -> None:
