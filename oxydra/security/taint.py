@@ -139,7 +139,8 @@ _FOLD |= {0xFF01 + i: chr(0x21 + i) for i in range(0x5E)}  # fullwidth ASCII
 _FOLD_TABLE = str.maketrans(_FOLD)
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _MARKER = re.compile(
-    r"[<>]{2,}[ \t/_-]{0,8}(?:END[ \t_-]{0,3})?UNTRUSTED|END[ \t_-]{0,3}UNTRUSTED",
+    r"[<>]{3,}[ \t/_-]{0,8}(?:END[ \t_-]{0,3})?UNTRUSTED"
+    r"|END[ \t_-]{0,3}UNTRUSTED|UNTRUSTED[_-]CONTENT",
     re.IGNORECASE,
 )
 OPEN, CLOSE = "<<<UNTRUSTED_CONTENT", "<<<END_UNTRUSTED_CONTENT"

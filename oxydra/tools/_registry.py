@@ -107,7 +107,8 @@ class ToolRegistry:
         self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
     ) -> ToolResult:
         """Run one call through the policy; never raises for tool-side failures."""
-        with span("tool.call", tool=name, session=ctx.session_id):
+        traced = {"taint": ctx.taint.describe()} if ctx.taint is not None else {}
+        with span("tool.call", tool=name, session=ctx.session_id, **traced):
             tool = self._tools.get(name)
             if tool is None:
                 known = ", ".join(self.names) or "none"

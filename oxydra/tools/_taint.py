@@ -104,6 +104,16 @@ class TaintGuard:
                 )
         return decision
 
+    def url_refusal(self, url: str, taint: Label | None) -> str | None:
+        """Why a tainted step may not send a request to `url` (None: it may).
+
+        The reusable egress check for HTTP clients outside the built-in tools (MCP HTTP
+        calls): pass the call's `ctx.taint`. Untainted steps and `mode = "off"` pass.
+        """
+        if taint is None or not taint.untrusted or self.policy.config.mode == "off":
+            return None
+        return self.egress.refusal(url)
+
     def _egress_refusal(self, name: str, args: Mapping[str, Any]) -> str | None:
         if name == "web_fetch" and isinstance(args.get("url"), str):
             return self.egress.refusal(args["url"])
