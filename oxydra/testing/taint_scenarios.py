@@ -33,6 +33,7 @@ from oxydra.config.schema import (
     SecurityConfig,
     Selection,
     TaintConfig,
+    ToolsConfig,
 )
 from oxydra.core.messages import Message
 from oxydra.runtime.api import TurnOutcome, TurnRequest
@@ -187,6 +188,7 @@ def guest_config(llm: FakeLLM, mode: TaintMode = "approve") -> AgentConfig:
     entry = ProviderEntry(provider_type="openai", base_url=llm.base_url, api_key=SECRET)
     return AgentConfig(
         security=SecurityConfig(taint=TaintConfig(mode=mode)),
+        tools=ToolsConfig(isolation="process"),
         selection=Selection(provider="fake", model="gpt-4o-mini"),
         providers=ProvidersConfig(registry={"fake": entry}),
         catalog=CatalogConfig(skip_catalog_validation=True),
