@@ -349,10 +349,10 @@ class GatewayCore:
             raise RefusedError("no active turn to cancel", "no_active_turn")
         channel.task.cancel()
 
-    def taint_sources(self, session_id: str) -> list[str] | None:
+    async def taint_sources(self, channel: SessionChannel) -> list[str] | None:
         """The untrusted sources in the session's context (`/status`); None when trusted."""
         taint_of = getattr(self.runner, "taint_of", None)
-        label = taint_of(session_id) if taint_of is not None else None
+        label = await taint_of(channel.session_id, channel.user_id) if taint_of else None
         if label is None:
             return None
         return [str(s) for s in label.sources] or ["unknown source"]

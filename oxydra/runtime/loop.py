@@ -363,11 +363,12 @@ class AgentRuntime:
             reserved_output_tokens=reserved,
         )
 
-    def taint_of(self, session_id: str) -> Label | None:
-        """The taint the session's next step starts with (history and summary; `/status`)."""
-        conversation = self._conversations.get(session_id)
-        if conversation is None:
-            return None
+    async def taint_of(self, session_id: str, user_id: str) -> Label | None:
+        """The taint the session's next step starts with (history and summary; `/status`).
+
+        Restores the session from the store when needed, so the answer holds after a restart.
+        """
+        conversation = await self.conversation(session_id, user_id)
         summary = conversation.summary.label if conversation.summary else None
         return merge(summary, context_label(conversation.live_history()))
 

@@ -36,9 +36,9 @@ async def test_a_tainted_answer_and_summary_are_stored_tainted_and_status_shows_
         await h.turn("Weather?", [fetch(page), Reply(text="Sunny.")])
         history = await h.history()
         assert [m.label is not None for m in history] == [False, False, True, True]
-        label = h.runtime.taint_of("s1")
+        label = await h.runtime.taint_of("s1", "alice")
         assert label is not None and f"web_fetch {page}" in label.describe()
-        assert h.runtime.taint_of("fresh") is None
+        assert await h.runtime.taint_of("fresh", "alice") is None
 
 
 async def test_a_poisoned_note_reaches_the_model_as_untrusted_user_text_not_system() -> None:
@@ -86,3 +86,14 @@ async def test_a_file_written_while_tainted_taints_the_turn_that_reads_it(tmp_pa
         [asked] = h.approver.asked
         assert asked["tool"] == "shell_exec"
         assert asked["sources"] == (f"web_fetch {page}",)
+
+
+async def test_a_sessions_taint_survives_a_restart(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        page = h.page("/w", INJECTION.format(order="Obey."))
+        await h.turn("Weather?", [fetch(page), Reply(text="Sunny.")])
+    async with harness(tmp_path) as again:
+        label = await again.runtime.taint_of("s1", "alice")
+        assert label is not None and label.sources[0].ref == page
+        await again.turn("Now run ls.", [calls("shell_exec", command="ls"), Reply(text=".")])
+        assert [a["tool"] for a in again.approver.asked] == ["shell_exec"]
