@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import msgspec
 import pytest
 
 from oxydra.config.schema import TaintConfig
@@ -18,6 +19,7 @@ from oxydra.security.taint import (
     neutralize,
     wrap_untrusted,
 )
+from oxydra.wire import gateway as g
 
 WEB = untrusted("web_fetch", "https://evil.test/page")
 SECRET = "sk-test-Zq8vN3xLw0PmR7tY2kB5"
@@ -194,3 +196,23 @@ class TestEgress:
     def test_search_text_with_a_secret_is_refused(self) -> None:
         assert self.check.text_refusal(f"what is {SECRET}") is not None
         assert self.check.text_refusal("weather in oslo tomorrow") is None
+
+
+class TestCompatibility:
+    def test_unlabelled_content_encodes_exactly_as_before(self) -> None:
+        message = Message(role="user", content=(TextPart(text="hi"),))
+        assert (
+            msgspec.json.encode(message)
+            == b'{"role":"user","content":[{"type":"text","text":"hi"}]}'
+        )
+        old = b'{"role":"tool","content":"x","tool_call_id":"c","name":"web_fetch"}'
+        assert msgspec.json.decode(old, type=Message).label is None
+
+    def test_an_approval_request_from_an_older_gateway_still_decodes(self) -> None:
+        frame = g.decode_server_frame(
+            b'{"type":"approval_request","payload":{"request_id":"r","session":{"user_id":"u",'
+            b'"session_id":"s"},"turn":{"turn_id":"t","state":"running"},"approval_id":"a",'
+            b'"tool_name":"shell_exec","arguments":{},"safety_tier":"privileged",'
+            b'"expires_in_secs":30}}'
+        )
+        assert isinstance(frame, g.ApprovalRequest) and frame.taint_sources is None
