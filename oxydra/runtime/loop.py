@@ -202,9 +202,6 @@ class AgentRuntime:
                     conversation.session_id,
                     taint.describe(),
                 )
-                context = msgspec.structs.replace(
-                    context, messages=for_model(context.messages, self._taint_key)
-                )
             response = _labelled(await self._call_model(context, sink), taint)
             self.ledger.record(conversation.session_id, state.spend, response.usage)
             decision = d.after_response(state, response, state.limits)
@@ -319,8 +316,9 @@ class AgentRuntime:
         reserved = min(max_output or 0, max_context // 4)
         room = max_context - budget.safety_buffer_tokens - reserved
         tools = self.tools.schemas() if caps.tools else []
-        fixed = await self._fixed_messages(conversation)
-        history = conversation.live_history()
+        # Untrusted text is wrapped before the window is planned, so its markers are counted.
+        fixed = for_model(await self._fixed_messages(conversation), self._taint_key)
+        history = for_model(conversation.live_history(), self._taint_key)
         messages: tuple[Message, ...] = (*fixed, *history)
         # Fast path: a token is never shorter than a byte, so a context whose JSON fits the
         # room in bytes fits in tokens; the tokenizer is not even loaded.
@@ -330,10 +328,9 @@ class AgentRuntime:
             if plan.fill_ratio > budget.trigger_ratio and await self._summarise(
                 conversation, counter, plan.budget_tokens - plan.fixed_tokens, sink, state
             ):
-                fixed = await self._fixed_messages(conversation)
-                plan = self._plan(
-                    counter, fixed, conversation.live_history(), tools, max_context, reserved
-                )
+                fixed = for_model(await self._fixed_messages(conversation), self._taint_key)
+                history = for_model(conversation.live_history(), self._taint_key)
+                plan = self._plan(counter, fixed, history, tools, max_context, reserved)
             messages = plan.messages
         return Context(
             provider=ProviderId(self.provider_id),

@@ -176,28 +176,33 @@ def context_label(messages: Iterable[Message]) -> Label | None:
     return merge(*(m.trust_label for m in messages))
 
 
-def for_model(messages: Sequence[Message], key: bytes) -> tuple[Message, ...]:
-    """Messages as sent to the model: untrusted text wrapped, never in a system message."""
-    return tuple(_shown(m, key) for m in messages)
+def for_model(messages: Sequence[Message], key: bytes) -> list[Message]:
+    """Messages as sent to the model: untrusted text wrapped, never in a system message.
+
+    Labels stay on the messages (provider codecs never send them), so the context's
+    taint can still be read from what is sent.
+    """
+    return [_shown(m, key) for m in messages]
 
 
 def _shown(message: Message, key: bytes) -> Message:
     label = message.trust_label
-    if label is None:
+    if label is None or message.role == "assistant":
         return message
     role = "user" if message.role == "system" else message.role
     if message.content is None or isinstance(message.content, str):
-        if message.role == "assistant":
-            return msgspec.structs.replace(message, label=None)
         text = wrap_untrusted(message.content or "", label, key)
-        return msgspec.structs.replace(message, role=role, content=text, label=None)
+        return msgspec.structs.replace(message, role=role, content=text)
     parts = tuple(
-        TextPart(text=wrap_untrusted(p.text, merge(message.label, p.label) or label, key))
+        TextPart(
+            text=wrap_untrusted(p.text, merge(message.label, p.label) or label, key),
+            label=p.label,
+        )
         if isinstance(p, TextPart) and (message.label is not None or p.label is not None)
         else p
         for p in message.content
     )
-    return msgspec.structs.replace(message, role=role, content=parts, label=None)
+    return msgspec.structs.replace(message, role=role, content=parts)
 
 
 # ---- egress (rule 5) -------------------------------------------------------------------

@@ -28,6 +28,7 @@ async def test_the_model_sees_fetched_text_wrapped_with_its_source_and_forgeries
         assert "[marker removed]" in tool["content"]
         system = [m["content"] for m in second if m["role"] == "system"]
         assert not any("rm -rf" in text for text in system)
+        assert all("label" not in m for m in second)  # labels never reach the provider
 
 
 async def test_a_tainted_answer_and_summary_are_stored_tainted_and_status_shows_it() -> None:

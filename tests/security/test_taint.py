@@ -153,7 +153,7 @@ class TestWrapping:
         ]
         shown = for_model(messages, KEY)
         assert [m.role for m in shown] == ["system", "user", "tool", "assistant"]
-        assert all(m.label is None for m in shown)
+        assert [m.label for m in shown] == [None, WEB, WEB, WEB]  # kept: taint stays readable
         assert OPEN in shown[1].text and OPEN in shown[2].text and shown[3].text == "ok"
         assert shown[0] is messages[0]
         assert context_label(messages) == WEB
