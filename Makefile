@@ -43,12 +43,13 @@ bench: $(STAMP) pyz
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check oxydra tests bench build_pyz.py oxydra.py
-	$(VENV)/bin/ruff format --check oxydra tests bench build_pyz.py oxydra.py
+	$(VENV)/bin/ruff check oxydra tests bench build_pyz.py setup.py oxydra.py
+	$(VENV)/bin/ruff format --check oxydra tests bench build_pyz.py setup.py oxydra.py
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format oxydra tests bench build_pyz.py oxydra.py
-	$(VENV)/bin/ruff check --fix oxydra tests bench build_pyz.py oxydra.py
+	$(VENV)/bin/ruff format oxydra tests bench build_pyz.py setup.py oxydra.py
+	$(VENV)/bin/ruff check --fix oxydra tests bench build_pyz.py setup.py oxydra.py
 
 wasm:
 	$(WASM_CC) $(WASM_FLAGS) -o $(WASM_OUT) $(WASM_SRC)

@@ -125,7 +125,7 @@ def apply_override(caps: ProviderCaps, entry: CapsOverrideEntry) -> ProviderCaps
         "attachments": entry.attachment,
         "deprecated": entry.deprecated,
     }
-    changes = {name: value for name, value in pairs.items() if value is not None}
+    changes: dict[str, object] = {n: v for n, v in pairs.items() if v is not None}
     if entry.input_modalities is not None:
         changes["input_modalities"] = tuple(entry.input_modalities)
     return msgspec.structs.replace(caps, **changes)

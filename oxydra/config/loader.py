@@ -73,10 +73,11 @@ def load_agent_config(sources: ConfigSources | None = None) -> LoadedConfig:
         ConfigError: with `problems` listing every bad file, key and value.
     """
     layers = collect_layers(sources or ConfigSources())
-    config = None
+    config: AgentConfig | None = None
     if not layers.problems:
-        config = layers.build()
-        assert isinstance(config, AgentConfig)
+        built = layers.build()
+        assert isinstance(built, AgentConfig)
+        config = built
     warnings: list[str] = []
     if config is not None:
         config, warnings = check_agent_config(config, layers)

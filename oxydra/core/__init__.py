@@ -52,6 +52,7 @@ from oxydra.core.provenance import (
     untrusted,
     writing_label,
 )
+from oxydra.core.spend import Spend
 from oxydra.core.stream import (
     ConnectionLost,
     FinishReason,
@@ -112,6 +113,7 @@ __all__ = [
     "SchedulerError",
     "ServerError",
     "Source",
+    "Spend",
     "StopReason",
     "StreamItem",
     "Text",

@@ -72,8 +72,9 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         parts = [f"{ts}Z", record.levelname.lower(), record.name]
-        if getattr(record, "span", ""):
-            parts.append(f"span={record.span}")
+        span_name = getattr(record, "span", "")
+        if span_name:
+            parts.append(f"span={span_name}")
         parts.append(record.getMessage())
         for key, value in getattr(record, "attrs", {}).items():
             parts.append(f"{key}={value}")
@@ -92,8 +93,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if getattr(record, "span", ""):
-            doc["span"] = record.span
+        span_name = getattr(record, "span", "")
+        if span_name:
+            doc["span"] = span_name
         doc.update(getattr(record, "attrs", {}))
         return json.dumps(doc, default=str)
 

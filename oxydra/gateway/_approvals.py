@@ -1,12 +1,17 @@
-"""Approval requests: a tool call waits for the user's yes or no over the gateway."""
+"""Approval requests: a tool call waits for the user's yes or no over the gateway.
+
+How long it waits is the tool registry's policy (`[tools.approval] timeout_secs`, enforced
+there); the broker only tells the client when the question expires.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 from oxydra.gateway._hub import SessionChannel
+from oxydra.tools import ApprovalHook
+from oxydra.tools import ApprovalRequest as ToolCallApproval
 from oxydra.wire.gateway import ApprovalRequest, TurnStatus
 
 
@@ -17,18 +22,12 @@ class ApprovalBroker:
         self.timeout_secs = timeout_secs
         self._pending: dict[str, tuple[str, asyncio.Future[bool]]] = {}
 
-    def approver_for(self, channel: SessionChannel, request_id: str, turn: TurnStatus) -> Any:
-        """An approver callable bound to one turn of one session."""
+    def approver_for(
+        self, channel: SessionChannel, request_id: str, turn: TurnStatus
+    ) -> ApprovalHook:
+        """An approver bound to one turn of one session."""
 
-        async def approve(
-            tool_name: str,
-            arguments: dict[str, Any],
-            tier: str,
-            /,
-            *,
-            reason: str = "",
-            sources: tuple[str, ...] = (),
-        ) -> bool:
+        async def approve(call: ToolCallApproval) -> bool:
             approval_id = uuid.uuid4().hex
             future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._pending[approval_id] = (channel.user_id, future)
@@ -38,18 +37,16 @@ class ApprovalBroker:
                     session=channel.ref,
                     turn=turn,
                     approval_id=approval_id,
-                    tool_name=tool_name,
-                    arguments=arguments,
-                    safety_tier=tier,
+                    tool_name=call.tool,
+                    arguments=call.arguments,
+                    safety_tier=str(call.safety_tier),
                     expires_in_secs=int(self.timeout_secs),
-                    reason=reason or None,
-                    taint_sources=list(sources) or None,
+                    reason=call.reason or None,
+                    taint_sources=list(call.taint_sources) or None,
                 )
             )
             try:
-                return await asyncio.wait_for(future, self.timeout_secs)
-            except TimeoutError:
-                return False
+                return await future
             finally:
                 self._pending.pop(approval_id, None)
 

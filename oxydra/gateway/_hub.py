@@ -93,7 +93,7 @@ class SessionChannel:
     def publish(self, frame: TaggedFrame) -> bytes:
         """Number, log and fan out one frame; returns its encoded form."""
         self.seq += 1
-        data = encode_frame(msgspec.structs.replace(frame, seq=self.seq))  # type: ignore[call-arg]
+        data = encode_frame(msgspec.structs.replace(frame, seq=self.seq))
         self.log.append((self.seq, data))
         if isinstance(frame, TERMINAL) or (isinstance(frame, ErrorFrame) and frame.turn):
             self.last_terminal = data

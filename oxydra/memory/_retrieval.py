@@ -105,7 +105,7 @@ class RetrievalIndex:
     def _adopt_embedder(self) -> None:
         name, dims = self._embedder.name, str(self._embedder.dims)
         wanted = {"embedding_backend": name, "embedding_dims": dims}
-        stored = dict(
+        stored: dict[str, str] = dict(
             self._db.query(
                 "SELECT key, value FROM memory_meta "
                 "WHERE key IN ('embedding_backend', 'embedding_dims')"

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,8 +40,8 @@ class Provider(Protocol):
         """Ask for a whole answer."""
         ...
 
-    def stream(self, context: Context) -> AsyncIterator[StreamItem]:
-        """Ask for an answer as stream items."""
+    def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
+        """Ask for an answer as stream items (an async generator: close it when done)."""
         ...
 
     def capabilities(self) -> ProviderCaps:
@@ -154,7 +154,7 @@ class WireProvider:
         except WireError as exc:
             raise ProviderProtocolError(f"{self.name}: {exc}", provider=self.name) from exc
 
-    async def stream(self, context: Context) -> AsyncIterator[StreamItem]:
+    async def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
         """Send one streaming request and yield its items as they arrive."""
         request = self.codec.build(context, stream=True, caps=self.caps)
         _log.debug(
@@ -163,7 +163,7 @@ class WireProvider:
         async for item in self.stream_request(request):
             yield item
 
-    async def stream_request(self, request: WireRequest) -> AsyncIterator[StreamItem]:
+    async def stream_request(self, request: WireRequest) -> AsyncGenerator[StreamItem, None]:
         """Send a built streaming request and yield its items."""
         async with self.endpoint.open_stream(request) as response:
             if "application/json" in response.headers.get("content-type", ""):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 import httpx
 
@@ -41,7 +42,9 @@ DEFAULT_BASE_URLS = {
 
 
 def _openai_codec(name: str, official: bool) -> WireCodec:
-    field = "max_completion_tokens" if official else "max_tokens"
+    field: Literal["max_completion_tokens", "max_tokens"] = (
+        "max_completion_tokens" if official else "max_tokens"
+    )
     return openai_chat.codec(openai_wire.OpenAIChatProfile(name=name, max_tokens_field=field))
 
 

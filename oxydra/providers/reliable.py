@@ -10,7 +10,9 @@ Rules:
 3. A `Retry-After` the provider sent is honoured as a minimum delay. When it asks for longer
    than `max_retry_after` seconds, waiting is pointless: the route is given up at once.
 4. A stream is retried only until its first item reached the consumer. A stream whose first
-   item is `ConnectionLost` counts as a transport failure (nothing was delivered); later
+   item is `ConnectionLost` counts as a transport failure (nothing was delivered), and the
+   route's next attempt asks for a whole answer (`complete`), whose items are then streamed:
+   this is the one place a broken stream falls back, so attempts never multiply. Later
    failures go to the consumer as they are.
 5. When a route is given up with a retryable error, an authentication error or a protocol
    error (the route's fault, not the request's), the next fallback route is tried with the
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -43,6 +45,7 @@ from oxydra.core.log import get_logger
 from oxydra.core.messages import Context, Response
 from oxydra.core.stream import ConnectionLost, StreamItem
 from oxydra.providers._base import Provider
+from oxydra.wire.assemble import response_items
 
 _log = get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -74,7 +77,7 @@ def backoff_delay(
     if config.jitter:
         half = delay / 2
         delay = half + (rng or random).uniform(0, half)
-    return delay
+    return float(delay)
 
 
 def _moves_on(error: ProviderError) -> bool:
@@ -172,18 +175,19 @@ class ReliableProvider:
         assert last is not None
         raise last
 
-    async def stream(self, context: Context) -> AsyncIterator[StreamItem]:
+    async def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
         """Stream from the first route whose stream starts (see rules 4 and 5)."""
         last: ProviderError | None = None
         for route in self.routes:
             routed = route.context_for(context)
             attempt = 1
             while True:
-                items = route.provider.stream(routed)
+                whole = isinstance(last, _LostEarly) and last.route is route
+                items = _whole(route.provider, routed) if whole else route.provider.stream(routed)
                 try:
                     first = await _first_item(items, route)
                 except ProviderError as exc:
-                    await _close(items)
+                    await items.aclose()
                     last = exc
                     if await self._pause(attempt, exc):
                         attempt += 1
@@ -197,7 +201,7 @@ class ReliableProvider:
                     async for item in items:
                         yield item
                 finally:
-                    await _close(items)
+                    await items.aclose()
                 return
         if isinstance(last, _LostEarly):
             yield last.item
@@ -209,20 +213,21 @@ class ReliableProvider:
 class _LostEarly(ProviderTransportError):
     """A stream whose first item was `ConnectionLost`: retryable, nothing was delivered."""
 
-    def __init__(self, item: ConnectionLost, provider: str) -> None:
-        super().__init__(item.message, provider=provider)
+    def __init__(self, item: ConnectionLost, route: Route) -> None:
+        super().__init__(item.message, provider=route.name or "")
         self.item = item
+        self.route = route
+
+
+async def _whole(provider: Provider, context: Context) -> AsyncGenerator[StreamItem, None]:
+    """A whole answer as the items its stream would have carried (rule 4)."""
+    for item in response_items(await provider.complete(context)):
+        yield item
 
 
 async def _first_item(items: AsyncIterator[StreamItem], route: Route) -> StreamItem | None:
     """The first item; a first `ConnectionLost` is raised as a retryable transport error."""
     first = await anext(items, None)
     if isinstance(first, ConnectionLost):
-        raise _LostEarly(first, route.name or "")
+        raise _LostEarly(first, route)
     return first
-
-
-async def _close(items: AsyncIterator[StreamItem]) -> None:
-    closer = getattr(items, "aclose", None)
-    if closer is not None:
-        await closer()

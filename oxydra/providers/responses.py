@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, NamedTuple
 
 import msgspec
@@ -124,7 +124,7 @@ class ResponsesProvider(WireProvider):
         )
         self.chains.forget(context.session_id)
 
-    async def stream(self, context: Context) -> AsyncIterator[StreamItem]:
+    async def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
         """One stream, chained when the session allows, repeated unchained once if refused."""
         chain = self.chains.lookup(context)
         items = self.stream_request(self._request(context, True, chain))

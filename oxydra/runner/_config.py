@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from oxydra.config.loader import load_toml_struct
 from oxydra.config.runner_schema import RunnerConfig, UserConfig
@@ -166,7 +167,10 @@ def _under(base: Path, text: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _load(path: Path, root: type[RunnerConfig] | type[UserConfig]) -> RunnerConfig | UserConfig:
+_Loaded = TypeVar("_Loaded", RunnerConfig, UserConfig)
+
+
+def _load(path: Path, root: type[_Loaded]) -> _Loaded:
     try:
         loaded = load_toml_struct(path, root)
     except ConfigError as exc:

@@ -250,7 +250,7 @@ def _start(client: Any, spec: LaunchSpec, kwargs: dict[str, Any]) -> ContainerGu
     for stream in ("stdout", "stderr"):
         logs = _call(
             f"logs {name}",
-            lambda s=stream: container.logs(
+            lambda s=stream: container.logs(  # type: ignore[misc]
                 stream=True,
                 follow=True,
                 stdout=s == "stdout",

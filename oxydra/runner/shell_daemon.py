@@ -19,6 +19,7 @@ import signal
 import sys
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 from oxydra.core.errors import WireError
 from oxydra.wire.framing import LengthPrefixedDecoder, encode_length_prefixed
@@ -51,7 +52,7 @@ class _Run:
     """One command's process and its buffered output."""
 
     process: asyncio.subprocess.Process
-    chunks: deque[tuple[str, bytes]] = field(default_factory=deque)
+    chunks: deque[tuple[Literal["stdout", "stderr"], bytes]] = field(default_factory=deque)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     captured: int = 0
     truncated: bool = False
@@ -153,7 +154,7 @@ class ShellDaemon:
                 request_id=request.request_id,
                 session_id=request.session_id,
                 stream=stream,
-                data=data.decode("utf-8", "replace"),  # type: ignore[arg-type]
+                data=data.decode("utf-8", "replace"),
                 eof=False,
             )
         if run.done.is_set():
@@ -192,7 +193,9 @@ class ShellDaemon:
         self.sessions.clear()
 
 
-async def _pump(run: _Run, stream: str, reader: asyncio.StreamReader) -> None:
+async def _pump(
+    run: _Run, stream: Literal["stdout", "stderr"], reader: asyncio.StreamReader
+) -> None:
     while True:
         data = await reader.read(CHUNK_BYTES)
         if not data:

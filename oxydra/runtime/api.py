@@ -6,46 +6,30 @@ consistent history (no tool call without a result) and a `cancelled` outcome.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
 from oxydra.core.messages import MediaPart, Response
 from oxydra.core.provenance import Label
+from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
 from oxydra.runtime.decide import EndReason
-from oxydra.runtime.ledger import Spend
+from oxydra.tools import ApprovalHook
 
-
-class Approver(Protocol):
-    """Asks a human: (tool name, arguments, safety tier) -> approved?
-
-    A question from taint policy also carries `reason` and the untrusted `sources` in the
-    model's context, so the person sees why they are asked (docs/taint.md).
-    """
-
-    def __call__(
-        self,
-        tool: str,
-        arguments: dict[str, Any],
-        tier: str,
-        /,
-        *,
-        reason: str = "",
-        sources: tuple[str, ...] = (),
-    ) -> Awaitable[bool]:
-        """Answer one question; True means run the call."""
-        ...
+Approver = ApprovalHook
+"""Asks a human about one tool call (an `ApprovalRequest`) -> approved? One shape from the
+gateway through the runtime and the registry to a sub-agent's calls."""
 
 
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One user turn to run.
 
-    `max_turns` and `max_cost_usd` are this turn's own limits (the scheduler sets them from
-    `[scheduler]`); they can only tighten the runtime's `[runtime]` limits, never widen them.
-    `label` marks a prompt that is not the session owner's own words (another person in a
-    shared chat, a task written by a tainted agent): the turn starts tainted.
+    `max_turns`, `max_cost_usd` and `max_tokens` are this turn's own limits (the scheduler
+    sets them from `[scheduler]`, a delegation from what its caller has left); they can only
+    tighten the runtime's `[runtime]` limits, never widen them. `label` marks a prompt that
+    is not the session owner's own words (another person in a shared chat, a task written
+    by a tainted agent): the turn starts tainted.
     """
 
     user_id: str
@@ -57,6 +41,7 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     channel: str = "tui"
     max_turns: int | None = None
     max_cost_usd: float | None = None
+    max_tokens: int | None = None
     label: Label | None = None
 
 
@@ -77,7 +62,7 @@ class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class EventSink(Protocol):
     """Receives stream items (text, progress, ...) as the turn produces them."""
 
-    async def __call__(self, item: StreamItem) -> None:
+    async def __call__(self, item: StreamItem, /) -> None:
         """Deliver one item; may apply backpressure by awaiting."""
         ...
 

@@ -4,8 +4,10 @@ The sub-agent runs as its own turn on the same runtime machinery, and — unlike
 version, where none of these were applied — with its own system prompt (`system_prompt`, or
 the text of `system_prompt_file`), only its listed `tools`, its own provider/model when it has
 a `selection`, and the tightest of the caller's, the agent's and the request's `max_turns` /
-`max_cost` (USD). It runs inside the caller's tool call, so cancelling the caller's turn
-cancels it, and the caller's approver answers for its tool calls. Its transcript is stored
+`max_cost` (USD) — and never more than what the calling turn has left of its tokens and
+money; what it spends is charged to the calling turn, so the caller's caps hold. It runs
+inside the caller's tool call, so cancelling the caller's turn cancels it, and the caller's
+approver answers for its tool calls. Its transcript is stored
 under `subagent:<parent session>:<id>`.
 """
 
@@ -23,8 +25,8 @@ from oxydra.core.errors import ConfigError, ToolArgumentsError
 from oxydra.core.provenance import note_read
 from oxydra.core.stream import StreamItem
 from oxydra.core.tiers import SafetyTier
-from oxydra.runtime.api import Approver, TurnRequest
-from oxydra.tools import ApprovalRequest, FunctionTool, ToolExecutionContext, tool
+from oxydra.runtime.api import TurnRequest
+from oxydra.tools import FunctionTool, ToolExecutionContext, tool
 
 NAME = "delegate_to_agent"
 Goal = Annotated[str, msgspec.Meta(min_length=1)]
@@ -75,7 +77,7 @@ def delegate_tool(
 
     async def delegate_to_agent(
         ctx: ToolExecutionContext,
-        agent_name: AgentName,
+        agent_name: str,  # the enum of `names`, set below
         goal: Goal,
         key_facts: list[str] | None = None,
         max_turns: Annotated[int, msgspec.Meta(ge=1)] | None = None,
@@ -96,6 +98,7 @@ def delegate_tool(
         if agent_name not in runtimes:
             runtimes[agent_name] = runtime_for(agent_name, agent, agent_prompt(agent_name, agent))
         facts = "".join(f"\n- {fact}" for fact in key_facts or [])
+        budget = ctx.budget
         turn = TurnRequest(
             user_id=ctx.user_id,
             session_id=f"subagent:{ctx.session_id}:{uuid.uuid4().hex[:12]}",
@@ -104,10 +107,15 @@ def delegate_tool(
             agent_name=agent_name,
             channel=ctx.channel,
             max_turns=_tightest(max_turns, agent.max_turns),
-            max_cost_usd=_tightest(max_cost, agent.max_cost),
+            max_cost_usd=_tightest(
+                max_cost, agent.max_cost, budget.remaining_cost_usd() if budget else None
+            ),
+            max_tokens=budget.remaining_tokens() if budget else None,
             label=ctx.taint,  # a task written from a tainted step starts the agent tainted
         )
-        outcome = await runtimes[agent_name].run_turn(turn, _discard, _approver(ctx))
+        outcome = await runtimes[agent_name].run_turn(turn, _discard, ctx.approval)
+        if budget is not None:
+            budget.absorb(outcome.spend)
         if outcome.ok and outcome.response is not None:
             note_read(outcome.response.message.label)  # what the agent read taints its answer
             return str(outcome.response.message.text or "(the agent finished without text)")
@@ -131,32 +139,3 @@ def _tightest(*limits: float | None) -> Any:
 
 async def _discard(_item: StreamItem) -> None:
     return None
-
-
-def _approver(ctx: ToolExecutionContext) -> Approver | None:
-    hook = ctx.approval
-    if hook is None:
-        return None
-
-    async def ask(
-        tool: str,
-        arguments: dict[str, Any],
-        tier: str,
-        /,
-        *,
-        reason: str = "",
-        sources: tuple[str, ...] = (),
-    ) -> bool:
-        return await hook(
-            ApprovalRequest(
-                tool=tool,
-                safety_tier=SafetyTier(tier),
-                arguments=arguments,
-                user_id=ctx.user_id,
-                session_id=ctx.session_id,
-                reason=reason,
-                taint_sources=sources,
-            )
-        )
-
-    return ask

@@ -113,7 +113,7 @@ def build_agent(
         retriever=retriever,
     )
     if config.agents:
-        _add_delegation(config, registry, runtime, env, catalog, http_client)
+        _add_delegation(config, registry, runtime, env, catalog, http_client, namespace)
     closers: list[Any] = [provider.aclose]
     if shell is not None and shell_available:
         closers.append(shell.close)
@@ -127,6 +127,7 @@ def _add_delegation(
     env: dict[str, str],
     catalog: ModelCatalog,
     http_client: httpx.AsyncClient | None,
+    namespace: str,
 ) -> None:
     """Register `delegate_to_agent` for `[agents]`; each agent gets a runtime of its own."""
     from oxydra.providers import build_reliable_provider
@@ -139,7 +140,9 @@ def _add_delegation(
 
     def runtime_for(name: str, agent: AgentDefinition, prompt: str) -> AgentRuntime:
         provider, provider_id, model = runtime.provider, runtime.provider_id, runtime.model
+        child_ns = namespace
         if agent.selection is not None:
+            child_ns = catalog_provider_for(config.providers.registry[agent.selection.provider])
             provider_id, model = agent.selection.provider, agent.selection.model
             provider = build_reliable_provider(
                 config, env, catalog, http_client, provider=provider_id, model=model
@@ -152,7 +155,7 @@ def _add_delegation(
             model=model,
             system_prompt=prompt,
             store=runtime.store,
-            ledger=runtime.ledger,
+            ledger=CostLedger(lambda usage: catalog.cost_usd(child_ns, model, usage)),
         )
 
     timeout = float(config.runtime.turn_deadline_secs or 600)

@@ -11,48 +11,45 @@ from collections.abc import Callable
 import msgspec
 
 from oxydra.core.messages import UsageUpdate
+from oxydra.core.spend import Spend
+
+__all__ = ["CostLedger", "PriceFn", "Spend"]
 
 PriceFn = Callable[[UsageUpdate], float | None]
 
 
-class Spend(msgspec.Struct, kw_only=True):
-    """Running totals of one turn or one session."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cost_usd: float = 0.0
-    priced: bool = True
-    unreported_calls: int = 0
-
-    def add(self, usage: UsageUpdate | None, cost: float | None) -> None:
-        """Count one provider call."""
-        self.calls += 1
-        if usage is None:
-            self.unreported_calls += 1
-            return
-        self.prompt_tokens += usage.prompt_tokens or 0
-        self.completion_tokens += usage.completion_tokens or 0
-        self.total_tokens += usage.total
-        if cost is None:
-            self.priced = False
-        else:
-            self.cost_usd += cost
-
-
 class CostLedger:
-    """Spend per session, queryable at any time; turns keep their own `Spend`."""
+    """Spend per session, queryable at any time; turns keep their own `Spend`.
+
+    One ledger prices one model: a sub-agent on another model has a ledger of its own.
+    """
 
     def __init__(self, price: PriceFn | None = None) -> None:
         self._price = price or (lambda _usage: None)
         self._sessions: dict[str, Spend] = {}
 
-    def record(self, session_id: str, turn: Spend, usage: UsageUpdate | None) -> None:
-        """Add one call's usage to the turn and to its session."""
-        cost = self._price(usage) if usage is not None else None
-        turn.add(usage, cost)
+    def cost(self, usage: UsageUpdate | None) -> float | None:
+        """The price of one call's usage (None: unpriced or unreported)."""
+        return self._price(usage) if usage is not None else None
+
+    def unit_prices(self) -> tuple[float, float] | None:
+        """USD per prompt token and per completion token, or None when the model is unpriced."""
+        million = 1_000_000
+        prompt = self._price(UsageUpdate(prompt_tokens=million, completion_tokens=0))
+        completion = self._price(UsageUpdate(prompt_tokens=0, completion_tokens=million))
+        if prompt is None or completion is None:
+            return None
+        return prompt / million, completion / million
+
+    def charge(self, session_id: str, usage: UsageUpdate | None) -> float | None:
+        """Add one call's usage to its session; returns the call's price."""
+        cost = self.cost(usage)
         self._sessions.setdefault(session_id, Spend()).add(usage, cost)
+        return cost
+
+    def absorb(self, session_id: str, spend: Spend) -> None:
+        """Add a nested agent's spend (already priced by its own ledger) to a session."""
+        self._sessions.setdefault(session_id, Spend()).absorb(spend)
 
     def session(self, session_id: str) -> Spend:
         """Totals of a session so far (zeros if it has made no call)."""

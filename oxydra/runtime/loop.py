@@ -1,7 +1,8 @@
 """The agent runtime: the turn loop that streams the model, runs tools and keeps budgets.
 
-Phases of a turn: prepare (history, window, summary) → call model (stream, forward items) →
-decide (`decide.py`, pure) → run tools (`toolrun.py`) → append → repeat. Every exit path —
+Phases of a turn: prepare (history, window, summary) → call model (`calls.py`: stream,
+forward items, charge the turn) → decide (`decide.py`, pure) → run tools (`toolrun.py`) →
+append → repeat. Memory is retrieved once per turn, for the user's question. Every exit path —
 final answer, budget stop, provider error, deadline, cancel — leaves the history valid: no
 tool call without a result, everything appended handed to the store.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import msgspec
 
@@ -22,21 +24,29 @@ from oxydra.config.schema import RuntimeConfig
 from oxydra.core.errors import ProviderError
 from oxydra.core.ids import ModelId, ProviderId
 from oxydra.core.log import get_logger, span
-from oxydra.core.messages import Context, FunctionDecl, Message, Response, TextPart, ToolCall
+from oxydra.core.messages import (
+    Context,
+    FunctionDecl,
+    MediaPart,
+    Message,
+    Response,
+    TextPart,
+    ToolCall,
+)
 from oxydra.core.provenance import Label, merge
 from oxydra.core.stream import (
-    ConnectionLost,
     Progress,
+    ProgressKind,
     ProviderCall,
     RollingSummary,
-    StreamItem,
-    ToolCallDelta,
     ToolExecution,
     ToolHeartbeat,
 )
+from oxydra.providers import Provider
 from oxydra.runtime import decide as d
 from oxydra.runtime.api import Approver, EventSink, TurnOutcome, TurnRequest
 from oxydra.runtime.budget import ContextTooSmallError, WindowPlan, plan_window
+from oxydra.runtime.calls import TurnCalls
 from oxydra.runtime.conversation import (
     Conversation,
     ConversationStore,
@@ -47,16 +57,16 @@ from oxydra.runtime.conversation import (
 )
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.summary import choose_cut, write_summary
-from oxydra.runtime.tokens import TokenCounter, encoding_for_model, load_counter
-from oxydra.runtime.toolrun import (
-    ToolExecutor,
-    ToolScope,
-    result_messages,
-    run_calls,
-    with_heartbeat,
+from oxydra.runtime.tokens import (
+    TokenCounter,
+    encoding_for_model,
+    load_counter,
+    message_tokens,
+    tools_tokens,
 )
+from oxydra.runtime.toolrun import ToolExecutor, result_messages, run_calls, with_heartbeat
 from oxydra.security.taint import context_label, for_model
-from oxydra.wire.assemble import ResponseAssembler
+from oxydra.tools import ToolExecutionContext
 
 _log = get_logger(__name__)
 _json = msgspec.json.Encoder()
@@ -71,7 +81,7 @@ class AgentRuntime:
     def __init__(
         self,
         *,
-        provider: object,
+        provider: Provider,
         tools: ToolExecutor,
         config: RuntimeConfig,
         provider_id: str,
@@ -134,39 +144,52 @@ class AgentRuntime:
         lock = self._locks.setdefault(request.session_id, asyncio.Lock())
         async with lock:
             conversation = await self.conversation(request.session_id, request.user_id)
-            content = (
+            content: str | tuple[TextPart | MediaPart, ...] = (
                 (TextPart(text=request.prompt), *request.attachments)
                 if request.attachments
                 else request.prompt
             )
             conversation.history.append(Message(role="user", content=content, label=request.label))
             await self._persist(conversation)
-            scope = ToolScope(
+            limits = d.tightened(
+                self.limits,
+                max_turns=request.max_turns,
+                max_cost_usd=request.max_cost_usd,
+                max_tokens=request.max_tokens,
+            )
+            state = d.TurnState(limits=limits)
+            calls = TurnCalls(
+                self.provider,
+                self.ledger,
+                state,
+                request.session_id,
+                self.config.turn_timeout_secs,
+            )
+            tool_ctx = ToolExecutionContext(
                 user_id=request.user_id,
                 session_id=request.session_id,
+                workspace=self.tools.workspace_for(request.user_id),
                 channel=request.channel,
+                approval=approver,
                 provider=self.provider_id,
                 model=self.model,
-            )
-            limits = d.tightened(
-                self.limits, max_turns=request.max_turns, max_cost_usd=request.max_cost_usd
+                budget=calls,
             )
             with span("turn", session=request.session_id, turn=request.turn_id):
-                return await self._guarded(conversation, scope, sink, approver, limits)
+                return await self._guarded(conversation, tool_ctx, sink, calls)
 
     async def _guarded(
         self,
         conversation: Conversation,
-        scope: ToolScope,
+        tool_ctx: ToolExecutionContext,
         sink: EventSink,
-        approver: Approver | None,
-        limits: d.Limits,
+        calls: TurnCalls,
     ) -> TurnOutcome:
-        state = d.TurnState(limits=limits)
+        state = calls.state
         deadline = self.config.turn_deadline_secs
         try:
             async with asyncio.timeout(deadline):
-                return await self._loop(conversation, scope, sink, approver, state)
+                return await self._loop(conversation, tool_ctx, sink, calls)
         except TimeoutError:
             return await self._end(
                 conversation, state, "deadline", f"the turn passed its {deadline}s deadline"
@@ -182,18 +205,18 @@ class AgentRuntime:
     async def _loop(
         self,
         conversation: Conversation,
-        scope: ToolScope,
+        tool_ctx: ToolExecutionContext,
         sink: EventSink,
-        approver: Approver | None,
-        state: d.TurnState,
+        calls: TurnCalls,
     ) -> TurnOutcome:
+        state = calls.state
         while True:
             stop = d.before_call(state, state.limits)
             if stop is not None:
                 return await self._end(conversation, state, stop.reason, stop.detail)
-            state.model_calls += 1
+            state.calling()
             await sink(self._progress(ProviderCall(), "Calling provider", state))
-            context = await self._context(conversation, sink, state)
+            context, prompt_tokens = await self._context(conversation, sink, calls)
             taint = context_label(context.messages)
             if taint is not None:
                 _log.info(
@@ -202,8 +225,10 @@ class AgentRuntime:
                     conversation.session_id,
                     taint.describe(),
                 )
-            response = _labelled(await self._call_model(context, sink), taint)
-            self.ledger.record(conversation.session_id, state.spend, response.usage)
+            response = await calls.stream(context, prompt_tokens, sink, self.tools.prepare)
+            if isinstance(response, d.Stop):
+                return await self._end(conversation, state, response.reason, response.detail)
+            response = _labelled(response, taint)
             decision = d.after_response(state, response, state.limits)
             match decision:
                 case d.Finish():
@@ -211,35 +236,29 @@ class AgentRuntime:
                     await self._persist(conversation)
                     return TurnOutcome(reason="completed", response=response, spend=state.spend)
                 case d.Nudge(feedback=feedback):
-                    state.feedback_rounds += 1
+                    state.nudged()
                     conversation.history.append(Message(role="user", content=feedback))
                 case d.Stop(reason=reason, detail=detail):
                     conversation.history.append(response.message)
                     return await self._end(conversation, state, reason, detail)
-                case d.RunTools(calls=calls):
+                case d.RunTools(calls=tool_calls):
                     conversation.history.append(response.message)
                     await self._persist(conversation)
-                    step = msgspec.structs.replace(scope, taint=taint)
-                    stop = await self._tools(conversation, calls, step, sink, approver, state)
+                    step_ctx = replace(tool_ctx, taint=taint)
+                    stop = await self._tools(conversation, tool_calls, step_ctx, sink, state)
                     if stop is not None:
                         return await self._end(conversation, state, stop.reason, stop.detail)
 
-    def _progress(self, kind: object, text: str, state: d.TurnState) -> Progress:
+    def _progress(self, kind: ProgressKind, text: str, state: d.TurnState) -> Progress:
         turn, most = state.model_calls, state.limits.max_turns
-        return Progress(
-            kind=kind,
-            message=f"[{turn}/{most}] {text}",
-            turn=turn,  # type: ignore[arg-type]
-            max_turns=most,
-        )
+        return Progress(kind=kind, message=f"[{turn}/{most}] {text}", turn=turn, max_turns=most)
 
     async def _tools(
         self,
         conversation: Conversation,
         calls: tuple[ToolCall, ...],
-        scope: ToolScope,
+        tool_ctx: ToolExecutionContext,
         sink: EventSink,
-        approver: Approver | None,
         state: d.TurnState,
     ) -> d.Stop | None:
         names = [c.name for c in calls]
@@ -258,58 +277,18 @@ class AgentRuntime:
                 )
             )
 
-        results = await with_heartbeat(
-            run_calls(calls, self.tools, scope, approver, self.config.turn_timeout_secs), beat
-        )
-        d.record_calls(state, calls)
+        results = await with_heartbeat(run_calls(calls, self.tools, tool_ctx), beat)
+        state.ran_tools(calls, all(outcome.feedback for _, outcome in results))
         conversation.history += result_messages(results)
         await self._persist(conversation)
-        all_feedback = all(outcome.feedback for _, outcome in results)
-        return d.after_tools(state, all_feedback, state.limits)
-
-    async def _call_model(self, context: Context, sink: EventSink) -> Response:
-        """Stream the answer, forwarding items; fall back to `complete` if the stream drops."""
-        caps = self.provider.capabilities()  # type: ignore[attr-defined]
-        if not caps.streaming:
-            async with asyncio.timeout(self.config.turn_timeout_secs):
-                return await self.provider.complete(context)  # type: ignore[attr-defined]
-        assembler = ResponseAssembler()
-        forwarded = False
-        stream = self.provider.stream(context).__aiter__()  # type: ignore[attr-defined]
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(self.config.turn_timeout_secs):
-                        item: StreamItem = await stream.__anext__()
-                except StopAsyncIteration:
-                    break
-                if isinstance(item, ConnectionLost):
-                    if forwarded:
-                        raise ProviderError(f"the stream broke mid-answer: {item.message}")
-                    _log.warning("stream lost before any output, retrying without streaming")
-                    async with asyncio.timeout(self.config.turn_timeout_secs):
-                        return await self.provider.complete(context)  # type: ignore[attr-defined]
-                if isinstance(item, ToolCallDelta) and item.name:
-                    prepare = getattr(self.tools, "prepare", None)
-                    if prepare is not None:
-                        prepare(item.name)  # e.g. compile the sandbox while arguments stream
-                assembler.feed(item)
-                await sink(item)
-                forwarded = True
-        except TimeoutError as exc:
-            raise ProviderError(
-                f"no data from the provider for {self.config.turn_timeout_secs}s"
-            ) from exc
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return assembler.response()
+        return d.after_tools(state, state.limits)
 
     async def _context(
-        self, conversation: Conversation, sink: EventSink, state: d.TurnState
-    ) -> Context:
-        caps = self.provider.capabilities()  # type: ignore[attr-defined]
+        self, conversation: Conversation, sink: EventSink, calls: TurnCalls
+    ) -> tuple[Context, int]:
+        """The call's context and an upper bound of its prompt tokens."""
+        state = calls.state
+        caps = self.provider.capabilities()
         budget = self.config.context_budget
         max_context = caps.max_context_tokens or budget.fallback_max_context_tokens
         max_output = self.config.max_output_tokens or caps.max_output_tokens
@@ -317,22 +296,29 @@ class AgentRuntime:
         room = max_context - budget.safety_buffer_tokens - reserved
         tools = self.tools.schemas() if caps.tools else []
         # Untrusted text is wrapped before the window is planned, so its markers are counted.
-        fixed = for_model(await self._fixed_messages(conversation), self._taint_key)
+        fixed = for_model(await self._fixed_messages(conversation, state), self._taint_key)
         history = for_model(conversation.live_history(), self._taint_key)
         messages: tuple[Message, ...] = (*fixed, *history)
         # Fast path: a token is never shorter than a byte, so a context whose JSON fits the
         # room in bytes fits in tokens; the tokenizer is not even loaded.
-        if _json_bytes(messages, tools) > room * budget.trigger_ratio:
+        prompt_tokens = _json_bytes(messages, tools)
+        if prompt_tokens > room * budget.trigger_ratio:
             counter = await self._token_counter()
             plan = self._plan(counter, fixed, history, tools, max_context, reserved)
             if plan.fill_ratio > budget.trigger_ratio and await self._summarise(
-                conversation, counter, plan.budget_tokens - plan.fixed_tokens, sink, state
+                conversation, counter, plan.budget_tokens - plan.fixed_tokens, sink, calls
             ):
-                fixed = for_model(await self._fixed_messages(conversation), self._taint_key)
+                fixed = for_model(await self._fixed_messages(conversation, state), self._taint_key)
                 history = for_model(conversation.live_history(), self._taint_key)
                 plan = self._plan(counter, fixed, history, tools, max_context, reserved)
             messages = plan.messages
-        return Context(
+            prompt_tokens = plan.fixed_tokens + plan.history_tokens
+        elif state.limits.max_tokens is not None or state.limits.max_cost_usd is not None:
+            # A capped turn sizes each call's output from the prompt: count it exactly.
+            counter = await self._token_counter()
+            prompt_tokens = sum(message_tokens(counter, m) for m in messages)
+            prompt_tokens += tools_tokens(counter, tools)
+        context = Context(
             provider=ProviderId(self.provider_id),
             model=ModelId(self.model),
             messages=messages,
@@ -340,6 +326,7 @@ class AgentRuntime:
             max_output_tokens=max_output,
             session_id=conversation.session_id,
         )
+        return context, prompt_tokens
 
     def _plan(
         self,
@@ -369,7 +356,9 @@ class AgentRuntime:
         summary = conversation.summary.label if conversation.summary else None
         return merge(summary, context_label(conversation.live_history()))
 
-    async def _fixed_messages(self, conversation: Conversation) -> list[Message]:
+    async def _fixed_messages(
+        self, conversation: Conversation, state: d.TurnState
+    ) -> list[Message]:
         fixed = [Message(role="system", content=self.system_prompt)]
         if conversation.summary is not None:
             fixed.append(
@@ -382,20 +371,23 @@ class AgentRuntime:
                     label=conversation.summary.label,
                 )
             )
-        if self.retriever is not None:
-            query = next(
-                (
-                    m.text
-                    for m in reversed(conversation.history)
-                    if m.role == "user" and m.text.strip()
-                ),
-                "",
-            )
-            if query:
-                found = await self.retriever(conversation.user_id, conversation.session_id, query)
-                if found is not None:
-                    fixed.append(found)
+        if state.retrieved is None:
+            state.remember_retrieval(await self._retrieve(conversation))
+        fixed += state.retrieved or ()
         return fixed
+
+    async def _retrieve(self, conversation: Conversation) -> tuple[Message, ...]:
+        """Memory for the turn's question (the latest user text), looked up once per turn."""
+        if self.retriever is None:
+            return ()
+        query = next(
+            (m.text for m in reversed(conversation.history) if m.role == "user" and m.text.strip()),
+            "",
+        )
+        if not query:
+            return ()
+        found = await self.retriever(conversation.user_id, conversation.session_id, query)
+        return () if found is None else (found,)
 
     async def _summarise(
         self,
@@ -403,7 +395,7 @@ class AgentRuntime:
         counter: TokenCounter,
         room: int,
         sink: EventSink,
-        state: d.TurnState,
+        calls: TurnCalls,
     ) -> bool:
         live = conversation.live_history()
         if len(live) < self.config.summarization.min_turns:
@@ -412,15 +404,17 @@ class AgentRuntime:
         cut = choose_cut(live, counter, target)
         if cut <= 0:
             return False
-        await sink(self._progress(RollingSummary(), "Summarising older history", state))
+        await sink(self._progress(RollingSummary(), "Summarising older history", calls.state))
         previous = conversation.summary.text if conversation.summary else None
         text, _by_model = await write_summary(
-            self.provider,
+            calls,
             provider_id=self.provider_id,
             model=self.model,
             messages=live[:cut],
             previous=previous,
-            timeout_secs=self.config.turn_timeout_secs,
+            max_output_tokens=(
+                self.config.max_output_tokens or self.provider.capabilities().max_output_tokens
+            ),
         )
         covered = (conversation.summary.covered if conversation.summary else 0) + cut
         epoch = (conversation.summary.epoch if conversation.summary else 0) + 1

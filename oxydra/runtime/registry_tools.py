@@ -1,28 +1,21 @@
-"""The tool registry as the runtime's `ToolExecutor`.
-
-Maps the runtime's per-call scope onto a `ToolExecutionContext` (built per call, never
-stored), the runtime's approver onto the registry's approval hook, and the registry's error
-kinds onto feedback: an unknown tool or bad arguments are the model's own mistake, which it
-is told about so it can correct itself.
+"""The tool registry as the runtime's `ToolExecutor`, optionally narrowed to a sub-agent's
+tool list; each call gets the turn's context with its own call id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from oxydra.core.messages import FunctionDecl, ToolCall
 from oxydra.core.tiers import SafetyTier
-from oxydra.runtime.api import Approver
-from oxydra.runtime.toolrun import ToolOutcome, ToolScope
 from oxydra.tools import (
-    ApprovalRequest,
     FileBackend,
     ToolExecutionContext,
     ToolRegistry,
+    ToolResult,
     tier_of,
 )
-
-FEEDBACK_KINDS = frozenset({"unknown_tool", "invalid_arguments"})
 
 
 class RegistryExecutor:
@@ -46,10 +39,9 @@ class RegistryExecutor:
         """The declarations of the tools this view offers."""
         return self.registry.schemas(None if self.allowed is None else sorted(self.allowed))
 
-    def timeout_for(self, name: str) -> float | None:
-        """The tool's own time limit, which may exceed the turn's per-call bound."""
-        tool = self.registry.get(name)
-        return None if tool is None else float(tool.timeout)
+    def workspace_for(self, user_id: str) -> FileBackend:
+        """The file backend of the user's calls."""
+        return self.backend_for(user_id)
 
     def prepare(self, name: str) -> None:
         """The model started calling `name`: warm what its call will need (the file sandbox)."""
@@ -63,48 +55,11 @@ class RegistryExecutor:
         """Whether the tool may run concurrently (unknown tools may not)."""
         return tier_of(self.registry, name) == SafetyTier.READ_ONLY
 
-    async def execute(
-        self, call: ToolCall, scope: ToolScope, approver: Approver | None
-    ) -> ToolOutcome:
-        """One call through the registry's policy."""
-        hook = None
-        if approver is not None:
-            ask = approver
-
-            async def hook(request: ApprovalRequest) -> bool:
-                if not request.taint_sources:
-                    return await ask(request.tool, request.arguments, str(request.safety_tier))
-                return await ask(
-                    request.tool,
-                    request.arguments,
-                    str(request.safety_tier),
-                    reason=request.reason,
-                    sources=request.taint_sources,
-                )
-
-        ctx = ToolExecutionContext(
-            user_id=scope.user_id,
-            session_id=scope.session_id,
-            workspace=self.backend_for(scope.user_id),
-            channel=scope.channel,
-            approval=hook,
-            provider=scope.provider,
-            model=scope.model,
-            call_id=call.id,
-            taint=scope.taint,
-        )
+    async def execute(self, call: ToolCall, ctx: ToolExecutionContext) -> ToolResult:
+        """One call through the registry's policy (approval and time limit included)."""
         if self.allowed is not None and call.name not in self.allowed:
             known = ", ".join(sorted(self.allowed)) or "none"
-            return ToolOutcome(
-                text=f"unknown tool '{call.name}'. Available tools: {known}",
-                ok=False,
-                feedback=True,
-            )
+            text = f"unknown tool '{call.name}'. Available tools: {known}"
+            return ToolResult(name=call.name, text=text, ok=False, error_kind="unknown_tool")
         raw = call.invalid_arguments if call.invalid_arguments is not None else call.arguments
-        result = await self.registry.execute(call.name, raw, ctx)
-        return ToolOutcome(
-            text=result.text,
-            ok=result.ok,
-            feedback=result.error_kind in FEEDBACK_KINDS,
-            label=result.label,
-        )
+        return await self.registry.execute(call.name, raw, replace(ctx, call_id=call.id))

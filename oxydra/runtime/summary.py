@@ -1,21 +1,27 @@
 """Rolling summaries: older history condensed so a long session keeps fitting.
 
-The model writes the summary (it knows what matters); if that call fails, an extractive
-summary (one line per message) stands in. Summarised messages leave the provider context
-only: they stay in the store, searchable, so nothing is forgotten for good.
+The model writes the summary (it knows what matters) through the turn's call path, so the
+call is charged to the turn and capped by what its budget has left; if that call fails or the
+budget cannot pay for it, an extractive summary (one line per message) stands in. Summarised
+messages leave the provider context only: they stay in the store, searchable, so nothing is
+forgotten for good.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from oxydra.core.errors import ProviderError
 from oxydra.core.ids import ModelId, ProviderId
 from oxydra.core.log import get_logger
 from oxydra.core.messages import Context, Message
 from oxydra.runtime.budget import history_units
+from oxydra.runtime.decide import Stop
 from oxydra.runtime.tokens import TokenCounter, message_tokens
+
+if TYPE_CHECKING:
+    from oxydra.runtime.calls import TurnCalls
 
 _log = get_logger(__name__)
 
@@ -25,6 +31,8 @@ SUMMARY_PROMPT = (
     "Write plain prose or bullets, at most 300 words, no preamble."
 )
 MAX_SUMMARY_CHARS = 4000
+# The most a kept summary can hold, in tokens: a token is at least one character.
+MAX_SUMMARY_TOKENS = MAX_SUMMARY_CHARS
 
 
 def transcript(messages: Sequence[Message], previous: str | None) -> str:
@@ -73,29 +81,37 @@ def choose_cut(
 
 
 async def write_summary(
-    provider: object,
+    calls: TurnCalls,
     *,
     provider_id: str,
     model: str,
     messages: Sequence[Message],
     previous: str | None,
-    timeout_secs: float,
+    max_output_tokens: int | None,
 ) -> tuple[str, bool]:
-    """The summary text and whether the model wrote it (False: extractive fallback)."""
+    """The summary text and whether the model wrote it (False: extractive fallback).
+
+    Its output is at most what a kept summary holds, the model's output limit
+    (`max_output_tokens`) and what the turn's budget affords.
+    """
+    text = transcript(messages, previous)
     context = Context(
         provider=ProviderId(provider_id),
         model=ModelId(model),
-        max_output_tokens=700,
+        max_output_tokens=min(MAX_SUMMARY_TOKENS, max_output_tokens or MAX_SUMMARY_TOKENS),
         messages=(
             Message(role="system", content=SUMMARY_PROMPT),
-            Message(role="user", content=transcript(messages, previous)),
+            Message(role="user", content=text),
         ),
     )
+    prompt_bytes = len(SUMMARY_PROMPT.encode()) + len(text.encode())  # ≥ its tokens
     try:
-        async with asyncio.timeout(timeout_secs):
-            response = await provider.complete(context)  # type: ignore[attr-defined]
+        response = await calls.complete(context, prompt_bytes)
     except (ProviderError, TimeoutError) as exc:
         _log.warning("summary call failed, using an extractive summary: %s", exc)
+        return extractive(messages, previous), False
+    if isinstance(response, Stop):
+        _log.warning("no budget left for a summary call, using an extractive summary")
         return extractive(messages, previous), False
     text = response.message.text.strip()
     if not text:

@@ -5,9 +5,8 @@ Rules:
 2. A side-effecting or privileged call (or an unknown one) first flushes the pending batch,
    then runs alone.
 3. Results go back in the order the model asked, whatever order they finished in.
-4. Each call is bounded by `turn_timeout_secs`, or by the tool's own longer limit (a
-   delegation, a long shell command); a timeout is a result the model reads, not a failure
-   of the turn.
+4. Each call runs with the turn's one `ToolExecutionContext` (its id filled in per call);
+   its time limit and approval are the registry's policy, enforced there and nowhere else.
 """
 
 from __future__ import annotations
@@ -16,37 +15,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-import msgspec
-
 from oxydra.core.messages import FunctionDecl, Message, ToolCall
-from oxydra.core.provenance import Label
-from oxydra.runtime.api import Approver
-
-
-class ToolScope(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling: passed with every call, never stored on shared objects.
-
-    `taint` is the label of the model's context in the step that made the calls.
-    """
-
-    user_id: str
-    session_id: str
-    channel: str = "tui"
-    provider: str = ""
-    model: str = ""
-    taint: Label | None = None
-
-
-class ToolOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """A call's result text; `feedback` marks the model's own mistake (bad args, no such tool).
-
-    `label` is the result's provenance (None: trusted).
-    """
-
-    text: str
-    ok: bool = True
-    feedback: bool = False
-    label: Label | None = None
+from oxydra.tools import FileBackend, ToolExecutionContext, ToolResult
 
 
 class ToolExecutor(Protocol):
@@ -60,32 +30,28 @@ class ToolExecutor(Protocol):
         """Whether a tool may run concurrently with other read-only tools."""
         ...
 
-    async def execute(
-        self, call: ToolCall, scope: ToolScope, approver: Approver | None
-    ) -> ToolOutcome:
-        """Run one call through the registry's policy."""
+    def workspace_for(self, user_id: str) -> FileBackend:
+        """The file backend a user's calls work in."""
+        ...
+
+    def prepare(self, name: str) -> None:
+        """The model started calling `name`: warm what the call will need."""
+        ...
+
+    async def execute(self, call: ToolCall, ctx: ToolExecutionContext) -> ToolResult:
+        """Run one call through the registry's policy; failures come back as results."""
         ...
 
 
 async def run_calls(
-    calls: Sequence[ToolCall],
-    executor: ToolExecutor,
-    scope: ToolScope,
-    approver: Approver | None,
-    timeout_secs: float,
-) -> list[tuple[ToolCall, ToolOutcome]]:
+    calls: Sequence[ToolCall], executor: ToolExecutor, ctx: ToolExecutionContext
+) -> list[tuple[ToolCall, ToolResult]]:
     """Run calls by the scheduling rules; results in call order."""
-    results: list[tuple[ToolCall, ToolOutcome]] = []
+    results: list[tuple[ToolCall, ToolResult]] = []
     batch: list[ToolCall] = []
 
-    async def one(call: ToolCall) -> ToolOutcome:
-        own = getattr(executor, "timeout_for", None)
-        limit = max(timeout_secs, (own(call.name) if own else None) or 0)
-        try:
-            async with asyncio.timeout(limit):
-                return await executor.execute(call, scope, approver)
-        except TimeoutError:
-            return ToolOutcome(text=f"Tool {call.name} timed out after {limit:g}s", ok=False)
+    async def one(call: ToolCall) -> ToolResult:
+        return await executor.execute(call, ctx)
 
     async def flush() -> None:
         outcomes = await asyncio.gather(*(one(c) for c in batch))
@@ -102,7 +68,7 @@ async def run_calls(
     return results
 
 
-def result_messages(results: Sequence[tuple[ToolCall, ToolOutcome]]) -> list[Message]:
+def result_messages(results: Sequence[tuple[ToolCall, ToolResult]]) -> list[Message]:
     """Tool results as history messages."""
     return [
         Message(role="tool", tool_call_id=c.id, name=c.name, content=o.text, label=o.label)
@@ -111,10 +77,10 @@ def result_messages(results: Sequence[tuple[ToolCall, ToolOutcome]]) -> list[Mes
 
 
 async def with_heartbeat(
-    work: Awaitable[list[tuple[ToolCall, ToolOutcome]]],
+    work: Awaitable[list[tuple[ToolCall, ToolResult]]],
     beat: Callable[[int], Awaitable[None]],
     every_secs: float = 5.0,
-) -> list[tuple[ToolCall, ToolOutcome]]:
+) -> list[tuple[ToolCall, ToolResult]]:
     """Await `work`, calling `beat(elapsed_secs)` every `every_secs` while it runs."""
     task = asyncio.ensure_future(work)
     elapsed = 0.0

@@ -33,9 +33,9 @@ from typing import Protocol
 from oxydra.config.schema import SchedulerConfig
 from oxydra.core.errors import OxydraError
 from oxydra.core.log import get_logger
+from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
 from oxydra.runtime.api import TurnRequest, TurnRunner
-from oxydra.runtime.ledger import Spend
 from oxydra.scheduler._notify import (
     failure_notice,
     goal_prompt,

@@ -26,7 +26,9 @@ from oxydra.security.ssrf import SsrfGuard, VettedTarget, parse_url
 
 USER_AGENT = "oxydra/0.3 (+https://github.com/shantanugoel/oxydra)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_SocketOptions = Iterable[tuple[int, int, int] | tuple[int, int, bytes | bytearray]]
+_SocketOptions = Iterable[
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+]
 
 
 class Connector(Protocol):

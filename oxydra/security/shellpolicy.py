@@ -206,9 +206,10 @@ def _inner(name: str, args: list[Word], depth: int) -> list[str]:
         return []
     rest = _after_options(name, args)
     if name == "env":
-        rest = _env_rest(args, rest, depth)
-        if rest is None:
+        env_rest = _env_rest(args, rest, depth)
+        if env_rest is None:
             return []
+        rest = env_rest
     if not rest:
         return ["echo"] if name == "xargs" else []
     return _programs(rest, depth + 1)

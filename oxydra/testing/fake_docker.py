@@ -22,6 +22,7 @@ name and create payload when it starts (a test can play the guest there).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import socketserver
@@ -311,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         while True:
             with self.engine.changed:
-                self.engine.changed.wait_for(lambda seen=sent: news(seen), timeout=5)
+                self.engine.changed.wait_for(functools.partial(news, sent), timeout=5)
                 pending, sent = container.logs[sent:], len(container.logs)
                 ended = container.status != "running"
             for stream, ts, text in pending:

@@ -198,8 +198,8 @@ class FakeLLM:
 
     async def _answer(self, request: HttpRequest, out: HttpResponseWriter) -> None:
         if request.method == "GET" and request.path in self._routes:
-            body, kind = self._routes[request.path]
-            await out.send(200, {"content-type": kind}, body)
+            content, kind = self._routes[request.path]
+            await out.send(200, {"content-type": kind}, content)
             return
         found = format_for(request.path) if request.method == "POST" else None
         if found is None:

@@ -3,13 +3,17 @@
 Each call consumes the next step: a `Response` (streamed as the items it stands for), a list
 of stream items (sent as they are, e.g. ending in `ConnectionLost`), or an exception to
 raise. A call with no step left fails the test, and `assert_done` fails on unused steps, so
-a test states exactly the exchanges it expects. Every `Context` sent is recorded.
+a test states exactly the exchanges it expects. Every `Context` sent is recorded. Like a real
+API, a scripted answer never reports more completion tokens than the context's
+`max_output_tokens` allowed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+
+import msgspec
 
 from oxydra.catalog import ProviderCaps
 from oxydra.core.messages import Context, Message, Response, ToolCall, UsageUpdate
@@ -51,7 +55,10 @@ class MockProvider:
         self.contexts.append(context)
         if not self.steps:
             raise AssertionError(f"unexpected provider call #{len(self.contexts)}")
-        return self.steps.pop(0)
+        step = self.steps.pop(0)
+        if isinstance(step, Response) and step.usage is not None:
+            step = msgspec.structs.replace(step, usage=_capped(step.usage, context))
+        return step
 
     async def complete(self, context: Context) -> Response:
         """The next step as a whole answer."""
@@ -65,7 +72,7 @@ class MockProvider:
             assembler.feed(item)
         return assembler.response()
 
-    async def stream(self, context: Context) -> AsyncIterator[StreamItem]:
+    async def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
         """The next step as stream items."""
         step = self._next(context)
         if isinstance(step, BaseException):
@@ -79,3 +86,11 @@ class MockProvider:
     def assert_done(self) -> None:
         """Fail if scripted steps were never used."""
         assert not self.steps, f"{len(self.steps)} scripted provider step(s) never used"
+
+
+def _capped(usage: UsageUpdate, context: Context) -> UsageUpdate:
+    limit, made = context.max_output_tokens, usage.completion_tokens
+    if limit is None or made is None or made <= limit:
+        return usage
+    total = None if usage.total_tokens is None else usage.total_tokens - (made - limit)
+    return msgspec.structs.replace(usage, completion_tokens=limit, total_tokens=total)

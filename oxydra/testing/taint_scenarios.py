@@ -40,7 +40,7 @@ from oxydra.runtime.api import TurnOutcome, TurnRequest
 from oxydra.runtime.factory import provision_workspace
 from oxydra.scheduler import ScheduleFilters
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
-from oxydra.tools import tool
+from oxydra.tools import ApprovalRequest, tool
 
 SECRET = "sk-test-Zq8vN3xLw0PmR7tY2kB5"
 Kind = Literal["attack", "benign"]
@@ -92,18 +92,14 @@ class Recorder:
         self.answer = answer
         self.asked: list[dict[str, Any]] = []
 
-    async def __call__(
-        self,
-        tool_name: str,
-        arguments: dict[str, Any],
-        tier: str,
-        /,
-        *,
-        reason: str = "",
-        sources: tuple[str, ...] = (),
-    ) -> bool:
+    async def __call__(self, request: ApprovalRequest, /) -> bool:
         self.asked.append(
-            {"tool": tool_name, "arguments": arguments, "reason": reason, "sources": sources}
+            {
+                "tool": request.tool,
+                "arguments": request.arguments,
+                "reason": request.reason,
+                "sources": request.taint_sources,
+            }
         )
         return self.answer
 

@@ -1,7 +1,7 @@
 """Tools: the `Tool` contract, `@tool`, the registry's per-call policy and built-in tools."""
 
 from oxydra.tools._backend import FileBackend, LocalFileBackend
-from oxydra.tools._context import ApprovalHook, ApprovalRequest, ToolExecutionContext
+from oxydra.tools._context import ApprovalHook, ApprovalRequest, ToolExecutionContext, TurnBudget
 from oxydra.tools._daemon_shell import DaemonShellSession
 from oxydra.tools._decorator import FunctionTool, tool
 from oxydra.tools._defaults import (
@@ -61,6 +61,7 @@ __all__ = [
     "ToolExecutionContext",
     "ToolRegistry",
     "ToolResult",
+    "TurnBudget",
     "WasmFileBackend",
     "WebSearch",
     "check_schema_limits",

@@ -1,7 +1,7 @@
 """What a tool call knows about its caller: passed per call, never stored on a tool.
 
 A registry and its tools are shared by every session of a user; anything that differs
-between calls (session, workspace view, approval) travels in
+between calls (session, workspace view, approval, the calling turn's budget) travels in
 `ToolExecutionContext`, so two concurrent calls can never see each other's state.
 """
 
@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import msgspec
 
 from oxydra.core.provenance import Label
+from oxydra.core.spend import Spend
 from oxydra.core.tiers import SafetyTier
 from oxydra.tools._backend import FileBackend
 
@@ -37,8 +38,25 @@ class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
 class ApprovalHook(Protocol):
     """Asks a human (gateway or TUI) and returns their answer; True means run it."""
 
-    async def __call__(self, request: ApprovalRequest) -> bool:
+    async def __call__(self, request: ApprovalRequest, /) -> bool:
         """Answer one approval request."""
+        ...
+
+
+class TurnBudget(Protocol):
+    """The calling turn's budget, for a tool that calls models itself (delegation): it may
+    use what is left, and hands back what it spent so the turn's caps hold."""
+
+    def remaining_tokens(self) -> int | None:
+        """Tokens the turn may still use (None: no limit)."""
+        ...
+
+    def remaining_cost_usd(self) -> float | None:
+        """Money the turn may still spend (None: no limit)."""
+        ...
+
+    def absorb(self, spend: Spend) -> None:
+        """Charge what the tool's own model calls cost to the turn."""
         ...
 
 
@@ -54,8 +72,9 @@ class ToolExecutionContext:
         approval: the human-in-the-loop hook, when a channel wired one.
         provider, model: the caller's model (a tool may adapt its output to it).
         call_id: the model's id for this call.
-        taint: the label of the model's context for this step (None: trusted); taint
-            policy gates and labels the call by it.
+        budget: the calling turn's budget, when a turn runs the call.
+        taint: the label of the model's context in the step that made the call (None:
+            trusted); taint policy gates and labels the call by it.
     """
 
     user_id: str
@@ -66,4 +85,5 @@ class ToolExecutionContext:
     provider: str | None = None
     model: str | None = None
     call_id: str | None = None
+    budget: TurnBudget | None = None
     taint: Label | None = None

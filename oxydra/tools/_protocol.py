@@ -72,3 +72,8 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     truncated: bool = False
     original_bytes: int = 0
     label: Label | None = None
+
+    @property
+    def feedback(self) -> bool:
+        """The model's own mistake (no such tool, bad arguments): it can correct itself."""
+        return self.error_kind in ("unknown_tool", "invalid_arguments")

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Protocol
 
 import msgspec
@@ -125,7 +125,7 @@ class LocalShellSession:
         return False
 
     async def _reap(
-        self, process: asyncio.subprocess.Process, readers: list[asyncio.Future[None]]
+        self, process: asyncio.subprocess.Process, readers: Sequence[asyncio.Future[None]]
     ) -> None:
         if process.returncode is None:
             _signal_group(process.pid, signal.SIGTERM)
@@ -157,7 +157,7 @@ async def _exited(process: asyncio.subprocess.Process) -> None:
         return
     loop = asyncio.get_running_loop()
     done = loop.create_future()
-    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    loop.add_reader(fd, lambda: None if done.done() else done.set_result(None))
     try:
         await done
     finally:

@@ -229,7 +229,7 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
             return [resolve(v, seen) for v in node]
         return node
 
-    return resolve(schema, ())  # type: ignore[no-any-return]
+    return resolve(schema, ())
 
 
 def strip_titles(schema: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +246,7 @@ def strip_titles(schema: dict[str, Any]) -> dict[str, Any]:
             return [walk(v, False) for v in node]
         return node
 
-    return walk(schema, False)  # type: ignore[no-any-return]
+    return walk(schema, False)
 
 
 def transform_schema(schema: dict[str, Any], dialect: Dialect) -> dict[str, Any]:

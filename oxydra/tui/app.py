@@ -25,6 +25,7 @@ from oxydra.wire.gateway import (
     ApprovalResponse,
     CancelActiveTurn,
     CancelAllActiveTurns,
+    ClientFrame,
     CreateSession,
     HealthCheck,
     ListSessions,
@@ -162,7 +163,7 @@ class _App:
             self.state.add("error", str(exc))
 
     async def _command(self, action: Action, rid: str, sid: str) -> None:
-        frames = {
+        frames: dict[str, ClientFrame] = {
             "new": CreateSession(request_id=rid, display_name=action.argument or None),
             "sessions": ListSessions(request_id=rid),
             "switch": SwitchSession(request_id=rid, session_id=action.argument),

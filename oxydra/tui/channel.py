@@ -30,7 +30,7 @@ class TuiChannel:
         except GatewayError as exc:
             raise ChannelError(str(exc)) from exc
 
-    async def listen(self) -> AsyncIterator[ServerFrame | ConnectionState]:  # type: ignore[override]
+    async def listen(self) -> AsyncIterator[ServerFrame | ConnectionState]:
         """Server frames and link changes, in order; answers to probes are consumed here."""
         while True:
             item = await self.client.events.get()

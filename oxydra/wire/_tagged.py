@@ -64,7 +64,7 @@ class TaggedCodec:
             envelope = self._envelope.decode(data)
         except msgspec.DecodeError as exc:
             raise FrameError(f"frame is not a {{{self.tag}, payload}} JSON object: {exc}") from exc
-        name, payload = getattr(envelope, self.tag), envelope.payload
+        name, payload = getattr(envelope, self.tag), getattr(envelope, "payload")  # noqa: B009
         request_id = _request_id(payload)
         if name not in self.types:
             known = ", ".join(sorted(self.types))

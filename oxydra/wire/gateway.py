@@ -25,7 +25,8 @@ import msgspec
 from oxydra.core.messages import Response
 from oxydra.core.stream import Progress
 from oxydra.wire._tagged import FrameError as FrameError
-from oxydra.wire._tagged import TaggedCodec, TaggedFrame
+from oxydra.wire._tagged import TaggedCodec
+from oxydra.wire._tagged import TaggedFrame as TaggedFrame
 
 PROTOCOL_VERSION = 2
 

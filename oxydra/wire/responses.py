@@ -107,7 +107,12 @@ def build_request(
 
 
 def _tool(name: str, description: str, schema: dict[str, Any], profile: ResponsesProfile) -> Any:
-    tool = {"type": "function", "name": name, "description": description, "parameters": schema}
+    tool: dict[str, Any] = {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": schema,
+    }
     if profile.strict_tools:
         tool.update(parameters=strict_schema(schema), strict=True)
     return tool

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from oxydra.wire._tagged import FrameError as FrameError
-from oxydra.wire._tagged import TaggedCodec, TaggedFrame
+from oxydra.wire._tagged import TaggedCodec
+from oxydra.wire._tagged import TaggedFrame as TaggedFrame
 
 MAX_SHELL_FRAME_BYTES = 8 * 1024 * 1024
 

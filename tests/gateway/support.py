@@ -68,10 +68,12 @@ class VmProcess:
             await asyncio.sleep(0.05)
         raise AssertionError("vm did not write its endpoint marker")
 
-    def stop(self) -> int:
+    async def stop(self) -> int:
+        """Terminate and wait without blocking the loop: clients living in this loop must be
+        able to answer the vm's closing handshakes, or it waits out their close timeouts."""
         assert self.proc is not None
         self.proc.terminate()
-        return self.proc.wait(20)
+        return await asyncio.to_thread(self.proc.wait, 20)
 
 
 async def client(

@@ -15,14 +15,14 @@ from websockets.exceptions import ConnectionClosed
 from oxydra.config.schema import GatewayConfig, RuntimeConfig
 from oxydra.core.messages import ToolCall
 from oxydra.core.stream import Text
+from oxydra.core.tiers import SafetyTier
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.gateway.server import GatewayServer
 from oxydra.memory import HashedEmbedder, Memory
-from oxydra.runtime.api import Approver
 from oxydra.runtime.loop import AgentRuntime
-from oxydra.runtime.toolrun import ToolOutcome, ToolScope
 from oxydra.testing.mock_provider import MockProvider, reply
+from oxydra.tools import ApprovalRequest, ToolExecutionContext, ToolResult
 from oxydra.wire import gateway as g
 from tests.gateway.support import client, recv, send, terminal, turn, until
 from tests.runtime.support import FunctionTools
@@ -41,13 +41,18 @@ class Gate(FunctionTools):
     async def _run(self, command: str = "") -> str:
         return f"ran {command}"
 
-    async def execute(
-        self, call: ToolCall, scope: ToolScope, approver: Approver | None
-    ) -> ToolOutcome:
-        assert approver is not None
-        if not await approver(call.name, call.arguments, "privileged"):
-            return ToolOutcome(text="denied by the user", ok=False)
-        return await super().execute(call, scope, approver)
+    async def execute(self, call: ToolCall, ctx: ToolExecutionContext) -> ToolResult:
+        assert ctx.approval is not None
+        request = ApprovalRequest(
+            tool=call.name,
+            safety_tier=SafetyTier.PRIVILEGED,
+            arguments=call.arguments,
+            user_id=ctx.user_id,
+            session_id=ctx.session_id,
+        )
+        if not await ctx.approval(request):
+            return ToolResult(name=call.name, text="denied by the user", ok=False)
+        return await super().execute(call, ctx)
 
 
 class Stack:

@@ -28,7 +28,7 @@ async def vm(tmp_path: Path, llm: FakeLLM) -> AsyncIterator[tuple[VmProcess, str
     endpoint = await process.start()
     yield process, endpoint
     if process.proc and process.proc.poll() is None:
-        process.stop()
+        await process.stop()
 
 
 async def test_a_full_turn_streams_and_completes(vm: tuple[VmProcess, str], llm: FakeLLM) -> None:
@@ -187,7 +187,7 @@ async def test_sessions_survive_a_restart_of_vm(tmp_path: Path, llm: FakeLLM) ->
     await send(ws, turn(sid, "my color is blue"))
     await until(ws, terminal)
     await ws.close()
-    assert process.stop() == 0
+    assert await process.stop() == 0
     assert not process.marker.exists(), "the marker is removed on exit"
     endpoint = await process.start()
     llm.add([Reply(text="blue")])
@@ -199,4 +199,4 @@ async def test_sessions_survive_a_restart_of_vm(tmp_path: Path, llm: FakeLLM) ->
     await until(ws2, terminal)
     history = llm.requests[-1].json()["messages"]
     assert any("my color is blue" in str(m.get("content")) for m in history), "history restored"
-    process.stop()
+    await process.stop()

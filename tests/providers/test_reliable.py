@@ -8,7 +8,7 @@ import pytest
 
 from oxydra.catalog import ModelCatalog
 from oxydra.config.schema import ProviderEntry, ReliabilityConfig
-from oxydra.core.errors import BadRequestError, ServerError
+from oxydra.core.errors import BadRequestError, ProviderTransportError, ServerError
 from oxydra.core.stream import ConnectionLost, StreamItem, Text
 from oxydra.providers import ReliableProvider, Route, backoff_delay, build_reliable_provider
 from oxydra.testing.fake_llm import Fail, FakeLLM, Reply
@@ -194,20 +194,32 @@ class TestStream:
         assert isinstance(items[-1], ConnectionLost)
         assert sleeps.delays == []
 
-    async def test_a_stream_lost_early_on_every_attempt_ends_with_connection_lost(
+    async def test_a_stream_lost_early_is_asked_again_for_a_whole_answer(
         self, make_provider: ProviderFactory
     ) -> None:
         sleeps = Sleeps()
-        async with FakeLLM([Reply(text="x", cut_after=1)] * 2) as llm:
+        async with FakeLLM([Reply(text="lost", cut_after=1), Reply(text="whole")]) as llm:
             items = [
                 i
                 async for i in reliable(
                     make_provider("openai", llm.base_url), sleeps, max_attempts=2
                 ).stream(context())
             ]
-        assert items == [ConnectionLost(message=items[0].message)] and isinstance(
-            items[0], ConnectionLost
-        )
+            streamed = [r.json().get("stream") for r in llm.requests]
+        assert await text_of(items) == "whole"
+        assert streamed == [True, None] and len(sleeps.delays) == 1  # two attempts, not four
+
+    async def test_a_stream_lost_early_on_every_attempt_raises_the_transport_error(
+        self, make_provider: ProviderFactory
+    ) -> None:
+        sleeps = Sleeps()
+        async with FakeLLM([Reply(text="x", cut_after=1)] * 2) as llm:
+            with pytest.raises(ProviderTransportError):
+                async for _ in reliable(
+                    make_provider("openai", llm.base_url), sleeps, max_attempts=2
+                ).stream(context()):
+                    pass
+            assert len(llm.requests) == 2
 
     async def test_stream_falls_back_after_rate_limits(
         self, make_provider: ProviderFactory

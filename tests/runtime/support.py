@@ -7,8 +7,7 @@ from typing import Any
 
 from oxydra.core.messages import FunctionDecl, ToolCall
 from oxydra.core.stream import StreamItem
-from oxydra.runtime.api import Approver
-from oxydra.runtime.toolrun import ToolOutcome, ToolScope
+from oxydra.tools import FileBackend, ToolExecutionContext, ToolResult
 
 Fn = Callable[..., Awaitable[str]]
 
@@ -18,7 +17,8 @@ class FunctionTools:
 
     def __init__(self) -> None:
         self.tools: dict[str, tuple[Fn, bool, list[str]]] = {}
-        self.calls: list[tuple[str, dict[str, Any], ToolScope]] = []
+        self.calls: list[tuple[str, dict[str, Any], ToolExecutionContext]] = []
+        self.prepared: list[str] = []
 
     def add(
         self, name: str, fn: Fn, *, read_only: bool = True, required: list[str] | None = None
@@ -39,32 +39,29 @@ class FunctionTools:
             for n, (_, _, req) in sorted(self.tools.items())
         ]
 
+    def workspace_for(self, user_id: str) -> FileBackend:
+        return None  # type: ignore[return-value]  # these tools touch no files
+
+    def prepare(self, name: str) -> None:
+        self.prepared.append(name)
+
     def is_read_only(self, name: str) -> bool:
         return name in self.tools and self.tools[name][1]
 
-    async def execute(
-        self, call: ToolCall, scope: ToolScope, approver: Approver | None
-    ) -> ToolOutcome:
+    async def execute(self, call: ToolCall, ctx: ToolExecutionContext) -> ToolResult:
         if call.name not in self.tools:
-            return ToolOutcome(
-                text=f"unknown tool {call.name!r}; known: {sorted(self.tools)}",
-                ok=False,
-                feedback=True,
-            )
+            text = f"unknown tool {call.name!r}; known: {sorted(self.tools)}"
+            return ToolResult(name=call.name, text=text, ok=False, error_kind="unknown_tool")
         if call.invalid_arguments is not None:
-            return ToolOutcome(
-                text=f"arguments are not a JSON object: {call.invalid_arguments!r}",
-                ok=False,
-                feedback=True,
-            )
+            text = f"arguments are not a JSON object: {call.invalid_arguments!r}"
+            return ToolResult(name=call.name, text=text, ok=False, error_kind="invalid_arguments")
         fn, _, required = self.tools[call.name]
         missing = [r for r in required if r not in call.arguments]
         if missing:
-            return ToolOutcome(
-                text=f"missing required argument(s): {missing}", ok=False, feedback=True
-            )
-        self.calls.append((call.name, call.arguments, scope))
-        return ToolOutcome(text=await fn(**call.arguments))
+            text = f"missing required argument(s): {missing}"
+            return ToolResult(name=call.name, text=text, ok=False, error_kind="invalid_arguments")
+        self.calls.append((call.name, call.arguments, ctx))
+        return ToolResult(name=call.name, text=await fn(**call.arguments), ok=True)
 
 
 class Sink:

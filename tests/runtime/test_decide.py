@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from oxydra.core.messages import Message, Response, ToolCall, UsageUpdate
@@ -16,7 +17,6 @@ from oxydra.runtime.decide import (
     after_tools,
     before_call,
     call_key,
-    record_calls,
     tightened,
 )
 from oxydra.runtime.ledger import CostLedger, Spend
@@ -47,13 +47,13 @@ class TestAfterResponse:
     def test_repeats_below_the_limit_run(self, made: int) -> None:
         state = TurnState()
         for _ in range(made):
-            record_calls(state, (CALL,))
+            state.ran_tools((CALL,), all_feedback=False)
         assert isinstance(after_response(state, answer("", CALL), Limits()), RunTools)
 
     def test_the_same_call_past_the_limit_stops_the_turn(self) -> None:
         state = TurnState()
         for _ in range(3):
-            record_calls(state, (CALL,))
+            state.ran_tools((CALL,), all_feedback=False)
         stop = after_response(state, answer("", CALL), Limits(max_repeated_tool_calls=3))
         assert isinstance(stop, Stop) and stop.reason == "repeated_tool_call"
 
@@ -69,7 +69,9 @@ class TestAfterResponse:
         ("spend", "limits", "reason"),
         [
             (Spend(total_tokens=101), Limits(max_tokens=100), "max_tokens"),
+            (Spend(total_tokens=100), Limits(max_tokens=100), "max_tokens"),
             (Spend(cost_usd=0.02), Limits(max_cost_usd=0.01), "max_cost"),
+            (Spend(cost_usd=0.01), Limits(max_cost_usd=0.01), "max_cost"),
         ],
     )
     def test_budgets_stop_a_turn_that_wants_more_tools(
@@ -93,30 +95,45 @@ class TestBeforeCall:
 class TestSelfCorrection:
     def test_feedback_rounds_are_bounded_and_reset_by_success(self) -> None:
         state, limits = TurnState(), Limits(max_tool_retries=2)
-        assert after_tools(state, True, limits) is None
-        assert after_tools(state, False, limits) is None and state.feedback_rounds == 0
-        assert after_tools(state, True, limits) is None
-        assert after_tools(state, True, limits) is None
-        stop = after_tools(state, True, limits)
+
+        def round_(all_feedback: bool) -> Stop | None:
+            state.ran_tools((CALL,), all_feedback)
+            return after_tools(state, limits)
+
+        assert round_(True) is None
+        assert round_(False) is None and state.feedback_rounds == 0
+        assert round_(True) is None
+        assert round_(True) is None
+        stop = round_(True)
         assert stop is not None and stop.reason == "tool_retries"
+
+    def test_deciding_never_changes_the_state(self) -> None:
+        state = TurnState(spend=Spend(total_tokens=5), feedback_rounds=1)
+        before = msgspec.structs.asdict(state)
+        after_response(state, answer("", CALL), Limits(max_tokens=100))
+        after_response(state, answer(), Limits())
+        before_call(state, Limits())
+        after_tools(state, Limits())
+        assert msgspec.structs.asdict(state) == before
 
 
 class TestLedger:
     def test_turn_and_session_totals_add_up_with_prices(self) -> None:
         ledger = CostLedger(lambda u: (u.total_tokens or 0) * 1e-6)
-        turn = Spend()
-        ledger.record(
-            "s", turn, UsageUpdate(prompt_tokens=10, completion_tokens=5, total_tokens=15)
-        )
-        ledger.record("s", turn, None)
-        assert (turn.calls, turn.total_tokens, turn.unreported_calls) == (2, 15, 1)
-        assert ledger.session("s").cost_usd == pytest.approx(15e-6)
+        turn = TurnState()
+        usage = UsageUpdate(prompt_tokens=10, completion_tokens=5, total_tokens=15)
+        turn.charge(usage, ledger.charge("s", usage))
+        turn.charge(None, ledger.charge("s", None))
+        spend = turn.spend
+        assert (spend.calls, spend.total_tokens, spend.unreported_calls) == (2, 15, 1)
+        assert ledger.session("s").cost_usd == pytest.approx(15e-6) == spend.cost_usd
         assert ledger.session("other").calls == 0
 
     def test_unpriced_models_are_flagged(self) -> None:
-        ledger, turn = CostLedger(), Spend()
-        ledger.record("s", turn, UsageUpdate(total_tokens=3))
-        assert not turn.priced and turn.cost_usd == 0
+        ledger, turn = CostLedger(), TurnState()
+        usage = UsageUpdate(total_tokens=3)
+        turn.charge(usage, ledger.charge("s", usage))
+        assert not turn.spend.priced and turn.spend.cost_usd == 0
 
 
 class TestRequestLimits:

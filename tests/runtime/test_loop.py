@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -12,16 +13,24 @@ from oxydra.config.schema import RuntimeConfig, Summarization
 from oxydra.core.errors import ProviderTransportError
 from oxydra.core.messages import Message, ToolCall, UsageUpdate
 from oxydra.core.stream import ConnectionLost, Text
+from oxydra.providers import ReliableProvider
 from oxydra.runtime.api import TurnRequest
 from oxydra.runtime.conversation import repair
 from oxydra.runtime.loop import AgentRuntime
+from oxydra.runtime.registry_tools import RegistryExecutor
 from oxydra.runtime.tokens import EstimateCounter
+from oxydra.security import Workspace
 from oxydra.testing.mock_provider import MockProvider, reply
+from oxydra.tools import LocalFileBackend, ToolRegistry, tool
 from tests.runtime.support import FunctionTools, Sink
 
 
 def call(name: str, i: int = 0, **args: Any) -> ToolCall:
     return ToolCall(id=f"{name}-{i}", name=name, arguments=args)
+
+
+async def _no_sleep(_delay: float) -> None:
+    return None
 
 
 def runtime(
@@ -252,17 +261,30 @@ class TestScheduling:
             "r2",
         ]
 
-    async def test_a_tool_past_its_timeout_is_reported_to_the_model(self) -> None:
-        tools = FunctionTools()
+    async def test_a_tool_past_its_timeout_is_reported_to_the_model(self, tmp_path: Path) -> None:
+        stopped = asyncio.Event()
 
+        @tool(timeout=0.05)
         async def stuck() -> str:
-            await asyncio.sleep(30)
+            """Never finishes."""
+            try:
+                await asyncio.Event().wait()
+            finally:
+                stopped.set()
             return "never"
 
-        tools.add("stuck", stuck)
+        registry = ToolRegistry()
+        registry.register(stuck)
+        for sub in ("shared", "tmp", "vault"):
+            (tmp_path / sub).mkdir()
+        backend = LocalFileBackend(Workspace.for_user(tmp_path))
+        executor = RegistryExecutor(registry, lambda _user: backend)
         provider = MockProvider([reply("", call("stuck")), reply("ok")])
-        await runtime(provider, tools, turn_timeout_secs=1).run_turn(turn(), Sink())
-        assert "timed out after 1s" in provider.contexts[1].messages[-1].text
+        rt = runtime(provider)
+        rt.tools = executor
+        assert (await rt.run_turn(turn(), Sink())).ok
+        assert "did not finish within 0.05 seconds" in provider.contexts[1].messages[-1].text
+        assert stopped.is_set()
 
 
 class TestFailures:
@@ -298,11 +320,19 @@ class TestFailures:
             await asyncio.wait_for(task, 1)
         assert len(sink.items) < 100
 
-    async def test_a_stream_lost_before_output_falls_back_to_complete(self) -> None:
+    async def test_a_stream_lost_before_output_is_answered_whole_by_the_provider(self) -> None:
         provider = MockProvider([[ConnectionLost(message="reset")], reply("recovered")])
-        outcome = await runtime(provider).run_turn(turn(), Sink())
+        reliable = ReliableProvider(provider, sleep=_no_sleep)
+        outcome = await runtime(reliable).run_turn(turn(), Sink())  # type: ignore[arg-type]
         assert outcome.ok and outcome.response is not None
         assert outcome.response.message.text == "recovered"
+        provider.assert_done()  # one stream and one whole answer: the loop never retries
+
+    async def test_the_loop_itself_does_not_retry_a_lost_stream(self) -> None:
+        provider = MockProvider([[ConnectionLost(message="reset")]])
+        outcome = await runtime(provider).run_turn(turn(), Sink())
+        assert outcome.reason == "provider_error" and "stream broke" in outcome.detail
+        provider.assert_done()
 
     async def test_a_stream_dying_midway_ends_the_turn_and_the_next_turn_works(self) -> None:
         provider = MockProvider(
@@ -310,7 +340,7 @@ class TestFailures:
         )
         rt = runtime(provider)
         outcome = await rt.run_turn(turn("q1"), Sink())
-        assert outcome.reason == "provider_error" and "mid-answer" in outcome.detail
+        assert outcome.reason == "provider_error" and "stream broke" in outcome.detail
         assert (await rt.run_turn(turn("q2"), Sink())).ok
 
     async def test_a_provider_error_is_a_clear_outcome(self) -> None:

@@ -47,7 +47,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[VmProcess, FakeLLM]]:
         vm = VmProcess(tmp_path, llm.base_url)
         await vm.start()
         yield vm, llm
-        vm.stop()
+        await vm.stop()
 
 
 async def test_type_send_and_see_the_streamed_answer(

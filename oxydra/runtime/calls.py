@@ -1,0 +1,164 @@
+"""The one path by which a turn calls a model, so what a turn may spend is what it spends.
+
+Every provider call a turn causes goes through `TurnCalls`: the answer (streamed), a rolling
+summary (whole), and a delegated sub-agent's calls — the sub-agent runs its own turn with
+this turn's *remaining* budget as its limits and hands its spend back (`TurnCalls.absorb`).
+Memory retrieval embeds locally and calls no provider.
+
+Rules:
+1. A call does not start when the turn's tokens or money are spent.
+2. Its output is capped to what is left: the tokens remaining after the prompt, and the
+   completion tokens the remaining money buys after paying for the prompt (at the model's
+   catalog prices). A call that could not produce `MIN_OUTPUT_TOKENS` does not start.
+3. The prompt's size is an upper bound (its JSON bytes, or the tokenizer's count when the
+   window was planned with it), so the cap errs on the side of stopping early.
+4. Every call's reported usage is charged to the turn (`TurnState.charge`) and to the
+   session's ledger, the summary's included.
+5. Retries and the stream-to-complete fallback belong to the provider (`ReliableProvider`);
+   here a stream that breaks is a `ProviderError`, and a stream that stops sending for
+   `timeout_secs` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+
+import msgspec
+
+from oxydra.core.errors import ProviderError
+from oxydra.core.messages import Context, Response, UsageUpdate
+from oxydra.core.spend import Spend
+from oxydra.core.stream import ConnectionLost, StreamItem, ToolCallDelta
+from oxydra.providers import Provider
+from oxydra.runtime.api import EventSink
+from oxydra.runtime.decide import Stop, TurnState
+from oxydra.runtime.ledger import CostLedger
+from oxydra.wire.assemble import ResponseAssembler
+
+MIN_OUTPUT_TOKENS = 16
+
+
+class TurnCalls:
+    """The calls of one turn on one provider, charged to one turn state and session.
+
+    Args:
+        provider: the route (a `ReliableProvider` in the product).
+        ledger: prices calls of this model and keeps the session totals.
+        state: the turn's state, which is charged.
+        session_id: the session the ledger charges.
+        timeout_secs: the longest wait for a whole answer or for the next stream item.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        ledger: CostLedger,
+        state: TurnState,
+        session_id: str,
+        timeout_secs: float,
+    ) -> None:
+        self.provider = provider
+        self.ledger = ledger
+        self.state = state
+        self.session_id = session_id
+        self.timeout_secs = timeout_secs
+
+    def admit(self, context: Context, prompt_tokens: int) -> Context | Stop:
+        """`context` with its output capped to what the budget affords, or why it may not run."""
+        room = self._output_room(prompt_tokens)
+        if room is None:
+            return context
+        if room < MIN_OUTPUT_TOKENS:
+            return self._spent()
+        wanted = context.max_output_tokens
+        if wanted is not None and wanted <= room:
+            return context
+        return msgspec.structs.replace(context, max_output_tokens=room)
+
+    def _output_room(self, prompt_tokens: int) -> int | None:
+        rooms: list[int] = []
+        tokens = self.state.remaining_tokens()
+        if tokens is not None:
+            rooms.append(tokens - prompt_tokens)
+        money = self.state.remaining_cost_usd()
+        prices = self.ledger.unit_prices()
+        if money is not None and prices is not None and prices[1] > 0:
+            per_prompt, per_completion = prices
+            rooms.append(math.floor((money - prompt_tokens * per_prompt) / per_completion))
+        return min(rooms) if rooms else None
+
+    def _spent(self) -> Stop:
+        tokens, money = self.state.remaining_tokens(), self.state.remaining_cost_usd()
+        if money is not None and self.ledger.unit_prices() is not None:
+            return Stop("max_cost", f"${money:.4f} left of the turn's budget cannot pay for a call")
+        return Stop(
+            "max_tokens", f"{tokens} tokens left of the turn's budget are too few for a call"
+        )
+
+    def charge(self, usage: UsageUpdate | None) -> None:
+        """Charge one call's usage to the turn and the session (rule 4)."""
+        self.state.charge(usage, self.ledger.charge(self.session_id, usage))
+
+    def remaining_tokens(self) -> int | None:
+        """See `TurnBudget`: what a sub-agent may use of this turn's tokens."""
+        return self.state.remaining_tokens()
+
+    def remaining_cost_usd(self) -> float | None:
+        """See `TurnBudget`: what a sub-agent may spend of this turn's money."""
+        return self.state.remaining_cost_usd()
+
+    def absorb(self, spend: Spend) -> None:
+        """Charge a sub-agent's whole spend to the turn and the session."""
+        self.state.absorb(spend)
+        self.ledger.absorb(self.session_id, spend)
+
+    async def complete(self, context: Context, prompt_tokens: int) -> Response | Stop:
+        """A whole answer (a summary, or a model that cannot stream), charged."""
+        admitted = self.admit(context, prompt_tokens)
+        if isinstance(admitted, Stop):
+            return admitted
+        async with asyncio.timeout(self.timeout_secs):
+            response = await self.provider.complete(admitted)
+        self.charge(response.usage)
+        return response
+
+    async def stream(
+        self,
+        context: Context,
+        prompt_tokens: int,
+        sink: EventSink,
+        on_tool_call: Callable[[str], None],
+    ) -> Response | Stop:
+        """The answer, streamed to `sink` as it comes, charged once it is whole.
+
+        `on_tool_call(name)` runs when the model starts a call (to warm what it needs).
+        """
+        if not self.provider.capabilities().streaming:
+            return await self.complete(context, prompt_tokens)
+        admitted = self.admit(context, prompt_tokens)
+        if isinstance(admitted, Stop):
+            return admitted
+        assembler = ResponseAssembler()
+        stream = self.provider.stream(admitted)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.timeout_secs):
+                        item: StreamItem = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                if isinstance(item, ConnectionLost):
+                    raise ProviderError(f"the stream broke: {item.message}")
+                if isinstance(item, ToolCallDelta) and item.name:
+                    on_tool_call(item.name)
+                assembler.feed(item)
+                await sink(item)
+        except TimeoutError as exc:
+            raise ProviderError(f"no data from the provider for {self.timeout_secs}s") from exc
+        finally:
+            await stream.aclose()
+        response = assembler.response()
+        self.charge(response.usage)
+        return response
