@@ -134,7 +134,8 @@ def read_paths(name: str, args: Mapping[str, Any]) -> list[str]:
 
 _LESS = "<\uff1c\ufe64\u2039\u00ab\u2329\u300a\u27e8\u276e\u2989\u276c\u3008"
 _MORE = ">\uff1e\ufe65\u203a\u00bb\u232a\u300b\u27e9\u276f\u298a\u276d\u3009"
-_FOLD: dict[str | int, str] = {c: "<" for c in _LESS} | {c: ">" for c in _MORE}
+_FOLD: dict[str | int, str] = {c: "<" for c in _LESS}
+_FOLD |= {c: ">" for c in _MORE}
 _FOLD |= {0xFF01 + i: chr(0x21 + i) for i in range(0x5E)}  # fullwidth ASCII
 _FOLD_TABLE = str.maketrans(_FOLD)
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")

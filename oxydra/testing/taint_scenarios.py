@@ -38,8 +38,9 @@ from oxydra.config.schema import (
 from oxydra.core.messages import Message
 from oxydra.runtime.api import TurnOutcome, TurnRequest
 from oxydra.runtime.factory import provision_workspace
+from oxydra.runtime.registry_tools import RegistryExecutor
 from oxydra.scheduler import ScheduleFilters
-from oxydra.testing.fake_llm import Call, FakeLLM, Reply
+from oxydra.testing.fake_llm import Call, FakeLLM, Reply, Step
 from oxydra.tools import ApprovalRequest, tool
 
 SECRET = "sk-test-Zq8vN3xLw0PmR7tY2kB5"
@@ -150,7 +151,7 @@ class Harness:
     async def turn(
         self,
         prompt: str,
-        script: list[Reply],
+        script: list[Step],
         *,
         session: str = "s1",
         approver: Any = "default",
@@ -215,7 +216,9 @@ async def harness(root: Path | None = None, mode: TaintMode = "approve") -> Asyn
             services = await open_services(
                 guest_config(llm, mode), user_id="alice", workspace=workspace, environ=environ
             )
-            services.agent.runtime.tools.registry.register(mcp_lookup)
+            executor = services.agent.runtime.tools
+            assert isinstance(executor, RegistryExecutor)
+            executor.registry.register(mcp_lookup)
             try:
                 yield Harness(base, llm, services)
             finally:

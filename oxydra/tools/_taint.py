@@ -158,8 +158,8 @@ class TaintGuard:
             kind, _, ref = str(declared).partition(" ")
             labels.append(untrusted(kind, ref))
         elif builtin is not None:
-            ref = args.get(builtin[1])
-            labels.append(untrusted(builtin[0], ref if isinstance(ref, str) else ""))
+            named = args.get(builtin[1])
+            labels.append(untrusted(builtin[0], named if isinstance(named, str) else ""))
         for path in read_paths(tool.name, args):
             labels.append(self.paths.label_for(path))
         if tool.name == "shell_exec" and isinstance(args.get("command"), str):
