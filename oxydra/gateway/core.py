@@ -20,6 +20,7 @@ from oxydra.core.errors import GatewayError
 from oxydra.core.ids import new_session_id
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
+from oxydra.core.provenance import Label
 from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
@@ -251,8 +252,14 @@ class GatewayCore:
         turn_id: str,
         prompt: str,
         attachments: tuple[MediaPart, ...] = (),
+        label: Label | None = None,
     ) -> None:
-        """Start a turn, or refuse it: one per session, a bounded number per user."""
+        """Start a turn, or refuse it: one per session, a bounded number per user.
+
+        `label` marks a prompt that is not the session owner's own words (a channel passes
+        `untrusted("chat", sender)` for another person in a shared chat): the turn starts
+        tainted (docs/taint.md).
+        """
         if channel.active_turn is not None:
             raise RefusedError("an active turn is already running", "turn_active")
         limit = self.config.max_concurrent_turns_per_user
@@ -269,6 +276,7 @@ class GatewayCore:
             attachments=attachments,
             agent_name=channel.agent_name,
             channel=channel.channel_origin,
+            label=label,
         )
         channel.task = asyncio.create_task(
             self._run_turn(channel, request_id, request),
