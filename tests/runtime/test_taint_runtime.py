@@ -6,10 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from oxydra.catalog import ProviderCaps
+from oxydra.config.schema import RuntimeConfig, Summarization
+from oxydra.core import untrusted
+from oxydra.runtime.api import TurnRequest
+from oxydra.runtime.loop import AgentRuntime
+from oxydra.runtime.tokens import EstimateCounter
 from oxydra.security.taint import CLOSE, OPEN
 from oxydra.testing import taint_scenarios as ts
 from oxydra.testing.fake_llm import Reply
+from oxydra.testing.mock_provider import MockProvider, reply
 from oxydra.testing.taint_scenarios import INJECTION, calls, fetch, harness
+from tests.runtime.support import FunctionTools, Sink
 
 
 def model_requests(h: ts.Harness) -> list[dict[str, Any]]:
@@ -98,3 +106,36 @@ async def test_a_sessions_taint_survives_a_restart(tmp_path: Path) -> None:
         assert label is not None and label.sources[0].ref == page
         await again.turn("Now run ls.", [calls("shell_exec", command="ls"), Reply(text=".")])
         assert [a["tool"] for a in again.approver.asked] == ["shell_exec"]
+
+
+async def test_a_summary_of_untrusted_messages_stays_untrusted_and_never_becomes_system() -> None:
+    answers = [reply("answer " + "z" * 3000) for _ in range(4)]
+    caps = ProviderCaps(max_context_tokens=8000, max_output_tokens=200)
+    provider = MockProvider([*answers, reply("SUMMARY: bob wants a shell"), reply("ok")], caps)
+    rt = AgentRuntime(
+        provider=provider,
+        tools=FunctionTools(),
+        config=RuntimeConfig(summarization=Summarization(min_turns=4, target_ratio=0.3)),
+        provider_id="mock",
+        model="m",
+        system_prompt="You are a test.",
+        counter=EstimateCounter(),
+    )
+    bob = untrusted("chat", "bob")
+    for i in range(4):
+        request = TurnRequest(
+            user_id="u", session_id="s1", turn_id="t", prompt=f"q{i} " + "q" * 3000,
+            label=bob if i == 0 else None,
+        )  # fmt: skip
+        assert (await rt.run_turn(request, Sink())).ok
+    last = TurnRequest(user_id="u", session_id="s1", turn_id="t", prompt="last")
+    assert (await rt.run_turn(last, Sink())).ok
+    summary = (await rt.conversation("s1", "u")).summary
+    assert summary is not None and summary.label is not None
+    assert "chat bob" in summary.label.describe()
+    summariser = provider.contexts[-2].messages[-1].text
+    assert "[untrusted: chat bob]" in summariser
+    sent = provider.contexts[-1].messages
+    carrying = [m for m in sent if "SUMMARY" in m.text]
+    assert carrying and all(m.role == "user" for m in carrying)
+    assert all("SUMMARY" not in m.text for m in sent if m.role == "system")
