@@ -345,3 +345,24 @@ class TestSameAnswersAsTheJail:
         with ThreadPoolExecutor(8) as pool:
             texts = list(pool.map(lambda i: wasm.read_text(f"/tmp/f{i % 16}.txt")[0], range(64)))
         assert texts == [f"file {i % 16}" for i in range(64)]
+
+
+def test_threads_arriving_together_share_one_engine() -> None:
+    # The warm-up thread and the first file call can ask for the runtime at once; two
+    # engines would leave a module compiled by one instantiated by the other. A fresh
+    # process, so the runtime does not exist yet.
+    import subprocess
+    import sys
+
+    code = (
+        "import threading\n"
+        "from oxydra.security.wasm import _runtime as r\n"
+        "b = threading.Barrier(8); got = []\n"
+        "def go():\n"
+        "    b.wait(); got.append(r._runtime())\n"
+        "ts = [threading.Thread(target=go) for _ in range(8)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(len({id(x) for x in got}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "1"

@@ -206,8 +206,18 @@ def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
     return memory
 
 
-@functools.cache
+_runtime_lock = threading.Lock()
+
+
 def _runtime() -> _Runtime:
+    """The one runtime of the process (rule 1). Locked: the first file call and the warm-up
+    thread can arrive together, and two engines would mix modules across them."""
+    with _runtime_lock:
+        return _make_runtime()
+
+
+@functools.cache
+def _make_runtime() -> _Runtime:
     return _Runtime()
 
 
