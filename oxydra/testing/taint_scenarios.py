@@ -33,7 +33,6 @@ from oxydra.config.schema import (
     SecurityConfig,
     Selection,
     TaintConfig,
-    ToolsConfig,
 )
 from oxydra.core.messages import Message
 from oxydra.core.provenance import Label, untrusted
@@ -189,7 +188,6 @@ def guest_config(llm: FakeLLM, mode: TaintMode = "approve") -> AgentConfig:
     entry = ProviderEntry(provider_type="openai", base_url=llm.base_url, api_key=SECRET)
     return AgentConfig(
         security=SecurityConfig(taint=TaintConfig(mode=mode)),
-        tools=ToolsConfig(isolation="process"),
         selection=Selection(provider="fake", model="gpt-4o-mini"),
         providers=ProvidersConfig(registry={"fake": entry}),
         catalog=CatalogConfig(skip_catalog_validation=True),
