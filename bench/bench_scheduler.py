@@ -33,6 +33,7 @@ from oxydra.core.messages import Message, Response  # noqa: E402
 from oxydra.memory import HashedEmbedder, Memory, MemoryStore  # noqa: E402
 from oxydra.runtime.api import Approver, EventSink, TurnOutcome, TurnRequest  # noqa: E402
 from oxydra.scheduler import (  # noqa: E402
+    SCHEDULE_SCHEMA,
     Cron,
     Interval,
     Once,
@@ -102,7 +103,7 @@ def report(label: str, times_ms: list[float]) -> None:
 
 def store_section(path: Path) -> None:
     print(f"1. poll cost, {ACTIVE} active schedules ({DUE} overdue)")
-    with MemoryStore(path) as opened:
+    with MemoryStore(path, schemas=[SCHEDULE_SCHEMA]) as opened:
         table = ScheduleTable(opened.db)
         per_create = fill(table)
         print(f"  create (one transaction, fsync)               {per_create * 1000:7.3f} ms each")
@@ -123,7 +124,9 @@ def store_section(path: Path) -> None:
 
 
 async def facade_section(path: Path) -> None:
-    async with await Memory.open(path, embedder=HashedEmbedder()) as memory:
+    async with await Memory.open(
+        path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+    ) as memory:
         store = ScheduleStore(memory)
         times = []
         for _ in range(1000):
@@ -135,7 +138,9 @@ async def facade_section(path: Path) -> None:
 
 async def latency_section(path: Path) -> None:
     print("2. due-to-start latency")
-    async with await Memory.open(path, embedder=HashedEmbedder()) as memory:
+    async with await Memory.open(
+        path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+    ) as memory:
         store = ScheduleStore(memory)
         await simulated_latency(store)
         await real_latency(store)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oxydra.config.schema import AgentConfig
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.memory import HashedEmbedder, Memory
 from oxydra.memory.tools import memory_tools
 from oxydra.runtime import (
@@ -23,6 +24,7 @@ from oxydra.runtime import (
     build_agent,
     retriever_for,
 )
+from oxydra.scheduler import SCHEDULE_SCHEMA
 from oxydra.tools import DaemonShellSession, ShellSession
 from oxydra.wire.envelope import BootstrapEnvelope
 
@@ -72,10 +74,14 @@ async def open_services(
     """Open the store and build the runtime for one user's workspace."""
     enabled = config.memory.enabled
     embedder = None if enabled else HashedEmbedder()
-    memory = await Memory.from_config(config.memory, workspace_root=workspace, embedder=embedder)
+    memory = await Memory.from_config(
+        config.memory,
+        workspace_root=workspace,
+        embedder=embedder,
+        schemas=(SESSION_SCHEMA, SCHEDULE_SCHEMA),  # every owner's tables, always
+    )
     try:
-        retrieval = memory.retrieval
-        extra: list[Any] = list(memory_tools(retrieval)) if enabled else []
+        extra: list[Any] = list(memory_tools(memory)) if enabled else []
         schedules = _schedule_store(config, memory)
         if schedules is not None:
             from oxydra.scheduler import schedule_tools
@@ -93,7 +99,7 @@ async def open_services(
             environ=environ,
             store=MemoryConversations(memory, index=enabled),
             extra_tools=extra,
-            retriever=retriever_for(retrieval, config.memory.retrieval.top_k) if enabled else None,
+            retriever=retriever_for(memory, config.memory.retrieval.top_k) if enabled else None,
             scratchpad=MemoryScratchpad(memory),
             shell_available=shell,
             http_client=http_client,

@@ -101,7 +101,7 @@ async def serve_vm(
     )
     core = GatewayCore(
         services.agent.runtime,
-        MemorySessionRecords(services.memory.sessions),
+        MemorySessionRecords(services.memory),
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
     )

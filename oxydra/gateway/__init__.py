@@ -2,12 +2,19 @@
 
 `GatewayCore` routes turns to the runtime's `TurnRunner` and owns the sessions;
 `GatewayServer` speaks the gateway protocol (`oxydra.wire.gateway`) over WebSockets;
-`MemorySessionRecords` keeps session records in the memory store. The `vm` mode that
-assembles them lives in `oxydra.app`.
+`MemorySessionRecords` keeps session records in the memory database, in tables the gateway
+owns (`SESSION_SCHEMA` names their migrations). The `vm` mode that assembles them lives in
+`oxydra.app`.
 """
 
 from oxydra.gateway._store import MemorySessionRecords
+from oxydra.gateway._table import SESSION_SCHEMA
 from oxydra.gateway.core import GatewayCore
 from oxydra.gateway.server import GatewayServer
 
-__all__ = ["GatewayCore", "GatewayServer", "MemorySessionRecords"]
+__all__ = [
+    "GatewayCore",
+    "GatewayServer",
+    "MemorySessionRecords",
+    "SESSION_SCHEMA",
+]

@@ -1,26 +1,15 @@
-"""What the gateway needs from a session store (the memory layer provides it)."""
+"""What the gateway needs from a session store, and that store over the memory database."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-import msgspec
+from oxydra.gateway._table import SessionRecord, SessionTable
+from oxydra.memory import Database, Memory
 
-from oxydra.memory import SessionStore
-
-
-class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A persisted gateway session."""
-
-    session_id: str
-    user_id: str
-    agent_name: str = "default"
-    display_name: str | None = None
-    channel_origin: str = "tui"
-    parent_session_id: str | None = None
-    created_at: str = ""
-    last_active_at: str = ""
-    archived: bool = False
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class SessionRecords(Protocol):
@@ -34,8 +23,19 @@ class SessionRecords(Protocol):
         """A session by id, or None."""
         ...
 
-    async def list(self, user_id: str, include_archived: bool = False) -> list[SessionRecord]:
+    async def list_sessions(
+        self, user_id: str, include_archived: bool = False
+    ) -> list[SessionRecord]:
         """A user's sessions, most recently active first."""
+        ...
+
+    async def find_by_prefix(self, user_id: str, prefix: str) -> list[SessionRecord]:
+        """The user's sessions whose id is or starts with `prefix` (at most two: enough to
+        tell a unique match from an ambiguous one)."""
+        ...
+
+    async def count_active(self, user_id: str) -> int:
+        """The user's non-archived top-level sessions."""
         ...
 
     async def touch(self, session_id: str) -> None:
@@ -43,15 +43,25 @@ class SessionRecords(Protocol):
         ...
 
 
-class MemorySessionRecords:
-    """`SessionRecords` over the memory layer's `SessionStore` (the `gateway_sessions` table)."""
+def _on_table(
+    method: Callable[Concatenate[SessionTable, P], T],
+) -> Callable[Concatenate[Database, P], T]:
+    def run(db: Database, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return method(SessionTable(db), *args, **kwargs)
 
-    def __init__(self, store: SessionStore) -> None:
-        self.store = store
+    return run
+
+
+class MemorySessionRecords:
+    """`SessionRecords` in the memory database, on its worker thread (`Memory.call`)."""
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
 
     async def create(self, record: SessionRecord) -> None:
         """Store a new session."""
-        await self.store.create(
+        await self.memory.call(
+            _on_table(SessionTable.create),
             record.session_id,
             record.user_id,
             agent_name=record.agent_name,
@@ -62,20 +72,27 @@ class MemorySessionRecords:
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """A session by id, or None."""
-        found = await self.store.get(session_id)
-        return None if found is None else _record(found)
+        return await self.memory.call(_on_table(SessionTable.get), session_id)
 
-    async def list(self, user_id: str, include_archived: bool = False) -> list[SessionRecord]:
+    async def list_sessions(
+        self, user_id: str, include_archived: bool = False
+    ) -> list[SessionRecord]:
         """The user's sessions, most recently active first."""
-        rows = await self.store.list_sessions(
-            user_id, include_archived=include_archived, include_subagents=True
+        return await self.memory.call(
+            _on_table(SessionTable.list_sessions),
+            user_id,
+            include_archived=include_archived,
+            include_subagents=True,
         )
-        return [_record(r) for r in rows]
+
+    async def find_by_prefix(self, user_id: str, prefix: str) -> list[SessionRecord]:
+        """See `SessionRecords.find_by_prefix`: one indexed query, not a scan of the list."""
+        return await self.memory.call(_on_table(SessionTable.find_by_prefix), user_id, prefix)
+
+    async def count_active(self, user_id: str) -> int:
+        """See `SessionRecords.count_active`."""
+        return await self.memory.call(_on_table(SessionTable.count_active), user_id)
 
     async def touch(self, session_id: str) -> None:
         """Mark the session active now."""
-        await self.store.touch(session_id)
-
-
-def _record(row: Any) -> SessionRecord:
-    return msgspec.convert(msgspec.structs.asdict(row), SessionRecord)
+        await self.memory.call(_on_table(SessionTable.touch), session_id)

@@ -24,7 +24,8 @@ from oxydra.core.provenance import Label
 from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
-from oxydra.gateway._store import SessionRecord, SessionRecords
+from oxydra.gateway._store import SessionRecords
+from oxydra.gateway._table import SessionRecord
 from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
 from oxydra.wire.gateway import (
     AssistantDelta,
@@ -126,11 +127,7 @@ class GatewayCore:
         found = await self._find(user_id, id_or_prefix)
         if found:
             return found
-        matches = [
-            r
-            for r in await self.store.list(user_id, include_archived=True)
-            if r.session_id.startswith(id_or_prefix)
-        ]
+        matches = await self.store.find_by_prefix(user_id, id_or_prefix)
         if len(matches) != 1:
             what = "no session" if not matches else f"{len(matches)} sessions"
             raise RefusedError(
@@ -144,7 +141,7 @@ class GatewayCore:
         self, user_id: str, include_archived: bool = False, include_subagents: bool = False
     ) -> list[SessionSummary]:
         """The user's sessions, most recently active first."""
-        records = await self.store.list(user_id, include_archived=include_archived)
+        records = await self.store.list_sessions(user_id, include_archived=include_archived)
         return [
             msgspec.convert(msgspec.structs.asdict(r), SessionSummary)
             for r in records
@@ -170,8 +167,7 @@ class GatewayCore:
         display_name: str | None,
         channel_origin: str,
     ) -> SessionChannel:
-        live = [r for r in await self.store.list(user_id) if r.parent_session_id is None]
-        if len(live) >= self.config.max_sessions_per_user:
+        if await self.store.count_active(user_id) >= self.config.max_sessions_per_user:
             raise RefusedError(
                 f"maximum sessions reached (limit: {self.config.max_sessions_per_user})",
                 "session_limit",

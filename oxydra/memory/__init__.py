@@ -1,38 +1,35 @@
-"""Memory: the embedded SQLite store, hybrid retrieval, notes and gateway sessions.
+"""Memory: the embedded SQLite store, hybrid retrieval, notes and the conversation log.
 
 Owns the memory database file (`<workspace>/.oxydra/memory.db` by default) and the vector
 index beside it. Must not talk to providers, run tools or know about frames.
 
-Async facades (for the runtime and gateway; one worker thread each `Memory`):
-`Memory` (conversation log, state, summaries, scratchpad), `MemoryRetrieval` (search,
-chunks, notes) and `SessionStore` (gateway sessions). Sync core: `MemoryStore`.
-Tables a higher layer owns (the scheduler's) run their SQL through `Memory.call`, on the
-same worker thread and `Database` connection. The model-facing tools are `@tool`s in
+One async facade (one worker thread each): `Memory` — conversation log, scratchpad,
+summaries, search and notes, what the layers above use. Sync core: `MemoryStore`. Tables a
+higher layer owns (the gateway's, the scheduler's) run their SQL through `Memory.call`, on
+the same worker thread and `Database` connection. The model-facing tools are `@tool`s in
 `oxydra.memory.tools`, not imported here.
 """
 
 from oxydra.memory._db import Database
-from oxydra.memory._embed import Embedder, HashedEmbedder
-from oxydra.memory._fastembed import (
+from oxydra.memory._embed import (
+    Embedder,
     FastEmbedEmbedder,
+    HashedEmbedder,
     create_embedder,
     prepare_minilm_dir,
 )
 from oxydra.memory._memory import Memory
-from oxydra.memory._memory_retrieval import MemoryRetrieval
 from oxydra.memory._notes import notes_session_id
-from oxydra.memory._session_store import SessionStore
 from oxydra.memory._store import MemoryStore, index_path_for, resolve_db_path
 from oxydra.memory._types import (
     ChunkInput,
-    GatewaySession,
+    ConversationRecord,
     Note,
     RestoredSession,
     ScratchpadState,
     ScratchpadWrite,
     SearchHit,
     SearchMode,
-    SessionRecord,
     StoredEvent,
     SummaryState,
     UpsertResult,
@@ -40,13 +37,12 @@ from oxydra.memory._types import (
 
 __all__ = [
     "ChunkInput",
+    "ConversationRecord",
     "Database",
     "Embedder",
     "FastEmbedEmbedder",
-    "GatewaySession",
     "HashedEmbedder",
     "Memory",
-    "MemoryRetrieval",
     "MemoryStore",
     "Note",
     "RestoredSession",
@@ -54,8 +50,6 @@ __all__ = [
     "ScratchpadWrite",
     "SearchHit",
     "SearchMode",
-    "SessionRecord",
-    "SessionStore",
     "StoredEvent",
     "SummaryState",
     "UpsertResult",

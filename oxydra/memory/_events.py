@@ -26,10 +26,10 @@ from oxydra.core.provenance import decode_label, encode_label
 from oxydra.memory._db import Database
 from oxydra.memory._text import blank_media, now_iso
 from oxydra.memory._types import (
+    ConversationRecord,
     RestoredSession,
     ScratchpadState,
     ScratchpadWrite,
-    SessionRecord,
     StoredEvent,
     SummaryState,
 )
@@ -47,8 +47,8 @@ _json_decoder = msgspec.json.Decoder(dict[str, Any])
 _SESSION_COLUMNS = "session_id, user_id, agent_identity, created_at, updated_at"
 
 
-def _session(row: tuple[Any, ...]) -> SessionRecord:
-    return SessionRecord(
+def _session(row: tuple[Any, ...]) -> ConversationRecord:
+    return ConversationRecord(
         session_id=row[0], user_id=row[1], agent_identity=row[2], created_at=row[3],
         updated_at=row[4],
     )  # fmt: skip
@@ -72,7 +72,7 @@ class EventLog:
 
     def create_session(
         self, session_id: str, *, user_id: str | None = None, agent_identity: str | None = None
-    ) -> SessionRecord:
+    ) -> ConversationRecord:
         """Create the session, or return it when it exists (get-or-create).
 
         Raises:
@@ -87,7 +87,7 @@ class EventLog:
         session_id: str,
         user_id: str | None,
         agent_identity: str | None = None,
-    ) -> SessionRecord:
+    ) -> ConversationRecord:
         """`create_session` inside the caller's write transaction."""
         if not session_id:
             raise MemoryStoreError("a session id must not be empty")
@@ -104,14 +104,14 @@ class EventLog:
             raise MemoryStoreError(f"session {session_id!r} belongs to another user")
         return record
 
-    def get_session(self, session_id: str) -> SessionRecord | None:
+    def get_session(self, session_id: str) -> ConversationRecord | None:
         """The session, or None."""
         row = self._db.query_one(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,)
         )
         return _session(row) if row else None
 
-    def list_sessions(self, user_id: str, *, limit: int = 100) -> list[SessionRecord]:
+    def list_sessions(self, user_id: str, *, limit: int = 100) -> list[ConversationRecord]:
         """The user's sessions, most recently updated first."""
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? "

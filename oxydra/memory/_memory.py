@@ -1,9 +1,15 @@
-"""`Memory`: the runtime's async entry to the store (conversation log and state).
+"""`Memory`: the one async facade of the store, exposing what the layers above use.
 
-`Memory.open` / `Memory.from_config` start one worker thread, open the `MemoryStore` on
-it (migrations, embedder, vector index) and hand out three facades sharing that thread:
-`Memory` itself (sessions, events, state, summaries, scratchpad), `memory.retrieval`
-(`MemoryRetrieval`) and `memory.sessions` (`SessionStore`). Nothing here blocks the loop.
+`Memory.open` / `Memory.from_config` start one worker thread and open the `MemoryStore` on
+it (migrations, embedder, vector index); every method runs there, so nothing here blocks the
+loop. The runtime uses the conversation log, scratchpad, summaries, search and notes; tables
+a higher layer owns (the gateway's, the scheduler's) run their SQL through `Memory.call`.
+Everything else the store can do is its sync core (`MemoryStore`), for tests and tools.
+
+Provenance crosses here (the worker thread does not see the caller's context variables):
+a note stored during a tool call keeps the call's `writing_label()`, and labelled hits a
+search returns are reported with `note_read`, so the tool result that shows them is
+labelled too (docs/taint.md).
 """
 
 from __future__ import annotations
@@ -12,21 +18,21 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from oxydra.config.schema import MemoryConfig, RetrievalConfig
 from oxydra.core import Label, Message
+from oxydra.core.provenance import merge, note_read, writing_label
 from oxydra.memory._db import Database
-from oxydra.memory._embed import Embedder
-from oxydra.memory._fastembed import create_embedder
-from oxydra.memory._memory_retrieval import MemoryRetrieval
-from oxydra.memory._session_store import SessionStore
+from oxydra.memory._embed import Embedder, create_embedder
 from oxydra.memory._store import MemoryStore, resolve_db_path
 from oxydra.memory._types import (
+    Note,
     RestoredSession,
     ScratchpadState,
     ScratchpadWrite,
-    SessionRecord,
+    SearchHit,
+    SearchMode,
     StoredEvent,
     SummaryState,
 )
@@ -44,16 +50,12 @@ class Memory:
 
     Attributes:
         path: the database file.
-        retrieval: hybrid search, chunks and notes.
-        sessions: gateway sessions and channel mappings.
     """
 
     def __init__(self, store: MemoryStore, worker: StoreWorker) -> None:
         self._store = store
         self._worker = worker
         self.path = store.path
-        self.retrieval = MemoryRetrieval(store, worker)
-        self.sessions = SessionStore(store, worker)
 
     @classmethod
     async def open(
@@ -63,8 +65,10 @@ class Memory:
         embedder: Embedder | None = None,
         retrieval: RetrievalConfig | None = None,
         busy_timeout_ms: int = 5000,
+        schemas: Sequence[str] = (),
     ) -> Memory:
-        """Open (creating or migrating) the database at `path`.
+        """Open (creating or migrating) the database at `path`; `schemas` are the migration
+        packages of the other owners of its tables (the gateway's, the scheduler's).
 
         Raises:
             MemoryStoreError: the file is corrupt, locked, unwritable or too new.
@@ -73,7 +77,7 @@ class Memory:
         try:
             store = await worker.run(
                 MemoryStore, path, embedder=embedder, retrieval=retrieval,
-                busy_timeout_ms=busy_timeout_ms,
+                busy_timeout_ms=busy_timeout_ms, schemas=schemas,
             )  # fmt: skip
         except BaseException:
             worker.shutdown()
@@ -87,6 +91,7 @@ class Memory:
         *,
         workspace_root: Path | None = None,
         embedder: Embedder | None = None,
+        schemas: Sequence[str] = (),
     ) -> Memory:
         """Open the database a `[memory]` config names, with its embedding backend.
 
@@ -99,7 +104,7 @@ class Memory:
         path = resolve_db_path(config, workspace_root)
         worker = StoreWorker()
         try:
-            store = await worker.run(_open_configured, path, config, embedder)
+            store = await worker.run(_open_configured, path, config, embedder, schemas)
         except BaseException:
             worker.shutdown()
             raise
@@ -135,78 +140,44 @@ class Memory:
         """
         return await self._worker.run(fn, self._store.db, *args, **kwargs)
 
-    # -- sessions ---------------------------------------------------------------------
+    # -- the conversation log ----------------------------------------------------------
 
-    async def create_session(
-        self, session_id: str, *, user_id: str | None = None, agent_identity: str | None = None
-    ) -> SessionRecord:
-        """Create the session or return the existing one (same user)."""
-        return await self._worker.run(
-            self._store.events.create_session, session_id, user_id=user_id,
-            agent_identity=agent_identity,
-        )  # fmt: skip
-
-    async def get_session(self, session_id: str) -> SessionRecord | None:
-        """The session, or None."""
-        return await self._worker.run(self._store.events.get_session, session_id)
-
-    async def list_sessions(self, user_id: str, *, limit: int = 100) -> list[SessionRecord]:
-        """The user's sessions, most recently updated first."""
-        return await self._worker.run(self._store.events.list_sessions, user_id, limit=limit)
-
-    async def delete_session(self, session_id: str) -> bool:
-        """Delete a session with everything in it."""
-        return await self._worker.run(self._store.events.delete_session, session_id)
+    async def create_session(self, session_id: str, *, user_id: str | None = None) -> None:
+        """Create the session (a no-op when it exists for the same user)."""
+        await self._worker.run(self._store.events.create_session, session_id, user_id=user_id)
 
     async def restore_session(self, session_id: str) -> RestoredSession | None:
         """The session, all its events and its current summary, or None."""
         return await self._worker.run(self._store.events.restore_session, session_id)
 
-    # -- events -----------------------------------------------------------------------
-
-    async def append_event(
-        self, session_id: str, message: Message, *, sequence: int | None = None, index: bool = True
-    ) -> int:
-        """Store (media blanked) and index one message; return its sequence."""
-        return await self._worker.run(
-            self._store.append_event, session_id, message, sequence=sequence, index=index
-        )
-
     async def append_events(
+        self, session_id: str, messages: Sequence[Message], *, index: bool = True
+    ) -> list[int]:
+        """Store (media blanked) and index messages in one transaction; their sequences."""
+        return await self._worker.run(self._store.append_events, session_id, messages, index=index)
+
+    async def recall(self, session_id: str) -> list[StoredEvent]:
+        """The session's stored events, oldest first."""
+        return await self._worker.run(self._store.events.recall, session_id)
+
+    async def save_summary(
         self,
         session_id: str,
-        messages: Sequence[Message],
         *,
-        first_sequence: int | None = None,
-        index: bool = True,
-    ) -> list[int]:
-        """Store and index several messages in one transaction; return their sequences."""
+        expected_epoch: int,
+        summary: str,
+        upper_sequence: int,
+        lower_sequence: int = 1,
+        label: Label | None = None,
+    ) -> SummaryState | None:
+        """Store a summary of a range of events (with its label); None when stale."""
         return await self._worker.run(
-            self._store.append_events, session_id, messages, first_sequence=first_sequence,
-            index=index,
+            self._store.events.save_summary, session_id, expected_epoch=expected_epoch,
+            summary=summary, upper_sequence=upper_sequence, lower_sequence=lower_sequence,
+            label=label,
         )  # fmt: skip
 
-    async def recall(
-        self, session_id: str, *, limit: int | None = None, after_sequence: int = 0
-    ) -> list[StoredEvent]:
-        """Stored events in ascending order (the last `limit` when given)."""
-        return await self._worker.run(
-            self._store.events.recall, session_id, limit=limit, after_sequence=after_sequence
-        )
-
-    async def last_sequence(self, session_id: str) -> int:
-        """The highest stored sequence (0 when none)."""
-        return await self._worker.run(self._store.events.last_sequence, session_id)
-
-    # -- state, scratchpad, summaries -------------------------------------------------
-
-    async def get_state(self, session_id: str, key: str) -> Any:
-        """A JSON value of the session's state, or None."""
-        return await self._worker.run(self._store.events.get_state, session_id, key)
-
-    async def set_state(self, session_id: str, key: str, value: Any) -> None:
-        """Store a JSON value in the session's state (None removes it)."""
-        await self._worker.run(self._store.events.set_state, session_id, key, value)
+    # -- the scratchpad ------------------------------------------------------------------
 
     async def read_scratchpad(self, session_id: str) -> ScratchpadState:
         """The session's scratchpad."""
@@ -220,33 +191,60 @@ class Memory:
         """Empty the scratchpad; True when it held items."""
         return await self._worker.run(self._store.events.clear_scratchpad, session_id)
 
-    async def load_summary(self, session_id: str) -> SummaryState | None:
-        """The current rolling summary, or None."""
-        return await self._worker.run(self._store.events.load_summary, session_id)
+    # -- search and notes ----------------------------------------------------------------
 
-    async def save_summary(
+    async def search(
         self,
-        session_id: str,
+        query: str,
         *,
-        expected_epoch: int,
-        summary: str,
-        upper_sequence: int,
-        lower_sequence: int = 1,
-        metadata: dict[str, Any] | None = None,
-        label: Label | None = None,
-    ) -> SummaryState | None:
-        """Store a summary of a range of events (with its label); None when stale."""
-        return await self._worker.run(
-            self._store.events.save_summary, session_id, expected_epoch=expected_epoch,
-            summary=summary, upper_sequence=upper_sequence, lower_sequence=lower_sequence,
-            metadata=metadata, label=label,
+        user_id: str | None = None,
+        session_ids: Sequence[str] | None = None,
+        tags: Sequence[str] = (),
+        top_k: int | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[SearchHit]:
+        """The best chunks for `query` within the user/session/tag filter (see
+        `RetrievalIndex.search`; the query is embedded on the worker thread too)."""
+        hits = await self._worker.run(
+            self._store.retrieval.search, query, user_id=user_id, session_ids=session_ids,
+            tags=tags, top_k=top_k, mode=mode,
         )  # fmt: skip
+        for hit in hits:
+            note_read(hit.label)
+        return hits
 
-    async def summary_history(self, session_id: str) -> list[SummaryState]:
-        """Every summary of the session, oldest first."""
-        return await self._worker.run(self._store.events.summary_history, session_id)
+    async def store_note(
+        self,
+        user_id: str,
+        content: str,
+        tags: Sequence[str] | None = None,
+        label: Label | None = None,
+    ) -> Note:
+        """Save a note for the user; it carries `label` and the current call's label."""
+        label = merge(label, writing_label())
+        return await self._worker.run(self._store.notes.store_note, user_id, content, tags, label)
+
+    async def update_note(
+        self,
+        user_id: str,
+        note_id: str,
+        content: str,
+        tags: Sequence[str] | None = None,
+        label: Label | None = None,
+    ) -> Note | None:
+        """Replace the user's note (None when the user has no such note), relabelled."""
+        label = merge(label, writing_label())
+        return await self._worker.run(
+            self._store.notes.update_note, user_id, note_id, content, tags, label
+        )
+
+    async def delete_note(self, user_id: str, note_id: str) -> bool:
+        """Delete the user's note (False when the user has no such note)."""
+        return await self._worker.run(self._store.notes.delete_note, user_id, note_id)
 
 
-def _open_configured(path: Path, config: MemoryConfig, embedder: Embedder | None) -> MemoryStore:
+def _open_configured(
+    path: Path, config: MemoryConfig, embedder: Embedder | None, schemas: Sequence[str]
+) -> MemoryStore:
     chosen = embedder or create_embedder(config, cache_dir=path.parent / "models")
-    return MemoryStore(path, embedder=chosen, retrieval=config.retrieval)
+    return MemoryStore(path, embedder=chosen, retrieval=config.retrieval, schemas=schemas)

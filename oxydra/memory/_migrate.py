@@ -1,21 +1,26 @@
-"""Schema migrations: load the `.sql` files shipped in the package and apply them in order.
+"""Schema migrations: load the `.sql` files of the database's owners and apply them in order.
 
 Rules:
 
-1. A migration is `migrations/NNNN_name.sql`; its version is the integer `NNNN`.
+1. A migration is `NNNN_name.sql` in a schema package; its version is the integer `NNNN`.
+   The memory store's own package is always read; each other owner of tables in the file
+   (the gateway, the scheduler) ships its own package, handed in by whoever opens the store
+   (`Memory.open(..., schemas=...)`). Versions form one sequence per database file.
 2. Applied versions are recorded in `memory_migrations`. At open, every known version not
    yet recorded is applied in ascending order, each in its own `BEGIN IMMEDIATE`
    transaction together with its record, so a crash leaves the schema at a whole version.
 3. The "already applied?" check is repeated inside the write transaction, so two processes
    opening a fresh database at once apply each migration exactly once.
 4. A database that records a version this code does not know was written by a newer
-   Oxydra; it is refused rather than used with a schema we do not understand.
+   Oxydra (or opened by its app with an owner's schema that this opener left out); it is
+   refused rather than used with a schema we do not understand.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from importlib import resources
 
 import msgspec
@@ -43,18 +48,26 @@ class Migration(msgspec.Struct, frozen=True, kw_only=True):
     sql: str
 
 
-def load_migrations() -> tuple[Migration, ...]:
-    """Every migration shipped in `oxydra.memory.migrations`, sorted by version."""
+MEMORY_SCHEMA = "oxydra.memory.migrations"
+
+
+def load_migrations(schemas: Sequence[str] = ()) -> tuple[Migration, ...]:
+    """The memory store's migrations and those of `schemas` (owner packages), by version.
+
+    Raises:
+        MemoryStoreError: two steps claim one version.
+    """
     found: list[Migration] = []
-    for entry in resources.files("oxydra.memory.migrations").iterdir():
-        match = _NAME.match(entry.name)
-        if match:
-            sql = entry.read_text(encoding="utf-8")
-            found.append(Migration(version=int(match[1]), name=match[2], sql=sql))
+    for package in dict.fromkeys((MEMORY_SCHEMA, *schemas)):
+        for entry in resources.files(package).iterdir():
+            match = _NAME.match(entry.name)
+            if match:
+                sql = entry.read_text(encoding="utf-8")
+                found.append(Migration(version=int(match[1]), name=match[2], sql=sql))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise MemoryStoreError(f"duplicate memory migration versions in {versions}")
+        raise MemoryStoreError(f"duplicate migration versions in {versions} ({schemas})")
     return tuple(found)
 
 
@@ -84,13 +97,16 @@ def applied_versions(db: Database) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
-def migrate(db: Database, migrations: tuple[Migration, ...] | None = None) -> int:
-    """Bring the schema of `db` up to the latest of `migrations`; return its version.
+def migrate(
+    db: Database, migrations: tuple[Migration, ...] | None = None, schemas: Sequence[str] = ()
+) -> int:
+    """Bring the schema of `db` up to the latest of `migrations` (by default the memory
+    store's and those of the owner packages `schemas`); return its version.
 
     Raises:
         MemoryStoreError: the database was written by a newer version, or a step failed.
     """
-    steps = load_migrations() if migrations is None else migrations
+    steps = load_migrations(schemas) if migrations is None else migrations
     exists = db.query_one(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_migrations'"
     )
@@ -108,11 +124,14 @@ def migrate(db: Database, migrations: tuple[Migration, ...] | None = None) -> in
 def _refuse_newer(db: Database, steps: tuple[Migration, ...]) -> None:
     known = {m.version for m in steps}
     unknown = sorted(applied_versions(db) - known)
-    if unknown and unknown[-1] > max(known, default=0):
+    # Any recorded version we do not know is refused: a newer Oxydra's, or an owner's schema
+    # this opener left out (the memory store's own versions interleave with the owners').
+    if unknown:
         raise MemoryStoreError(
             f"memory database {db.path} has schema version {unknown[-1]}, newer than this "
             f"Oxydra understands ({max(known, default=0)})",
-            hint="upgrade Oxydra, or point memory.db_path at another file",
+            hint="upgrade Oxydra, or point memory.db_path at another file (a store opened "
+            "outside its app must name every owner's schema)",
         )
 
 

@@ -21,10 +21,9 @@ import msgspec
 
 from oxydra.core import Label, Message, ToolArgumentsError
 from oxydra.core.provenance import decode_label
-from oxydra.memory._chunks import Changes
+from oxydra.memory._chunks import Changes, note_rows, stamp_rows
 from oxydra.memory._db import Database
 from oxydra.memory._events import EventLog
-from oxydra.memory._indexing import note_rows, stamp_rows
 from oxydra.memory._retrieval import RetrievalIndex
 from oxydra.memory._text import normalize_tags, now_iso
 from oxydra.memory._types import Note

@@ -1,7 +1,7 @@
 """`MemoryStore`: the synchronous core, one open database with all its parts.
 
 Use it directly from one thread (tests, CLI tools); the runtime uses the async facades
-(`Memory`, `MemoryRetrieval`, `SessionStore`), which run it on their worker thread.
+(`Memory`), which runs it on its worker thread.
 Opening migrates the schema, adopts the embedder (re-embedding when it changed) and
 loads or rebuilds the vector index.
 """
@@ -16,12 +16,10 @@ from types import TracebackType
 
 from oxydra.config.schema import MemoryConfig, RetrievalConfig
 from oxydra.core import ConfigError, Message
-from oxydra.memory._chunks import Changes, ChunkRow
+from oxydra.memory._chunks import Changes, ChunkRow, conversation_rows, stamp_rows
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder, HashedEmbedder
 from oxydra.memory._events import EventLog
-from oxydra.memory._gateway import GatewaySessionTable
-from oxydra.memory._indexing import conversation_rows, stamp_rows
 from oxydra.memory._migrate import migrate
 from oxydra.memory._notes import NoteBook
 from oxydra.memory._retrieval import RetrievalIndex
@@ -63,12 +61,13 @@ class MemoryStore:
         retrieval: default top_k and fusion weights.
         busy_timeout_ms: how long a write waits for another process's lock.
         index_path: the vector index file; `<path>.usearch` when None.
+        schemas: migration packages of the other owners of tables in this file (the
+            gateway's, the scheduler's), applied with the store's own.
 
     Attributes:
         events: sessions, events, state, summaries, scratchpad (`EventLog`).
         retrieval: chunks and hybrid search (`RetrievalIndex`).
         notes: per-user notes (`NoteBook`).
-        sessions: gateway sessions and channel mappings (`GatewaySessionTable`).
         schema_version: the database's schema version after migration.
 
     Raises:
@@ -83,11 +82,12 @@ class MemoryStore:
         retrieval: RetrievalConfig | None = None,
         busy_timeout_ms: int = 5000,
         index_path: Path | None = None,
+        schemas: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         self.db = Database(self.path, busy_timeout_ms=busy_timeout_ms)
         try:
-            self.schema_version = migrate(self.db)
+            self.schema_version = migrate(self.db, schemas=schemas)
             self.events = EventLog(self.db)
             self.retrieval = RetrievalIndex(
                 self.db,
@@ -96,7 +96,6 @@ class MemoryStore:
                 retrieval,
             )
             self.notes = NoteBook(self.db, self.events, self.retrieval)
-            self.sessions = GatewaySessionTable(self.db)
         except BaseException:
             self.db.close()
             raise

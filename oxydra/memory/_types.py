@@ -11,8 +11,9 @@ from oxydra.core import Label, Message
 SearchMode = Literal["hybrid", "vector", "fts"]
 
 
-class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A conversation session of the store."""
+class ConversationRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A conversation session of the store (the runtime's history; the gateway keeps its own
+    `SessionRecord`s)."""
 
     session_id: str
     user_id: str | None
@@ -70,7 +71,7 @@ class ScratchpadWrite(msgspec.Struct, frozen=True, kw_only=True):
 class RestoredSession(msgspec.Struct, frozen=True, kw_only=True):
     """Everything needed to rebuild a session's context after a restart."""
 
-    session: SessionRecord
+    session: ConversationRecord
     events: tuple[StoredEvent, ...]
     summary: SummaryState | None
 
@@ -139,17 +140,3 @@ class Note(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str = ""
     updated_at: str = ""
     label: Label | None = None
-
-
-class GatewaySession(msgspec.Struct, frozen=True, kw_only=True):
-    """A gateway session as listed to clients (timestamps ISO-8601 UTC)."""
-
-    session_id: str
-    user_id: str
-    agent_name: str
-    display_name: str | None
-    channel_origin: str
-    parent_session_id: str | None
-    created_at: str
-    last_active_at: str
-    archived: bool

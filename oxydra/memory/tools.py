@@ -1,7 +1,7 @@
 """The memory tools the model calls: `memory_search`, `memory_save`, `memory_update`,
 `memory_delete`, declared with `@tool` like every other tool.
 
-`memory_tools(retrieval)` binds them to one store. The user and session come from the
+`memory_tools(memory)` binds them to one store. The user and session come from the
 per-call `ToolExecutionContext`, never from the model, so a model can only reach the calling
 user's notes. Arguments are validated from the signatures (bounds included); an unknown or
 foreign note is a `ToolError`. Outputs keep upstream's field names.
@@ -21,7 +21,7 @@ from oxydra.memory._types import Note, SearchHit
 from oxydra.tools import FunctionTool, ToolExecutionContext, tool
 
 if TYPE_CHECKING:
-    from oxydra.memory._memory_retrieval import MemoryRetrieval
+    from oxydra.memory._memory import Memory
 
 SEARCH_MAX_TOP_K = 20
 
@@ -61,8 +61,8 @@ class Deleted(msgspec.Struct, kw_only=True):
     message: str
 
 
-def memory_tools(retrieval: MemoryRetrieval) -> tuple[FunctionTool, ...]:
-    """The four `memory_*` tools over `retrieval`."""
+def memory_tools(retrieval: Memory) -> tuple[FunctionTool, ...]:
+    """The four `memory_*` tools over the store."""
 
     @tool(name="memory_search", timeout=15, safety_tier=SafetyTier.READ_ONLY)
     async def memory_search(

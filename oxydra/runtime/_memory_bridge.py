@@ -7,12 +7,12 @@ retrieval injection.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from oxydra.core.messages import Message
 from oxydra.core.provenance import merge
-from oxydra.memory import Memory, MemoryRetrieval, notes_session_id
+from oxydra.memory import Memory, notes_session_id
 from oxydra.runtime.conversation import Summary
+from oxydra.runtime.loop import Retriever
 from oxydra.tools import Scratchpad
 
 SNIPPET_CHARS = 240
@@ -94,7 +94,7 @@ class MemoryScratchpad:
         return await self.memory.clear_scratchpad(session_id)
 
 
-def retriever_for(retrieval: MemoryRetrieval, top_k: int) -> Any:
+def retriever_for(retrieval: Memory, top_k: int) -> Retriever:
     """Retrieved memory for the latest question: the user's notes and this conversation."""
 
     async def retrieve(user_id: str, session_id: str, query: str) -> Message | None:
@@ -105,11 +105,10 @@ def retriever_for(retrieval: MemoryRetrieval, top_k: int) -> Any:
             return None
         lines = [f"- [{h.score:.3f}] {' '.join(h.text.split())[:SNIPPET_CHARS]}" for h in hits]
         # Labelled snippets taint the step; the runtime never sends them as a system message.
-        label = merge(*(h.label for h in hits))
         return Message(
             role="system",
             content="Retrieved memory snippets:\n" + "\n".join(lines),
-            label=label,
+            label=merge(*(h.label for h in hits)),
         )
 
     return retrieve

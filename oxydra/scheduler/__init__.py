@@ -1,7 +1,8 @@
 """Scheduler: durable schedules, their cadences, the executor in `vm`, and the model's tools.
 
-Owns the `schedules`, `schedule_runs` and `scheduled_notifications` tables (migration
-`0004_schedules` of the memory database; SQL through `Memory.call`). Runs turns only
+Owns the `schedules`, `schedule_runs` and `scheduled_notifications` tables (its migration
+`oxydra/scheduler/migrations/0004_schedules.sql`, named by `SCHEDULE_SCHEMA` when the app
+opens the memory database; SQL through `Memory.call`). Runs turns only
 through the runtime's `TurnRunner`; reaches clients only through a `Notifier` (the
 gateway's `GatewayCore`). See docs/scheduler.md.
 
@@ -11,7 +12,7 @@ Facade: `ScheduleStore` (async store and notification outbox), `SchedulerExecuto
 """
 
 from oxydra.scheduler._store import ScheduleStore
-from oxydra.scheduler._table import ScheduleTable
+from oxydra.scheduler._table import SCHEDULE_SCHEMA, ScheduleTable
 from oxydra.scheduler.cadence import (
     cadence_from_tool,
     format_instant,
@@ -43,6 +44,7 @@ __all__ = [
     "Outbox",
     "OutputChunk",
     "RunResult",
+    "SCHEDULE_SCHEMA",
     "ScheduleDefinition",
     "ScheduleFilters",
     "SchedulePatch",

@@ -38,6 +38,9 @@ from oxydra.scheduler.types import (
     ScheduleRun,
 )
 
+SCHEDULE_SCHEMA = "oxydra.scheduler.migrations"
+"""The migrations of these tables, for `Memory.open(..., schemas=...)`."""
+
 _COLUMNS = (
     "schedule_id, user_id, name, goal, cadence_json, timezone, notification_policy, status, "
     "created_at, updated_at, next_run_at, last_run_at, last_run_status, consecutive_failures, "

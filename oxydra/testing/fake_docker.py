@@ -100,7 +100,10 @@ class FakeDocker:
     def __enter__(self) -> FakeDocker:
         self._server = _Server(str(self.socket_path), _Handler)
         self._server.engine = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # `shutdown` waits for the serve loop's next poll: poll often so teardown is quick.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 

@@ -78,7 +78,9 @@ async def _main(endpoint: str, token: str, user: str, session: str | None) -> in
     term = blessed.Terminal()
     client = GatewayClient(endpoint, token, user, probe.session_id)
     app = _App(term, TuiChannel(client), TuiState(user_id=user))
-    with term.fullscreen(), term.cbreak(), term.hidden_cursor():
+    # cbreak first: once the alternate screen shows, keys (Ctrl-D included) reach the app
+    # instead of the line discipline, which would swallow an early Ctrl-D as end-of-file.
+    with term.cbreak(), term.fullscreen(), term.hidden_cursor():
         client.start()
         try:
             await app.run()

@@ -20,12 +20,19 @@ from oxydra.config.schema import (
     ProviderEntry,
     SchedulerConfig,
 )
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._hub import Subscriber
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.memory import MemoryStore
 from oxydra.runtime.factory import provision_workspace
-from oxydra.scheduler import Interval, ScheduleDefinition, SchedulerExecutor, ScheduleTable
+from oxydra.scheduler import (
+    SCHEDULE_SCHEMA,
+    Interval,
+    ScheduleDefinition,
+    SchedulerExecutor,
+    ScheduleTable,
+)
 from oxydra.scheduler._rules import stamp
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
 from oxydra.wire.gateway import (
@@ -44,6 +51,8 @@ SCHEDULE_ARGS = {
     "name": "news",
     "notification": "conditional",
 }
+
+OWNERS = (SESSION_SCHEMA, SCHEDULE_SCHEMA)
 
 
 def guest_config(llm: FakeLLM, *, enabled: bool = True, **gateway: object) -> AgentConfig:
@@ -103,9 +112,7 @@ class TestServices:
         )
         try:
             runtime = services.agent.runtime
-            core = GatewayCore(
-                runtime, MemorySessionRecords(services.memory.sessions), GatewayConfig()
-            )
+            core = GatewayCore(runtime, MemorySessionRecords(services.memory), GatewayConfig())
             channel = await core.open_session("alice", create_new=True)
             subscriber, _, _ = core.subscribe(channel, None)
             core.submit_turn(channel, "r1", "t1", "Every hour, tell me if the news matters.")
@@ -138,7 +145,7 @@ class TestVm:
 
         llm.add([Reply(text="Backup verified.")])
         workspace = provision_workspace(tmp_path / "ws")
-        with MemoryStore(workspace / ".oxydra" / "memory.db") as db:
+        with MemoryStore(workspace / ".oxydra" / "memory.db", schemas=OWNERS) as db:
             past = datetime.now(UTC) - timedelta(days=3)
             ScheduleTable(db.db).create(
                 ScheduleDefinition(
@@ -168,9 +175,10 @@ class TestVm:
         )
         try:
             marker = workspace / "ipc" / "gateway-endpoint"
-            while not marker.exists():
-                assert not task.done(), task
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(30):
+                while not marker.exists():
+                    assert not task.done(), task
+                    await asyncio.sleep(0.01)
             url = marker.read_text().strip()
             async with connect(url, additional_headers={"Authorization": "Bearer vm-token"}) as ws:
                 hello = Hello(request_id="h1", protocol_version=PROTOCOL_VERSION, user_id="alice")
@@ -183,7 +191,7 @@ class TestVm:
         finally:
             stop.set()
             await task
-        with MemoryStore(workspace / ".oxydra" / "memory.db") as db:
+        with MemoryStore(workspace / ".oxydra" / "memory.db", schemas=OWNERS) as db:
             [run] = ScheduleTable(db.db).runs("alice", "nightly", 5)
             assert (run.status, run.notified) == ("success", True)
             schedule = ScheduleTable(db.db).get("alice", "nightly")

@@ -12,6 +12,7 @@ import pytest
 from oxydra.channels import Channel, ChannelHealth, ChannelRegistry
 from oxydra.config.schema import GatewayConfig, RuntimeConfig
 from oxydra.core.errors import ChannelError
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.gateway.server import GatewayServer
@@ -29,7 +30,9 @@ TOKEN = "channel-test-token-0123456789"
 @pytest.fixture
 async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, MockProvider]]:
     provider = MockProvider([reply("hello through the channel")])
-    memory = await Memory.open(tmp_path / "m.db", embedder=HashedEmbedder())
+    memory = await Memory.open(
+        tmp_path / "m.db", embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA]
+    )
     runtime = AgentRuntime(
         provider=provider,
         tools=FunctionTools(),
@@ -38,7 +41,7 @@ async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, MockProvider]]:
         model="m",
         system_prompt="t",
     )
-    core = GatewayCore(runtime, MemorySessionRecords(memory.sessions), GatewayConfig())
+    core = GatewayCore(runtime, MemorySessionRecords(memory), GatewayConfig())
     server = GatewayServer(core, {TOKEN: "alice"})
     host, port = await server.start("127.0.0.1", 0)
     yield f"ws://{host}:{port}/ws", provider

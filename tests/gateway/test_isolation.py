@@ -16,6 +16,7 @@ from oxydra.config.schema import GatewayConfig, RuntimeConfig
 from oxydra.core.messages import ToolCall
 from oxydra.core.stream import Text
 from oxydra.core.tiers import SafetyTier
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.gateway.server import GatewayServer
@@ -65,7 +66,9 @@ async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     marker = request.node.get_closest_marker("gateway")
     options: dict[str, Any] = marker.kwargs if marker else {}
     provider = MockProvider(options.get("steps", []), item_delay=options.get("delay", 0.0))
-    memory = await Memory.open(tmp_path / "memory.db", embedder=HashedEmbedder())
+    memory = await Memory.open(
+        tmp_path / "memory.db", embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA]
+    )
     runtime = AgentRuntime(
         provider=provider,
         tools=Gate(),
@@ -77,7 +80,7 @@ async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     config = GatewayConfig(max_concurrent_turns_per_user=options.get("turns", 10))
     core = GatewayCore(
         runtime,
-        MemorySessionRecords(memory.sessions),
+        MemorySessionRecords(memory),
         config,
         subscriber_capacity=options.get("capacity", 4096),
         approval_timeout_secs=5,

@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from oxydra.config.schema import GatewayConfig, RuntimeConfig
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._hub import SessionChannel, Subscriber
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
@@ -17,7 +18,7 @@ from oxydra.gateway.server import GatewayServer
 from oxydra.memory import HashedEmbedder, Memory
 from oxydra.runtime.loop import AgentRuntime
 from oxydra.runtime.tokens import EstimateCounter
-from oxydra.scheduler import ScheduleStore
+from oxydra.scheduler import SCHEDULE_SCHEMA, ScheduleStore
 from oxydra.testing.mock_provider import MockProvider
 from oxydra.wire.gateway import (
     PROTOCOL_VERSION,
@@ -29,10 +30,12 @@ from oxydra.wire.gateway import (
 )
 from tests.runtime.support import FunctionTools
 
+SCHEMAS = [SESSION_SCHEMA, SCHEDULE_SCHEMA]
+
 
 @pytest.fixture
 async def memory(tmp_path: Path) -> AsyncIterator[Memory]:
-    opened = await Memory.open(tmp_path / "memory.db", embedder=HashedEmbedder())
+    opened = await Memory.open(tmp_path / "memory.db", embedder=HashedEmbedder(), schemas=SCHEMAS)
     yield opened
     await opened.close()
 
@@ -53,7 +56,7 @@ def core(memory: Memory, outbox: ScheduleStore) -> GatewayCore:
         system_prompt="",
         counter=EstimateCounter(),
     )
-    gateway = GatewayCore(runtime, MemorySessionRecords(memory.sessions), GatewayConfig())
+    gateway = GatewayCore(runtime, MemorySessionRecords(memory), GatewayConfig())
     gateway.attach_outbox(outbox)
     return gateway
 

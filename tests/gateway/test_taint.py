@@ -25,9 +25,7 @@ async def test_a_tainted_call_asks_the_person_with_its_sources_and_status_shows_
                 Reply(text="I did not run it."),
             ]
         )
-        core = GatewayCore(
-            h.runtime, MemorySessionRecords(h.services.memory.sessions), GatewayConfig()
-        )
+        core = GatewayCore(h.runtime, MemorySessionRecords(h.services.memory), GatewayConfig())
         server = GatewayServer(core, {TOKEN: "alice"})
         host, port = await server.start("127.0.0.1", 0)
         try:

@@ -1,4 +1,4 @@
-"""The async facades: Memory, MemoryRetrieval and SessionStore on their worker thread."""
+"""The one async facade, `Memory`, on its worker thread."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ class SlowEmbedder:
         return self._inner.embed(texts)
 
 
+_EMBEDDER = "SELECT value FROM memory_meta WHERE key = 'embedding_backend'"
+
+
 def _memory_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("oxydra-memory")]
 
@@ -44,19 +47,19 @@ def _memory_threads() -> list[threading.Thread]:
 async def test_events_round_trip_through_the_facade(db_path: Path) -> None:
     async with await Memory.open(db_path) as memory:
         await memory.create_session("s1", user_id="alice")
-        sequence = await memory.append_event("s1", Message(role="user", content="hello"))
+        sequences = await memory.append_events("s1", [Message(role="user", content="hello")])
         events = await memory.recall("s1")
-        assert sequence == 1 and events[0].message.text == "hello"
-        assert [s.session_id for s in await memory.list_sessions("alice")] == ["s1"]
-        assert await memory.last_sequence("s1") == 1
+        assert sequences == [1] and events[0].message.text == "hello"
+        restored = await memory.restore_session("s1")
+        assert restored is not None and restored.session.user_id == "alice"
 
 
 async def test_store_work_runs_on_the_worker_thread_not_the_loop(db_path: Path) -> None:
     embedder = SlowEmbedder()
     async with await Memory.open(db_path, embedder=embedder) as memory:
         await memory.create_session("s1", user_id="alice")
-        await memory.append_event("s1", Message(role="user", content="hello"))
-        await memory.retrieval.search("hello", user_id="alice")
+        await memory.append_events("s1", [Message(role="user", content="hello")])
+        await memory.search("hello", user_id="alice")
     assert embedder.threads and all(t.startswith("oxydra-memory") for t in embedder.threads)
 
 
@@ -72,7 +75,7 @@ async def test_the_loop_keeps_running_while_the_store_works(db_path: Path) -> No
                 ticks += 1
 
         task = asyncio.create_task(ticker())
-        await memory.append_event("s1", Message(role="user", content="slow to embed"))
+        await memory.append_events("s1", [Message(role="user", content="slow to embed")])
         task.cancel()
         assert ticks > 0
 
@@ -81,8 +84,8 @@ async def test_concurrent_appends_get_distinct_increasing_sequences(db_path: Pat
     async with await Memory.open(db_path) as memory:
         await memory.create_session("s1", user_id="alice")
         messages = [Message(role="user", content=f"m{i}") for i in range(40)]
-        sequences = await asyncio.gather(*(memory.append_event("s1", m) for m in messages))
-        assert sorted(sequences) == list(range(1, 41))
+        batches = await asyncio.gather(*(memory.append_events("s1", [m]) for m in messages))
+        assert sorted(s for batch in batches for s in batch) == list(range(1, 41))
         events = await memory.recall("s1")
         assert [e.sequence for e in events] == list(range(1, 41))
 
@@ -92,50 +95,27 @@ async def test_state_summary_and_scratchpad_through_the_facade(db_path: Path) ->
         await memory.create_session("s1", user_id="alice")
         await memory.append_events("s1", [Message(role="user", content=f"m{i}") for i in range(5)])
         state = await memory.save_summary("s1", expected_epoch=0, summary="s", upper_sequence=3)
-        assert state is not None and (await memory.load_summary("s1")) == state
-        assert len(await memory.summary_history("s1")) == 1
+        assert state is not None
+        assert (
+            await memory.save_summary("s1", expected_epoch=0, summary="x", upper_sequence=4) is None
+        )
         await memory.write_scratchpad("s1", ["plan"])
         assert (await memory.read_scratchpad("s1")).items == ("plan",)
         assert await memory.clear_scratchpad("s1")
-        await memory.set_state("s1", "k", {"v": 1})
-        assert await memory.get_state("s1", "k") == {"v": 1}
         restored = await memory.restore_session("s1")
-        assert restored is not None and len(restored.events) == 5
-        assert await memory.delete_session("s1")
-        assert await memory.get_session("s1") is None
+        assert restored is not None and len(restored.events) == 5 and restored.summary == state
 
 
-async def test_notes_and_search_through_the_retrieval_facade(db_path: Path) -> None:
+async def test_notes_and_search_through_the_facade(db_path: Path) -> None:
     async with await Memory.open(db_path) as memory:
-        retrieval = memory.retrieval
-        note = await retrieval.store_note("alice", "Allergic to shellfish", ["health"])
-        hits = await retrieval.search("shellfish allergy", user_id="alice")
+        note = await memory.store_note("alice", "Allergic to shellfish", ["health"])
+        hits = await memory.search("shellfish allergy", user_id="alice")
         assert hits[0].note_id == note.note_id
-        updated = await retrieval.update_note("alice", note.note_id, "Allergic to peanuts")
-        assert updated is not None and (await retrieval.get_note("alice", note.note_id)) == updated
-        assert [n.note_id for n in await retrieval.list_notes("alice")] == [note.note_id]
-        assert await retrieval.delete_note("alice", note.note_id)
-        assert retrieval.embedder_name == HashedEmbedder().name
-
-
-async def test_session_store_is_resumable_after_reopening(db_path: Path) -> None:
-    async with await Memory.open(db_path) as memory:
-        sessions = memory.sessions
-        await sessions.create("g1", "alice", display_name="one")
-        await sessions.get_or_create("runtime-alice", "alice")
-        await sessions.touch("g1")
-        await sessions.update_display_name("g1", "first")
-        await sessions.set_channel_mapping("telegram", "7", "g1")
-    async with await Memory.open(db_path) as memory:
-        sessions = memory.sessions
-        listed = await sessions.list_sessions("alice")
-        assert {s.session_id for s in listed} == {"g1", "runtime-alice"}
-        record = await sessions.get("g1")
-        assert record is not None and record.display_name == "first"
-        assert await sessions.get_channel_mapping("telegram", "7") == "g1"
-        assert await sessions.count_active("alice") == 2
-        assert [s.session_id for s in await sessions.find_by_prefix("alice", "g")] == ["g1"]
-        assert await sessions.archive("g1") and await sessions.unarchive("g1")
+        updated = await memory.update_note("alice", note.note_id, "Allergic to peanuts")
+        assert updated is not None and updated.content == "Allergic to peanuts"
+        assert (await memory.search("peanuts", user_id="alice"))[0].note_id == note.note_id
+        assert await memory.delete_note("alice", note.note_id)
+        assert not await memory.delete_note("alice", note.note_id)
 
 
 async def test_calls_after_close_fail_clearly_and_close_is_idempotent(db_path: Path) -> None:
@@ -160,7 +140,8 @@ class TestFromConfig:
         config = MemoryConfig(enabled=True, embedding_backend="deterministic")
         async with await Memory.from_config(config, workspace_root=tmp_path) as memory:
             assert memory.path == tmp_path / ".oxydra" / "memory.db"
-            assert memory.retrieval.embedder_name == HashedEmbedder().name
+            hashed = await memory.call(lambda db: db.query_one(_EMBEDDER))
+            assert hashed == (HashedEmbedder().name,)
         assert memory.path.exists()
 
     async def test_relative_db_path_is_resolved_against_the_workspace(self, tmp_path: Path) -> None:
@@ -183,7 +164,7 @@ class TestCall:
             return threading.current_thread().name, row[0] if row else 0
 
         async with await Memory.open(tmp_path / "m.db", embedder=HashedEmbedder()) as memory:
-            thread, found = await memory.call(probe, "schedules")
+            thread, found = await memory.call(probe, "memory_meta")
         assert thread.startswith("oxydra-memory") and found == 1
 
     async def test_call_after_close_is_a_store_error(self, tmp_path: Path) -> None:

@@ -88,7 +88,6 @@ class TestNoSqliteExceptionEscapes:
             lambda: store.events.recall("s1"),
             lambda: store.append_event("s1", Message(role="user", content="x")),
             lambda: store.retrieval.search("x"),
-            lambda: store.sessions.get("g"),
             lambda: store.notes.list_notes("alice"),
         ]
         for call in calls:

@@ -7,9 +7,19 @@ from pathlib import Path
 import pytest
 
 from oxydra.core import MemoryStoreError, Message
+from oxydra.gateway import SESSION_SCHEMA
 from oxydra.memory import MemoryStore
 from oxydra.memory._db import Database
-from oxydra.memory._migrate import applied_versions, load_migrations, migrate, split_statements
+from oxydra.memory._migrate import (
+    Migration,
+    applied_versions,
+    load_migrations,
+    migrate,
+    split_statements,
+)
+from oxydra.scheduler import SCHEDULE_SCHEMA
+
+OWNERS = (SESSION_SCHEMA, SCHEDULE_SCHEMA)  # what the app opens the store with
 
 EXPECTED_TABLES = {
     "sessions",
@@ -21,12 +31,14 @@ EXPECTED_TABLES = {
     "chunks",
     "chunks_vec",
     "chunks_fts",
+    "memory_migrations",
+}
+OWNED_TABLES = {
     "gateway_sessions",
     "channel_session_mappings",
     "schedules",
     "schedule_runs",
     "scheduled_notifications",
-    "memory_migrations",
 }
 
 
@@ -37,14 +49,14 @@ def _tables(db: Database) -> set[str]:
 
 class TestShippedMigrations:
     def test_migrations_load_from_package_data_in_version_order(self) -> None:
-        migrations = load_migrations()
+        migrations = load_migrations(OWNERS)
         versions = [m.version for m in migrations]
         assert versions == sorted(versions)
         assert versions[0] == 1
         assert len(set(versions)) == len(versions)
 
     def test_every_migration_splits_into_complete_statements(self) -> None:
-        for migration in load_migrations():
+        for migration in load_migrations(OWNERS):
             statements = split_statements(migration.sql)
             assert statements, migration.name
             assert all(s.rstrip().endswith(";") for s in statements)
@@ -54,16 +66,45 @@ class TestShippedMigrations:
         assert len(split_statements(script)) == 2
 
     def test_schedule_tables_come_only_from_the_scheduler_migration(self) -> None:
-        mentions = [m.name for m in load_migrations() if "schedule" in m.sql.lower()]
+        mentions = [m.name for m in load_migrations(OWNERS) if "schedule" in m.sql.lower()]
         assert mentions == ["schedules"]
+
+    def test_each_owner_ships_its_own_migrations(self) -> None:
+        own = {m.name for m in load_migrations()}
+        assert not any("gateway" in n or "schedule" in n for n in own)
+        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {"gateway_sessions"}
+        assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {"schedules"}
+
+    def test_two_owners_claiming_one_version_is_an_error(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        package = tmp_path / "clashing_schema"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "0003_clash.sql").write_text("CREATE TABLE clash(x);\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        with pytest.raises(MemoryStoreError, match="duplicate"):
+            load_migrations([SESSION_SCHEMA, "clashing_schema"])
 
 
 class TestOpening:
     def test_fresh_database_gets_every_table_and_records_every_version(self, db_path: Path) -> None:
+        with MemoryStore(db_path, schemas=OWNERS) as store:
+            assert EXPECTED_TABLES | OWNED_TABLES <= _tables(store.db)
+            assert applied_versions(store.db) == {m.version for m in load_migrations(OWNERS)}
+            assert store.schema_version == load_migrations(OWNERS)[-1].version
+
+    def test_the_store_alone_creates_only_its_own_tables(self, db_path: Path) -> None:
         with MemoryStore(db_path) as store:
             assert EXPECTED_TABLES <= _tables(store.db)
-            assert applied_versions(store.db) == {m.version for m in load_migrations()}
-            assert store.schema_version == load_migrations()[-1].version
+            assert not OWNED_TABLES & _tables(store.db)
+
+    def test_a_database_with_owners_tables_is_refused_without_their_schemas(
+        self, db_path: Path
+    ) -> None:
+        MemoryStore(db_path, schemas=OWNERS).close()
+        with pytest.raises(MemoryStoreError, match="every owner"):
+            MemoryStore(db_path)
 
     def test_pragmas_are_wal_full_sync_and_foreign_keys(self, db_path: Path) -> None:
         with MemoryStore(db_path) as store:
@@ -93,8 +134,8 @@ class TestOpening:
         assert "gateway_sessions" not in _tables(old)
         old.close()
 
-        with MemoryStore(db_path) as store:
-            assert EXPECTED_TABLES <= _tables(store.db)
+        with MemoryStore(db_path, schemas=OWNERS) as store:
+            assert EXPECTED_TABLES | OWNED_TABLES <= _tables(store.db)
             events = store.events.recall("old")
             assert [e.message for e in events] == [Message(role="user", content="kept")]
             store.append_event("old", Message(role="user", content="after upgrade"))
@@ -111,8 +152,6 @@ class TestOpening:
         assert str(db_path) in str(caught.value)
 
     def test_failed_migration_leaves_no_partial_schema(self, db_path: Path) -> None:
-        from oxydra.memory._migrate import Migration
-
         broken = (
             *load_migrations()[:1],
             Migration(version=2, name="broken", sql="CREATE TABLE half(x);\nNOT SQL AT ALL;\n"),

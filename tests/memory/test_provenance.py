@@ -49,13 +49,12 @@ async def test_a_note_saved_by_a_tainted_call_is_tainted_and_taints_its_readers(
 ) -> None:
     memory = await Memory.open(tmp_path / "m.db")
     try:
-        retrieval = memory.retrieval
+        retrieval = memory  # the async facade: notes and search
         with call_scope(WEB):
             note = await retrieval.store_note("alice", "always run backup.sh first")
         with call_scope(None):
             clean = await retrieval.store_note("alice", "prefers tea over coffee")
         assert note.label == WEB and clean.label is None
-        assert (await retrieval.get_note("alice", note.note_id)).label == WEB  # type: ignore[union-attr]
         with call_scope(None) as reads:
             hits = await retrieval.search("backup.sh", user_id="alice", mode="fts")
         assert hits and reads == [WEB]
@@ -86,3 +85,14 @@ def test_web_results_stored_before_labels_read_back_untrusted(db_path: Path) -> 
         labels = [e.message.label for e in store.events.recall("old")]
     assert labels[0] is not None and labels[0].sources[0].kind == "web_fetch"
     assert labels[1] is None
+
+
+def test_a_labelled_note_reads_back_labelled_after_a_restart(db_path: Path) -> None:
+    with MemoryStore(db_path) as store:
+        note = store.notes.store_note("alice", "always run backup.sh first", label=WEB)
+    with MemoryStore(db_path) as store:
+        found = store.notes.get_note("alice", note.note_id)
+        assert found is not None and found.label == WEB
+        assert [n.label for n in store.notes.list_notes("alice")] == [WEB]
+        hits = store.retrieval.search("backup.sh", user_id="alice", mode="fts")
+        assert hits and hits[0].label == WEB

@@ -29,7 +29,7 @@ async def memory(db_path: Path) -> AsyncIterator[Memory]:
 @pytest.fixture
 def registry(memory: Memory) -> ToolRegistry:
     reg = ToolRegistry()
-    reg.register_all(memory_tools(memory.retrieval))
+    reg.register_all(memory_tools(memory))
     return reg
 
 
@@ -74,7 +74,7 @@ class TestMemoryTools:
     async def test_conversation_is_searched_only_when_asked(
         self, call: Caller, memory: Memory
     ) -> None:
-        await memory.append_event("conv-a", Message(role="user", content="my flight is LH400"))
+        await memory.append_events("conv-a", [Message(role="user", content="my flight is LH400")])
         assert await call("memory_search", query="LH400 flight") == []
         (hit,) = await call("memory_search", query="LH400 flight", include_conversation=True)
         assert (hit["note_id"], hit["source"]) == ("", "conversation")
@@ -124,7 +124,7 @@ class TestDeclarations:
             assert decl.parameters["type"] == "object" and decl.description
 
     def test_only_search_is_read_only(self, memory: Memory) -> None:
-        tiers = {t.name: t.safety_tier for t in memory_tools(memory.retrieval)}
+        tiers = {t.name: t.safety_tier for t in memory_tools(memory)}
         assert [n for n, t in tiers.items() if t == SafetyTier.READ_ONLY] == ["memory_search"]
 
     def test_search_schema_bounds_match_the_function(self, registry: ToolRegistry) -> None:

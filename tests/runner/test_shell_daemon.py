@@ -129,8 +129,9 @@ async def test_a_timeout_kills_the_whole_process_group(client: RawClient, tmp_pa
     _, last = await client.run(sid, f"sleep 60 & echo $! > {pidfile}; wait", timeout=1)
     assert last.timed_out and last.exit_code is not None and last.exit_code < 0
     child = int(pidfile.read_text())
-    await asyncio.sleep(0.1)
-    assert not _alive(child), "the background child was killed with its group"
+    async with asyncio.timeout(10):  # the kill is sent; wait for it to land, not a fixed time
+        while _alive(child):
+            await asyncio.sleep(0.01)
 
 
 async def test_kill_session_stops_a_running_command(client: RawClient, tmp_path: Path) -> None:

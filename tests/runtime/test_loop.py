@@ -313,8 +313,9 @@ class TestFailures:
         rt = runtime(MockProvider([items], item_delay=0.01))
         sink = Sink()
         task = asyncio.create_task(rt.run_turn(turn(), sink))
-        while len(sink.items) < 5:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(20):
+            while len(sink.items) < 5:
+                await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 1)

@@ -14,7 +14,14 @@ from oxydra.memory import HashedEmbedder, Memory, MemoryStore
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.loop import AgentRuntime
 from oxydra.runtime.tokens import EstimateCounter
-from oxydra.scheduler import Cadence, Interval, ScheduleDefinition, ScheduleStore, ScheduleTable
+from oxydra.scheduler import (
+    SCHEDULE_SCHEMA,
+    Cadence,
+    Interval,
+    ScheduleDefinition,
+    ScheduleStore,
+    ScheduleTable,
+)
 from oxydra.testing.mock_provider import MockProvider
 from tests.runtime.support import FunctionTools
 
@@ -47,7 +54,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def memory(db_path: Path) -> AsyncIterator[Memory]:
-    opened = await Memory.open(db_path, embedder=HashedEmbedder())
+    opened = await Memory.open(db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA])
     yield opened
     await opened.close()
 
@@ -60,7 +67,7 @@ def store(memory: Memory) -> ScheduleStore:
 @pytest.fixture
 def table(db_path: Path) -> Iterator[ScheduleTable]:
     """The sync core on its own connection (tests that need two connections or no loop)."""
-    with MemoryStore(db_path) as opened:
+    with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as opened:
         yield ScheduleTable(opened.db)
 
 

@@ -15,6 +15,7 @@ from oxydra.core.messages import Context, ToolCall, UsageUpdate
 from oxydra.core.stream import StreamItem
 from oxydra.memory import MemoryStore
 from oxydra.scheduler import (
+    SCHEDULE_SCHEMA,
     Interval,
     Once,
     ScheduleDefinition,
@@ -302,7 +303,7 @@ class TestConcurrency:
         assert len(await ex.tick()) == 2
         await asyncio.sleep(0)
         assert await ex.tick() == []
-        with MemoryStore(db_path) as other:
+        with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as other:
             assert len(other.db.query("SELECT 1 FROM schedule_runs WHERE status = 'running'")) == 2
         provider.gate.set()
         await ex.drain()
@@ -331,7 +332,7 @@ class TestRestart:
     async def test_after_a_crash_nothing_runs_twice_and_a_missed_schedule_runs_once(
         self, db_path: Path, clock: FakeClock
     ) -> None:
-        with MemoryStore(db_path) as crashed:
+        with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as crashed:
             table = ScheduleTable(crashed.db)
             in_flight = stored(table, "in-flight", next_run=T0 - timedelta(minutes=1))
             overdue = stored(table, "overdue", next_run=T0 - timedelta(days=7))
@@ -339,7 +340,9 @@ class TestRestart:
         clock.advance(hours=2)
         from oxydra.memory import HashedEmbedder, Memory
 
-        async with await Memory.open(db_path, embedder=HashedEmbedder()) as memory:
+        async with await Memory.open(
+            db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+        ) as memory:
             store = ScheduleStore(memory)
             provider = MockProvider([reply("caught up")])
             ex = executor(store, runtime(provider), clock)

@@ -13,6 +13,7 @@ import pytest
 from oxydra.core.errors import SchedulerError
 from oxydra.memory import MemoryStore
 from oxydra.scheduler import (
+    SCHEDULE_SCHEMA,
     Cron,
     Interval,
     Once,
@@ -216,7 +217,7 @@ class TestClaims:
         created = await make_schedule(store, T0 - timedelta(hours=1))
 
         def claim_elsewhere() -> object:
-            with MemoryStore(db_path) as other:
+            with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as other:
                 return ScheduleTable(other.db).claim_run(created.schedule_id, "run-b", T0)
 
         results = await asyncio.gather(
@@ -331,11 +332,11 @@ class TestRecording:
     async def test_recovery_marks_runs_left_running_as_interrupted(
         self, db_path: Path, clock: FakeClock
     ) -> None:
-        with MemoryStore(db_path) as crashed:
+        with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as crashed:
             table = ScheduleTable(crashed.db)
             schedule = due_schedule_via_sync_core(table)
             assert table.claim_run(schedule, "lost-run", T0) is not None
-        with MemoryStore(db_path) as restarted:
+        with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as restarted:
             table = ScheduleTable(restarted.db)
             [after] = table.recover(now=T0 + timedelta(hours=6), **HISTORY)
             assert after.last_run_status == "interrupted" and after.consecutive_failures == 0

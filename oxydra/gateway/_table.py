@@ -1,4 +1,8 @@
-"""Gateway sessions and channel mappings (sync core of `SessionStore`).
+"""The gateway's own tables: `gateway_sessions` and `channel_session_mappings`.
+
+The gateway owns this SQL (the memory layer only provides the database, its one writer
+thread and the versioned migrations, `0003_gateway_sessions`); `MemorySessionRecords` runs
+it through `Memory.call`, like the scheduler runs its tables.
 
 The gateway keeps live sessions in memory; this table is what survives a restart: a
 client that reconnects with a session id after the process restarted is resumed from
@@ -11,9 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from oxydra.core import MemoryStoreError
-from oxydra.memory._db import Database
-from oxydra.memory._types import GatewaySession
+from oxydra.memory import Database
+
+SESSION_SCHEMA = "oxydra.gateway.migrations"
+"""The migrations of these tables, for `Memory.open(..., schemas=...)`."""
 
 _COLUMNS = (
     "session_id, user_id, agent_name, display_name, channel_origin, parent_session_id, "
@@ -22,15 +30,29 @@ _COLUMNS = (
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
 
-def _record(row: tuple[Any, ...]) -> GatewaySession:
-    return GatewaySession(
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A persisted gateway session (timestamps ISO-8601 UTC)."""
+
+    session_id: str
+    user_id: str
+    agent_name: str = "default"
+    display_name: str | None = None
+    channel_origin: str = "tui"
+    parent_session_id: str | None = None
+    created_at: str = ""
+    last_active_at: str = ""
+    archived: bool = False
+
+
+def _record(row: tuple[Any, ...]) -> SessionRecord:
+    return SessionRecord(
         session_id=row[0], user_id=row[1], agent_name=row[2], display_name=row[3],
         channel_origin=row[4], parent_session_id=row[5], created_at=row[6],
         last_active_at=row[7], archived=bool(row[8]),
     )  # fmt: skip
 
 
-class GatewaySessionTable:
+class SessionTable:
     """`gateway_sessions` and `channel_session_mappings` (sync; one thread)."""
 
     def __init__(self, db: Database) -> None:
@@ -45,7 +67,7 @@ class GatewaySessionTable:
         display_name: str | None = None,
         channel_origin: str = "tui",
         parent_session_id: str | None = None,
-    ) -> GatewaySession:
+    ) -> SessionRecord:
         """Record a new session.
 
         Raises:
@@ -68,7 +90,7 @@ class GatewaySessionTable:
 
     def get_or_create(
         self, session_id: str, user_id: str, *, channel_origin: str = "tui"
-    ) -> GatewaySession:
+    ) -> SessionRecord:
         """The session, created with defaults when missing (the per-user default session).
 
         Raises:
@@ -88,7 +110,7 @@ class GatewaySessionTable:
             raise MemoryStoreError(f"gateway session {session_id!r} belongs to another user")
         return record
 
-    def get(self, session_id: str) -> GatewaySession | None:
+    def get(self, session_id: str) -> SessionRecord | None:
         """The session, or None."""
         row = self._db.query_one(
             f"SELECT {_COLUMNS} FROM gateway_sessions WHERE session_id = ?", (session_id,)
@@ -102,7 +124,7 @@ class GatewaySessionTable:
         include_archived: bool = False,
         include_subagents: bool = False,
         limit: int = 1000,
-    ) -> list[GatewaySession]:
+    ) -> list[SessionRecord]:
         """The user's sessions, most recently active first."""
         sql = f"SELECT {_COLUMNS} FROM gateway_sessions WHERE user_id = ?"
         if not include_archived:
@@ -112,7 +134,7 @@ class GatewaySessionTable:
         sql += " ORDER BY last_active_at DESC, session_id DESC LIMIT ?"
         return [_record(row) for row in self._db.query(sql, (user_id, limit))]
 
-    def find_by_prefix(self, user_id: str, prefix: str, *, limit: int = 2) -> list[GatewaySession]:
+    def find_by_prefix(self, user_id: str, prefix: str, *, limit: int = 2) -> list[SessionRecord]:
         """The user's sessions whose id is `prefix` or starts with it (exact match first)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self._db.query(
