@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
@@ -25,13 +25,14 @@ from oxydra.core.errors import ConfigError, ToolArgumentsError
 from oxydra.core.provenance import note_read
 from oxydra.core.stream import StreamItem
 from oxydra.core.tiers import SafetyTier
-from oxydra.runtime.api import TurnRequest
+from oxydra.runtime.api import TurnRequest, TurnRunner
 from oxydra.tools import FunctionTool, ToolExecutionContext, tool
 
 NAME = "delegate_to_agent"
+_N = TypeVar("_N", int, float)
 Goal = Annotated[str, msgspec.Meta(min_length=1)]
-RuntimeFor = Callable[[str, AgentDefinition, str], Any]
-"""(agent name, definition, system prompt) -> an AgentRuntime for that agent."""
+RuntimeFor = Callable[[str, AgentDefinition, str], TurnRunner]
+"""(agent name, definition, system prompt) -> the runtime of that agent."""
 
 
 def agent_prompt(name: str, agent: AgentDefinition) -> str:
@@ -71,7 +72,7 @@ def delegate_tool(
     prompt line. Each agent's runtime is built on first use and kept.
     """
     names = sorted(agents)
-    runtimes: dict[str, Any] = {}
+    runtimes: dict[str, TurnRunner] = {}
     described = "; ".join(f"{n}: {agent_prompt(n, agents[n]).splitlines()[0][:120]}" for n in names)
     AgentName = Literal[tuple(names)]  # type: ignore[valid-type]
 
@@ -132,7 +133,7 @@ def delegate_tool(
     )(delegate_to_agent)
 
 
-def _tightest(*limits: float | None) -> Any:
+def _tightest(*limits: _N | None) -> _N | None:
     present = [x for x in limits if x is not None]
     return min(present) if present else None
 

@@ -146,7 +146,7 @@ class Harness:
 
     def hits(self, prefix: str) -> int:
         """Requests the page server received under `prefix` (exfiltration attempts)."""
-        return sum(1 for r in self.llm.requests if r.path.startswith(prefix))
+        return sum(1 for r in (*self.llm.requests, *self.llm.gets) if r.path.startswith(prefix))
 
     async def turn(
         self,

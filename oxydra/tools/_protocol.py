@@ -60,6 +60,7 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         ok: False when the call failed; `error_kind` then says how, so the runtime can
             decide on feedback and retries without parsing text.
         truncated: the output was cut to the limit; `original_bytes` is its full size.
+        scrubbed: secrets were redacted from the output.
         label: provenance of `text` (None: trusted); untrusted results taint the step
             that reads them.
     """
@@ -71,6 +72,7 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     call_id: str | None = None
     truncated: bool = False
     original_bytes: int = 0
+    scrubbed: bool = False
     label: Label | None = None
 
     @property

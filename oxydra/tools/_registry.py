@@ -108,28 +108,41 @@ class ToolRegistry:
     ) -> ToolResult:
         """Run one call through the policy; never raises for tool-side failures."""
         traced = {"taint": ctx.taint.describe()} if ctx.taint is not None else {}
-        with span("tool.call", tool=name, session=ctx.session_id, **traced):
-            tool = self._tools.get(name)
-            if tool is None:
-                known = ", ".join(self.names) or "none"
-                text = f"unknown tool '{name}'. Available tools: {known}"
-                return self._result(name, text, ctx, kind="unknown_tool")
-            try:
-                args = _arguments(raw_args)
-                if not await self._taint_gate(tool, args, ctx):
-                    await self._gate(tool, args, ctx)
-                with call_scope(ctx.taint) as reads:
-                    text = await self._run(tool, args, ctx)
-                label = self.taint.result_label(tool, args, reads)
-                await self.taint.after_write(tool, args, ctx)
-            except OxydraError as exc:
-                kind, text = _classify(name, exc)
-                return self._result(name, text, ctx, kind=kind)
-            except Exception as exc:  # a bug in a tool must not end the turn
-                _log.exception("tool %s raised", name)
-                text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
-                return self._result(name, text, ctx, kind="failed")
-            return self._result(name, text, ctx, label=label)
+        with span(
+            "tool.call", tool=name, session=ctx.session_id, call_id=ctx.call_id, **traced
+        ) as seen:
+            seen["_arguments"] = raw_args
+            result = await self._execute(name, raw_args, ctx)
+            seen["outcome"] = result.error_kind or "ok"
+            seen["truncated"] = result.truncated
+            seen["scrubbed"] = result.scrubbed
+            seen["_result"] = result.text
+            return result
+
+    async def _execute(
+        self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
+    ) -> ToolResult:
+        tool = self._tools.get(name)
+        if tool is None:
+            known = ", ".join(self.names) or "none"
+            text = f"unknown tool '{name}'. Available tools: {known}"
+            return self._result(name, text, ctx, kind="unknown_tool")
+        try:
+            args = _arguments(raw_args)
+            if not await self._taint_gate(tool, args, ctx):
+                await self._gate(tool, args, ctx)
+            with call_scope(ctx.taint) as reads:
+                text = await self._run(tool, args, ctx)
+            label = self.taint.result_label(tool, args, reads)
+            await self.taint.after_write(tool, args, ctx)
+        except OxydraError as exc:
+            kind, text = _classify(name, exc)
+            return self._result(name, text, ctx, kind=kind)
+        except Exception as exc:  # a bug in a tool must not end the turn
+            _log.exception("tool %s raised", name)
+            text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
+            return self._result(name, text, ctx, kind="failed")
+        return self._result(name, text, ctx, label=label)
 
     async def _taint_gate(
         self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext
@@ -198,7 +211,8 @@ class ToolRegistry:
         kind: ErrorKind | None = None,
         label: Label | None = None,
     ) -> ToolResult:
-        cleaned = self.scrubber.scrub(ctx.workspace.to_virtual(text))
+        virtual = ctx.workspace.to_virtual(text)
+        cleaned = self.scrubber.scrub(virtual)
         shown, size = truncate(cleaned, self.config.output_limit_bytes)
         return ToolResult(
             name=name,
@@ -208,6 +222,7 @@ class ToolRegistry:
             call_id=ctx.call_id,
             truncated=len(shown) != len(cleaned),
             original_bytes=size,
+            scrubbed=cleaned != virtual,
             label=label,
         )
 

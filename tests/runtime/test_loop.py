@@ -84,6 +84,25 @@ class TestTurns:
         assert "[1/100] Executing tools: echo" in sink.progress()
         assert tools.calls[0][2].session_id == "s1" and tools.calls[0][2].user_id == "u"
 
+    async def test_memory_is_retrieved_once_per_turn_not_per_model_call(self) -> None:
+        asked: list[str] = []
+
+        async def retriever(user: str, session: str, query: str) -> Message:
+            asked.append(query)
+            return Message(role="system", content=f"remembered for {query}")
+
+        tools = FunctionTools()
+        tools.add("echo", echo, required=["text"])
+        provider = MockProvider([reply("", call("echo", text="x")), reply("done"), reply("ok")])
+        rt = runtime(provider, tools)
+        rt.retriever = retriever
+        assert (await rt.run_turn(turn("what did I say?"), Sink())).ok
+        assert asked == ["what did I say?"]
+        for context in provider.contexts:  # both calls of the turn carry the memory
+            assert "remembered for what did I say?" in [m.text for m in context.messages]
+        assert (await rt.run_turn(turn("next question"), Sink())).ok
+        assert asked == ["what did I say?", "next question"]
+
     async def test_the_session_continues_on_the_next_turn(self) -> None:
         provider = MockProvider([reply("one"), reply("two")])
         rt = runtime(provider)
@@ -288,6 +307,48 @@ class TestScheduling:
 
 
 class TestFailures:
+    async def test_a_stream_slow_to_start_is_asked_again_by_the_route(self) -> None:
+        from oxydra.providers import ReliableProvider
+
+        async def no_sleep(_: float) -> None:
+            return None
+
+        class SlowFirst(MockProvider):
+            async def stream(self, context: Any) -> Any:
+                if not self.contexts:
+                    self.contexts.append(context)
+                    await asyncio.sleep(30)
+                async for item in super().stream(context):
+                    yield item
+
+        slow = SlowFirst([reply("second try")])
+        provider = ReliableProvider(slow, sleep=no_sleep, attempt_timeout=0.1)
+        rt = runtime(provider, turn_timeout_secs=1)  # type: ignore[arg-type]
+        outcome = await rt.run_turn(turn(), Sink())
+        assert outcome.reason == "completed"
+        assert outcome.response is not None and outcome.response.message.text == "second try"
+
+    async def test_a_whole_answer_past_its_timeout_is_a_provider_failure_not_the_deadline(
+        self,
+    ) -> None:
+        from oxydra.catalog import ProviderCaps
+        from oxydra.providers import ReliableProvider
+
+        async def no_sleep(_: float) -> None:
+            return None
+
+        class Stuck(MockProvider):
+            async def complete(self, context: Any) -> Any:
+                self.contexts.append(context)
+                await asyncio.sleep(30)
+
+        stuck = Stuck([], ProviderCaps(streaming=False, max_context_tokens=8000))
+        provider = ReliableProvider(stuck, sleep=no_sleep, attempt_timeout=0.05)
+        outcome = await runtime(provider, turn_timeout_secs=1).run_turn(turn(), Sink())  # type: ignore[arg-type]
+        assert outcome.reason == "provider_error"
+        assert "turn_timeout_secs" in outcome.detail
+        assert len(stuck.contexts) == 3  # retried up to max_attempts
+
     async def test_cancel_stops_a_running_tool_promptly_and_keeps_history_valid(self) -> None:
         tools = FunctionTools()
         entered = asyncio.Event()

@@ -347,22 +347,27 @@ class TestSameAnswersAsTheJail:
         assert texts == [f"file {i % 16}" for i in range(64)]
 
 
-def test_threads_arriving_together_share_one_engine() -> None:
-    # The warm-up thread and the first file call can ask for the runtime at once; two
-    # engines would leave a module compiled by one instantiated by the other. A fresh
-    # process, so the runtime does not exist yet.
-    import subprocess
-    import sys
+def test_threads_that_first_use_the_sandbox_together_share_one_engine() -> None:
+    """Arguments stream while the module compiles on another thread: one engine for both."""
+    import threading
 
-    code = (
-        "import threading\n"
-        "from oxydra.security.wasm import _runtime as r\n"
-        "b = threading.Barrier(8); got = []\n"
-        "def go():\n"
-        "    b.wait(); got.append(r._runtime())\n"
-        "ts = [threading.Thread(target=go) for _ in range(8)]\n"
-        "[t.start() for t in ts]; [t.join() for t in ts]\n"
-        "print(len({id(x) for x in got}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "1"
+    from oxydra.security.wasm import _runtime as runtime
+
+    before = list(runtime._RUNTIME)
+    runtime._RUNTIME.clear()
+    barrier = threading.Barrier(8)
+    seen: list[int] = []
+
+    def first_use() -> None:
+        barrier.wait()
+        seen.append(id(runtime._runtime().engine))
+
+    try:
+        threads = [threading.Thread(target=first_use) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(seen)) == 1
+    finally:
+        runtime._RUNTIME[:] = before or runtime._RUNTIME
