@@ -175,7 +175,12 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 
 def _usage_args(p: argparse.ArgumentParser) -> None:
     _store_args(p)
-    p.add_argument("--by", choices=["person", "session", "model", "agent", "day"], default="person")
+    p.add_argument(
+        "--by",
+        choices=["person", "session", "model", "agent", "day"],
+        default="person",
+        help="group the rows by this (default: person)",
+    )
     p.add_argument("--since", help="12h, 7d, 2w or an ISO date (default: everything)")
     p.add_argument("--json", action="store_true", help="print JSON rows")
 
