@@ -60,6 +60,10 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     `label` is the provenance of the whole message (None: trusted); parts may carry their
     own. `trust_label` is what policy reads: the union of both.
+
+    `tools_started_at` (UTC, ISO 8601) is stamped on an assistant message when its tool
+    calls are about to run, and stored before they do: after a crash it is what lets the
+    history say a call may have run, and since when. Providers never see it.
     """
 
     role: Role
@@ -69,6 +73,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     name: str | None = None
     provider_details: dict[str, Any] | None = None
     label: Label | None = None
+    tools_started_at: str | None = None
 
     @property
     def trust_label(self) -> Label | None:
