@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from oxydra.core.tiers import SafetyTier
+from oxydra.core.tiers import ImpactClass, SafetyTier
 
 MAX_INT = 2**53 - 1
 """The largest integer a setting may hold: exact in JSON and in every store we write to."""
@@ -187,6 +187,34 @@ class ToolsConfig(_Section):
     isolation: Literal["auto", "wasm", "process"] = "auto"
 
 
+TaintAction = Literal["approve", "deny", "allow"]
+INSTRUCTION_FILES = ["SYSTEM.md", "SOUL.md", "AGENTS.md", "TOOLS.md", "IDENTITY.md", "SKILL.md"]
+
+
+class TaintConfig(_Section):
+    """`[security.taint]`: what untrusted content in the model's context may still drive.
+
+    `mode` is the action for gated calls: `approve` asks the person (refused when nobody
+    can be asked), `deny` refuses, `off` disables gating (labels are still kept).
+    `gate` lists the impact classes gated while tainted; `tools` overrides the action per
+    tool; `impact` overrides a tool's impact class; writes to a file whose name is in
+    `instruction_files` (or under a `skills/` folder) count as `external_effect`.
+    """
+
+    mode: Literal["approve", "deny", "off"] = "approve"
+    gate: list[ImpactClass] = msgspec.field(default_factory=lambda: [ImpactClass.EXTERNAL_EFFECT])
+    tools: dict[str, TaintAction] = {}
+    impact: dict[str, ImpactClass] = {}
+    instruction_files: list[str] = msgspec.field(default_factory=lambda: list(INSTRUCTION_FILES))
+    egress_max_query_value_chars: Positive = 64
+
+
+class SecurityConfig(_Section):
+    """`[security]`: policies that cut across tools."""
+
+    taint: TaintConfig = msgspec.field(default_factory=TaintConfig)
+
+
 class SchedulerConfig(_Section):
     """Durable scheduled turns."""
 
@@ -359,6 +387,7 @@ class AgentConfig(_Section):
     catalog: CatalogConfig = msgspec.field(default_factory=CatalogConfig)
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     scheduler: SchedulerConfig = msgspec.field(default_factory=SchedulerConfig)
+    security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     observability: ObservabilityConfig = msgspec.field(default_factory=ObservabilityConfig)
     agents: dict[str, AgentDefinition] = {}
     providers: ProvidersConfig = msgspec.field(default_factory=ProvidersConfig)

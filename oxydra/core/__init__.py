@@ -43,6 +43,15 @@ from oxydra.core.messages import (
     ToolCall,
     UsageUpdate,
 )
+from oxydra.core.provenance import (
+    Label,
+    Source,
+    call_scope,
+    merge,
+    note_read,
+    untrusted,
+    writing_label,
+)
 from oxydra.core.spend import Spend
 from oxydra.core.stream import (
     ConnectionLost,
@@ -58,7 +67,7 @@ from oxydra.core.stream import (
     ToolExecution,
     ToolHeartbeat,
 )
-from oxydra.core.tiers import SafetyTier, SandboxTier
+from oxydra.core.tiers import ImpactClass, SafetyTier, SandboxTier
 
 __all__ = [
     "AgentError",
@@ -74,6 +83,8 @@ __all__ = [
     "FinishReason",
     "FunctionDecl",
     "GatewayError",
+    "ImpactClass",
+    "Label",
     "MediaPart",
     "MemoryStoreError",
     "Message",
@@ -101,6 +112,7 @@ __all__ = [
     "SandboxTier",
     "SchedulerError",
     "ServerError",
+    "Source",
     "Spend",
     "StopReason",
     "StreamItem",
@@ -115,10 +127,15 @@ __all__ = [
     "ToolTimeoutError",
     "UsageUpdate",
     "WireError",
+    "call_scope",
     "configure_logging",
     "get_logger",
+    "merge",
     "new_request_id",
     "new_session_id",
+    "note_read",
     "span",
+    "untrusted",
     "uuid7",
+    "writing_label",
 ]

@@ -12,23 +12,30 @@ from typing import Any, Literal
 import msgspec
 
 from oxydra.core.ids import ModelId, ProviderId
+from oxydra.core.provenance import Label, merge
 
 Role = Literal["system", "user", "assistant", "tool"]
 StopReason = Literal["stop", "tool_calls", "length", "content_filter", "error", "other"]
 
 
-class TextPart(msgspec.Struct, frozen=True, kw_only=True, tag="text", tag_field="type"):
-    """A run of text inside a multi-part message."""
+class TextPart(
+    msgspec.Struct, frozen=True, kw_only=True, tag="text", tag_field="type", omit_defaults=True
+):
+    """A run of text inside a multi-part message; `label` marks untrusted text."""
 
     text: str
+    label: Label | None = None
 
 
-class MediaPart(msgspec.Struct, frozen=True, kw_only=True, tag="media", tag_field="type"):
+class MediaPart(
+    msgspec.Struct, frozen=True, kw_only=True, tag="media", tag_field="type", omit_defaults=True
+):
     """Inline media (image, audio, pdf...). `data` is raw bytes; JSON carries base64."""
 
     mime_type: str
     data: bytes
     file_name: str | None = None
+    label: Label | None = None
 
 
 ContentPart = TextPart | MediaPart
@@ -51,6 +58,9 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One message of a conversation.
 
+    `label` is the provenance of the whole message (None: trusted); parts may carry their
+    own. `trust_label` is what policy reads: the union of both.
+
     `tools_started_at` (UTC, ISO 8601) is stamped on an assistant message when its tool
     calls are about to run, and stored before they do: after a crash it is what lets the
     history say a call may have run, and since when. Providers never see it.
@@ -62,7 +72,15 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tool_call_id: str | None = None
     name: str | None = None
     provider_details: dict[str, Any] | None = None
+    label: Label | None = None
     tools_started_at: str | None = None
+
+    @property
+    def trust_label(self) -> Label | None:
+        """The message's label merged with its parts' labels (None: trusted)."""
+        if self.content is None or isinstance(self.content, str):
+            return self.label if self.label is not None and self.label.untrusted else None
+        return merge(self.label, *(p.label for p in self.content))
 
     @property
     def text(self) -> str:

@@ -60,6 +60,8 @@ class ApprovalBroker:
                     arguments=call.arguments,
                     safety_tier=str(call.safety_tier),
                     expires_in_secs=int(self.timeout_secs),
+                    reason=call.reason or None,
+                    taint_sources=list(call.taint_sources) or None,
                 )
             )
             try:

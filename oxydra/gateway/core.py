@@ -19,6 +19,7 @@ from oxydra.config.schema import GatewayConfig
 from oxydra.core.ids import new_session_id
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
+from oxydra.core.provenance import Label
 from oxydra.core.spend import Spend
 from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots, SingleFlight
@@ -345,10 +346,15 @@ class GatewayCore:
         prompt: str,
         attachments: tuple[MediaPart, ...] = (),
         *,
+        label: Label | None = None,
         owner: object | None = None,
         traceparent: str | None = None,
     ) -> None:
         """Start a turn, or refuse it: one per session, a bounded number per user.
+
+        `label` marks a prompt that is not the session owner's own words (a channel passes
+        `untrusted("chat", sender)` for another person in a shared chat): the turn starts
+        tainted (docs/taint.md).
 
         `owner` is the client connection that asked; only it may answer the turn's
         approval requests (see `_approvals.py`).
@@ -369,6 +375,7 @@ class GatewayCore:
             attachments=attachments,
             agent_name=channel.agent_name,
             channel=channel.channel_origin,
+            label=label,
             traceparent=traceparent[:64] if traceparent else None,
         )
         channel.task = asyncio.create_task(
@@ -467,6 +474,14 @@ class GatewayCore:
         if channel.task is None:
             raise RefusedError("no active turn to cancel", "no_active_turn")
         channel.task.cancel()
+
+    async def taint_sources(self, channel: SessionChannel) -> list[str] | None:
+        """The untrusted sources in the session's context (`/status`); None when trusted."""
+        taint_of = getattr(self.runner, "taint_of", None)
+        label = await taint_of(channel.session_id, channel.user_id) if taint_of else None
+        if label is None:
+            return None
+        return [str(s) for s in label.sources] or ["unknown source"]
 
     def cancel_all(self, user_id: str) -> int:
         """Cancel every active turn of a user; returns how many."""

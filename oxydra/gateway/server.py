@@ -301,6 +301,7 @@ class _Connection:
                         active_turn=channel.active_turn,
                         startup_status=self.server.startup_status,
                         message="tui gateway ready",
+                        taint=await self.core.taint_sources(channel),
                     )
                 )
             case CreateSession():

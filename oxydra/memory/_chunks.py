@@ -21,7 +21,8 @@ from typing import Any
 
 import msgspec
 
-from oxydra.core import MemoryStoreError, Message, ToolArgumentsError
+from oxydra.core import Label, MemoryStoreError, Message, ToolArgumentsError
+from oxydra.core.provenance import encode_label
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder
 from oxydra.memory._text import (
@@ -51,6 +52,7 @@ class ChunkRow(msgspec.Struct, kw_only=True):
     sequence_end: int | None = None
     source_uri: str | None = None
     note_id: str | None = None
+    label: Label | None = None
     vector: Any = None
 
 
@@ -94,7 +96,7 @@ def row_from_input(chunk: ChunkInput) -> ChunkRow:
         chunk_id=chunk.chunk_id, session_id=chunk.session_id, text=chunk.text,
         digest=content_hash(chunk.text), metadata=dict(chunk.metadata),
         sequence_start=chunk.sequence_start, sequence_end=chunk.sequence_end,
-        source_uri=chunk.source_uri, note_id=chunk.note_id,
+        source_uri=chunk.source_uri, note_id=chunk.note_id, label=chunk.label,
     )  # fmt: skip
 
 
@@ -176,8 +178,8 @@ class ChunkWriter:
     def _reconcile(self, conn: sqlite3.Connection, row: ChunkRow) -> tuple[bool, int | None]:
         """(unchanged?, key deleted to make room) for a row against its stored version."""
         old = conn.execute(
-            "SELECT chunk_key, content_hash, session_id, metadata_json FROM chunks "
-            "WHERE chunk_id = ?",
+            "SELECT chunk_key, content_hash, session_id, metadata_json, provenance_json "
+            "FROM chunks WHERE chunk_id = ?",
             (row.chunk_id,),
         ).fetchone()
         if old is None:
@@ -186,12 +188,13 @@ class ChunkWriter:
             conn.execute("DELETE FROM chunks WHERE chunk_key = ?", (old[0],))
             return False, int(old[0])
         metadata = _json.encode(row.metadata).decode()
-        if old[3] != metadata:
+        label = encode_label(row.label)
+        if old[3] != metadata or old[4] != label:
             conn.execute(
                 "UPDATE chunks SET metadata_json = ?, note_id = ?, sequence_start = ?, "
-                "sequence_end = ?, updated_at = ? WHERE chunk_key = ?",
+                "sequence_end = ?, updated_at = ?, provenance_json = ? WHERE chunk_key = ?",
                 (metadata, row.note_id, row.sequence_start, row.sequence_end, now_iso(),
-                 old[0]),
+                 label, old[0]),
             )  # fmt: skip
         return True, None
 
@@ -225,11 +228,11 @@ class ChunkWriter:
         file_id = _file_id(conn, row.session_id, row.source_uri) if row.source_uri else None
         key = conn.execute(
             "INSERT INTO chunks(chunk_id, session_id, user_id, file_id, note_id, sequence_start, "
-            "sequence_end, chunk_text, metadata_json, content_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING chunk_key",
+            "sequence_end, chunk_text, metadata_json, content_hash, provenance_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING chunk_key",
             (row.chunk_id, row.session_id, users[row.session_id], file_id, row.note_id,
              row.sequence_start, row.sequence_end, row.text,
-             _json.encode(row.metadata).decode(), row.digest),
+             _json.encode(row.metadata).decode(), row.digest, encode_label(row.label)),
         ).fetchone()[0]  # fmt: skip
         conn.execute(
             "INSERT INTO chunks_vec(chunk_key, embedding_blob, embedding_model) VALUES (?, ?, ?)",
@@ -304,7 +307,10 @@ def conversation_rows(session_id: str, message: Message) -> list[ChunkRow]:
     metadata: dict[str, Any] = {"source": source, "role": message.role}
     if message.tool_call_id:
         metadata["tool_call_id"] = message.tool_call_id
-    return _rows(session_id, windows, metadata, f"conversation://{session_id}/{source}")
+    rows = _rows(session_id, windows, metadata, f"conversation://{session_id}/{source}")
+    for row in rows:
+        row.label = message.trust_label
+    return rows
 
 
 def note_rows(
@@ -316,8 +322,9 @@ def note_rows(
     source: str,
     created_at: str,
     updated_at: str,
+    label: Label | None = None,
 ) -> list[ChunkRow]:
-    """Unstamped rows for a note's content."""
+    """Unstamped rows for a note's content (with the note's label)."""
     metadata: dict[str, Any] = {
         "note_id": note_id,
         "source": source,
@@ -330,6 +337,7 @@ def note_rows(
     rows = _rows(session_id, chunk_windows(collapse_whitespace(content)), metadata, None)
     for row in rows:
         row.note_id = note_id
+        row.label = label
     return rows
 
 

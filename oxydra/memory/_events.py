@@ -6,7 +6,9 @@ Invariants:
    caller gives one) inside the same `BEGIN IMMEDIATE` transaction that inserts the row,
    so concurrent writers, even in other processes, never collide or leave a gap.
 2. A session belongs to at most one user; creating it again under another user fails.
-3. Summaries are append-only rows with the event range they cover; the newest epoch is
+3. A message's provenance label is stored in `provenance_json`, not in the payload (which
+   keeps the Rust shape); NULL is trusted (migration 0005 labelled older web results).
+4. Summaries are append-only rows with the event range they cover; the newest epoch is
    current. A write carries the epoch it read (`expected_epoch`), so of two concurrent
    summarisers only the first one wins; the event rows are never deleted by summarising.
 """
@@ -19,7 +21,8 @@ from typing import Any
 
 import msgspec
 
-from oxydra.core import MemoryStoreError, Message, ToolArgumentsError
+from oxydra.core import Label, MemoryStoreError, Message, ToolArgumentsError
+from oxydra.core.provenance import decode_label, encode_label
 from oxydra.memory._db import Database
 from oxydra.memory._text import blank_media, now_iso
 from oxydra.memory._types import (
@@ -55,6 +58,7 @@ def _summary(session_id: str, row: tuple[Any, ...]) -> SummaryState:
     return SummaryState(
         session_id=session_id, epoch=row[0], lower_sequence=row[1], upper_sequence=row[2],
         summary=row[3], metadata=_json_decoder.decode(row[4]), created_at=row[5],
+        label=decode_label(row[6]),
     )  # fmt: skip
 
 
@@ -151,10 +155,14 @@ class EventLog:
                 f"sequence {sequence} of session {session_id!r} is not above the last "
                 f"stored sequence {last}"
             )
+        label = encode_label(message.label)
+        if message.label is not None:
+            message = msgspec.structs.replace(message, label=None)
         payload = _message_encoder.encode(blank_media(message)).decode()
         conn.execute(
-            "INSERT INTO conversation_events(session_id, sequence, payload_json) VALUES (?, ?, ?)",
-            (session_id, sequence, payload),
+            "INSERT INTO conversation_events(session_id, sequence, payload_json, "
+            "provenance_json) VALUES (?, ?, ?, ?)",
+            (session_id, sequence, payload, label),
         )
         conn.execute(
             "UPDATE sessions SET updated_at = ? WHERE session_id = ?", (now_iso(), session_id)
@@ -166,7 +174,7 @@ class EventLog:
     ) -> list[StoredEvent]:
         """Events after `after_sequence`, ascending; with `limit`, only the last `limit`."""
         sql = (
-            "SELECT sequence, payload_json, created_at FROM conversation_events "
+            "SELECT sequence, payload_json, created_at, provenance_json FROM conversation_events "
             "WHERE session_id = ? AND sequence > ? ORDER BY sequence DESC"
         )
         params: list[Any] = [session_id, after_sequence]
@@ -184,6 +192,9 @@ class EventLog:
                 f"memory database {self._db.path}: event {row[0]} of session {session_id!r} "
                 f"is unreadable ({exc})"
             ) from exc
+        label = decode_label(row[3])
+        if label is not None:
+            message = msgspec.structs.replace(message, label=label)
         return StoredEvent(session_id=session_id, sequence=row[0], message=message,
                            created_at=row[2])  # fmt: skip
 
@@ -276,8 +287,9 @@ class EventLog:
     def load_summary(self, session_id: str) -> SummaryState | None:
         """The current (highest-epoch) summary of the session, or None."""
         row = self._db.query_one(
-            "SELECT epoch, lower_sequence, upper_sequence, summary, metadata_json, created_at "
-            "FROM session_summaries WHERE session_id = ? ORDER BY epoch DESC LIMIT 1",
+            "SELECT epoch, lower_sequence, upper_sequence, summary, metadata_json, created_at, "
+            "provenance_json FROM session_summaries WHERE session_id = ? "
+            "ORDER BY epoch DESC LIMIT 1",
             (session_id,),
         )
         return _summary(session_id, row) if row else None
@@ -285,8 +297,8 @@ class EventLog:
     def summary_history(self, session_id: str) -> list[SummaryState]:
         """Every summary of the session, oldest first."""
         rows = self._db.query(
-            "SELECT epoch, lower_sequence, upper_sequence, summary, metadata_json, created_at "
-            "FROM session_summaries WHERE session_id = ? ORDER BY epoch",
+            "SELECT epoch, lower_sequence, upper_sequence, summary, metadata_json, created_at, "
+            "provenance_json FROM session_summaries WHERE session_id = ? ORDER BY epoch",
             (session_id,),
         )
         return [_summary(session_id, row) for row in rows]
@@ -300,6 +312,7 @@ class EventLog:
         upper_sequence: int,
         lower_sequence: int = 1,
         metadata: dict[str, Any] | None = None,
+        label: Label | None = None,
     ) -> SummaryState | None:
         """Store a summary of events `lower_sequence..upper_sequence` as epoch+1.
 
@@ -323,9 +336,10 @@ class EventLog:
             self._check_range(conn, session_id, lower_sequence, upper_sequence)
             conn.execute(
                 "INSERT INTO session_summaries(session_id, epoch, lower_sequence, "
-                "upper_sequence, summary, metadata_json) VALUES (?, ?, ?, ?, ?, ?)",
+                "upper_sequence, summary, metadata_json, provenance_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (session_id, epoch + 1, lower_sequence, upper_sequence, summary,
-                 _json_encoder.encode(metadata or {}).decode()),
+                 _json_encoder.encode(metadata or {}).decode(), encode_label(label)),
             )  # fmt: skip
         return self.load_summary(session_id)
 

@@ -5,6 +5,11 @@ it (migrations, embedder, vector index); every method runs there, so nothing her
 loop. The runtime uses the conversation log, scratchpad, summaries, search and notes; tables
 a higher layer owns (the gateway's, the scheduler's) run their SQL through `Memory.call`.
 Everything else the store can do is its sync core (`MemoryStore`), for tests and tools.
+
+Provenance crosses here (the worker thread does not see the caller's context variables):
+a note stored during a tool call keeps the call's `writing_label()`, and labelled hits a
+search returns are reported with `note_read`, so the tool result that shows them is
+labelled too (docs/taint.md).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 
 from oxydra.config.schema import MemoryConfig, RetrievalConfig
-from oxydra.core import Message
+from oxydra.core import Label, Message
+from oxydra.core.provenance import merge, note_read, writing_label
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder, create_embedder
 from oxydra.memory._store import MemoryStore, resolve_db_path
@@ -162,11 +168,13 @@ class Memory:
         summary: str,
         upper_sequence: int,
         lower_sequence: int = 1,
+        label: Label | None = None,
     ) -> SummaryState | None:
-        """Store a summary of a range of events; None when the write is stale."""
+        """Store a summary of a range of events (with its label); None when stale."""
         return await self._worker.run(
             self._store.events.save_summary, session_id, expected_epoch=expected_epoch,
             summary=summary, upper_sequence=upper_sequence, lower_sequence=lower_sequence,
+            label=label,
         )  # fmt: skip
 
     # -- the scratchpad ------------------------------------------------------------------
@@ -197,23 +205,37 @@ class Memory:
     ) -> list[SearchHit]:
         """The best chunks for `query` within the user/session/tag filter (see
         `RetrievalIndex.search`; the query is embedded on the worker thread too)."""
-        return await self._worker.run(
+        hits = await self._worker.run(
             self._store.retrieval.search, query, user_id=user_id, session_ids=session_ids,
             tags=tags, top_k=top_k, mode=mode,
         )  # fmt: skip
+        for hit in hits:
+            note_read(hit.label)
+        return hits
 
     async def store_note(
-        self, user_id: str, content: str, tags: Sequence[str] | None = None
+        self,
+        user_id: str,
+        content: str,
+        tags: Sequence[str] | None = None,
+        label: Label | None = None,
     ) -> Note:
-        """Save a note for the user."""
-        return await self._worker.run(self._store.notes.store_note, user_id, content, tags)
+        """Save a note for the user; it carries `label` and the current call's label."""
+        label = merge(label, writing_label())
+        return await self._worker.run(self._store.notes.store_note, user_id, content, tags, label)
 
     async def update_note(
-        self, user_id: str, note_id: str, content: str, tags: Sequence[str] | None = None
+        self,
+        user_id: str,
+        note_id: str,
+        content: str,
+        tags: Sequence[str] | None = None,
+        label: Label | None = None,
     ) -> Note | None:
-        """Replace the user's note (None when the user has no such note)."""
+        """Replace the user's note (None when the user has no such note), relabelled."""
+        label = merge(label, writing_label())
         return await self._worker.run(
-            self._store.notes.update_note, user_id, note_id, content, tags
+            self._store.notes.update_note, user_id, note_id, content, tags, label
         )
 
     async def delete_note(self, user_id: str, note_id: str) -> bool:

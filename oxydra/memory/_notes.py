@@ -6,6 +6,8 @@ event there (`{role: "user", content, tool_call_id: note_id}`) plus its chunks, 
 schema_version`) make it searchable and filterable. Every read, update and delete is
 keyed by both note id and user id, so one user can never reach another's note, even with
 its id. An update keeps the note's id and `created_at` (upstream reset the latter).
+A note written from a tainted step keeps the step's label (on its event and chunks), so
+a later turn that retrieves it is tainted; an update replaces the label with its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 
 import msgspec
 
-from oxydra.core import Message, ToolArgumentsError
+from oxydra.core import Label, Message, ToolArgumentsError
+from oxydra.core.provenance import decode_label
 from oxydra.memory._chunks import Changes, note_rows, stamp_rows
 from oxydra.memory._db import Database
 from oxydra.memory._events import EventLog
@@ -51,7 +54,13 @@ class NoteBook:
         self._events = events
         self._retrieval = retrieval
 
-    def store_note(self, user_id: str, content: str, tags: Sequence[str] | None = None) -> Note:
+    def store_note(
+        self,
+        user_id: str,
+        content: str,
+        tags: Sequence[str] | None = None,
+        label: Label | None = None,
+    ) -> Note:
         """Save a new note for the user; returns it with its `note-<uuid4>` id.
 
         Raises:
@@ -59,12 +68,17 @@ class NoteBook:
         """
         note = Note(
             note_id=f"note-{uuid.uuid4()}", user_id=user_id, content=_check_content(content),
-            tags=normalize_tags(tags), source="memory_save", created_at=now_iso(),
+            tags=normalize_tags(tags), source="memory_save", created_at=now_iso(), label=label,
         )  # fmt: skip
         return self._write(msgspec.structs.replace(note, updated_at=note.created_at), None)
 
     def update_note(
-        self, user_id: str, note_id: str, content: str, tags: Sequence[str] | None = None
+        self,
+        user_id: str,
+        note_id: str,
+        content: str,
+        tags: Sequence[str] | None = None,
+        label: Label | None = None,
     ) -> Note | None:
         """Replace a note's content (and tags, when given); None when the user has no such note."""
         current = self.get_note(user_id, note_id)
@@ -76,6 +90,7 @@ class NoteBook:
             tags=current.tags if tags is None else normalize_tags(tags),
             source="memory_update",
             updated_at=now_iso(),
+            label=label,
         )
         return self._write(note, note_id)
 
@@ -83,10 +98,12 @@ class NoteBook:
         session = notes_session_id(note.user_id)
         rows = note_rows(
             session, note.note_id, note.content, tags=note.tags, source=note.source,
-            created_at=note.created_at, updated_at=note.updated_at,
+            created_at=note.created_at, updated_at=note.updated_at, label=note.label,
         )  # fmt: skip
         self._retrieval.writer.embed_rows(rows)
-        message = Message(role="user", content=note.content, tool_call_id=note.note_id)
+        message = Message(
+            role="user", content=note.content, tool_call_id=note.note_id, label=note.label
+        )
         with self._db.write() as conn:
             self._events.ensure_session(conn, session, note.user_id)
             removed = self._remove(conn, note.user_id, replacing) if replacing else Changes()
@@ -118,7 +135,7 @@ class NoteBook:
     def get_note(self, user_id: str, note_id: str) -> Note | None:
         """The user's note, or None (also when the id belongs to another user)."""
         row = self._db.query_one(
-            "SELECT e.payload_json, e.created_at FROM conversation_events e "
+            "SELECT e.payload_json, e.created_at, e.provenance_json FROM conversation_events e "
             "JOIN sessions s ON s.session_id = e.session_id "
             "WHERE e.session_id = ? AND s.user_id = ? "
             "AND json_extract(e.payload_json, '$.tool_call_id') = ?",
@@ -131,7 +148,8 @@ class NoteBook:
             "ORDER BY chunk_key LIMIT 1",
             (note_id, user_id),
         )
-        return _note(user_id, note_id, row[0], row[1], meta[0] if meta else "{}")
+        note = _note(user_id, note_id, row[0], row[1], meta[0] if meta else "{}")
+        return msgspec.structs.replace(note, label=decode_label(row[2]))
 
     def list_notes(self, user_id: str) -> list[Note]:
         """All of the user's notes, oldest first."""
@@ -139,16 +157,17 @@ class NoteBook:
             "SELECT e.payload_json, e.created_at, "
             "(SELECT c.metadata_json FROM chunks c WHERE c.user_id = s.user_id "
             " AND c.note_id = json_extract(e.payload_json, '$.tool_call_id') "
-            " ORDER BY c.chunk_key LIMIT 1) "
+            " ORDER BY c.chunk_key LIMIT 1), e.provenance_json "
             "FROM conversation_events e JOIN sessions s ON s.session_id = e.session_id "
             "WHERE e.session_id = ? AND s.user_id = ? ORDER BY e.sequence",
             (notes_session_id(user_id), user_id),
         )
         notes = []
-        for payload, created_at, meta in rows:
+        for payload, created_at, meta, provenance in rows:
             note_id = _decode_message(payload).tool_call_id
             if note_id:
-                notes.append(_note(user_id, note_id, payload, created_at, meta or "{}"))
+                note = _note(user_id, note_id, payload, created_at, meta or "{}")
+                notes.append(msgspec.structs.replace(note, label=decode_label(provenance)))
         return notes
 
 

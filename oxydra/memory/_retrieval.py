@@ -32,6 +32,7 @@ import msgspec
 
 from oxydra.config.schema import RetrievalConfig
 from oxydra.core import ToolArgumentsError, get_logger
+from oxydra.core.provenance import decode_label
 from oxydra.memory._chunks import (
     BATCH,
     Changes,
@@ -390,7 +391,7 @@ class RetrievalIndex:
         by_key = {f.key: f for f in fused}
         rows = self._db.query(
             "SELECT chunk_key, chunk_id, session_id, chunk_text, note_id, sequence_start, "
-            "sequence_end, metadata_json, created_at FROM chunks "
+            "sequence_end, metadata_json, created_at, provenance_json FROM chunks "
             "WHERE chunk_key IN (SELECT value FROM json_each(?))",
             (_json.encode(list(by_key)).decode(),),
         )
@@ -404,7 +405,7 @@ def _hit(row: tuple[Any, ...], fused: Fused) -> SearchHit:
         chunk_id=row[1], session_id=row[2], text=row[3], score=fused.score,
         vector_score=fused.vector_score, fts_score=fused.fts_score, note_id=row[4],
         sequence_start=row[5], sequence_end=row[6], metadata=_meta_decoder.decode(row[7]),
-        created_at=row[8],
+        created_at=row[8], label=decode_label(row[9]),
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from oxydra.core import Message
+from oxydra.core import Label, Message
 
 SearchMode = Literal["hybrid", "vector", "fts"]
 
@@ -45,6 +45,7 @@ class SummaryState(msgspec.Struct, frozen=True, kw_only=True):
     summary: str
     metadata: dict[str, Any] = {}
     created_at: str = ""
+    label: Label | None = None
 
 
 class ScratchpadState(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +95,7 @@ class ChunkInput(msgspec.Struct, frozen=True, kw_only=True):
     sequence_end: int | None = None
     source_uri: str | None = None
     note_id: str | None = None
+    label: Label | None = None
 
 
 class UpsertResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,6 +126,7 @@ class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
     sequence_end: int | None = None
     metadata: dict[str, Any] = {}
     created_at: str = ""
+    label: Label | None = None
 
 
 class Note(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,3 +139,4 @@ class Note(msgspec.Struct, frozen=True, kw_only=True):
     source: str = "memory_save"
     created_at: str = ""
     updated_at: str = ""
+    label: Label | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from oxydra.core.messages import Message
+from oxydra.core.provenance import merge
 from oxydra.memory import Memory, notes_session_id
 from oxydra.runtime.conversation import Summary
 from oxydra.runtime.loop import Retriever
@@ -43,7 +44,10 @@ class MemoryConversations:
         if restored.summary is not None:
             covered = sum(1 for e in events if e.sequence <= restored.summary.upper_sequence)
             summary = Summary(
-                text=restored.summary.summary, covered=covered, epoch=restored.summary.epoch
+                text=restored.summary.summary,
+                covered=covered,
+                epoch=restored.summary.epoch,
+                label=restored.summary.label,
             )
         return [e.message for e in events], summary
 
@@ -63,6 +67,7 @@ class MemoryConversations:
             summary=summary.text,
             upper_sequence=upper,
             lower_sequence=events[0].sequence,
+            label=summary.label,
         )
 
 
@@ -99,6 +104,11 @@ def retriever_for(retrieval: Memory, top_k: int) -> Retriever:
         if not hits:
             return None
         lines = [f"- [{h.score:.3f}] {' '.join(h.text.split())[:SNIPPET_CHARS]}" for h in hits]
-        return Message(role="system", content="Retrieved memory snippets:\n" + "\n".join(lines))
+        # Labelled snippets taint the step; the runtime never sends them as a system message.
+        return Message(
+            role="system",
+            content="Retrieved memory snippets:\n" + "\n".join(lines),
+            label=merge(*(h.label for h in hits)),
+        )
 
     return retrieve

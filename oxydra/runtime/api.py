@@ -11,6 +11,7 @@ from typing import Protocol
 import msgspec
 
 from oxydra.core.messages import MediaPart, Response
+from oxydra.core.provenance import Label
 from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
 from oxydra.runtime.decide import EndReason
@@ -26,7 +27,9 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     `max_turns`, `max_cost_usd` and `max_tokens` are this turn's own limits (the scheduler
     sets them from `[scheduler]`, a delegation from what its caller has left); they can only
-    tighten the runtime's `[runtime]` limits, never widen them.
+    tighten the runtime's `[runtime]` limits, never widen them. `label` marks a prompt that
+    is not the session owner's own words (another person in a shared chat, a task written
+    by a tainted agent): the turn starts tainted.
     """
 
     user_id: str
@@ -39,6 +42,7 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_turns: int | None = None
     max_cost_usd: float | None = None
     max_tokens: int | None = None
+    label: Label | None = None
     traceparent: str | None = None
     """W3C trace context of the caller in another process (gateway frame), if any."""
 

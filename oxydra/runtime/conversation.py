@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from oxydra.core.messages import Message, ToolCall
+from oxydra.core.provenance import Label
 
 
 class ConversationStore(Protocol):
@@ -33,11 +34,16 @@ class ConversationStore(Protocol):
 
 @dataclass(frozen=True)
 class Summary:
-    """A rolling summary of the first `covered` history messages."""
+    """A rolling summary of the first `covered` history messages.
+
+    `label` is the union of the labels of what it summarises: a summary of untrusted
+    content stays untrusted.
+    """
 
     text: str
     covered: int
     epoch: int = 0
+    label: Label | None = None
 
 
 @dataclass

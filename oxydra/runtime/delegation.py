@@ -22,6 +22,7 @@ import msgspec
 
 from oxydra.config.schema import AgentDefinition
 from oxydra.core.errors import ConfigError, ToolArgumentsError
+from oxydra.core.provenance import note_read
 from oxydra.core.stream import StreamItem
 from oxydra.core.tiers import SafetyTier
 from oxydra.runtime.api import TurnRequest, TurnRunner
@@ -117,11 +118,13 @@ def delegate_tool(
                 max_cost, agent.max_cost, budget.remaining_cost_usd() if budget else None
             ),
             max_tokens=budget.remaining_tokens() if budget else None,
+            label=ctx.taint,  # a task written from a tainted step starts the agent tainted
         )
         outcome = await runtimes[agent_name].run_turn(turn, _discard, ctx.approval)
         if budget is not None:
             budget.absorb(outcome.spend)
         if outcome.ok and outcome.response is not None:
+            note_read(outcome.response.message.label)  # what the agent read taints its answer
             return str(outcome.response.message.text or "(the agent finished without text)")
         return f"The agent '{agent_name}' stopped ({outcome.reason}): {outcome.detail}"
 

@@ -95,7 +95,9 @@ def build_agent(
         scratchpad=scratchpad,
         shell=shell if shell_available else None,
     )
-    registry = default_registry(config, [*tools, *(extra_tools or [])], environ=env)
+    registry = default_registry(
+        config, [*tools, *(extra_tools or [])], environ=env, workspace=workspace
+    )
     backend = select_file_backend(jail, config.tools.isolation)
     runtime = AgentRuntime(
         provider=provider,

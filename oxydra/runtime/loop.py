@@ -14,15 +14,26 @@ phase comes as `Progress` items on the sink.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import msgspec
 
 from oxydra.config.schema import RuntimeConfig
 from oxydra.core.errors import ProviderError
 from oxydra.core.ids import ModelId, ProviderId
-from oxydra.core.log import span
-from oxydra.core.messages import Context, FunctionDecl, MediaPart, Message, TextPart, ToolCall
+from oxydra.core.log import get_logger, span
+from oxydra.core.messages import (
+    Context,
+    FunctionDecl,
+    MediaPart,
+    Message,
+    Response,
+    TextPart,
+    ToolCall,
+)
+from oxydra.core.provenance import Label, merge
 from oxydra.core.stream import (
     Progress,
     ProgressKind,
@@ -60,8 +71,10 @@ from oxydra.runtime.tokens import (
     tools_tokens,
 )
 from oxydra.runtime.toolrun import ToolExecutor, result_messages, run_calls, with_heartbeat
+from oxydra.security.taint import context_label, for_model
 from oxydra.tools import ToolExecutionContext
 
+_log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 
 Retriever = Callable[[str, str, str], Awaitable[Message | None]]
@@ -104,6 +117,7 @@ class AgentRuntime:
         self._counter = counter
         self._conversations: dict[str, Conversation] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._taint_key = os.urandom(16)  # keys the untrusted-content marker ids
 
     # ---- sessions ------------------------------------------------------------------
 
@@ -157,7 +171,7 @@ class AgentRuntime:
                 if request.attachments
                 else request.prompt
             )
-            conversation.history.append(Message(role="user", content=content))
+            conversation.history.append(Message(role="user", content=content, label=request.label))
             await self._persist(conversation)
             limits = d.tightened(
                 self.limits,
@@ -252,9 +266,18 @@ class AgentRuntime:
             state.calling()
             await sink(self._progress(ProviderCall(), "Calling provider", state))
             context, prompt_tokens = await self._context(conversation, sink, calls)
+            taint = context_label(context.messages)
+            if taint is not None:
+                _log.info(
+                    "step %d of session %s is tainted by %s",
+                    state.model_calls,
+                    conversation.session_id,
+                    taint.describe(),
+                )
             response = await calls.stream(context, prompt_tokens, sink, self.tools.prepare)
             if isinstance(response, d.Stop):
                 return await self._end(conversation, state, response.reason, response.detail)
+            response = _labelled(response, taint)
             decision = d.after_response(state, response, state.limits)
             match decision:
                 case d.Finish():
@@ -272,7 +295,8 @@ class AgentRuntime:
                     started = msgspec.structs.replace(response.message, tools_started_at=_now())
                     conversation.history.append(started)
                     await self._persist(conversation)
-                    stop = await self._tools(conversation, tool_calls, tool_ctx, sink, state)
+                    step_ctx = replace(tool_ctx, taint=taint)
+                    stop = await self._tools(conversation, tool_calls, step_ctx, sink, state)
                     if stop is not None:
                         return await self._end(conversation, state, stop.reason, stop.detail)
 
@@ -322,8 +346,9 @@ class AgentRuntime:
         reserved = min(max_output or 0, max_context // 4)
         room = max_context - budget.safety_buffer_tokens - reserved
         tools = self.tools.schemas() if caps.tools else []
-        fixed = await self._fixed_messages(conversation, state)
-        history = conversation.live_history()
+        # Untrusted text is wrapped before the window is planned, so its markers are counted.
+        fixed = for_model(await self._fixed_messages(conversation, state), self._taint_key)
+        history = for_model(conversation.live_history(), self._taint_key)
         messages: tuple[Message, ...] = (*fixed, *history)
         # Fast path: a token is never shorter than a byte, so a context whose JSON fits the
         # room in bytes fits in tokens; the tokenizer is not even loaded.
@@ -341,15 +366,10 @@ class AgentRuntime:
             if plan.fill_ratio > budget.trigger_ratio and await self._summarise(
                 conversation, counter, plan.budget_tokens - plan.fixed_tokens, sink, calls
             ):
-                fixed = await self._fixed_messages(conversation, state)
+                fixed = for_model(await self._fixed_messages(conversation, state), self._taint_key)
+                history = for_model(conversation.live_history(), self._taint_key)
                 plan = await asyncio.to_thread(
-                    self._plan,
-                    counter,
-                    fixed,
-                    conversation.live_history(),
-                    tools,
-                    max_context,
-                    reserved,
+                    self._plan, counter, fixed, history, tools, max_context, reserved
                 )
             messages = plan.messages
             prompt_tokens = plan.fixed_tokens + plan.history_tokens
@@ -387,6 +407,15 @@ class AgentRuntime:
             reserved_output_tokens=reserved,
         )
 
+    async def taint_of(self, session_id: str, user_id: str) -> Label | None:
+        """The taint the session's next step starts with (history and summary; `/status`).
+
+        Restores the session from the store when needed, so the answer holds after a restart.
+        """
+        conversation = await self.conversation(session_id, user_id)
+        summary = conversation.summary.label if conversation.summary else None
+        return merge(summary, context_label(conversation.live_history()))
+
     async def _fixed_messages(
         self, conversation: Conversation, state: d.TurnState
     ) -> list[Message]:
@@ -399,6 +428,7 @@ class AgentRuntime:
                         f"Summary of the first {conversation.summary.covered} messages of this "
                         "session (their full text stays in memory):\n" + conversation.summary.text
                     ),
+                    label=conversation.summary.label,
                 )
             )
         if state.retrieved is None:
@@ -452,7 +482,11 @@ class AgentRuntime:
             observed["by_model"] = by_model
         covered = (conversation.summary.covered if conversation.summary else 0) + cut
         epoch = (conversation.summary.epoch if conversation.summary else 0) + 1
-        conversation.summary = Summary(text=text, covered=covered, epoch=epoch)
+        label = merge(
+            conversation.summary.label if conversation.summary else None,
+            context_label(live[:cut]),
+        )
+        conversation.summary = Summary(text=text, covered=covered, epoch=epoch, label=label)
         if self.store is not None:
             await self.store.save_summary(conversation.session_id, conversation.summary)
         return True
@@ -471,6 +505,14 @@ class AgentRuntime:
     ) -> TurnOutcome:
         await self._close_calls(conversation, f"the turn stopped ({detail})")
         return TurnOutcome(reason=reason, detail=detail, spend=state.spend)
+
+
+def _labelled(response: Response, taint: Label | None) -> Response:
+    """The answer of a tainted step carries the step's label: it may echo untrusted text."""
+    if taint is None:
+        return response
+    message = msgspec.structs.replace(response.message, label=taint)
+    return msgspec.structs.replace(response, message=message)
 
 
 def _json_bytes(messages: tuple[Message, ...], tools: list[FunctionDecl]) -> int:

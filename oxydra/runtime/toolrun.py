@@ -76,6 +76,7 @@ def result_messages(results: Sequence[tuple[ToolCall, ToolResult]]) -> list[Mess
             tool_call_id=c.id,
             name=c.name,
             content=(TextPart(text=o.text), *o.media) if o.media else o.text,
+            label=o.label,
         )
         for c, o in results
     ]

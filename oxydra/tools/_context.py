@@ -12,13 +12,18 @@ from typing import Any, Protocol
 
 import msgspec
 
+from oxydra.core.provenance import Label
 from oxydra.core.spend import Spend
 from oxydra.core.tiers import SafetyTier
 from oxydra.tools._backend import FileBackend
 
 
 class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """A question to the human: may this call run?"""
+    """A question to the human: may this call run?
+
+    `taint_sources` lists the untrusted sources in the model's context when the question
+    comes from taint policy, and `reason` says why it is asked.
+    """
 
     tool: str
     safety_tier: SafetyTier
@@ -26,6 +31,8 @@ class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str
     session_id: str
     call_id: str | None = None
+    reason: str = ""
+    taint_sources: tuple[str, ...] = ()
 
 
 class ApprovalHook(Protocol):
@@ -66,6 +73,8 @@ class ToolExecutionContext:
         provider, model: the caller's model (a tool may adapt its output to it).
         call_id: the model's id for this call.
         budget: the calling turn's budget, when a turn runs the call.
+        taint: the label of the model's context in the step that made the call (None:
+            trusted); taint policy gates and labels the call by it.
     """
 
     user_id: str
@@ -77,3 +86,4 @@ class ToolExecutionContext:
     model: str | None = None
     call_id: str | None = None
     budget: TurnBudget | None = None
+    taint: Label | None = None

@@ -24,7 +24,7 @@ import msgspec
 
 from oxydra.core.errors import ToolArgumentsError
 from oxydra.core.messages import FunctionDecl
-from oxydra.core.tiers import SafetyTier
+from oxydra.core.tiers import ImpactClass, SafetyTier
 from oxydra.tools._context import ToolExecutionContext
 from oxydra.tools.schema import Signature, signature_schema
 
@@ -43,8 +43,12 @@ class FunctionTool:
         description: str | None = None,
         timeout: float = 10.0,
         safety_tier: SafetyTier = SafetyTier.READ_ONLY,
+        impact: ImpactClass | None = None,
+        untrusted: str | None = None,
     ) -> None:
         self._fn = fn
+        self.impact = impact
+        self.untrusted = untrusted
         self._name = name or fn.__name__
         self._timeout = float(timeout)
         self._tier = safety_tier
@@ -151,6 +155,8 @@ def tool(
     description: str | None = None,
     timeout: float = 10.0,
     safety_tier: SafetyTier = SafetyTier.READ_ONLY,
+    impact: ImpactClass | None = None,
+    untrusted: str | None = None,
 ) -> Callable[[ToolFunction], FunctionTool]: ...
 
 
@@ -162,8 +168,14 @@ def tool(
     description: str | None = None,
     timeout: float = 10.0,
     safety_tier: SafetyTier = SafetyTier.READ_ONLY,
+    impact: ImpactClass | None = None,
+    untrusted: str | None = None,
 ) -> FunctionTool | Callable[[ToolFunction], FunctionTool]:
     """Turn an async function into a `Tool` (usable bare or with options).
+
+    `impact` declares what a call can change (taint policy, docs/taint.md); `untrusted`
+    names the source kind of its results (`"mcp github"`) when they come from outside and
+    must never steer high-impact calls.
 
     Raises:
         ToolDefinitionError: listing every problem of the signature at once.
@@ -171,7 +183,13 @@ def tool(
 
     def wrap(function: ToolFunction) -> FunctionTool:
         return FunctionTool(
-            function, name=name, description=description, timeout=timeout, safety_tier=safety_tier
+            function,
+            name=name,
+            description=description,
+            timeout=timeout,
+            safety_tier=safety_tier,
+            impact=impact,
+            untrusted=untrusted,
         )
 
     return wrap(fn) if fn is not None else wrap

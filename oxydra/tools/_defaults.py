@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from oxydra.config.credentials import resolve_api_key
 from oxydra.config.schema import AgentConfig
@@ -16,6 +17,7 @@ from oxydra.tools._registry import ToolRegistry
 from oxydra.tools._scratchpad import InMemoryScratchpad, ScratchpadStore, scratchpad_tools
 from oxydra.tools._search import web_search_tool
 from oxydra.tools._shell import LocalShellSession, ShellSession, shell_exec_tool
+from oxydra.tools._taint import TaintGuard
 from oxydra.tools._web import web_fetch_tool
 
 ALLOWLIST_ENV = "OXYDRA_WEB_EGRESS_ALLOWLIST"
@@ -125,9 +127,21 @@ def default_scrubber(config: AgentConfig, environ: Mapping[str, str] | None = No
 
 
 def default_registry(
-    config: AgentConfig, tools: list[Tool], *, environ: Mapping[str, str] | None = None
+    config: AgentConfig,
+    tools: list[Tool],
+    *,
+    environ: Mapping[str, str] | None = None,
+    workspace: Path | None = None,
 ) -> ToolRegistry:
-    """A registry with `[tools]` policy, the default scrubber and `tools` registered."""
-    registry = ToolRegistry(config.tools, scrubber=default_scrubber(config, environ))
+    """A registry with `[tools]` policy, the default scrubber and `tools` registered.
+
+    Its taint guard applies `[security.taint]`, knows the configured secrets (egress
+    check) and keeps its tainted-file table and audit log in `workspace` when given.
+    """
+    env = os.environ if environ is None else environ
+    guard = TaintGuard.for_workspace(
+        config.security.taint, workspace, environ=env, secrets=known_secrets(config, env)
+    )
+    registry = ToolRegistry(config.tools, scrubber=default_scrubber(config, env), taint=guard)
     registry.register_all(tools)
     return registry

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import msgspec
 
 from oxydra.core.messages import FunctionDecl, MediaPart
+from oxydra.core.provenance import Label
 from oxydra.core.tiers import SafetyTier
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ class Tool(Protocol):
     `execute` receives the model's arguments as a mapping (validated by the tool itself;
     `@tool` does it from the signature) and the per-call context, and returns text — or a
     `ToolOutput` when the result carries media (an MCP server's images).
+
+    Optional attributes the registry reads when present (docs/taint.md): `impact`
+    (an `ImpactClass`) and `untrusted` (the source kind of its results, e.g. `"mcp github"`).
     """
 
     @property
@@ -66,6 +70,8 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
             decide on feedback and retries without parsing text.
         truncated: the output was cut to the limit; `original_bytes` is its full size.
         scrubbed: secrets were redacted from the output.
+        label: provenance of `text` (None: trusted); untrusted results taint the step
+            that reads them.
     """
 
     name: str
@@ -77,6 +83,7 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     original_bytes: int = 0
     media: tuple[MediaPart, ...] = ()
     scrubbed: bool = False
+    label: Label | None = None
 
     @property
     def feedback(self) -> bool:

