@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from oxydra.core.ids import new_session_id
-from oxydra.core.stream import Progress, StreamItem, Text
+from oxydra.core.stream import Progress, StreamItem, Text, ToolExecution
 from oxydra.runtime import TurnOutcome, TurnRequest
 
 EXIT = {"completed": 0, "provider_error": 4, "cancelled": 130}
@@ -34,22 +34,34 @@ _json = msgspec.json.Encoder()
 
 
 class _Printer:
-    """Streams items to the terminal or as JSON lines."""
+    """Streams items to the terminal or as JSON lines.
+
+    Text from the model call after a tool round starts on a new line, so "Let me look." and
+    the answer that follows the tool do not run together.
+    """
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.ended_with_newline = True
+        self.tools_ran = False
 
     async def __call__(self, item: StreamItem) -> None:
         if self.as_json:
             sys.stdout.write(_json.encode(item).decode() + "\n")
             sys.stdout.flush()
         elif isinstance(item, Text):
+            if not item.text:
+                return
+            if self.tools_ran and not self.ended_with_newline:
+                sys.stdout.write("\n")
+            self.tools_ran = False
             sys.stdout.write(item.text)
             sys.stdout.flush()
             self.ended_with_newline = item.text.endswith("\n")
-        elif isinstance(item, Progress) and sys.stderr.isatty():
-            sys.stderr.write(f"\x1b[2m{item.message}\x1b[0m\n")
+        elif isinstance(item, Progress):
+            self.tools_ran = self.tools_ran or isinstance(item.kind, ToolExecution)
+            if sys.stderr.isatty():
+                sys.stderr.write(f"\x1b[2m{item.message}\x1b[0m\n")
 
     def finish(self, outcome: TurnOutcome, session_id: str) -> None:
         if self.as_json:

@@ -133,3 +133,20 @@ async def test_an_answer_cut_at_the_output_limit_says_so_and_exits_5(tmp_path: P
     assert code == 5, err
     assert out == "The first half of\n"
     assert "cut off at the model's output limit" in err
+
+
+async def test_text_from_successive_model_calls_is_not_glued_together(tmp_path: Path) -> None:
+    # A model that says something, calls a tool, then answers: "Let me look." and "It is 42."
+    # must not reach the user as "Let me look.It is 42.".
+    script = [
+        Reply(
+            text="Let me look.",
+            tool_calls=[Call(name="file_list", arguments={"path": "/shared"})],
+        ),
+        Reply(text="It is 42."),
+    ]
+    async with FakeLLM(script) as llm:
+        code, out, err = await run(ask_cmd(llm.base_url, "what is it?"), tmp_path)
+        llm.assert_done()
+    assert code == 0, err
+    assert out == "Let me look.\nIt is 42.\n"
