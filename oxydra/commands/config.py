@@ -25,7 +25,7 @@ def run_config(args: argparse.Namespace) -> int:
 
 
 def _check(sources: ConfigSources) -> int:
-    problems = list(collect_layers(sources).problems)
+    problems = list(collect_layers(sources).problems) + _runner_problems(sources)
     if not problems:
         try:
             loaded = load_agent_config(sources)
@@ -43,6 +43,22 @@ def _check(sources: ConfigSources) -> int:
         return 1
     print("config ok")
     return 0
+
+
+def _runner_problems(sources: ConfigSources) -> list[str]:
+    """The runner.toml in effect (the one `runner` and `ask` read) is config too."""
+    from oxydra.config.loader import load_toml_struct
+    from oxydra.config.runner_schema import RunnerConfig
+    from oxydra.config.workspace import runner_config_path
+
+    path = runner_config_path(sources.cwd)
+    if path is None:
+        return []
+    try:
+        load_toml_struct(path, RunnerConfig)
+    except ConfigError as exc:
+        return list(exc.problems) or [str(exc)]
+    return []
 
 
 def _credential_problems(config: object, sources: ConfigSources) -> list[str]:
