@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := dev,vectors,embed,wasm,container,tokenizers
+EXTRAS := dev,vectors,embed,wasm,container,tokenizers,otel,otel-grpc
 
 .PHONY: install test run demo pyz bench lint format clean wasm
 RUN_ARGS ?=

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers"]
+DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel"]
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
@@ -155,6 +155,8 @@ def is_native(entry: Path) -> bool:
         return True
     if entry.is_file():
         return entry.name.endswith(NATIVE_SUFFIXES)
+    if not (entry / "__init__.py").exists() and not entry.name.endswith(".dist-info"):
+        return True  # a namespace package (opentelemetry): zipimport cannot find its portions
     return any(p.name.endswith(NATIVE_SUFFIXES) for p in entry.rglob("*"))
 
 

@@ -26,6 +26,16 @@ MODES: dict[str, tuple[str, str, str]] = {
         "fetch, verify or show the model catalog",
     ),
     "config": ("oxydra.commands.config", "run_config", "show or check the effective config"),
+    "usage": (
+        "oxydra.commands.observability",
+        "run_usage",
+        "tokens and cost per person, session, model, agent or day",
+    ),
+    "trace": (
+        "oxydra.commands.observability",
+        "run_trace",
+        "a recent turn's spans as a waterfall (no id: list recent turns)",
+    ),
 }
 
 
@@ -158,6 +168,28 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", help="user id (default: 'default')")
+    p.add_argument("--workspace", help="workspace directory of the user")
+
+
+def _usage_args(p: argparse.ArgumentParser) -> None:
+    _store_args(p)
+    p.add_argument(
+        "--by",
+        choices=["person", "session", "model", "agent", "day"],
+        default="person",
+        help="group the rows by this (default: person)",
+    )
+    p.add_argument("--since", help="12h, 7d, 2w or an ISO date (default: everything)")
+    p.add_argument("--json", action="store_true", help="print JSON rows")
+
+
+def _trace_args(p: argparse.ArgumentParser) -> None:
+    _store_args(p)
+    p.add_argument("turn_id", nargs="?", help="turn id or a unique prefix of it")
+
+
 _MODE_ARGS = {
     "ask": _ask_args,
     "vm": _vm_args,
@@ -166,6 +198,8 @@ _MODE_ARGS = {
     "shell-daemon": _shell_daemon_args,
     "catalog": _catalog_args,
     "config": _config_args,
+    "usage": _usage_args,
+    "trace": _trace_args,
 }
 
 

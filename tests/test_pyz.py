@@ -168,3 +168,35 @@ def test_an_unwritable_cache_is_a_clear_error_naming_the_dir_and_the_fix(
     assert "Traceback" not in out.stderr
     assert str(home / ".cache" / "oxydra" / "pyz") in out.stderr
     assert "OXYDRA_PYZ_CACHE" in out.stderr
+
+
+def test_archive_bundles_the_otel_extra_and_exports_from_inside_itself(
+    pyz: Path, tmp_path: Path
+) -> None:
+    code = (
+        "from oxydra.config.schema import ObservabilityConfig;"
+        "from oxydra.observability import start_observability;"
+        "from oxydra.core.log import span;"
+        "import opentelemetry.sdk.trace, google.protobuf;"
+        "obs = start_observability(ObservabilityConfig(enabled=True,"
+        " otlp_endpoint='http://127.0.0.1:9', export_timeout_secs=1.0),"
+        " workspace=None, environ={});"
+        'exec(\'with span("turn", turn="t"): pass\');'
+        "obs.bridge.shutdown();"
+        "print(opentelemetry.sdk.trace.__file__); print(obs.bridge.dropped)"
+    )
+    boot = (
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
+    )
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    sdk_file, dropped = out.stdout.splitlines()
+    assert sdk_file.startswith(str(pyz)) or str(tmp_path / ".cache") in sdk_file
+    assert dropped == "1"  # nothing listens on port 9: the span is counted, not lost silently

@@ -126,10 +126,31 @@ def run_ask(args: argparse.Namespace) -> int:
 async def _ask(
     config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
 ) -> int:
-    from oxydra.app.services import open_services
     from oxydra.runtime import provision_workspace
 
     provision_workspace(workspace)
+    observability = _observability(config, workspace)
+    try:
+        return await _ask_turn(config, user, workspace, question, args)
+    finally:
+        await observability.aclose()
+
+
+def _observability(config: Any, workspace: Any) -> Any:
+    """The span hook for this one turn: its ledger row and trace, OTel export if enabled."""
+    from oxydra.observability import start_observability
+    from oxydra.tools import default_scrubber
+
+    env = dict(os.environ)
+    scrub = default_scrubber(config, env).scrub
+    return start_observability(config.observability, workspace=workspace, environ=env, scrub=scrub)
+
+
+async def _ask_turn(
+    config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
+) -> int:
+    from oxydra.app.services import open_services
+
     services = await open_services(
         config, user_id=user, workspace=workspace, environ=dict(os.environ)
     )

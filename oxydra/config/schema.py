@@ -279,6 +279,32 @@ class ProvidersConfig(_Section):
     registry: dict[str, ProviderEntry] = msgspec.field(default_factory=_default_registry)
 
 
+class ObservabilityConfig(_Section):
+    """`[observability]`: traces and metrics out of the guest (docs/observability.md).
+
+    `enabled` turns on OpenTelemetry export (the `otel` extra); the usage ledger, the local
+    span store behind `oxydra trace` and the Prometheus endpoint need no extra. `headers`
+    maps an HTTP header to the NAME of an environment variable holding its value, so no
+    secret sits in a config file. `metrics_bind` empty turns the Prometheus endpoint off; a
+    non-loopback bind requires the bearer token from the env variable `metrics_token_env`.
+    """
+
+    enabled: bool = False
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    headers: dict[str, str] = {}
+    service_name: str = "oxydra"
+    sample_ratio: Ratio = 1.0
+    capture_content: bool = False
+    max_attribute_chars: Positive = 4096
+    max_queue_spans: Positive = 2048
+    export_timeout_secs: PositiveFloat = 5.0
+    metrics_interval_secs: PositiveFloat = 30.0
+    metrics_bind: str = "127.0.0.1:0"
+    metrics_token_env: str = "OXYDRA_METRICS_TOKEN"
+    local_turns: Annotated[int, msgspec.Meta(ge=0)] = 200
+
+
 class AgentConfig(_Section):
     """The whole of `agent.toml` (+ `providers.toml`)."""
 
@@ -291,5 +317,6 @@ class AgentConfig(_Section):
     catalog: CatalogConfig = msgspec.field(default_factory=CatalogConfig)
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     scheduler: SchedulerConfig = msgspec.field(default_factory=SchedulerConfig)
+    observability: ObservabilityConfig = msgspec.field(default_factory=ObservabilityConfig)
     agents: dict[str, AgentDefinition] = {}
     providers: ProvidersConfig = msgspec.field(default_factory=ProvidersConfig)

@@ -47,7 +47,7 @@ from oxydra.core.errors import (
     ProviderTransportError,
 )
 from oxydra.core.ids import ModelId, ProviderId
-from oxydra.core.log import get_logger
+from oxydra.core.log import get_logger, span_event
 from oxydra.core.messages import Context, Response
 from oxydra.core.stream import ConnectionLost, StreamItem
 from oxydra.providers._base import Provider
@@ -167,6 +167,7 @@ class ReliableProvider:
                 }
             },
         )
+        span_event("retry", attempt=attempt, delay_s=round(delay, 3), error=type(error).__name__)
         await self._sleep(delay)
         return True
 
@@ -195,7 +196,9 @@ class ReliableProvider:
     async def complete(self, context: Context) -> Response:
         """Complete on the first route that answers."""
         last: ProviderError | None = None
-        for route in self.routes:
+        for index, route in enumerate(self.routes):
+            if index:
+                _fallback_event(route, last)
             routed = route.context_for(context)
             attempt = 1
             while True:
@@ -216,7 +219,9 @@ class ReliableProvider:
     async def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
         """Stream from the first route whose stream starts (see rules 4 and 5)."""
         last: ProviderError | None = None
-        for route in self.routes:
+        for index, route in enumerate(self.routes):
+            if index:
+                _fallback_event(route, last)
             routed = route.context_for(context)
             attempt = 1
             while True:
@@ -247,6 +252,15 @@ class ReliableProvider:
             return
         assert last is not None
         raise last
+
+
+def _fallback_event(route: Route, last: ProviderError | None) -> None:
+    span_event(
+        "fallback",
+        provider=route.name or "",
+        model=route.model or "",
+        error=type(last).__name__ if last else "",
+    )
 
 
 class _LostEarly(ProviderTransportError):

@@ -36,7 +36,7 @@ from typing import Protocol
 
 from oxydra.config.schema import SchedulerConfig
 from oxydra.core.errors import OxydraError
-from oxydra.core.log import get_logger
+from oxydra.core.log import get_logger, span
 from oxydra.core.messages import ToolCall
 from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
@@ -256,7 +256,16 @@ class SchedulerExecutor:
             self.store.changed.set()
 
     async def run_claimed(self, run_id: str, schedule: ScheduleDefinition) -> RunResult:
-        """Run a claimed schedule, record the result, and send what it calls for."""
+        """Run a claimed schedule, record the result, and send what it calls for.
+
+        The run, its turn and its deliveries are one `schedule.run` span (one trace).
+        """
+        with span("schedule.run", schedule=schedule.schedule_id, run=run_id) as observed:
+            result = await self._run_and_notify(run_id, schedule)
+            observed["status"] = result.status
+            return result
+
+    async def _run_and_notify(self, run_id: str, schedule: ScheduleDefinition) -> RunResult:
         status, output, spend = await self._execute(run_id, schedule)
         notify, output = result_notification(schedule.notification_policy, status, output)
         result = RunResult(
@@ -318,9 +327,12 @@ class SchedulerExecutor:
             schedule_id=schedule.schedule_id, schedule_name=schedule.name, message=message
         )
         if self.notifier is not None:
-            try:
-                await self.notifier.notify(schedule.user_id, frame, schedule.channel_context_id)
-                return
-            except OxydraError:
-                _log.exception("notification delivery failed; keeping it for later")
+            channel = (schedule.channel_context_id or "gateway").split(":")[0]  # no chat ids
+            with span("channel.deliver", channel=channel, schedule=schedule.schedule_id) as seen:
+                try:
+                    await self.notifier.notify(schedule.user_id, frame, schedule.channel_context_id)
+                    return
+                except OxydraError as exc:
+                    seen["failed"] = type(exc).__name__
+                    _log.exception("notification delivery failed; keeping it for later")
         await self.store.put(schedule.user_id, frame)

@@ -27,6 +27,8 @@ from oxydra.wire.gateway import (
     TurnCompleted,
     TurnProgress,
     TurnStarted,
+    Usage,
+    UsageTotals,
 )
 
 Role = Literal["user", "assistant", "system", "error"]
@@ -79,6 +81,8 @@ class TuiState:
     activity: str = ""
     active_turn: str | None = None
     approval: ApprovalRequest | None = None
+    cost: UsageTotals | None = None
+    """What the session has cost so far (the last `usage` frame); None before any turn."""
     last_ctrl_c: float = 0.0
 
     def add(self, role: Role, text: str) -> None:
@@ -181,6 +185,8 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             if detail and link == "disconnected":
                 state.activity = detail
         case HelloAck() | SessionSwitched() | SessionCreated():
+            if state.session_id != frame.session.session_id:
+                state.cost = None
             state.session_id = frame.session.session_id
             running = getattr(frame, "active_turn", None)
             state.active_turn = running.turn_id if running else None
@@ -212,11 +218,17 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             ]
             state.add("system", "sessions:\n" + ("\n".join(lines) or "(none)"))
         case HealthStatus():
+            cost = state.cost
+            spent = "-" if cost is None else ("unknown" if cost.cost_usd is None else cost.cost_usd)
+            tokens = 0 if cost is None else cost.input_tokens + cost.output_tokens
             state.add(
                 "system",
                 f"status: healthy={frame.healthy} session={state.session_id} "
-                f"turn={state.active_turn or '-'} {frame.message or ''}".rstrip(),
+                f"turn={state.active_turn or '-'} cost_usd={spent} tokens={tokens} "
+                f"{frame.message or ''}".rstrip(),
             )
+        case Usage() if frame.session.session_id == state.session_id:
+            state.cost = frame.total
         case ApprovalRequest():
             state.approval = frame
             state.activity = f"approve {frame.tool_name}? [y/n]"

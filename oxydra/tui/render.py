@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from oxydra.tui.model import MAX_INPUT_ROWS, Entry, TuiState, short_session_id
+from oxydra.wire.gateway import UsageTotals
 
 PREFIX = {"user": "you ▸ ", "assistant": "oxydra ▸ ", "system": "· ", "error": "! "}
 CURSOR = "▌"
@@ -46,11 +47,13 @@ def pane_rows(state: TuiState, width: int) -> list[tuple[str, str]]:
 
 
 def status_row(state: TuiState, width: int) -> str:
-    """The status bar: connection, session, activity; how to get help and quit at the right.
+    """The status bar: connection, session, cost, activity; help and quit hints at the right.
 
     The hint is dropped before anything else when the screen is narrow.
     """
     parts = [f" {state.connection}", f"session {short_session_id(state.session_id)}"]
+    if state.cost is not None:
+        parts.append(cost_text(state.cost))
     if state.activity:
         parts.append(state.activity)
     if state.scroll:
@@ -60,6 +63,14 @@ def status_row(state: TuiState, width: int) -> str:
     if len(left) + len(hint) + 3 <= width:
         return left + hint.rjust(width - len(left))
     return left[:width].ljust(width)
+
+
+def cost_text(total: UsageTotals) -> str:
+    """`$0.0123 · 4.2k tok`; a session with an unpriced call shows `cost unknown`."""
+    tokens = total.input_tokens + total.output_tokens
+    amount = "cost unknown" if total.cost_usd is None else f"${total.cost_usd:.4f}"
+    shown = f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
+    return f"{amount} · {shown} tok"
 
 
 def layout(state: TuiState, width: int, height: int) -> list[tuple[str, str]]:

@@ -223,3 +223,40 @@ class TestStatusAndHelp:
         state = TuiState(user_id="u")
         typed(state, "/quit")
         assert handle_key(state, "KEY_ENTER").kind == "quit"
+
+
+class TestSessionCost:
+    def _usage(self, session: g.GatewaySession, cost: float | None, tokens: int) -> g.Usage:
+        totals = g.UsageTotals(calls=1, input_tokens=tokens, output_tokens=0, cost_usd=cost)
+        return g.Usage(request_id="r", session=session, turn_id="t", turn=totals, total=totals)
+
+    def test_the_status_bar_shows_the_sessions_cost_so_far(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        apply_frame(state, self._usage(S, 0.01234, 4200))
+        status = dict(layout(state, 80, 6))["status"]
+        assert "$0.0123 · 4.2k tok" in status
+
+    def test_an_unpriced_session_shows_unknown_not_zero(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        apply_frame(state, self._usage(S, None, 12))
+        status = dict(layout(state, 80, 6))["status"]
+        assert "cost unknown · 12 tok" in status and "$" not in status
+
+    def test_another_sessions_usage_and_a_switch_do_not_show_a_stale_cost(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        other = g.GatewaySession(user_id="u", session_id="other")
+        apply_frame(state, self._usage(other, 5.0, 10))
+        assert state.cost is None
+        apply_frame(state, self._usage(S, 1.0, 10))
+        apply_frame(state, g.SessionSwitched(request_id="r", session=other))
+        assert state.cost is None
+
+    def test_the_status_command_reports_the_cost(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        apply_frame(state, self._usage(S, None, 30))
+        apply_frame(state, g.HealthStatus(request_id="r", healthy=True))
+        assert "cost_usd=unknown tokens=30" in state.entries[-1].text
