@@ -150,7 +150,13 @@ class GatewayClient:
         if isinstance(frame, HelloAck | SessionSwitched | SessionCreated):
             # Acks name the session and its current number, but are not logged frames:
             # counting their seq as seen would skip the catch-up replay that follows.
-            self.session_id = frame.session.session_id
+            # A number below what we saw means the vm restarted and numbers from 1 again:
+            # forget ours, or every new frame would be dropped as already seen.
+            key = frame.session.session_id
+            seq = getattr(frame, "seq", None)
+            if seq is not None and seq < self.last_seq.get(key, 0):
+                self.last_seq[key] = seq
+            self.session_id = key
             self.create_new_session = False
             return
         seq = getattr(frame, "seq", None)
