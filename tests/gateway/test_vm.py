@@ -245,3 +245,49 @@ async def test_the_tui_client_sees_new_turns_after_vm_restarts_on_the_same_port(
     finally:
         await gateway.close()
         await process.stop()
+
+
+async def test_the_tui_client_follows_a_restarted_vm_to_its_new_port(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    # `runner restart` brings the guest back on a new port (and a new token): the TUI must
+    # find it again through the endpoint marker, not retry the dead port forever.
+    from oxydra.tui.client import GatewayClient
+
+    process = VmProcess(tmp_path, llm.base_url)
+    endpoint = await process.start()
+
+    def rediscover() -> tuple[str, str]:
+        return process.marker.read_text().strip(), TOKEN
+
+    gateway = GatewayClient(
+        endpoint,
+        TOKEN,
+        "alice",
+        create_new_session=True,
+        delay=lambda _: 0.1,
+        rediscover=rediscover,
+    )
+    gateway.start()
+
+    async def next_of(kind: type) -> object:
+        while True:
+            event = await asyncio.wait_for(gateway.events.get(), 20)
+            if isinstance(event, kind):
+                return event
+
+    try:
+        ack = await next_of(g.HelloAck)
+        assert isinstance(ack, g.HelloAck)
+        await process.stop()
+        new_endpoint = await process.start()
+        assert new_endpoint != endpoint
+        await next_of(g.HelloAck)
+        llm.add([Reply(text="found you")])
+        await gateway.send(turn(ack.session.session_id, "there?"))
+        done = await next_of(g.TurnCompleted)
+        assert isinstance(done, g.TurnCompleted)
+        assert done.response.message.content == "found you"
+    finally:
+        await gateway.close()
+        await process.stop()
