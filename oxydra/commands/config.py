@@ -20,12 +20,13 @@ def run_config(args: argparse.Namespace) -> int:
         for warning in loaded.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         sys.stdout.write(render_config(loaded))
+        print(f"\n# shell_exec: {_shell_status(loaded.config)}")
         return 0
     return _check(sources)
 
 
 def _check(sources: ConfigSources) -> int:
-    problems = list(collect_layers(sources).problems) + _runner_problems(sources)
+    problems = list(collect_layers(sources).problems)
     if not problems:
         try:
             loaded = load_agent_config(sources)
@@ -36,6 +37,8 @@ def _check(sources: ConfigSources) -> int:
             problems += _catalog_problems(loaded.config, sources)
             for warning in loaded.warnings:
                 print(f"warning: {warning}")
+            print(f"shell_exec: {_shell_status(loaded.config)}")
+    problems += _runner_problems(sources)
     for problem in problems:
         print(f"error: {problem}")
     if problems:
@@ -59,6 +62,15 @@ def _runner_problems(sources: ConfigSources) -> list[str]:
     except ConfigError as exc:
         return list(exc.problems) or [str(exc)]
     return []
+
+
+def _shell_status(config: object) -> str:
+    from oxydra.config.schema import AgentConfig
+    from oxydra.security.confine import shell_status
+
+    assert isinstance(config, AgentConfig)
+    shell = config.tools.shell
+    return shell_status(enabled=shell.enabled, allow_unconfined=shell.allow_unconfined)
 
 
 def _credential_problems(config: object, sources: ConfigSources) -> list[str]:

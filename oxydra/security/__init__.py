@@ -3,6 +3,13 @@
 from oxydra.security._hosts import parse_inet_aton
 from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Openat2Opener, Opener, WalkOpener, default_opener, openat2_works
+from oxydra.security.confine import (
+    ShellSandbox,
+    protect_agent_process,
+    shell_environment,
+    shell_sandbox,
+    shell_status,
+)
 from oxydra.security.egress import Connector, EgressClient, FetchResponse
 from oxydra.security.jail import Mount, SearchHit, Workspace
 from oxydra.security.scrub import (
@@ -41,6 +48,7 @@ __all__ = [
     "SearchHit",
     "ShellPolicy",
     "ShellRules",
+    "ShellSandbox",
     "ShellVerdict",
     "SsrfGuard",
     "StreamScrubber",
@@ -58,5 +66,9 @@ __all__ = [
     "parse_inet_aton",
     "parse_url",
     "programs_of",
+    "protect_agent_process",
     "shannon_entropy",
+    "shell_environment",
+    "shell_sandbox",
+    "shell_status",
 ]
