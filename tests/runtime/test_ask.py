@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
 
 
@@ -152,3 +154,22 @@ async def test_text_from_successive_model_calls_is_not_glued_together(tmp_path: 
         llm.assert_done()
     assert code == 0, err
     assert out == "Let me look.\nIt is 42.\n"
+
+
+async def test_the_local_shell_tells_the_model_to_use_relative_paths(tmp_path: Path) -> None:
+    # The local shell runs in the host folder behind /shared; `cat /shared/x` fails there,
+    # so the description the model reads must not promise it /shared.
+    script = [
+        Reply(tool_calls=[Call(name="shell_exec", arguments={"command": "cat /shared/x.txt"})]),
+        Reply(text="ok"),
+    ]
+    async with FakeLLM(script) as llm:
+        code, _, err = await run(ask_cmd(llm.base_url, "go"), tmp_path)
+        tools = {t["function"]["name"]: t for t in llm.requests[0].json()["tools"]}
+        result = [m for m in llm.requests[-1].json()["messages"] if m["role"] == "tool"]
+    assert code == 0, err
+    if "shell_exec" not in tools:
+        pytest.skip("no Landlock here: the shell is off, nothing to describe")
+    described = tools["shell_exec"]["function"]["description"]
+    assert "relative" in described and "do not exist" in described
+    assert "No such file" in result[0]["content"]  # what the description warns about
