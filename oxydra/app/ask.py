@@ -16,6 +16,8 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -157,6 +159,13 @@ async def _ask_turn(
         config, user_id=user, workspace=workspace, environ=dict(os.environ)
     )
     session = args.session or new_session_id()
+    async with _one_turn_at_a_time(workspace, session if args.session else None):
+        return await _turn(services, user, session, question, args)
+
+
+async def _turn(
+    services: Any, user: str, session: str, question: str, args: argparse.Namespace
+) -> int:
     printer = _Printer(args.json)
     request = TurnRequest(
         user_id=user, session_id=session, turn_id=new_session_id(), prompt=question, channel="cli"
@@ -176,6 +185,33 @@ async def _ask_turn(
     if cut_off(outcome):
         return EXIT_CUT_OFF
     return EXIT.get(outcome.reason, 3)
+
+
+@contextlib.asynccontextmanager
+async def _one_turn_at_a_time(workspace: Path, session: str | None) -> AsyncIterator[None]:
+    """Hold the session's lock file while its turn runs, across processes.
+
+    Two `ask --session X` at once would interleave their messages into one history (a tool
+    result after a plain answer), which providers then refuse for good; the second waits.
+    A new session needs no lock: nobody else knows its id yet.
+    """
+    if session is None:
+        yield
+        return
+    import fcntl
+    import hashlib
+
+    name = hashlib.sha256(session.encode()).hexdigest()[:32]  # any id, one safe file name
+    fd = os.open(workspace / "ipc" / f"session-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("oxydra ask: waiting for the session's running turn to end", file=sys.stderr)
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def cut_off(outcome: TurnOutcome) -> bool:

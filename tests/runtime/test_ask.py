@@ -173,3 +173,42 @@ async def test_the_local_shell_tells_the_model_to_use_relative_paths(tmp_path: P
     described = tools["shell_exec"]["function"]["description"]
     assert "relative" in described and "do not exist" in described
     assert "No such file" in result[0]["content"]  # what the description warns about
+
+
+async def test_two_asks_continuing_one_session_at_once_take_turns(tmp_path: Path) -> None:
+    # Without a per-session lock the two turns interleave into one history (a tool result
+    # after a plain assistant message), which providers then refuse for good.
+    def steps(name: str) -> list[Reply]:
+        call = Call(name="file_write", arguments={"path": f"/shared/{name}", "content": name})
+        return [Reply(text=f"{name} writes", tool_calls=[call], delay=0.5), Reply(text=name)]
+
+    conversations = {"seed": [Reply(text="seeded")], "one": steps("one"), "two": steps("two")}
+    conversations["check"] = [Reply(text="checked")]
+    async with FakeLLM(conversations=conversations) as llm:
+
+        def as_model(name: str, *args: str) -> list[str]:
+            return ask_cmd(llm.base_url, *args, "--set", f"selection.model={name}")
+
+        _, _, err = await run(as_model("seed", "seed"), tmp_path)
+        session = err.split("session: ")[1].strip()
+        results = await asyncio.gather(
+            run(as_model("one", "--session", session, "q one"), tmp_path),
+            run(as_model("two", "--session", session, "q two"), tmp_path),
+        )
+        assert [code for code, _, _ in results] == [0, 0], results
+        await run(as_model("check", "--session", session, "check"), tmp_path)
+        sent = llm.requests[-1].json()["messages"]
+    history = [(m["role"], m.get("content") or "") for m in sent if m["role"] != "system"]
+    first = "one" if history[2][1] == "q one" else "two"
+    second = "two" if first == "one" else "one"
+    assert history[2:] == [
+        ("user", f"q {first}"),
+        ("assistant", f"{first} writes"),
+        ("tool", f"wrote {len(first)} bytes to /shared/{first}"),
+        ("assistant", first),
+        ("user", f"q {second}"),
+        ("assistant", f"{second} writes"),
+        ("tool", f"wrote {len(second)} bytes to /shared/{second}"),
+        ("assistant", second),
+        ("user", "check"),
+    ]
