@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -104,11 +104,17 @@ def default_user(explicit: str | None) -> str:
 
 
 def _question(args: argparse.Namespace) -> str:
-    if args.question:
-        return str(args.question)
-    if sys.stdin.isatty():
-        raise SystemExit("oxydra ask: give a question, or pipe one on stdin")
-    return sys.stdin.read()
+    if args.question is None and sys.stdin.isatty():
+        _usage("give a question, or pipe one on stdin")
+    question = str(args.question) if args.question is not None else sys.stdin.read()
+    if not question.strip():  # providers refuse an empty user message, and it would be kept
+        _usage("the question is empty")
+    return question
+
+
+def _usage(problem: str) -> NoReturn:
+    print(f"oxydra ask: {problem}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def run_ask(args: argparse.Namespace) -> int:

@@ -212,3 +212,14 @@ async def test_two_asks_continuing_one_session_at_once_take_turns(tmp_path: Path
         ("assistant", second),
         ("user", "check"),
     ]
+
+
+async def test_an_empty_question_is_a_usage_error_not_an_empty_message(tmp_path: Path) -> None:
+    # Providers refuse an empty user message (Anthropic: 400), and it would stay in the session.
+    async with FakeLLM([]) as llm:
+        piped = await run(ask_cmd(llm.base_url), tmp_path, stdin=b"\n")
+        blank = await run(ask_cmd(llm.base_url, "   "), tmp_path)
+        assert llm.requests == []
+    for code, out, err in (piped, blank):
+        assert code == 2 and out == ""
+        assert "the question is empty" in err and "Traceback" not in err
