@@ -24,6 +24,7 @@ import msgspec
 
 from oxydra.core.ids import new_session_id
 from oxydra.core.stream import Progress, StreamItem, Text, ToolExecution
+from oxydra.core.terminal import TerminalStream, terminal_safe
 from oxydra.runtime import TurnOutcome, TurnRequest
 
 EXIT = {"completed": 0, "provider_error": 4, "cancelled": 130}
@@ -46,24 +47,26 @@ class _Printer:
         self.as_json = as_json
         self.ended_with_newline = True
         self.tools_ran = False
+        self._text = TerminalStream()  # model text never reaches the terminal raw
 
     async def __call__(self, item: StreamItem) -> None:
         if self.as_json:
             sys.stdout.write(_json.encode(item).decode() + "\n")
             sys.stdout.flush()
         elif isinstance(item, Text):
-            if not item.text:
+            shown = self._text.feed(item.text)
+            if not shown:
                 return
             if self.tools_ran and not self.ended_with_newline:
                 sys.stdout.write("\n")
             self.tools_ran = False
-            sys.stdout.write(item.text)
+            sys.stdout.write(shown)
             sys.stdout.flush()
-            self.ended_with_newline = item.text.endswith("\n")
+            self.ended_with_newline = shown.endswith("\n")
         elif isinstance(item, Progress):
             self.tools_ran = self.tools_ran or isinstance(item.kind, ToolExecution)
             if sys.stderr.isatty():
-                sys.stderr.write(f"\x1b[2m{item.message}\x1b[0m\n")
+                sys.stderr.write(f"\x1b[2m{terminal_safe(item.message)}\x1b[0m\n")
 
     def finish(self, outcome: TurnOutcome, session_id: str) -> None:
         if self.as_json:
@@ -77,10 +80,15 @@ class _Printer:
             }
             sys.stdout.write(_json.encode(doc).decode() + "\n")
             return
+        rest = self._text.flush()
+        if rest:
+            sys.stdout.write(rest)
+            self.ended_with_newline = rest.endswith("\n")
         if not self.ended_with_newline:
             sys.stdout.write("\n")
         if not outcome.ok:
-            print(f"oxydra ask: turn stopped ({outcome.reason}): {outcome.detail}", file=sys.stderr)
+            detail = terminal_safe(outcome.detail)
+            print(f"oxydra ask: turn stopped ({outcome.reason}): {detail}", file=sys.stderr)
         elif cut_off(outcome):
             print(CUT_OFF, file=sys.stderr)
         print(f"session: {session_id}", file=sys.stderr)
