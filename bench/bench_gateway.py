@@ -59,10 +59,12 @@ def _sets(url: str) -> list[str]:
     ]
 
 
-def _start_vm(tmp: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start_vm(
+    tmp: Path, url: str, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
     ws = tmp / "ws"
     cmd = [sys.executable, "-m", "oxydra", "vm", "--user-id", "bench", "--workspace-root", str(ws)]
-    for item in _sets(url):
+    for item in [*_sets(url), *extra]:
         cmd += ["--set", item]
     env = {**os.environ, "HOME": str(tmp / "home"), "OXYDRA__GATEWAY__AUTH_TOKEN": TOKEN}
     env.pop("PYTHONDONTWRITEBYTECODE", None)

@@ -237,6 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OxydraError as exc:
         print(f"oxydra {args.mode}: error: {exc}", file=sys.stderr)
         return 1
+    except RecursionError:
+        print(f"oxydra {args.mode}: error: input nested too deeply to process", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the last resort: still a sentence naming the file, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"oxydra {args.mode}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"oxydra {args.mode}: interrupted", file=sys.stderr)
         return 130

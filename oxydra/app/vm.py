@@ -14,16 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from oxydra.config.schema import AgentConfig
-from oxydra.core.errors import ConfigError, WireError
+from oxydra.core.errors import ConfigError, GatewayError, WireError
 from oxydra.core.log import get_logger, span
 from oxydra.wire.envelope import BootstrapEnvelope, decode_envelope_frame, decode_envelope_json
 
@@ -44,12 +46,45 @@ def read_bootstrap(args: argparse.Namespace) -> BootstrapEnvelope | None:
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace `path` with `text` in one step, readable only by its owner."""
+    """Replace `path` with `text` in one step, readable only by its owner.
+
+    Raises:
+        GatewayError: naming the file and the cause (a full disk, a read-only mount, ...).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    with disk_errors(f"write {path}"):
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+
+_DISK_HINTS = {
+    errno.ENOSPC: "the disk is full: free space on that filesystem",
+    errno.EDQUOT: "the disk quota is used up: free space or raise the quota",
+    errno.EROFS: "the filesystem is read-only: mount it read-write or choose another "
+    "--workspace-root",
+    errno.EACCES: "permission denied: the workspace must be writable by this user",
+}
+
+
+@contextlib.contextmanager
+def disk_errors(action: str) -> Iterator[None]:
+    """Turn an OSError into a GatewayError that says what failed, where, and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in action else ""
+        raise GatewayError(
+            f"cannot {action}{where}: {exc.strerror or exc}",
+            hint=_DISK_HINTS.get(exc.errno or 0),
+        ) from exc
 
 
 def gateway_token(config: AgentConfig, envelope: BootstrapEnvelope | None) -> tuple[str, bool]:
@@ -91,7 +126,8 @@ async def serve_vm(
     """Run the guest until `stop` is set (or a termination signal arrives)."""
     from oxydra.runtime import provision_workspace
 
-    workspace = provision_workspace(workspace)
+    with disk_errors(f"prepare the workspace {workspace}"):
+        workspace = provision_workspace(workspace)
     env = environ if environ is not None else dict(os.environ)
     observability = _observability(config, workspace, env)
     try:
@@ -132,10 +168,16 @@ async def _serve(
     bound_host, bound_port = await server.start(host.strip("[]"), int(port))
     endpoint = f"ws://{bound_host}:{bound_port}/ws"
     ipc = workspace / "ipc"
-    ipc.mkdir(exist_ok=True, mode=0o700)
-    if generated:
-        write_atomic(ipc / "gateway-token", token + "\n")
-    write_atomic(ipc / "gateway-endpoint", endpoint + "\n", mode=0o644)
+    try:
+        with disk_errors(f"create {ipc}"):
+            ipc.mkdir(exist_ok=True, mode=0o700)
+        if generated:
+            write_atomic(ipc / "gateway-token", token + "\n")
+        write_atomic(ipc / "gateway-endpoint", endpoint + "\n", mode=0o644)
+    except GatewayError:
+        await server.close()
+        await services.aclose()
+        raise
     await _serve_metrics(observability, core, ipc)
     services.start_background(core)
     print(f"gateway_endpoint={endpoint}", flush=True)

@@ -7,7 +7,9 @@ from `tool_call`, JSON mode from `structured_output`, reasoning from `reasoning`
 
 A model missing from the catalog is an error unless validation is skipped (local or proxy
 models); then a synthetic descriptor stands in (128k context, 16k output, tools on unless the
-id says it is an image model), adjusted by the registry entry's hints.
+id says it is an image model). Either way the registry entry's hints (`max_context_tokens`,
+`max_output_tokens`, `max_input_tokens`, modalities, ...) adjust the descriptor: what the
+operator wrote for this entry beats what the catalog says of the model.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ class ModelCatalog:
         """
         found = self.get(provider, model)
         if found is not None:
-            return found
+            return _apply_hints(found, hints) if hints else found
         if skip_validation:
             return synthetic_descriptor(model, hints)
         raise self._unknown(provider, model)

@@ -19,6 +19,7 @@ Theory of operation:
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,25 @@ class Layers:
             self.problems.append(f"{path}: cannot read: {exc.strerror}")
             return True
         try:
-            data = tomllib.loads(raw.decode("utf-8", errors="replace"))
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            self.problems.append(
+                f"{path}: not valid UTF-8 (byte {exc.start}, line {line}): save it as UTF-8"
+            )
+            return True
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             self.problems.append(f"{path}: TOML syntax error: {exc}")
+            return True
+        except RecursionError:
+            self.problems.append(f"{path}: nested too deeply to read (arrays or inline tables)")
+            return True
+        if (deep := too_deep(data)) is not None:
+            self.problems.append(
+                f"{path}: key '{deep}' is nested more than {MAX_DEPTH} levels deep"
+            )
             return True
         self.layers.append(str(path))
         if self._is_profiled(data):
@@ -139,6 +156,14 @@ class Layers:
             value = coerce_text(text, key_type)
         except CoerceError as exc:
             self.problems.append(f"{source}: key '{dotted}': {exc}")
+            return
+        except RecursionError:
+            self.problems.append(f"{source}: key '{dotted}': nested too deeply to read")
+            return
+        if too_deep(value) is not None:
+            self.problems.append(
+                f"{source}: key '{dotted}': nested more than {MAX_DEPTH} levels deep"
+            )
             return
         for parent_len in range(1, len(path)):
             self._table_at(path[:parent_len])
@@ -212,3 +237,26 @@ class Layers:
     def build(self) -> msgspec.Struct:
         """Convert the tree to the root Struct; call only when there are no problems."""
         return msgspec.convert(self.tree, self.root)
+
+
+MAX_DEPTH = 32
+"""No configuration value nests deeper than this; deeper input is refused, not recursed."""
+
+
+def too_deep(data: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The dotted path of the first value nested deeper than `limit`, or None (iterative)."""
+    for path, depth in _walk(data):
+        if depth > limit:
+            return path
+    return None
+
+
+def _walk(data: Any) -> Iterator[tuple[str, int]]:
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        yield path, depth
+        if isinstance(value, dict):
+            stack += [(v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]

@@ -14,7 +14,9 @@ import msgspec
 
 from oxydra.core.tiers import SafetyTier
 
-Positive = Annotated[int, msgspec.Meta(gt=0)]
+MAX_INT = 2**53 - 1
+"""The largest integer a setting may hold: exact in JSON and in every store we write to."""
+Positive = Annotated[int, msgspec.Meta(gt=0, le=MAX_INT)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 Ratio = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
@@ -77,7 +79,7 @@ class GatewayConfig(_Section):
     allowed_origins: list[str] = []
     max_sessions_per_user: Positive = 50
     max_concurrent_turns_per_user: Positive = 10
-    session_idle_ttl_hours: Positive = 48
+    session_idle_ttl_hours: PositiveFloat = 48
 
 
 class RetrievalConfig(_Section):

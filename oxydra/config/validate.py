@@ -47,7 +47,19 @@ def check_agent_config(config: AgentConfig, layers: Layers) -> tuple[AgentConfig
     for item in rel.fallbacks:
         if item.split("/", 1)[0] not in registry:
             problems.append(f"{at('reliability.fallbacks')}: {item!r} names no registry entry")
+    for name, entry in registry.items():
+        if entry.base_url is not None:
+            where = at(f"providers.registry.{name}.base_url")
+            problems.extend(_url_problems(entry.base_url, where))
+        for header, value in entry.extra_headers.items():
+            problems.extend(
+                _header_problems(header, value, at(f"providers.registry.{name}.extra_headers"))
+            )
     for name, agent in config.agents.items():
+        if agent.system_prompt_file:
+            problems.extend(
+                _file_problems(agent.system_prompt_file, at(f"agents.{name}.system_prompt_file"))
+            )
         if agent.selection and agent.selection.provider not in registry:
             problems.append(
                 f"{at(f'agents.{name}.selection.provider')}: "
@@ -65,6 +77,47 @@ def check_agent_config(config: AgentConfig, layers: Layers) -> tuple[AgentConfig
             runtime = msgspec.structs.replace(runtime, max_tokens=int(runtime.max_cost))
             config = msgspec.structs.replace(config, runtime=runtime)
     return config, warnings
+
+
+def _url_problems(url: str, where: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError as exc:
+        return [f"{where}: not a valid URL ({exc}): {url!r}"]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [f"{where}: expected an http:// or https:// URL with a host, got {url!r}"]
+    if any(c in url for c in "\r\n\t ") or any(ord(c) < 32 for c in url):
+        return [f"{where}: a URL must not contain spaces or control characters: {url!r}"]
+    return []
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _header_problems(name: str, value: str, where: str) -> list[str]:
+    if not name or not set(name) <= _TOKEN:
+        return [f"{where}: {name!r} is not a valid HTTP header name"]
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        return [
+            f"{where}: header {name!r} has a control character (CR, LF, ...) in its value; "
+            "headers cannot carry line breaks"
+        ]
+    return []
+
+
+def _file_problems(name: str, where: str) -> list[str]:
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        return [f"{where}: cannot read {path}: {exc.strerror or exc}"]
+    return []
 
 
 def _version_problems(config: AgentConfig) -> list[str]:

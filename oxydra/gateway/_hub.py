@@ -11,19 +11,23 @@ Theory of operation:
    log. Slow clients cost themselves a reconnect, never the others a stall or a loss.
 3. Subscribing and computing the replay happen in the same synchronous step, so a replayed
    frame is never also delivered live, and a live frame is never missing from the replay.
-4. The log keeps the frames of the running turn and of the last finished one (bounded); a
-   client whose `last_seq` fell out of it gets the last terminal frame and a `replay_gap`
-   error, as the Rust version's catch-up would.
+4. The log (`_framelog.FrameLog`) is bounded by bytes: it drops what a terminal frame makes
+   redundant, coalesces the running turn's deltas, and only then the oldest finished turns;
+   a client whose `last_seq` fell below what is kept gets what is kept and a `replay_gap`.
+5. Numbers belong to an `epoch`: a fresh id each time the channel is built (a `vm` start,
+   or a reload after the idle session was evicted). `hello_ack` reports it; a client whose
+   remembered epoch differs starts counting again from 0, and is replayed the whole log.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Callable
+import secrets
+import time
 
 import msgspec
 
+from oxydra.gateway._framelog import FrameLog
 from oxydra.wire.gateway import (
     ErrorFrame,
     GatewaySession,
@@ -43,7 +47,6 @@ class Subscriber:
     def __init__(self, capacity: int) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(capacity)
         self.overflowed = asyncio.Event()
-        self.on_overflow: Callable[[], object] | None = None
 
     def offer(self, frame: bytes) -> bool:
         """Queue a frame; on a full queue mark the subscriber overflowed and refuse."""
@@ -52,9 +55,7 @@ class Subscriber:
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
-            self.overflowed.set()
-            if self.on_overflow is not None:
-                self.on_overflow()
+            self.overflowed.set()  # the connection's pump sends what is queued, then closes 4008
             return False
         return True
 
@@ -70,7 +71,7 @@ class SessionChannel:
         agent_name: str = "default",
         display_name: str | None = None,
         channel_origin: str = "tui",
-        log_size: int = 20_000,
+        log_bytes: int = 1 << 20,
     ) -> None:
         self.user_id = user_id
         self.session_id = session_id
@@ -78,7 +79,9 @@ class SessionChannel:
         self.display_name = display_name
         self.channel_origin = channel_origin
         self.seq = 0
-        self.log: deque[tuple[int, bytes]] = deque(maxlen=log_size)
+        self.epoch = secrets.token_hex(8)
+        self.log = FrameLog(log_bytes)
+        self.last_active = time.monotonic()
         self.subscribers: set[Subscriber] = set()
         self.last_terminal: bytes | None = None
         self.active_turn: TurnStatus | None = None
@@ -93,8 +96,10 @@ class SessionChannel:
     def publish(self, frame: TaggedFrame) -> bytes:
         """Number, log and fan out one frame; returns its encoded form."""
         self.seq += 1
-        data = encode_frame(msgspec.structs.replace(frame, seq=self.seq))
-        self.log.append((self.seq, data))
+        numbered = msgspec.structs.replace(frame, seq=self.seq)
+        data = encode_frame(numbered)
+        self.log.append(self.seq, numbered, data)
+        self.last_active = time.monotonic()
         if isinstance(frame, TERMINAL) or (isinstance(frame, ErrorFrame) and frame.turn):
             self.last_terminal = data
         for subscriber in list(self.subscribers):
@@ -102,25 +107,33 @@ class SessionChannel:
                 self.subscribers.discard(subscriber)
         return data
 
-    def subscribe(self, subscriber: Subscriber, last_seq: int | None) -> tuple[list[bytes], bool]:
+    def subscribe(
+        self, subscriber: Subscriber, last_seq: int | None, epoch: str | None = None
+    ) -> tuple[list[bytes], bool]:
         """Attach a subscriber; return the frames to replay first and whether a gap exists.
 
-        With `last_seq`, the replay is every logged frame after it. Without it (an old
+        With `last_seq`, the replay is every logged frame after it. A `last_seq` of another
+        epoch (named, or beyond this epoch's numbers) counts from 0. Without it (an old
         client), it is the last terminal frame when no turn is running.
         """
         self.subscribers.add(subscriber)
+        self.last_active = time.monotonic()
         if last_seq is None:
             if self.active_turn is None and self.last_terminal is not None:
                 return [self.last_terminal], False
             return [], False
+        if (epoch is not None and epoch != self.epoch) or last_seq > self.seq:
+            last_seq = 0
         if last_seq >= self.seq:
             return [], False
-        oldest = self.log[0][0] if self.log else self.seq + 1
-        if last_seq + 1 < oldest:
-            terminal = [self.last_terminal] if self.last_terminal else []
-            return terminal, True
-        return [data for seq, data in self.log if seq > last_seq], False
+        return self.log.replay(last_seq)
+
+    @property
+    def idle(self) -> bool:
+        """No client follows the session and no turn runs: its state may be evicted."""
+        return not self.subscribers and self.task is None and self.active_turn is None
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Detach a subscriber (connection closed or switched session)."""
         self.subscribers.discard(subscriber)
+        self.last_active = time.monotonic()

@@ -19,6 +19,10 @@ class SessionRecords(Protocol):
         """Store a new session."""
         ...
 
+    async def create_many(self, records: list[SessionRecord]) -> set[str]:
+        """Store new sessions together; returns the ids stored (a taken id is skipped)."""
+        ...
+
     async def get(self, session_id: str) -> SessionRecord | None:
         """A session by id, or None."""
         ...
@@ -69,6 +73,14 @@ class MemorySessionRecords:
             channel_origin=record.channel_origin,
             parent_session_id=record.parent_session_id,
         )
+
+    async def create_many(self, records: list[SessionRecord]) -> set[str]:
+        """Store new sessions in one transaction; returns the ids stored."""
+        rows = [
+            (r.session_id, r.user_id, r.agent_name, r.display_name, r.channel_origin)
+            for r in records
+        ]
+        return await self.memory.call(_on_table(SessionTable.create_many), rows)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """A session by id, or None."""

@@ -88,6 +88,24 @@ class SessionTable:
             ).fetchone()  # fmt: skip
         return _record(row)
 
+    def create_many(self, rows: list[tuple[str, str, str, str | None, str]]) -> set[str]:
+        """Record several new sessions in one transaction (one fsync for a burst of hellos).
+
+        Each row is (session_id, user_id, agent_name, display_name, channel_origin). Returns
+        the ids created; an id already taken is skipped, not raised.
+        """
+        created: set[str] = set()
+        with self._db.write() as conn:
+            for row in rows:
+                cursor = conn.execute(
+                    "INSERT INTO gateway_sessions(session_id, user_id, agent_name, display_name, "
+                    "channel_origin) VALUES (?, ?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
+                    row,
+                )
+                if cursor.rowcount > 0:
+                    created.add(row[0])
+        return created
+
     def get_or_create(
         self, session_id: str, user_id: str, *, channel_origin: str = "tui"
     ) -> SessionRecord:

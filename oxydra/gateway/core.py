@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Protocol
 
 import msgspec
 
 from oxydra.config.schema import GatewayConfig
-from oxydra.core.errors import GatewayError
 from oxydra.core.ids import new_session_id
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
 from oxydra.core.spend import Spend
 from oxydra.core.stream import Progress, StreamItem, Text
+from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots, SingleFlight
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
 from oxydra.gateway._store import SessionRecords
@@ -43,14 +43,8 @@ from oxydra.wire.gateway import (
 
 _log = get_logger(__name__)
 TOUCH_EVERY_SECS = 30.0
-
-
-class RefusedError(GatewayError):
-    """A request the rules refuse; `code` is a stable reason for clients."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
+REMEMBERED_HELLOS = 10_000
+__all__ = ["GatewayCore", "NotificationOutbox", "RefusedError", "default_session_id"]
 
 
 class NotificationOutbox(Protocol):
@@ -81,16 +75,23 @@ class GatewayCore:
         *,
         approval_timeout_secs: float = 300,
         subscriber_capacity: int = 4096,
+        log_bytes: int = 1 << 20,
     ) -> None:
         self.runner = runner
         self.store = store
         self.config = config
         self.approvals = ApprovalBroker(approval_timeout_secs)
         self.subscriber_capacity = subscriber_capacity
+        self.log_bytes = log_bytes
         self._channels: dict[str, SessionChannel] = {}
         self._running: defaultdict[str, int] = defaultdict(int)
         self._touched: dict[str, float] = {}
-        self._lock = asyncio.Lock()
+        self._flight: SingleFlight[SessionChannel] = SingleFlight()
+        self._lookups: SingleFlight[SessionChannel | None] = SingleFlight()
+        self._slots = SessionSlots(store.count_active, config.max_sessions_per_user)
+        self._creates = CreateBatcher(store)
+        self._by_request: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._janitor: asyncio.Task[None] | None = None
         self.outbox: NotificationOutbox | None = None
 
     def load(self) -> dict[str, float]:
@@ -111,25 +112,72 @@ class GatewayCore:
         agent_name: str | None = None,
         display_name: str | None = None,
         channel_origin: str = "tui",
+        request_id: str | None = None,
     ) -> SessionChannel:
-        """Bind to a session: a new one, a named one (live or stored), or the default one."""
-        async with self._lock:
-            if create_new:
-                return await self._create(
-                    user_id, new_session_id(), agent_name, display_name, channel_origin
-                )
-            if session_id is None:
-                sid = default_session_id(user_id)
-                found = await self._find(user_id, sid)
-                return found or await self._create(
-                    user_id, sid, agent_name, display_name, channel_origin
-                )
-            found = await self._find(user_id, session_id)
-            if found is None:
-                raise RefusedError(
-                    f"session `{session_id}` not found for user `{user_id}`", "session_not_found"
-                )
+        """Bind to a session: a new one, a named one (live or stored), or the default one.
+
+        No lock is held across the store's round trips (see `_admission`). A create with a
+        `request_id` is idempotent: the same user repeating it (a client retrying a hello
+        that timed out) gets the session the first one created.
+        """
+        self._start_janitor()
+        if create_new:
+            if request_id is None:
+                return await self._create_new(user_id, agent_name, display_name, channel_origin)
+            known = self._by_request.get((user_id, request_id))
+            if known is not None and (found := await self._find(user_id, known)) is not None:
+                return found
+            return await self._flight.run(
+                ("new", user_id, request_id),
+                lambda: self._create_new(
+                    user_id, agent_name, display_name, channel_origin, request_id
+                ),
+            )
+        if session_id is None:
+            sid = default_session_id(user_id)
+            return await self._flight.run(
+                ("default", sid),
+                lambda: self._find_or_create(user_id, sid, agent_name, channel_origin),
+            )
+        found = await self._find(user_id, session_id)
+        if found is None:
+            raise RefusedError(
+                f"session `{session_id}` not found for user `{user_id}`", "session_not_found"
+            )
+        return found
+
+    async def _create_new(
+        self,
+        user_id: str,
+        agent_name: str | None,
+        display_name: str | None,
+        channel_origin: str,
+        request_id: str | None = None,
+    ) -> SessionChannel:
+        channel = await self._create(
+            user_id, new_session_id(), agent_name, display_name, channel_origin
+        )
+        if request_id is not None:
+            self._by_request[(user_id, request_id)] = channel.session_id
+            while len(self._by_request) > REMEMBERED_HELLOS:
+                self._by_request.popitem(last=False)
+        return channel
+
+    async def _find_or_create(
+        self, user_id: str, session_id: str, agent_name: str | None, channel_origin: str
+    ) -> SessionChannel:
+        found = await self._find(user_id, session_id)
+        if found is not None:
             return found
+        try:
+            return await self._create(user_id, session_id, agent_name, None, channel_origin)
+        except RefusedError as exc:
+            if exc.code != "session_exists":
+                raise
+            again = await self._find(user_id, session_id)  # created meanwhile elsewhere
+            if again is None:
+                raise
+            return again
 
     async def resolve(self, user_id: str, id_or_prefix: str) -> SessionChannel:
         """A session of the user by exact id or unique prefix."""
@@ -159,13 +207,20 @@ class GatewayCore:
 
     async def _find(self, user_id: str, session_id: str) -> SessionChannel | None:
         channel = self._channels.get(session_id)
-        if channel is not None:
-            return channel if channel.user_id == user_id else None
-        record = await self.store.get(session_id)
-        if record is None or record.user_id != user_id:
+        if channel is None:
+            channel = await self._lookups.run(("load", session_id), lambda: self._load(session_id))
+        if channel is None or channel.user_id != user_id:
             return None
-        channel = self._channel_from(record)
-        self._channels[session_id] = channel
+        channel.last_active = time.monotonic()
+        return channel
+
+    async def _load(self, session_id: str) -> SessionChannel | None:
+        record = await self.store.get(session_id)
+        if record is None:
+            return None
+        channel = self._channels.get(session_id)  # created while the store answered
+        if channel is None:
+            channel = self._channels[session_id] = self._channel_from(record)
         return channel
 
     async def _create(
@@ -176,11 +231,7 @@ class GatewayCore:
         display_name: str | None,
         channel_origin: str,
     ) -> SessionChannel:
-        if await self.store.count_active(user_id) >= self.config.max_sessions_per_user:
-            raise RefusedError(
-                f"maximum sessions reached (limit: {self.config.max_sessions_per_user})",
-                "session_limit",
-            )
+        await self._slots.reserve(user_id)
         record = SessionRecord(
             session_id=session_id,
             user_id=user_id,
@@ -188,14 +239,50 @@ class GatewayCore:
             display_name=display_name,
             channel_origin=channel_origin,
         )
-        await self.store.create(record)
-        channel = self._channel_from(record)
-        self._channels[session_id] = channel
+        stored = self._creates.submit(record)
+        stored.add_done_callback(
+            lambda f: self._slots.settle(
+                user_id, not f.cancelled() and f.exception() is None and f.result()
+            )
+        )
+        if not await asyncio.shield(stored):
+            raise RefusedError(f"session `{session_id}` already exists", "session_exists")
+        channel = self._channels[session_id] = self._channel_from(record)
         return channel
 
-    @staticmethod
-    def _channel_from(record: SessionRecord) -> SessionChannel:
+    # ---- eviction ------------------------------------------------------------------
+
+    def _start_janitor(self) -> None:
+        if self._janitor is None or self._janitor.done():
+            self._janitor = asyncio.create_task(self._sweep(), name="gateway-janitor")
+
+    async def _sweep(self) -> None:
+        ttl = self.config.session_idle_ttl_hours * 3600
+        while True:
+            await asyncio.sleep(min(60.0, max(0.25, ttl / 4)))
+            self.evict_idle(ttl)
+
+    def evict_idle(self, ttl_secs: float, now: float | None = None) -> int:
+        """Drop the in-memory state of sessions idle for `ttl_secs`; returns how many.
+
+        Idle means no client follows it and no turn runs. Its history stays in the store
+        and is loaded again when a client returns (with a new `epoch`: the frame log went).
+        """
+        cutoff = (time.monotonic() if now is None else now) - ttl_secs
+        gone = [sid for sid, c in self._channels.items() if c.idle and c.last_active <= cutoff]
+        forget = getattr(self.runner, "forget", None)
+        for session_id in gone:
+            del self._channels[session_id]
+            self._touched.pop(session_id, None)
+            if forget is not None:
+                forget(session_id)
+        for user_id in [u for u, n in self._running.items() if n == 0]:
+            del self._running[user_id]
+        return len(gone)
+
+    def _channel_from(self, record: SessionRecord) -> SessionChannel:
         return SessionChannel(
+            log_bytes=self.log_bytes,
             user_id=record.user_id,
             session_id=record.session_id,
             agent_name=record.agent_name,
@@ -206,11 +293,11 @@ class GatewayCore:
     # ---- subscriptions -------------------------------------------------------------
 
     def subscribe(
-        self, channel: SessionChannel, last_seq: int | None
+        self, channel: SessionChannel, last_seq: int | None, epoch: str | None = None
     ) -> tuple[Subscriber, list[bytes], bool]:
         """A bounded subscriber plus the frames to replay first (see `_hub`)."""
         subscriber = Subscriber(self.subscriber_capacity)
-        replay, gap = channel.subscribe(subscriber, last_seq)
+        replay, gap = channel.subscribe(subscriber, last_seq, epoch)
         return subscriber, replay, gap
 
     # ---- notifications -------------------------------------------------------------
@@ -392,6 +479,8 @@ class GatewayCore:
 
     async def shutdown(self) -> None:
         """Cancel every turn and wait for them to end."""
+        if self._janitor is not None:
+            self._janitor.cancel()
         tasks = [c.task for c in self._channels.values() if c.task]
         for task in tasks:
             task.cancel()

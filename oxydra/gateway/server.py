@@ -20,7 +20,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from oxydra.core.errors import GatewayError
+from oxydra.core.errors import GatewayError, OxydraError
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
 from oxydra.gateway._hub import SessionChannel, Subscriber
@@ -54,6 +54,7 @@ _log = get_logger(__name__)
 HELLO_TIMEOUT_SECS = 30
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 CLOSE_LAGGING = 4008
+LAGGING_CLOSE_SECS = 120
 MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES, MAX_TOTAL_BYTES = 4, 10 * 2**20, 40 * 2**20
 
 
@@ -136,7 +137,6 @@ class _Connection:
         self.channel: SessionChannel | None = None
         self.subscriber: Subscriber | None = None
         self.pump: asyncio.Task[None] | None = None
-        self._closer: asyncio.Future[None] | None = None
 
     async def send(self, frame: TaggedFrame) -> None:
         await self.ws.send(encode_frame(frame).decode())
@@ -159,9 +159,10 @@ class _Connection:
                 continue
             try:
                 await self._dispatch(frame)
-            except GatewayError as exc:
+            except OxydraError as exc:  # a refusal, or the store failing: said, not a drop
+                default = "refused" if isinstance(exc, GatewayError) else "internal"
                 await self.error(
-                    exc.message, getattr(frame, "request_id", None), getattr(exc, "code", "refused")
+                    str(exc), getattr(frame, "request_id", None), getattr(exc, "code", default)
                 )
 
     async def _handshake(self) -> Hello | None:
@@ -189,9 +190,12 @@ class _Connection:
             return None
         try:
             channel = await self.core.open_session(
-                self.user_id, frame.session_id, create_new=frame.create_new_session
+                self.user_id,
+                frame.session_id,
+                create_new=frame.create_new_session,
+                request_id=frame.request_id,
             )
-        except GatewayError as exc:
+        except OxydraError as exc:
             await self._refuse(exc.message, frame.request_id)
             return None
         request_id = frame.request_id
@@ -204,7 +208,9 @@ class _Connection:
                 session=c.ref,
                 active_turn=c.active_turn,
                 seq=c.seq,
+                epoch=c.epoch,
             ),
+            frame.epoch,
         )
         await self.core.deliver_pending(channel)
         return frame
@@ -218,35 +224,44 @@ class _Connection:
         channel: SessionChannel,
         last_seq: int | None,
         ack: Callable[[SessionChannel], TaggedFrame],
+        epoch: str | None = None,
     ) -> None:
         """Follow `channel`: acknowledge, replay what the client missed, then stream live."""
         self.detach()
         self.channel = channel
-        subscriber, replay, gap = self.core.subscribe(channel, last_seq)
-        subscriber.on_overflow = self._lagging
+        subscriber, replay, gap = self.core.subscribe(channel, last_seq, epoch)
         self.subscriber = subscriber
         await self.send(ack(channel))
         if gap:
             await self.error(
-                "some frames are no longer kept; showing the last result", None, "replay_gap"
+                "some frames are no longer kept; replaying what is", None, "replay_gap"
             )
         for data in replay:
             await self.ws.send(data.decode())
         self.pump = asyncio.create_task(self._pump(subscriber))
 
     async def _pump(self, subscriber: Subscriber) -> None:
-        """Send the subscriber's frames in order until the connection or subscription ends."""
+        """Send the subscriber's frames in order until the connection or subscription ends.
+
+        A subscriber that overflowed gets what it had queued, then a 4008 close.
+        """
         try:
             while True:
+                if subscriber.overflowed.is_set() and subscriber.queue.empty():
+                    await self._close_lagging()
+                    return
                 await self.ws.send((await subscriber.queue.get()).decode())
         except ConnectionClosed:
             return
 
-    def _lagging(self) -> None:
-        """The subscriber fell behind: close, so the client reconnects with `last_seq`."""
-        self._closer = asyncio.ensure_future(
-            self.ws.close(CLOSE_LAGGING, "too slow: reconnect with last_seq")
-        )
+    async def _close_lagging(self) -> None:
+        """Close with 4008 so the client reconnects with `last_seq` and is replayed the rest.
+
+        The close frame queues behind what is already buffered for the slow client, so it is
+        given `LAGGING_CLOSE_SECS` to read up to it before the connection is dropped.
+        """
+        self.ws.close_timeout = LAGGING_CLOSE_SECS
+        await self.ws.close(CLOSE_LAGGING, "too slow: reconnect with last_seq")
 
     def detach(self) -> None:
         if self.pump is not None:
@@ -294,6 +309,7 @@ class _Connection:
                     create_new=True,
                     agent_name=frame.agent_name,
                     display_name=frame.display_name,
+                    request_id=frame.request_id,
                 )
                 request_id = frame.request_id
                 await self._attach(
@@ -304,6 +320,7 @@ class _Connection:
                         session=c.ref,
                         agent_name=c.agent_name,
                         display_name=c.display_name,
+                        epoch=c.epoch,
                     ),
                 )
             case ListSessions():
@@ -318,7 +335,11 @@ class _Connection:
                     target,
                     None,
                     lambda c: SessionSwitched(
-                        request_id=request_id, session=c.ref, active_turn=c.active_turn, seq=c.seq
+                        request_id=request_id,
+                        session=c.ref,
+                        active_turn=c.active_turn,
+                        seq=c.seq,
+                        epoch=c.epoch,
                     ),
                 )
             case ApprovalResponse():

@@ -29,6 +29,33 @@ from oxydra.core import MemoryStoreError
 Row = tuple[Any, ...]
 
 
+EMPTY_GRACE_SECS = 2.0
+
+
+def _refuse_empty(path: Path) -> None:
+    """A zero-length file where a database should be was truncated: never start it afresh.
+
+    SQLite would open it as a new, empty database and every stored session, memory and
+    schedule would silently be gone; a missing file is different (a first start). Another
+    process creating the file this instant has it empty for a few milliseconds, so an empty
+    file is given `EMPTY_GRACE_SECS` to gain its header before it is refused.
+    """
+    deadline = time.monotonic() + EMPTY_GRACE_SECS
+    while True:
+        try:
+            empty = path.stat().st_size == 0
+        except OSError:
+            return
+        if not empty or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if empty:
+        raise MemoryStoreError(
+            f"memory database {path} is empty (0 bytes): it was truncated, so its data is gone "
+            "from this file; restore it from a backup, or delete it to start with an empty store"
+        )
+
+
 def translate_error(exc: sqlite3.Error, path: Path) -> MemoryStoreError:
     """The `MemoryStoreError` that tells the operator what went wrong with `path`."""
     text = str(exc)
@@ -69,6 +96,7 @@ class Database:
             raise MemoryStoreError(
                 f"cannot create the directory of memory database {path}: {exc}"
             ) from exc
+        _refuse_empty(path)
         with self.errors():
             self._conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
         try:

@@ -8,7 +8,8 @@ Rules:
    "equal jitter": half the delay plus a uniform random share of the other half, so concurrent
    clients spread out while never retrying sooner than half the backoff.
 3. A `Retry-After` the provider sent is honoured as a minimum delay. When it asks for longer
-   than `max_retry_after` seconds, waiting is pointless: the route is given up at once.
+   than `max_retry_after` seconds, or than `attempt_timeout` (the turn's patience for an
+   answer), waiting is pointless: the route is given up at once, and the error says so.
 4. A stream is retried only until its first item reached the consumer. A stream whose first
    item is `ConnectionLost` counts as a transport failure (nothing was delivered), and the
    route's next attempt asks for a whole answer (`complete`), whose items are then streamed:
@@ -152,6 +153,13 @@ class ReliableProvider:
         retry_after = error.retry_after if isinstance(error, ProviderHTTPError) else None
         if retry_after is not None:
             if retry_after > self.max_retry_after:
+                return False
+            if self.attempt_timeout is not None and retry_after > self.attempt_timeout:
+                error.hint = (
+                    f"rate limited: the provider asks to retry after {retry_after:g}s, longer "
+                    f"than turn_timeout_secs ({self.attempt_timeout:g}s) allows; send again "
+                    "later, or raise turn_timeout_secs"
+                )
                 return False
             delay = max(delay, retry_after)
         name, model = route.label(context)

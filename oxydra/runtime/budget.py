@@ -10,6 +10,10 @@ Theory of operation:
 3. Units are taken newest first while they fit; the first unit that does not fit ends the
    fill, so what is sent is always a contiguous recent stretch.
 4. The newest unit (holding the user's latest message) must fit, else the turn cannot run.
+5. Counting is the costly part (seconds for megabytes), so it runs off the event loop, and
+   input whose bytes alone prove it cannot fit is refused before any counting: no token of
+   the shipped encodings is longer than `MAX_TOKEN_BYTES` bytes, so `bytes / MAX_TOKEN_BYTES`
+   is a lower bound of the tokens.
 """
 
 from __future__ import annotations
@@ -22,9 +26,27 @@ from oxydra.core.errors import AgentError
 from oxydra.core.messages import FunctionDecl, Message
 from oxydra.runtime.tokens import TokenCounter, message_tokens, tools_tokens
 
+MAX_TOKEN_BYTES = 128
+"""The longest token of cl100k_base and o200k_base, in bytes (checked in tests)."""
+
 
 class ContextTooSmallError(AgentError):
     """The newest message alone does not fit the model's context window."""
+
+
+def refuse_by_bytes(size: int, room: int, max_context_tokens: int, what: str) -> None:
+    """Refuse `size` bytes that cannot fit `room` tokens whatever they say, without counting.
+
+    Raises:
+        ContextTooSmallError: at least `size / MAX_TOKEN_BYTES` tokens exceed `room`.
+    """
+    if size > max(room, 0) * MAX_TOKEN_BYTES:
+        raise ContextTooSmallError(
+            f"{what} is {size:,} bytes: at least {size // MAX_TOKEN_BYTES:,} tokens, more than "
+            f"the {max(room, 0):,} tokens left in the model's context window "
+            f"({max_context_tokens:,} tokens)",
+            hint="shorten the message or choose a model with a larger context window",
+        )
 
 
 class WindowPlan(msgspec.Struct, frozen=True, kw_only=True):

@@ -51,6 +51,10 @@ class CostLedger:
         """Add a nested agent's spend (already priced by its own ledger) to a session."""
         self._sessions.setdefault(session_id, Spend()).absorb(spend)
 
+    def forget(self, session_id: str) -> None:
+        """Drop an evicted session's totals (in-memory only: they never survived a restart)."""
+        self._sessions.pop(session_id, None)
+
     def session(self, session_id: str) -> Spend:
         """Totals of a session so far (zeros if it has made no call)."""
         return msgspec.structs.replace(self._sessions.get(session_id, Spend()))

@@ -34,7 +34,13 @@ from oxydra.core.stream import (
 from oxydra.providers import Provider
 from oxydra.runtime import decide as d
 from oxydra.runtime.api import Approver, EventSink, TurnOutcome, TurnRequest
-from oxydra.runtime.budget import ContextTooSmallError, WindowPlan, plan_window
+from oxydra.runtime.budget import (
+    ContextTooSmallError,
+    WindowPlan,
+    history_units,
+    plan_window,
+    refuse_by_bytes,
+)
 from oxydra.runtime.calls import TurnCalls
 from oxydra.runtime.conversation import (
     Conversation,
@@ -115,6 +121,18 @@ class AgentRuntime:
         self._conversations[session_id] = conversation
         return conversation
 
+    def forget(self, session_id: str) -> bool:
+        """Drop an idle session's in-memory state (it is loaded from the store when needed).
+
+        A session whose turn holds its lock is kept; returns whether it was dropped.
+        """
+        lock = self._locks.get(session_id)
+        if lock is not None and lock.locked():
+            return False
+        self._locks.pop(session_id, None)
+        self.ledger.forget(session_id)
+        return self._conversations.pop(session_id, None) is not None
+
     async def _persist(self, conversation: Conversation) -> None:
         pending = conversation.unstored()
         if self.store is not None and pending:
@@ -127,6 +145,10 @@ class AgentRuntime:
         self, request: TurnRequest, sink: EventSink, approver: Approver | None = None
     ) -> TurnOutcome:
         """Run one user turn to its end (TurnRunner protocol). Cancel by cancelling the task."""
+        try:
+            self._refuse_oversized(request)
+        except ContextTooSmallError as exc:  # refused before it is stored: the session lives on
+            return TurnOutcome(reason="context_too_small", detail=str(exc))
         lock = self._locks.setdefault(request.session_id, asyncio.Lock())
         async with lock:
             conversation = await self.conversation(request.session_id, request.user_id)
@@ -175,6 +197,21 @@ class AgentRuntime:
                 outcome = await self._guarded(conversation, tool_ctx, sink, calls)
                 observed["outcome"] = outcome.reason
                 return outcome
+
+    def _refuse_oversized(self, request: TurnRequest) -> None:
+        """A prompt too large for the context by its bytes alone never enters the history."""
+        max_context, room = self._room()
+        size = len(request.prompt.encode("utf-8", "surrogatepass"))
+        refuse_by_bytes(size, room, max_context, "the message")
+
+    def _room(self) -> tuple[int, int]:
+        """The model's context window and the tokens left of it for input."""
+        caps = self.provider.capabilities()
+        budget = self.config.context_budget
+        max_context = caps.max_context_tokens or budget.fallback_max_context_tokens
+        max_output = self.config.max_output_tokens or caps.max_output_tokens
+        reserved = min(max_output or 0, max_context // 4)
+        return max_context, max_context - budget.safety_buffer_tokens - reserved
 
     async def _guarded(
         self,
@@ -292,14 +329,27 @@ class AgentRuntime:
         # room in bytes fits in tokens; the tokenizer is not even loaded.
         prompt_tokens = _json_bytes(messages, tools)
         if prompt_tokens > room * budget.trigger_ratio:
+            units = history_units(history)
+            if units:
+                newest = len(_json.encode(units[-1]))
+                refuse_by_bytes(newest, room, max_context, "the latest message")
             counter = await self._token_counter()
-            plan = self._plan(counter, fixed, history, tools, max_context, reserved)
+            # Counting megabytes takes seconds: off the loop, so other sessions go on.
+            plan = await asyncio.to_thread(
+                self._plan, counter, fixed, list(history), tools, max_context, reserved
+            )
             if plan.fill_ratio > budget.trigger_ratio and await self._summarise(
                 conversation, counter, plan.budget_tokens - plan.fixed_tokens, sink, calls
             ):
                 fixed = await self._fixed_messages(conversation, state)
-                plan = self._plan(
-                    counter, fixed, conversation.live_history(), tools, max_context, reserved
+                plan = await asyncio.to_thread(
+                    self._plan,
+                    counter,
+                    fixed,
+                    conversation.live_history(),
+                    tools,
+                    max_context,
+                    reserved,
                 )
             messages = plan.messages
             prompt_tokens = plan.fixed_tokens + plan.history_tokens
@@ -383,7 +433,7 @@ class AgentRuntime:
         if len(live) < self.config.summarization.min_turns:
             return False
         target = int(room * self.config.summarization.target_ratio)
-        cut = choose_cut(live, counter, target)
+        cut = await asyncio.to_thread(choose_cut, live, counter, target)
         if cut <= 0:
             return False
         await sink(self._progress(RollingSummary(), "Summarising older history", calls.state))

@@ -13,6 +13,11 @@ Theory of operation (the store applies these inside one transaction):
    schedule at `auto_disable_after_failures`), `cancelled`/`interrupted` leave it.
 4. Stored instants are whole seconds; a next run is rounded *up* so that a schedule is
    never due before its time.
+5. Clock jumps (`retimed`): an interval follows elapsed time, so its next run moves with a
+   jump the executor measured against the monotonic clock; a cron follows the wall clock, so
+   a next run later than the cron's next firing from now (the clock went back) is pulled in
+   to that firing; a `once` keeps its instant. Whatever was measured, an interval's next run
+   is never more than one interval away (start-up cannot measure a jump made while down).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from oxydra.scheduler.cadence import format_instant, next_run, validate, zone
 from oxydra.scheduler.types import (
     Cadence,
     Cron,
+    Interval,
     RunStatus,
     ScheduleDefinition,
     SchedulePatch,
@@ -58,6 +64,22 @@ def first_run(cadence: Cadence, now: datetime) -> str:
     if found is None:
         raise SchedulerError("this cadence has no future run; give a time in the future")
     return stamp_up(found)
+
+
+def retimed(cadence: Cadence, current: datetime, now: datetime, jump_secs: float) -> str | None:
+    """The next run after a wall-clock jump of `jump_secs` (rule 5); None when unchanged."""
+    match cadence:
+        case Interval(every_secs=secs):
+            wanted = min(current + timedelta(seconds=jump_secs), now + timedelta(seconds=secs))
+        case Cron():
+            upcoming = next_run(cadence, now)
+            if upcoming is None or upcoming >= current:
+                return None
+            wanted = upcoming
+        case _:
+            return None
+    text = stamp_up(wanted)
+    return None if text == stamp_up(current) else text
 
 
 def apply_patch(

@@ -140,6 +140,10 @@ class ScheduleStore:
         """The earliest next run of any active schedule (stored RFC 3339 text)."""
         return await self._memory.call(_on_table(ScheduleTable.next_due_at))
 
+    async def retime(self, now: datetime, jump_secs: float = 0.0) -> int:
+        """Move next runs after a wall-clock jump (see `_rules.retimed`)."""
+        return await self._memory.call(_on_table(ScheduleTable.retime), now, jump_secs)
+
     async def claim_run(
         self, schedule_id: str, now: datetime, run_id: str | None = None
     ) -> tuple[str, ScheduleDefinition] | None:

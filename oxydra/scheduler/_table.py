@@ -30,7 +30,15 @@ import msgspec
 
 from oxydra.core.errors import SchedulerError
 from oxydra.memory import Database
-from oxydra.scheduler._rules import after_run, apply_patch, slice_output, stamp, summarize
+from oxydra.scheduler._rules import (
+    after_run,
+    apply_patch,
+    retimed,
+    slice_output,
+    stamp,
+    summarize,
+)
+from oxydra.scheduler.cadence import parse_instant
 from oxydra.scheduler.types import (
     Cadence,
     OutputChunk,
@@ -243,6 +251,25 @@ class ScheduleTable:
             "WHERE status = 'active' AND next_run_at IS NOT NULL"
         )
         return row[0] if row else None
+
+    def retime(self, now: datetime, jump_secs: float) -> int:
+        """Move next runs after a wall-clock jump (`_rules.retimed`); returns how many moved."""
+        moved = 0
+        with self._db.write() as conn:
+            rows = conn.execute(
+                "SELECT schedule_id, cadence_json, next_run_at FROM schedules "
+                "WHERE status = 'active' AND next_run_at IS NOT NULL"
+            ).fetchall()
+            for schedule_id, cadence_json, next_run_at in rows:
+                cadence = _cadence_decoder.decode(cadence_json)
+                wanted = retimed(cadence, parse_instant(next_run_at), now, jump_secs)
+                if wanted is not None:
+                    conn.execute(
+                        "UPDATE schedules SET next_run_at = ? WHERE schedule_id = ?",
+                        (wanted, schedule_id),
+                    )
+                    moved += 1
+        return moved
 
     def claim_run(self, schedule_id: str, run_id: str, now: datetime) -> ScheduleDefinition | None:
         """Start a run of a due schedule (rule 3); None when it is no longer due or running."""

@@ -22,6 +22,10 @@ Theory of operation:
    person is told it was cut short and which tool calls it had made. A schedule that fell
    due while the process was down is due once, and runs once.
 5. Shutdown (`aclose`) cancels the runs in flight and records them as `interrupted`.
+6. Clock jumps. Each poll compares how far the wall clock moved with how far the monotonic
+   clock did; a difference over `JUMP_TOLERANCE_SECS` is a jump, and the store re-times next
+   runs (`_rules.retimed`: intervals move with the jump, crons follow the wall clock).
+   Start-up applies the same rule with an unknown jump (only its bounds).
 
 Clock and sleep are injected, so tests drive the executor tick by tick without sleeping.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -59,6 +64,7 @@ _log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
+JUMP_TOLERANCE_SECS = 5.0
 
 
 def utc_now() -> datetime:
@@ -122,6 +128,7 @@ class SchedulerExecutor:
         sleep: Sleep = asyncio.sleep,
         timeout_secs: float = 600.0,
         tool_tier: Callable[[str], SafetyTier | None] = lambda _name: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -131,6 +138,8 @@ class SchedulerExecutor:
         self.sleep = sleep
         self.timeout_secs = timeout_secs
         self.tool_tier = tool_tier
+        self.monotonic = monotonic
+        self._last_seen: tuple[datetime, float] | None = None
         self.runs: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -190,6 +199,7 @@ class SchedulerExecutor:
             )
             if not retry and config.on_interrupted == "retry_if_clean":
                 await self._send(definition, interrupted_notice(definition, calls))
+        await self.store.retime(now)
         return finished
 
     async def _calls_of(self, schedule_id: str, started_at: str) -> list[ToolCall]:
@@ -200,12 +210,27 @@ class SchedulerExecutor:
             return [ToolCall(id="?", name="(events unreadable)")]
         return [call for message in messages for call in message.tool_calls]
 
+    async def _follow_clock(self, now: datetime) -> None:
+        """Re-time next runs when the wall clock jumped since the last poll (rule 6)."""
+        mono = self.monotonic()
+        last, self._last_seen = self._last_seen, (now, mono)
+        if last is None:
+            return
+        jump = (now - last[0]).total_seconds() - (mono - last[1])
+        if abs(jump) > JUMP_TOLERANCE_SECS:
+            moved = await self.store.retime(now, jump)
+            _log.warning(
+                "the wall clock jumped; re-timed schedules",
+                extra={"oxy": {"jump_s": round(jump, 1), "moved": moved}},
+            )
+
     async def tick(self) -> list[str]:
         """Claim and start due schedules up to the free slots; returns the new run ids."""
         room = self.config.max_concurrent - len(self.runs)
         if room <= 0:
             return []
         now = self.clock()
+        await self._follow_clock(now)
         started: list[str] = []
         for schedule in await self.store.due(now, room):
             claimed = await self.store.claim_run(schedule.schedule_id, now)

@@ -1,10 +1,13 @@
 """A gateway client that reconnects by itself and never loses a frame.
 
-It keeps the last sequence number seen per session and sends it in `hello` when it
-reconnects, so the server replays exactly what was missed. Reconnects back off
-exponentially (base 250 ms, cap 5 s) with jitter drawn uniformly from [d/2, d], as the
-Rust TUI does. Frames go to the application through a queue; connection changes arrive
-there too, as `ConnectionState` items.
+It keeps the last sequence number seen per session, and the `epoch` it belongs to, and
+sends both in `hello` when it reconnects, so the server replays exactly what was missed. An
+ack with another epoch (the `vm` restarted, or evicted the idle session) starts the count
+again from 0: the old numbers mean nothing there. A create-session hello keeps its
+`request_id` until acknowledged, so a retry after a timeout never creates a second session.
+Reconnects back off exponentially (base 250 ms, cap 5 s) with jitter drawn uniformly from
+[d/2, d], as the Rust TUI does. Frames go to the application through a queue; connection
+changes arrive there too, as `ConnectionState` items.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class GatewayClient:
         self.create_new_session = create_new_session
         self.events: asyncio.Queue[ServerFrame | ConnectionState] = asyncio.Queue()
         self.last_seq: dict[str, int] = {}
+        self.epochs: dict[str, str] = {}
+        self._hello_id = uuid.uuid4().hex
         self._delay = delay or backoff_delays()
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -125,12 +130,13 @@ class GatewayClient:
         except (OSError, WebSocketException, TimeoutError) as exc:
             raise GatewayError(f"cannot reach the gateway at {self.endpoint}: {exc}") from exc
         hello = Hello(
-            request_id=uuid.uuid4().hex,
+            request_id=self._hello_id,
             protocol_version=PROTOCOL_VERSION,
             user_id=self.user_id,
             session_id=self.session_id,
             create_new_session=self.create_new_session and self.session_id is None,
             last_seq=self.last_seq.get(self.session_id or ""),
+            epoch=self.epochs.get(self.session_id or ""),
         )
         try:
             await ws.send(encode_frame(hello).decode())
@@ -145,6 +151,7 @@ class GatewayClient:
             await ws.close()
             raise GatewayError(f"expected hello_ack, got {type(frame).__name__}")
         self._ws = ws
+        self._hello_id = uuid.uuid4().hex
         self._remember(frame)
         return frame
 
@@ -152,14 +159,11 @@ class GatewayClient:
         if isinstance(frame, HelloAck | SessionSwitched | SessionCreated):
             # Acks name the session and its current number, but are not logged frames:
             # counting their seq as seen would skip the catch-up replay that follows.
-            # A number below what we saw means the vm restarted and numbers from 1 again:
-            # forget ours, or every new frame would be dropped as already seen.
-            key = frame.session.session_id
-            seq = getattr(frame, "seq", None)
-            if seq is not None and seq < self.last_seq.get(key, 0):
-                self.last_seq[key] = seq
-            self.session_id = key
+            key = self.session_id = frame.session.session_id
             self.create_new_session = False
+            if frame.epoch is not None and self.epochs.get(key) != frame.epoch:
+                self.epochs[key] = frame.epoch
+                self.last_seq[key] = 0
             return
         seq = getattr(frame, "seq", None)
         session = getattr(frame, "session", None)

@@ -6,6 +6,8 @@ one works with the other. What we add is optional and ignorable by old peers:
 * `seq` on session-scoped server frames: a per-session sequence number;
 * `last_seq` in `hello`: the last number the client saw, so the server replays exactly the
   frames it missed;
+* `epoch` in `hello_ack` / `session_switched` / `session_created` (and echoed in `hello`):
+  which numbering `seq` belongs to; a new epoch (a restarted `vm`) starts again at 1;
 * `approval_request` / `approval_response`: the tool registry's approval hook asks the user;
 * `code` on `error`: a stable machine-readable reason (`turn_limit`, `bad_frame`, ...);
 * `traceparent` on `send_turn`: the caller's W3C trace context, so the turn's spans join the
@@ -69,6 +71,7 @@ class Hello(TaggedFrame):
     session_id: str | None = None
     create_new_session: bool = False
     last_seq: int | None = None
+    epoch: str | None = None
 
 
 class SendTurn(TaggedFrame):
@@ -166,6 +169,7 @@ class HelloAck(TaggedFrame):
     session: GatewaySession
     active_turn: TurnStatus | None = None
     seq: int | None = None
+    epoch: str | None = None
 
 
 class TurnStarted(TaggedFrame):
@@ -284,6 +288,7 @@ class SessionCreated(TaggedFrame):
     session: GatewaySession
     agent_name: str
     display_name: str | None = None
+    epoch: str | None = None
 
 
 class SessionSummary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -314,6 +319,7 @@ class SessionSwitched(TaggedFrame):
     session: GatewaySession
     active_turn: TurnStatus | None = None
     seq: int | None = None
+    epoch: str | None = None
 
 
 class MediaFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

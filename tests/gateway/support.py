@@ -100,7 +100,8 @@ async def client(
         max_queue=max_queue,
         max_size=max_size,
     )
-    await send(ws, g.Hello(request_id="h", protocol_version=2, user_id=user, **hello))
+    hello.setdefault("request_id", uuid.uuid4().hex)
+    await send(ws, g.Hello(protocol_version=2, user_id=user, **hello))
     ack = await recv(ws)
     assert isinstance(ack, g.HelloAck), ack
     return ws, ack

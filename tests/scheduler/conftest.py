@@ -33,12 +33,19 @@ class FakeClock:
 
     def __init__(self, now: datetime = T0) -> None:
         self.now = now
+        self.elapsed = 0.0
 
     def __call__(self) -> datetime:
         return self.now
 
+    def monotonic(self) -> float:
+        """Elapsed time moves with `advance` (the wall clock never jumps here)."""
+        return self.elapsed
+
     def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
+        step = timedelta(**delta)
+        self.now += step
+        self.elapsed += step.total_seconds()
         return self.now
 
 

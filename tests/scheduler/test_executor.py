@@ -73,7 +73,13 @@ def executor(
     store: ScheduleStore, rt: Any, clock: FakeClock, notices: Notices | None = None, **config: Any
 ) -> SchedulerExecutor:
     return SchedulerExecutor(
-        store, rt, scheduler_config(**config), notifier=notices, clock=clock, timeout_secs=30
+        store,
+        rt,
+        scheduler_config(**config),
+        notifier=notices,
+        clock=clock,
+        monotonic=clock.monotonic,
+        timeout_secs=30,
     )
 
 
@@ -241,7 +247,9 @@ class TestFailures:
     ) -> None:
         provider = GatedProvider([reply("never sent")])
         rt = runtime(provider)
-        ex = SchedulerExecutor(store, rt, scheduler_config(), clock=clock, timeout_secs=0.01)
+        ex = SchedulerExecutor(
+            store, rt, scheduler_config(), clock=clock, monotonic=clock.monotonic, timeout_secs=0.01
+        )
         created = await make_schedule(store, clock.now)
         clock.advance(hours=1)
         await run_due(ex)
@@ -523,6 +531,7 @@ class TestLoop:
             runtime(provider),
             scheduler_config(poll_interval_secs=15),
             clock=clock,
+            monotonic=clock.monotonic,
             sleep=sleep,
         )
         await make_schedule(store, clock.now, cadence=Interval(every_secs=100))
