@@ -62,12 +62,25 @@ def _prepare_path() -> None:
     target = os.path.join(_cache_root(), BUILD_ID)
     try:
         used = os.stat(target).st_mtime
-    except FileNotFoundError:
-        _unpack_native(archive, target)
+    except (FileNotFoundError, NotADirectoryError):
+        try:
+            _unpack_native(archive, target)
+        except OSError as exc:  # HOME=/nonexistent for a service account, a read-only disk
+            where = os.path.dirname(target)
+            reason = exc.strerror or exc
+            print(
+                f"oxydra.pyz: cannot unpack its native packages into {where}: {reason}; "
+                "set OXYDRA_PYZ_CACHE to a writable directory",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         _prune(os.path.dirname(target))
     else:
         if time.time() - used > TOUCH_AFTER_SECS:
-            os.utime(target)
+            try:
+                os.utime(target)
+            except OSError:  # a shared, read-only cache prepared by someone else
+                pass
     sys.path.insert(1, target)
 
 

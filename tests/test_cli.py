@@ -93,6 +93,19 @@ class TestConfigCommand:
         out = run(["config", "check"], tmp_path)
         assert out.returncode == 1 and "OPENAI_API_KEY" in out.stdout
 
+    def test_check_also_checks_the_runner_toml_and_names_its_file_once(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / ".oxydra").mkdir()
+        runner_toml = tmp_path / ".oxydra" / "runner.toml"
+        runner_toml.write_text("[users.bob]\nconfig_path = 5\n")
+        out = run(["config", "check"], tmp_path, {"OPENAI_API_KEY": "sk-x"})
+        assert out.returncode == 1, out.stdout
+        assert "users.bob.config_path" in out.stdout and "expected str" in out.stdout
+        assert out.stdout.count(str(runner_toml)) == 1
+        status = run(["runner", "--insecure", "status"], tmp_path)
+        assert status.stderr.count(str(runner_toml)) == 1, status.stderr
+
     def test_show_and_check_say_what_the_shell_will_be(self, tmp_path: Path) -> None:
         from oxydra.security._landlock import landlock_abi
 

@@ -158,6 +158,21 @@ def test_inside_the_archive_a_missing_extra_means_a_rebuild_not_pip(
     assert "build_pyz.py --with embed" in out.stdout and "pip install" not in out.stdout
 
 
+def test_an_unwritable_cache_is_a_clear_error_naming_the_dir_and_the_fix(
+    pyz: Path, tmp_path: Path
+) -> None:
+    # A service account's HOME often does not exist or is not writable (HOME=/nonexistent).
+    # A file where the cache dir should be fails even for root, who ignores permissions.
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.write_text("not a directory")
+    work.mkdir()
+    out = _run(pyz, ["--version"], home, work)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert str(home / ".cache" / "oxydra" / "pyz") in out.stderr
+    assert "OXYDRA_PYZ_CACHE" in out.stderr
+
+
 def test_archive_bundles_the_otel_extra_and_exports_from_inside_itself(
     pyz: Path, tmp_path: Path
 ) -> None:

@@ -16,12 +16,14 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, NoReturn
 
 import msgspec
 
 from oxydra.core.ids import new_session_id
-from oxydra.core.stream import Progress, StreamItem, Text
+from oxydra.core.stream import Progress, StreamItem, Text, ToolExecution
 from oxydra.core.terminal import TerminalStream, terminal_safe
 from oxydra.runtime import TurnOutcome, TurnRequest
 
@@ -35,11 +37,16 @@ _json = msgspec.json.Encoder()
 
 
 class _Printer:
-    """Streams items to the terminal or as JSON lines."""
+    """Streams items to the terminal or as JSON lines.
+
+    Text from the model call after a tool round starts on a new line, so "Let me look." and
+    the answer that follows the tool do not run together.
+    """
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.ended_with_newline = True
+        self.tools_ran = False
         self._text = TerminalStream()  # model text never reaches the terminal raw
 
     async def __call__(self, item: StreamItem) -> None:
@@ -48,12 +55,18 @@ class _Printer:
             sys.stdout.flush()
         elif isinstance(item, Text):
             shown = self._text.feed(item.text)
+            if not shown:
+                return
+            if self.tools_ran and not self.ended_with_newline:
+                sys.stdout.write("\n")
+            self.tools_ran = False
             sys.stdout.write(shown)
             sys.stdout.flush()
-            if shown:
-                self.ended_with_newline = shown.endswith("\n")
-        elif isinstance(item, Progress) and sys.stderr.isatty():
-            sys.stderr.write(f"\x1b[2m{terminal_safe(item.message)}\x1b[0m\n")
+            self.ended_with_newline = shown.endswith("\n")
+        elif isinstance(item, Progress):
+            self.tools_ran = self.tools_ran or isinstance(item.kind, ToolExecution)
+            if sys.stderr.isatty():
+                sys.stderr.write(f"\x1b[2m{terminal_safe(item.message)}\x1b[0m\n")
 
     def finish(self, outcome: TurnOutcome, session_id: str) -> None:
         if self.as_json:
@@ -99,11 +112,17 @@ def default_user(explicit: str | None) -> str:
 
 
 def _question(args: argparse.Namespace) -> str:
-    if args.question:
-        return str(args.question)
-    if sys.stdin.isatty():
-        raise SystemExit("oxydra ask: give a question, or pipe one on stdin")
-    return sys.stdin.read()
+    if args.question is None and sys.stdin.isatty():
+        _usage("give a question, or pipe one on stdin")
+    question = str(args.question) if args.question is not None else sys.stdin.read()
+    if not question.strip():  # providers refuse an empty user message, and it would be kept
+        _usage("the question is empty")
+    return question
+
+
+def _usage(problem: str) -> NoReturn:
+    print(f"oxydra ask: {problem}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def run_ask(args: argparse.Namespace) -> int:
@@ -154,6 +173,13 @@ async def _ask_turn(
         config, user_id=user, workspace=workspace, environ=dict(os.environ)
     )
     session = args.session or new_session_id()
+    async with _one_turn_at_a_time(workspace, session if args.session else None):
+        return await _turn(services, user, session, question, args)
+
+
+async def _turn(
+    services: Any, user: str, session: str, question: str, args: argparse.Namespace
+) -> int:
     printer = _Printer(args.json)
     request = TurnRequest(
         user_id=user, session_id=session, turn_id=new_session_id(), prompt=question, channel="cli"
@@ -173,6 +199,33 @@ async def _ask_turn(
     if cut_off(outcome):
         return EXIT_CUT_OFF
     return EXIT.get(outcome.reason, 3)
+
+
+@contextlib.asynccontextmanager
+async def _one_turn_at_a_time(workspace: Path, session: str | None) -> AsyncIterator[None]:
+    """Hold the session's lock file while its turn runs, across processes.
+
+    Two `ask --session X` at once would interleave their messages into one history (a tool
+    result after a plain answer), which providers then refuse for good; the second waits.
+    A new session needs no lock: nobody else knows its id yet.
+    """
+    if session is None:
+        yield
+        return
+    import fcntl
+    import hashlib
+
+    name = hashlib.sha256(session.encode()).hexdigest()[:32]  # any id, one safe file name
+    fd = os.open(workspace / "ipc" / f"session-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("oxydra ask: waiting for the session's running turn to end", file=sys.stderr)
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def cut_off(outcome: TurnOutcome) -> bool:

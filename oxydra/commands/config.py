@@ -38,6 +38,7 @@ def _check(sources: ConfigSources) -> int:
             for warning in loaded.warnings:
                 print(f"warning: {warning}")
             print(f"shell_exec: {_shell_status(loaded.config)}")
+    problems += _runner_problems(sources)
     for problem in problems:
         print(f"error: {problem}")
     if problems:
@@ -45,6 +46,22 @@ def _check(sources: ConfigSources) -> int:
         return 1
     print("config ok")
     return 0
+
+
+def _runner_problems(sources: ConfigSources) -> list[str]:
+    """The runner.toml in effect (the one `runner` and `ask` read) is config too."""
+    from oxydra.config.loader import load_toml_struct
+    from oxydra.config.runner_schema import RunnerConfig
+    from oxydra.config.workspace import runner_config_path
+
+    path = runner_config_path(sources.cwd)
+    if path is None:
+        return []
+    try:
+        load_toml_struct(path, RunnerConfig)
+    except ConfigError as exc:
+        return list(exc.problems) or [str(exc)]
+    return []
 
 
 def _shell_status(config: object) -> str:

@@ -125,7 +125,6 @@ def load_toml_struct(path: Path, root: type[msgspec.Struct]) -> msgspec.Struct:
         raise ConfigError(f"{path}: file not found", file=str(path))
     layers.validate_tree()
     if layers.problems:
-        raise ConfigError(
-            f"{path}: " + "; ".join(layers.problems), file=str(path), problems=layers.problems
-        )
+        # Each problem already starts with the file it is in.
+        raise ConfigError("; ".join(layers.problems), file=str(path), problems=layers.problems)
     return layers.build()

@@ -107,6 +107,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return status(_context(args))
         case "restart":
             ctx = _context(args)
+            ctx.require_launchable()  # before the stop: a restart that cannot start stops nothing
             stop(ctx, missing_ok=True)
             return start_background(args, ctx)
         case "logs":
@@ -115,6 +116,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise RunnerError(
                 f"unknown subcommand {command!r} (start, stop, status, restart, logs)"
             )
+
+
+def _user_flags(args: argparse.Namespace) -> list[str]:
+    """The flags that chose this user and tier, to repeat in a suggested command."""
+    return [*(["-u", args.user] if args.user else []), *(["--insecure"] if args.insecure else [])]
 
 
 def _context(args: argparse.Namespace) -> RunnerContext:
@@ -219,7 +225,7 @@ def start_background(args: argparse.Namespace, ctx: RunnerContext) -> int:
     if daemon_alive(workspace.control_socket):
         raise RunnerError(
             f"user '{ctx.user_id}' is already running (control socket {workspace.control_socket})",
-            hint=f"use `{shown_command('runner', 'restart')}` to restart it",
+            hint=f"use `{shown_command('runner', *_user_flags(args), 'restart')}` to restart it",
         )
     argv = [
         *self_command("runner"),

@@ -226,12 +226,30 @@ def format_output(output: ShellOutput, timeout: float) -> str:
     return "\n".join(sections)
 
 
+LOCAL_DESCRIPTION = (
+    "Run a shell command and return its output and exit status. Its working directory is "
+    "your /shared folder, but the names /shared, /tmp and /vault do not exist for the "
+    "shell: use paths relative to the working directory (notes.md, not /shared/notes.md)."
+)
+
+
 def shell_exec_tool(
     session: ShellSession, policy: ShellPolicy, *, timeout_secs: float
 ) -> FunctionTool:
-    """The `shell_exec` tool: policy check, then the session runs the command."""
+    """The `shell_exec` tool: policy check, then the session runs the command.
 
-    @tool(name="shell_exec", timeout=timeout_secs + 5, safety_tier=SafetyTier.PRIVILEGED)
+    A local session runs in the host folder behind /shared, where the absolute /shared,
+    /tmp and /vault paths of the file tools do not exist: its description says so, or the
+    model writes `cat /shared/x` and fails.
+    """
+    local = LOCAL_DESCRIPTION if isinstance(session, LocalShellSession) else None
+
+    @tool(
+        name="shell_exec",
+        description=local,
+        timeout=timeout_secs + 5,
+        safety_tier=SafetyTier.PRIVILEGED,
+    )
     async def shell_exec(
         ctx: ToolExecutionContext,
         command: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)],

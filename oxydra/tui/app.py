@@ -14,6 +14,7 @@ import contextlib
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from oxydra.core.errors import ChannelError, ConfigError, GatewayError
@@ -62,10 +63,16 @@ def discover(args: argparse.Namespace) -> tuple[str, str]:
 def run_tui(args: argparse.Namespace) -> int:
     """Entry of the `tui` mode."""
     endpoint, token = discover(args)
-    return asyncio.run(_main(endpoint, token, args.user, args.session))
+    return asyncio.run(_main(endpoint, token, args.user, args.session, lambda: discover(args)))
 
 
-async def _main(endpoint: str, token: str, user: str, session: str | None) -> int:
+async def _main(
+    endpoint: str,
+    token: str,
+    user: str,
+    session: str | None,
+    rediscover: Callable[[], tuple[str, str]] | None = None,
+) -> int:
     probe = GatewayClient(endpoint, token, user, session)
     try:
         await probe.connect_once()
@@ -76,7 +83,7 @@ async def _main(endpoint: str, token: str, user: str, session: str | None) -> in
     import blessed
 
     term = blessed.Terminal()
-    client = GatewayClient(endpoint, token, user, probe.session_id)
+    client = GatewayClient(endpoint, token, user, probe.session_id, rediscover=rediscover)
     app = _App(term, TuiChannel(client), TuiState(user_id=user))
     # cbreak first: once the alternate screen shows, keys (Ctrl-D included) reach the app
     # instead of the line discipline, which would swallow an early Ctrl-D as end-of-file.

@@ -23,7 +23,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from oxydra.core.errors import GatewayError
+from oxydra.core.errors import ConfigError, GatewayError
 from oxydra.wire.gateway import (
     PROTOCOL_VERSION,
     ErrorFrame,
@@ -72,8 +72,10 @@ class GatewayClient:
         *,
         create_new_session: bool = False,
         delay: Callable[[int], float] | None = None,
+        rediscover: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._rediscover = rediscover
         self.token = token
         self.user_id = user_id
         self.session_id = session_id
@@ -176,6 +178,7 @@ class GatewayClient:
             try:
                 ack = await self._open()
             except GatewayError as exc:
+                self._follow_restart()
                 wait = self._delay(attempt)
                 attempt += 1
                 await self.events.put(ConnectionState("disconnected", str(exc), wait))
@@ -186,6 +189,15 @@ class GatewayClient:
             await self.events.put(ack)
             await self._read()
             self._ws = None
+
+    def _follow_restart(self) -> None:
+        """A restarted vm listens on a new port with a new token: look them up again."""
+        if self._rediscover is None:
+            return
+        try:
+            self.endpoint, self.token = self._rediscover()
+        except (ConfigError, OSError):
+            pass  # not back yet: the next attempt looks again
 
     async def _read(self) -> None:
         assert self._ws is not None

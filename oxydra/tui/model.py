@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from oxydra.core.stream import ToolExecution
 from oxydra.tui.client import ConnectionState
 from oxydra.wire.gateway import (
     ApprovalRequest,
@@ -199,8 +200,16 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             state.streaming = (state.streaming or "") + frame.delta
         case TurnProgress():
             state.activity = frame.progress.message
+            streamed = state.streaming
+            if isinstance(frame.progress.kind, ToolExecution) and streamed:
+                # The next model call's text starts a new line, not glued to this one.
+                state.streaming = streamed if streamed.endswith("\n") else streamed + "\n"
         case TurnCompleted():
-            text = frame.response.message.text or state.streaming or ""
+            final = frame.response.message.text or ""
+            streamed = (state.streaming or "").rstrip("\n")
+            # The completion carries only the last model call's text; what the model said
+            # before its tools is in the stream, which ends with that text when it is whole.
+            text = streamed if streamed and streamed.endswith(final) else final or streamed
             _end_turn(state, Entry("assistant", text))
         case TurnCancelled():
             _end_turn(state, Entry("system", "turn cancelled"))

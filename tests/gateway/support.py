@@ -22,7 +22,12 @@ class VmProcess:
     """`oxydra vm` for one user, configured to use the fake LLM at `llm_url`."""
 
     def __init__(
-        self, tmp: Path, llm_url: str, user: str = "alice", extra: list[str] | None = None
+        self,
+        tmp: Path,
+        llm_url: str,
+        user: str = "alice",
+        extra: list[str] | None = None,
+        bind: str | None = None,
     ) -> None:
         self.tmp, self.user = tmp, user
         self.workspace = tmp / "ws" / user
@@ -46,6 +51,8 @@ class VmProcess:
         ]
         for item in sets:
             self.cmd += ["--set", item]
+        if bind is not None:
+            self.cmd += ["--gateway-bind", bind]
         self.env = {
             "HOME": str(tmp / "home"),
             "PATH": os.environ.get("PATH", ""),

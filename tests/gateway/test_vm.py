@@ -201,3 +201,94 @@ async def test_sessions_survive_a_restart_of_vm(tmp_path: Path, llm: FakeLLM) ->
     history = llm.requests[-1].json()["messages"]
     assert any("my color is blue" in str(m.get("content")) for m in history), "history restored"
     await process.stop()
+
+
+async def test_the_tui_client_sees_new_turns_after_vm_restarts_on_the_same_port(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    # A restarted vm numbers the session's frames from 1 again; a client that kept its old
+    # last_seq must not drop the new frames as "already seen".
+    import socket
+
+    from oxydra.tui.client import GatewayClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = VmProcess(tmp_path, llm.base_url, extra=[], bind=f"127.0.0.1:{port}")
+    endpoint = await process.start()
+    gateway = GatewayClient(endpoint, TOKEN, "alice", create_new_session=True, delay=lambda _: 0.1)
+    gateway.start()
+
+    async def next_of(kind: type) -> object:
+        while True:
+            event = await asyncio.wait_for(gateway.events.get(), 20)
+            if isinstance(event, kind):
+                return event
+
+    try:
+        ack = await next_of(g.HelloAck)
+        assert isinstance(ack, g.HelloAck)
+        sid = ack.session.session_id
+        for answer in ("first answer", "second answer"):
+            llm.add([Reply(text=answer)])
+            await gateway.send(turn(sid, "go"))
+            done = await next_of(g.TurnCompleted)
+            assert isinstance(done, g.TurnCompleted) and done.response.message.content == answer
+        await process.stop()
+        await process.start()
+        await next_of(g.HelloAck)
+        llm.add([Reply(text="after the restart")])
+        await gateway.send(turn(sid, "still there?"))
+        done = await next_of(g.TurnCompleted)
+        assert isinstance(done, g.TurnCompleted)
+        assert done.response.message.content == "after the restart"
+    finally:
+        await gateway.close()
+        await process.stop()
+
+
+async def test_the_tui_client_follows_a_restarted_vm_to_its_new_port(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    # `runner restart` brings the guest back on a new port (and a new token): the TUI must
+    # find it again through the endpoint marker, not retry the dead port forever.
+    from oxydra.tui.client import GatewayClient
+
+    process = VmProcess(tmp_path, llm.base_url)
+    endpoint = await process.start()
+
+    def rediscover() -> tuple[str, str]:
+        return process.marker.read_text().strip(), TOKEN
+
+    gateway = GatewayClient(
+        endpoint,
+        TOKEN,
+        "alice",
+        create_new_session=True,
+        delay=lambda _: 0.1,
+        rediscover=rediscover,
+    )
+    gateway.start()
+
+    async def next_of(kind: type) -> object:
+        while True:
+            event = await asyncio.wait_for(gateway.events.get(), 20)
+            if isinstance(event, kind):
+                return event
+
+    try:
+        ack = await next_of(g.HelloAck)
+        assert isinstance(ack, g.HelloAck)
+        await process.stop()
+        new_endpoint = await process.start()
+        assert new_endpoint != endpoint
+        await next_of(g.HelloAck)
+        llm.add([Reply(text="found you")])
+        await gateway.send(turn(ack.session.session_id, "there?"))
+        done = await next_of(g.TurnCompleted)
+        assert isinstance(done, g.TurnCompleted)
+        assert done.response.message.content == "found you"
+    finally:
+        await gateway.close()
+        await process.stop()

@@ -149,3 +149,15 @@ def test_logs_follow_prints_new_lines_and_ends_when_the_daemon_exits(box: Sandbo
     assert "(daemon exited)" in follower.stderr.read()
     follower.stdout.close()
     follower.stderr.close()
+
+
+def test_a_restart_that_cannot_start_leaves_the_running_guest_alone(box: Sandbox) -> None:
+    # The "already running" hint used to say `runner restart` without --insecure; with no
+    # runner.toml that stopped the guest, then refused to start one: the user had nothing.
+    first = parse_kv(box.runner("--insecure", "start").stdout)
+    again = box.runner("--insecure", "start")
+    assert again.returncode == 1 and "runner --insecure restart" in again.stderr, again.stderr
+    out = box.runner("restart")
+    assert out.returncode == 1 and "no runner.toml" in out.stderr
+    status = parse_kv(box.runner("status").stdout)
+    assert status["healthy"] == ["true"] and status["runtime_pid"] == first["runtime_pid"]

@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
 
 
@@ -135,6 +137,92 @@ async def test_an_answer_cut_at_the_output_limit_says_so_and_exits_5(tmp_path: P
     assert code == 5, err
     assert out == "The first half of\n"
     assert "cut off at the model's output limit" in err
+
+
+async def test_text_from_successive_model_calls_is_not_glued_together(tmp_path: Path) -> None:
+    # A model that says something, calls a tool, then answers: "Let me look." and "It is 42."
+    # must not reach the user as "Let me look.It is 42.".
+    script = [
+        Reply(
+            text="Let me look.",
+            tool_calls=[Call(name="file_list", arguments={"path": "/shared"})],
+        ),
+        Reply(text="It is 42."),
+    ]
+    async with FakeLLM(script) as llm:
+        code, out, err = await run(ask_cmd(llm.base_url, "what is it?"), tmp_path)
+        llm.assert_done()
+    assert code == 0, err
+    assert out == "Let me look.\nIt is 42.\n"
+
+
+async def test_the_local_shell_tells_the_model_to_use_relative_paths(tmp_path: Path) -> None:
+    # The local shell runs in the host folder behind /shared; `cat /shared/x` fails there,
+    # so the description the model reads must not promise it /shared.
+    script = [
+        Reply(tool_calls=[Call(name="shell_exec", arguments={"command": "cat /shared/x.txt"})]),
+        Reply(text="ok"),
+    ]
+    async with FakeLLM(script) as llm:
+        code, _, err = await run(ask_cmd(llm.base_url, "go"), tmp_path)
+        tools = {t["function"]["name"]: t for t in llm.requests[0].json()["tools"]}
+        result = [m for m in llm.requests[-1].json()["messages"] if m["role"] == "tool"]
+    assert code == 0, err
+    if "shell_exec" not in tools:
+        pytest.skip("no Landlock here: the shell is off, nothing to describe")
+    described = tools["shell_exec"]["function"]["description"]
+    assert "relative" in described and "do not exist" in described
+    assert "No such file" in result[0]["content"]  # what the description warns about
+
+
+async def test_two_asks_continuing_one_session_at_once_take_turns(tmp_path: Path) -> None:
+    # Without a per-session lock the two turns interleave into one history (a tool result
+    # after a plain assistant message), which providers then refuse for good.
+    def steps(name: str) -> list[Reply]:
+        call = Call(name="file_write", arguments={"path": f"/shared/{name}", "content": name})
+        return [Reply(text=f"{name} writes", tool_calls=[call], delay=0.5), Reply(text=name)]
+
+    conversations = {"seed": [Reply(text="seeded")], "one": steps("one"), "two": steps("two")}
+    conversations["check"] = [Reply(text="checked")]
+    async with FakeLLM(conversations=conversations) as llm:
+
+        def as_model(name: str, *args: str) -> list[str]:
+            return ask_cmd(llm.base_url, *args, "--set", f"selection.model={name}")
+
+        _, _, err = await run(as_model("seed", "seed"), tmp_path)
+        session = err.split("session: ")[1].strip()
+        results = await asyncio.gather(
+            run(as_model("one", "--session", session, "q one"), tmp_path),
+            run(as_model("two", "--session", session, "q two"), tmp_path),
+        )
+        assert [code for code, _, _ in results] == [0, 0], results
+        await run(as_model("check", "--session", session, "check"), tmp_path)
+        sent = llm.requests[-1].json()["messages"]
+    history = [(m["role"], m.get("content") or "") for m in sent if m["role"] != "system"]
+    first = "one" if history[2][1] == "q one" else "two"
+    second = "two" if first == "one" else "one"
+    assert history[2:] == [
+        ("user", f"q {first}"),
+        ("assistant", f"{first} writes"),
+        ("tool", f"wrote {len(first)} bytes to /shared/{first}"),
+        ("assistant", first),
+        ("user", f"q {second}"),
+        ("assistant", f"{second} writes"),
+        ("tool", f"wrote {len(second)} bytes to /shared/{second}"),
+        ("assistant", second),
+        ("user", "check"),
+    ]
+
+
+async def test_an_empty_question_is_a_usage_error_not_an_empty_message(tmp_path: Path) -> None:
+    # Providers refuse an empty user message (Anthropic: 400), and it would stay in the session.
+    async with FakeLLM([]) as llm:
+        piped = await run(ask_cmd(llm.base_url), tmp_path, stdin=b"\n")
+        blank = await run(ask_cmd(llm.base_url, "   "), tmp_path)
+        assert llm.requests == []
+    for code, out, err in (piped, blank):
+        assert code == 2 and out == ""
+        assert "the question is empty" in err and "Traceback" not in err
 
 
 async def test_model_text_reaches_the_terminal_without_escape_sequences(tmp_path: Path) -> None:

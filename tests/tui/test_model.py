@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oxydra.core.messages import Message, Response
-from oxydra.core.stream import Progress, ProviderCall
+from oxydra.core.stream import Progress, ProviderCall, ToolExecution
 from oxydra.tui.client import ConnectionState, backoff_delays
 from oxydra.tui.model import (
     MAX_INPUT_ROWS,
@@ -153,6 +153,32 @@ class TestFrames:
         )
         assert state.entries[-1].text == "Hello" and state.streaming is None
         assert state.active_turn is None
+
+    def test_what_the_model_said_before_a_tool_stays_on_its_own_line(self) -> None:
+        # "Let me look." streams, a tool runs, the answer streams: the turn's entry keeps both
+        # (the completion frame carries only the last model call's text).
+        state = TuiState(user_id="u")
+        apply_frame(state, g.TurnStarted(request_id="r", session=S, turn=RUN))
+        apply_frame(
+            state, g.AssistantDelta(request_id="r", session=S, turn=RUN, delta="Let me look.")
+        )
+        tools = Progress(
+            kind=ToolExecution(tool_names=["file_list"]), message="[1/8] tools", turn=1, max_turns=8
+        )
+        apply_frame(state, g.TurnProgress(request_id="r", session=S, turn=RUN, progress=tools))
+        apply_frame(state, g.AssistantDelta(request_id="r", session=S, turn=RUN, delta="It is 42."))
+        done = Response(message=Message(role="assistant", content="It is 42."))
+        apply_frame(state, g.TurnCompleted(request_id="r", session=S, turn=RUN, response=done))
+        assert state.entries[-1].text == "Let me look.\nIt is 42."
+
+    def test_a_completion_without_the_deltas_shows_the_final_text(self) -> None:
+        # A client that joined late (no replay) saw only part of the stream.
+        state = TuiState(user_id="u")
+        apply_frame(state, g.TurnStarted(request_id="r", session=S, turn=RUN))
+        apply_frame(state, g.AssistantDelta(request_id="r", session=S, turn=RUN, delta="42."))
+        done = Response(message=Message(role="assistant", content="It is 42."))
+        apply_frame(state, g.TurnCompleted(request_id="r", session=S, turn=RUN, response=done))
+        assert state.entries[-1].text == "It is 42."
 
     def test_a_failed_turn_keeps_the_partial_text_and_shows_the_error(self) -> None:
         state = TuiState(user_id="u")
