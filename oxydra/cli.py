@@ -26,6 +26,7 @@ MODES: dict[str, tuple[str, str, str]] = {
         "fetch, verify or show the model catalog",
     ),
     "config": ("oxydra.commands.config", "run_config", "show or check the effective config"),
+    "persona": ("oxydra.commands.persona", "run_persona", "show the persona files in effect"),
 }
 
 
@@ -139,6 +140,12 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["show", "check"])
 
 
+def _persona_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["show"])
+    p.add_argument("--user", help="include this user's workspace .oxydra/ layer")
+    p.add_argument("--workspace", help="workspace directory of the user")
+
+
 _MODE_ARGS = {
     "ask": _ask_args,
     "vm": _vm_args,
@@ -147,6 +154,7 @@ _MODE_ARGS = {
     "shell-daemon": _shell_daemon_args,
     "catalog": _catalog_args,
     "config": _config_args,
+    "persona": _persona_args,
 }
 
 

@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 
 from oxydra.catalog import ModelCatalog, catalog_provider_for, load_catalog
+from oxydra.config.persona import Persona, load_persona
 from oxydra.config.schema import AgentConfig, AgentDefinition
 from oxydra.runtime.conversation import ConversationStore
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.loop import AgentRuntime, Retriever
-from oxydra.runtime.prompt import build_system_prompt, find_system_md
+from oxydra.runtime.prompt import build_system_prompt
 from oxydra.runtime.registry_tools import RegistryExecutor
 from oxydra.security import Workspace
 from oxydra.tools import (
@@ -72,11 +73,13 @@ def build_agent(
     http_client: httpx.AsyncClient | None = None,
     catalog: ModelCatalog | None = None,
     shell: ShellSession | None = None,
+    persona: Persona | None = None,
 ) -> Agent:
     """The runtime for `config` working in `workspace` (already provisioned).
 
     `shell` runs `shell_exec` commands elsewhere (the shell daemon of a container guest);
     without it, and with `shell_available`, they run as local processes in the workspace.
+    The persona is read now (each session builds its runtime), unless `persona` is given.
     """
     from oxydra.providers import build_reliable_provider
 
@@ -86,6 +89,7 @@ def build_agent(
     entry = config.providers.registry[config.selection.provider]
     namespace, model = catalog_provider_for(entry), config.selection.model
     jail = Workspace.for_user(workspace)
+    persona = persona if persona is not None else load_persona(workspace)
     tools = default_tools(
         config,
         jail if shell_available else None,
@@ -104,7 +108,7 @@ def build_agent(
         system_prompt=build_system_prompt(
             config,
             shell_available=shell_available and "shell_exec" in registry,
-            operator_text=find_system_md(),
+            persona=persona,
         ),
         store=store,
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
@@ -137,6 +141,10 @@ def _add_delegation(
     assert isinstance(executor, RegistryExecutor)
 
     def runtime_for(name: str, agent: AgentDefinition, prompt: str) -> AgentRuntime:
+        if agent.soul_file:
+            soul = load_persona(soul_file=Path(agent.soul_file).expanduser()).soul
+            assert soul is not None  # load_persona raises when soul_file is missing
+            prompt = f"{prompt}\n\n## Persona\n{soul.text}"
         provider, provider_id, model = runtime.provider, runtime.provider_id, runtime.model
         child_ns = namespace
         if agent.selection is not None:

@@ -4,7 +4,7 @@ from oxydra.security._hosts import parse_inet_aton
 from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Openat2Opener, Opener, WalkOpener, default_opener, openat2_works
 from oxydra.security.egress import Connector, EgressClient, FetchResponse
-from oxydra.security.jail import Mount, SearchHit, Workspace
+from oxydra.security.jail import PERSONA_NAMES, Mount, SearchHit, Workspace, refuse_persona_write
 from oxydra.security.scrub import (
     Scrubber,
     StreamScrubber,
@@ -36,6 +36,7 @@ __all__ = [
     "Mount",
     "Openat2Opener",
     "Opener",
+    "PERSONA_NAMES",
     "Resolver",
     "Scrubber",
     "SearchHit",
@@ -58,5 +59,6 @@ __all__ = [
     "parse_inet_aton",
     "parse_url",
     "programs_of",
+    "refuse_persona_write",
     "shannon_entropy",
 ]
