@@ -27,6 +27,7 @@ MODES: dict[str, tuple[str, str, str]] = {
     ),
     "config": ("oxydra.commands.config", "run_config", "show or check the effective config"),
     "persona": ("oxydra.commands.persona", "run_persona", "show the persona files in effect"),
+    "skills": ("oxydra.commands.skills", "run_skills", "list, show, check or approve skills"),
 }
 
 
@@ -146,6 +147,13 @@ def _persona_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", help="workspace directory of the user")
 
 
+def _skills_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["list", "show", "check", "approve"])
+    p.add_argument("name", nargs="?", help="the skill (show, approve)")
+    p.add_argument("--user", help="user whose managed skills folder to use (default 'default')")
+    p.add_argument("--workspace", help="workspace directory of the user")
+
+
 _MODE_ARGS = {
     "ask": _ask_args,
     "vm": _vm_args,
@@ -155,6 +163,7 @@ _MODE_ARGS = {
     "catalog": _catalog_args,
     "config": _config_args,
     "persona": _persona_args,
+    "skills": _skills_args,
 }
 
 

@@ -68,7 +68,7 @@ def persona_dirs(
     ]
     if workspace is not None:
         dirs.append(workspace / ".oxydra")
-    return dirs
+    return list(dict.fromkeys(d.resolve() for d in dirs))  # `~` may be the cwd
 
 
 def read_persona_file(

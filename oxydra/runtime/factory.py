@@ -31,6 +31,9 @@ from oxydra.tools import (
     default_tools,
     select_file_backend,
 )
+from oxydra.tools.skills import SkillRegistry, Source, discover, skill_sources, skill_tools
+
+SKILL_TOOLS = ("skill_create", "skill_load", "skill_read", "skill_update")
 
 WORKSPACE_DIRS = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
 
@@ -74,12 +77,14 @@ def build_agent(
     catalog: ModelCatalog | None = None,
     shell: ShellSession | None = None,
     persona: Persona | None = None,
+    skill_dirs: list[Source] | None = None,
 ) -> Agent:
     """The runtime for `config` working in `workspace` (already provisioned).
 
     `shell` runs `shell_exec` commands elsewhere (the shell daemon of a container guest);
     without it, and with `shell_available`, they run as local processes in the workspace.
-    The persona is read now (each session builds its runtime), unless `persona` is given.
+    The persona and the skills are read now (each session builds its runtime), unless
+    `persona` is given; `skill_dirs` replaces the standard skill sources.
     """
     from oxydra.providers import build_reliable_provider
 
@@ -98,6 +103,7 @@ def build_agent(
         shell=shell if shell_available else None,
     )
     registry = default_registry(config, [*tools, *(extra_tools or [])], environ=env)
+    skills = _add_skills(registry, workspace, env, skill_dirs)
     backend = select_file_backend(jail, config.tools.isolation)
     runtime = AgentRuntime(
         provider=provider,
@@ -109,6 +115,7 @@ def build_agent(
             config,
             shell_available=shell_available and "shell_exec" in registry,
             persona=persona,
+            skills_index=skills.index(),
         ),
         store=store,
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
@@ -120,6 +127,18 @@ def build_agent(
     if shell is not None and shell_available:
         closers.append(shell.close)
     return Agent(runtime=runtime, catalog=catalog, workspace=jail, closers=closers)
+
+
+def _add_skills(
+    registry: Any, workspace: Path, env: Mapping[str, str], sources: list[Source] | None
+) -> SkillRegistry:
+    """Discover the session's skills and register the skill tools."""
+    found = discover(
+        sources if sources is not None else skill_sources(workspace), workspace=workspace
+    )
+    skills = SkillRegistry(found, tools=[*registry.names, *SKILL_TOOLS], environ=env)
+    registry.register_all(skill_tools(skills, workspace / "skills"))
+    return skills
 
 
 def _add_delegation(
