@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := dev,vectors,embed,wasm,container,tokenizers
+EXTRAS := dev,vectors,embed,wasm,container,tokenizers,otel,otel-grpc
 
-.PHONY: install test run pyz bench lint format clean wasm
+.PHONY: install test run demo pyz bench lint format clean wasm
 RUN_ARGS ?=
 
 # The WASI guest of the file tools (docs/wasm.md). The built .wasm is committed, so only
@@ -29,12 +29,20 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # The quick start: the user's guest as a local process (Landlock-confined where the kernel
-# allows), then the terminal UI attached to it. Without a provider key it stops and says
-# which variables to set. Extra start flags: make run RUN_ARGS="--set selection.model=..."
+# allows), then the terminal UI attached to it. Without a provider key it says which
+# variables to set and offers the demo. Extra start flags:
+# make run RUN_ARGS="--set selection.model=..."
 run: $(STAMP)
-	@$(PY) -m oxydra runner status 2>/dev/null | grep -qx 'healthy=true' \
-		|| $(PY) -m oxydra runner --insecure restart $(RUN_ARGS)
-	@$(PY) -m oxydra runner --tui
+	@if ! $(PY) -m oxydra runner status 2>/dev/null | grep -qx 'healthy=true' \
+		&& ! $(PY) -m oxydra runner --insecure restart $(RUN_ARGS); then \
+		exec $(PY) -m oxydra.testing.demo --offer; \
+	fi; \
+	exec $(PY) -m oxydra runner --tui
+
+# The same with the bundled fake model (a script, not an LLM): the TUI, a tool call and an
+# approval, with no provider at all. Runs as user `demo`; leaving the TUI stops it.
+demo: $(STAMP)
+	@$(PY) -m oxydra.testing.demo
 
 pyz: $(STAMP)
 	$(PY) build_pyz.py

@@ -4,8 +4,11 @@ Layout of the archive:
   __main__.py   the bootstrap (oxydra.py) with the build id filled in
   site/...      pure-Python packages, imported from the zip (with unchecked-hash .pyc files
                 beside the sources, so nothing is compiled at start-up)
-  native/...    packages that hold native extensions (and their vendored `.libs`), unpacked
-                once per build id into a cache dir by the bootstrap
+  native/...    packages that hold native extensions (and their vendored `.libs`), and all
+                package metadata, unpacked once per build id into a cache dir by the bootstrap
+Every directory has its own entry: zipimport finds a namespace package (a directory without
+`__init__.py`, as fastembed has) only through its directory entry. Compiled files name their
+source as `oxydra.pyz/site/...`, so a traceback never shows the build's temporary directory.
 
 Usage: python build_pyz.py [--with embed] [--output dist/oxydra.pyz] [--pip]
 Every extra but `embed` is bundled by default.
@@ -22,10 +25,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers"]
+DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel"]
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
@@ -91,21 +95,80 @@ def copy_from_environment(target: Path, extras: list[str]) -> None:
     shutil.copytree(ROOT / "catalog", target / "oxydra" / "catalog" / "data", ignore=ignore)
 
 
+def missing_requirements(extras: list[str]) -> list[str]:
+    """Requirements of oxydra[extras] this interpreter does not have installed."""
+    from importlib import metadata
+
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pip always vendors it
+        from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
+
+    try:
+        requires = metadata.distribution("oxydra").requires or []
+    except metadata.PackageNotFoundError:
+        return ["oxydra"]
+    missing = []
+    for text in requires:
+        req = Requirement(text)
+        envs = [{"extra": e} for e in extras]
+        if req.marker and not any(req.marker.evaluate(env) for env in envs):
+            continue
+        try:
+            metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            missing.append(req.name)
+    return missing
+
+
+def use_project_environment(extras: list[str], argv: list[str]) -> None:
+    """Make sure the running Python holds what will be copied; else switch to `.venv`.
+
+    The build copies installed packages, so it must run on the interpreter `make install`
+    filled. Run with another one (`python3 build_pyz.py`), it re-executes itself on
+    `.venv/bin/python` when that has everything, and otherwise stops saying what to do.
+    """
+    missing = missing_requirements(extras)
+    if not missing:
+        return
+    venv_python = ROOT / ".venv" / "bin" / "python"
+    here = Path(sys.prefix).resolve()
+    if venv_python.exists() and (ROOT / ".venv").resolve() != here:
+        print(f"build_pyz.py: this Python lacks {', '.join(missing)}; using {venv_python}")
+        sys.stdout.flush()
+        os.execv(venv_python, [str(venv_python), str(Path(__file__).resolve()), *argv])
+    raise SystemExit(
+        f"build_pyz.py: cannot bundle extras {extras}: {', '.join(missing)} not installed "
+        f"for {sys.executable}.\n  Run `make install` (it installs every extra into .venv), "
+        "then `.venv/bin/python build_pyz.py` with the same options,\n  or pass --pip to "
+        "install the dependencies from the package index instead."
+    )
+
+
 def is_native(entry: Path) -> bool:
-    """Whether a top-level site-packages entry must live on disk to be imported."""
-    if entry.name.endswith(".libs"):
+    """Whether a top-level site-packages entry must live on disk to be imported.
+
+    Package metadata (`*.dist-info`) goes to disk too: `importlib.metadata` does not look
+    inside a directory of a zip, and packages such as fastembed read their own version.
+    """
+    if entry.name.endswith((".libs", ".dist-info")):
         return True
     if entry.is_file():
         return entry.name.endswith(NATIVE_SUFFIXES)
+    if not (entry / "__init__.py").exists() and not entry.name.endswith(".dist-info"):
+        return True  # a namespace package (opentelemetry): zipimport cannot find its portions
     return any(p.name.endswith(NATIVE_SUFFIXES) for p in entry.rglob("*"))
 
 
-def compile_legacy_pyc(path: Path) -> None:
-    """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash)."""
+def compile_legacy_pyc(path: Path, shown_as: str) -> None:
+    """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash).
+
+    `shown_as` is the file name tracebacks print (the path inside the archive).
+    """
     py_compile.compile(
         str(path),
         cfile=str(path) + "c",
-        dfile=str(path),
+        dfile=shown_as,
         doraise=False,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         quiet=2,
@@ -125,7 +188,7 @@ def write_archive(site: Path, output: Path) -> str:
             if "__pycache__" in file.parts:
                 continue
             if prefix == "site" and file.suffix == ".py":
-                compile_legacy_pyc(file)
+                compile_legacy_pyc(file, f"oxydra.pyz/site/{file.relative_to(site)}")
                 entries.append((f"site/{file.relative_to(site)}c", Path(str(file) + "c")))
             entries.append((f"{prefix}/{file.relative_to(site)}", file))
     for arcname, file in entries:
@@ -141,6 +204,10 @@ def write_archive(site: Path, output: Path) -> str:
         fh.write(b"#!/usr/bin/env python3\n")
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             zf.writestr("__main__.py", bootstrap)
+            for directory in directory_entries(name for name, _ in entries):
+                info = zipfile.ZipInfo(directory)
+                info.external_attr = (0o40755 << 16) | 0x10  # a directory, drwxr-xr-x
+                zf.writestr(info, b"")
             for arcname, file in entries:
                 info = zipfile.ZipInfo.from_file(file, arcname)
                 info.compress_type = zipfile.ZIP_DEFLATED
@@ -149,6 +216,15 @@ def write_archive(site: Path, output: Path) -> str:
     tmp.chmod(0o755)
     os.replace(tmp, output)
     return build_id
+
+
+def directory_entries(names: Iterable[str]) -> list[str]:
+    """Every directory (`a/`, `a/b/`) that holds one of the archive names, sorted."""
+    found: set[str] = set()
+    for name in names:
+        parts = name.split("/")[:-1]
+        found.update("/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1))
+    return sorted(found)
 
 
 def _version() -> str:
@@ -175,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     extras = DEFAULT_EXTRAS + [e for e in args.extra if e not in DEFAULT_EXTRAS]
+    if not args.pip:
+        use_project_environment(extras, sys.argv[1:] if argv is None else argv)
     with tempfile.TemporaryDirectory(prefix="oxydra-pyz-") as tmp:
         site = Path(tmp) / "site"
         if args.pip:

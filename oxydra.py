@@ -5,12 +5,20 @@ imported from a zip, so the first run unpacks them once into a cache directory n
 build id (`$OXYDRA_PYZ_CACHE`, else `$XDG_CACHE_HOME/oxydra/pyz`, else `~/.cache/oxydra/pyz`);
 later runs pay one `stat` for that. The unpack is atomic (temp dir + rename), so two first
 runs at once, or a run killed midway, never leave a half-filled cache in use.
+
+Each run marks its cache dir as used (its mtime, refreshed at most hourly). When a new build
+unpacks, the dirs of other builds unused for `PRUNE_AFTER_SECS`, and scratch dirs of
+unpacks that died, are removed, so rebuilding does not pile up copies of the native
+packages.
 """
 
 import os
 import sys
+import time
 
 BUILD_ID = "dev"  # replaced by build_pyz.py
+PRUNE_AFTER_SECS = 24 * 3600
+TOUCH_AFTER_SECS = 3600
 
 
 def _cache_root() -> str:
@@ -52,9 +60,32 @@ def _prepare_path() -> None:
         return
     sys.path.insert(0, os.path.join(archive, "site"))
     target = os.path.join(_cache_root(), BUILD_ID)
-    if not os.path.isdir(target):
+    try:
+        used = os.stat(target).st_mtime
+    except FileNotFoundError:
         _unpack_native(archive, target)
+        _prune(os.path.dirname(target))
+    else:
+        if time.time() - used > TOUCH_AFTER_SECS:
+            os.utime(target)
     sys.path.insert(1, target)
+
+
+def _prune(root: str) -> None:
+    """Remove other builds' dirs unused for a day, and scratch dirs of dead unpacks."""
+    import shutil
+
+    cutoff = time.time() - PRUNE_AFTER_SECS
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if name == BUILD_ID:
+            continue
+        try:
+            stale = os.stat(path).st_mtime < cutoff
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

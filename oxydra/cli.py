@@ -26,6 +26,16 @@ MODES: dict[str, tuple[str, str, str]] = {
         "fetch, verify or show the model catalog",
     ),
     "config": ("oxydra.commands.config", "run_config", "show or check the effective config"),
+    "usage": (
+        "oxydra.commands.observability",
+        "run_usage",
+        "tokens and cost per person, session, model, agent or day",
+    ),
+    "trace": (
+        "oxydra.commands.observability",
+        "run_trace",
+        "a recent turn's spans as a waterfall (no id: list recent turns)",
+    ),
     "persona": ("oxydra.commands.persona", "run_persona", "show the persona files in effect"),
     "skills": ("oxydra.commands.skills", "run_skills", "list, show, check or approve skills"),
 }
@@ -68,16 +78,20 @@ def _ask_args(p: argparse.ArgumentParser) -> None:
 
 
 def _vm_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--user-id", default="default")
+    p.add_argument("--user-id", default="default", help="the user this guest serves")
     p.add_argument("--workspace-root", help="the user's workspace directory")
-    p.add_argument("--bootstrap-stdin", action="store_true")
-    p.add_argument("--bootstrap-file")
+    p.add_argument(
+        "--bootstrap-stdin",
+        action="store_true",
+        help="read the runner's bootstrap envelope (length-prefixed JSON) from stdin",
+    )
+    p.add_argument("--bootstrap-file", help="read the bootstrap envelope from this JSON file")
     p.add_argument("--gateway-bind", help="host:port to listen on (default 127.0.0.1:0)")
 
 
 def _tui_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gateway-endpoint", help="ws://host:port/ws (default: discovered)")
-    p.add_argument("--user", default="default")
+    p.add_argument("--user", default="default", help="user id to connect as")
     p.add_argument("--session", help="join this session")
     p.add_argument("--workspace", help="workspace to discover the gateway from")
 
@@ -86,17 +100,28 @@ def _runner_flags(p: argparse.ArgumentParser) -> None:
     """The runner's flags, the one declaration of them: they are accepted before the
     subcommand and after it (`runner start --insecure`, `runner logs --follow`)."""
     p.add_argument("-c", "--config", help="runner.toml (default .oxydra/runner.toml)")
-    p.add_argument("-u", "--user")
+    p.add_argument("-u", "--user", help="user id (default: the single user in runner.toml)")
     p.add_argument("--insecure", action="store_true", help="force the process tier")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--env-file")
+    p.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pass a variable to the guest (repeatable)",
+    )
+    p.add_argument("--env-file", help="pass the KEY=VALUE lines of this file to the guest")
     logs = p.add_argument_group("logs")
-    logs.add_argument("--role", choices=["runtime", "sidecar", "all"], default="runtime")
-    logs.add_argument("--stream", choices=["stdout", "stderr", "both"], default="both")
-    logs.add_argument("--tail", nargs="?", type=int, metavar="N", help="last N lines")
-    logs.add_argument("--since", help="RFC 3339 time or a duration such as 10m")
-    logs.add_argument("--format", choices=["text", "json"], default="text")
-    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument(
+        "--role", choices=["runtime", "sidecar", "all"], default="runtime", help="whose log"
+    )
+    logs.add_argument(
+        "--stream", choices=["stdout", "stderr", "both"], default="both", help="which stream"
+    )
+    logs.add_argument("--tail", nargs="?", type=int, metavar="N", help="the last N lines")
+    logs.add_argument("--since", help="only lines after an RFC 3339 time or a duration (10m)")
+    logs.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
 
 
 def _runner_args(p: argparse.ArgumentParser) -> None:
@@ -138,17 +163,47 @@ def _catalog_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["show", "check"])
+    p.add_argument(
+        "action",
+        choices=["show", "check"],
+        help="show: the effective config and each value's source; check: list every problem",
+    )
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", help="user id (default: 'default')")
+    p.add_argument("--workspace", help="workspace directory of the user")
+
+
+def _usage_args(p: argparse.ArgumentParser) -> None:
+    _store_args(p)
+    p.add_argument(
+        "--by",
+        choices=["person", "session", "model", "agent", "day"],
+        default="person",
+        help="what to group the totals by (default: person)",
+    )
+    p.add_argument("--since", help="12h, 7d, 2w or an ISO date (default: everything)")
+    p.add_argument("--json", action="store_true", help="print JSON rows")
+
+
+def _trace_args(p: argparse.ArgumentParser) -> None:
+    _store_args(p)
+    p.add_argument("turn_id", nargs="?", help="turn id or a unique prefix of it")
 
 
 def _persona_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["show"])
+    p.add_argument("action", choices=["show"], help="show: each file's winner, hash and size")
     p.add_argument("--user", help="include this user's workspace .oxydra/ layer")
     p.add_argument("--workspace", help="workspace directory of the user")
 
 
 def _skills_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["list", "show", "check", "approve"])
+    p.add_argument(
+        "action",
+        choices=["list", "show", "check", "approve"],
+        help="list every copy; show one; check for problems; approve a draft or a change",
+    )
     p.add_argument("name", nargs="?", help="the skill (show, approve)")
     p.add_argument("--user", help="user whose managed skills folder to use (default 'default')")
     p.add_argument("--workspace", help="workspace directory of the user")
@@ -162,6 +217,8 @@ _MODE_ARGS = {
     "shell-daemon": _shell_daemon_args,
     "catalog": _catalog_args,
     "config": _config_args,
+    "usage": _usage_args,
+    "trace": _trace_args,
     "persona": _persona_args,
     "skills": _skills_args,
 }

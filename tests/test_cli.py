@@ -108,6 +108,27 @@ def test_usage_errors_exit_2_without_a_traceback(tmp_path: Path, bad: list[str])
     assert out.returncode == 2 and "Traceback" not in out.stderr
 
 
+def test_every_option_of_every_mode_is_described() -> None:
+    from oxydra.cli import build_parser
+
+    parser = build_parser()
+    undescribed = []
+    for action in parser._subparsers._group_actions[0].choices.items():  # type: ignore[union-attr]
+        name, sub = action
+        for option in sub._actions:
+            if option.help is None or not str(option.help).strip():
+                undescribed.append(f"{name} {'/'.join(option.option_strings) or option.dest}")
+    assert undescribed == []
+
+
+def test_runner_logs_help_describes_its_flags(tmp_path: Path) -> None:
+    out = run(["runner", "logs", "--help"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    options = out.stdout
+    for text in ("whose log", "which stream", "the last N lines", "only lines after", "new lines"):
+        assert text in options
+
+
 class TestRunnerFlags:
     def parse(self, argv: list[str]) -> object:
         args = build_parser().parse_args(argv)

@@ -29,6 +29,7 @@ LAYER = {
     "providers": 3,
     "tools": 3,
     "memory": 3,
+    "observability": 3,
     "runtime": 4,
     "scheduler": 4,
     "gateway": 5,

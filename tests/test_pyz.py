@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,9 +97,91 @@ def test_archive_runs_the_wasm_guest_from_its_package_data(pyz: Path, tmp_path: 
     assert out.stdout.strip() == "from the guest"
 
 
+def test_a_new_build_prunes_unpacked_builds_unused_for_a_day(pyz: Path, tmp_path: Path) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    cache = home / ".cache" / "oxydra" / "pyz"
+    old, recent, scratch = cache / "0.1.0-old", cache / "0.2.0-recent", cache / ".unpack-dead"
+    for directory in (old, recent, scratch):
+        (directory / "msgspec").mkdir(parents=True)
+    two_days_ago = time.time() - 2 * 86400
+    for directory in (old, scratch):
+        os.utime(directory, (two_days_ago, two_days_ago))
+    work.mkdir()
+    assert _run(pyz, ["--version"], home, work).returncode == 0
+    left = {p.name for p in cache.iterdir()}
+    assert "0.1.0-old" not in left and ".unpack-dead" not in left
+    assert "0.2.0-recent" in left and len(left) == 2
+
+
+def test_tracebacks_name_files_inside_the_archive_not_the_build_dir(
+    pyz: Path, tmp_path: Path
+) -> None:
+    boot = f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='b'); g['_prepare_path']()"
+    code = "import oxydra.cli as c; print(c.main.__code__.co_filename)"
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "oxydra.pyz/site/oxydra/cli.py"
+
+
 def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) -> None:
     show = _run(pyz, ["catalog", "show"], tmp_path, tmp_path)
     assert show.returncode == 0, show.stderr
     assert "gpt-4o-mini" in show.stdout
     update = _run(pyz, ["catalog", "fetch", "--update-pinned"], tmp_path, tmp_path)
     assert update.returncode == 2 and "inside an archive" in update.stderr
+
+
+def test_inside_the_archive_a_missing_extra_means_a_rebuild_not_pip(
+    pyz: Path, tmp_path: Path
+) -> None:
+    boot = f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='b'); g['_prepare_path']()"
+    code = "from oxydra.core.errors import install_hint; print(install_hint('embed'))"
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "build_pyz.py --with embed" in out.stdout and "pip install" not in out.stdout
+
+
+def test_archive_bundles_the_otel_extra_and_exports_from_inside_itself(
+    pyz: Path, tmp_path: Path
+) -> None:
+    code = (
+        "from oxydra.config.schema import ObservabilityConfig;"
+        "from oxydra.observability import start_observability;"
+        "from oxydra.core.log import span;"
+        "import opentelemetry.sdk.trace, google.protobuf;"
+        "obs = start_observability(ObservabilityConfig(enabled=True,"
+        " otlp_endpoint='http://127.0.0.1:9', export_timeout_secs=1.0),"
+        " workspace=None, environ={});"
+        'exec(\'with span("turn", turn="t"): pass\');'
+        "obs.bridge.shutdown();"
+        "print(opentelemetry.sdk.trace.__file__); print(obs.bridge.dropped)"
+    )
+    boot = (
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
+    )
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    sdk_file, dropped = out.stdout.splitlines()
+    assert sdk_file.startswith(str(pyz)) or str(tmp_path / ".cache") in sdk_file
+    assert dropped == "1"  # nothing listens on port 9: the span is counted, not lost silently

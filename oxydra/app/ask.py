@@ -3,8 +3,9 @@
 The answer streams to stdout, progress to stderr (`--json`: one JSON event per line on
 stdout instead). `--session ID` continues a session (the conversation is stored in the
 workspace); the session id is printed to stderr at the end. Exit codes: 0 answered,
-3 a budget or limit stopped the turn, 4 the provider failed, 130 cancelled (Ctrl+C),
-2 bad configuration.
+3 a budget or limit stopped the turn, 4 the provider failed, 5 the answer was cut off at the
+model's output limit (`finish_reason: length`; what arrived is printed), 130 cancelled
+(Ctrl+C), 2 bad configuration.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.runtime import TurnOutcome, TurnRequest
 
 EXIT = {"completed": 0, "provider_error": 4, "cancelled": 130}
+EXIT_CUT_OFF = 5
+CUT_OFF = (
+    "oxydra ask: the answer was cut off at the model's output limit (finish_reason: length); "
+    "raise [runtime] max_output_tokens or ask for a shorter answer"
+)
 _json = msgspec.json.Encoder()
 
 
@@ -52,6 +58,7 @@ class _Printer:
                 "session_id": session_id,
                 "reason": outcome.reason,
                 "detail": outcome.detail,
+                "cut_off": cut_off(outcome),
                 "spend": msgspec.to_builtins(outcome.spend),
             }
             sys.stdout.write(_json.encode(doc).decode() + "\n")
@@ -60,6 +67,8 @@ class _Printer:
             sys.stdout.write("\n")
         if not outcome.ok:
             print(f"oxydra ask: turn stopped ({outcome.reason}): {outcome.detail}", file=sys.stderr)
+        elif cut_off(outcome):
+            print(CUT_OFF, file=sys.stderr)
         print(f"session: {session_id}", file=sys.stderr)
 
 
@@ -105,10 +114,31 @@ def run_ask(args: argparse.Namespace) -> int:
 async def _ask(
     config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
 ) -> int:
-    from oxydra.app.services import open_services
     from oxydra.runtime import provision_workspace
 
     provision_workspace(workspace)
+    observability = _observability(config, workspace)
+    try:
+        return await _ask_turn(config, user, workspace, question, args)
+    finally:
+        await observability.aclose()
+
+
+def _observability(config: Any, workspace: Any) -> Any:
+    """The span hook for this one turn: its ledger row and trace, OTel export if enabled."""
+    from oxydra.observability import start_observability
+    from oxydra.tools import default_scrubber
+
+    env = dict(os.environ)
+    scrub = default_scrubber(config, env).scrub
+    return start_observability(config.observability, workspace=workspace, environ=env, scrub=scrub)
+
+
+async def _ask_turn(
+    config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
+) -> int:
+    from oxydra.app.services import open_services
+
     services = await open_services(
         config, user_id=user, workspace=workspace, environ=dict(os.environ)
     )
@@ -129,4 +159,12 @@ async def _ask(
         with contextlib.suppress(Exception):
             await services.aclose()
     printer.finish(outcome, session)
+    if cut_off(outcome):
+        return EXIT_CUT_OFF
     return EXIT.get(outcome.reason, 3)
+
+
+def cut_off(outcome: TurnOutcome) -> bool:
+    """Whether a completed turn's answer stopped at the output limit, not at its end."""
+    response = outcome.response
+    return outcome.ok and response is not None and response.finish_reason == "length"

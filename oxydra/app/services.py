@@ -124,11 +124,18 @@ def _schedule_store(config: AgentConfig, memory: Memory) -> ScheduleStore | None
 def _executor(config: AgentConfig, schedules: ScheduleStore, agent: Agent) -> Any:
     from oxydra.scheduler import SchedulerExecutor
 
+    tools = getattr(agent.runtime.tools, "registry", None)
+
+    def tool_tier(name: str) -> Any:
+        tool = tools.get(name) if tools is not None else None
+        return tool.safety_tier if tool is not None else None
+
     return SchedulerExecutor(
         schedules,
         agent.runtime,
         config.scheduler,
         timeout_secs=config.scheduler.run_timeout_secs,
+        tool_tier=tool_tier,
     )
 
 

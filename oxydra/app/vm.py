@@ -24,7 +24,7 @@ from typing import Any
 
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import ConfigError, WireError
-from oxydra.core.log import get_logger
+from oxydra.core.log import get_logger, span
 from oxydra.wire.envelope import BootstrapEnvelope, decode_envelope_frame, decode_envelope_json
 
 _log = get_logger(__name__)
@@ -87,18 +87,34 @@ async def serve_vm(
     environ: dict[str, str] | None = None,
 ) -> None:
     """Run the guest until `stop` is set (or a termination signal arrives)."""
-    from oxydra.app.services import open_services
-    from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords
     from oxydra.runtime import provision_workspace
 
     workspace = provision_workspace(workspace)
-    services = await open_services(
-        config,
-        user_id=user,
-        workspace=workspace,
-        environ=environ if environ is not None else dict(os.environ),
-        envelope=envelope,
-    )
+    env = environ if environ is not None else dict(os.environ)
+    observability = _observability(config, workspace, env)
+    try:
+        await _serve(config, user, workspace, bind, envelope, stop, env, observability)
+    finally:
+        await observability.aclose()
+
+
+async def _serve(
+    config: AgentConfig,
+    user: str,
+    workspace: Path,
+    bind: str,
+    envelope: BootstrapEnvelope | None,
+    stop: asyncio.Event | None,
+    env: dict[str, str],
+    observability: Any,
+) -> None:
+    from oxydra.app.services import open_services
+    from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords
+
+    with span("vm.start", remote_parent=envelope.traceparent if envelope else None, user=user):
+        services = await open_services(
+            config, user_id=user, workspace=workspace, environ=env, envelope=envelope
+        )
     core = GatewayCore(
         services.agent.runtime,
         MemorySessionRecords(services.memory),
@@ -118,6 +134,7 @@ async def serve_vm(
     if generated:
         write_atomic(ipc / "gateway-token", token + "\n")
     write_atomic(ipc / "gateway-endpoint", endpoint + "\n", mode=0o644)
+    await _serve_metrics(observability, core, ipc)
     services.start_background(core)
     print(f"gateway_endpoint={endpoint}", flush=True)
     stop = stop or asyncio.Event()
@@ -133,6 +150,33 @@ async def serve_vm(
         await core.shutdown()
         await server.close()
         await services.aclose()
+
+
+def _observability(config: AgentConfig, workspace: Path, env: dict[str, str]) -> Any:
+    """Install the span hook: ledger and span store always, OTel export when enabled."""
+    from oxydra.observability import start_observability
+    from oxydra.tools import default_scrubber
+
+    scrubber = default_scrubber(config, env)
+    return start_observability(
+        config.observability, workspace=workspace, environ=env, scrub=scrubber.scrub
+    )
+
+
+async def _serve_metrics(observability: Any, core: Any, ipc: Path) -> None:
+    """The Prometheus endpoint, with the gateway's gauges; its address goes to `ipc/`."""
+    observability.gauge(
+        "oxydra_active_sessions", "Sessions with a connected client",
+        lambda: core.load()["active_sessions"],
+    )  # fmt: skip
+    observability.gauge(
+        "oxydra_queue_depth", "Work waiting or running, by queue",
+        lambda: {"turns": core.load()["running_turns"]}, "queue",
+    )  # fmt: skip
+    address = await observability.serve_metrics()
+    if address is not None:
+        host, port = address
+        write_atomic(ipc / "metrics-endpoint", f"http://{host}:{port}/metrics\n", mode=0o644)
 
 
 def _startup_status(envelope: BootstrapEnvelope | None) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from oxydra.config.credentials import key_variables, resolve_api_key
+from oxydra.config.credentials import is_local_url, key_required, key_variables, resolve_api_key
 from oxydra.config.loader import ConfigSources, collect_layers, load_agent_config
 from oxydra.config.show import render_config
 from oxydra.core.errors import ConfigError
@@ -52,7 +52,7 @@ def _credential_problems(config: object, sources: ConfigSources) -> list[str]:
     name = config.selection.provider
     entry = config.providers.registry[name]
     key, _origin = resolve_api_key(entry, sources.environ)
-    if key is None and entry.base_url is None:
+    if key is None and key_required(entry):
         names = ", ".join(key_variables(entry))
         return [f"no API key for provider '{name}': set one of {names}, or api_key in the entry"]
     return []
@@ -64,9 +64,9 @@ def _catalog_problems(config: object, sources: ConfigSources) -> list[str]:
     from oxydra.core.errors import CatalogError
 
     assert isinstance(config, AgentConfig)
-    if config.catalog.skip_catalog_validation:
-        return []
     entry = config.providers.registry[config.selection.provider]
+    if config.catalog.skip_catalog_validation or is_local_url(entry.base_url):
+        return []
     try:
         catalog = load_catalog(sources.environ, sources.cwd)
         catalog.resolve(catalog_provider_for(entry), config.selection.model, hints=entry)

@@ -6,7 +6,12 @@ Theory of operation:
 2. Each layer (a TOML file, the environment, `--set`) is merged key by key: tables merge,
    everything else (scalars, lists) replaces. The layer's label becomes the leaf's source.
 3. A key the schema does not know is a problem (with the nearest known key); it is not merged.
-4. `validate_tree` then checks every leaf against its type and collects *all* problems,
+4. A file whose top-level tables include `default` or `global` is a profiled file, as the
+   Rust loader reads it (figment's nested profiles): `[default.<section>]` is merged, then
+   `[global.<section>]` over it; tables named after other profiles are not selected, so
+   they are skipped with a warning. (The Rust version's selected profile is always
+   `default`.)
+5. `validate_tree` then checks every leaf against its type and collects *all* problems,
    each naming the source (file or variable), the dotted key, the bad value and what was
    expected; only a tree without problems is converted into the Struct.
 """
@@ -33,6 +38,8 @@ from oxydra.config._types import (
     unwrap,
 )
 
+PROFILES = ("default", "global")
+
 
 class Layers:
     """The merged tree of one config root, its sources and the problems found so far."""
@@ -42,6 +49,7 @@ class Layers:
         self.tree: dict[str, Any] = msgspec.to_builtins(defaults if defaults else root())
         self.sources: dict[str, str] = {}
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         self.layers: list[str] = ["default"]
         self._mark(self.tree, [], "default")
 
@@ -76,8 +84,30 @@ class Layers:
             self.problems.append(f"{path}: TOML syntax error: {exc}")
             return True
         self.layers.append(str(path))
-        self.merge(data, str(path))
+        if self._is_profiled(data):
+            self._merge_profiles(data, str(path))
+        else:
+            self.merge(data, str(path))
         return True
+
+    def _is_profiled(self, data: dict[str, Any]) -> bool:
+        return any(
+            isinstance(data.get(name), dict) and child_type(self.root, name) is None
+            for name in PROFILES
+        )
+
+    def _merge_profiles(self, data: dict[str, Any], source: str) -> None:
+        for name in PROFILES:
+            table = data.get(name, {})
+            if isinstance(table, dict):
+                self.merge(table, source)
+            else:
+                self.problems.append(f"{source}: profile '{name}' must be a table")
+        for name in data.keys() - set(PROFILES):
+            self.warnings.append(
+                f"{source}: profile '{name}' is not selected (only 'default' and 'global' are "
+                "read); its keys are ignored"
+            )
 
     def merge(self, data: dict[str, Any], source: str, prefix: list[str] | None = None) -> None:
         """Merge a nested dict from `source` at `prefix`."""

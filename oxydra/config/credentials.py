@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from oxydra.config.schema import ProviderEntry
 
@@ -41,3 +43,30 @@ def key_variables(entry: ProviderEntry) -> list[str]:
     names = [entry.api_key_env] if entry.api_key_env else []
     names += [STANDARD_KEY_ENV[entry.provider_type], "API_KEY"]
     return list(dict.fromkeys(names))
+
+
+def is_local_url(url: str | None) -> bool:
+    """Whether `url` points at this machine or a private network (a self-hosted server).
+
+    Only literal addresses and `localhost` count: resolving a name here would make the answer
+    depend on DNS at start-up.
+    """
+    if not url:
+        return False
+    host = urlsplit(url.strip()).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def key_required(entry: ProviderEntry) -> bool:
+    """Whether a missing key is an error: not for a server on this machine or a private network.
+
+    llama.cpp, Ollama, vLLM and LM Studio need no key by default; without one no
+    `Authorization` header is sent at all.
+    """
+    return not is_local_url(entry.base_url)

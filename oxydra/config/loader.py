@@ -78,9 +78,10 @@ def load_agent_config(sources: ConfigSources | None = None) -> LoadedConfig:
         built = layers.build()
         assert isinstance(built, AgentConfig)
         config = built
-    warnings: list[str] = []
+    warnings: list[str] = list(layers.warnings)
     if config is not None:
-        config, warnings = check_agent_config(config, layers)
+        config, checked = check_agent_config(config, layers)
+        warnings += checked
     if layers.problems or config is None:
         count = len(layers.problems)
         raise ConfigError(

@@ -19,6 +19,7 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 Ratio = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 ProviderType = Literal["openai", "anthropic", "gemini", "openai_responses"]
+SchemaDialect = Literal["full", "compact"]
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -198,6 +199,9 @@ class SchedulerConfig(_Section):
     auto_disable_after_failures: Positive = 5
     notify_after_failures: Annotated[int, msgspec.Meta(ge=0)] = 3
     run_timeout_secs: Positive = 600
+    # A run cut short by a crash or restart: run it again once at start-up when its stored
+    # events show no side-effecting tool call ("retry_if_clean"), or leave it ("skip").
+    on_interrupted: Literal["retry_if_clean", "skip"] = "retry_if_clean"
 
 
 class AgentSelection(_Section):
@@ -223,7 +227,11 @@ class ProviderEntry(_Section):
     """One entry of `[providers.registry.<name>]`.
 
     `base_url` is the API root (`http://localhost:11434`); a base that already ends in the
-    version segment (`.../v1`) is accepted as OpenAI-SDK users write it.
+    version segment (`.../v1`) is accepted as OpenAI-SDK users write it. `schema_dialect`
+    picks how tool schemas are sent: `full` JSON Schema, or `compact` without validation
+    keywords (`maxLength`, `pattern`, `minimum`...) that some servers' grammar builders cannot
+    take; unset means full for the vendors' own APIs and compact for other OpenAI-compatible
+    servers. Arguments are validated against the full schema on our side either way.
     """
 
     provider_type: ProviderType
@@ -239,19 +247,63 @@ class ProviderEntry(_Section):
     max_output_tokens: Positive | None = None
     max_context_tokens: Positive | None = None
     timeout_secs: PositiveFloat | None = None
+    schema_dialect: SchemaDialect | None = None
+
+
+# Self-hosted OpenAI-compatible servers at their default addresses. Each runs whatever model
+# it loaded, so none needs a key or a catalog entry (`is_local_url`); `base_url` may be
+# changed in the entry like any other key.
+LOCAL_SERVER_PRESETS = {
+    "ollama": "http://127.0.0.1:11434",
+    "vllm": "http://127.0.0.1:8000",
+    "lmstudio": "http://127.0.0.1:1234",
+    "llamacpp": "http://127.0.0.1:8080",
+}
 
 
 def _default_registry() -> dict[str, ProviderEntry]:
+    presets = {
+        name: ProviderEntry(provider_type="openai", base_url=url, schema_dialect="compact")
+        for name, url in LOCAL_SERVER_PRESETS.items()
+    }
     return {
         "openai": ProviderEntry(provider_type="openai", api_key_env="OPENAI_API_KEY"),
         "anthropic": ProviderEntry(provider_type="anthropic", api_key_env="ANTHROPIC_API_KEY"),
+        **presets,
     }
 
 
 class ProvidersConfig(_Section):
-    """The provider registry; entries merge with (never replace) the two defaults."""
+    """The provider registry; entries merge with (never replace) the defaults: `openai`,
+    `anthropic` and the local-server presets (`LOCAL_SERVER_PRESETS`)."""
 
     registry: dict[str, ProviderEntry] = msgspec.field(default_factory=_default_registry)
+
+
+class ObservabilityConfig(_Section):
+    """`[observability]`: traces and metrics out of the guest (docs/observability.md).
+
+    `enabled` turns on OpenTelemetry export (the `otel` extra); the usage ledger, the local
+    span store behind `oxydra trace` and the Prometheus endpoint need no extra. `headers`
+    maps an HTTP header to the NAME of an environment variable holding its value, so no
+    secret sits in a config file. `metrics_bind` empty turns the Prometheus endpoint off; a
+    non-loopback bind requires the bearer token from the env variable `metrics_token_env`.
+    """
+
+    enabled: bool = False
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    headers: dict[str, str] = {}
+    service_name: str = "oxydra"
+    sample_ratio: Ratio = 1.0
+    capture_content: bool = False
+    max_attribute_chars: Positive = 4096
+    max_queue_spans: Positive = 2048
+    export_timeout_secs: PositiveFloat = 5.0
+    metrics_interval_secs: PositiveFloat = 30.0
+    metrics_bind: str = "127.0.0.1:0"
+    metrics_token_env: str = "OXYDRA_METRICS_TOKEN"
+    local_turns: Annotated[int, msgspec.Meta(ge=0)] = 200
 
 
 class AgentConfig(_Section):
@@ -266,5 +318,6 @@ class AgentConfig(_Section):
     catalog: CatalogConfig = msgspec.field(default_factory=CatalogConfig)
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     scheduler: SchedulerConfig = msgspec.field(default_factory=SchedulerConfig)
+    observability: ObservabilityConfig = msgspec.field(default_factory=ObservabilityConfig)
     agents: dict[str, AgentDefinition] = {}
     providers: ProvidersConfig = msgspec.field(default_factory=ProvidersConfig)

@@ -15,6 +15,7 @@ Every exception we raise derives from `OxydraError`, split by who must act::
     │   │   ├── BadRequestError        other 4xx, with the provider's message
     │   │   └── ServerError            5xx
     │   ├── ProviderProtocolError  the remote sent something we cannot read
+    │   │   └── EmptyStreamError   a 200 stream with no body at all
     │   ├── ProviderTransportError connection failed or dropped
     │   └── ProviderTimeoutError   no answer in time
     ├── ToolError              a tool call failed (its text goes back to the model)
@@ -69,13 +70,29 @@ class ConfigError(OxydraError):
         self.problems = problems if problems is not None else [message]
 
 
+def running_from_archive() -> bool:
+    """Whether this code runs from `oxydra.pyz` (zipimport) rather than an installed package."""
+    return type(globals().get("__loader__")).__name__ == "zipimporter"
+
+
+def install_hint(extra: str) -> str:
+    """How to get an optional extra: pip for an installation; a rebuild for the archive,
+    where pip cannot add anything."""
+    if running_from_archive():
+        return (
+            f"this oxydra.pyz was built without the '{extra}' extra; build one with it: "
+            f"python build_pyz.py --with {extra} (from a source checkout after `make install`)"
+        )
+    return f"install the '{extra}' extra: pip install 'oxydra[{extra}]'"
+
+
 class MissingExtraError(ConfigError):
     """An optional dependency is absent; names the feature and the extra that brings it."""
 
     def __init__(self, feature: str, extra: str, module: str) -> None:
         super().__init__(
             f"{feature} needs the optional module '{module}', which is not installed",
-            hint=f"install the '{extra}' extra: pip install 'oxydra[{extra}]'",
+            hint=install_hint(extra),
         )
         self.feature = feature
         self.extra = extra
@@ -149,6 +166,11 @@ class ServerError(ProviderHTTPError):
 
 class ProviderProtocolError(ProviderError):
     """The provider sent something we cannot read (bad JSON, HTML page, empty body)."""
+
+
+class EmptyStreamError(ProviderProtocolError):
+    """A stream answered 200 with no body at all (llama.cpp's server, when it cannot stream
+    tool calls); the same request without streaming usually works."""
 
 
 class ProviderTransportError(ProviderError):

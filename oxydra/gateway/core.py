@@ -20,6 +20,7 @@ from oxydra.core.errors import GatewayError
 from oxydra.core.ids import new_session_id
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
+from oxydra.core.spend import Spend
 from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
@@ -36,6 +37,8 @@ from oxydra.wire.gateway import (
     TurnProgress,
     TurnStarted,
     TurnStatus,
+    Usage,
+    UsageTotals,
 )
 
 _log = get_logger(__name__)
@@ -89,6 +92,13 @@ class GatewayCore:
         self._touched: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self.outbox: NotificationOutbox | None = None
+
+    def load(self) -> dict[str, float]:
+        """Gauges for the metrics endpoint: sessions with a client, turns running."""
+        return {
+            "active_sessions": sum(1 for c in self._channels.values() if c.subscribers),
+            "running_turns": sum(self._running.values()),
+        }
 
     # ---- sessions ------------------------------------------------------------------
 
@@ -247,6 +257,8 @@ class GatewayCore:
         turn_id: str,
         prompt: str,
         attachments: tuple[MediaPart, ...] = (),
+        *,
+        traceparent: str | None = None,
     ) -> None:
         """Start a turn, or refuse it: one per session, a bounded number per user."""
         if channel.active_turn is not None:
@@ -265,6 +277,7 @@ class GatewayCore:
             attachments=attachments,
             agent_name=channel.agent_name,
             channel=channel.channel_origin,
+            traceparent=traceparent[:64] if traceparent else None,
         )
         channel.task = asyncio.create_task(
             self._run_turn(channel, request_id, request),
@@ -280,6 +293,7 @@ class GatewayCore:
         approver = self.approvals.approver_for(channel, request_id, turn)
         try:
             outcome = await self.runner.run_turn(request, sink, approver)
+            channel.publish(self._usage(channel, request_id, request.turn_id, outcome))
             self._finish(channel, request_id, request.turn_id, outcome)
         except asyncio.CancelledError:
             done = TurnStatus(turn_id=request.turn_id, state="cancelled")
@@ -301,6 +315,19 @@ class GatewayCore:
             channel.task = None
             self._running[channel.user_id] -= 1
             await self._touch(channel.session_id)
+
+    def _usage(
+        self, channel: SessionChannel, request_id: str, turn_id: str, outcome: TurnOutcome
+    ) -> Usage:
+        ledger = getattr(self.runner, "ledger", None)
+        total = ledger.session(channel.session_id) if ledger is not None else outcome.spend
+        return Usage(
+            request_id=request_id,
+            session=channel.ref,
+            turn_id=turn_id,
+            turn=usage_totals(outcome.spend),
+            total=usage_totals(total),
+        )
 
     @staticmethod
     def _finish(
@@ -390,3 +417,13 @@ class _FrameSink:
                 )
             case _:
                 pass
+
+
+def usage_totals(spend: Spend) -> UsageTotals:
+    """A `Spend` as the `usage` frame carries it; unpriced spend is unknown, not 0."""
+    return UsageTotals(
+        calls=spend.calls,
+        input_tokens=spend.prompt_tokens,
+        output_tokens=spend.completion_tokens,
+        cost_usd=round(spend.cost_usd, 6) if spend.priced else None,
+    )

@@ -263,7 +263,14 @@ class _Connection:
             case SendTurn():
                 self._check_session(frame.session_id)
                 parts = _validated_attachments(frame)
-                self.core.submit_turn(channel, frame.request_id, frame.turn_id, frame.prompt, parts)
+                self.core.submit_turn(
+                    channel,
+                    frame.request_id,
+                    frame.turn_id,
+                    frame.prompt,
+                    parts,
+                    traceparent=frame.traceparent,
+                )
             case CancelActiveTurn():
                 self._check_session(frame.session_id)
                 self.core.cancel(channel)

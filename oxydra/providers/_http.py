@@ -3,7 +3,9 @@
 Every httpx exception is translated here (`raise ... from exc`): timeouts become
 `ProviderTimeoutError`, other transport failures `ProviderTransportError`, a bad base URL a
 `ConfigError`. Error statuses become the typed errors of `oxydra.wire.error_for_status`, with
-`Retry-After` (seconds or an HTTP date, or `retry-after-ms`) read into `retry_after`.
+`Retry-After` (seconds or an HTTP date, or `retry-after-ms`) read into `retry_after`. Every
+message names the entry and the URL it called (without any userinfo), so a 404 from a wrong
+`base_url` says which URL was wrong.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import msgspec
 
 from oxydra.core.errors import (
     ConfigError,
@@ -63,24 +67,34 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
+def shown_url(url: str) -> str:
+    """`url` fit for a message: no userinfo, no query."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def status_error(
-    provider: str, status: int, headers: Mapping[str, str], body: bytes
+    provider: str, status: int, headers: Mapping[str, str], body: bytes, url: str = ""
 ) -> ProviderHTTPError:
-    """The typed error for an error response."""
+    """The typed error for an error response, naming the URL that answered."""
     info = parse_error_body(body)
+    if url:
+        info = msgspec.structs.replace(info, message=f"{info.message} ({provider}: {url})")
     text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
     retry_after = parse_retry_after(headers)
     return error_for_status(status, info, provider=provider, body=text, retry_after=retry_after)
 
 
 @contextlib.contextmanager
-def translated(provider: str) -> Iterator[None]:
+def translated(provider: str, url: str = "") -> Iterator[None]:
     """Translate httpx's exceptions raised inside the block into ours."""
+    at = f" {url}" if url else ""
     try:
         yield
     except httpx.TimeoutException as exc:
         raise ProviderTimeoutError(
-            f"{provider}: timed out ({type(exc).__name__})", provider=provider
+            f"{provider}:{at} timed out ({type(exc).__name__})", provider=provider
         ) from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise ConfigError(
@@ -88,7 +102,7 @@ def translated(provider: str) -> Iterator[None]:
         ) from exc
     except httpx.HTTPError as exc:
         raise ProviderTransportError(
-            f"{provider}: {type(exc).__name__}: {exc}", provider=provider
+            f"{provider}:{at} {type(exc).__name__}: {exc}", provider=provider
         ) from exc
 
 
@@ -169,32 +183,46 @@ class HttpEndpoint:
             ProviderProtocolError: an empty body or an HTML page instead of JSON.
             ProviderTransportError, ProviderTimeoutError: the connection failed.
         """
-        with translated(self.provider):
+        url = shown_url(self.url(request))
+        with translated(self.provider, url):
             response = await self.client.send(self._request(request, stream=False))
             body = response.content
+        return self._checked(response, body, url)
+
+    async def get(self, path: str, *, timeout: float) -> bytes:
+        """GET an API path (`/v1/models`); the 2xx JSON body, else the same errors as `post`."""
+        url = join_url(self.base_url, path)
+        with translated(self.provider, shown_url(url)):
+            response = await self.client.get(url, headers=self.headers, timeout=timeout)
+            body = response.content
+        return self._checked(response, body, shown_url(url))
+
+    def _checked(self, response: httpx.Response, body: bytes, url: str) -> bytes:
         if not response.is_success:
-            raise status_error(self.provider, response.status_code, response.headers, body)
+            raise status_error(self.provider, response.status_code, response.headers, body, url)
         if not body.strip():
             raise ProviderProtocolError(
-                f"{self.provider}: empty body with HTTP {response.status_code}",
+                f"{self.provider}: {url}: empty body with HTTP {response.status_code}",
                 provider=self.provider,
             )
         if _is_html(response, body):
             raise ProviderProtocolError(
-                f"{self.provider}: expected JSON, got {describe_body(body)}", provider=self.provider
+                f"{self.provider}: {url}: expected JSON, got {describe_body(body)}",
+                provider=self.provider,
             )
         return body
 
     @contextlib.asynccontextmanager
     async def open_stream(self, request: WireRequest) -> AsyncIterator[httpx.Response]:
         """Open a streaming request; yields the response once its status is a success."""
-        with translated(self.provider):
+        url = shown_url(self.url(request))
+        with translated(self.provider, url):
             response = await self.client.send(self._request(request, stream=True), stream=True)
         try:
             if not response.is_success:
-                with translated(self.provider):
+                with translated(self.provider, url):
                     body = await read_limited(response, MAX_ERROR_BODY)
-                raise status_error(self.provider, response.status_code, response.headers, body)
+                raise status_error(self.provider, response.status_code, response.headers, body, url)
             yield response
         finally:
             with contextlib.suppress(httpx.HTTPError):

@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 import httpx
+import msgspec
 
 from oxydra.catalog import ModelCatalog, catalog_provider_for
-from oxydra.config.credentials import key_variables, resolve_api_key
+from oxydra.config.credentials import is_local_url, key_required, key_variables, resolve_api_key
 from oxydra.config.schema import AgentConfig, ProviderEntry
 from oxydra.core.errors import ConfigError
 from oxydra.core.log import get_logger
@@ -41,26 +42,30 @@ DEFAULT_BASE_URLS = {
 }
 
 
-def _openai_codec(name: str, official: bool) -> WireCodec:
+def _openai_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
     field: Literal["max_completion_tokens", "max_tokens"] = (
         "max_completion_tokens" if official else "max_tokens"
     )
-    return openai_chat.codec(openai_wire.OpenAIChatProfile(name=name, max_tokens_field=field))
+    dialect = entry.schema_dialect or ("full" if official else "compact")
+    profile = openai_wire.OpenAIChatProfile(
+        name=name, max_tokens_field=field, schema_dialect=dialect
+    )
+    return openai_chat.codec(profile)
 
 
-def _anthropic_codec(name: str, official: bool) -> WireCodec:
+def _anthropic_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
     return anthropic.codec(anthropic_wire.AnthropicProfile(name=name))
 
 
-def _gemini_codec(name: str, official: bool) -> WireCodec:
+def _gemini_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
     return gemini.codec(gemini_wire.GeminiProfile(name=name))
 
 
-def _responses_codec(name: str, official: bool) -> WireCodec:
+def _responses_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
     return responses.codec(responses_wire.ResponsesProfile(name=name))
 
 
-_CODECS: dict[str, Callable[[str, bool], WireCodec]] = {
+_CODECS: dict[str, Callable[[str, bool, ProviderEntry], WireCodec]] = {
     "openai": _openai_codec,
     "anthropic": _anthropic_codec,
     "gemini": _gemini_codec,
@@ -90,9 +95,10 @@ def registry_entry(name: str, config: AgentConfig) -> ProviderEntry:
     return registry[name]
 
 
-def _api_key(name: str, entry: ProviderEntry, environ: Mapping[str, str]) -> str:
+def _api_key(name: str, entry: ProviderEntry, environ: Mapping[str, str]) -> str | None:
+    """The entry's key; None (no `Authorization` at all) for a local server without one."""
     key, _source = resolve_api_key(entry, environ)
-    if key is None:
+    if key is None and key_required(entry):
         variables = ", ".join(key_variables(entry))
         raise ConfigError(
             f"no API key for provider '{name}'",
@@ -122,10 +128,15 @@ def build_provider(
     key = _api_key(name, entry, environ)
     model_id = model or config.selection.model
     namespace = catalog_provider_for(entry)
-    descriptor = catalog.resolve(
-        namespace, model_id, skip_validation=config.catalog.skip_catalog_validation, hints=entry
-    )
+    local = is_local_url(entry.base_url)
+    skip = config.catalog.skip_catalog_validation or local
+    descriptor = catalog.resolve(namespace, model_id, skip_validation=skip, hints=entry)
     caps = catalog.caps(namespace, model_id, descriptor)
+    known = catalog.get(namespace, model_id) is not None
+    if not known and entry.max_output_tokens is None:
+        # The catalog's stand-in output limit is a guess; a server with a small window
+        # refuses it outright. Send none and let the server decide.
+        caps = msgspec.structs.replace(caps, max_output_tokens=None)
     if caps.deprecated:
         _log.warning("model is deprecated", extra={"oxy": {"provider": name, "model": model_id}})
     default_base = DEFAULT_BASE_URLS[entry.provider_type]
@@ -137,9 +148,26 @@ def build_provider(
         client=http_client,
         timeout=entry.timeout_secs or DEFAULT_TIMEOUT_SECS,
     )
-    codec = _CODECS[entry.provider_type](name, base_url.rstrip("/").startswith(default_base))
-    cls = responses.ResponsesProvider if entry.provider_type == "openai_responses" else WireProvider
-    return cls(name=name, codec=codec, endpoint=endpoint, caps=caps, catalog_provider=namespace)
+    official = base_url.rstrip("/").startswith(default_base)
+    codec = _CODECS[entry.provider_type](name, official, entry)
+    ask_server = (
+        entry.provider_type == "openai"
+        and not known
+        and not official
+        and entry.max_context_tokens is None
+    )
+    if entry.provider_type == "openai_responses":
+        return responses.ResponsesProvider(
+            name=name, codec=codec, endpoint=endpoint, caps=caps, catalog_provider=namespace
+        )
+    return WireProvider(
+        name=name,
+        codec=codec,
+        endpoint=endpoint,
+        caps=caps,
+        catalog_provider=namespace,
+        window_probe=openai_wire.model_context_window if ask_server else None,
+    )
 
 
 def parse_fallback(spec: str, config: AgentConfig) -> tuple[str, str | None]:
@@ -170,4 +198,11 @@ def build_reliable_provider(
         fb_model = fb_model or model_id
         fb = build_provider(fb_name, config, environ, catalog, http_client, model=fb_model)
         routes.append(Route(fb, name=fb_name, model=fb_model))
-    return ReliableProvider(primary, config.reliability, fallbacks=routes, sleep=sleep, rng=rng)
+    return ReliableProvider(
+        primary,
+        config.reliability,
+        fallbacks=routes,
+        sleep=sleep,
+        rng=rng,
+        attempt_timeout=float(config.runtime.turn_timeout_secs),
+    )

@@ -10,7 +10,8 @@ Theory of operation:
 2. The consumer (an async generator) `get`s items and yields them. A failure in the reader
    travels through the queue as a `_Failure` and is raised in the consumer, never lost in a
    background task.
-3. A 200 whose body is empty is a `ProviderProtocolError`. A transport error or read
+3. A 200 whose body is empty is an `EmptyStreamError` (the driver then asks again without
+   streaming). A transport error or read
    timeout mid-stream ends the stream with the translator's EOF
    items, where `ConnectionLost` carries the transport's reason; a stream that ended before
    the provider's terminal event likewise ends with `ConnectionLost`. The consumer never hangs:
@@ -28,7 +29,7 @@ from typing import cast
 
 import httpx
 
-from oxydra.core.errors import ProviderError, ProviderProtocolError, WireError
+from oxydra.core.errors import EmptyStreamError, ProviderError, ProviderProtocolError, WireError
 from oxydra.core.log import get_logger
 from oxydra.core.stream import ConnectionLost, StreamItem
 from oxydra.providers._http import describe_transport_error
@@ -91,7 +92,9 @@ class _Reader:
             if self.translator.done:
                 return
         if not received:
-            raise WireError("HTTP 200 with an empty body")
+            raise EmptyStreamError(
+                f"{self.provider}: HTTP 200 with an empty stream", provider=self.provider
+            )
         for event in self.decoder.feed_eof():
             await self._emit(self.translator.on_event(event))
             if self.translator.done:

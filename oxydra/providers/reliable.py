@@ -18,7 +18,11 @@ Rules:
    error (the route's fault, not the request's), the next fallback route is tried with the
    same context, its provider and model swapped in. Other errors (bad request, context too
    long) are raised at once: another route would refuse them too.
+6. With `attempt_timeout` set (`[runtime] turn_timeout_secs`), each attempt must answer, or
+   start its stream, within that many seconds; one that does not fails with a retryable
+   `ProviderTimeoutError`, so a slow server is asked again rather than ending the turn.
 
+Every retry and every route given up is logged with the route's provider and model.
 `sleep` and `rng` are injectable so tests run without waiting and with fixed jitter.
 """
 
@@ -28,6 +32,7 @@ import asyncio
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
@@ -38,10 +43,11 @@ from oxydra.core.errors import (
     ProviderError,
     ProviderHTTPError,
     ProviderProtocolError,
+    ProviderTimeoutError,
     ProviderTransportError,
 )
 from oxydra.core.ids import ModelId, ProviderId
-from oxydra.core.log import get_logger
+from oxydra.core.log import get_logger, span_event
 from oxydra.core.messages import Context, Response
 from oxydra.core.stream import ConnectionLost, StreamItem
 from oxydra.providers._base import Provider
@@ -49,6 +55,7 @@ from oxydra.wire.assemble import response_items
 
 _log = get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,11 @@ class Route:
         if self.model:
             changes["model"] = ModelId(self.model)
         return msgspec.structs.replace(context, **changes) if changes else context
+
+    def label(self, context: Context) -> tuple[str, str]:
+        """The provider entry and model this route calls, for logs."""
+        name = self.name or getattr(self.provider, "name", None) or str(context.provider)
+        return name, self.model or str(context.model)
 
 
 def backoff_delay(
@@ -94,6 +106,7 @@ class ReliableProvider:
         sleep: awaited for every backoff delay.
         rng: randomness for jitter.
         max_retry_after: the longest `Retry-After` (seconds) worth waiting for.
+        attempt_timeout: seconds each attempt may take to answer or to start its stream.
     """
 
     def __init__(
@@ -105,12 +118,14 @@ class ReliableProvider:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         max_retry_after: float = 60.0,
+        attempt_timeout: float | None = None,
     ) -> None:
         self.routes = [Route(primary), *fallbacks]
         self.config = config or ReliabilityConfig()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.max_retry_after = max_retry_after
+        self.attempt_timeout = attempt_timeout
 
     def capabilities(self) -> ProviderCaps:
         """The primary route's capabilities."""
@@ -127,7 +142,9 @@ class ReliableProvider:
             if closer is not None:
                 await closer()
 
-    async def _pause(self, attempt: int, error: ProviderError) -> bool:
+    async def _pause(
+        self, attempt: int, error: ProviderError, route: Route, context: Context
+    ) -> bool:
         """Wait before the next attempt; False when the route should be given up instead."""
         if attempt >= self.config.max_attempts or not error.retryable:
             return False
@@ -137,59 +154,85 @@ class ReliableProvider:
             if retry_after > self.max_retry_after:
                 return False
             delay = max(delay, retry_after)
+        name, model = route.label(context)
         _log.warning(
             "provider call failed, retrying",
             extra={
                 "oxy": {
-                    "provider": error.provider,
+                    "provider": name,
+                    "route": f"{name}/{model}",
                     "attempt": attempt,
                     "delay_s": round(delay, 3),
                     "error": str(error),
                 }
             },
         )
+        span_event("retry", attempt=attempt, delay_s=round(delay, 3), error=type(error).__name__)
         await self._sleep(delay)
         return True
+
+    def _give_up(self, route: Route, context: Context, error: ProviderError | None) -> None:
+        name, model = route.label(context)
+        _log.warning(
+            "giving up a provider route",
+            extra={"oxy": {"provider": name, "route": f"{name}/{model}", "error": str(error)}},
+        )
+
+    async def _bounded(self, call: Awaitable[T], route: Route, context: Context) -> T:
+        """`call` within `attempt_timeout` (rule 6)."""
+        if self.attempt_timeout is None:
+            return await call
+        try:
+            async with asyncio.timeout(self.attempt_timeout):
+                return await call
+        except TimeoutError as exc:
+            name, model = route.label(context)
+            raise ProviderTimeoutError(
+                f"{name}: no answer from model {model} within {self.attempt_timeout:g}s "
+                "([runtime] turn_timeout_secs)",
+                provider=name,
+            ) from exc
 
     async def complete(self, context: Context) -> Response:
         """Complete on the first route that answers."""
         last: ProviderError | None = None
-        for route in self.routes:
+        for index, route in enumerate(self.routes):
+            if index:
+                _fallback_event(route, last)
             routed = route.context_for(context)
             attempt = 1
             while True:
                 try:
-                    return await route.provider.complete(routed)
+                    return await self._bounded(route.provider.complete(routed), route, routed)
                 except ProviderError as exc:
                     last = exc
-                    if await self._pause(attempt, exc):
+                    if await self._pause(attempt, exc, route, routed):
                         attempt += 1
                         continue
                     if not _moves_on(exc):
                         raise
                     break
-            _log.warning(
-                "giving up a provider route",
-                extra={"oxy": {"route": route.name, "error": str(last)}},
-            )
+            self._give_up(route, routed, last)
         assert last is not None
         raise last
 
     async def stream(self, context: Context) -> AsyncGenerator[StreamItem, None]:
         """Stream from the first route whose stream starts (see rules 4 and 5)."""
         last: ProviderError | None = None
-        for route in self.routes:
+        for index, route in enumerate(self.routes):
+            if index:
+                _fallback_event(route, last)
             routed = route.context_for(context)
             attempt = 1
             while True:
                 whole = isinstance(last, _LostEarly) and last.route is route
                 items = _whole(route.provider, routed) if whole else route.provider.stream(routed)
                 try:
-                    first = await _first_item(items, route)
+                    first = await self._bounded(_first_item(items, route), route, routed)
                 except ProviderError as exc:
                     await items.aclose()
                     last = exc
-                    if await self._pause(attempt, exc):
+                    if await self._pause(attempt, exc, route, routed):
                         attempt += 1
                         continue
                     if not _moves_on(exc):
@@ -203,6 +246,7 @@ class ReliableProvider:
                 finally:
                     await items.aclose()
                 return
+            self._give_up(route, routed, last)
         if isinstance(last, _LostEarly):
             yield last.item
             return
@@ -210,11 +254,21 @@ class ReliableProvider:
         raise last
 
 
+def _fallback_event(route: Route, last: ProviderError | None) -> None:
+    span_event(
+        "fallback",
+        provider=route.name or "",
+        model=route.model or "",
+        error=type(last).__name__ if last else "",
+    )
+
+
 class _LostEarly(ProviderTransportError):
     """A stream whose first item was `ConnectionLost`: retryable, nothing was delivered."""
 
     def __init__(self, item: ConnectionLost, route: Route) -> None:
-        super().__init__(item.message, provider=route.name or "")
+        name = route.name or getattr(route.provider, "name", "")
+        super().__init__(item.message, provider=str(name))
         self.item = item
         self.route = route
 

@@ -16,12 +16,18 @@ from pathlib import Path
 
 import msgspec
 
-from oxydra.config.credentials import STANDARD_KEY_ENV, key_variables, resolve_api_key
+from oxydra.config.credentials import (
+    STANDARD_KEY_ENV,
+    key_required,
+    key_variables,
+    resolve_api_key,
+)
 from oxydra.config.loader import ConfigSources, load_agent_config
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import ConfigError, RunnerError
 from oxydra.core.tiers import SandboxTier
 from oxydra.runner._config import RunnerContext
+from oxydra.runner._selfcmd import shown_command
 from oxydra.runner._workspace import UserWorkspace
 from oxydra.wire.envelope import (
     BootstrapEnvelope,
@@ -46,22 +52,16 @@ no API key for provider '{provider}' (model {model}).
   Set one of: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, or API_KEY
   (for Anthropic or Gemini also pick it: --set selection.provider=anthropic
   --set selection.model=claude-sonnet-4-5), then run again.
-  Or use a local OpenAI-compatible server (llama.cpp, Ollama, vLLM, LM Studio):
-    API_KEY=unused oxydra runner --insecure start --set selection.provider=local \\
-      --set selection.model=llama3.1 --set providers.registry.local.provider_type=openai \\
-      --set providers.registry.local.base_url=http://127.0.0.1:11434 \\
-      --set catalog.skip_catalog_validation=true
-  (with make: API_KEY=unused make run RUN_ARGS="--set selection.provider=local ...")
-  or put the same keys in .oxydra/providers.toml:
+  Or use a server on this machine, which needs no key: the presets ollama, vllm, lmstudio
+  and llamacpp expect it at its default address (ollama: http://127.0.0.1:11434):
+    {start} --set selection.provider=ollama --set selection.model=llama3.2
+  (another machine: --set providers.registry.ollama.base_url=http://192.168.1.20:11434)
+  (with make: make run RUN_ARGS="--set selection.provider=ollama --set selection.model=llama3.2")
+  or put it in .oxydra/agent.toml (or .oxydra/providers.toml):
     [selection]
-    provider = "local"
-    model = "llama3.1"
-    [providers.registry.local]
-    provider_type = "openai"
-    base_url = "http://127.0.0.1:11434"
-    api_key = "unused"
-    [catalog]
-    skip_catalog_validation = true"""
+    provider = "ollama"
+    model = "llama3.2"
+  Or first look around with a scripted fake model: make demo"""
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,11 @@ def check_provider_key(config: AgentConfig, environ: Mapping[str, str]) -> None:
     if entry is None:
         raise RunnerError(f"provider '{name}' is not in [providers.registry]")
     key, _ = resolve_api_key(entry, environ)
-    if key is None:
-        raise RunnerError(NO_KEY_HELP.format(provider=name, model=config.selection.model))
+    if key is None and key_required(entry):
+        start = shown_command("runner", "--insecure", "start")
+        raise RunnerError(
+            NO_KEY_HELP.format(provider=name, model=config.selection.model, start=start)
+        )
 
 
 def credential_names(config: AgentConfig, environ: Mapping[str, str]) -> list[str]:

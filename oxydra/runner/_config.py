@@ -19,6 +19,7 @@ from oxydra.config.runner_schema import RunnerConfig, UserConfig
 from oxydra.config.workspace import check_user_id
 from oxydra.core.errors import ConfigError, RunnerError
 from oxydra.core.tiers import SandboxTier
+from oxydra.runner._selfcmd import shown_command
 
 DEFAULT_USER = "default"
 
@@ -52,8 +53,9 @@ class RunnerContext:
             raise RunnerError(
                 "no runner.toml found (looked in ./.oxydra/runner.toml and "
                 "~/.oxydra/runner.toml), so no sandbox is configured",
-                hint="pass --insecure to run the guest as a local process, or write a "
-                "runner.toml with default_tier = 'container' or 'micro_vm'",
+                hint=f"`{shown_command('runner', '--insecure', 'start')}` runs the guest as a "
+                "local process; or write .oxydra/runner.toml with default_tier = 'container' "
+                "or 'micro_vm' (docs/runner.md)",
             )
 
 

@@ -36,6 +36,10 @@ from oxydra.wire.control import (
 )
 from oxydra.wire.framing import FrameTooLargeError, LengthPrefixedDecoder, encode_length_prefixed
 
+# Placeholder hint of "not running" errors; the command line replaces it with the exact
+# start command for the user's setup (`runner.cli.start_hint`).
+NOT_STARTED_HINT = "start it with `oxydra runner start`"
+
 Handler = Callable[[ControlRequest], Awaitable[ControlResponse]]
 
 
@@ -139,7 +143,7 @@ def control_request(path: Path, request: ControlRequest, timeout: float = 30.0) 
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise RunnerNotRunningError(
                 f"server not running (no runner daemon on {path})",
-                hint="start it with `oxydra runner start`",
+                hint=NOT_STARTED_HINT,
             ) from exc
         sock.sendall(
             encode_length_prefixed(encode_control_request(request), MAX_CONTROL_FRAME_BYTES)

@@ -49,9 +49,12 @@ def launch_process(
     """Start the guest as a confined child process and hand it the envelope.
 
     Raises:
-        RunnerError: `--insecure` missing, or the guest could not be started.
+        RunnerError: `--insecure` missing (a user's file choosing `sandbox_tier = "process"`
+            counts as the confirmation, as in the Rust runner), or the guest could not be
+            started.
     """
-    if not spec.ctx.insecure:
+    from_user_file = spec.ctx.user.behavior.sandbox_tier is SandboxTier.PROCESS
+    if not (spec.ctx.insecure or from_user_file):
         raise RunnerError(
             "the process tier gives no kernel isolation and needs --insecure to confirm",
             hint="pass --insecure, or choose the container or micro_vm tier in runner.toml",
@@ -66,7 +69,8 @@ def launch_process(
             cwd=spec.cwd,
         )
     shell = plan.confined and spec.ctx.user.behavior.shell_enabled is not False
-    degraded = [("insecure_process_tier", "the guest runs as a host process (--insecure)")]
+    why = "--insecure" if spec.ctx.insecure else "behavior.sandbox_tier in the user's file"
+    degraded = [("insecure_process_tier", f"the guest runs as a host process ({why})")]
     status = startup_status(
         SandboxTier.PROCESS,
         shell=shell,

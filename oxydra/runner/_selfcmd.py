@@ -10,6 +10,8 @@ which is why `__file__` is used here.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import sys
 import zipfile
 from collections.abc import Mapping
@@ -56,3 +58,31 @@ def self_environment(base: Mapping[str, str]) -> dict[str, str]:
         rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
         env["PYTHONPATH"] = os.pathsep.join([root, *rest])
     return env
+
+
+def shown_command(*args: str) -> str:
+    """A command line a person can paste to run Oxydra with `args`, as this process was run.
+
+    `oxydra` when that name on PATH is this installation's script; from a virtualenv that is
+    not activated, `.venv/bin/python -m oxydra` (relative to the working directory when
+    inside it); from the archive, `python3 path/to/oxydra.pyz`.
+    """
+    archive = archive_path()
+    if archive is not None:
+        head = ["python3", _relative(archive)]
+    else:
+        script = shutil.which("oxydra")
+        ours = Path(sys.executable).parent / "oxydra"
+        if script and Path(script).resolve() == ours.resolve():
+            head = ["oxydra"]
+        else:
+            head = [_relative(Path(sys.executable)), "-m", "oxydra"]
+    return " ".join(shlex.quote(part) for part in [*head, *args])
+
+
+def _relative(path: Path) -> str:
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)

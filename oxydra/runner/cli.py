@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from oxydra.core.errors import GatewayError, OxydraError, RunnerError, RunnerNotRunningError
-from oxydra.runner._config import RunnerContext, load_context
-from oxydra.runner._control import control_request, daemon_alive
+from oxydra.runner._config import RunnerContext, find_config, load_context
+from oxydra.runner._control import NOT_STARTED_HINT, control_request, daemon_alive
 from oxydra.runner._guest import LaunchResult
 from oxydra.runner._logs import DEFAULT_TAIL, format_entry, parse_since, read_logs
-from oxydra.runner._selfcmd import self_command, self_environment
+from oxydra.runner._selfcmd import self_command, self_environment, shown_command
 from oxydra.runner._workspace import UserWorkspace, clear_stale, provision
 from oxydra.wire.control import (
     MAX_LOG_TAIL,
@@ -66,9 +66,26 @@ def run_runner(args: argparse.Namespace) -> int:
     """Entry of the `runner` mode."""
     try:
         return _dispatch(args)
+    except RunnerError as exc:
+        if exc.hint == NOT_STARTED_HINT:  # say exactly how, for this setup
+            exc.hint = start_hint(args)
+        print(f"runner error: {exc}", file=sys.stderr, flush=True)
+        return 1
     except (OxydraError, OSError) as exc:
         print(f"runner error: {exc}", file=sys.stderr, flush=True)
         return 1
+
+
+def start_hint(args: argparse.Namespace) -> str:
+    """The start command that works here: with `--insecure` when no runner.toml is found,
+    since without one `start` refuses to pick a sandbox (docs/runner.md)."""
+    cwd, home = Path.cwd(), Path.home()
+    configured = args.config or find_config(None, cwd, home) is not None
+    flags = [] if configured else ["--insecure"]
+    user = ["-u", args.user] if args.user else []
+    command = shown_command("runner", *user, *flags, "start")
+    why = "" if configured else " (no runner.toml: the guest runs as a local process)"
+    return f"start it with `{command}`{why}"
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -124,7 +141,8 @@ def daemon_lock(workspace: UserWorkspace) -> Iterator[None]:
         except BlockingIOError as exc:
             raise RunnerError(
                 f"a runner is already running for this user (lock {workspace.lock_file})",
-                hint="`oxydra runner status` shows it; `oxydra runner stop` stops it",
+                hint=f"`{shown_command('runner', 'status')}` shows it; "
+                f"`{shown_command('runner', 'stop')}` stops it",
             ) from exc
         yield
     finally:
@@ -198,7 +216,7 @@ def start_background(args: argparse.Namespace, ctx: RunnerContext) -> int:
     if daemon_alive(workspace.control_socket):
         raise RunnerError(
             f"user '{ctx.user_id}' is already running (control socket {workspace.control_socket})",
-            hint="use `oxydra runner restart` to restart it",
+            hint=f"use `{shown_command('runner', 'restart')}` to restart it",
         )
     argv = [
         *self_command("runner"),
@@ -394,7 +412,7 @@ def attach_tui(ctx: RunnerContext, *, probe: bool) -> int:
     if not marker.is_file():
         raise RunnerError(
             f"no running guest for user '{ctx.user_id}' (no gateway marker at {marker})",
-            hint="start it with `oxydra runner --insecure start` (or `make run`)",
+            hint=NOT_STARTED_HINT,
         )
     endpoint = marker.read_text().strip()
     token_file = workspace.gateway_token_file

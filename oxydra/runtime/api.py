@@ -39,6 +39,8 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_turns: int | None = None
     max_cost_usd: float | None = None
     max_tokens: int | None = None
+    traceparent: str | None = None
+    """W3C trace context of the caller in another process (gateway frame), if any."""
 
 
 class TurnOutcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,21 +13,29 @@ Rules:
 3. The prompt's size is an upper bound (its JSON bytes, or the tokenizer's count when the
    window was planned with it), so the cap errs on the side of stopping early.
 4. Every call's reported usage is charged to the turn (`TurnState.charge`) and to the
-   session's ledger, the summary's included.
+   session's ledger, the summary's included; each call is a `chat` span carrying its
+   usage, price, finish reason and time to first chunk (docs/observability.md).
 5. Retries and the stream-to-complete fallback belong to the provider (`ReliableProvider`);
    here a stream that breaks is a `ProviderError`, and a stream that stops sending for
-   `timeout_secs` too.
+   `timeout_secs` a `ProviderTimeoutError`.
+6. A whole answer and the first item of a stream are bounded per attempt by the route
+   (`ReliableProvider(attempt_timeout=...)`), which retries a slow server; bounding them
+   here too would cut the retries off. A `TimeoutError` that still escapes is a provider
+   failure, never the turn's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import msgspec
 
-from oxydra.core.errors import ProviderError
+from oxydra.core.errors import ProviderError, ProviderTimeoutError
+from oxydra.core.log import span
 from oxydra.core.messages import Context, Response, UsageUpdate
 from oxydra.core.spend import Spend
 from oxydra.core.stream import ConnectionLost, StreamItem, ToolCallDelta
@@ -48,7 +56,8 @@ class TurnCalls:
         ledger: prices calls of this model and keeps the session totals.
         state: the turn's state, which is charged.
         session_id: the session the ledger charges.
-        timeout_secs: the longest wait for a whole answer or for the next stream item.
+        timeout_secs: the longest wait for the next stream item once one arrived (the
+            route bounds each attempt at a whole answer or a stream's start).
     """
 
     def __init__(
@@ -97,9 +106,11 @@ class TurnCalls:
             "max_tokens", f"{tokens} tokens left of the turn's budget are too few for a call"
         )
 
-    def charge(self, usage: UsageUpdate | None) -> None:
-        """Charge one call's usage to the turn and the session (rule 4)."""
-        self.state.charge(usage, self.ledger.charge(self.session_id, usage))
+    def charge(self, usage: UsageUpdate | None) -> float | None:
+        """Charge one call's usage to the turn and the session (rule 4); returns its USD."""
+        cost = self.ledger.charge(self.session_id, usage)
+        self.state.charge(usage, cost)
+        return cost
 
     def remaining_tokens(self) -> int | None:
         """See `TurnBudget`: what a sub-agent may use of this turn's tokens."""
@@ -119,9 +130,14 @@ class TurnCalls:
         admitted = self.admit(context, prompt_tokens)
         if isinstance(admitted, Stop):
             return admitted
-        async with asyncio.timeout(self.timeout_secs):
-            response = await self.provider.complete(admitted)
-        self.charge(response.usage)
+        with self._span(admitted) as observed:
+            observed["stream"], observed["_input"] = False, admitted.messages
+            try:
+                response = await self.provider.complete(admitted)
+            except TimeoutError as exc:  # rule 6
+                message = f"no answer from the provider in time: {exc}"
+                raise ProviderTimeoutError(message) from exc
+            _observe(observed, response, self.charge(response.usage))
         return response
 
     async def stream(
@@ -140,12 +156,37 @@ class TurnCalls:
         admitted = self.admit(context, prompt_tokens)
         if isinstance(admitted, Stop):
             return admitted
+        with self._span(admitted) as observed:
+            observed["stream"], observed["_input"] = True, admitted.messages
+            response = await self._stream(admitted, sink, on_tool_call, observed)
+            _observe(observed, response, self.charge(response.usage))
+        return response
+
+    def _span(self, context: Context) -> AbstractContextManager[dict[str, object]]:
+        """The call's `chat` span: the provider as the catalog names it, the route's name."""
+        return span(
+            "chat",
+            provider=self.provider.catalog_provider_id(),
+            route=context.provider,
+            model=context.model,
+        )
+
+    async def _stream(
+        self,
+        admitted: Context,
+        sink: EventSink,
+        on_tool_call: Callable[[str], None],
+        observed: dict[str, object],
+    ) -> Response:
         assembler = ResponseAssembler()
+        began = time.perf_counter()
         stream = self.provider.stream(admitted)
+        started = False
         try:
             while True:
+                gap = self.timeout_secs if started else None  # rule 6
                 try:
-                    async with asyncio.timeout(self.timeout_secs):
+                    async with asyncio.timeout(gap):
                         item: StreamItem = await anext(stream)
                 except StopAsyncIteration:
                     break
@@ -155,10 +196,27 @@ class TurnCalls:
                     on_tool_call(item.name)
                 assembler.feed(item)
                 await sink(item)
+                if not started:
+                    observed["ttft_s"] = round(time.perf_counter() - began, 6)
+                    started = True
         except TimeoutError as exc:
-            raise ProviderError(f"no data from the provider for {self.timeout_secs}s") from exc
+            message = f"no data from the provider for {self.timeout_secs}s"
+            raise ProviderTimeoutError(message) from exc
         finally:
             await stream.aclose()
-        response = assembler.response()
-        self.charge(response.usage)
-        return response
+        return assembler.response()
+
+
+def _observe(observed: dict[str, object], response: Response, cost: float | None) -> None:
+    """Result attributes of a `chat` span; `_`-prefixed ones are content (opt-in, scrubbed)."""
+    usage = response.usage
+    if usage is not None:
+        observed["input_tokens"] = usage.prompt_tokens
+        observed["output_tokens"] = usage.completion_tokens
+        observed["cache_read_tokens"] = usage.cache_read_tokens
+        observed["reasoning_tokens"] = usage.reasoning_tokens
+    observed["cost_usd"] = cost
+    observed["response_id"] = response.response_id
+    if response.finish_reason is not None:
+        observed["finish_reasons"] = (str(response.finish_reason),)
+    observed["_output"] = response.message

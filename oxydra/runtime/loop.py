@@ -161,8 +161,20 @@ class AgentRuntime:
                 model=self.model,
                 budget=calls,
             )
-            with span("turn", session=request.session_id, turn=request.turn_id):
-                return await self._guarded(conversation, tool_ctx, sink, calls)
+            with span(
+                "turn",
+                remote_parent=request.traceparent,
+                session=request.session_id,
+                turn=request.turn_id,
+                user=request.user_id,
+                agent=request.agent_name,
+                provider=self.provider_id,
+                model=self.model,
+                channel=request.channel,
+            ) as observed:
+                outcome = await self._guarded(conversation, tool_ctx, sink, calls)
+                observed["outcome"] = outcome.reason
+                return outcome
 
     async def _guarded(
         self,
@@ -352,7 +364,9 @@ class AgentRuntime:
         )
         if not query:
             return ()
-        found = await self.retriever(conversation.user_id, conversation.session_id, query)
+        with span("memory.retrieve", store="memory") as observed:
+            found = await self.retriever(conversation.user_id, conversation.session_id, query)
+            observed["found"] = found is not None
         return () if found is None else (found,)
 
     async def _summarise(
@@ -372,16 +386,18 @@ class AgentRuntime:
             return False
         await sink(self._progress(RollingSummary(), "Summarising older history", calls.state))
         previous = conversation.summary.text if conversation.summary else None
-        text, _by_model = await write_summary(
-            calls,
-            provider_id=self.provider_id,
-            model=self.model,
-            messages=live[:cut],
-            previous=previous,
-            max_output_tokens=(
-                self.config.max_output_tokens or self.provider.capabilities().max_output_tokens
-            ),
-        )
+        with span("summarise", model=self.model, messages=cut) as observed:
+            text, by_model = await write_summary(
+                calls,
+                provider_id=self.provider_id,
+                model=self.model,
+                messages=live[:cut],
+                previous=previous,
+                max_output_tokens=(
+                    self.config.max_output_tokens or self.provider.capabilities().max_output_tokens
+                ),
+            )
+            observed["by_model"] = by_model
         covered = (conversation.summary.covered if conversation.summary else 0) + cut
         epoch = (conversation.summary.epoch if conversation.summary else 0) + 1
         conversation.summary = Summary(text=text, covered=covered, epoch=epoch)

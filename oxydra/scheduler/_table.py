@@ -13,8 +13,11 @@ Theory of operation:
 4. Finishing a run (`finish_run`) updates the run, the schedule's counters, status and next
    run (the rules in `_rules.py`), and prunes the history, in one transaction. A run that
    is no longer `running` (already finished or recovered) is left alone.
-5. At start-up `recover` finishes every `running` run as `interrupted`: it was in flight
-   when the previous process stopped and is not retried.
+5. At start-up every `running` run was in flight when the previous process stopped. The
+   executor lists them (`interrupted_runs`) and finishes each as `interrupted`
+   (`finish_interrupted`), either rescheduled by its cadence or, to be retried, due at
+   once. A run that was itself such a retry says so in its stored output, so a run is
+   retried at most once. `recover` finishes them all without retrying.
 """
 
 from __future__ import annotations
@@ -55,7 +58,27 @@ _encoder = msgspec.json.Encoder()
 INTERRUPTED_TEXT = (
     "Interrupted: the process stopped while this run was in flight; it was not retried."
 )
+RETRIED_TEXT = (
+    "Interrupted: the process stopped while this run was in flight; it had made no "
+    "side-effecting tool call, so it runs again at start-up."
+)
 MAX_PENDING_NOTIFICATIONS = 200
+
+
+class InterruptedRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A run left `running` by a previous process.
+
+    Attributes:
+        run_id: the run.
+        schedule_id: its schedule.
+        started_at: when it was claimed (RFC 3339, whole seconds).
+        was_retry: the run before it was interrupted and retried, so this one was the retry.
+    """
+
+    run_id: str
+    schedule_id: str
+    started_at: str
+    was_retry: bool
 
 
 def _definition(row: tuple[Any, ...]) -> ScheduleDefinition:
@@ -275,6 +298,58 @@ class ScheduleTable:
                 for r in running
             ]
         return [d for d in recovered if d is not None]
+
+    def interrupted_runs(self) -> list[InterruptedRun]:
+        """The runs a previous process left `running` (rule 5)."""
+        found: list[InterruptedRun] = []
+        for run_id, schedule_id, started_at in self._db.query(
+            "SELECT run_id, schedule_id, started_at FROM schedule_runs WHERE status = 'running'"
+        ):
+            before = self._db.query_one(
+                "SELECT status, output_summary FROM schedule_runs WHERE schedule_id = ? "
+                "AND run_id != ? AND status != 'running' ORDER BY started_at DESC, rowid DESC "
+                "LIMIT 1",
+                (schedule_id, run_id),
+            )
+            was_retry = before is not None and tuple(before) == ("interrupted", RETRIED_TEXT)
+            run = InterruptedRun(
+                run_id=run_id, schedule_id=schedule_id, started_at=started_at, was_retry=was_retry
+            )
+            found.append(run)
+        return found
+
+    def finish_interrupted(
+        self,
+        run_id: str,
+        *,
+        retry: bool,
+        output: str,
+        now: datetime,
+        max_run_history: int,
+        auto_disable_after_failures: int,
+    ) -> ScheduleDefinition | None:
+        """Finish an interrupted run; with `retry`, an active schedule is due at once."""
+        with self._db.write() as conn:
+            before = conn.execute(
+                "SELECT s.status FROM schedules s JOIN schedule_runs r "
+                "ON r.schedule_id = s.schedule_id WHERE r.run_id = ?",
+                (run_id,),
+            ).fetchone()
+            result = RunResult(
+                run_id=run_id, status="interrupted", output=RETRIED_TEXT if retry else output
+            )
+            definition = self._finish_in(
+                conn, result, now=now, max_run_history=max_run_history,
+                auto_disable_after_failures=auto_disable_after_failures,
+            )  # fmt: skip
+            if retry and definition is not None and before and before[0] == "active":
+                due = stamp(now)
+                conn.execute(
+                    "UPDATE schedules SET status = 'active', next_run_at = ? WHERE schedule_id = ?",
+                    (due, definition.schedule_id),
+                )
+                definition = msgspec.structs.replace(definition, status="active", next_run_at=due)
+        return definition
 
     # ---- notifications no client has seen yet -----------------------------------------
 

@@ -15,8 +15,12 @@ Theory of operation:
    from the end time, so firings missed while down or busy are not replayed) and the
    pruned history are written in one transaction; then notifications are sent.
 4. Restart. Before the first poll, runs a previous process left `running` are recorded as
-   `interrupted` and rescheduled from now, not retried; a schedule that fell due while the
-   process was down is due once, and runs once.
+   `interrupted`. With `on_interrupted = "retry_if_clean"` (the default) a run whose stored
+   events show no tool call outside the read-only tier, and that was not itself such a
+   retry, is due again at once: the daily 08:00 job cut at 08:00:30 still runs today.
+   Otherwise it is rescheduled from now by its cadence and, under `retry_if_clean`, the
+   person is told it was cut short and which tool calls it had made. A schedule that fell
+   due while the process was down is due once, and runs once.
 5. Shutdown (`aclose`) cancels the runs in flight and records them as `interrupted`.
 
 Clock and sleep are injected, so tests drive the executor tick by tick without sleeping.
@@ -32,17 +36,21 @@ from typing import Protocol
 
 from oxydra.config.schema import SchedulerConfig
 from oxydra.core.errors import OxydraError
-from oxydra.core.log import get_logger
+from oxydra.core.log import get_logger, span
+from oxydra.core.messages import ToolCall
 from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
+from oxydra.core.tiers import SafetyTier
 from oxydra.runtime.api import TurnRequest, TurnRunner
 from oxydra.scheduler._notify import (
     failure_notice,
     goal_prompt,
+    interrupted_notice,
     message_text,
     result_notification,
 )
 from oxydra.scheduler._store import ScheduleStore
+from oxydra.scheduler._table import INTERRUPTED_TEXT
 from oxydra.scheduler.cadence import parse_instant
 from oxydra.scheduler.types import RunResult, RunStatus, ScheduleDefinition
 from oxydra.wire.gateway import ScheduledNotification
@@ -99,6 +107,8 @@ class SchedulerExecutor:
         clock: returns the current aware time.
         sleep: waits a number of seconds (between polls only).
         timeout_secs: the longest a run may take.
+        tool_tier: the safety tier of a tool by name (None when unknown, which counts as
+            side-effecting), to judge whether an interrupted run may be retried.
     """
 
     def __init__(
@@ -111,6 +121,7 @@ class SchedulerExecutor:
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         timeout_secs: float = 600.0,
+        tool_tier: Callable[[str], SafetyTier | None] = lambda _name: None,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -119,6 +130,7 @@ class SchedulerExecutor:
         self.clock = clock
         self.sleep = sleep
         self.timeout_secs = timeout_secs
+        self.tool_tier = tool_tier
         self.runs: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -157,17 +169,36 @@ class SchedulerExecutor:
     # ---- one poll ---------------------------------------------------------------------
 
     async def recover(self) -> list[ScheduleDefinition]:
-        """Record runs left `running` by a previous process as interrupted (rule 4)."""
-        recovered = await self.store.recover(
-            now=self.clock(),
-            max_run_history=self.config.max_run_history,
-            auto_disable_after_failures=self.config.auto_disable_after_failures,
-        )
-        if recovered:
+        """Finish runs left `running` by a previous process; retry the clean ones (rule 4)."""
+        now, config = self.clock(), self.config
+        finished: list[ScheduleDefinition] = []
+        for run in await self.store.interrupted_runs():
+            calls = await self._calls_of(run.schedule_id, run.started_at)
+            clean = all(self.tool_tier(c.name) is SafetyTier.READ_ONLY for c in calls)
+            retry = config.on_interrupted == "retry_if_clean" and clean and not run.was_retry
+            definition = await self.store.finish_interrupted(
+                run.run_id, retry=retry, output=INTERRUPTED_TEXT, now=now,
+                max_run_history=config.max_run_history,
+                auto_disable_after_failures=config.auto_disable_after_failures,
+            )  # fmt: skip
+            if definition is None:
+                continue
+            finished.append(definition)
             _log.warning(
-                "recorded interrupted scheduled runs", extra={"oxy": {"count": len(recovered)}}
+                "scheduled run was interrupted",
+                extra={"oxy": {"run": run.run_id, "retry": retry, "tool_calls": len(calls)}},
             )
-        return recovered
+            if not retry and config.on_interrupted == "retry_if_clean":
+                await self._send(definition, interrupted_notice(definition, calls))
+        return finished
+
+    async def _calls_of(self, schedule_id: str, started_at: str) -> list[ToolCall]:
+        try:
+            messages = await self.store.run_events(schedule_id, started_at)
+        except OxydraError:
+            _log.exception("cannot read an interrupted run's events; not retrying it")
+            return [ToolCall(id="?", name="(events unreadable)")]
+        return [call for message in messages for call in message.tool_calls]
 
     async def tick(self) -> list[str]:
         """Claim and start due schedules up to the free slots; returns the new run ids."""
@@ -225,7 +256,16 @@ class SchedulerExecutor:
             self.store.changed.set()
 
     async def run_claimed(self, run_id: str, schedule: ScheduleDefinition) -> RunResult:
-        """Run a claimed schedule, record the result, and send what it calls for."""
+        """Run a claimed schedule, record the result, and send what it calls for.
+
+        The run, its turn and its deliveries are one `schedule.run` span (one trace).
+        """
+        with span("schedule.run", schedule=schedule.schedule_id, run=run_id) as observed:
+            result = await self._run_and_notify(run_id, schedule)
+            observed["status"] = result.status
+            return result
+
+    async def _run_and_notify(self, run_id: str, schedule: ScheduleDefinition) -> RunResult:
         status, output, spend = await self._execute(run_id, schedule)
         notify, output = result_notification(schedule.notification_policy, status, output)
         result = RunResult(
@@ -287,9 +327,12 @@ class SchedulerExecutor:
             schedule_id=schedule.schedule_id, schedule_name=schedule.name, message=message
         )
         if self.notifier is not None:
-            try:
-                await self.notifier.notify(schedule.user_id, frame, schedule.channel_context_id)
-                return
-            except OxydraError:
-                _log.exception("notification delivery failed; keeping it for later")
+            channel = (schedule.channel_context_id or "gateway").split(":")[0]  # no chat ids
+            with span("channel.deliver", channel=channel, schedule=schedule.schedule_id) as seen:
+                try:
+                    await self.notifier.notify(schedule.user_id, frame, schedule.channel_context_id)
+                    return
+                except OxydraError as exc:
+                    seen["failed"] = type(exc).__name__
+                    _log.exception("notification delivery failed; keeping it for later")
         await self.store.put(schedule.user_id, frame)

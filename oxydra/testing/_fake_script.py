@@ -40,7 +40,8 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True, tag="reply", tag_field="k
         usage: token counts to report; None sends no usage at all.
         chunk: characters of text or reasoning per stream event.
         args_chunk: characters of tool arguments per stream event.
-        delay: seconds to wait before each stream event after the first (slow tokens).
+        delay: seconds to wait before each stream event after the first (slow tokens);
+            without streaming, before the whole answer (a slow server).
         cut_after: stream events to send before the connection is dropped (non-streaming:
             the body is cut in half).
         finish: the provider's own finish word, replacing the natural one (e.g. `length`).

@@ -14,8 +14,10 @@ has that name, else to `default`. Steps (`oxydra.testing.fake_llm.Reply`, `Fail`
 `Empty`, `Raw`) render as the provider would answer: text replies, tool calls with arguments
 split over many chunks, reasoning, error statuses with `Retry-After` and provider-shaped error
 bodies, a connection cut mid-stream (`Reply(cut_after=N)`), slow tokens (`Reply(delay=s)`),
-an HTML error page, an empty 200 body, or raw bytes. A request with no step left gets a 500
-and is listed in `errors` (strict: `assert_done()` fails on leftovers and on such requests).
+an HTML error page, an empty 200 body, or raw bytes. A request with no step left is listed
+in `errors` (`assert_done()` fails on leftovers and on such requests) and gets a 500, or,
+with `strict=False` (the command line's default), a friendly reply saying the script ended.
+`server="llamacpp"` or `"vllm"` imitates what those servers did (`_fake_quirks`).
 
 Use from tests::
 
@@ -33,9 +35,10 @@ From a shell (for subprocess tests), printing `FAKE_LLM_URL=http://127.0.0.1:<po
 listening, and optionally appending each request as a JSON line to `--record`::
 
     python -m oxydra.testing.fake_llm --port 0 --script script.json [--record requests.jsonl]
+        [--server llamacpp] [--strict]
 
 where `script.json` is a list of steps (`[{"kind": "reply", "text": "hi"}]`) or
-`{"conversations": {"name": [steps...]}}`.
+`{"conversations": {"name": [steps...]}}`. docs/fake-llm.md has a walk-through.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import msgspec
 
 from oxydra.testing._fake_formats import FORMATS, format_for
 from oxydra.testing._fake_http import HttpRequest, HttpResponseWriter, serve_connection
+from oxydra.testing._fake_quirks import ServerKind, ServerQuirks
 from oxydra.testing._fake_script import (
     Call,
     Empty,
@@ -82,6 +86,10 @@ __all__ = [
 ]
 
 _JSON = {"content-type": "application/json"}
+SCRIPT_ENDED = (
+    "(This is the fake model: its script has no more replies. "
+    "Nothing you type here reaches a real LLM.)"
+)
 
 
 class FakeLLM:
@@ -92,6 +100,11 @@ class FakeLLM:
         conversations: more conversations by name.
         host: address to bind (loopback).
         port: port to bind; 0 picks a free one.
+        server: which server's behaviour to imitate (`oxydra.testing._fake_quirks`).
+        context_window: the window that server reports and enforces.
+        strict: answer a request with no step left with a 500 (and list it in `errors`);
+            when False it gets `SCRIPT_ENDED` as a friendly reply (still listed).
+        served_model: the model name a vLLM-like server lists.
     """
 
     def __init__(
@@ -101,7 +114,14 @@ class FakeLLM:
         conversations: dict[str, list[Step]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        server: ServerKind = "openai",
+        context_window: int = 4096,
+        strict: bool = True,
+        served_model: str = "served-model",
     ) -> None:
+        self.quirks = ServerQuirks(kind=server, context_window=context_window)
+        self.strict = strict
+        self.served_model = served_model
         self._steps: dict[str, collections.deque[Step]] = collections.defaultdict(collections.deque)
         self.add(steps or [])
         for name, conv in (conversations or {}).items():
@@ -111,6 +131,7 @@ class FakeLLM:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.requests: list[HttpRequest] = []
+        self.gets: list[HttpRequest] = []
         self.first_byte_times: list[float] = []
         self.errors: list[str] = []
         self.on_request: list[Any] = []
@@ -187,7 +208,7 @@ class FakeLLM:
     # ---- answering ------------------------------------------------------------------------
 
     async def _handle(self, request: HttpRequest, out: HttpResponseWriter) -> None:
-        self.requests.append(request)
+        (self.requests if request.method == "POST" else self.gets).append(request)
         for hook in self.on_request:
             hook(request)
         try:
@@ -201,6 +222,11 @@ class FakeLLM:
             content, kind = self._routes[request.path]
             await out.send(200, {"content-type": kind}, content)
             return
+        if request.method == "GET" and request.path.endswith("/v1/models"):
+            listed = self.quirks.models(self.served_model)
+            if listed is not None:
+                await out.send(200, _JSON, listed)
+                return
         found = format_for(request.path) if request.method == "POST" else None
         if found is None:
             await out.send(404, _JSON, b'{"error": {"message": "no such fake endpoint"}}')
@@ -212,11 +238,19 @@ class FakeLLM:
             await out.send(400, _JSON, b'{"error": {"message": "request body is not JSON"}}')
             return
         model = str(body.get("model") or request.path.rsplit("/", 1)[-1].split(":", 1)[0])
+        streaming = bool(body.get("stream")) if stream is None else stream
+        refused = self.quirks.refusal(body, streaming)
+        if refused is not None:
+            status, data = refused
+            await out.send(status, _JSON if data else {"content-type": "text/event-stream"}, data)
+            return
         step = self._next_step(request, model)
         if step is None:
-            await out.send(500, _JSON, b'{"error": {"message": "fake LLM: no scripted step left"}}')
-            return
-        streaming = bool(body.get("stream")) if stream is None else stream
+            if self.strict:
+                message = b'{"error": {"message": "fake LLM: no scripted step left"}}'
+                await out.send(500, _JSON, message)
+                return
+            step = Reply(text=SCRIPT_ENDED)
         await self._render(step, name, streaming, model, body, out)
 
     def _next_step(self, request: HttpRequest, model: str) -> Step | None:
@@ -244,6 +278,8 @@ class FakeLLM:
                 if streaming:
                     await self._stream(renderer.stream(step, model, body), step, out)
                 else:
+                    if step.delay:  # a slow server: the whole answer comes late
+                        await asyncio.sleep(step.delay)
                     data = msgspec.json.encode(renderer.whole(step, model))
                     await out.send(
                         200,
@@ -288,8 +324,10 @@ class FakeLLM:
 # ---- command line ------------------------------------------------------------------------
 
 
-async def _serve(port: int, script: Script, record: Path | None) -> None:
-    llm = FakeLLM(port=port)
+async def _serve(port: int, script: Script, record: Path | None, args: argparse.Namespace) -> None:
+    llm = FakeLLM(
+        port=port, server=args.server, context_window=args.context_window, strict=args.strict
+    )
     for name, steps in script.conversations.items():
         llm.add(steps, conversation=name)
     if record is not None:
@@ -317,14 +355,31 @@ async def _serve(port: int, script: Script, record: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m oxydra.testing.fake_llm --port N --script file.json [--record file.jsonl]`."""
-    parser = argparse.ArgumentParser(prog="python -m oxydra.testing.fake_llm")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--script", type=Path, required=True)
-    parser.add_argument("--record", type=Path)
+    """`python -m oxydra.testing.fake_llm [--port N] [--script file.json] [options]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m oxydra.testing.fake_llm",
+        description="A scripted fake LLM server on loopback (docs/fake-llm.md).",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
+    parser.add_argument("--script", type=Path, help="JSON list of steps (default: none)")
+    parser.add_argument("--record", type=Path, help="append each request here as a JSON line")
+    parser.add_argument(
+        "--server",
+        choices=["openai", "llamacpp", "vllm"],
+        default="openai",
+        help="behave as this server does (llamacpp: its quirks, seen on a real one)",
+    )
+    parser.add_argument(
+        "--context-window", type=int, default=4096, help="the window a llamacpp/vllm reports"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="answer a request past the script's end with a 500, as tests want",
+    )
     args = parser.parse_args(argv)
-    script = decode_script(args.script.read_bytes())
-    asyncio.run(_serve(args.port, script, args.record))
+    script = decode_script(args.script.read_bytes()) if args.script else Script()
+    asyncio.run(_serve(args.port, script, args.record, args))
     return 0
 
 

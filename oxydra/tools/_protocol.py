@@ -56,6 +56,7 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         ok: False when the call failed; `error_kind` then says how, so the runtime can
             decide on feedback and retries without parsing text.
         truncated: the output was cut to the limit; `original_bytes` is its full size.
+        scrubbed: secrets were redacted from the output.
     """
 
     name: str
@@ -65,6 +66,7 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     call_id: str | None = None
     truncated: bool = False
     original_bytes: int = 0
+    scrubbed: bool = False
 
     @property
     def feedback(self) -> bool:

@@ -92,24 +92,35 @@ class ToolRegistry:
         self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
     ) -> ToolResult:
         """Run one call through the policy; never raises for tool-side failures."""
-        with span("tool.call", tool=name, session=ctx.session_id):
-            tool = self._tools.get(name)
-            if tool is None:
-                known = ", ".join(self.names) or "none"
-                text = f"unknown tool '{name}'. Available tools: {known}"
-                return self._result(name, text, ctx, kind="unknown_tool")
-            try:
-                args = _arguments(raw_args)
-                await self._gate(tool, args, ctx)
-                text = await self._run(tool, args, ctx)
-            except OxydraError as exc:
-                kind, text = _classify(name, exc)
-                return self._result(name, text, ctx, kind=kind)
-            except Exception as exc:  # a bug in a tool must not end the turn
-                _log.exception("tool %s raised", name)
-                text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
-                return self._result(name, text, ctx, kind="failed")
-            return self._result(name, text, ctx)
+        with span("tool.call", tool=name, session=ctx.session_id, call_id=ctx.call_id) as seen:
+            seen["_arguments"] = raw_args
+            result = await self._execute(name, raw_args, ctx)
+            seen["outcome"] = result.error_kind or "ok"
+            seen["truncated"] = result.truncated
+            seen["scrubbed"] = result.scrubbed
+            seen["_result"] = result.text
+            return result
+
+    async def _execute(
+        self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
+    ) -> ToolResult:
+        tool = self._tools.get(name)
+        if tool is None:
+            known = ", ".join(self.names) or "none"
+            text = f"unknown tool '{name}'. Available tools: {known}"
+            return self._result(name, text, ctx, kind="unknown_tool")
+        try:
+            args = _arguments(raw_args)
+            await self._gate(tool, args, ctx)
+            text = await self._run(tool, args, ctx)
+        except OxydraError as exc:
+            kind, text = _classify(name, exc)
+            return self._result(name, text, ctx, kind=kind)
+        except Exception as exc:  # a bug in a tool must not end the turn
+            _log.exception("tool %s raised", name)
+            text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
+            return self._result(name, text, ctx, kind="failed")
+        return self._result(name, text, ctx)
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
@@ -142,7 +153,8 @@ class ToolRegistry:
     def _result(
         self, name: str, text: str, ctx: ToolExecutionContext, *, kind: ErrorKind | None = None
     ) -> ToolResult:
-        cleaned = self.scrubber.scrub(ctx.workspace.to_virtual(text))
+        virtual = ctx.workspace.to_virtual(text)
+        cleaned = self.scrubber.scrub(virtual)
         shown, size = truncate(cleaned, self.config.output_limit_bytes)
         return ToolResult(
             name=name,
@@ -152,6 +164,7 @@ class ToolRegistry:
             call_id=ctx.call_id,
             truncated=len(shown) != len(cleaned),
             original_bytes=size,
+            scrubbed=cleaned != virtual,
         )
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,12 +27,26 @@ from oxydra.wire.gateway import (
     TurnCompleted,
     TurnProgress,
     TurnStarted,
+    Usage,
+    UsageTotals,
 )
 
 Role = Literal["user", "assistant", "system", "error"]
 MAX_INPUT_ROWS = 10
 MAX_HISTORY = 2000
 QUIT_WINDOW_SECS = 2.0
+HELP = """\
+commands (answered here, not sent to the model):
+  /new [name]     start a new session
+  /sessions       list your sessions
+  /switch <id>    continue another session
+  /cancel         stop the running turn (also Ctrl+C)
+  /cancelall      stop every running turn of yours
+  /status         connection and session health
+  /help           this list
+  /quit           leave (also Ctrl+D, or Ctrl+C twice)
+keys: Enter sends, Alt+Enter adds a line, PgUp/PgDn scroll, y/n answer an approval"""
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 @dataclass
@@ -66,6 +81,8 @@ class TuiState:
     activity: str = ""
     active_turn: str | None = None
     approval: ApprovalRequest | None = None
+    cost: UsageTotals | None = None
+    """What the session has cost so far (the last `usage` frame); None before any turn."""
     last_ctrl_c: float = 0.0
 
     def add(self, role: Role, text: str) -> None:
@@ -77,6 +94,22 @@ class TuiState:
     def input_text(self) -> str:
         """The input bar's text."""
         return "\n".join(self.input_lines)
+
+
+def short_session_id(session_id: str) -> str:
+    """A session id short enough for the status bar that still tells sessions apart.
+
+    A UUIDv7 begins with its creation time, so sessions made close together share the
+    start: its random end is shown. Readable ids (`runtime-<user>`) are shown whole, or
+    cut in the middle when long.
+    """
+    if not session_id:
+        return "-"
+    if _UUID.fullmatch(session_id):
+        return "…" + session_id[-8:]
+    if len(session_id) <= 24:
+        return session_id
+    return session_id[:11] + "…" + session_id[-11:]
 
 
 def handle_key(state: TuiState, key: str, now: float | None = None) -> Action:
@@ -135,6 +168,11 @@ def _submit(state: TuiState) -> Action:
         name, _, argument = text[1:].partition(" ")
         if name in ("new", "sessions", "switch", "cancel", "cancelall", "status"):
             return Action("command", text=name, argument=argument.strip())
+        if name in ("help", "?"):
+            state.add("system", HELP)
+            return Action("none")
+        if name in ("quit", "exit"):
+            return Action("quit")
     state.add("user", text)
     return Action("send", text=text)
 
@@ -147,6 +185,8 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             if detail and link == "disconnected":
                 state.activity = detail
         case HelloAck() | SessionSwitched() | SessionCreated():
+            if state.session_id != frame.session.session_id:
+                state.cost = None
             state.session_id = frame.session.session_id
             running = getattr(frame, "active_turn", None)
             state.active_turn = running.turn_id if running else None
@@ -173,17 +213,22 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             state.add("system", f"[scheduled: {name}] {frame.message}")
         case SessionList():
             lines = [
-                f"{s.session_id[:8]}  {s.display_name or '-'}  {s.channel_origin}  "
-                f"{s.last_active_at}"
+                f"{s.session_id}  {s.display_name or '-'}  {s.channel_origin}  {s.last_active_at}"
                 for s in frame.sessions
             ]
             state.add("system", "sessions:\n" + ("\n".join(lines) or "(none)"))
         case HealthStatus():
+            cost = state.cost
+            spent = "-" if cost is None else ("unknown" if cost.cost_usd is None else cost.cost_usd)
+            tokens = 0 if cost is None else cost.input_tokens + cost.output_tokens
             state.add(
                 "system",
                 f"status: healthy={frame.healthy} session={state.session_id} "
-                f"turn={state.active_turn or '-'} {frame.message or ''}".rstrip(),
+                f"turn={state.active_turn or '-'} cost_usd={spent} tokens={tokens} "
+                f"{frame.message or ''}".rstrip(),
             )
+        case Usage() if frame.session.session_id == state.session_id:
+            state.cost = frame.total
         case ApprovalRequest():
             state.approval = frame
             state.activity = f"approve {frame.tool_name}? [y/n]"

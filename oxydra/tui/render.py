@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import textwrap
 
-from oxydra.tui.model import MAX_INPUT_ROWS, Entry, TuiState
+from oxydra.tui.model import MAX_INPUT_ROWS, Entry, TuiState, short_session_id
+from oxydra.wire.gateway import UsageTotals
 
 PREFIX = {"user": "you ▸ ", "assistant": "oxydra ▸ ", "system": "· ", "error": "! "}
 CURSOR = "▌"
+HINT_IDLE = "/help · Ctrl+D quit"
+HINT_TURN = "Ctrl+C cancel · Ctrl+C twice quit"
 
 
 def wrap_entry(entry: Entry, width: int) -> list[tuple[str, str]]:
@@ -44,14 +47,30 @@ def pane_rows(state: TuiState, width: int) -> list[tuple[str, str]]:
 
 
 def status_row(state: TuiState, width: int) -> str:
-    """The status bar: connection, session, activity."""
-    session = state.session_id[:8] if state.session_id else "-"
-    parts = [f" {state.connection}", f"session {session}"]
+    """The status bar: connection, session, cost, activity; help and quit hints at the right.
+
+    The hint is dropped before anything else when the screen is narrow.
+    """
+    parts = [f" {state.connection}", f"session {short_session_id(state.session_id)}"]
+    if state.cost is not None:
+        parts.append(cost_text(state.cost))
     if state.activity:
         parts.append(state.activity)
     if state.scroll:
         parts.append(f"scrolled {state.scroll}")
-    return " │ ".join(parts)[:width].ljust(width)
+    left = " │ ".join(parts)
+    hint = (HINT_TURN if state.active_turn else HINT_IDLE) + " "
+    if len(left) + len(hint) + 3 <= width:
+        return left + hint.rjust(width - len(left))
+    return left[:width].ljust(width)
+
+
+def cost_text(total: UsageTotals) -> str:
+    """`$0.0123 · 4.2k tok`; a session with an unpriced call shows `cost unknown`."""
+    tokens = total.input_tokens + total.output_tokens
+    amount = "cost unknown" if total.cost_usd is None else f"${total.cost_usd:.4f}"
+    shown = f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
+    return f"{amount} · {shown} tok"
 
 
 def layout(state: TuiState, width: int, height: int) -> list[tuple[str, str]]:

@@ -118,13 +118,16 @@ class _ErrorEnvelope(msgspec.Struct):
 _envelope = msgspec.json.Decoder(_ErrorEnvelope | list[_ErrorEnvelope])
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)s")
-MAX_ERROR_MESSAGE = 512
+# Long enough for a server's whole explanation (llama.cpp's grammar errors run past 1 KB),
+# short enough for a log line and a chat message.
+MAX_ERROR_MESSAGE = 4096
 
 
 def parse_error_body(body: bytes) -> ErrorInfo:
     """Read the message out of an OpenAI, Anthropic or Gemini error envelope.
 
-    Falls back to the HTML page's title or the start of the text, truncated to 512 characters.
+    Falls back to the HTML page's title or the start of the text; at most
+    `MAX_ERROR_MESSAGE` characters.
     """
     try:
         parsed = _envelope.decode(body)

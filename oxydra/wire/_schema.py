@@ -4,6 +4,11 @@ Our tool schemas are plain JSON Schema. OpenAI's strict mode wants every propert
 `additionalProperties: false` on every object (optional fields become nullable); Gemini accepts
 an OpenAPI subset and rejects keywords outside it. Both rewrites return new dicts and never
 mutate their input.
+
+The compact dialect, for OpenAI-compatible servers that turn a tool schema into a sampling
+grammar (llama.cpp's server crashed on `maxLength`), keeps only the shape of the arguments:
+types, properties, required, enums, items, descriptions. The dropped keywords only validate,
+and arguments are validated against the full schema on our side anyway.
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ GEMINI_DROPPED_KEYWORDS = frozenset(
     {"additionalProperties", "$schema", "$id", "$comment", "examples", "default", "const"}
 )
 
+# Validation-only JSON Schema keywords (draft 2020-12 "validation" and "format" vocabularies),
+# plus annotations a grammar builder has no use for.
+COMPACT_DROPPED_KEYWORDS = frozenset(
+    {
+        "maxLength", "minLength", "pattern", "format", "contentEncoding", "contentMediaType",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+        "minItems", "maxItems", "uniqueItems", "minContains", "maxContains",
+        "minProperties", "maxProperties", "propertyNames", "patternProperties",
+        "dependentRequired", "dependentSchemas",
+        "$schema", "$id", "$comment", "examples", "default", "deprecated", "readOnly",
+        "writeOnly", "title",
+    }
+)  # fmt: skip
 
 _SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 _SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
@@ -42,6 +60,12 @@ def gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Gemini's OpenAPI subset: drop the keywords it rejects, recursively."""
     kept = {k: v for k, v in schema.items() if k not in GEMINI_DROPPED_KEYWORDS}
     return _rewrite_children(kept, gemini_schema)
+
+
+def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The shape of `schema` without validation keywords (`COMPACT_DROPPED_KEYWORDS`)."""
+    kept = {k: v for k, v in schema.items() if k not in COMPACT_DROPPED_KEYWORDS}
+    return _rewrite_children(kept, compact_schema)
 
 
 def _rewrite_children(schema: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:

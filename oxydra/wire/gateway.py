@@ -7,7 +7,11 @@ one works with the other. What we add is optional and ignorable by old peers:
 * `last_seq` in `hello`: the last number the client saw, so the server replays exactly the
   frames it missed;
 * `approval_request` / `approval_response`: the tool registry's approval hook asks the user;
-* `code` on `error`: a stable machine-readable reason (`turn_limit`, `bad_frame`, ...).
+* `code` on `error`: a stable machine-readable reason (`turn_limit`, `bad_frame`, ...);
+* `traceparent` on `send_turn`: the caller's W3C trace context, so the turn's spans join the
+  caller's trace across the process boundary (a syntactically bad value is ignored);
+* `usage`: after each turn, what the turn and the session so far cost (tokens, USD or
+  unknown).
 
 Payloads ignore unknown fields (a newer peer may send more); the envelope does not. Fields
 the Rust peer requires have no default, so `omit_defaults` never drops them.
@@ -76,6 +80,7 @@ class SendTurn(TaggedFrame):
     turn_id: str
     prompt: str
     attachments: list[Attachment] = []
+    traceparent: str | None = None
 
 
 class CancelActiveTurn(TaggedFrame):
@@ -203,6 +208,27 @@ class TurnCompleted(TaggedFrame):
     session: GatewaySession
     turn: TurnStatus
     response: Response
+    seq: int | None = None
+
+
+class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """Tokens and money of a turn or a session; `cost_usd` None means unknown (no price)."""
+
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+
+
+class Usage(TaggedFrame):
+    """What the turn that is ending cost, and the session so far (just before its end frame)."""
+
+    TYPE: ClassVar[str] = "usage"
+    request_id: str
+    session: GatewaySession
+    turn_id: str
+    turn: UsageTotals
+    total: UsageTotals
     seq: int | None = None
 
 
@@ -340,6 +366,7 @@ ServerFrame = (
     | SessionSwitched
     | MediaAttachment
     | ApprovalRequest
+    | Usage
 )
 
 CLIENT_TYPES: dict[str, type[TaggedFrame]] = {
@@ -373,6 +400,7 @@ SERVER_TYPES: dict[str, type[TaggedFrame]] = {
         SessionSwitched,
         MediaAttachment,
         ApprovalRequest,
+        Usage,
     )
 }
 

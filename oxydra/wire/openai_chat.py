@@ -33,7 +33,7 @@ from oxydra.wire._common import (
     stream_error,
     unsupported_media,
 )
-from oxydra.wire._schema import strict_schema
+from oxydra.wire._schema import compact_schema, strict_schema
 from oxydra.wire.sse import SSEEvent
 from oxydra.wire.toolcalls import ToolCallAccumulator
 
@@ -58,6 +58,8 @@ class OpenAIChatProfile(msgspec.Struct, frozen=True, kw_only=True):
         strict_tools: send tools in strict mode (closed schemas, `strict: true`).
         include_usage: ask for the usage chunk at the end of a stream.
         media: attachment kinds the deployment accepts (image, audio, pdf).
+        schema_dialect: `full` JSON Schema for tools, or `compact` (no validation keywords)
+            for servers whose grammar builders cannot take them.
     """
 
     name: str = "openai"
@@ -65,6 +67,7 @@ class OpenAIChatProfile(msgspec.Struct, frozen=True, kw_only=True):
     strict_tools: bool = False
     include_usage: bool = True
     media: frozenset[str] = frozenset({"image", "audio", "pdf"})
+    schema_dialect: Literal["full", "compact"] = "full"
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -93,6 +96,8 @@ def build_request(context: Context, profile: OpenAIChatProfile, *, stream: bool)
 
 
 def _tool(name: str, description: str, schema: dict[str, Any], profile: OpenAIChatProfile) -> Any:
+    if profile.schema_dialect == "compact":
+        schema = compact_schema(schema)
     function: dict[str, Any] = {"name": name, "description": description, "parameters": schema}
     if profile.strict_tools:
         function["parameters"] = strict_schema(schema)
@@ -104,7 +109,9 @@ def _message(message: Message, profile: OpenAIChatProfile) -> dict[str, Any]:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
     if message.role == "assistant":
-        out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        # An empty string, never null: llama.cpp's server answers 500 to `"content": null`
+        # beside tool calls, and every server tested accepts "".
+        out: dict[str, Any] = {"role": "assistant", "content": message.text}
         if message.tool_calls:
             out["tool_calls"] = [_call(c) for c in message.tool_calls]
         return out
@@ -298,3 +305,44 @@ class OpenAIChatStream:
             return []
         _log.warning("chat completion stream ended early")
         return [ConnectionLost(message="stream ended before [DONE]")]
+
+
+# ---- GET /v1/models: what a self-hosted server says about its model ------------------------
+
+MODELS_PATH = "/v1/models"
+
+
+class _ServerMeta(msgspec.Struct):
+    n_ctx_train: int | None = None
+
+
+class _ServerModel(msgspec.Struct):
+    id: str = ""
+    max_model_len: int | None = None  # vLLM
+    context_length: int | None = None  # LM Studio, OpenRouter
+    meta: _ServerMeta | None = None  # llama.cpp's server
+
+
+class _ModelList(msgspec.Struct):
+    data: list[_ServerModel] = []
+
+
+_model_list = msgspec.json.Decoder(_ModelList)
+
+
+def model_context_window(body: bytes, model: str) -> int | None:
+    """The context window `model` has on the server, from its `/v1/models` answer.
+
+    llama.cpp's server lists its one model under a file name whatever the request says, so a
+    single listed model is taken to be the one in use. None when the server does not say.
+    """
+    try:
+        listed = _model_list.decode(body).data
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    found = [m for m in listed if m.id == model] or (listed if len(listed) == 1 else [])
+    if not found:
+        return None
+    entry = found[0]
+    size = entry.max_model_len or entry.context_length or (entry.meta and entry.meta.n_ctx_train)
+    return size if isinstance(size, int) and size > 0 else None

@@ -84,7 +84,8 @@ class TestPrecedence:
         loaded = load_agent_config(layout.sources())
         assert loaded.config.runtime.max_turns == 100
         assert loaded.config.selection.model == "gpt-4o-mini"
-        assert set(loaded.config.providers.registry) == {"openai", "anthropic"}
+        registry = set(loaded.config.providers.registry)
+        assert registry == {"openai", "anthropic", "ollama", "vllm", "lmstudio", "llamacpp"}
 
     def test_providers_toml_overrides_agent_toml_in_the_same_dir(self, layout: Layout) -> None:
         layout.write("cwd", '[selection]\nmodel = "a"\n')
@@ -104,7 +105,7 @@ class TestPrecedence:
             'base_url = "http://127.0.0.1:11434"\n',
         )
         registry = load_agent_config(layout.sources()).config.providers.registry
-        assert set(registry) == {"openai", "anthropic", "local"}
+        assert {"openai", "anthropic", "local", "ollama"} <= set(registry)
 
     def test_sources_name_the_layer_of_each_value(self, layout: Layout) -> None:
         path = layout.write("cwd", "[runtime]\nmax_turns = 5\n")
@@ -245,3 +246,37 @@ class TestDeprecations:
         loaded = load_agent_config(layout.sources())
         assert loaded.config.runtime.max_tokens == 5000
         assert any("deprecated" in w for w in loaded.warnings)
+
+
+class TestProfiledFiles:
+    """Rust-era files nest sections under a profile (`[default.selection]`)."""
+
+    def test_default_then_global_profile_sections_are_read(self, layout: Layout) -> None:
+        layout.write(
+            "home",
+            '[default.selection]\nprovider = "anthropic"\nmodel = "claude-sonnet-4-5"\n'
+            "[default.runtime]\nmax_turns = 7\n"
+            "[global.runtime]\nmax_turns = 9\n",
+        )
+        layout.write(
+            "cwd",
+            '[default.providers.registry.local]\nprovider_type = "openai"\n'
+            'base_url = "http://127.0.0.1:8080"\n',
+            name="providers.toml",
+        )
+        loaded = load_agent_config(layout.sources())
+        assert loaded.config.selection.provider == "anthropic"
+        assert loaded.config.runtime.max_turns == 9
+        assert loaded.config.providers.registry["local"].base_url == "http://127.0.0.1:8080"
+        assert loaded.warnings == []
+
+    def test_other_profiles_are_skipped_with_a_warning(self, layout: Layout) -> None:
+        layout.write("cwd", "[default.runtime]\nmax_turns = 7\n[staging.runtime]\nmax_turns = 1\n")
+        loaded = load_agent_config(layout.sources())
+        assert loaded.config.runtime.max_turns == 7
+        assert any("profile 'staging' is not selected" in w for w in loaded.warnings)
+
+    def test_bad_keys_inside_a_profile_still_name_the_key(self, layout: Layout) -> None:
+        layout.write("cwd", "[default.runtime]\nmax_turnz = 7\n")
+        with pytest.raises(ConfigError, match=r"unknown key 'runtime\.max_turnz'"):
+            load_agent_config(layout.sources())

@@ -187,7 +187,7 @@ class TestErrors:
     async def test_unreadable_stream_is_a_protocol_error(
         self, fmt: str, step: Empty | Raw, make_provider: ProviderFactory
     ) -> None:
-        async with FakeLLM([step]) as llm:
+        async with FakeLLM([step, step]) as llm:  # an empty stream is asked again whole
             with pytest.raises(ProviderProtocolError):
                 await collect(make_provider(fmt, llm.base_url), fmt)
 

@@ -74,7 +74,7 @@ def fake_llm(tmp_path: Path, steps: list[dict[str, Any]]) -> Iterator[tuple[str,
     script.write_text(json.dumps(steps))
     record = tmp_path / "requests.jsonl"
     argv = [sys.executable, "-m", "oxydra.testing.fake_llm", "--port", "0"]
-    argv += ["--script", str(script), "--record", str(record)]
+    argv += ["--script", str(script), "--record", str(record), "--strict"]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
     )

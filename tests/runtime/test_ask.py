@@ -125,3 +125,11 @@ async def test_ctrl_c_cancels_and_exits_130(tmp_path: Path) -> None:
 async def test_no_api_key_names_the_variables_to_set(tmp_path: Path) -> None:
     code, _, err = await run([sys.executable, "-m", "oxydra", "ask", "hi"], tmp_path)
     assert code == 2 and "OPENAI_API_KEY" in err and "Traceback" not in err
+
+
+async def test_an_answer_cut_at_the_output_limit_says_so_and_exits_5(tmp_path: Path) -> None:
+    async with FakeLLM([Reply(text="The first half of", finish="length")]) as llm:
+        code, out, err = await run(ask_cmd(llm.base_url, "explain"), tmp_path)
+    assert code == 5, err
+    assert out == "The first half of\n"
+    assert "cut off at the model's output limit" in err

@@ -307,6 +307,48 @@ class TestScheduling:
 
 
 class TestFailures:
+    async def test_a_stream_slow_to_start_is_asked_again_by_the_route(self) -> None:
+        from oxydra.providers import ReliableProvider
+
+        async def no_sleep(_: float) -> None:
+            return None
+
+        class SlowFirst(MockProvider):
+            async def stream(self, context: Any) -> Any:
+                if not self.contexts:
+                    self.contexts.append(context)
+                    await asyncio.sleep(30)
+                async for item in super().stream(context):
+                    yield item
+
+        slow = SlowFirst([reply("second try")])
+        provider = ReliableProvider(slow, sleep=no_sleep, attempt_timeout=0.1)
+        rt = runtime(provider, turn_timeout_secs=1)  # type: ignore[arg-type]
+        outcome = await rt.run_turn(turn(), Sink())
+        assert outcome.reason == "completed"
+        assert outcome.response is not None and outcome.response.message.text == "second try"
+
+    async def test_a_whole_answer_past_its_timeout_is_a_provider_failure_not_the_deadline(
+        self,
+    ) -> None:
+        from oxydra.catalog import ProviderCaps
+        from oxydra.providers import ReliableProvider
+
+        async def no_sleep(_: float) -> None:
+            return None
+
+        class Stuck(MockProvider):
+            async def complete(self, context: Any) -> Any:
+                self.contexts.append(context)
+                await asyncio.sleep(30)
+
+        stuck = Stuck([], ProviderCaps(streaming=False, max_context_tokens=8000))
+        provider = ReliableProvider(stuck, sleep=no_sleep, attempt_timeout=0.05)
+        outcome = await runtime(provider, turn_timeout_secs=1).run_turn(turn(), Sink())  # type: ignore[arg-type]
+        assert outcome.reason == "provider_error"
+        assert "turn_timeout_secs" in outcome.detail
+        assert len(stuck.contexts) == 3  # retried up to max_attempts
+
     async def test_cancel_stops_a_running_tool_promptly_and_keeps_history_valid(self) -> None:
         tools = FunctionTools()
         entered = asyncio.Event()

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from oxydra.core.errors import ProviderTransportError
-from oxydra.core.messages import Context, ToolCall, UsageUpdate
+from oxydra.core.messages import Context, Message, ToolCall, UsageUpdate
 from oxydra.core.stream import StreamItem
+from oxydra.core.tiers import SafetyTier
 from oxydra.memory import MemoryStore
 from oxydra.scheduler import (
     SCHEDULE_SCHEMA,
@@ -345,7 +346,7 @@ class TestRestart:
         ) as memory:
             store = ScheduleStore(memory)
             provider = MockProvider([reply("caught up")])
-            ex = executor(store, runtime(provider), clock)
+            ex = executor(store, runtime(provider), clock, on_interrupted="skip")
             [recovered] = await ex.recover()
             assert recovered.schedule_id == in_flight
             started = await run_due(ex)
@@ -359,6 +360,135 @@ class TestRestart:
             later = await store.get("alice", overdue)
             assert later.next_run_at == stamp(T0 + timedelta(hours=2, minutes=1))
             provider.assert_done()
+
+
+class TestInterruptedRuns:
+    """A daily job cut short by a restart: run again when it changed nothing, else told."""
+
+    async def crash_mid_run(self, db_path: Path, events: list[Message]) -> str:
+        with MemoryStore(db_path, schemas=[SCHEDULE_SCHEMA]) as crashed:
+            table = ScheduleTable(crashed.db)
+            schedule = stored(table, "daily", next_run=T0 - timedelta(minutes=1))
+            assert table.claim_run(schedule, "lost-run", T0) is not None
+        from oxydra.memory import HashedEmbedder, Memory
+
+        async with await Memory.open(
+            db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+        ) as memory:
+            session = f"scheduled:{schedule}"
+            await memory.create_session(session, user_id="alice")
+            await memory.append_events(session, events)
+        return schedule
+
+    async def restart(
+        self, db_path: Path, clock: FakeClock, provider: MockProvider, **config: Any
+    ) -> tuple[ScheduleStore, Notices, list[str]]:
+        from oxydra.memory import HashedEmbedder, Memory
+
+        notices = Notices()
+        self.memory = await Memory.open(
+            db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+        )
+        store = ScheduleStore(self.memory)
+        tiers = {"file_read": SafetyTier.READ_ONLY, "file_write": SafetyTier.SIDE_EFFECTING}
+        ex = SchedulerExecutor(
+            store, runtime(provider), scheduler_config(**config), notifier=notices, clock=clock,
+            timeout_secs=30, tool_tier=tiers.get,
+        )  # fmt: skip
+        await ex.recover()
+        started = await run_due(ex)
+        return store, notices, started
+
+    async def test_a_run_that_only_read_is_run_again_at_start_up(
+        self, db_path: Path, clock: FakeClock
+    ) -> None:
+        read = call("file_read", 0, path="/shared/a.txt")
+        schedule = await self.crash_mid_run(
+            db_path,
+            [
+                Message(role="user", content="do daily"),
+                Message(role="assistant", tool_calls=(read,)),
+                Message(role="tool", content="...", tool_call_id=read.id),
+            ],
+        )
+        clock.advance(seconds=30)
+        provider = MockProvider([reply("daily report")])
+        try:
+            store, notices, started = await self.restart(db_path, clock, provider)
+            assert len(started) == 1
+            runs = await store.runs("alice", schedule)
+            assert [r.status for r in runs] == ["success", "interrupted"]
+            assert notices.messages == ["daily report"]
+            provider.assert_done()
+        finally:
+            await self.memory.close()
+
+    async def test_a_run_that_wrote_is_not_repeated_and_the_person_is_told_what_it_did(
+        self, db_path: Path, clock: FakeClock
+    ) -> None:
+        write = call("file_write", 0, path="/shared/out.txt", content="half")
+        schedule = await self.crash_mid_run(
+            db_path,
+            [
+                Message(role="user", content="do daily"),
+                Message(role="assistant", tool_calls=(write,)),
+            ],
+        )
+        provider = MockProvider([])
+        try:
+            store, notices, started = await self.restart(db_path, clock, provider)
+            assert started == []
+            [notice] = notices.messages
+            assert "cut short" in notice and "file_write" in notice and "out.txt" in notice
+            [run] = await store.runs("alice", schedule)
+            assert run.status == "interrupted"
+            later = await store.get("alice", schedule)
+            assert later.next_run_at == stamp(T0 + timedelta(minutes=1))
+        finally:
+            await self.memory.close()
+
+    async def test_a_retry_cut_short_again_is_not_retried_twice(
+        self, db_path: Path, clock: FakeClock
+    ) -> None:
+        schedule = await self.crash_mid_run(db_path, [])
+        try:
+            from oxydra.memory import HashedEmbedder, Memory
+
+            async with await Memory.open(
+                db_path, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA]
+            ) as memory:
+                store = ScheduleStore(memory)
+                ex = executor(store, runtime(GatedProvider([])), clock)
+                await ex.recover()  # the clean run is due again at once
+                [retry] = await ex.tick()  # ... and the retry starts, then the process dies
+                ex.runs[retry].cancel()
+                await asyncio.gather(*ex.runs.values(), return_exceptions=True)
+            with MemoryStore(
+                db_path, schemas=[SCHEDULE_SCHEMA]
+            ) as crashed:  # as if killed: the retry is left running
+                with crashed.db.write() as conn:
+                    conn.execute(
+                        "UPDATE schedule_runs SET status = 'running' WHERE run_id = ?", (retry,)
+                    )
+            provider = MockProvider([])
+            store, notices, started = await self.restart(db_path, clock, provider)
+            assert started == []
+            assert notices.messages and "cut short" in notices.messages[0]
+            assert schedule
+        finally:
+            await self.memory.close()
+
+    async def test_skip_leaves_a_clean_run_to_its_next_time_silently(
+        self, db_path: Path, clock: FakeClock
+    ) -> None:
+        await self.crash_mid_run(db_path, [])
+        try:
+            _, notices, started = await self.restart(
+                db_path, clock, MockProvider([]), on_interrupted="skip"
+            )
+            assert started == [] and notices.messages == []
+        finally:
+            await self.memory.close()
 
 
 def stored(table: ScheduleTable, name: str, *, next_run: Any) -> str:

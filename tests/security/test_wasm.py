@@ -345,3 +345,29 @@ class TestSameAnswersAsTheJail:
         with ThreadPoolExecutor(8) as pool:
             texts = list(pool.map(lambda i: wasm.read_text(f"/tmp/f{i % 16}.txt")[0], range(64)))
         assert texts == [f"file {i % 16}" for i in range(64)]
+
+
+def test_threads_that_first_use_the_sandbox_together_share_one_engine() -> None:
+    """Arguments stream while the module compiles on another thread: one engine for both."""
+    import threading
+
+    from oxydra.security.wasm import _runtime as runtime
+
+    before = list(runtime._RUNTIME)
+    runtime._RUNTIME.clear()
+    barrier = threading.Barrier(8)
+    seen: list[int] = []
+
+    def first_use() -> None:
+        barrier.wait()
+        seen.append(id(runtime._runtime().engine))
+
+    try:
+        threads = [threading.Thread(target=first_use) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(seen)) == 1
+    finally:
+        runtime._RUNTIME[:] = before or runtime._RUNTIME

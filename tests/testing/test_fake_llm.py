@@ -10,7 +10,7 @@ import httpx
 import msgspec
 import pytest
 
-from oxydra.testing.fake_llm import FakeLLM, Reply, decode_script
+from oxydra.testing.fake_llm import SCRIPT_ENDED, FakeLLM, Reply, decode_script
 
 
 async def post(
@@ -86,6 +86,9 @@ def test_command_line_server_answers_and_records(tmp_path: Path) -> None:
         url = line.split("=", 1)[1]
         response = httpx.post(f"{url}/v1/chat/completions", json={"model": "m"}, timeout=10)
         assert response.json()["choices"][0]["message"]["content"] == "from a subprocess"
+        after = httpx.post(f"{url}/v1/chat/completions", json={"model": "m"}, timeout=10)
+        assert after.status_code == 200  # past the script: a friendly reply, not a 500
+        assert after.json()["choices"][0]["message"]["content"] == SCRIPT_ENDED
     finally:
         proc.terminate()
         proc.wait(10)
@@ -94,3 +97,31 @@ def test_command_line_server_answers_and_records(tmp_path: Path) -> None:
     recorded = [msgspec.json.decode(line) for line in record.read_bytes().splitlines()]
     assert recorded[0]["path"] == "/v1/chat/completions"
     assert proc.returncode == 0
+
+
+class TestLlamaCppQuirks:
+    """What llama.cpp's server did, so the drivers can be tested against it."""
+
+    async def test_null_content_beside_tool_calls_is_a_500(self) -> None:
+        body = {
+            "model": "m",
+            "messages": [{"role": "assistant", "content": None, "tool_calls": []}],
+        }
+        async with FakeLLM([Reply(text="unused")], server="llamacpp") as llm:
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"{llm.base_url}/v1/chat/completions", json=body)
+        assert answer.status_code == 500
+
+    async def test_a_streamed_request_with_tools_gets_an_empty_200(self) -> None:
+        tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+        body = {"model": "m", "stream": True, "tools": [tool], "messages": []}
+        async with FakeLLM([], server="llamacpp") as llm:
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"{llm.base_url}/v1/chat/completions", json=body)
+        assert answer.status_code == 200 and answer.content == b""
+
+    async def test_the_model_list_reports_the_training_context(self) -> None:
+        async with FakeLLM([], server="llamacpp", context_window=2048) as llm:
+            async with httpx.AsyncClient() as client:
+                listed = (await client.get(f"{llm.base_url}/v1/models")).json()
+        assert listed["data"][0]["meta"]["n_ctx_train"] == 2048

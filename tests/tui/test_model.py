@@ -7,8 +7,14 @@ import pytest
 from oxydra.core.messages import Message, Response
 from oxydra.core.stream import Progress, ProviderCall
 from oxydra.tui.client import ConnectionState, backoff_delays
-from oxydra.tui.model import MAX_INPUT_ROWS, TuiState, apply_frame, handle_key
-from oxydra.tui.render import CURSOR, layout
+from oxydra.tui.model import (
+    MAX_INPUT_ROWS,
+    TuiState,
+    apply_frame,
+    handle_key,
+    short_session_id,
+)
+from oxydra.tui.render import CURSOR, layout, status_row
 from oxydra.wire import gateway as g
 
 S = g.GatewaySession(user_id="u", session_id="0190abcd-session")
@@ -185,3 +191,72 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     high = backoff_delays(rand=lambda a, b: b)
     assert [high(n) for n in range(6)] == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
     assert [low(n) for n in range(3)] == [0.125, 0.25, 0.5]
+
+
+class TestStatusAndHelp:
+    def test_the_default_session_shows_whole(self) -> None:
+        state = TuiState(user_id="u", session_id="runtime-default", connection="connected")
+        row = status_row(state, 100)
+        assert "session runtime-default" in row
+        assert row.rstrip().endswith("/help · Ctrl+D quit")
+
+    def test_sessions_created_together_still_look_different(self) -> None:
+        a = "019ae3c1-7d2e-7b1a-9c41-2f5e8a6d0b11"
+        b = "019ae3c1-7d2e-7f00-8d13-77aa01c4e9f2"
+        assert short_session_id(a) != short_session_id(b)
+        assert short_session_id(a) == "…8a6d0b11"
+
+    def test_a_running_turn_shows_how_to_cancel_and_a_narrow_bar_drops_the_hint(self) -> None:
+        state = TuiState(user_id="u", session_id="s", active_turn="t", activity="thinking")
+        assert "Ctrl+C cancel" in status_row(state, 100)
+        assert "Ctrl+C" not in status_row(state, 30)
+        assert len(status_row(state, 30)) == 30
+
+    def test_help_is_answered_locally(self) -> None:
+        state = TuiState(user_id="u")
+        typed(state, "/help")
+        assert handle_key(state, "KEY_ENTER").kind == "none"
+        assert "/switch <id>" in state.entries[-1].text
+        assert state.entries[-1].role == "system"
+
+    def test_quit_command_quits(self) -> None:
+        state = TuiState(user_id="u")
+        typed(state, "/quit")
+        assert handle_key(state, "KEY_ENTER").kind == "quit"
+
+
+class TestSessionCost:
+    def _usage(self, session: g.GatewaySession, cost: float | None, tokens: int) -> g.Usage:
+        totals = g.UsageTotals(calls=1, input_tokens=tokens, output_tokens=0, cost_usd=cost)
+        return g.Usage(request_id="r", session=session, turn_id="t", turn=totals, total=totals)
+
+    def test_the_status_bar_shows_the_sessions_cost_so_far(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        apply_frame(state, self._usage(S, 0.01234, 4200))
+        status = dict(layout(state, 80, 6))["status"]
+        assert "$0.0123 · 4.2k tok" in status
+
+    def test_an_unpriced_session_shows_unknown_not_zero(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        apply_frame(state, self._usage(S, None, 12))
+        status = dict(layout(state, 80, 6))["status"]
+        assert "cost unknown · 12 tok" in status and "$" not in status
+
+    def test_another_sessions_usage_and_a_switch_do_not_show_a_stale_cost(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        other = g.GatewaySession(user_id="u", session_id="other")
+        apply_frame(state, self._usage(other, 5.0, 10))
+        assert state.cost is None
+        apply_frame(state, self._usage(S, 1.0, 10))
+        apply_frame(state, g.SessionSwitched(request_id="r", session=other))
+        assert state.cost is None
+
+    def test_the_status_command_reports_the_cost(self) -> None:
+        state = TuiState(user_id="u")
+        apply_frame(state, g.HelloAck(request_id="h", protocol_version=2, session=S))
+        apply_frame(state, self._usage(S, None, 30))
+        apply_frame(state, g.HealthStatus(request_id="r", healthy=True))
+        assert "cost_usd=unknown tokens=30" in state.entries[-1].text

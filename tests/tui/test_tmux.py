@@ -71,6 +71,12 @@ async def test_type_send_and_see_the_streamed_answer(
         assert "oxydra ▸ The capital of Norway is Oslo." in screen
         status = [line for line in screen.splitlines() if "session" in line and "│" in line]
         assert status and "connected" in status[0]
+        assert "session runtime-alice" in status[0]
+        await tmux.wait_for("/help · Ctrl+D quit")  # the hint once the turn is over
+        requests = len(llm.requests)
+        tmux.run("send-keys", "-t", tmux.name, "/help", "Enter")
+        await tmux.wait_for("/switch <id>")
+        assert len(llm.requests) == requests  # answered by the TUI, not the model
         tmux.run("send-keys", "-t", tmux.name, "/status", "Enter")
         await tmux.wait_for("healthy=True")
         tmux.run("send-keys", "-t", tmux.name, "C-c")

@@ -20,6 +20,7 @@ from oxydra.wire import (
     is_context_too_long,
     parse_error_body,
 )
+from oxydra.wire._common import MAX_ERROR_MESSAGE
 from oxydra.wire._schema import gemini_schema, strict_schema
 from oxydra.wire.assemble import response_items
 
@@ -56,7 +57,10 @@ class TestParseErrorBody:
         assert parse_error_body(body) == info
 
     def test_long_messages_are_truncated(self) -> None:
-        assert len(parse_error_body(b'{"error":{"message":"' + b"x" * 2000 + b'"}}').message) == 512
+        long = b'{"error":{"message":"' + b"x" * 2000 + b'"}}'
+        assert len(parse_error_body(long).message) == 2000
+        huge = b'{"error":{"message":"' + b"x" * 20000 + b'"}}'
+        assert len(parse_error_body(huge).message) == MAX_ERROR_MESSAGE
 
 
 class TestErrorForStatus:

@@ -22,6 +22,7 @@ CLIENT_FRAMES: list[Any] = [
         turn_id="t1",
         prompt="hi",
         attachments=[g.Attachment(mime_type="image/png", data=b"\x89PNG")],
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     ),
     g.CancelActiveTurn(request_id="r", session_id="s1", turn_id="t1"),
     g.CancelAllActiveTurns(request_id="r"),
@@ -85,6 +86,14 @@ SERVER_FRAMES: list[Any] = [
         arguments={"command": "ls"},
         safety_tier="privileged",
         expires_in_secs=300,
+    ),
+    g.Usage(
+        request_id="r",
+        session=S,
+        turn_id="t1",
+        turn=g.UsageTotals(calls=1, input_tokens=10, output_tokens=2, cost_usd=None),
+        total=g.UsageTotals(calls=3, input_tokens=30, output_tokens=6, cost_usd=0.25),
+        seq=4,
     ),
 ]
 

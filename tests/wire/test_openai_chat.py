@@ -60,7 +60,7 @@ class TestBuildRequest:
             {"role": "user", "content": "hi"},
             {
                 "role": "assistant",
-                "content": None,
+                "content": "",
                 "tool_calls": [
                     {
                         "id": "c1",
@@ -101,6 +101,40 @@ class TestBuildRequest:
         assert function["parameters"]["additionalProperties"] is False
         assert function["parameters"]["required"] == ["q", "n"]
         assert function["parameters"]["properties"]["n"]["type"] == ["integer", "null"]
+
+    def test_compact_dialect_sends_the_shape_without_validation_keywords(self) -> None:
+        schema = {
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string", "maxLength": 80, "pattern": "^[a-z]+$"},
+                "n": {"type": "integer", "minimum": 1, "maximum": 9, "default": 3},
+                "tags": {"type": "array", "items": {"type": "string", "format": "uri"}},
+            },
+            "required": ["pattern"],
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+        }
+        tool = FunctionDecl(name="f", description="d", parameters=schema)
+        body = build_request(
+            ctx(Message(role="user", content="x"), tools=(tool,)),
+            OpenAIChatProfile(schema_dialect="compact"),
+            stream=False,
+        ).body
+        assert body["tools"][0]["function"]["parameters"] == {
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string"},
+                "n": {"type": "integer"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["pattern"],
+        }
+        assert schema["properties"]["pattern"]["maxLength"] == 80  # input untouched
+
+    def test_full_dialect_sends_the_schema_as_is(self) -> None:
+        body = build_request(
+            ctx(Message(role="user", content="x"), tools=(TOOL,)), OpenAIChatProfile(), stream=False
+        ).body
+        assert body["tools"][0]["function"]["parameters"] == TOOL.parameters
 
     def test_images_travel_as_data_uris(self) -> None:
         message = Message(

@@ -18,7 +18,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.resources
 import importlib.util
@@ -206,9 +205,18 @@ def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
     return memory
 
 
-@functools.cache
+_RUNTIME: list[_Runtime] = []
+_RUNTIME_LOCK = threading.Lock()
+
+
 def _runtime() -> _Runtime:
-    return _Runtime()
+    """The one runtime of the process (rule 1). Created under a lock: the module is compiled
+    on one thread while the model streams a call's arguments and instantiated on another,
+    and two engines would make wasmtime refuse ("cross-`Engine` instantiation")."""
+    with _RUNTIME_LOCK:
+        if not _RUNTIME:
+            _RUNTIME.append(_Runtime())
+        return _RUNTIME[0]
 
 
 class WasmSandbox:
