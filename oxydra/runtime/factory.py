@@ -30,6 +30,7 @@ from oxydra.tools import (
     default_registry,
     default_tools,
     select_file_backend,
+    user_profile_tool,
 )
 from oxydra.tools.skills import SkillRegistry, Source, discover, skill_sources, skill_tools
 
@@ -104,6 +105,7 @@ def build_agent(
     )
     registry = default_registry(config, [*tools, *(extra_tools or [])], environ=env)
     skills = _add_skills(registry, workspace, env, skill_dirs)
+    registry.register(user_profile_tool(workspace / ".oxydra" / "USER.md"))
     backend = select_file_backend(jail, config.tools.isolation)
     runtime = AgentRuntime(
         provider=provider,

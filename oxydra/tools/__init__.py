@@ -13,6 +13,7 @@ from oxydra.tools._defaults import (
 )
 from oxydra.tools._files import FILE_TOOLS
 from oxydra.tools._html import html_to_text
+from oxydra.tools._persona import user_profile_tool
 from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
 from oxydra.tools._registry import ToolRegistry, tier_of, truncate
 from oxydra.tools._scratchpad import InMemoryScratchpad, Scratchpad, ScratchpadStore
@@ -82,6 +83,7 @@ __all__ = [
     "tool",
     "transform_schema",
     "truncate",
+    "user_profile_tool",
     "web_fetch_tool",
     "web_search_tool",
 ]
