@@ -141,3 +141,42 @@ async def test_a_host_path_to_the_real_soul_is_refused_and_audited(
     assert "operator-owned persona file" in llm.requests[1].json()["messages"][-1]["content"]
     assert soul.read_text() == "You are Ada."
     assert [r for r in caplog.records if r.name == "oxydra.audit"]
+
+
+async def test_a_specialist_agent_speaks_with_its_own_soul(tmp_path: Path) -> None:
+    write_persona(tmp_path, "You are Ada.")
+    critic_soul = tmp_path / "critic.md"
+    critic_soul.write_text("You are Brutus, blunt and brief.")
+    base = msgspec.to_builtins(config("http://unused"))
+    base["agents"] = {
+        "critic": {"system_prompt": "You critique drafts.", "soul_file": str(critic_soul)}
+    }
+    script = [
+        Reply(
+            tool_calls=[
+                Call(name="delegate_to_agent", arguments={"agent_name": "critic", "goal": "Judge"})
+            ]
+        ),
+        Reply(text="Weak."),
+        Reply(text="The critic says weak."),
+    ]
+    async with FakeLLM(script) as llm:
+        base["providers"]["registry"]["fake"]["base_url"] = llm.base_url
+        ws = provision_workspace(tmp_path / "ws")
+        persona = load_persona(
+            ws, cwd=tmp_path / "c", home=tmp_path / "h", system_dir=tmp_path / "etc"
+        )
+        agent = build_agent(
+            msgspec.convert(base, AgentConfig), workspace=ws, environ={}, persona=persona
+        )
+        try:
+            await agent.runtime.run_turn(
+                TurnRequest(user_id="u", session_id="s", turn_id="t", prompt="go"), Sink()
+            )
+        finally:
+            await agent.aclose()
+        llm.assert_done()
+    parent, child = (system_text(r.json()) for r in llm.requests[:2])
+    assert "You are Ada." in parent and "Brutus" not in parent
+    assert child.startswith("You critique drafts.") and "You are Brutus, blunt and brief." in child
+    assert "You are Ada." not in child
