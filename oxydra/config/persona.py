@@ -8,7 +8,10 @@ Theory of operation:
    applies from the next session, and a session keeps the hash it started with.
 3. Each file is capped at `PERSONA_BUDGET_BYTES`; a longer one is cut at a UTF-8 boundary
    with a visible marker, never silently.
-4. The persona is operator text: it goes into the system prompt as-is, never wrapped as
+4. A layer inside the workspace's agent-writable areas (`shared`, `tmp`) is skipped with a
+   warning: when the operator runs Oxydra from such a directory, its `./.oxydra/` would be
+   a persona the agent could write.
+5. The persona is operator text: it goes into the system prompt as-is, never wrapped as
    untrusted content, and the agent has no path to change it (the jail refuses writes to
    these names; the shell's sandbox does not reach the config layers or `.oxydra/`).
 """
@@ -16,11 +19,15 @@ Theory of operation:
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import msgspec
 
 from oxydra.core.errors import ConfigError
+
+AGENT_WRITABLE = ("shared", "tmp")
+_log = logging.getLogger(__name__)
 
 PERSONA_FILES = ("SOUL.md", "SYSTEM.md", "USER.md")
 PERSONA_BUDGET_BYTES = 20_000
@@ -68,7 +75,22 @@ def persona_dirs(
     ]
     if workspace is not None:
         dirs.append(workspace / ".oxydra")
-    return list(dict.fromkeys(d.resolve() for d in dirs))  # `~` may be the cwd
+    unique = list(dict.fromkeys(d.resolve() for d in dirs))  # `~` may be the cwd
+    return operator_only(unique, workspace)
+
+
+def operator_only(dirs: list[Path], workspace: Path | None) -> list[Path]:
+    """Rule 4: `dirs` without those the agent can write to."""
+    if workspace is None:
+        return dirs
+    writable = [(workspace / name).resolve() for name in AGENT_WRITABLE]
+    kept = []
+    for d in dirs:
+        if any(d == w or w in d.parents for w in writable):
+            _log.warning("ignoring %s: the agent can write there, so it is no operator layer", d)
+            continue
+        kept.append(d)
+    return kept
 
 
 def read_persona_file(

@@ -60,3 +60,17 @@ def test_a_missing_soul_file_of_an_agent_is_a_config_error(tmp_path: Path) -> No
 
 def test_the_jail_guards_every_persona_name() -> None:
     assert {n.casefold() for n in PERSONA_FILES} == PERSONA_NAMES
+
+
+def test_a_layer_the_agent_can_write_is_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = tmp_path / "ws"
+    cwd = ws / "shared" / "project"  # the operator ran oxydra from inside the agent's files
+    (cwd / ".oxydra").mkdir(parents=True)
+    (cwd / ".oxydra" / "SOUL.md").write_text("planted by the agent")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "SOUL.md").write_text("the operator's")
+    persona = load_persona(ws, cwd=cwd, home=tmp_path / "h", system_dir=tmp_path / "etc")
+    assert persona.soul is not None and persona.soul.text == "the operator's"
+    assert "the agent can write there" in caplog.text

@@ -13,7 +13,9 @@ Theory of operation:
    when its hash equals the one pinned by `oxydra skills approve` (kept in the workspace's
    `.oxydra/skills-approved.json`, out of the agent's reach); a changed file makes it
    `changed` and unusable until re-approved. Drafts (`skills/.drafts/NAME/`) are never usable.
-5. Only usable skills take part in precedence: an unapproved managed copy does not hide an
+5. A config-layer directory inside the workspace's `shared` or `tmp` (the operator ran
+   Oxydra from there) is skipped: the agent could write its skills.
+6. Only usable skills take part in precedence: an unapproved managed copy does not hide an
    operator's skill of the same name.
 """
 
@@ -29,6 +31,7 @@ from typing import Literal
 
 import msgspec
 
+from oxydra.config.persona import operator_only
 from oxydra.core.log import get_logger
 from oxydra.tools.skills._manifest import (
     Manifest,
@@ -110,7 +113,7 @@ def skill_sources(
         home / ".oxydra" / "skills",
         (cwd or Path.cwd()) / ".oxydra" / "skills",
     ]
-    unique = list(dict.fromkeys(d.resolve() for d in dirs))  # `~` may be the cwd
+    unique = operator_only(list(dict.fromkeys(d.resolve() for d in dirs)), workspace)
     found = [Source(label=str(d), root=str(d)) for d in unique]
     if workspace is not None:
         found.append(Source(label="managed", root=str(workspace / "skills"), managed=True))
@@ -136,7 +139,7 @@ def discover(sources: list[Source], *, workspace: Path | None = None) -> list[Sk
 
 
 def in_force(skills: list[Skill]) -> dict[str, Skill]:
-    """Rule 5: the winning usable copy of each name."""
+    """Rule 6: the winning usable copy of each name."""
     winners: dict[str, Skill] = {}
     for skill in skills:
         if skill.status == "active":

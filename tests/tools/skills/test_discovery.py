@@ -180,3 +180,12 @@ class TestApproval:
     def test_approving_a_missing_skill_is_an_error(self, tmp_path: Path) -> None:
         with pytest.raises(SkillError, match="no draft or managed skill"):
             approve(tmp_path, "ghost")
+
+
+def test_a_skill_source_the_agent_can_write_is_ignored(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cwd = ws / "tmp"
+    make_skill(cwd / ".oxydra" / "skills", "planted", "from the agent")
+    sources = skill_sources(ws, cwd=cwd, home=tmp_path / "h", system_dir=tmp_path / "etc")
+    assert all(not s.root.startswith(str(cwd)) for s in sources)
+    assert "planted" not in in_force(discover(sources, workspace=ws))
