@@ -6,6 +6,7 @@ scheduled one run with the same policy.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from oxydra.tools import (
 from oxydra.tools.skills import SkillRegistry, Source, discover, skill_sources, skill_tools
 
 SKILL_TOOLS = ("skill_create", "skill_load", "skill_read", "skill_update")
+_audit = logging.getLogger("oxydra.audit")
 
 WORKSPACE_DIRS = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
 
@@ -84,8 +86,9 @@ def build_agent(
 
     `shell` runs `shell_exec` commands elsewhere (the shell daemon of a container guest);
     without it, and with `shell_available`, they run as local processes in the workspace.
-    The persona and the skills are read now (each session builds its runtime), unless
-    `persona` is given; `skill_dirs` replaces the standard skill sources.
+    The persona is read as each session starts (so an operator's edit applies from the next
+    session), unless a fixed `persona` is given; skills are discovered now; `skill_dirs`
+    replaces the standard skill sources.
     """
     from oxydra.providers import build_reliable_provider
 
@@ -95,7 +98,6 @@ def build_agent(
     entry = config.providers.registry[config.selection.provider]
     namespace, model = catalog_provider_for(entry), config.selection.model
     jail = Workspace.for_user(workspace)
-    persona = persona if persona is not None else load_persona(workspace)
     tools = default_tools(
         config,
         jail if shell_available else None,
@@ -107,21 +109,30 @@ def build_agent(
     skills = _add_skills(registry, workspace, env, skill_dirs)
     registry.register(user_profile_tool(workspace / ".oxydra" / "USER.md"))
     backend = select_file_backend(jail, config.tools.isolation)
+    shell_on = shell_available and "shell_exec" in registry
+    index = skills.index()
+
+    def prompt_with(found: Persona) -> str:
+        return build_system_prompt(
+            config, shell_available=shell_on, persona=found, skills_index=index
+        )
+
+    def session_prompt() -> str:
+        found = load_persona(workspace)
+        _audit_persona(found)
+        return prompt_with(found)
+
     runtime = AgentRuntime(
         provider=provider,
         tools=RegistryExecutor(registry, lambda _user: backend),
         config=config.runtime,
         provider_id=config.selection.provider,
         model=model,
-        system_prompt=build_system_prompt(
-            config,
-            shell_available=shell_available and "shell_exec" in registry,
-            persona=persona,
-            skills_index=skills.index(),
-        ),
+        system_prompt=prompt_with(persona if persona is not None else Persona()),
         store=store,
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
         retriever=retriever,
+        session_prompt=session_prompt if persona is None else None,
     )
     if config.agents:
         _add_delegation(config, registry, runtime, env, catalog, http_client, namespace)
@@ -129,6 +140,12 @@ def build_agent(
     if shell is not None and shell_available:
         closers.append(shell.close)
     return Agent(runtime=runtime, catalog=catalog, workspace=jail, closers=closers)
+
+
+def _audit_persona(persona: Persona) -> None:
+    """Record which persona files a session starts with, by hash."""
+    files = {f.name: f"{f.sha256[:16]} {f.path}" for f in persona.files()}
+    _audit.info("session persona", extra={"oxy": {"audit": "persona_loaded", **files}})
 
 
 def _add_skills(

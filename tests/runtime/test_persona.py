@@ -69,24 +69,32 @@ async def test_soul_user_and_system_reach_the_system_prompt_in_order(tmp_path: P
     assert "untrusted" not in text.casefold(), "persona is operator text, not wrapped"
 
 
-async def test_an_operator_edit_applies_at_the_next_session_only(tmp_path: Path) -> None:
+async def test_an_operator_edit_applies_at_the_next_session_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     soul = write_persona(tmp_path, "Version one.")
     ws = provision_workspace(tmp_path / "ws")
     async with FakeLLM([Reply(text="a"), Reply(text="b"), Reply(text="c")]) as llm:
-        persona = load_persona(
-            ws, cwd=tmp_path / "c", home=tmp_path / "h", system_dir=tmp_path / "etc"
-        )
-        agent = build_agent(config(llm.base_url), workspace=ws, environ={}, persona=persona)
-        request = TurnRequest(user_id="u", session_id="s", turn_id="t1", prompt="hi")
-        await agent.runtime.run_turn(request, Sink())
-        soul.write_text("Version two.")
-        request = TurnRequest(user_id="u", session_id="s", turn_id="t2", prompt="again")
-        await agent.runtime.run_turn(request, Sink())
+        # one runtime serves every session, as in the vm; the persona is read per session
+        agent = build_agent(config(llm.base_url), workspace=ws, environ={})
+        sink = Sink()
+        with caplog.at_level(logging.INFO, logger="oxydra.audit"):
+            await agent.runtime.run_turn(
+                TurnRequest(user_id="u", session_id="s1", turn_id="t1", prompt="hi"), sink
+            )
+            soul.write_text("Version two.")
+            await agent.runtime.run_turn(
+                TurnRequest(user_id="u", session_id="s1", turn_id="t2", prompt="again"), sink
+            )
+            await agent.runtime.run_turn(
+                TurnRequest(user_id="u", session_id="s2", turn_id="t3", prompt="new"), sink
+            )
         await agent.aclose()
-        await turn(tmp_path, llm)
     first, same_session, next_session = (system_text(r.json()) for r in llm.requests)
     assert "Version one." in first and "Version one." in same_session
     assert "Version two." in next_session and "Version one." not in next_session
+    loaded = [r for r in caplog.records if r.getMessage() == "session persona"]
+    assert len(loaded) == 2, "one audit record per session start"
 
 
 ATTEMPTS = [
