@@ -181,7 +181,7 @@ def _usage_args(p: argparse.ArgumentParser) -> None:
         "--by",
         choices=["person", "session", "model", "agent", "day"],
         default="person",
-        help="what to group the totals by (default: person)",
+        help="group the rows by this (default: person)",
     )
     p.add_argument("--since", help="12h, 7d, 2w or an ISO date (default: everything)")
     p.add_argument("--json", action="store_true", help="print JSON rows")
