@@ -185,3 +185,23 @@ def test_archive_bundles_the_otel_extra_and_exports_from_inside_itself(
     sdk_file, dropped = out.stdout.splitlines()
     assert sdk_file.startswith(str(pyz)) or str(tmp_path / ".cache") in sdk_file
     assert dropped == "1"  # nothing listens on port 9: the span is counted, not lost silently
+
+
+def test_archive_lists_and_reads_its_builtin_skill_and_parses_yaml(
+    pyz: Path, tmp_path: Path
+) -> None:
+    (tmp_path / ".oxydra" / "skills" / "note-taking").mkdir(parents=True)
+    (tmp_path / ".oxydra" / "skills" / "note-taking" / "SKILL.md").write_text(
+        "---\nname: note-taking\ndescription: Keep notes\nmetadata:\n  author: me\n---\nBody\n"
+    )
+    listed = _run(pyz, ["skills", "list", "--workspace", str(tmp_path / "ws")], tmp_path, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "skill-authoring  active  builtin" in listed.stdout
+    assert "note-taking  active" in listed.stdout
+    shown = _run(
+        pyz,
+        ["skills", "show", "skill-authoring", "--workspace", str(tmp_path / "ws")],
+        tmp_path,
+        tmp_path,
+    )
+    assert "# Writing a skill" in shown.stdout
