@@ -157,6 +157,8 @@ def _add_skills(
     )
     skills = SkillRegistry(found, tools=[*registry.names, *SKILL_TOOLS], environ=env)
     registry.register_all(skill_tools(skills, workspace / "skills"))
+    loaded = {n: f"{s.sha256[:16]} {s.source}" for n, s in sorted(skills.loadable.items())}
+    _audit.info("skills in force", extra={"oxy": {"audit": "skills_loaded", **loaded}})
     return skills
 
 

@@ -3,9 +3,12 @@ the body arrives as a tool result of `skill_load`, and a model-written skill is 
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from oxydra.config.persona import Persona
 from oxydra.runtime.api import TurnRequest
@@ -37,7 +40,9 @@ def operator_skills(tmp: Path) -> list[Source]:
     return [Source(label=str(root), root=str(root))]
 
 
-async def test_the_body_is_not_in_the_first_request_and_is_after_skill_load(tmp_path: Path) -> None:
+async def test_the_body_is_not_in_the_first_request_and_is_after_skill_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     script = [
         Reply(tool_calls=[Call(name="skill_load", arguments={"name": "pdf-forms"})]),
         Reply(
@@ -50,9 +55,12 @@ async def test_the_body_is_not_in_the_first_request_and_is_after_skill_load(tmp_
         ),
         Reply(text="done"),
     ]
-    async with FakeLLM(script) as llm:
-        await turn(tmp_path, llm, operator_skills(tmp_path))
-        llm.assert_done()
+    with caplog.at_level(logging.INFO, logger="oxydra.audit"):
+        async with FakeLLM(script) as llm:
+            await turn(tmp_path, llm, operator_skills(tmp_path))
+            llm.assert_done()
+    record = next(r for r in caplog.records if r.getMessage() == "skills in force")
+    assert str(record.oxy["pdf-forms"]).endswith(str(tmp_path / "etc" / "skills"))  # type: ignore[attr-defined]
     first, second, third = (r.json() for r in llm.requests)
     system = first["messages"][0]["content"]
     assert "- pdf-forms: Fill in PDF forms from structured data." in system
