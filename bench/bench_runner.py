@@ -99,13 +99,31 @@ async def _shell_round_trips(session: object) -> list[float]:
     return times
 
 
+def _local_session(tmp: str) -> object:
+    from oxydra.security.confine import shell_sandbox
+    from oxydra.tools import LocalShellSession
+
+    sandbox, _ = shell_sandbox((tmp,), allow_unconfined=True)
+    assert sandbox is not None
+    return LocalShellSession(tmp, sandbox=sandbox)
+
+
 def shell_round_trips() -> None:
-    from oxydra.tools import DaemonShellSession, LocalShellSession
+    from oxydra.tools import DaemonShellSession
 
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "shell.sock"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "oxydra", "shell-daemon", "--socket", str(sock)],
+            [
+                sys.executable,
+                "-m",
+                "oxydra",
+                "shell-daemon",
+                "--socket",
+                str(sock),
+                "--writable",
+                tmp,
+            ],
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -118,7 +136,7 @@ def shell_round_trips() -> None:
             proc.terminate()
             proc.wait()
             proc.stderr.close()
-        local = asyncio.run(_shell_round_trips(LocalShellSession(tmp)))
+        local = asyncio.run(_shell_round_trips(_local_session(tmp)))
     for label, times in (("shell daemon", daemon), ("local session", local)):
         print(
             f"shell_exec 'true' via {label + ':':15s} "

@@ -151,6 +151,17 @@ def _merge_runner_rest(args: argparse.Namespace) -> None:
 
 def _shell_daemon_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket", required=True, help="Unix socket path to listen on")
+    p.add_argument(
+        "--writable",
+        action="append",
+        metavar="DIR",
+        help="a directory commands may change (repeat; default: the cwd and the temp dir)",
+    )
+    p.add_argument(
+        "--allow-unconfined",
+        action="store_true",
+        help="run commands even where Landlock is unavailable (their files unconfined)",
+    )
 
 
 def _catalog_args(p: argparse.ArgumentParser) -> None:

@@ -93,6 +93,18 @@ class TestConfigCommand:
         out = run(["config", "check"], tmp_path)
         assert out.returncode == 1 and "OPENAI_API_KEY" in out.stdout
 
+    def test_show_and_check_say_what_the_shell_will_be(self, tmp_path: Path) -> None:
+        from oxydra.security._landlock import landlock_abi
+
+        abi, reason = landlock_abi()
+        show = run(["config", "show"], tmp_path)
+        check = run(["config", "check"], tmp_path, {"OPENAI_API_KEY": "sk-x"})
+        expected = f"confined by Landlock (ABI {abi})" if abi > 0 else f"off: {reason}"
+        assert "# shell_exec: " in show.stdout and expected in show.stdout
+        assert "shell_exec: " in check.stdout and expected in check.stdout
+        off = run(["config", "show", "--set", "tools.shell.enabled=false"], tmp_path)
+        assert "# shell_exec: off ([tools.shell] enabled = false)" in off.stdout
+
     def test_show_with_a_bad_config_exits_2_with_the_problem(self, tmp_path: Path) -> None:
         out = run(["config", "show", "--set", "runtime.max_turns=-1"], tmp_path)
         assert (

@@ -187,6 +187,33 @@ def test_archive_bundles_the_otel_extra_and_exports_from_inside_itself(
     assert dropped == "1"  # nothing listens on port 9: the span is counted, not lost silently
 
 
+def test_archive_runs_a_confined_shell_through_its_intermediate(pyz: Path, tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    code = (
+        "import asyncio; from oxydra.security import shell_sandbox;"
+        "from oxydra.tools import LocalShellSession;"
+        f"sb, why = shell_sandbox([{str(tmp_path / 'shared')!r}], allow_unconfined=True);"
+        f"s = LocalShellSession({str(tmp_path / 'shared')!r}, sandbox=sb);"
+        "out = asyncio.run(s.run('echo $PPID; grep NoNewPrivs /proc/self/status', timeout=60));"
+        "import os; print(out.stdout, out.stderr, int(out.stdout.split()[0]) != os.getpid())"
+    )
+    boot = (
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
+    )
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "cannot start" not in out.stdout and out.stdout.strip().endswith("True")
+    show = _run(pyz, ["config", "show"], tmp_path, tmp_path)
+    assert "# shell_exec: " in show.stdout
+
+
 def test_archive_lists_and_reads_its_builtin_skill_and_parses_yaml(
     pyz: Path, tmp_path: Path
 ) -> None:

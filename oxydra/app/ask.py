@@ -101,7 +101,9 @@ def run_ask(args: argparse.Namespace) -> int:
     """Entry of the `ask` mode."""
     from oxydra.config.loader import ConfigSources, load_agent_config
     from oxydra.config.workspace import resolve_workspace
+    from oxydra.security.confine import protect_agent_process
 
+    protect_agent_process()
     question = _question(args)
     loaded = load_agent_config(ConfigSources(overrides=args.overrides))
     for warning in loaded.warnings:

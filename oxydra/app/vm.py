@@ -65,7 +65,9 @@ def run_vm(args: argparse.Namespace) -> int:
     """Entry of the `vm` mode."""
     from oxydra.config.loader import ConfigSources, load_agent_config
     from oxydra.config.workspace import resolve_workspace
+    from oxydra.security.confine import protect_agent_process
 
+    protect_agent_process()
     envelope = read_bootstrap(args)
     user = envelope.user_id if envelope else args.user_id
     root = envelope.workspace_root if envelope else args.workspace_root

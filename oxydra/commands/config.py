@@ -20,6 +20,7 @@ def run_config(args: argparse.Namespace) -> int:
         for warning in loaded.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         sys.stdout.write(render_config(loaded))
+        print(f"\n# shell_exec: {_shell_status(loaded.config)}")
         return 0
     return _check(sources)
 
@@ -36,6 +37,7 @@ def _check(sources: ConfigSources) -> int:
             problems += _catalog_problems(loaded.config, sources)
             for warning in loaded.warnings:
                 print(f"warning: {warning}")
+            print(f"shell_exec: {_shell_status(loaded.config)}")
     for problem in problems:
         print(f"error: {problem}")
     if problems:
@@ -43,6 +45,15 @@ def _check(sources: ConfigSources) -> int:
         return 1
     print("config ok")
     return 0
+
+
+def _shell_status(config: object) -> str:
+    from oxydra.config.schema import AgentConfig
+    from oxydra.security.confine import shell_status
+
+    assert isinstance(config, AgentConfig)
+    shell = config.tools.shell
+    return shell_status(enabled=shell.enabled, allow_unconfined=shell.allow_unconfined)
 
 
 def _credential_problems(config: object, sources: ConfigSources) -> list[str]:

@@ -132,6 +132,7 @@ class ShellConfig(_Section):
     allow_operators: bool = True
     env_keys: list[str] = []
     command_timeout_secs: Positive = 60
+    allow_unconfined: bool = False
 
 
 class BrowserConfig(_Section):

@@ -49,7 +49,12 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One message of a conversation."""
+    """One message of a conversation.
+
+    `tools_started_at` (UTC, ISO 8601) is stamped on an assistant message when its tool
+    calls are about to run, and stored before they do: after a crash it is what lets the
+    history say a call may have run, and since when. Providers never see it.
+    """
 
     role: Role
     content: str | tuple[ContentPart, ...] | None = None
@@ -57,6 +62,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tool_call_id: str | None = None
     name: str | None = None
     provider_details: dict[str, Any] | None = None
+    tools_started_at: str | None = None
 
     @property
     def text(self) -> str:

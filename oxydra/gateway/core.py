@@ -258,9 +258,14 @@ class GatewayCore:
         prompt: str,
         attachments: tuple[MediaPart, ...] = (),
         *,
+        owner: object | None = None,
         traceparent: str | None = None,
     ) -> None:
-        """Start a turn, or refuse it: one per session, a bounded number per user."""
+        """Start a turn, or refuse it: one per session, a bounded number per user.
+
+        `owner` is the client connection that asked; only it may answer the turn's
+        approval requests (see `_approvals.py`).
+        """
         if channel.active_turn is not None:
             raise RefusedError("an active turn is already running", "turn_active")
         limit = self.config.max_concurrent_turns_per_user
@@ -280,17 +285,21 @@ class GatewayCore:
             traceparent=traceparent[:64] if traceparent else None,
         )
         channel.task = asyncio.create_task(
-            self._run_turn(channel, request_id, request),
+            self._run_turn(channel, request_id, request, owner),
             name=f"turn-{channel.session_id}-{turn_id}",
         )
 
     async def _run_turn(
-        self, channel: SessionChannel, request_id: str, request: TurnRequest
+        self,
+        channel: SessionChannel,
+        request_id: str,
+        request: TurnRequest,
+        owner: object | None = None,
     ) -> None:
         turn = TurnStatus(turn_id=request.turn_id, state="running")
         channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
         sink = _FrameSink(channel, request_id, turn)
-        approver = self.approvals.approver_for(channel, request_id, turn)
+        approver = self.approvals.approver_for(channel, request_id, turn, owner)
         try:
             outcome = await self.runner.run_turn(request, sink, approver)
             channel.publish(self._usage(channel, request_id, request.turn_id, outcome))

@@ -269,6 +269,7 @@ class _Connection:
                     frame.turn_id,
                     frame.prompt,
                     parts,
+                    owner=self,
                     traceparent=frame.traceparent,
                 )
             case CancelActiveTurn():
@@ -321,9 +322,17 @@ class _Connection:
                     ),
                 )
             case ApprovalResponse():
-                if not self.core.approvals.answer(self.user_id, frame.approval_id, frame.approved):
+                answer = self.core.approvals.answer(
+                    self.user_id, frame.approval_id, frame.approved, answerer=self
+                )
+                if answer == "unknown":
                     raise RefusedError(
                         f"no pending approval `{frame.approval_id}`", "unknown_approval"
+                    )
+                if answer == "not_owner":
+                    raise RefusedError(
+                        "only the client that started the turn may answer its approvals",
+                        "approval_not_owner",
                     )
             case Hello():
                 raise RefusedError("hello already negotiated on this connection", "hello_repeated")

@@ -10,10 +10,10 @@ from oxydra.runner._config import RunnerContext, load_context
 from oxydra.runner._control import ControlServer, control_request
 from oxydra.runner._guest import Guest, LaunchResult
 from oxydra.runner._hardening import HardeningPlan, plan_hardening
-from oxydra.runner._landlock import landlock_abi
 from oxydra.runner._launch import launch_guest
 from oxydra.runner._logs import read_logs
 from oxydra.runner._workspace import UserWorkspace, provision
+from oxydra.security._landlock import landlock_abi
 
 __all__ = [
     "ControlServer",

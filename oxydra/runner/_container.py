@@ -48,6 +48,11 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_PIDS_LIMIT = 512
 GUEST_BOOTSTRAP = "/run/oxydra/bootstrap"
 SHELL_SOCKET_IN_SIDECAR = "/ipc/shell-daemon.sock"
+SIDECAR_COMMAND = (
+    "oxydra", "shell-daemon", "--socket", SHELL_SOCKET_IN_SIDECAR,
+    "--writable", "/shared", "--writable", "/tmp",
+    "--allow-unconfined",  # Landlock where the engine allows it; the mounts confine regardless
+)  # fmt: skip
 _T = TypeVar("_T")
 
 
@@ -152,7 +157,7 @@ def sidecar_container(spec: LaunchSpec) -> dict[str, Any]:
     env = {"TZ": spec.ctx.user.behavior.timezone, "HOME": "/shared", **sidecar_env}
     return {
         "image": spec.ctx.config.guest_images.shell_vm,
-        "command": ["oxydra", "shell-daemon", "--socket", SHELL_SOCKET_IN_SIDECAR],
+        "command": [*SIDECAR_COMMAND],
         "working_dir": "/shared",
         "environment": env,
         "volumes": {

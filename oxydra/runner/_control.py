@@ -7,7 +7,12 @@ Server rules:
    connection stays usable; a header announcing more than 128 KiB gets an `error` and the
    connection is closed (the stream cannot be resynchronised);
 3. EOF between frames is a clean close; EOF inside a frame closes without an answer;
-4. the socket file is mode 0600 and is removed when the server stops.
+4. the socket file is mode 0600 and is removed when the server stops;
+5. a peer the `refuse_peer` check names (the guest and every process it started, found by
+   `SO_PEERCRED` and the parent chain) gets an `error` (`forbidden`) and is closed: in the
+   process tier they share the operator's uid, and Landlock does not mediate connecting to
+   a named socket, so file permissions alone cannot keep a shell command from asking for
+   `shutdown_user`.
 
 The client is blocking (the CLI is a one-shot program).
 """
@@ -18,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -41,14 +47,51 @@ from oxydra.wire.framing import FrameTooLargeError, LengthPrefixedDecoder, encod
 NOT_STARTED_HINT = "start it with `oxydra runner start`"
 
 Handler = Callable[[ControlRequest], Awaitable[ControlResponse]]
+_PEERCRED = struct.Struct("3i")
+FORBIDDEN = "the guest and the processes it starts may not use the runner control socket"
+MAX_ANCESTRY = 4096
+
+
+def peer_pid(writer: asyncio.StreamWriter) -> int | None:
+    """The connecting process's pid (`SO_PEERCRED`), if the kernel says."""
+    sock = writer.get_extra_info("socket")
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    except (OSError, AttributeError):
+        return None
+    pid = int(_PEERCRED.unpack(raw)[0])
+    return pid or None
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether `pid` is `ancestor` or below it, following `/proc/<pid>/stat` parents."""
+    for _ in range(MAX_ANCESTRY):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
 
 
 class ControlServer:
-    """Serves `handler` on a Unix socket until `close`."""
+    """Serves `handler` on a Unix socket until `close`.
 
-    def __init__(self, path: Path, handler: Handler) -> None:
+    Args:
+        refuse_peer: given the peer's pid, whether to refuse it (rule 5); a peer whose pid
+            cannot be read is refused too when a check is given.
+    """
+
+    def __init__(
+        self, path: Path, handler: Handler, refuse_peer: Callable[[int], bool] | None = None
+    ) -> None:
         self.path = path
         self.handler = handler
+        self.refuse_peer = refuse_peer
         self._lock = asyncio.Lock()
         self._server: asyncio.AbstractServer | None = None
         self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
@@ -85,6 +128,9 @@ class ControlServer:
             return
         self._clients[task] = writer
         try:
+            if self._refused(writer):
+                await _send(writer, ControlError(code="forbidden", message=FORBIDDEN))
+                return
             async with self._lock:
                 await self._answer_all(reader, writer)
         except (ConnectionError, WireError):
@@ -94,6 +140,12 @@ class ControlServer:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    def _refused(self, writer: asyncio.StreamWriter) -> bool:
+        if self.refuse_peer is None:
+            return False
+        pid = peer_pid(writer)
+        return pid is None or self.refuse_peer(pid)
 
     async def _answer_all(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = LengthPrefixedDecoder(MAX_CONTROL_FRAME_BYTES)

@@ -19,7 +19,7 @@ import msgspec
 
 from oxydra.core.errors import RunnerError
 from oxydra.core.tiers import SandboxTier
-from oxydra.runner._control import ControlServer
+from oxydra.runner._control import ControlServer, descends_from
 from oxydra.runner._guest import LaunchResult, log_tail
 from oxydra.runner._logs import read_logs
 from oxydra.runner._workspace import UserWorkspace
@@ -130,12 +130,23 @@ class Supervisor:
             await asyncio.sleep(_POLL)
         return None
 
+    def _is_guest(self, pid: int) -> bool:
+        """Whether a control-socket peer is the guest or one of its processes."""
+        guests = [self.launch.guest.pid]
+        if self.launch.sidecar is not None:
+            guests.append(self.launch.sidecar.pid)
+        return any(g is not None and descends_from(pid, g) for g in guests)
+
     async def run(self, *, control: bool, on_ready: Callable[[], None] | None = None) -> int:
         """Serve until told to stop; returns the process exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
-        server = ControlServer(self.workspace.control_socket, self.handle) if control else None
+        server = (
+            ControlServer(self.workspace.control_socket, self.handle, self._is_guest)
+            if control
+            else None
+        )
         try:
             if server is not None:
                 await server.start()

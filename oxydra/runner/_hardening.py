@@ -16,6 +16,10 @@ What a confined guest may touch (everything else is denied, whatever its uid):
   other users' workspaces); CPU topology under `/sys/devices/system/cpu`;
 - `/dev/null` read-write; `/dev/zero`, `/dev/urandom`, `/dev/random` read;
 - nothing under `/proc`: another process's environment (API keys) stays unreadable.
+
+The shell commands the guest starts run in a nested Landlock domain of their own
+(`security/confine.py`): only the workspace's `shared` and `tmp` are writable there, and
+`ipc/`, `.oxydra/` and the config files are out of reach.
 """
 
 from __future__ import annotations
@@ -30,19 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oxydra.config.runner_schema import Resources
-from oxydra.runner import _landlock as ll
+from oxydra.core.errors import RunnerError
 from oxydra.runner._selfcmd import package_root
 from oxydra.runner._workspace import UserWorkspace
+from oxydra.security import _landlock as ll
+from oxydra.security.confine import ETC_ENTRIES, SYSTEM_DIRS
 
 PR_SET_NO_NEW_PRIVS = 38
 DEFAULT_NOFILE = 4096
-_SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
-_ETC_FILES = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "ssl", "ca-certificates",
-    "ca-certificates.conf", "pki", "crypto-policies", "resolv.conf", "hosts", "nsswitch.conf",
-    "gai.conf", "host.conf", "localtime", "timezone", "passwd", "group", "services",
-    "protocols", "mime.types", "os-release", "alternatives", "oxydra",
-)  # fmt: skip
+_SYSTEM_DIRS = SYSTEM_DIRS
+_ETC_FILES = (*ETC_ENTRIES, "oxydra")
 _DEVICES_RW = ("/dev/null",)
 _DEVICES_RO = ("/dev/zero", "/dev/urandom", "/dev/random", "/sys/devices/system/cpu")
 _CONFIG_DIRS = (".config/oxydra", ".oxydra")
@@ -109,7 +110,10 @@ def plan_hardening(
         )
         return plan
     rules = landlock_rules(workspace, environ=environ, home=home, cwd=cwd)
-    plan.ruleset = ll.Ruleset.build(rules, abi)
+    try:
+        plan.ruleset = ll.Ruleset.build(rules, abi)
+    except ll.LandlockError as exc:
+        raise RunnerError(str(exc)) from exc
     plan.applied.insert(0, "landlock")
     return plan
 

@@ -6,6 +6,13 @@ What we add to the Rust daemon: output streams live while the command runs (a
 status (or `timed_out`), chunks are bounded, a command is killed with its whole process
 group on timeout or `kill_session`, and a command's output is capped (with a marker) so a
 runaway program cannot exhaust memory.
+
+Every command runs through the sandbox of `security/confine.py`, as `shell_exec` does in
+`ask` and `vm`: Landlock to the `--writable` directories (by default the working directory
+and the temporary directory: `/shared` and `/tmp` in the sidecar), no capabilities,
+`no_new_privs`, and every process it starts killed when it ends, times out or is killed.
+Without Landlock commands are refused with the reason, unless `--allow-unconfined` (the
+container launcher passes it: there the sidecar's mounts confine its files).
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ import itertools
 import os
 import signal
 import sys
+import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
 from oxydra.core.errors import WireError
+from oxydra.security.confine import ShellSandbox, shell_sandbox
 from oxydra.wire.framing import LengthPrefixedDecoder, encode_length_prefixed
 from oxydra.wire.shell import (
     MAX_SHELL_FRAME_BYTES,
@@ -45,6 +54,7 @@ CHUNK_BYTES = 8 * 1024
 OUTPUT_CAP_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_SECS = 60
 MAX_WAIT_MS = 30_000
+KILL_GRACE_SECS = 2.0
 
 
 @dataclass
@@ -73,7 +83,13 @@ class _Session:
 class ShellDaemon:
     """Sessions and their commands; `handle` answers one request."""
 
-    def __init__(self, base_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        sandbox: ShellSandbox | None,
+        refusal: str = "",
+        base_env: dict[str, str] | None = None,
+    ) -> None:
+        self.sandbox, self.refusal = sandbox, refusal
         self.base_env = base_env if base_env is not None else _minimal_env()
         self.sessions: dict[str, _Session] = {}
         self._ids = itertools.count(1)
@@ -110,11 +126,15 @@ class ShellDaemon:
             return ShellError(
                 request_id=request.request_id, message="a command is still running in this session"
             )
+        if self.sandbox is None:
+            return ShellError(request_id=request.request_id, message=f"shell {self.refusal}")
+        cwd = session.cwd or os.getcwd()
+        argv = self.sandbox.argv(
+            shell=session.shell, command=request.command, cwd=cwd, grace=KILL_GRACE_SECS
+        )
         process = await asyncio.create_subprocess_exec(
-            session.shell,
-            "-c",
-            request.command,
-            cwd=session.cwd,
+            *argv,
+            cwd=cwd,
             env=session.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -180,7 +200,7 @@ class ShellDaemon:
         if session is None:
             return SessionKilled(request_id=request.request_id, killed=False)
         if session.run is not None and not session.run.done.is_set():
-            _kill_group(session.run.process)
+            await _stop(session.run.process)
             await session.run.done.wait()
         return SessionKilled(request_id=request.request_id, killed=True)
 
@@ -188,7 +208,7 @@ class ShellDaemon:
         """Kill every running command."""
         for session in self.sessions.values():
             if session.run is not None and not session.run.done.is_set():
-                _kill_group(session.run.process)
+                await _stop(session.run.process)
                 await session.run.done.wait()
         self.sessions.clear()
 
@@ -218,17 +238,24 @@ async def _supervise(run: _Run, timeout: float) -> None:
         await asyncio.wait_for(run.process.wait(), timeout)
     except TimeoutError:
         run.timed_out = True
-        _kill_group(run.process)
-        await run.process.wait()
+        await _stop(run.process)
     await asyncio.gather(*run.tasks[:2], return_exceptions=True)
     run.exit_code = run.process.returncode
     run.done.set()
     run.changed.set()
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Ask the command's intermediate to stop (it kills the whole tree); force it if stuck."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)  # not send_signal: it would reap the child
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(process.wait()), KILL_GRACE_SECS + 3)
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
 
 
 def _minimal_env() -> dict[str, str]:
@@ -268,16 +295,24 @@ async def _answer(daemon: ShellDaemon, raw: bytes) -> TaggedFrame:
         return ShellError(request_id=request.request_id, message=f"cannot run: {exc}")
 
 
-async def serve(socket_path: str, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    socket_path: str,
+    stop: asyncio.Event | None = None,
+    *,
+    writable: list[str] | None = None,
+    allow_unconfined: bool = False,
+) -> None:
     """Listen on a Unix socket (a stale file is removed) until `stop` is set."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)
-    daemon = ShellDaemon()
+    dirs = writable or [os.getcwd(), tempfile.gettempdir()]
+    sandbox, why = shell_sandbox(dirs, allow_unconfined=allow_unconfined)
+    daemon = ShellDaemon(sandbox, why)
     server = await asyncio.start_unix_server(
         lambda r, w: serve_connection(daemon, r, w), path=socket_path
     )
     os.chmod(socket_path, 0o600)
-    print(f"shell-daemon listening on {socket_path}", file=sys.stderr, flush=True)
+    print(f"shell-daemon listening on {socket_path}; shell {why}", file=sys.stderr, flush=True)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -291,5 +326,5 @@ async def serve(socket_path: str, stop: asyncio.Event | None = None) -> None:
 
 def run_shell_daemon(args: argparse.Namespace) -> int:
     """Entry of the `shell-daemon` mode."""
-    asyncio.run(serve(args.socket))
+    asyncio.run(serve(args.socket, writable=args.writable, allow_unconfined=args.allow_unconfined))
     return 0

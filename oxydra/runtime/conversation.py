@@ -81,21 +81,43 @@ def closing_results(calls: Sequence[ToolCall], reason: str) -> list[Message]:
     ]
 
 
+def interrupted_results(calls: Sequence[ToolCall], started_at: str | None) -> list[Message]:
+    """Results for calls whose outcome was lost in a crash: what is known, nothing more.
+
+    A call whose start was recorded may have run, in full or in part (its process was
+    killed with the agent, but a file it wrote stays written); one without a recorded start
+    comes from a history written before starts were recorded, and may have run as well.
+    """
+    if started_at:
+        text = (
+            f"Interrupted: the agent stopped while this call was running (started at "
+            f"{started_at}); it may have run, fully or in part, and its result was lost. "
+            "Check its effects before repeating it."
+        )
+    else:
+        text = (
+            "Interrupted: the agent stopped before this call's result was stored; it may "
+            "have run. Check its effects before repeating it."
+        )
+    return [Message(role="tool", tool_call_id=c.id, name=c.name, content=text) for c in calls]
+
+
 def repair(history: list[Message]) -> list[Message]:
     """Close every call left without a result (after a crash) so providers accept the history."""
     repaired: list[Message] = []
     pending: list[ToolCall] = []
+    started: str | None = None
     for message in history:
         if message.role == "tool":
             pending = [c for c in pending if c.id != message.tool_call_id]
             repaired.append(message)
             continue
         if pending:
-            repaired += closing_results(pending, "the turn was interrupted")
+            repaired += interrupted_results(pending, started)
             pending = []
         repaired.append(message)
         if message.role == "assistant":
-            pending = list(message.tool_calls)
+            pending, started = list(message.tool_calls), message.tools_started_at
     if pending:
-        repaired += closing_results(pending, "the turn was interrupted")
+        repaired += interrupted_results(pending, started)
     return repaired

@@ -235,7 +235,9 @@ class AgentRuntime:
                     conversation.history.append(response.message)
                     return await self._end(conversation, state, reason, detail)
                 case d.RunTools(calls=tool_calls):
-                    conversation.history.append(response.message)
+                    # the start is stored before any call runs (see `repair`)
+                    started = msgspec.structs.replace(response.message, tools_started_at=_now())
+                    conversation.history.append(started)
                     await self._persist(conversation)
                     stop = await self._tools(conversation, tool_calls, tool_ctx, sink, state)
                     if stop is not None:
@@ -429,3 +431,10 @@ class AgentRuntime:
 def _json_bytes(messages: tuple[Message, ...], tools: list[FunctionDecl]) -> int:
     """Bytes of the context as JSON: an upper bound of its tokens."""
     return len(_json.encode(messages)) + len(_json.encode(tools))
+
+
+def _now() -> str:
+    """UTC now, ISO 8601 to the second, as `Message.tools_started_at` stores it."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -3,6 +3,13 @@
 from oxydra.security._hosts import parse_inet_aton
 from oxydra.security._ipranges import Verdict, classify
 from oxydra.security._openat import Openat2Opener, Opener, WalkOpener, default_opener, openat2_works
+from oxydra.security.confine import (
+    ShellSandbox,
+    protect_agent_process,
+    shell_environment,
+    shell_sandbox,
+    shell_status,
+)
 from oxydra.security.egress import Connector, EgressClient, FetchResponse
 from oxydra.security.jail import PERSONA_NAMES, Mount, SearchHit, Workspace, refuse_persona_write
 from oxydra.security.scrub import (
@@ -42,6 +49,7 @@ __all__ = [
     "SearchHit",
     "ShellPolicy",
     "ShellRules",
+    "ShellSandbox",
     "ShellVerdict",
     "SsrfGuard",
     "StreamScrubber",
@@ -59,6 +67,10 @@ __all__ = [
     "parse_inet_aton",
     "parse_url",
     "programs_of",
+    "protect_agent_process",
     "refuse_persona_write",
     "shannon_entropy",
+    "shell_environment",
+    "shell_sandbox",
+    "shell_status",
 ]

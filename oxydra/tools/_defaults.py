@@ -7,7 +7,9 @@ from collections.abc import Mapping
 
 from oxydra.config.credentials import resolve_api_key
 from oxydra.config.schema import AgentConfig
+from oxydra.core.log import get_logger
 from oxydra.security import EgressClient, Resolver, Scrubber, ShellPolicy, SsrfGuard, Workspace
+from oxydra.security.confine import shell_sandbox
 from oxydra.tools._files import FILE_TOOLS
 from oxydra.tools._protocol import Tool
 from oxydra.tools._registry import ToolRegistry
@@ -17,6 +19,7 @@ from oxydra.tools._shell import LocalShellSession, ShellSession, shell_exec_tool
 from oxydra.tools._web import web_fetch_tool
 
 ALLOWLIST_ENV = "OXYDRA_WEB_EGRESS_ALLOWLIST"
+_log = get_logger(__name__)
 
 
 def egress_allowlist(config: AgentConfig, environ: Mapping[str, str]) -> list[str]:
@@ -53,14 +56,38 @@ def default_tools(
     tools.append(web_search_tool(egress, config.tools.web_search, env))
     shell_config = config.tools.shell
     if shell is None and workspace is not None and shell_config.enabled:
-        shell = LocalShellSession(
-            workspace.host_path("/shared"), env_keys=shell_config.env_keys, environ=env
-        )
+        shell = local_shell(config, workspace, env)
     if shell is not None and shell_config.enabled:
         timeout = float(shell_config.command_timeout_secs)
         tools.append(shell_exec_tool(shell, ShellPolicy(shell_config), timeout_secs=timeout))
     tools.extend(scratchpad_tools(scratchpad if scratchpad is not None else InMemoryScratchpad()))
     return tools
+
+
+def local_shell(
+    config: AgentConfig, workspace: Workspace, environ: Mapping[str, str]
+) -> LocalShellSession | None:
+    """A confined local shell in the workspace, or None when it cannot be confined.
+
+    Without Landlock the shell stays off unless `[tools.shell] allow_unconfined`; the
+    reason is logged, and `config show` prints it (`security.confine.shell_status`).
+    """
+    shared, tmp = workspace.host_path("/shared"), workspace.host_path("/tmp")
+    shell_config = config.tools.shell
+    sandbox, why = shell_sandbox((shared, tmp), allow_unconfined=shell_config.allow_unconfined)
+    if sandbox is None:
+        _log.warning("shell_exec disabled: %s", why)
+        return None
+    if not sandbox.confined:
+        _log.warning("shell_exec runs unconfined: %s", why)
+    return LocalShellSession(
+        shared,
+        sandbox=sandbox,
+        env_keys=shell_config.env_keys,
+        environ=environ,
+        secrets=known_secrets(config, environ),
+        tmp=tmp,
+    )
 
 
 def known_secrets(config: AgentConfig, environ: Mapping[str, str]) -> list[str]:

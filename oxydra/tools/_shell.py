@@ -1,14 +1,16 @@
-"""`shell_exec` behind a `ShellSession`: a local subprocess now, the shell daemon later.
+"""`shell_exec` behind a `ShellSession`: a local confined process, or the shell daemon.
 
-`LocalShellSession` runs `/bin/sh -c <command>` in its own process group with a minimal
-environment (PATH, HOME, LANG, TERM and the `[tools.shell] env_keys` only, so the agent's
-own API keys are not inherited), stdin closed, both streams read concurrently and capped.
-On timeout or cancellation the whole group gets SIGTERM, then SIGKILL; when the command
-itself exits, stragglers it left in the background are killed too, so no output pipe is
-held open and nothing outlives the call. The exit status is always reported.
+`LocalShellSession` runs `/bin/sh -c <command>` through the sandbox of
+`security/confine.py`: an intermediate process in a new session (so the shell's parent is
+not the agent), Landlock to the workspace's `shared` and `tmp`, `no_new_privs`, rlimits and
+a scrubbed environment (no provider key, no gateway token). Stdin is closed, both streams
+are read concurrently and capped. On timeout or cancellation the intermediate is asked to
+stop (SIGTERM): it terminates the command, then kills every process the command started,
+`setsid` helpers included; when the command itself exits, stragglers are killed too, so no
+output pipe is held open and nothing outlives the call. The exit status is always reported.
 
 The shell policy (argv-level allow/deny) is applied by the tool before the session sees
-the command. It is a guard rail only: confinement comes from the sandbox tier.
+the command. It is a guard rail only: confinement comes from the sandbox.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ import msgspec
 
 from oxydra.core.tiers import SafetyTier
 from oxydra.security import ShellPolicy
+from oxydra.security.confine import ShellSandbox, shell_environment
 from oxydra.tools._context import ToolExecutionContext
 from oxydra.tools._decorator import FunctionTool, tool
 
 OUTPUT_LIMIT = 64 * 1024
-_SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
 class ShellOutput(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,39 +65,45 @@ class ShellSession(Protocol):
 
 
 class LocalShellSession:
-    """Runs commands as local subprocesses, one process group per command.
+    """Runs each command as a confined local process tree (see the module docstring).
 
     Args:
-        cwd: working directory (the user's /shared on the host).
+        cwd: working directory (the user's `shared` on the host).
+        sandbox: the confinement (`security.confine.shell_sandbox` decides it).
         env_keys: extra variables copied from `environ` ([tools.shell] env_keys).
         environ: where those variables come from (the process environment by default).
+        secrets: values that must never reach the command's environment.
+        tmp: the command's TMPDIR (the workspace's `tmp`; `cwd` when not given).
     """
 
     def __init__(
         self,
         cwd: str,
         *,
+        sandbox: ShellSandbox,
         env_keys: Iterable[str] = (),
         environ: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
+        tmp: str | None = None,
         shell: str = "/bin/sh",
         output_limit: int = OUTPUT_LIMIT,
         kill_grace: float = 2.0,
     ) -> None:
-        source = os.environ if environ is None else environ
         self.cwd = cwd
+        self.sandbox = sandbox
         self.shell = shell
         self.output_limit = output_limit
         self.kill_grace = kill_grace
-        keys = (*_SAFE_ENV, *env_keys)
-        self.env = {k: source[k] for k in keys if k in source}
-        self.env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        self.env.update({"HOME": cwd, "TERM": "dumb"})
-        self.env.setdefault("LANG", "C.UTF-8")
+        source = os.environ if environ is None else environ
+        self.env = shell_environment(source, env_keys, home=cwd, tmp=tmp or cwd, secrets=secrets)
 
     async def run(self, command: str, *, timeout: float) -> ShellOutput:
         """See `ShellSession.run`."""
+        argv = self.sandbox.argv(
+            shell=self.shell, command=command, cwd=self.cwd, grace=self.kill_grace
+        )
         process = await asyncio.create_subprocess_exec(
-            self.shell, "-c", command,
+            *argv,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, cwd=self.cwd, env=self.env, start_new_session=True,
         )  # fmt: skip
@@ -104,10 +112,12 @@ class LocalShellSession:
             asyncio.ensure_future(budget.drain(process.stdout, 0)),
             asyncio.ensure_future(budget.drain(process.stderr, 1)),
         ]
+        exited = False
         try:
             timed_out = await self._timed_out(process, timeout)
-        finally:
-            await self._reap(process, readers)
+            exited = not timed_out
+        finally:  # timed out, or the task was cancelled: stop the tree
+            await self._reap(process, readers, stop=not exited)
         return ShellOutput(
             stdout=budget.text(0),
             stderr=budget.text(1),
@@ -125,13 +135,21 @@ class LocalShellSession:
         return False
 
     async def _reap(
-        self, process: asyncio.subprocess.Process, readers: Sequence[asyncio.Future[None]]
+        self,
+        process: asyncio.subprocess.Process,
+        readers: Sequence[asyncio.Future[None]],
+        *,
+        stop: bool,
     ) -> None:
-        if process.returncode is None:
-            _signal_group(process.pid, signal.SIGTERM)
+        if stop and process.returncode is None:  # the intermediate stops and sweeps the tree
+            # os.kill, not send_signal: Popen.send_signal polls, reaping the child under the
+            # event loop's watcher (which then reports exit status 255)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(process.wait()), self.kill_grace)
-        _signal_group(process.pid, signal.SIGKILL)
+                await asyncio.wait_for(asyncio.shield(process.wait()), self.kill_grace + 3)
+        if stop:
+            _signal_group(process.pid, signal.SIGKILL)  # a backstop if it could not
         await process.wait()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*readers), self.kill_grace)

@@ -21,7 +21,7 @@ MAX_LOG_TAIL = 1000
 
 LogRole = Literal["runtime", "sidecar", "all"]
 LogStream = Literal["stdout", "stderr", "both"]
-ErrorCode = Literal["invalid_request", "unknown_user", "internal"]
+ErrorCode = Literal["invalid_request", "unknown_user", "forbidden", "internal"]
 
 
 class HealthCheckRequest(TaggedFrame):

@@ -233,6 +233,33 @@ async def test_an_approval_request_waits_for_the_users_answer(stack: Stack) -> N
     assert tool_result.text == "denied by the user"
 
 
+@pytest.mark.gateway(
+    steps=[
+        reply("", ToolCall(id="c1", name="shell_exec", arguments={"command": "evil"})),
+        reply("done"),
+    ]
+)
+async def test_another_client_with_the_same_token_cannot_answer_an_approval(
+    stack: Stack,
+) -> None:
+    """Issue 12 item 2: whatever holds the user's token (the guest's own gateway-token,
+    read by a shell command or a helper) joins the session and approves its own call."""
+    ws, ack = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    sid = ack.session.session_id
+    await send(ws, turn(sid, "do it"))
+    request = (await until(ws, lambda f: isinstance(f, g.ApprovalRequest)))[-1]
+    intruder, _ = await client(stack.endpoint, token=ALICE, user="alice", session_id=sid)
+    answer = g.ApprovalResponse(request_id="x", approval_id=request.approval_id, approved=True)
+    await send(intruder, answer)
+    err = await until(intruder, lambda f: isinstance(f, g.ErrorFrame))
+    assert err[-1].code == "approval_not_owner"
+    await send(
+        ws, g.ApprovalResponse(request_id="y", approval_id=request.approval_id, approved=True)
+    )
+    await until(ws, terminal)
+    assert stack.provider.contexts[1].messages[-1].text == "ran evil"
+
+
 async def test_cancel_all_cancels_every_turn_of_the_user(stack: Stack) -> None:
     stack.provider.steps += [[Text(text=str(i)) for i in range(500)]] * 2
     stack.provider.item_delay = 0.01

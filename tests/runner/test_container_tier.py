@@ -138,6 +138,7 @@ class TestLaunch:
         assert "X" not in env and "OPENAI_API_KEY" not in env
         assert engine.created[SIDECAR]["Cmd"] == [
             "oxydra", "shell-daemon", "--socket", "/ipc/shell-daemon.sock",
+            "--writable", "/shared", "--writable", "/tmp", "--allow-unconfined",
         ]  # fmt: skip
 
     def test_container_output_is_streamed_to_the_workspace_log_files(

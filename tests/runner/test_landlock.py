@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from oxydra.config.runner_schema import Resources
-from oxydra.runner import _landlock as ll
 from oxydra.runner._bootstrap import load_guest_config
 from oxydra.runner._hardening import describe, plan_hardening
 from oxydra.runner._process import launch_process
 from oxydra.runner._workspace import UserWorkspace, provision
+from oxydra.security import _landlock as ll
 from tests.runner.test_bootstrap import make_spec
 
 ABI, WHY = ll.landlock_abi()

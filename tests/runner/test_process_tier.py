@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from oxydra.runner._landlock import landlock_abi
+from oxydra.security._landlock import landlock_abi
 from oxydra.wire.gateway import (
     PROTOCOL_VERSION,
     Hello,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from oxydra.runner._landlock import landlock_abi
+from oxydra.security._landlock import landlock_abi
 from tests.runner.support import Sandbox, fake_llm, make_sandbox, parse_kv, provider_env
 
 pytestmark = pytest.mark.skipif(landlock_abi()[0] <= 0, reason="these runs expect Landlock")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from oxydra.security._landlock import landlock_abi
 from oxydra.wire import shell
 from oxydra.wire.framing import LengthPrefixedDecoder, encode_length_prefixed
 
@@ -70,7 +71,16 @@ class RawClient:
 async def daemon(tmp_path: Path) -> AsyncIterator[Path]:
     sock = tmp_path / "shell.sock"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oxydra", "shell-daemon", "--socket", str(sock)],
+        [
+            sys.executable,
+            "-m",
+            "oxydra",
+            "shell-daemon",
+            "--socket",
+            str(sock),
+            "--writable",
+            str(tmp_path),
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -205,3 +215,41 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat").read_text().split()
     return stat[2] != "Z"
+
+
+async def test_a_setsid_helper_dies_with_its_command(client: RawClient, tmp_path: Path) -> None:
+    sid = await client.spawn(cwd=str(tmp_path))
+    command = "setsid -f sh -c 'echo $$ > helper.pid; exec sleep 300'; sleep 0.3; echo ok"
+    _, last = await client.run(sid, command)
+    assert last.exit_code == 0
+    helper = int((tmp_path / "helper.pid").read_text())
+    for _ in range(200):
+        if not _alive(helper):
+            break
+        await asyncio.sleep(0.05)
+    assert not _alive(helper)
+
+
+@pytest.mark.skipif(landlock_abi()[0] <= 0, reason="this kernel has no Landlock")
+async def test_commands_cannot_write_outside_the_writable_dirs(
+    client: RawClient, tmp_path: Path
+) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    sid = await client.spawn(cwd=str(tmp_path))
+    chunks, _last = await client.run(sid, f"echo x > {outside}/f; cat /proc/$PPID/environ")
+    assert not (outside / "f").exists()
+    assert "Permission denied" in "".join(c.data for c in chunks)
+
+
+async def test_without_a_sandbox_every_command_is_refused_with_the_reason() -> None:
+    from oxydra.runner.shell_daemon import ShellDaemon
+
+    daemon = ShellDaemon(None, "off: the kernel has no Landlock")
+    spawned = await daemon.handle(shell.SpawnSession(request_id="s"))
+    assert isinstance(spawned, shell.SessionSpawned)
+    refused = await daemon.handle(
+        shell.ExecCommand(request_id="e", session_id=spawned.session_id, command="id")
+    )
+    assert isinstance(refused, shell.ShellError)
+    assert refused.message == "shell off: the kernel has no Landlock"

@@ -25,8 +25,10 @@ def ask_cmd(url: str, *args: str) -> list[str]:
     return cmd
 
 
-async def run(cmd: list[str], home: Path, stdin: bytes | None = None) -> tuple[int, str, str]:
-    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "")}
+async def run(
+    cmd: list[str], home: Path, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", ""), **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         env=env,

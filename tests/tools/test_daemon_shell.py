@@ -36,7 +36,16 @@ class Daemon:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "oxydra", "shell-daemon", "--socket", str(self.socket)],
+            [
+                sys.executable,
+                "-m",
+                "oxydra",
+                "shell-daemon",
+                "--socket",
+                str(self.socket),
+                "--writable",
+                str(self.socket.parent),
+            ],
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -10,6 +10,8 @@ import pytest
 
 from oxydra.config.schema import ShellConfig
 from oxydra.security import ShellPolicy
+from oxydra.security._landlock import landlock_abi
+from oxydra.security.confine import ShellSandbox
 from oxydra.tools import (
     LocalShellSession,
     ShellOutput,
@@ -28,10 +30,15 @@ def _gone(pid: int) -> bool:
     return state == "Z"
 
 
+def sandbox(*writable: Path) -> ShellSandbox:
+    return ShellSandbox(writable=tuple(str(p) for p in writable), abi=landlock_abi()[0])
+
+
 @pytest.fixture
 def session(tmp_path: Path) -> LocalShellSession:
     return LocalShellSession(
         str(tmp_path),
+        sandbox=sandbox(tmp_path),
         environ={"PATH": os.environ["PATH"], "OPENAI_API_KEY": "sk-x", "KEEP": "1"},
         env_keys=["KEEP"],
         kill_grace=0.5,
@@ -82,7 +89,7 @@ class TestLocalSession:
         assert _gone(child)
 
     async def test_output_is_capped_but_the_command_finishes(self, tmp_path: Path) -> None:
-        session = LocalShellSession(str(tmp_path), output_limit=1000)
+        session = LocalShellSession(str(tmp_path), sandbox=sandbox(tmp_path), output_limit=1000)
         out = await session.run("head -c 200000 /dev/zero | tr '\\0' a; echo end >&2", timeout=30)
         assert out.truncated and len(out.stdout) + len(out.stderr) == 1000 and out.exit_code == 0
 

@@ -17,6 +17,9 @@ Theory of operation:
    (the runner) nor connect to abstract Unix sockets outside it.
 
 Syscall numbers are the same on every Linux architecture that has Landlock (444-446).
+
+This module imports only the standard library: the shell's intermediate process
+(`_confine_child.py`) loads it outside the package, from its own directory.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ import ctypes
 import errno
 import os
 from dataclasses import dataclass, field
-
-from oxydra.core.errors import RunnerError
 
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
 _CREATE_RULESET_VERSION = 1
@@ -76,6 +77,10 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
 
 
+class LandlockError(OSError):
+    """The kernel refused a ruleset or a rule (callers translate it to their layer's error)."""
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
@@ -122,14 +127,14 @@ class Ruleset:
         """Create the ruleset and add `rules` (missing paths are skipped).
 
         Raises:
-            RunnerError: the kernel refused the ruleset or a rule.
+            LandlockError: the kernel refused the ruleset or a rule.
         """
         handled = fs_rights_for(abi)
         attr = _RulesetAttr(handled, 0, SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL)
         size = ctypes.sizeof(attr) if abi >= 6 else 8
         fd = _syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
         if fd < 0:
-            raise RunnerError(f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
+            raise LandlockError(f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
         ruleset = cls(fd=int(fd), abi=abi)
         try:
             for rule in rules:
@@ -152,7 +157,7 @@ class Ruleset:
             attr = _PathBeneathAttr(access, target)
             if _syscall(_ADD_RULE, self.fd, _RULE_PATH_BENEATH, ctypes.byref(attr), 0) < 0:
                 err = os.strerror(ctypes.get_errno())
-                raise RunnerError(f"landlock_add_rule for {rule.path}: {err}")
+                raise LandlockError(f"landlock_add_rule for {rule.path}: {err}")
             self.applied.append(rule.path)
         finally:
             os.close(target)
