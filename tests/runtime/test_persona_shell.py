@@ -2,8 +2,8 @@
 user would, the fake LLM orders `cp`, `mv`, a symlink, `>` and `sed -i` against SOUL.md,
 SYSTEM.md and USER.md in every layer, and the files are compared afterwards.
 
-The shell's confinement to the workspace's `shared` and `tmp` comes from
-`oxydra.security.confine` (Landlock at the process tier); without it these tests skip.
+The shell's confinement to the workspace's `shared` and `tmp` is `oxydra.security.confine`
+(Landlock); on a kernel without Landlock the shell is off and these tests skip.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from oxydra.security._landlock import landlock_abi
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
-
-confine = pytest.importorskip("oxydra.security.confine")
-from oxydra.security._landlock import landlock_abi  # noqa: E402
 
 pytestmark = pytest.mark.skipif(landlock_abi()[0] <= 0, reason="this kernel has no Landlock")
 
