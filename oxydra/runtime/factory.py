@@ -18,6 +18,7 @@ import httpx
 from oxydra.catalog import ModelCatalog, catalog_provider_for, load_catalog
 from oxydra.config.persona import Persona, load_persona
 from oxydra.config.schema import AgentConfig, AgentDefinition
+from oxydra.core.errors import ConfigError
 from oxydra.runtime.conversation import ConversationStore
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.loop import AgentRuntime, Retriever
@@ -177,6 +178,12 @@ def _add_delegation(
 
     known = [n for n in registry.names if n != NAME]
     check_agent_tools(config.agents, known)
+    for agent_name, definition in config.agents.items():
+        if definition.soul_file and not Path(definition.soul_file).expanduser().is_file():
+            raise ConfigError(
+                f"agent '{agent_name}': soul_file {definition.soul_file} does not exist",
+                key=f"agents.{agent_name}.soul_file",
+            )
     executor = runtime.tools
     assert isinstance(executor, RegistryExecutor)
 

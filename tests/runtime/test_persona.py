@@ -10,8 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from oxydra.config.persona import load_persona
+from oxydra.config.persona import Persona, load_persona
 from oxydra.config.schema import AgentConfig
+from oxydra.core.errors import ConfigError
 from oxydra.runtime.api import TurnRequest
 from oxydra.runtime.factory import build_agent, provision_workspace
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
@@ -188,3 +189,15 @@ async def test_a_specialist_agent_speaks_with_its_own_soul(tmp_path: Path) -> No
     assert "You are Ada." in parent and "Brutus" not in parent
     assert child.startswith("You critique drafts.") and "You are Brutus, blunt and brief." in child
     assert "You are Ada." not in child
+
+
+def test_a_missing_soul_file_of_an_agent_is_a_config_error_at_build(tmp_path: Path) -> None:
+    base = msgspec.to_builtins(config("http://127.0.0.1:9"))
+    base["agents"] = {"critic": {"system_prompt": "x", "soul_file": str(tmp_path / "nope.md")}}
+    with pytest.raises(ConfigError, match=r"agent 'critic': soul_file .*nope.md does not exist"):
+        build_agent(
+            msgspec.convert(base, AgentConfig),
+            workspace=provision_workspace(tmp_path / "ws"),
+            environ={},
+            persona=Persona(),
+        )
