@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -212,6 +215,54 @@ def test_archive_runs_a_confined_shell_through_its_intermediate(pyz: Path, tmp_p
     assert "cannot start" not in out.stdout and out.stdout.strip().endswith("True")
     show = _run(pyz, ["config", "show"], tmp_path, tmp_path)
     assert "# shell_exec: " in show.stdout
+
+
+def test_archive_ask_runs_file_write_and_read_in_one_turn_every_time(
+    pyz: Path, tmp_path: Path
+) -> None:
+    """The WASM warm-up thread and the first file calls race in `ask`; none may fail."""
+    script = tmp_path / "script.json"
+    calls = [
+        {"name": "file_write", "arguments": {"path": "/shared/n.txt", "content": "42"}},
+        {"name": "file_read", "arguments": {"path": "/shared/a.txt"}},
+    ]
+    script.write_text(
+        json.dumps([{"kind": "reply", "tool_calls": calls}, {"kind": "reply", "text": "done"}])
+    )
+    for run in range(3):
+        home = tmp_path / f"home{run}"
+        shared = home / ".oxydra" / "workspaces" / "default" / "shared"
+        shared.mkdir(parents=True)
+        (shared / "a.txt").write_text("hello-from-a")
+        record = home / "requests.jsonl"
+        with _fake_llm(script, record) as url:
+            sets = [
+                f"providers.registry.fake.base_url={url}",
+                "providers.registry.fake.provider_type=openai",
+                "providers.registry.fake.api_key=k",
+                "selection.provider=fake",
+            ]
+            args = ["ask", *(a for s in sets for a in ("--set", s)), "write and read"]
+            out = _run(pyz, args, home, home)
+        assert out.returncode == 0, out.stderr
+        sent_back = record.read_text()
+        assert "hello-from-a" in sent_back and "Tool execution failed" not in sent_back, run
+        assert (shared / "n.txt").read_text() == "42"
+
+
+@contextlib.contextmanager
+def _fake_llm(script: Path, record: Path) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "oxydra.testing.fake_llm", "--port", "0", "--script", str(script)]
+    with subprocess.Popen(
+        [*cmd, "--record", str(record)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    ) as server:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("FAKE_LLM_URL="), line
+        try:
+            yield line.strip().partition("=")[2]
+        finally:
+            server.terminate()
 
 
 def test_archive_lists_and_reads_its_builtin_skill_and_parses_yaml(

@@ -22,6 +22,7 @@ import msgspec
 
 from oxydra.core.ids import new_session_id
 from oxydra.core.stream import Progress, StreamItem, Text
+from oxydra.core.terminal import TerminalStream, terminal_safe
 from oxydra.runtime import TurnOutcome, TurnRequest
 
 EXIT = {"completed": 0, "provider_error": 4, "cancelled": 130}
@@ -39,17 +40,20 @@ class _Printer:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.ended_with_newline = True
+        self._text = TerminalStream()  # model text never reaches the terminal raw
 
     async def __call__(self, item: StreamItem) -> None:
         if self.as_json:
             sys.stdout.write(_json.encode(item).decode() + "\n")
             sys.stdout.flush()
         elif isinstance(item, Text):
-            sys.stdout.write(item.text)
+            shown = self._text.feed(item.text)
+            sys.stdout.write(shown)
             sys.stdout.flush()
-            self.ended_with_newline = item.text.endswith("\n")
+            if shown:
+                self.ended_with_newline = shown.endswith("\n")
         elif isinstance(item, Progress) and sys.stderr.isatty():
-            sys.stderr.write(f"\x1b[2m{item.message}\x1b[0m\n")
+            sys.stderr.write(f"\x1b[2m{terminal_safe(item.message)}\x1b[0m\n")
 
     def finish(self, outcome: TurnOutcome, session_id: str) -> None:
         if self.as_json:
@@ -63,10 +67,15 @@ class _Printer:
             }
             sys.stdout.write(_json.encode(doc).decode() + "\n")
             return
+        rest = self._text.flush()
+        if rest:
+            sys.stdout.write(rest)
+            self.ended_with_newline = rest.endswith("\n")
         if not self.ended_with_newline:
             sys.stdout.write("\n")
         if not outcome.ok:
-            print(f"oxydra ask: turn stopped ({outcome.reason}): {outcome.detail}", file=sys.stderr)
+            detail = terminal_safe(outcome.detail)
+            print(f"oxydra ask: turn stopped ({outcome.reason}): {detail}", file=sys.stderr)
         elif cut_off(outcome):
             print(CUT_OFF, file=sys.stderr)
         print(f"session: {session_id}", file=sys.stderr)

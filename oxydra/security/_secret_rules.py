@@ -5,26 +5,50 @@ prefix such as `ghp_`, a key name and separator), the group is replaced by the r
 marker. `keywords` are lowercase substrings at least one of which must occur in the text
 before the regex runs at all (gitleaks' prefilter); rules without keywords always run.
 Redacted output never matches again, so scrubbing is idempotent.
+
+Every rule runs in time linear in the text (the scrubber sees hostile tool output on the
+event loop's behalf): quantifiers that meet are possessive, and the two shapes a single
+regex can only express with an unbounded lazy scan per start are found by small linear
+scanners instead: private-key blocks (BEGIN/END markers paired in one pass) and `curl -u`
+(the option is matched, and `curl` must precede it on the same line).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 SHAPE_MARK = "\u2026[REDACTED]"
 VALUE_MARK = "[REDACTED]"
 
 
+class Hit(NamedTuple):
+    """One match: its whole span (what a stream must not cut) and the secret's span."""
+
+    start: int
+    end: int
+    secret_start: int
+    secret_end: int
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One credential shape."""
+    """One credential shape; `finder` scans instead of `pattern` where a regex is not linear."""
 
     name: str
     pattern: re.Pattern[str]
     keywords: tuple[str, ...] = ()
     marker: str = SHAPE_MARK
     value_check: bool = False
+    finder: Callable[[str], Iterator[Hit]] | None = None
+
+    def hits(self, text: str) -> Iterator[Hit]:
+        """Non-overlapping matches in order."""
+        if self.finder is not None:
+            return self.finder(text)
+        return (Hit(*m.span(), *m.span("secret")) for m in self.pattern.finditer(text))
 
 
 def _r(
@@ -34,10 +58,50 @@ def _r(
     flags: int = 0,
     marker: str = SHAPE_MARK,
     value_check: bool = False,
+    finder: Callable[[str], Iterator[Hit]] | None = None,
 ) -> Rule:
-    return Rule(
-        name, re.compile(regex, flags), tuple(k.lower() for k in keywords), marker, value_check
-    )
+    lowered = tuple(k.lower() for k in keywords)
+    return Rule(name, re.compile(regex, flags), lowered, marker, value_check, finder)
+
+
+# A BEGIN or END line of a PEM private key. `[ A-Z0-9]*` backtracks only inside one marker
+# (it cannot cross a `-`), so a scan over the whole text stays linear.
+KEY_MARKER = re.compile(r"-----(?P<kind>BEGIN|END)[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
+
+
+def private_key_blocks(text: str) -> Iterator[Hit]:
+    """Each BEGIN up to the next END, or to the end of the text when none follows."""
+    opened: int | None = None
+    for marker in KEY_MARKER.finditer(text):
+        if marker.group("kind") == "BEGIN":
+            opened = marker.start() if opened is None else opened
+        elif opened is not None:
+            yield Hit(opened, marker.end(), opened, marker.end())
+            opened = None
+    if opened is not None:
+        yield Hit(opened, len(text), opened, len(text))
+
+
+# `curl ... -u user:secret` on one line. One alternation scanned once: newlines reset the
+# line, the first `curl` word on a line opens it, an option match on an open line is a hit.
+_CURL_SCAN = re.compile(
+    r"(?P<nl>\n)|\b(?P<curl>curl)\b"
+    r"|(?<=\s)(?:-u|--user)\s*+[\"']?+[^\s:\"']++:(?P<secret>[^\s\"']++)"
+)
+
+
+def curl_user(text: str) -> Iterator[Hit]:
+    """`-u`/`--user` credentials on a line where `curl` came first."""
+    curl_at: int | None = None
+    for match in _CURL_SCAN.finditer(text):
+        if match.group("nl") is not None:
+            curl_at = None
+        elif match.group("curl") is not None:
+            curl_at = match.start() if curl_at is None else curl_at
+        elif curl_at is not None:
+            yield Hit(curl_at, match.end(), *match.span("secret"))
+            if "\n" in match.group(0):
+                curl_at = None
 
 
 _L = r"(?<![A-Za-z0-9_-])"  # left edge of a token
@@ -56,18 +120,10 @@ _VALUE = (
 SHAPE_RULES: tuple[Rule, ...] = (
     _r(
         "private-key",
-        r"(?P<secret>-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----.*?"
-        r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----)",
+        KEY_MARKER.pattern,
         "private key",
-        flags=re.DOTALL,
         marker="[REDACTED PRIVATE KEY]",
-    ),
-    _r(
-        "private-key-unterminated",
-        r"(?P<secret>-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----END).)*)\Z",
-        "private key",
-        flags=re.DOTALL,
-        marker="[REDACTED PRIVATE KEY]",
+        finder=private_key_blocks,
     ),
     _r(
         "age-secret-key",
@@ -196,8 +252,8 @@ SHAPE_RULES: tuple[Rule, ...] = (
     ),
     _r(
         "authorization-header",
-        r"(?i:authorization)[\"']?\s*[:=]\s*[\"']?\s*(?i:bearer|basic|token|bot|digest)\s+"
-        r"(?P<secret>[A-Za-z0-9._~+/-]{8,}=*)",
+        r"(?i:authorization)[\"']?+\s*+[:=]\s*+[\"']?+\s*+(?i:bearer|basic|token|bot|digest)\s++"
+        r"(?P<secret>[A-Za-z0-9._~+/-]{8,}+=*+)",
         "authorization",
         marker=VALUE_MARK,
     ),
@@ -217,12 +273,7 @@ SHAPE_RULES: tuple[Rule, ...] = (
         "access-token",
         marker=VALUE_MARK,
     ),
-    _r(
-        "curl-user",
-        r"\bcurl\b[^\n]*?\s(?:-u|--user)\s*[\"']?[^\s:\"']+:(?P<secret>[^\s\"']+)",
-        "curl",
-        marker=VALUE_MARK,
-    ),
+    _r("curl-user", _CURL_SCAN.pattern, "curl", marker=VALUE_MARK, finder=curl_user),
 )
 
 # Family 31 and the entropy tier share one pass over every assignment-like pair:

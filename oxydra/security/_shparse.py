@@ -7,11 +7,23 @@ and to say which operators and redirects appear. Anything it cannot be sure abou
 `case`, function definitions, `${...}` holding a command substitution.
 
 A `Word` is `dynamic` when its text is only known at run time (an unquoted `$var`,
-`${...}`, `$(...)`, a backtick, `$'...'`, a glob or a brace expansion).
+`${...}`, `$(...)`, a backtick, `$'...'`, `$"..."`, a glob or a brace expansion).
+
+Where dash and bash read the same text differently, or where bash runs code found in data,
+the parser refuses rather than pick one reading:
+- `&>` and `&>>` (bash: redirect both streams; dash: `&` then a redirect, so `true &>x CMD`
+  runs CMD in dash only) and `|&` (bash only);
+- `${...}` other than a plain parameter with a plain default/pattern word: quotes inside the
+  braces (`${x:-'{'}` hid `; CMD;` from a brace counter), nesting, indirection `${!x}`,
+  arrays, substrings and `@` transformations (bash evaluates subscripts and offsets as
+  arithmetic, and arithmetic on a variable holding `a[$(CMD)]` runs CMD);
+- `$((...))` on anything but numbers, for the same reason.
+Parameters assigned by `${NAME=...}`/`${NAME:=...}` are listed in `Parsed.assigned`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -33,6 +45,7 @@ class Parsed:
 
     commands: list[list[Word]] = field(default_factory=list)
     operators: set[str] = field(default_factory=set)
+    assigned: set[str] = field(default_factory=set)
 
 
 _OPERATORS = (
@@ -42,6 +55,19 @@ _OPERATORS = (
 _REDIRECTS = frozenset({"&>>", "<<<", ">>", "<&", ">&", "<>", ">|", "&>", "<", ">"})
 _METACHARS = set(" \t\n;&|<>()")
 _SPECIAL_PARAMS = set("?$!#@*-0123456789")
+_SHELL_DEPENDENT = {
+    "&>": "'&>' means a redirect in bash but '&' then a redirect in sh; write '>file 2>&1'",
+    "&>>": "'&>>' means a redirect in bash but '&' then a redirect in sh; write '>>file 2>&1'",
+    "|&": "'|&' is bash-only; write '2>&1 |'",
+}
+# `${NAME}`, `${#NAME}`, `${NAME<op>WORD}` with a WORD free of quotes, escapes, braces and
+# substitutions (only `$NAME` references inside).
+_PLAIN_WORD = r"[^'\"\\`${}]*+(?:\$[A-Za-z_][A-Za-z0-9_]*+[^'\"\\`${}]*+)*+"
+_PARAMETER = re.compile(
+    r"(?P<length>#)?(?P<name>[A-Za-z_][A-Za-z0-9_]*+|[0-9]++|[@*#?$!-])"
+    r"(?:(?P<op>:?[-=?+]|##?|%%?|//?|\^\^?|,,?)" + _PLAIN_WORD + r")?"
+)
+_NUMERIC_ARITHMETIC = re.compile(r"[0-9\s+*/%()<>=!&|^~?:,-]*+")
 MAX_DEPTH = 16
 
 
@@ -102,6 +128,8 @@ class _Lexer:
                 elif not (word.text.isdigit() and self.s.startswith(("<", ">"), self.i)):
                     words.append(word)
                 continue
+            if op in _SHELL_DEPENDENT:
+                raise ShellSyntaxError(_SHELL_DEPENDENT[op])
             self.result.operators.add(op)
             if op == ")":
                 if parens == 0:
@@ -171,7 +199,9 @@ class _Lexer:
                 self.command_list(end="`", depth=depth + 1)
                 word.dynamic = True
             else:
-                if char in "*?[" or (char == "{" and "," in self._brace_body()):
+                if char in "*?" or (char == "[" and "]" in self._rest_of_word()):
+                    word.dynamic = True
+                if char == "{" and "," in self._brace_body():
                     word.dynamic = True
                 parts.append(char)
         word.text = "".join(parts)
@@ -191,6 +221,12 @@ class _Lexer:
         text = self.s[self.i : end]
         self.i = end + 1
         return text
+
+    def _rest_of_word(self) -> str:
+        end = self.i
+        while end < len(self.s) and self.s[end] not in _METACHARS:
+            end += 1
+        return self.s[self.i : end]
 
     def _brace_body(self) -> str:
         end = self.s.find("}", self.i)
@@ -224,12 +260,12 @@ class _Lexer:
             self.result.operators.add("$(")
             self.command_list(end=")", depth=depth + 1)
         elif rest.startswith("{"):
-            body = self._balanced_braces()
-            if "$(" in body or "`" in body:
-                raise ShellSyntaxError("command substitution inside ${...} is not supported")
+            self._braced_parameter()
         elif rest.startswith("'"):
             self.i += 1
             self._ansi_c_string()
+        elif rest.startswith('"'):
+            pass  # bash's $"..." (translated): the quoted text follows, marked dynamic
         elif rest[:1] and (rest[0].isalnum() or rest[0] == "_"):
             while self.i < len(self.s) and (self.s[self.i].isalnum() or self.s[self.i] == "_"):
                 self.i += 1
@@ -245,21 +281,28 @@ class _Lexer:
         if end < 0:
             raise ShellSyntaxError("unterminated $((")
         body = self.s[self.i + 2 : end]
-        if "$(" in body or "`" in body:
-            raise ShellSyntaxError("command substitution inside $((...)) is not supported")
+        if not _NUMERIC_ARITHMETIC.fullmatch(body):
+            raise ShellSyntaxError(
+                "$((...)) on variables is not supported (bash evaluates their values as code)"
+            )
         self.i = end + 2
         word.dynamic = True
         return ""
 
-    def _balanced_braces(self) -> str:
-        depth, start = 0, self.i
-        while self.i < len(self.s):
-            char = self.s[self.i]
-            self.i += 1
-            depth += {"{": 1, "}": -1}.get(char, 0)
-            if depth == 0:
-                return self.s[start + 1 : self.i - 1]
-        raise ShellSyntaxError("unterminated ${")
+    def _braced_parameter(self) -> None:
+        end = self.s.find("}", self.i)
+        if end < 0:
+            raise ShellSyntaxError("unterminated ${")
+        body = self.s[self.i + 1 : end]
+        match = _PARAMETER.fullmatch(body)
+        if match is None:
+            raise ShellSyntaxError(
+                f"${{{body[:40]}}} is not a plain parameter expansion (quotes, nesting, "
+                "substitutions, arrays, substrings and indirection are not supported)"
+            )
+        if match.group("op") in ("=", ":="):
+            self.result.assigned.add(match.group("name"))
+        self.i = end + 1
 
     def _ansi_c_string(self) -> None:
         while self.i < len(self.s):

@@ -12,6 +12,7 @@ and fails the test on anything but loopback.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import ssl
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,7 @@ import httpx
 import msgspec
 
 from oxydra.core.errors import PolicyError, ToolError, ToolTimeoutError
+from oxydra.security._inflate import ACCEPT_ENCODING, BodyDecoder, encodings
 from oxydra.security.ssrf import SsrfGuard, VettedTarget, parse_url
 
 USER_AGENT = "oxydra/0.3 (+https://github.com/shantanugoel/oxydra)"
@@ -121,6 +123,7 @@ class EgressClient:
         guard: decides every hop.
         connector: the TCP seam; httpcore's AnyIO backend unless a test injects one.
         max_redirects: hops followed before giving up (each one re-vetted).
+        max_encodings: stacked `Content-Encoding`s decoded before refusing the body.
         timeout: seconds for connect, read and write each.
         verify: TLS verification (an `ssl.SSLContext` or a bool).
     """
@@ -131,6 +134,7 @@ class EgressClient:
         *,
         connector: Connector | None = None,
         max_redirects: int = 5,
+        max_encodings: int = 2,
         timeout: float = 30.0,
         verify: ssl.SSLContext | bool = True,
         user_agent: str = USER_AGENT,
@@ -138,6 +142,7 @@ class EgressClient:
         self.guard = guard
         self._connector: Connector = connector if connector is not None else httpcore.AnyIOBackend()
         self._max_redirects = max_redirects
+        self._max_encodings = max_encodings
         self._timeout = timeout
         self._verify = verify
         self._ssl: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
@@ -199,7 +204,7 @@ class EgressClient:
         try:
             response = await client.send(request, stream=True)
             try:
-                body, truncated = await _read_capped(response, max_bytes)
+                body, truncated = await self._read_capped(response, max_bytes)
             finally:
                 await response.aclose()
         except httpx.TimeoutException as exc:
@@ -214,13 +219,37 @@ class EgressClient:
             truncated=truncated,
         )
 
+    async def _read_capped(self, response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
+        """The body decoded incrementally, at most `max_bytes` of it, inflating off the loop.
+
+        Compressed input is capped too, so a body that inflates to nothing cannot stream forever.
+        """
+        codings = encodings(
+            response.headers.get("content-encoding", ""), max_layers=self._max_encodings
+        )
+        decoder = BodyDecoder(codings, max_output=max_bytes)
+        chunks: list[bytes] = []
+        raw = 0
+        async for chunk in response.aiter_raw():
+            raw += len(chunk)
+            chunks.append(
+                await asyncio.to_thread(decoder.feed, chunk) if codings else decoder.feed(chunk)
+            )
+            if decoder.done or raw > max_bytes:
+                return b"".join(chunks), True
+        return b"".join(chunks), False
+
     def _headers(self, url: httpx.URL, extra: Mapping[str, str] | None) -> dict[str, str]:
         host = url.raw_host.decode("ascii")
         if ":" in host:
             host = f"[{host}]"
         if url.port is not None:
             host = f"{host}:{url.port}"
-        merged = {"User-Agent": self._user_agent, "Accept": "*/*"}
+        merged = {
+            "User-Agent": self._user_agent,
+            "Accept": "*/*",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         merged.update(extra or {})
         merged["Host"] = host
         return merged
@@ -231,17 +260,6 @@ def _follow(current: httpx.URL, location: str) -> httpx.URL:
         return current.join(location)
     except (httpx.InvalidURL, ValueError) as exc:
         raise PolicyError(f"refused to follow redirect to {location!r}: {exc}") from exc
-
-
-async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            return b"".join(chunks)[:max_bytes], True
-    return b"".join(chunks), False
 
 
 def _ssl_context(verify: bool) -> ssl.SSLContext:

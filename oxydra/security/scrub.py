@@ -1,9 +1,11 @@
 """Secret scrubbing of tool output, whole or streamed.
 
 Order of the passes (each runs on the previous one's output):
-1. Exact values we know: configured API keys, values of secret-named environment
-   variables, and their base64 (any byte alignment, with or without a trailing newline as
-   `echo $KEY | base64` adds), URL-encoded, JSON-escaped and hex forms.
+1. Values we know: configured API keys and values of secret-named environment variables,
+   also re-encoded: base64 at any alignment (wrapped or not), base32, hex in either case
+   or as an `xxd`/`hexdump` dump, reversed, URL-encoded once or twice, JSON, `\\u` or `\\x`
+   escaped, spaced out, folded, or interleaved with zero-width characters or ANSI codes
+   (`_known.py`: normalised views mapped back to the original, linear time).
 2. Credential shapes (`_secret_rules.SHAPE_RULES`): vendor token formats, private keys,
    JWTs, credentials in URLs, auth headers, `curl -u`.
 3. `KEY=value` pairs whose key names a secret (password, token, api_key, ...), unless the
@@ -20,19 +22,18 @@ whole; its cut point never falls inside a match.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import functools
 import itertools
-import json
 import math
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote, quote_plus
 
+from oxydra.security._known import KnownSecretFinder, normalised_forms
 from oxydra.security._secret_rules import (
     ASSIGNMENT,
+    KEY_MARKER,
     SECRET_KEY,
     SHAPE_RULES,
     TOKEN_VALUE,
@@ -55,6 +56,8 @@ _PLACEHOLDER_SHAPES = re.compile(
 )
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _DIGEST_HEX_LENGTHS = frozenset({32, 40, 56, 64, 96, 128})
+_MIN_LOOKAHEAD = 64 * 1024  # longer than any fixed-length shape (the longest is ~300 chars)
+_MAX_NESTED_PAIRS = 3  # a pair inside a value inside a value: JSON in a JSON string, and one more
 
 
 class Scrubber:
@@ -71,7 +74,10 @@ class Scrubber:
     ) -> None:
         values = {s.strip() for s in known_secrets if len(s.strip()) >= min_known_length}
         self._known_values = frozenset(values)
-        self._known = _known_pattern(values)
+        self._known = KnownSecretFinder(values) if values else None
+        longest = self._known.longest if self._known is not None else 0
+        self.lookahead = max(_MIN_LOOKAHEAD, 4 * longest)  # spaced out or dumped: ~4x
+        """Characters past a cut that must be scanned so no secret straddles it unseen."""
         self._entropy = entropy
         self._min_known = min_known_length
 
@@ -91,14 +97,14 @@ class Scrubber:
     def scrub(self, text: str) -> str:
         """`text` with every secret replaced by a marker (idempotent)."""
         if self._known is not None:
-            text = self._known.sub(VALUE_MARK, text)
+            text = _replace(text, self._known.spans(text), VALUE_MARK)
         lowered = text.lower()
         for rule in SHAPE_RULES:
             if not rule.keywords or any(k in lowered for k in rule.keywords):
-                text = rule.pattern.sub(_replacer(rule), text)
-        return ASSIGNMENT.sub(self._assignment, text)
+                text = _redact(rule, text)
+        return ASSIGNMENT.sub(functools.partial(self._assignment, depth=0), text)
 
-    def _assignment(self, match: re.Match[str]) -> str:
+    def _assignment(self, match: re.Match[str], *, depth: int) -> str:
         value = match.group("secret")
         inner = _unquote(value)
         if SECRET_KEY.search(match.group("key")):
@@ -108,28 +114,24 @@ class Scrubber:
         start = match.start("secret") - match.start()
         if redact:
             return match.group(0)[:start] + _mark(value, VALUE_MARK)
-        # A value can hold more pairs (JSON inside a JSON string): look inside it too.
-        if "=" not in value and ":" not in value:
+        # A value can hold more pairs (JSON inside a JSON string): look inside it too, to a
+        # fixed depth: `a=a=a=...` would otherwise rescan the rest of the text per pair.
+        if depth >= _MAX_NESTED_PAIRS or ("=" not in value and ":" not in value):
             return match.group(0)
-        return match.group(0)[:start] + ASSIGNMENT.sub(self._assignment, value)
+        inner_pairs = functools.partial(self._assignment, depth=depth + 1)
+        return match.group(0)[:start] + ASSIGNMENT.sub(inner_pairs, value)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Where any rule matches in `text` (redacted or not), sorted by start."""
-        patterns = [rule.pattern for rule in SHAPE_RULES] + [ASSIGNMENT]
+        found = [hit[:2] for rule in SHAPE_RULES for hit in rule.hits(text)]
+        found += [m.span() for m in ASSIGNMENT.finditer(text)]
         if self._known is not None:
-            patterns.append(self._known)
-        found = [m.span() for p in patterns for m in p.finditer(text)]
+            found += self._known.spans(text)
         return sorted(found)
 
     def stream(self, *, window: int = 2048, max_hold: int = 1 << 18) -> StreamScrubber:
         """A per-stream scrubber that catches secrets split across chunks."""
         return StreamScrubber(self, window=window, max_hold=max_hold)
-
-
-_KEY_END = re.compile(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
-_KEY_BEGIN = re.compile(
-    r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----END).)*\Z", re.S
-)
 
 
 class StreamScrubber:
@@ -157,7 +159,7 @@ class StreamScrubber:
             head, self._buffer = self._buffer[:cut], self._buffer[cut:]
             return self._scrubber.scrub(head)
         if len(self._buffer) > self._max_hold:
-            self._in_key = _KEY_BEGIN.search(self._buffer) is not None
+            self._in_key = _ends_inside_key(self._buffer)
             return self.flush()
         return ""
 
@@ -176,7 +178,7 @@ class StreamScrubber:
         return cut
 
     def _skip_key(self) -> bool:
-        match = _KEY_END.search(self._buffer)
+        match = next((m for m in KEY_MARKER.finditer(self._buffer) if m["kind"] == "END"), None)
         if match is None:
             self._buffer = self._buffer[-64:]
             return False
@@ -185,16 +187,27 @@ class StreamScrubber:
         return True
 
 
-def _replacer(rule: Rule):  # type: ignore[no-untyped-def]
-    def replace(match: re.Match[str]) -> str:
-        secret = match.group("secret")
+def _redact(rule: Rule, text: str) -> str:
+    parts: list[str] = []
+    done = 0
+    for hit in rule.hits(text):
+        secret = text[hit.secret_start : hit.secret_end]
         if rule.value_check and not _value_is_secret(secret):
-            return match.group(0)
-        start, end = match.start("secret") - match.start(), match.end("secret") - match.start()
-        whole = match.group(0)
-        return whole[:start] + _mark(secret, rule.marker) + whole[end:]
+            continue
+        parts += (text[done : hit.secret_start], _mark(secret, rule.marker))
+        done = hit.secret_end
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
 
-    return replace
+
+def _ends_inside_key(text: str) -> bool:
+    """Whether `text` ends inside a private key block (BEGIN seen, no END yet)."""
+    inside = False
+    for marker in KEY_MARKER.finditer(text):
+        inside = marker["kind"] == "BEGIN"
+    return inside
 
 
 def _mark(secret: str, marker: str) -> str:
@@ -267,37 +280,16 @@ def _class_switch_rate(value: str) -> float:
     return switches / (len(value) - 1)
 
 
-def _known_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
-    forms: set[str] = set()
-    for value in values:
-        forms.update(f for f in encoded_forms(value) if len(f) >= 8)
-    if not forms:
-        return None
-    ordered = sorted(forms, key=len, reverse=True)
-    return re.compile("|".join(re.escape(f) for f in ordered))
+def _replace(text: str, spans: list[tuple[int, int]], marker: str) -> str:
+    parts: list[str] = []
+    done = 0
+    for start, end in spans:
+        parts += (text[done:start], marker)
+        done = end
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 def encoded_forms(value: str) -> set[str]:
-    """The spellings of a secret that tool output may contain."""
-    raw = value.encode("utf-8")
-    forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
-    forms.add(binascii.hexlify(raw).decode())
-    for data in (raw, raw + b"\n"):
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            encoded = encode(data).decode()
-            forms.update({encoded, encoded.rstrip("=")})
-    forms.update(_aligned_base64_cores(raw))
-    return forms
-
-
-def _aligned_base64_cores(raw: bytes) -> set[str]:
-    """Base64 of `raw` as it appears inside a longer base64 string, at each byte offset."""
-    cores = set()
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + raw).decode()
-        start = -(-8 * offset // 6)
-        end = (8 * (offset + len(raw))) // 6
-        core = encoded[start:end]
-        if len(core) >= 16:
-            cores.add(core)
-    return cores
+    """The spellings of a secret that tool output may contain (see `_known.py`)."""
+    return normalised_forms(value)

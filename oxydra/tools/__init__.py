@@ -13,9 +13,10 @@ from oxydra.tools._defaults import (
 )
 from oxydra.tools._files import FILE_TOOLS
 from oxydra.tools._html import html_to_text
+from oxydra.tools._output import truncate
 from oxydra.tools._persona import user_profile_tool
 from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
-from oxydra.tools._registry import ToolRegistry, tier_of, truncate
+from oxydra.tools._registry import ToolRegistry, tier_of
 from oxydra.tools._scratchpad import InMemoryScratchpad, Scratchpad, ScratchpadStore
 from oxydra.tools._search import SearchOutput, SearchResult, WebSearch, web_search_tool
 from oxydra.tools._shell import (

@@ -8,8 +8,9 @@ Per call, in order:
    wired, `[tools.approval] default` decides;
 4. the tool runs under `asyncio.timeout(tool.timeout)`;
 5. the output (or error text) has host paths rewritten to `/shared`, `/tmp`, `/vault`, is
-   scrubbed of secrets, then truncated to `output_limit_bytes` with a visible marker. Paths
-   and secrets are handled before truncation so a cut can never leave half a secret.
+   scrubbed of secrets, then truncated to `output_limit_bytes` with a visible marker
+   (`_output.py`: a huge output is cut to the limit plus a margin first, so scrubbing cost is
+   bounded; long outputs are scrubbed in a worker thread so no session's loop stalls).
 
 Errors the model caused or can work around come back as a `ToolResult` with `ok=False`;
 only cancellation of the calling task propagates (that is how a stopped turn stops a tool).
@@ -36,7 +37,9 @@ from oxydra.core.messages import FunctionDecl
 from oxydra.core.tiers import SafetyTier
 from oxydra.security import Scrubber
 from oxydra.tools._context import ApprovalRequest, ToolExecutionContext
+from oxydra.tools._output import clean_output_async
 from oxydra.tools._protocol import ErrorKind, Tool, ToolResult
+from oxydra.wire import MAX_JSON_DEPTH, nesting_exceeds
 
 _log = get_logger(__name__)
 _DECODER = msgspec.json.Decoder()
@@ -108,19 +111,19 @@ class ToolRegistry:
         if tool is None:
             known = ", ".join(self.names) or "none"
             text = f"unknown tool '{name}'. Available tools: {known}"
-            return self._result(name, text, ctx, kind="unknown_tool")
+            return await self._result(name, text, ctx, kind="unknown_tool")
         try:
             args = _arguments(raw_args)
             await self._gate(tool, args, ctx)
             text = await self._run(tool, args, ctx)
         except OxydraError as exc:
             kind, text = _classify(name, exc)
-            return self._result(name, text, ctx, kind=kind)
+            return await self._result(name, text, ctx, kind=kind)
         except Exception as exc:  # a bug in a tool must not end the turn
             _log.exception("tool %s raised", name)
             text = f"Tool execution failed: internal error: {type(exc).__name__}: {exc}"
-            return self._result(name, text, ctx, kind="failed")
-        return self._result(name, text, ctx)
+            return await self._result(name, text, ctx, kind="failed")
+        return await self._result(name, text, ctx)
 
     async def _gate(self, tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext) -> None:
         approval = self.config.approval
@@ -150,21 +153,22 @@ class ToolRegistry:
                 f"'{tool.name}' did not finish within {tool.timeout:g} seconds and was stopped"
             ) from exc
 
-    def _result(
+    async def _result(
         self, name: str, text: str, ctx: ToolExecutionContext, *, kind: ErrorKind | None = None
     ) -> ToolResult:
-        virtual = ctx.workspace.to_virtual(text)
-        cleaned = self.scrubber.scrub(virtual)
-        shown, size = truncate(cleaned, self.config.output_limit_bytes)
+        limit = self.config.output_limit_bytes
+        shown = await clean_output_async(
+            text, scrubber=self.scrubber, to_virtual=ctx.workspace.to_virtual, limit=limit
+        )
         return ToolResult(
             name=name,
-            text=shown,
+            text=shown.text,
             ok=kind is None,
             error_kind=kind,
             call_id=ctx.call_id,
-            truncated=len(shown) != len(cleaned),
-            original_bytes=size,
-            scrubbed=cleaned != virtual,
+            truncated=shown.truncated,
+            original_bytes=shown.original_bytes,
+            scrubbed=shown.scrubbed,
         )
 
 
@@ -172,17 +176,10 @@ class _Denied(OxydraError):
     """Approval refused (a control-flow outcome, reported as `denied`)."""
 
 
-def truncate(text: str, limit: int) -> tuple[str, int]:
-    """`text` cut to `limit` UTF-8 bytes with a marker naming the full size; and that size."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text, len(data)
-    head = data[:limit].decode("utf-8", errors="ignore")
-    return f"{head}\n...[output truncated: {len(data)} bytes total]", len(data)
-
-
 def _arguments(raw: Mapping[str, Any] | str) -> dict[str, Any]:
     if isinstance(raw, str):
+        if nesting_exceeds(raw):
+            raise ToolArgumentsError(f"arguments nest deeper than {MAX_JSON_DEPTH} levels")
         try:
             raw = _DECODER.decode(raw or "{}")
         except msgspec.DecodeError as exc:

@@ -4,6 +4,8 @@ Output is the Rust version's JSON: `{url, status, output_format, mode, content_t
 content_length, body, truncated?, title?, note?}` where `mode` is `text` for HTML (converted),
 `raw` for other text types and `metadata_only` for binary ones. The body is read up to
 5 MiB and shown up to 50,000 characters; a non-2xx answer is an error with a 256-byte preview.
+Compressed bodies (gzip, deflate, at most two stacked) are inflated step by step off the
+event loop and stop at the same 5 MiB (`security/_inflate.py`); other encodings are refused.
 """
 
 from __future__ import annotations

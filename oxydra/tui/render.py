@@ -1,13 +1,15 @@
 """Lay the state out on a screen of a given size: pure, one styled row per screen line.
 
 Layout, top to bottom: the message pane (scrollable), the status bar, the input bar (1 to 10
-rows, growing with multi-line input).
+rows, growing with multi-line input). Every text drawn passes `terminal_safe` first: what
+the model, a tool or the server sends can hold escape sequences.
 """
 
 from __future__ import annotations
 
 import textwrap
 
+from oxydra.core.terminal import terminal_safe
 from oxydra.tui.model import MAX_INPUT_ROWS, Entry, TuiState, short_session_id
 from oxydra.wire.gateway import UsageTotals
 
@@ -18,11 +20,11 @@ HINT_TURN = "Ctrl+C cancel · Ctrl+C twice quit"
 
 
 def wrap_entry(entry: Entry, width: int) -> list[tuple[str, str]]:
-    """An entry as styled rows no wider than `width`."""
+    """An entry as styled rows no wider than `width`, escape sequences and controls removed."""
     prefix = PREFIX[entry.role]
     rows: list[tuple[str, str]] = []
     indent = " " * len(prefix)
-    for i, paragraph in enumerate(entry.text.split("\n") or [""]):
+    for i, paragraph in enumerate(terminal_safe(entry.text).split("\n") or [""]):
         lead = prefix if i == 0 else indent
         wrapped = textwrap.wrap(
             paragraph,
@@ -58,7 +60,7 @@ def status_row(state: TuiState, width: int) -> str:
         parts.append(state.activity)
     if state.scroll:
         parts.append(f"scrolled {state.scroll}")
-    left = " │ ".join(parts)
+    left = terminal_safe(" │ ".join(parts))
     hint = (HINT_TURN if state.active_turn else HINT_IDLE) + " "
     if len(left) + len(hint) + 3 <= width:
         return left + hint.rjust(width - len(left))
@@ -85,5 +87,5 @@ def layout(state: TuiState, width: int, height: int) -> list[tuple[str, str]]:
     screen.append(("status", status_row(state, width)))
     for i, line in enumerate(state.input_lines[-input_rows:]):
         lead = "> " if i == 0 else "  "
-        screen.append(("input", (lead + line)[-width:]))
+        screen.append(("input", (lead + terminal_safe(line))[-width:]))
     return screen[:height]

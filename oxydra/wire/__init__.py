@@ -13,12 +13,14 @@ from oxydra.wire._common import (
     is_context_too_long,
     parse_error_body,
 )
+from oxydra.wire._depth import MAX_JSON_DEPTH, json_depth, nesting_exceeds
 from oxydra.wire.assemble import ResponseAssembler
 from oxydra.wire.sse import SSEDecoder, SSEEvent
 from oxydra.wire.toolcalls import ToolCallAccumulator, parse_arguments
 
 __all__ = [
     "ErrorInfo",
+    "MAX_JSON_DEPTH",
     "ResponseAssembler",
     "SSEDecoder",
     "SSEEvent",
@@ -27,6 +29,8 @@ __all__ = [
     "WireRequest",
     "error_for_status",
     "is_context_too_long",
+    "json_depth",
+    "nesting_exceeds",
     "parse_arguments",
     "parse_error_body",
 ]

@@ -25,6 +25,7 @@ from oxydra.core.errors import (
 )
 from oxydra.core.messages import MediaPart, Message
 from oxydra.core.stream import StreamItem
+from oxydra.wire._depth import MAX_JSON_DEPTH, nesting_exceeds
 from oxydra.wire.sse import SSEEvent
 
 T = TypeVar("T")
@@ -73,6 +74,8 @@ class StreamTranslator(Protocol):
 
 def decode(data: bytes | str, decoder: msgspec.json.Decoder[T], what: str) -> T:
     """Decode JSON into a view Struct, turning msgspec's error into `WireError`."""
+    if nesting_exceeds(data):
+        raise WireError(f"malformed {what}: nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return decoder.decode(data)
     except msgspec.DecodeError as exc:
@@ -266,6 +269,8 @@ def system_text(messages: tuple[Message, ...]) -> str:
 
 def tool_output_object(text: str) -> dict[str, Any]:
     """A tool's output as an object: itself when it is a JSON object, else `{"result": text}`."""
+    if nesting_exceeds(text):  # a file the model wrote can nest 100,000 deep
+        return {"result": text}
     try:
         value = msgspec.json.decode(text)
     except msgspec.DecodeError:

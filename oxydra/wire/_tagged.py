@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from oxydra.core.errors import WireError
+from oxydra.wire._depth import MAX_JSON_DEPTH, nesting_exceeds
 
 
 class TaggedFrame(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -58,8 +59,10 @@ class TaggedCodec:
         """Parse one frame.
 
         Raises:
-            FrameError: naming what was wrong (bad JSON, unknown name, bad field).
+            FrameError: naming what was wrong (bad JSON, too deep, unknown name, bad field).
         """
+        if nesting_exceeds(data):
+            raise FrameError(f"frame nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             envelope = self._envelope.decode(data)
         except msgspec.DecodeError as exc:

@@ -22,6 +22,7 @@ from oxydra.core.ids import new_request_id
 from oxydra.core.log import get_logger
 from oxydra.core.messages import ToolCall
 from oxydra.core.stream import ToolCallDelta
+from oxydra.wire._depth import nesting_exceeds
 
 _log = get_logger(__name__)
 _scanner = json.JSONDecoder()
@@ -105,6 +106,8 @@ def parse_arguments(raw: str) -> list[dict[str, Any]] | str:
     text = raw.strip()
     if not text:
         return [{}]
+    if nesting_exceeds(text):  # the model's text: stdlib json would recurse into it
+        return raw
     try:
         value = json.loads(text)
     except ValueError:

@@ -126,6 +126,7 @@ async def test_malformed_frames_get_errors_and_the_connection_stays(
         "not json",
         json.dumps({"type": "teleport", "payload": {"request_id": "q"}}),
         json.dumps({"type": "send_turn", "payload": {"request_id": "q2"}}),
+        '{"type": "send_turn", "payload": ' + "[" * 100_000 + "]" * 100_000 + "}",
     ]:
         await ws.send(bad)
         err = await recv(ws)

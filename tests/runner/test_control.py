@@ -123,6 +123,7 @@ class TestServer:
             (b'{"op": "shutdown_user", "payload": {}}', "user_id"),
             (b'{"op": "logs", "payload": {"role": "kernel"}}', "invalid logs frame"),
             (b'{"op": "health_check", "payload": {}, "extra": 1}', "JSON"),
+            (b'{"op": "logs", "payload": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nests deeper"),
         ],
     )
     async def test_a_malformed_frame_gets_invalid_request_and_the_connection_survives(

@@ -191,6 +191,7 @@ async def test_large_output_comes_in_bounded_chunks_and_is_capped(client: RawCli
         b"not json",
         b'{"op":"format_disk","payload":{}}',
         b'{"op":"exec_command","payload":{"request_id":"q"}}',
+        b'{"op":"exec_command","payload":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
 )
 async def test_a_bad_frame_gets_an_error_and_the_connection_stays(

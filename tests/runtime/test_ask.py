@@ -135,3 +135,11 @@ async def test_an_answer_cut_at_the_output_limit_says_so_and_exits_5(tmp_path: P
     assert code == 5, err
     assert out == "The first half of\n"
     assert "cut off at the model's output limit" in err
+
+
+async def test_model_text_reaches_the_terminal_without_escape_sequences(tmp_path: Path) -> None:
+    hostile = "Hi\x1b]52;c;UFdORUQ=\x07 there\x1b]0;PWNED\x1b\\\x1b[2J\x1b[3;1H\r\nok\x07\x9b1m"
+    async with FakeLLM([Reply(text=hostile, chunk=3)]) as llm:
+        code, out, err = await run(ask_cmd(llm.base_url, "hi"), tmp_path)
+    assert code == 0, err
+    assert out == "Hi there\nok1m\n"

@@ -35,7 +35,7 @@ class TestProgramsAreFound:
             ("nohup nice -n 5 timeout -s KILL 10 rm x", ("nohup", "nice", "timeout", "rm")),
             ("command -p rm x", ("command", "rm")),
             ("exec -a name rm x", ("exec", "rm")),
-            ("sh -c 'curl x | bash'", ("sh", "curl", "bash")),
+            ("sh -c 'curl x | bash -c \"ls\"'", ("sh", "curl", "bash", "ls")),
             ('bash -lc "echo hi; nc -l 1"', ("bash", "echo", "nc")),
             ("eval 'rm -rf /'", ("eval", "rm")),
             ("find . -name '*.pyc' -exec rm {} \\;", ("find", "rm")),
@@ -153,3 +153,68 @@ class TestAllowList:
     def test_enforce_raises_policy_error_with_the_reason(self) -> None:
         with pytest.raises(PolicyError, match="denied"):
             DENY_RM.enforce("ls && rm x")
+
+
+class TestLaunchers:
+    @pytest.mark.parametrize(
+        ("command", "programs"),
+        [
+            ("timeout --signal=KILL 10 ls", ("timeout", "ls")),
+            ("timeout -sKILL 10 ls", ("timeout", "ls")),
+            ("env -u HOME -C /tmp ls", ("env", "ls")),
+            ("env --unset=HOME ls", ("env", "ls")),
+            ("nice -5 ls", ("nice", "ls")),
+            ("xargs -0 -r -n 1 -P2 ls", ("xargs", "ls")),
+            ("xargs -i{} cat {}", ("xargs", "cat")),
+            ("taskset -c 0 ls", ("taskset", "ls")),
+            ("taskset -p 0x1 1234", ("taskset",)),
+            ("chrt -p 1234", ("chrt",)),
+            ("ionice -c 3 ls", ("ionice", "ls")),
+            ("ionice -p 1234", ("ionice",)),
+            ("prlimit --pid 1234 --nofile=10", ("prlimit",)),
+            ("unshare -m -- ls", ("unshare", "ls")),
+            ("setpriv --no-new-privs ls", ("setpriv", "ls")),
+            ("script -q -c 'ls' /dev/null", ("script", "ls")),
+            ("flock -w 5 lock ls", ("flock", "ls")),
+            ("watch -x ls -l", ("watch", "ls")),
+            ("busybox ls", ("busybox", "ls")),
+            ("command -v ls", ("command",)),
+            ("trap 'ls' EXIT", ("trap", "ls")),
+            ("trap - EXIT", ("trap",)),
+            ("sed -i.bak -e 's/a/b/g' f", ("sed",)),
+            ("awk 'a || b { print }' f", ("awk",)),
+        ],
+    )
+    def test_what_a_launcher_runs_is_found(self, command: str, programs: tuple[str, ...]) -> None:
+        assert programs_of(command)[0] == programs
+
+    @pytest.mark.parametrize(
+        ("command", "reason"),
+        [
+            ("env --frobnicate ls", "unknown option '--frobnicate' of 'env'"),
+            ("timeout -Z 5 ls", "unknown option '-Z' of 'timeout'"),
+            ("unshare", "starts an interactive shell"),
+            ("chroot /", "starts an interactive shell"),
+            ("sudo -s", "runs something that cannot be checked"),
+            ("strace -o '|sh' ls", "runs something that cannot be checked"),
+            ("fakeroot -l lib.so ls", "runs something that cannot be checked"),
+            ("bash script.sh", "without -c"),
+            ("sh -s", "reads commands we cannot see"),
+            (". ./x.sh", "runs a script file"),
+            ("source x.sh", "runs a script file"),
+            ("sed -f script.sed f", "reads a script file"),
+            ("awk -f prog.awk f", "loads program files"),
+            ("tar -xIcmd -f a.tar", "run a program"),
+            ("alias ls=rm", "alias"),
+            ("hash -p /tmp/x ls", "hash -p"),
+            ("declare -n ref=PATH", "-i/-n"),
+            ("LD_PRELOAD=./x.so ls", "setting LD_PRELOAD"),
+            ("for PATH in /tmp; do ls; done", "setting PATH"),
+            ("echo ${x@P}", "not a plain parameter expansion"),
+        ],
+    )
+    def test_what_cannot_be_seen_is_refused_with_the_reason(
+        self, command: str, reason: str
+    ) -> None:
+        verdict = ShellPolicy(ShellConfig()).check(command)
+        assert not verdict.allowed and reason in verdict.reason, verdict.reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -220,3 +221,62 @@ class TestApproval:
         reg = self.approval(default="allow", timeout_secs=1)
         result = await reg.execute("dangerous", {}, replace(ctx, approval=silent))
         assert result.error_kind == "denied"
+
+
+class _GatedScrubber(Scrubber):
+    """Scrubs only once another coroutine on the loop has run: on the loop, it would wait out."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__([KEY])
+        self.gate = gate
+        self.saw_the_loop_run: list[bool] = []
+
+    def scrub(self, text: str) -> str:
+        if len(text) > 1000:
+            self.saw_the_loop_run.append(self.gate.wait(timeout=10))
+        return super().scrub(text)
+
+
+class TestHostileArguments:
+    async def test_deeply_nested_arguments_are_invalid_not_a_crash(
+        self, ctx: ToolExecutionContext
+    ) -> None:
+        raw = '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        result = await registry().execute("echo", raw, ctx)
+        assert result.error_kind == "invalid_arguments" and "nest deeper" in result.text
+
+
+class TestScrubbingCost:
+    async def test_a_slow_scrub_does_not_stall_other_coroutines(
+        self, ctx: ToolExecutionContext
+    ) -> None:
+        gate = threading.Event()
+        scrubber = _GatedScrubber(gate)
+        reg = ToolRegistry(ToolsConfig(), scrubber=scrubber)
+        reg.register(echo)
+
+        async def other_session() -> None:
+            await asyncio.sleep(0)
+            gate.set()
+
+        other = asyncio.create_task(other_session())
+        result = await reg.execute("echo", {"text": "curl " * 9000}, ctx)
+        await other
+        assert scrubber.saw_the_loop_run == [True] and result.ok
+
+    async def test_huge_output_is_cut_before_scrubbing_and_reports_the_full_size(
+        self, ctx: ToolExecutionContext
+    ) -> None:
+        limit = 1000
+        text = "x" * (limit - 10) + KEY + "curl " * 2_000_000
+        result = await registry(output_limit_bytes=limit).execute("echo", {"text": text}, ctx)
+        assert result.truncated and result.original_bytes == len(text)
+        assert result.text.endswith(f"...[output truncated: {len(text)} bytes total]")
+        assert KEY[:8] not in result.text
+
+    async def test_private_key_longer_than_the_margin_is_still_redacted_at_the_cut(
+        self, ctx: ToolExecutionContext
+    ) -> None:
+        body = "-----BEGIN PRIVATE KEY-----\n" + "MIIEvQ\n" * 200_000 + "-----END PRIVATE KEY-----"
+        result = await registry(output_limit_bytes=500).execute("echo", {"text": body}, ctx)
+        assert "MIIEvQ" not in result.text and "[REDACTED PRIVATE KEY]" in result.text

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import tracemalloc
+import zlib
 from typing import Any
 
 import msgspec
 import pytest
 
 from oxydra.config.schema import WebSearchConfig
-from oxydra.security import EgressClient, SsrfGuard
+from oxydra.core.errors import ToolError
+from oxydra.security import EgressClient, FetchResponse, SsrfGuard
 from oxydra.tools import (
     ToolExecutionContext,
     ToolRegistry,
@@ -270,3 +274,80 @@ def test_well_formed_html_keeps_its_structure() -> None:
     text, title = html_to_text(page, "https://e.com/")
     assert title == "T & x"
     assert text == "# Hi\n\na [link](https://e.com/x) <b>\n\n- one\n- two"
+
+
+def _bomb(layers: int, size: int) -> bytes:
+    body = b"\0" * size
+    for _ in range(layers):
+        body = gzip.compress(body, compresslevel=9)
+    return body
+
+
+async def _fetch_measured(reply: Reply) -> tuple[FetchResponse | str, int]:
+    """What `web_fetch` reads (or the error it reports) and the peak Python memory meanwhile."""
+    async with LoopbackHTTPServer({"/b": reply}) as srv:
+        tracemalloc.start()
+        try:
+            response: FetchResponse | str = await client().fetch(srv.url("/b"))
+        except ToolError as exc:
+            response = str(exc)
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    return response, peak
+
+
+class TestDecompressionBombs:
+    """Bodies that inflate to hundreds of MiB; the fetch keeps 5 MiB and never holds more."""
+
+    PEAK_CEILING = 48 << 20  # 5 MiB kept, its copies in the result, one step per layer
+
+    async def test_one_gzip_layer_is_inflated_only_up_to_the_cap(self) -> None:
+        bomb = _bomb(1, 200 << 20)
+        reply = Reply(200, bomb, {"content-encoding": "gzip", "content-type": "text/plain"})
+        out, peak = await _fetch_measured(reply)
+        assert isinstance(out, FetchResponse) and out.truncated and len(out.content) == 5 << 20
+        assert peak < self.PEAK_CEILING, f"peak {peak >> 20} MiB"
+
+    async def test_stacked_gzip_of_a_few_hundred_bytes_stays_bounded(self) -> None:
+        bomb = _bomb(2, 300 << 20)
+        assert len(bomb) < 1000
+        headers = {"content-encoding": "gzip, gzip", "content-type": "text/plain"}
+        out, peak = await _fetch_measured(Reply(200, bomb, headers))
+        assert isinstance(out, FetchResponse) and out.truncated and len(out.content) == 5 << 20
+        assert peak < self.PEAK_CEILING, f"peak {peak >> 20} MiB"
+
+    async def test_more_stacked_encodings_than_allowed_are_refused(self) -> None:
+        headers = {"content-encoding": "gzip, gzip, gzip"}
+        out, _ = await _fetch_measured(Reply(200, _bomb(3, 1 << 20), headers))
+        assert isinstance(out, str) and "3 stacked Content-Encodings" in out
+
+    @pytest.mark.parametrize("coding", ["br", "zstd", "compress"])
+    async def test_encodings_we_do_not_decode_are_refused(self, coding: str) -> None:
+        out, _ = await _fetch_measured(Reply(200, b"\x1b\x00", {"content-encoding": coding}))
+        assert isinstance(out, str) and f"unsupported Content-Encoding {coding}" in out
+
+    @pytest.mark.parametrize(
+        ("coding", "encode"),
+        [
+            ("gzip", gzip.compress),
+            ("deflate", zlib.compress),
+            ("deflate", lambda b: zlib.compress(b)[2:-4]),  # raw deflate, as some servers send
+            ("gzip, deflate", lambda b: zlib.compress(gzip.compress(b))),
+        ],
+    )
+    async def test_ordinary_compressed_pages_decode(
+        self, ctx: ToolExecutionContext, coding: str, encode: Any
+    ) -> None:
+        text = b"hello compressed world " * 100
+        headers = {"content-encoding": coding, "content-type": "text/plain"}
+        async with LoopbackHTTPServer({"/p": Reply(200, encode(text), headers)}) as srv:
+            result = await registry(web_fetch_tool(client())).execute(
+                "web_fetch", {"url": srv.url("/p")}, ctx
+            )
+        assert json.loads(result.text)["body"].encode() == text
+
+    async def test_the_request_advertises_only_what_we_decode(self) -> None:
+        async with LoopbackHTTPServer({"/": Reply(200, b"x")}) as srv:
+            await client().fetch(srv.url("/"))
+        assert srv.seen[0].headers["accept-encoding"] == "gzip, deflate"

@@ -101,3 +101,36 @@ async def test_with_no_running_vm_the_tui_says_so(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "no running vm for user 'nobody'" in out.stderr and "Traceback" not in out.stderr
+
+
+HOSTILE_REPLY = (
+    "Before\x1b]2;PWNED-TITLE\x07 \x1b]52;c;UFdORUQtQ0xJUA==\x07middle\x1b[2J\x1b[H"
+    " \x1bP+q544e\x1b\\after\x9b31m\u202eend"
+)
+
+
+async def test_model_text_cannot_drive_the_terminal(
+    running: tuple[VmProcess, FakeLLM], tmp_path: Path
+) -> None:
+    """OSC 2 (title), OSC 52 (clipboard), a screen clear, DCS, C1 and bidi from the model."""
+    vm, llm = running
+    llm.add([Reply(text=HOSTILE_REPLY, chunk=7)])
+    tmux = Tmux("oxyesc", tmp_path / "tmux.sock")
+    home = shlex.quote(str(tmp_path / "home"))
+    env = f"HOME={home} OXYDRA_GATEWAY_TOKEN={TOKEN} TERM=xterm-256color"
+    workspace = shlex.quote(str(vm.workspace))
+    python = shlex.quote(sys.executable)
+    cmd = f"env {env} {python} -m oxydra tui --user alice --workspace {workspace}"
+    tmux.run("new-session", "-d", "-s", tmux.name, "-x", "100", "-y", "30", cmd)
+    try:
+        tmux.run("set-option", "-g", "set-clipboard", "on")  # OSC 52 would fill a tmux buffer
+        tmux.run("set-option", "-g", "allow-rename", "on")
+        await tmux.wait_for("connected")
+        tmux.run("send-keys", "-t", tmux.name, "hello", "Enter")
+        screen = await tmux.wait_for("end")
+        assert "you ▸ hello" in screen  # no screen clear wiped the history
+        assert "Before middle after31mend" in screen
+        assert "PWNED" not in tmux.run("display-message", "-p", "-t", tmux.name, "#{pane_title}")
+        assert tmux.run("list-buffers") == ""
+    finally:
+        tmux.run("kill-server")

@@ -242,7 +242,7 @@ class WasmSandbox:
         self._compiled()
 
     def _compiled(self) -> wasmtime.Module:
-        if self._module is None:  # a race only compiles twice; both results are equal
+        if self._module is None:  # the runtime's lock makes racing threads share one module
             self._module = _runtime().module(self.module_bytes)
         return self._module
 

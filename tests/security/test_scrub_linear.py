@@ -1,0 +1,93 @@
+"""Every scrubber rule is linear: hostile 1 MiB inputs finish under a generous CPU ceiling.
+
+A quadratic rule takes minutes on these inputs (the issue measured 2-4 s for 45 KB), a
+linear one well under a second, so the ceiling separates them without timing anything
+finely. The work runs in a child process that reports each step before starting it: if a
+rule regresses, the test fails after a bounded wait naming the rule and input that hung.
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from oxydra.security import Scrubber
+from oxydra.security._secret_rules import SHAPE_RULES
+from tests.security.cases_redos import GENERIC_SEEDS, hostile_inputs
+
+CPU_CEILING_SECS = 5.0  # per rule and input of 1 MiB; linear rules take < 0.2 s
+TOTAL_TIMEOUT_SECS = 600.0
+_ROOT = Path(__file__).resolve().parents[2]
+
+_CHILD = """
+import sys, time
+from oxydra.security import Scrubber
+from oxydra.security._secret_rules import SHAPE_RULES
+from tests.security.cases_redos import GENERIC_SEEDS, hostile_inputs, pipeline_inputs
+
+def timed(label, work):
+    print("start", label, flush=True)
+    began = time.thread_time()
+    work()
+    print("done", f"{time.thread_time() - began:.4f}", label, flush=True)
+
+for rule in SHAPE_RULES:
+    for label, text in hostile_inputs(rule):
+        timed(f"{rule.name} {label}", lambda: sum(1 for _ in rule.hits(text)))
+scrubber = Scrubber(["known-secret-value-0123456789"])
+for label, text in pipeline_inputs():
+    timed(f"scrub {label}", lambda: scrubber.scrub(text))
+"""
+
+
+def test_every_rule_and_the_whole_scrubber_stay_linear_on_hostile_1mib_inputs() -> None:
+    lines: queue.Queue[str | None] = queue.Queue()
+    started, slow, steps = "", [], 0
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, text=True, cwd=_ROOT
+    ) as child:
+        threading.Thread(target=_pump, args=(child, lines), daemon=True).start()
+        deadline = time.monotonic() + TOTAL_TIMEOUT_SECS
+        try:
+            while (line := lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+                kind, _, rest = line.rstrip("\n").partition(" ")
+                if kind == "start":
+                    started = rest
+                    continue
+                cpu, _, label = rest.partition(" ")
+                steps += 1
+                if float(cpu) > CPU_CEILING_SECS:
+                    slow.append(f"{label}: {cpu} s")
+        except queue.Empty:
+            raise AssertionError(f"scrubbing hung on {started}") from None
+        finally:
+            child.kill()
+    assert child.returncode == 0, f"child failed on {started}"
+    assert not slow, slow
+    assert steps > len(SHAPE_RULES) * len(GENERIC_SEEDS)  # every rule, and the pipeline
+
+
+def _pump(child: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        lines.put(line)
+    lines.put(None)
+
+
+def test_hostile_inputs_of_the_issue_keep_their_redactions() -> None:
+    """The fix did not lose matches: the shapes still redact inside the hostile text."""
+    text = "curl " * 9000 + "curl -u admin:hunter2hunter2 https://x\n"
+    assert "hunter2hunter2" not in Scrubber().scrub(text)
+    header = "authorization:" + " " * 50_000 + "\nAuthorization: Bearer abcdefgh12345678"
+    assert "abcdefgh12345678" not in Scrubber().scrub(header)
+    keys = "-----BEGIN PRIVATE KEY-----" * 2000 + "MIIBVQIBADANBg\n-----END PRIVATE KEY-----x"
+    assert Scrubber().scrub(keys) == "[REDACTED PRIVATE KEY]x"
+
+
+def test_every_rule_has_hostile_inputs() -> None:
+    for rule in SHAPE_RULES:
+        assert len(list(hostile_inputs(rule, 64))) >= len(GENERIC_SEEDS)
