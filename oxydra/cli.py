@@ -41,6 +41,8 @@ MODES: dict[str, tuple[str, str, str]] = {
         "run_trace",
         "a recent turn's spans as a waterfall (no id: list recent turns)",
     ),
+    "persona": ("oxydra.commands.persona", "run_persona", "show the persona files in effect"),
+    "skills": ("oxydra.commands.skills", "run_skills", "list, show, check or approve skills"),
 }
 
 
@@ -219,6 +221,23 @@ def _trace_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("turn_id", nargs="?", help="turn id or a unique prefix of it")
 
 
+def _persona_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["show"], help="show: each file's winner, hash and size")
+    p.add_argument("--user", help="include this user's workspace .oxydra/ layer")
+    p.add_argument("--workspace", help="workspace directory of the user")
+
+
+def _skills_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=["list", "show", "check", "approve"],
+        help="list every copy; show one; check for problems; approve a draft or a change",
+    )
+    p.add_argument("name", nargs="?", help="the skill (show, approve)")
+    p.add_argument("--user", help="user whose managed skills folder to use (default 'default')")
+    p.add_argument("--workspace", help="workspace directory of the user")
+
+
 _MODE_ARGS = {
     "ask": _ask_args,
     "vm": _vm_args,
@@ -230,6 +249,8 @@ _MODE_ARGS = {
     "mcp": _mcp_args,
     "usage": _usage_args,
     "trace": _trace_args,
+    "persona": _persona_args,
+    "skills": _skills_args,
 }
 
 

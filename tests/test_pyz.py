@@ -278,3 +278,23 @@ def _fake_llm(script: Path, record: Path) -> Iterator[str]:
             yield line.strip().partition("=")[2]
         finally:
             server.terminate()
+
+
+def test_archive_lists_and_reads_its_builtin_skill_and_parses_yaml(
+    pyz: Path, tmp_path: Path
+) -> None:
+    (tmp_path / ".oxydra" / "skills" / "note-taking").mkdir(parents=True)
+    (tmp_path / ".oxydra" / "skills" / "note-taking" / "SKILL.md").write_text(
+        "---\nname: note-taking\ndescription: Keep notes\nmetadata:\n  author: me\n---\nBody\n"
+    )
+    listed = _run(pyz, ["skills", "list", "--workspace", str(tmp_path / "ws")], tmp_path, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "skill-authoring  active  builtin" in listed.stdout
+    assert "note-taking  active" in listed.stdout
+    shown = _run(
+        pyz,
+        ["skills", "show", "skill-authoring", "--workspace", str(tmp_path / "ws")],
+        tmp_path,
+        tmp_path,
+    )
+    assert "# Writing a skill" in shown.stdout

@@ -247,6 +247,7 @@ class AgentDefinition(_Section):
 
     system_prompt: str | None = None
     system_prompt_file: str | None = None
+    soul_file: str | None = None
     tools: list[str] | None = None
     max_turns: Positive | None = None
     max_cost: PositiveFloat | None = None

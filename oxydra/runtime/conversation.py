@@ -55,6 +55,7 @@ class Conversation:
     history: list[Message] = field(default_factory=list)
     summary: Summary | None = None
     stored: int = 0
+    system_prompt: str | None = None
 
     def unstored(self) -> list[Message]:
         """Messages not yet handed to the store."""

@@ -6,6 +6,7 @@ scheduled one run with the same policy.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,11 +16,13 @@ from typing import Any
 import httpx
 
 from oxydra.catalog import ModelCatalog, catalog_provider_for, load_catalog
+from oxydra.config.persona import Persona, load_persona
 from oxydra.config.schema import AgentConfig, AgentDefinition
+from oxydra.core.errors import ConfigError
 from oxydra.runtime.conversation import ConversationStore
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.loop import AgentRuntime, Retriever
-from oxydra.runtime.prompt import build_system_prompt, find_system_md
+from oxydra.runtime.prompt import build_system_prompt
 from oxydra.runtime.registry_tools import RegistryExecutor
 from oxydra.security import Workspace
 from oxydra.tools import (
@@ -30,7 +33,12 @@ from oxydra.tools import (
     default_registry,
     default_tools,
     select_file_backend,
+    user_profile_tool,
 )
+from oxydra.tools.skills import SkillRegistry, Source, discover, skill_sources, skill_tools
+
+SKILL_TOOLS = ("skill_create", "skill_load", "skill_read", "skill_update")
+_audit = logging.getLogger("oxydra.audit")
 
 WORKSPACE_DIRS = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
 
@@ -74,11 +82,16 @@ def build_agent(
     http_client: httpx.AsyncClient | None = None,
     catalog: ModelCatalog | None = None,
     shell: ShellSession | None = None,
+    persona: Persona | None = None,
+    skill_dirs: list[Source] | None = None,
 ) -> Agent:
     """The runtime for `config` working in `workspace` (already provisioned).
 
     `shell` runs `shell_exec` commands elsewhere (the shell daemon of a container guest);
     without it, and with `shell_available`, they run as local processes in the workspace.
+    The persona is read as each session starts (so an operator's edit applies from the next
+    session), unless a fixed `persona` is given; skills are discovered now; `skill_dirs`
+    replaces the standard skill sources.
     """
     from oxydra.providers import build_reliable_provider
 
@@ -98,21 +111,33 @@ def build_agent(
     registry = default_registry(
         config, [*tools, *(extra_tools or [])], environ=env, workspace=workspace
     )
+    skills = _add_skills(registry, workspace, env, skill_dirs)
+    registry.register(user_profile_tool(workspace / ".oxydra" / "USER.md"))
     backend = select_file_backend(jail, config.tools.isolation)
+    shell_on = shell_available and "shell_exec" in registry
+    index = skills.index()
+
+    def prompt_with(found: Persona) -> str:
+        return build_system_prompt(
+            config, shell_available=shell_on, persona=found, skills_index=index
+        )
+
+    def session_prompt() -> str:
+        found = load_persona(workspace)
+        _audit_persona(found)
+        return prompt_with(found)
+
     runtime = AgentRuntime(
         provider=provider,
         tools=RegistryExecutor(registry, lambda _user: backend),
         config=config.runtime,
         provider_id=config.selection.provider,
         model=model,
-        system_prompt=build_system_prompt(
-            config,
-            shell_available=shell_available and "shell_exec" in registry,
-            operator_text=find_system_md(),
-        ),
+        system_prompt=prompt_with(persona if persona is not None else Persona()),
         store=store,
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
         retriever=retriever,
+        session_prompt=session_prompt if persona is None else None,
     )
     if config.agents:
         _add_delegation(config, registry, runtime, env, catalog, http_client, namespace)
@@ -122,6 +147,26 @@ def build_agent(
     return Agent(
         runtime=runtime, catalog=catalog, workspace=jail, closers=closers, registry=registry
     )
+
+
+def _audit_persona(persona: Persona) -> None:
+    """Record which persona files a session starts with, by hash."""
+    files = {f.name: f"{f.sha256[:16]} {f.path}" for f in persona.files()}
+    _audit.info("session persona", extra={"oxy": {"audit": "persona_loaded", **files}})
+
+
+def _add_skills(
+    registry: Any, workspace: Path, env: Mapping[str, str], sources: list[Source] | None
+) -> SkillRegistry:
+    """Discover the session's skills and register the skill tools."""
+    found = discover(
+        sources if sources is not None else skill_sources(workspace), workspace=workspace
+    )
+    skills = SkillRegistry(found, tools=[*registry.names, *SKILL_TOOLS], environ=env)
+    registry.register_all(skill_tools(skills, workspace / "skills"))
+    loaded = {n: f"{s.sha256[:16]} {s.source}" for n, s in sorted(skills.loadable.items())}
+    _audit.info("skills in force", extra={"oxy": {"audit": "skills_loaded", **loaded}})
+    return skills
 
 
 def _add_delegation(
@@ -141,10 +186,20 @@ def _add_delegation(
     known = [n for n in registry.names if n != NAME]
     later = tuple(server_prefix(server) for server in config.mcp.servers)
     check_agent_tools(config.agents, known, later=later)
+    for agent_name, definition in config.agents.items():
+        if definition.soul_file and not Path(definition.soul_file).expanduser().is_file():
+            raise ConfigError(
+                f"agent '{agent_name}': soul_file {definition.soul_file} does not exist",
+                key=f"agents.{agent_name}.soul_file",
+            )
     executor = runtime.tools
     assert isinstance(executor, RegistryExecutor)
 
     def runtime_for(name: str, agent: AgentDefinition, prompt: str) -> AgentRuntime:
+        if agent.soul_file:
+            soul = load_persona(soul_file=Path(agent.soul_file).expanduser()).soul
+            assert soul is not None  # load_persona raises when soul_file is missing
+            prompt = f"{prompt}\n\n## Persona\n{soul.text}"
         provider, provider_id, model = runtime.provider, runtime.provider_id, runtime.model
         child_ns = namespace
         if agent.selection is not None:

@@ -97,6 +97,7 @@ class AgentRuntime:
         ledger: CostLedger | None = None,
         retriever: Retriever | None = None,
         counter: TokenCounter | None = None,
+        session_prompt: Callable[[], str] | None = None,
     ) -> None:
         self.provider = provider
         self.tools = tools
@@ -104,6 +105,7 @@ class AgentRuntime:
         self.provider_id = provider_id
         self.model = model
         self.system_prompt = system_prompt
+        self.session_prompt = session_prompt
         self.store = store
         self.ledger = ledger or CostLedger()
         self.retriever = retriever
@@ -127,6 +129,8 @@ class AgentRuntime:
         if found is not None:
             return found
         conversation = Conversation(session_id=session_id, user_id=user_id)
+        if self.session_prompt is not None:  # read once as the session starts (persona)
+            conversation.system_prompt = self.session_prompt()
         if self.store is not None:
             history, summary = await self.store.load(session_id, user_id)
             fixed = repair(history)
@@ -419,7 +423,8 @@ class AgentRuntime:
     async def _fixed_messages(
         self, conversation: Conversation, state: d.TurnState
     ) -> list[Message]:
-        fixed = [Message(role="system", content=self.system_prompt)]
+        prompt = conversation.system_prompt or self.system_prompt
+        fixed = [Message(role="system", content=prompt)]
         if conversation.summary is not None:
             fixed.append(
                 Message(

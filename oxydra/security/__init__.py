@@ -11,7 +11,7 @@ from oxydra.security.confine import (
     shell_status,
 )
 from oxydra.security.egress import Connector, EgressClient, FetchResponse, GuardedTransport
-from oxydra.security.jail import Mount, SearchHit, Workspace
+from oxydra.security.jail import PERSONA_NAMES, Mount, SearchHit, Workspace, refuse_persona_write
 from oxydra.security.scrub import (
     Scrubber,
     StreamScrubber,
@@ -59,6 +59,7 @@ __all__ = [
     "Mount",
     "Openat2Opener",
     "Opener",
+    "PERSONA_NAMES",
     "Resolver",
     "Scrubber",
     "SearchHit",
@@ -90,6 +91,7 @@ __all__ = [
     "programs_of",
     "protect_agent_process",
     "read_paths",
+    "refuse_persona_write",
     "shannon_entropy",
     "shell_environment",
     "shell_sandbox",

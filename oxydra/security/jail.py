@@ -18,12 +18,18 @@ Invariants:
    truncate only after the fd has passed rule 4.
 6. The workspace's `.oxydra/` (config, memory database) is not under any mount, so no path,
    relative symlink or absolute host path can reach it.
+7. No write, edit, rename or delete may name a persona file (`SOUL.md`, `SYSTEM.md`,
+   `USER.md`, any case), wherever the path points: the real ones live in config layers and
+   `.oxydra/`, outside every mount (rule 6), and a copy in `/shared` must not look like one
+   the agent could change. The refusal says so and writes an `oxydra.audit` record.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import posixpath
 import re
 import shutil
 import stat
@@ -42,6 +48,8 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOF
 _PATH_DIR = os.O_PATH | os.O_DIRECTORY
 _T = TypeVar("_T")
 _BOUNDARY = r"(?=[/\s'\"`:,;)\]}>]|$)"
+PERSONA_NAMES = frozenset({"soul.md", "system.md", "user.md"})
+_audit = logging.getLogger("oxydra.audit")
 
 
 class Mount(msgspec.Struct, frozen=True, kw_only=True):
@@ -228,6 +236,8 @@ class Workspace:
             raise PolicyError(f"path is longer than {MAX_PATH_CHARS} characters")
         if not path:
             raise PolicyError("path is empty")
+        if write:
+            refuse_persona_write(path)
         mount, rest = self._mount_of(path)
         parts = _normalize(rest, mount.virtual)
         if write and not mount.writable:
@@ -341,6 +351,21 @@ class Workspace:
             return action()
         except OSError as exc:
             raise _translate(exc, target) from exc
+
+
+def refuse_persona_write(path: str, *, action: str = "write") -> None:
+    """Rule 7: raise (and audit) when `path` names a persona file."""
+    leaf = posixpath.basename(posixpath.normpath(path))
+    if leaf.casefold() not in PERSONA_NAMES:
+        return
+    _audit.warning(
+        "persona change refused",
+        extra={"oxy": {"audit": "persona", "action": action, "path": path}},
+    )
+    raise PolicyError(
+        f"{leaf} is an operator-owned persona file: the agent cannot write, rename, delete "
+        "or link it (USER.md changes can be proposed with user_profile_propose)"
+    )
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -14,6 +14,7 @@ from oxydra.tools._defaults import (
 from oxydra.tools._files import FILE_TOOLS
 from oxydra.tools._html import html_to_text
 from oxydra.tools._output import truncate
+from oxydra.tools._persona import user_profile_tool
 from oxydra.tools._protocol import ErrorKind, Tool, ToolOutput, ToolResult
 from oxydra.tools._registry import ToolRegistry, tier_of
 from oxydra.tools._scratchpad import InMemoryScratchpad, Scratchpad, ScratchpadStore
@@ -84,6 +85,7 @@ __all__ = [
     "tool",
     "transform_schema",
     "truncate",
+    "user_profile_tool",
     "web_fetch_tool",
     "web_search_tool",
 ]

@@ -1,0 +1,36 @@
+"""Skills: SKILL.md folders found in layered sources, listed in the prompt by name, loaded
+on demand through the registry; model-written skills are drafts until the operator approves."""
+
+from oxydra.tools.skills._discovery import (
+    Flags,
+    Skill,
+    Source,
+    approve,
+    discover,
+    in_force,
+    load_skill,
+    read_approvals,
+    skill_sources,
+)
+from oxydra.tools.skills._manifest import Manifest, SkillError, parse_manifest
+from oxydra.tools.skills._registry import INDEX_BUDGET, SkillRegistry
+from oxydra.tools.skills._tools import skill_tools, write_draft
+
+__all__ = [
+    "Flags",
+    "INDEX_BUDGET",
+    "Manifest",
+    "Skill",
+    "SkillError",
+    "SkillRegistry",
+    "Source",
+    "approve",
+    "discover",
+    "in_force",
+    "load_skill",
+    "parse_manifest",
+    "read_approvals",
+    "skill_sources",
+    "skill_tools",
+    "write_draft",
+]
