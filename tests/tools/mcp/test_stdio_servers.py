@@ -41,6 +41,15 @@ class TestTimeServer:
         assert result.ok, result.text
         assert json.loads(result.text)["timezone"] == "Europe/Paris"
 
+    async def test_a_result_is_labelled_untrusted_with_its_server(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        """What an MCP server says taints the step (docs/taint.md), whatever the tool."""
+        hub = await make_hub({"time": time_server()})
+        result = await hub.registry.execute("time__get_current_time", {"timezone": "UTC"}, call_ctx)
+        assert result.ok and result.label is not None, result
+        assert [(s.kind, s.ref) for s in result.label.sources] == [("mcp", "time")]
+
     async def test_an_is_error_result_becomes_a_tool_error_the_model_reads(
         self, make_hub, call_ctx: ToolExecutionContext
     ) -> None:
