@@ -66,7 +66,10 @@ async def test_a_turn_calls_an_mcp_tool_and_reads_its_answer(tmp_path: Path) -> 
     offered = [t["function"]["name"] for t in first["tools"]]
     assert "time__get_current_time" in offered and "time__convert_time" in offered
     tool_message = next(m for m in second["messages"] if m["role"] == "tool")
-    assert json.loads(tool_message["content"])["timezone"] == "UTC"
+    # An MCP server's answer reaches the model wrapped as untrusted, naming its server.
+    notice, opening, *body, closing = tool_message["content"].split("\n")
+    assert 'source="mcp time"' in opening and closing.startswith("<<<")
+    assert json.loads("\n".join(body))["timezone"] == "UTC"
 
 
 async def test_mcp_list_shows_servers_tools_and_tiers(tmp_path: Path) -> None:
