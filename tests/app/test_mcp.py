@@ -67,7 +67,7 @@ async def test_a_turn_calls_an_mcp_tool_and_reads_its_answer(tmp_path: Path) -> 
     assert "time__get_current_time" in offered and "time__convert_time" in offered
     tool_message = next(m for m in second["messages"] if m["role"] == "tool")
     # An MCP server's answer reaches the model wrapped as untrusted, naming its server.
-    notice, opening, *body, closing = tool_message["content"].split("\n")
+    _notice, opening, *body, closing = tool_message["content"].split("\n")
     assert 'source="mcp time"' in opening and closing.startswith("<<<")
     assert json.loads("\n".join(body))["timezone"] == "UTC"
 
