@@ -43,6 +43,20 @@ def _run(pyz: Path, args: list[str], home: Path, cwd: Path) -> subprocess.Comple
     )
 
 
+def _in_archive(pyz: Path, home: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a clean interpreter with the archive's path set up as its boot does."""
+    boot = (
+        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
+    )
+    return subprocess.run(
+        [sys.executable, "-I", "-c", boot + ";" + code],
+        env={"HOME": str(home), "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_archive_runs_version_and_config_show_cold_then_warm(pyz: Path, tmp_path: Path) -> None:
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
@@ -60,17 +74,7 @@ def test_archive_runs_version_and_config_show_cold_then_warm(pyz: Path, tmp_path
 
 def test_archive_imports_oxydra_from_inside_itself(pyz: Path, tmp_path: Path) -> None:
     code = "import oxydra, msgspec, sys; print(oxydra.__file__); print(msgspec.__file__)"
-    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
-    boot = (
-        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
-    )
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", boot + ";" + code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = _in_archive(pyz, tmp_path, code)
     assert out.returncode == 0, out.stderr
     oxy_file, msgspec_file = out.stdout.splitlines()
     assert oxy_file.startswith(str(pyz))
@@ -85,17 +89,7 @@ def test_archive_runs_the_wasm_guest_from_its_package_data(pyz: Path, tmp_path: 
         "from oxydra.security import Workspace; from oxydra.security.wasm import WasmWorkspace;"
         f"print(WasmWorkspace(Workspace.for_user({str(tmp_path / 'ws')!r})).read_text('a.md')[0])"
     )
-    boot = (
-        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
-    )
-    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", boot + ";" + code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = _in_archive(pyz, tmp_path, code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "from the guest"
 
@@ -119,16 +113,8 @@ def test_a_new_build_prunes_unpacked_builds_unused_for_a_day(pyz: Path, tmp_path
 def test_tracebacks_name_files_inside_the_archive_not_the_build_dir(
     pyz: Path, tmp_path: Path
 ) -> None:
-    boot = f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='b'); g['_prepare_path']()"
     code = "import oxydra.cli as c; print(c.main.__code__.co_filename)"
-    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", boot + ";" + code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = _in_archive(pyz, tmp_path, code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "oxydra.pyz/site/oxydra/cli.py"
 
@@ -144,16 +130,8 @@ def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) 
 def test_inside_the_archive_a_missing_extra_means_a_rebuild_not_pip(
     pyz: Path, tmp_path: Path
 ) -> None:
-    boot = f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='b'); g['_prepare_path']()"
     code = "from oxydra.core.errors import install_hint; print(install_hint('embed'))"
-    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", boot + ";" + code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = _in_archive(pyz, tmp_path, code)
     assert out.returncode == 0, out.stderr
     assert "build_pyz.py --with embed" in out.stdout and "pip install" not in out.stdout
 
@@ -188,17 +166,7 @@ def test_archive_bundles_the_otel_extra_and_exports_from_inside_itself(
         "obs.bridge.shutdown();"
         "print(opentelemetry.sdk.trace.__file__); print(obs.bridge.dropped)"
     )
-    boot = (
-        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
-    )
-    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", boot + ";" + code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = _in_archive(pyz, tmp_path, code)
     assert out.returncode == 0, out.stderr
     sdk_file, dropped = out.stdout.splitlines()
     assert sdk_file.startswith(str(pyz)) or str(tmp_path / ".cache") in sdk_file
@@ -215,17 +183,7 @@ def test_archive_runs_a_confined_shell_through_its_intermediate(pyz: Path, tmp_p
         "out = asyncio.run(s.run('echo $PPID; grep NoNewPrivs /proc/self/status', timeout=60));"
         "import os; print(out.stdout, out.stderr, int(out.stdout.split()[0]) != os.getpid())"
     )
-    boot = (
-        f"import runpy; g = runpy.run_path({str(pyz)!r}, run_name='oxy_boot');g['_prepare_path']()"
-    )
-    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", boot + ";" + code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = _in_archive(pyz, tmp_path, code)
     assert out.returncode == 0, out.stderr
     assert "cannot start" not in out.stdout and out.stdout.strip().endswith("True")
     show = _run(pyz, ["config", "show"], tmp_path, tmp_path)
