@@ -26,4 +26,8 @@ async def test_benign_flows_run_without_needless_prompts(scenario: ts.Scenario) 
 async def test_with_taint_policy_off_the_same_attack_does_harm(scenario: ts.Scenario) -> None:
     # The control that keeps the scenarios honest: unguarded, each payload really acts.
     outcome = await ts.run(scenario, mode="off")
+    if scenario is ts.persona_write:
+        # Persona files are operator-owned whatever the taint policy: a second layer refuses.
+        assert not outcome.harm and outcome.refused, outcome
+        return
     assert outcome.harm, outcome
