@@ -27,7 +27,7 @@ import sys
 import tempfile
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from oxydra.core.errors import WireError
 from oxydra.security.confine import ShellSandbox, shell_sandbox
@@ -50,6 +50,9 @@ from oxydra.wire.shell import (
     encode_shell_frame,
 )
 
+if TYPE_CHECKING:
+    from oxydra.security._confine_client import ConfinedProcess
+
 CHUNK_BYTES = 8 * 1024
 OUTPUT_CAP_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_SECS = 60
@@ -61,7 +64,7 @@ KILL_GRACE_SECS = 2.0
 class _Run:
     """One command's process and its buffered output."""
 
-    process: asyncio.subprocess.Process
+    process: ConfinedProcess
     chunks: deque[tuple[Literal["stdout", "stderr"], bytes]] = field(default_factory=deque)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     captured: int = 0
@@ -129,21 +132,15 @@ class ShellDaemon:
         if self.sandbox is None:
             return ShellError(request_id=request.request_id, message=f"shell {self.refusal}")
         cwd = session.cwd or os.getcwd()
-        argv = self.sandbox.argv(
-            shell=session.shell, command=request.command, cwd=cwd, grace=KILL_GRACE_SECS
-        )
-        process = await asyncio.create_subprocess_exec(
-            *argv,
+        process = await self.sandbox.start(
+            shell=session.shell,
+            command=request.command,
             cwd=cwd,
             env=session.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+            grace=KILL_GRACE_SECS,
         )
         run = _Run(process)
         timeout = request.timeout_secs or DEFAULT_TIMEOUT_SECS
-        assert process.stdout is not None and process.stderr is not None
         run.tasks = [
             asyncio.create_task(_pump(run, "stdout", process.stdout)),
             asyncio.create_task(_pump(run, "stderr", process.stderr)),
@@ -240,22 +237,19 @@ async def _supervise(run: _Run, timeout: float) -> None:
         run.timed_out = True
         await _stop(run.process)
     await asyncio.gather(*run.tasks[:2], return_exceptions=True)
+    run.process.close()
     run.exit_code = run.process.returncode
     run.done.set()
     run.changed.set()
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def _stop(process: ConfinedProcess) -> None:
     """Ask the command's intermediate to stop (it kills the whole tree); force it if stuck."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)  # not send_signal: it would reap the child
+    process.terminate()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(process.wait()), KILL_GRACE_SECS + 3)
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
+        await asyncio.wait_for(process.wait(), KILL_GRACE_SECS + 3)
+    process.kill()
+    await process.wait()
 
 
 def _minimal_env() -> dict[str, str]:

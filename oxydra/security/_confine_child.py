@@ -1,21 +1,27 @@
 """The intermediate process between the agent and a shell command (stdlib only).
 
-The agent starts `python -I -S -c <boot> <spec>` (see `confine.py`); the boot line puts this
-directory first on `sys.path` and calls `main`, so nothing of the package is imported and the
-process starts in tens of milliseconds. It exists so that:
+The confinement server (`_confine_server.py`, a small interpreter that imports nothing of
+the package) forks one intermediate per command and calls `run_call` in it; nothing is
+started per command but the fork of that single-threaded server and the shell itself. The
+intermediate exists so that:
 
-1. the shell's parent is not the agent: `/proc/$PPID` names this process, whose environment
-   is the scrubbed one the shell gets anyway;
+1. the shell's parent is not the agent: `/proc/$PPID` names this process, whose memory and
+   environment are the server's (an empty environment, no secret ever held);
 2. every process the command starts stays in reach: this process is a child subreaper
    (`PR_SET_CHILD_SUBREAPER`), so a `setsid -f` or double-forked helper is reparented here,
    not to PID 1, and is killed when the call ends — the shell exits, the agent asks
-   (SIGTERM), or the agent dies (`PR_SET_PDEATHSIG`, so a kill -9 of `vm` leaves nothing);
+   (SIGTERM), or the server dies with the agent (`PR_SET_PDEATHSIG` on both, so a kill -9
+   of `vm` leaves nothing);
 3. the confinement is applied in a single-threaded process, not in a `preexec_fn` of the
    threaded agent: in the forked child, `RLIMIT`s, the capability bounding set emptied
-   (when root), `no_new_privs`, then Landlock, then `execve` of the shell.
+   (when root), `no_new_privs`, then Landlock, then `execve` of the shell with the
+   scrubbed environment the agent sent.
 
-Exit status: the shell's own (a signal death is re-raised on this process). 125 means the
-agent was already gone; 126 that the sandbox could not be applied (the reason is on stderr).
+The agent learns the call's fate on the report pipe: first `<pid>`, last `exit <code>`
+(the shell's status, a negative signal number for a signal death, 137 when it had to be
+killed). No `exit` line means the intermediate itself was killed. It exits the same way:
+a signal death is re-raised on this process; 125 means the server was already gone; 126
+that the sandbox could not be applied (the reason is on the command's stderr).
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ import errno
 import json
 import os
 import signal
-import sys
 import time
 from typing import Any
 
@@ -54,13 +59,58 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
 
 
-def main() -> None:
-    """Run the command of the spec in argv[1] under its sandbox; exit with its status."""
-    spec: dict[str, Any] = json.loads(sys.argv[1])
+def run_call(server: int, spec_fd: int, out_fd: int, err_fd: int, report_fd: int) -> None:
+    """In a child just forked by the server: run one command under its sandbox. Never returns.
+
+    `spec_fd` holds the JSON spec (see `ShellSandbox.spec`); the command's stdout and
+    stderr go to `out_fd` and `err_fd`; the report pipe gets the pid first, the exit last.
+    """
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != server:  # the server died before the signal was armed
+            os._exit(125)
+        os.setsid()  # its own session and group: the agent's last resort is `killpg`
+        _report(report_fd, f"{os.getpid()}\n")
+        spec: dict[str, Any] = json.loads(_read_all(spec_fd))
+        _stdio(out_fd, err_fd)
+        os.chdir(spec["cwd"])
+    except BaseException as exc:
+        _report(err_fd, f"oxydra: cannot start the confined shell: {exc}\n")
+        _report(report_fd, "exit 126\n")
+        os._exit(126)
+    _supervise(spec, report_fd)
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    parts = []
+    while chunk := os.read(fd, 1 << 16):
+        parts.append(chunk)
+    os.close(fd)
+    return b"".join(parts)
+
+
+def _stdio(out_fd: int, err_fd: int) -> None:
+    """Stdin from /dev/null, stdout and stderr to the agent's pipes; nothing else open."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    for fd in (null, out_fd, err_fd):
+        if fd > 2:
+            os.close(fd)
+
+
+def _report(fd: int, line: str) -> None:
+    try:
+        os.write(fd, line.encode())
+    except OSError:  # the reader is gone: the call ends the same way
+        pass
+
+
+def _supervise(spec: dict[str, Any], report_fd: int) -> None:
+    """Fork the shell, wait for it, stop it if asked, kill what is left, report, exit."""
     _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != spec["parent"]:  # the agent died before the signal was armed
-        os._exit(125)
     _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     scoped = int(spec.get("abi", 0)) >= 6 and _scope_own_signals()
     for signum in _STOP_SIGNALS:
@@ -68,6 +118,7 @@ def main() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)  # no _Stop between fork and exec
     shell = os.fork()
     if shell == 0:
+        os.close(report_fd)
         _exec_shell(spec)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     status: int | None = None
@@ -78,6 +129,7 @@ def main() -> None:
         status = _terminate(shell, float(spec.get("grace", 2.0)), scoped)
     _ignore_stop_signals()
     _kill_tree(shell, scoped)
+    _report(report_fd, f"exit {_exit_code(status)}\n")
     _exit_like(status)
 
 
@@ -121,7 +173,7 @@ def _exec_shell(spec: dict[str, Any]) -> None:
             ll.Ruleset.build(rules, int(spec["abi"])).enforce()
         os.chdir(spec["cwd"])
         shell = spec["shell"]
-        os.execve(shell, [shell, "-c", spec["command"]], os.environ)
+        os.execve(shell, [shell, "-c", spec["command"]], spec["env"])
     except BaseException as exc:
         os.write(2, f"oxydra: cannot start the confined shell: {exc}\n".encode())
     os._exit(126)
@@ -259,9 +311,15 @@ def _ignore_stop_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
+def _exit_code(status: int | None) -> int:
+    """What the agent reports: the shell's code, minus its signal, or 137 if it was killed."""
+    if status is None:
+        return 137
+    return os.waitstatus_to_exitcode(status)
+
+
 def _exit_like(status: int | None) -> None:
     """Exit with the shell's status; a signal death is reproduced on this process."""
-    sys.stdout.flush()
     if status is None:
         os._exit(137)
     if os.WIFSIGNALED(status):
@@ -270,7 +328,3 @@ def _exit_like(status: int | None) -> None:
         os.kill(os.getpid(), signum)
         os._exit(128 + signum)
     os._exit(os.waitstatus_to_exitcode(status))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,10 @@
 """Confinement of every shell command the product runs (`ask`, `vm`, the shell daemon).
 
-A command never runs as a child of the agent. The agent starts a small intermediate
-(`_confine_child.py`, a fresh interpreter that imports nothing of ours) in a new session,
-with a scrubbed environment; the intermediate forks the shell and, in that child only,
-applies the sandbox before `execve`. Invariants:
+A command never runs as a child of the agent. The agent sends it to the confinement server
+(`_confine_server.py`, a small interpreter that imports nothing of ours, started once with an
+empty environment); the server forks an intermediate (`_confine_child.py`) in a new session,
+which forks the shell and, in that child only, applies the sandbox before `execve` with the
+scrubbed environment. Invariants:
 
 1. Files: Landlock allows read-write beneath `writable` (the workspace's `shared` and
    `tmp`), read + execute on the system directories, read on a fixed list of `/etc`
@@ -24,14 +25,16 @@ applies the sandbox before `execve`. Invariants:
 
 from __future__ import annotations
 
-import json
 import os
 import resource
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from oxydra.security import _landlock as ll
+
+if TYPE_CHECKING:
+    from oxydra.security._confine_client import ConfinedProcess
 
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
 ETC_ENTRIES = (
@@ -83,34 +86,43 @@ class ShellSandbox:
         rules += [(p, ll.READ_FILE) for p in DEVICES_RO]
         return rules
 
-    def argv(self, *, shell: str, command: str, cwd: str, grace: float = 2.0) -> list[str]:
-        """The intermediate's command line; it runs `shell -c command` in `cwd`, confined.
+    def spec(
+        self, *, shell: str, command: str, cwd: str, env: Mapping[str, str], grace: float = 2.0
+    ) -> dict[str, Any]:
+        """What the intermediate needs to run `shell -c command` in `cwd`, confined.
 
-        `grace` is how long a stopped command gets between SIGTERM and SIGKILL.
+        `env` is the command's whole environment (`shell_environment` builds it); `grace`
+        is how long a stopped command gets between SIGTERM and SIGKILL.
         """
-        spec = {
+        return {
             "shell": shell,
             "command": command,
             "cwd": cwd,
+            "env": dict(env),
             "abi": self.abi,
             "rules": self.rules(),
             "rlimits": [list(pair) for pair in self.rlimits],
             "grace": grace,
-            "parent": os.getpid(),
         }
-        return [sys.executable, "-I", "-S", "-c", _boot_line(), json.dumps(spec)]
+
+    async def start(
+        self, *, shell: str, command: str, cwd: str, env: Mapping[str, str], grace: float = 2.0
+    ) -> ConfinedProcess:
+        """Start `shell -c command` under this sandbox (see `_confine_client.start_confined`).
+
+        Raises:
+            OSError: the confinement server could not run it.
+        """
+        from oxydra.security._confine_client import start_confined
+
+        spec = self.spec(shell=shell, command=command, cwd=cwd, env=env, grace=grace)
+        return await start_confined(spec)
 
     def describe(self) -> str:
         """One line for `config show` and the logs."""
         if self.confined:
             return f"on, confined by Landlock (ABI {self.abi}) to the workspace's shared and tmp"
         return f"on, UNCONFINED files ({OPT_IN}); environment scrubbed, process tree killed"
-
-
-def _boot_line() -> str:
-    """Python source that imports the intermediate from this directory (a zip path works)."""
-    here = os.path.dirname(os.path.abspath(ll.__file__))
-    return f"import sys;sys.path[:0]=[{here!r}];import _confine_child;_confine_child.main()"
 
 
 def shell_sandbox(

@@ -1,13 +1,14 @@
 """`shell_exec` behind a `ShellSession`: a local confined process, or the shell daemon.
 
 `LocalShellSession` runs `/bin/sh -c <command>` through the sandbox of
-`security/confine.py`: an intermediate process in a new session (so the shell's parent is
-not the agent), Landlock to the workspace's `shared` and `tmp`, `no_new_privs`, rlimits and
-a scrubbed environment (no provider key, no gateway token). Stdin is closed, both streams
-are read concurrently and capped. On timeout or cancellation the intermediate is asked to
-stop (SIGTERM): it terminates the command, then kills every process the command started,
-`setsid` helpers included; when the command itself exits, stragglers are killed too, so no
-output pipe is held open and nothing outlives the call. The exit status is always reported.
+`security/confine.py`: the confinement server forks an intermediate process in a new
+session (so the shell's parent is not the agent), Landlock to the workspace's `shared` and
+`tmp`, `no_new_privs`, rlimits and a scrubbed environment (no provider key, no gateway
+token). Stdin is closed, both streams are read concurrently and capped. On timeout or
+cancellation the intermediate is asked to stop (SIGTERM): it terminates the command, then
+kills every process the command started, `setsid` helpers included; when the command
+itself exits, stragglers are killed too, so no output pipe is held open and nothing
+outlives the call. The exit status is always reported.
 
 The shell policy (argv-level allow/deny) is applied by the tool before the session sees
 the command. It is a guard rail only: confinement comes from the sandbox.
@@ -18,9 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import msgspec
 
@@ -29,6 +29,9 @@ from oxydra.security import ShellPolicy
 from oxydra.security.confine import ShellSandbox, shell_environment
 from oxydra.tools._context import ToolExecutionContext
 from oxydra.tools._decorator import FunctionTool, tool
+
+if TYPE_CHECKING:
+    from oxydra.security._confine_client import ConfinedProcess
 
 OUTPUT_LIMIT = 64 * 1024
 
@@ -99,14 +102,9 @@ class LocalShellSession:
 
     async def run(self, command: str, *, timeout: float) -> ShellOutput:
         """See `ShellSession.run`."""
-        argv = self.sandbox.argv(
-            shell=self.shell, command=command, cwd=self.cwd, grace=self.kill_grace
+        process = await self.sandbox.start(
+            shell=self.shell, command=command, cwd=self.cwd, env=self.env, grace=self.kill_grace
         )
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=self.cwd, env=self.env, start_new_session=True,
-        )  # fmt: skip
         budget = _Budget(self.output_limit)
         readers = [
             asyncio.ensure_future(budget.drain(process.stdout, 0)),
@@ -126,66 +124,35 @@ class LocalShellSession:
             truncated=budget.truncated,
         )
 
-    async def _timed_out(self, process: asyncio.subprocess.Process, timeout: float) -> bool:
+    async def _timed_out(self, process: ConfinedProcess, timeout: float) -> bool:
         try:
             async with asyncio.timeout(timeout):
-                await _exited(process)
+                await process.wait()
         except TimeoutError:
             return True
         return False
 
     async def _reap(
         self,
-        process: asyncio.subprocess.Process,
+        process: ConfinedProcess,
         readers: Sequence[asyncio.Future[None]],
         *,
         stop: bool,
     ) -> None:
         if stop and process.returncode is None:  # the intermediate stops and sweeps the tree
-            # os.kill, not send_signal: Popen.send_signal polls, reaping the child under the
-            # event loop's watcher (which then reports exit status 255)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
+            process.terminate()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(process.wait()), self.kill_grace + 3)
-        if stop:
-            _signal_group(process.pid, signal.SIGKILL)  # a backstop if it could not
+                await asyncio.wait_for(process.wait(), self.kill_grace + 3)
+            process.kill()  # a backstop if it could not (the server sweeps its leftovers)
         await process.wait()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*readers), self.kill_grace)
         for reader in readers:
             reader.cancel()
+        process.close()
 
     async def close(self) -> None:
         """See `ShellSession.close` (nothing persists between commands here)."""
-
-
-async def _exited(process: asyncio.subprocess.Process) -> None:
-    """Wait until the shell itself exits, even if a background child keeps its pipes open.
-
-    `Process.wait()` also waits for the pipes to close, so it cannot tell "the command
-    finished" from "a straggler still holds stdout". A pidfd says exactly when the process
-    ends (Linux >= 5.3); elsewhere the return code the child watcher records is polled.
-    """
-    try:
-        fd = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):
-        while process.returncode is None:
-            await asyncio.sleep(0.02)
-        return
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    loop.add_reader(fd, lambda: None if done.done() else done.set_result(None))
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
 
 
 class _Budget:

@@ -146,6 +146,62 @@ class TestNothingOutlivesTheCall:
         assert _wait_gone(pids) == []
 
 
+class TestTheConfinementServer:
+    """One server forks every call's intermediate; it must add no way out."""
+
+    async def test_the_command_holds_no_descriptor_but_its_stdio(self, tmp_path: Path) -> None:
+        # abi=0 leaves /proc readable: the control socket, the spec and the report pipe
+        # must not be open in the shell (it could ask the server for an unconfined run)
+        out = await _session(tmp_path, abi=0).run("ls /proc/self/fd", timeout=20)
+        assert out.stdout.split() == ["0", "1", "2", "3"]  # 3: the directory ls reads
+
+    async def test_one_server_forks_every_intermediate(self, tmp_path: Path) -> None:
+        from oxydra.security import _confine_client
+
+        session = _session(tmp_path, abi=0)
+        first = await session.run("grep PPid /proc/$PPID/status", timeout=20)
+        second = await session.run("grep PPid /proc/$PPID/status", timeout=20)
+        server = _confine_client._current()
+        assert first.stdout == second.stdout == f"PPid:\t{server.process.pid}\n"
+
+    async def test_the_server_holds_no_environment(self, tmp_path: Path) -> None:
+        from oxydra.security import _confine_client
+
+        await _session(tmp_path, abi=0).run("true", timeout=20)
+        pid = _confine_client._current().process.pid
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except PermissionError:
+            pytest.skip("a non-dumpable process's environ is readable by root only")
+        assert environ == b""
+
+    async def test_a_killed_intermediate_leaves_no_helper(self, tmp_path: Path) -> None:
+        command = "setsid -f sh -c 'echo $$ > h.pid; exec sleep 300'; sleep 0.3; kill -9 $PPID"
+        out = await _session(tmp_path, abi=0).run(command, timeout=20)
+        assert out.exit_code == -signal.SIGKILL
+        pid = int((tmp_path / "shared" / "h.pid").read_text())
+        assert _wait_gone([pid]) == []
+
+    async def test_a_killed_server_stops_its_commands_and_is_replaced(self, tmp_path: Path) -> None:
+        from oxydra.security import _confine_client
+
+        session = _session(tmp_path)
+        await session.run("true", timeout=20)
+        server = _confine_client._current().process
+        call = asyncio.ensure_future(session.run("echo $$ > sh.pid; exec sleep 300", timeout=300))
+        pid_file = tmp_path / "shared" / "sh.pid"
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        server.kill()
+        out = await asyncio.wait_for(call, 30)
+        assert out.exit_code is not None and out.exit_code < 0
+        assert _wait_gone([int(pid_file.read_text())]) == []
+        again = await session.run("echo fine", timeout=20)
+        assert again.stdout == "fine\n" and _confine_client._current().process.pid != server.pid
+
+
 class TestEnvironment:
     def test_secrets_and_oxydra_variables_never_reach_the_shell(self) -> None:
         source = {
@@ -216,12 +272,15 @@ def msgspec_with_opt_in() -> AgentConfig:
     return msgspec.convert(tree, AgentConfig)
 
 
-def test_the_intermediate_imports_nothing_of_the_package(tmp_path: Path) -> None:
-    sandbox = ShellSandbox(writable=(str(tmp_path),), abi=0)
-    argv = sandbox.argv(shell="/bin/sh", command="echo ok", cwd=str(tmp_path))
-    probe = argv[4].replace("_confine_child.main()", "print(sorted(sys.modules))")
-    out = subprocess.run([*argv[:4], probe], capture_output=True, text=True, check=True)
-    assert "oxydra" not in out.stdout and "'_confine_child'" in out.stdout
+def test_the_confinement_server_imports_nothing_of_the_package() -> None:
+    from oxydra.security._confine_client import boot_line
+
+    probe = boot_line().replace("_confine_server.serve()", "print(sorted(sys.modules))")
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert "oxydra" not in out.stdout and "'_confine_server'" in out.stdout
+    assert "'_confine_child'" in out.stdout
     assert asyncio.iscoroutinefunction(LocalShellSession.run)
 
 
