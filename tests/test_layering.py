@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "oxydra"
 # Lower number = lower layer. A module may import its own layer or lower ones, and no import
 # may close a cycle, between packages or between modules.
 LAYER = {
+    "_lazy": 0,
     "core": 0,
     "wire": 1,
     "config": 2,

@@ -7,7 +7,22 @@ stay acyclic (tests/test_layering.py). The CLI imports the modes `oxydra.app.ask
 `oxydra.app.vm` by name.
 """
 
-from oxydra.app.services import Services, open_services, sidecar_shell
-from oxydra.app.vm import serve_vm
+import typing as _typing
+
+from oxydra._lazy import lazy_getattr as _lazy_getattr
+
+if _typing.TYPE_CHECKING:
+    from oxydra.app.services import Services, open_services, sidecar_shell
+    from oxydra.app.vm import serve_vm
 
 __all__ = ["Services", "open_services", "serve_vm", "sidecar_shell"]
+
+__getattr__ = _lazy_getattr(
+    globals(),
+    {
+        "Services": "oxydra.app.services",
+        "open_services": "oxydra.app.services",
+        "serve_vm": "oxydra.app.vm",
+        "sidecar_shell": "oxydra.app.services",
+    },
+)

@@ -7,10 +7,15 @@ owns (`SESSION_SCHEMA` names their migrations). The `vm` mode that assembles the
 `oxydra.app`.
 """
 
-from oxydra.gateway._store import MemorySessionRecords
-from oxydra.gateway._table import SESSION_SCHEMA
-from oxydra.gateway.core import GatewayCore
-from oxydra.gateway.server import GatewayServer
+import typing as _typing
+
+from oxydra._lazy import lazy_getattr as _lazy_getattr
+
+if _typing.TYPE_CHECKING:
+    from oxydra.gateway._store import MemorySessionRecords
+    from oxydra.gateway._table import SESSION_SCHEMA
+    from oxydra.gateway.core import GatewayCore
+    from oxydra.gateway.server import GatewayServer
 
 __all__ = [
     "GatewayCore",
@@ -18,3 +23,13 @@ __all__ = [
     "MemorySessionRecords",
     "SESSION_SCHEMA",
 ]
+
+__getattr__ = _lazy_getattr(
+    globals(),
+    {
+        "GatewayCore": "oxydra.gateway.core",
+        "GatewayServer": "oxydra.gateway.server",
+        "MemorySessionRecords": "oxydra.gateway._store",
+        "SESSION_SCHEMA": "oxydra.gateway._table",
+    },
+)

@@ -10,30 +10,35 @@ the same worker thread and `Database` connection. The model-facing tools are `@t
 `oxydra.memory.tools`, not imported here.
 """
 
-from oxydra.memory._db import Database
-from oxydra.memory._embed import (
-    Embedder,
-    FastEmbedEmbedder,
-    HashedEmbedder,
-    create_embedder,
-    prepare_minilm_dir,
-)
-from oxydra.memory._memory import Memory
-from oxydra.memory._notes import notes_session_id
-from oxydra.memory._store import MemoryStore, index_path_for, resolve_db_path
-from oxydra.memory._types import (
-    ChunkInput,
-    ConversationRecord,
-    Note,
-    RestoredSession,
-    ScratchpadState,
-    ScratchpadWrite,
-    SearchHit,
-    SearchMode,
-    StoredEvent,
-    SummaryState,
-    UpsertResult,
-)
+import typing as _typing
+
+from oxydra._lazy import lazy_getattr as _lazy_getattr
+
+if _typing.TYPE_CHECKING:
+    from oxydra.memory._db import Database
+    from oxydra.memory._embed import (
+        Embedder,
+        FastEmbedEmbedder,
+        HashedEmbedder,
+        create_embedder,
+        prepare_minilm_dir,
+    )
+    from oxydra.memory._memory import Memory
+    from oxydra.memory._notes import notes_session_id
+    from oxydra.memory._store import MemoryStore, index_path_for, resolve_db_path
+    from oxydra.memory._types import (
+        ChunkInput,
+        ConversationRecord,
+        Note,
+        RestoredSession,
+        ScratchpadState,
+        ScratchpadWrite,
+        SearchHit,
+        SearchMode,
+        StoredEvent,
+        SummaryState,
+        UpsertResult,
+    )
 
 __all__ = [
     "ChunkInput",
@@ -59,3 +64,31 @@ __all__ = [
     "prepare_minilm_dir",
     "resolve_db_path",
 ]
+
+__getattr__ = _lazy_getattr(
+    globals(),
+    {
+        "ChunkInput": "oxydra.memory._types",
+        "ConversationRecord": "oxydra.memory._types",
+        "Database": "oxydra.memory._db",
+        "Embedder": "oxydra.memory._embed",
+        "FastEmbedEmbedder": "oxydra.memory._embed",
+        "HashedEmbedder": "oxydra.memory._embed",
+        "Memory": "oxydra.memory._memory",
+        "MemoryStore": "oxydra.memory._store",
+        "Note": "oxydra.memory._types",
+        "RestoredSession": "oxydra.memory._types",
+        "ScratchpadState": "oxydra.memory._types",
+        "ScratchpadWrite": "oxydra.memory._types",
+        "SearchHit": "oxydra.memory._types",
+        "SearchMode": "oxydra.memory._types",
+        "StoredEvent": "oxydra.memory._types",
+        "SummaryState": "oxydra.memory._types",
+        "UpsertResult": "oxydra.memory._types",
+        "create_embedder": "oxydra.memory._embed",
+        "index_path_for": "oxydra.memory._store",
+        "notes_session_id": "oxydra.memory._notes",
+        "prepare_minilm_dir": "oxydra.memory._embed",
+        "resolve_db_path": "oxydra.memory._store",
+    },
+)

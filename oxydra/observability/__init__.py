@@ -6,11 +6,16 @@ is imported only when `[observability] enabled`. `oxydra usage` and `oxydra trac
 store (`commands.py`). docs/observability.md describes spans, metrics and settings.
 """
 
-from oxydra.observability._metrics import INSTRUMENTS, PromRegistry
-from oxydra.observability._observer import Observer, parse_traceparent
-from oxydra.observability._records import SpanEvent, SpanRecord, TurnUsage
-from oxydra.observability._setup import Observability, start_observability
-from oxydra.observability._store import db_path
+import typing as _typing
+
+from oxydra._lazy import lazy_getattr as _lazy_getattr
+
+if _typing.TYPE_CHECKING:
+    from oxydra.observability._metrics import INSTRUMENTS, PromRegistry
+    from oxydra.observability._observer import Observer, parse_traceparent
+    from oxydra.observability._records import SpanEvent, SpanRecord, TurnUsage
+    from oxydra.observability._setup import Observability, start_observability
+    from oxydra.observability._store import db_path
 
 __all__ = [
     "INSTRUMENTS",
@@ -24,3 +29,19 @@ __all__ = [
     "parse_traceparent",
     "start_observability",
 ]
+
+__getattr__ = _lazy_getattr(
+    globals(),
+    {
+        "INSTRUMENTS": "oxydra.observability._metrics",
+        "Observability": "oxydra.observability._setup",
+        "Observer": "oxydra.observability._observer",
+        "PromRegistry": "oxydra.observability._metrics",
+        "SpanEvent": "oxydra.observability._records",
+        "SpanRecord": "oxydra.observability._records",
+        "TurnUsage": "oxydra.observability._records",
+        "db_path": "oxydra.observability._store",
+        "parse_traceparent": "oxydra.observability._observer",
+        "start_observability": "oxydra.observability._setup",
+    },
+)

@@ -11,29 +11,34 @@ Facade: `ScheduleStore` (async store and notification outbox), `SchedulerExecuto
 `cadence_from_tool`; types in `oxydra.scheduler.types`.
 """
 
-from oxydra.scheduler._store import ScheduleStore
-from oxydra.scheduler._table import SCHEDULE_SCHEMA, ScheduleTable
-from oxydra.scheduler.cadence import (
-    cadence_from_tool,
-    format_instant,
-    next_run,
-    parse_instant,
-    validate,
-)
-from oxydra.scheduler.executor import Notifier, Outbox, SchedulerExecutor, utc_now
-from oxydra.scheduler.tools import schedule_tools
-from oxydra.scheduler.types import (
-    Cadence,
-    Cron,
-    Interval,
-    Once,
-    OutputChunk,
-    RunResult,
-    ScheduleDefinition,
-    ScheduleFilters,
-    SchedulePatch,
-    ScheduleRun,
-)
+import typing as _typing
+
+from oxydra._lazy import lazy_getattr as _lazy_getattr
+
+if _typing.TYPE_CHECKING:
+    from oxydra.scheduler._store import ScheduleStore
+    from oxydra.scheduler._table import SCHEDULE_SCHEMA, ScheduleTable
+    from oxydra.scheduler.cadence import (
+        cadence_from_tool,
+        format_instant,
+        next_run,
+        parse_instant,
+        validate,
+    )
+    from oxydra.scheduler.executor import Notifier, Outbox, SchedulerExecutor, utc_now
+    from oxydra.scheduler.tools import schedule_tools
+    from oxydra.scheduler.types import (
+        Cadence,
+        Cron,
+        Interval,
+        Once,
+        OutputChunk,
+        RunResult,
+        ScheduleDefinition,
+        ScheduleFilters,
+        SchedulePatch,
+        ScheduleRun,
+    )
 
 __all__ = [
     "Cadence",
@@ -60,3 +65,32 @@ __all__ = [
     "utc_now",
     "validate",
 ]
+
+__getattr__ = _lazy_getattr(
+    globals(),
+    {
+        "Cadence": "oxydra.scheduler.types",
+        "Cron": "oxydra.scheduler.types",
+        "Interval": "oxydra.scheduler.types",
+        "Notifier": "oxydra.scheduler.executor",
+        "Once": "oxydra.scheduler.types",
+        "Outbox": "oxydra.scheduler.executor",
+        "OutputChunk": "oxydra.scheduler.types",
+        "RunResult": "oxydra.scheduler.types",
+        "SCHEDULE_SCHEMA": "oxydra.scheduler._table",
+        "ScheduleDefinition": "oxydra.scheduler.types",
+        "ScheduleFilters": "oxydra.scheduler.types",
+        "SchedulePatch": "oxydra.scheduler.types",
+        "ScheduleRun": "oxydra.scheduler.types",
+        "ScheduleStore": "oxydra.scheduler._store",
+        "ScheduleTable": "oxydra.scheduler._table",
+        "SchedulerExecutor": "oxydra.scheduler.executor",
+        "cadence_from_tool": "oxydra.scheduler.cadence",
+        "format_instant": "oxydra.scheduler.cadence",
+        "next_run": "oxydra.scheduler.cadence",
+        "parse_instant": "oxydra.scheduler.cadence",
+        "schedule_tools": "oxydra.scheduler.tools",
+        "utc_now": "oxydra.scheduler.executor",
+        "validate": "oxydra.scheduler.cadence",
+    },
+)
