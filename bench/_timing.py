@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -11,8 +12,19 @@ from collections.abc import Sequence
 
 def run_median(cmd: Sequence[str], runs: int, env: dict[str, str] | None = None) -> float:
     """Median wall time in seconds of `runs` runs of a command (output discarded)."""
-    times = []
+    return run_stats(cmd, runs, env)[0]
+
+
+def run_stats(
+    cmd: Sequence[str], runs: int, env: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system, the command and its children).
+
+    On a shared machine the CPU figure moves far less with the load than the wall time.
+    """
+    times, cpus = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(
             cmd,
@@ -22,7 +34,9 @@ def run_median(cmd: Sequence[str], runs: int, env: dict[str, str] | None = None)
             check=True,
         )
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times), statistics.median(cpus)
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

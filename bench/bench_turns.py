@@ -13,8 +13,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from bench._timing import run_median
+from bench._timing import run_median, run_stats
 
 RUNS = 15
 BARE = """
@@ -65,6 +66,20 @@ def _ask_cmd(url: str, question: str) -> list[str]:
     return cmd
 
 
+def _body(recorded: dict[str, Any]) -> dict[str, Any]:
+    """The request body as sent (the fake LLM records it as JSON text)."""
+    body = recorded.get("body", recorded)
+    return json.loads(body) if isinstance(body, str) else body  # type: ignore[no-any-return]
+
+
+def _fig(stats: tuple[float, float], base: tuple[float, float]) -> str:
+    wall, cpu = stats
+    return (
+        f"{wall * 1000:6.1f} ms wall ({wall / base[0]:.2f}x), "
+        f"{cpu * 1000:6.1f} ms CPU ({cpu / base[1]:.2f}x)"
+    )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
@@ -81,29 +96,28 @@ def main() -> None:
         record = Path(tmp) / "requests.jsonl"
         proc, url = _start_fake(script, record)
         try:
-            bare = run_median([sys.executable, "-c", BARE, url], RUNS, env)
+            bare = run_stats([sys.executable, "-c", BARE, url], RUNS, env)
             run_median(_ask_cmd(url, "warm the page cache"), 2, env)
-            ask = run_median(_ask_cmd(url, "hello"), RUNS, env)
-            bare2 = run_median([sys.executable, "-c", BARE, url], RUNS, env)
-            tool = run_median(_ask_cmd(url, "write a file"), RUNS, env)
-            jail = run_median(
+            ask = run_stats(_ask_cmd(url, "hello"), RUNS, env)
+            bare2 = run_stats([sys.executable, "-c", BARE, url], RUNS, env)
+            tool = run_stats(_ask_cmd(url, "write a file"), RUNS, env)
+            jail = run_stats(
                 [*_ask_cmd(url, "write a file"), "--set", "tools.isolation=process"], RUNS, env
             )
         finally:
             proc.terminate()
             proc.wait()
         base = min(bare, bare2)
-        bodies = [json.loads(line) for line in record.read_text().splitlines()]
-        ours = [b for b in bodies if "tools" in json.dumps(b.get("body", b))]
-        size = len(json.dumps(ours[-1].get("body", ours[-1]), separators=(",", ":")))
-    print(f"bare httpx streaming request, fresh process: {base * 1000:7.1f} ms")
-    print(f"ask, text turn:                              {ask * 1000:7.1f} ms  ({ask / base:.2f}x)")
+        bodies = [_body(json.loads(line)) for line in record.read_text().splitlines()]
+        ours = [b for b in bodies if "tools" in b]
+        size = len(json.dumps(ours[-1], separators=(",", ":"), ensure_ascii=False).encode())
+    print(f"bare httpx streaming request, fresh process: {_fig(base, base)}")
+    print(f"ask, text turn:                              {_fig(ask, base)}")
     print(
-        f"ask, one tool call (2 model calls):          {tool * 1000:7.1f} ms  ({tool / base:.2f}x,"
-        " file tool in the WASM guest, compiled on first use)"
+        f"ask, one tool call (2 model calls):          {_fig(tool, base)}"
+        " (file tool in the WASM guest, compiled on first use)"
     )
-    print(
-        f"  same, file tool in the in-process jail:    {jail * 1000:7.1f} ms  ({jail / base:.2f}x)"
-    )
+    print(f"  same, file tool in the in-process jail:    {_fig(jail, base)}")
     print(f"request body of one call (prompt + tools):   {size / 1000:7.1f} KB")
+    print("(wall / CPU of the process tree: medians; ratios to the bare request's)")
     os.environ.pop("OXYDRA_BENCH", None)

@@ -194,9 +194,9 @@ def format_output(output: ShellOutput, timeout: float) -> str:
 
 
 LOCAL_DESCRIPTION = (
-    "Run a shell command and return its output and exit status. Its working directory is "
-    "your /shared folder, but the names /shared, /tmp and /vault do not exist for the "
-    "shell: use paths relative to the working directory (notes.md, not /shared/notes.md)."
+    "Run a shell command; returns its output and exit status. It runs in your /shared "
+    "folder, where the paths /shared, /tmp and /vault do not exist: use relative paths "
+    "(notes.md, not /shared/notes.md)."
 )
 
 
