@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench._procs import stop
 from bench.bench_gateway import ANSWER, TOKEN, _rss_mib, _start_fake, _start_vm
 from oxydra.wire import gateway as g
 
@@ -117,10 +118,7 @@ async def _main(seconds: float) -> None:
             marks = samples[:: max(1, len(samples) // 10)]
             print("RSS over time: " + ", ".join(f"{t:.0f}s {r:.0f}" for t, r in marks))
         finally:
-            vm.terminate()
-            vm.wait()
-            fake.terminate()
-            fake.wait()
+            stop(vm, fake)
 
 
 def main() -> None:
