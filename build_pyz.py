@@ -160,6 +160,27 @@ def is_native(entry: Path) -> bool:
     return any(p.name.endswith(NATIVE_SUFFIXES) for p in entry.rglob("*"))
 
 
+def native_groups(site: Path) -> dict[str, list[str]]:
+    """Each native top-level module and the entries unpacked for it, the package last.
+
+    A module is its directory or its extension file (`x.cpython-311-x86_64-linux-gnu.so`
+    is module `x`); a vendored `<name>.libs` goes with the package `<name>`. Metadata and a
+    `.libs` without its package are not listed: the first run unpacks them up front.
+    """
+    native = [e for e in sorted(site.iterdir()) if e.name != "__pycache__" and is_native(e)]
+    groups: dict[str, list[str]] = {}
+    for entry in native:
+        if entry.name.endswith((".dist-info", ".libs")):
+            continue
+        module = entry.name.split(".", 1)[0] if entry.is_file() else entry.name
+        groups.setdefault(module, []).append(entry.name)
+    for entry in native:
+        base = entry.name.removesuffix(".libs")
+        if entry.name.endswith(".libs") and base in groups:
+            groups[base].insert(0, entry.name)
+    return groups
+
+
 def compile_legacy_pyc(path: Path, shown_as: str) -> None:
     """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash).
 
@@ -196,7 +217,10 @@ def write_archive(site: Path, output: Path) -> str:
         digest.update(file.read_bytes())
     build_id = f"{_version()}-{digest.hexdigest()[:16]}"
     bootstrap = (
-        (ROOT / "oxydra.py").read_text().replace('BUILD_ID = "dev"', f'BUILD_ID = "{build_id}"', 1)
+        (ROOT / "oxydra.py")
+        .read_text()
+        .replace('BUILD_ID = "dev"', f'BUILD_ID = "{build_id}"', 1)
+        .replace("] = {}  # replaced by build_pyz.py", f"] = {native_groups(site)!r}  #", 1)
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")

@@ -1,10 +1,18 @@
 """Entry point of `oxydra.pyz` (copied into the archive as `__main__.py`).
 
 Pure-Python code runs straight from the archive. Packages with native extensions cannot be
-imported from a zip, so the first run unpacks them once into a cache directory named by the
-build id (`$OXYDRA_PYZ_CACHE`, else `$XDG_CACHE_HOME/oxydra/pyz`, else `~/.cache/oxydra/pyz`);
-later runs pay one `stat` for that. The unpack is atomic (temp dir + rename), so two first
-runs at once, or a run killed midway, never leave a half-filled cache in use.
+imported from a zip, so they are unpacked into a cache directory named by the build id
+(`$OXYDRA_PYZ_CACHE`, else `$XDG_CACHE_HOME/oxydra/pyz`, else `~/.cache/oxydra/pyz`), each
+one only when it is first imported: the first run unpacks the package metadata (a few
+hundred KB) and then what that run imports (msgspec for `--help`, not numpy, wasmtime or
+the vector index). `NATIVE` (filled in by build_pyz.py) maps each native top-level module to
+its archive entries (the package, then its vendored `.libs`); `_NativeFinder` unpacks a
+group the first time one of its names is imported. Every unpack is atomic (a scratch dir in
+the cache, then `rename`), so two first runs at once, or a run killed midway, never leave a
+half-filled package in use. Later runs pay one `stat` per native package they import.
+
+The archive runs isolated from the interpreter's own site-packages: a package installed
+there (click, pygments, trio) is neither imported by ours nor found instead of ours.
 
 Each run marks its cache dir as used (its mtime, refreshed at most hourly). When a new build
 unpacks, the dirs of other builds unused for `PRUNE_AFTER_SECS`, and scratch dirs of
@@ -17,6 +25,7 @@ import sys
 import time
 
 BUILD_ID = "dev"  # replaced by build_pyz.py
+NATIVE: dict[str, list[str]] = {}  # replaced by build_pyz.py: module -> entries under native/
 PRUNE_AFTER_SECS = 24 * 3600
 TOUCH_AFTER_SECS = 3600
 
@@ -29,42 +38,137 @@ def _cache_root() -> str:
     return os.path.join(base, "oxydra", "pyz")
 
 
-def _unpack_native(archive: str, target: str) -> None:
+def _unpack(archive: str, cache: str, entries: list[str], target: str) -> None:
+    """Extract `native/<entry>` for each entry into a scratch dir, then rename into `target`.
+
+    `entries` are top-level names (`numpy`, `numpy.libs`, `x.cpython-311-x86_64-linux-gnu.so`)
+    or, when `target` does not exist yet, ignored: the scratch dir itself becomes `target`.
+    """
     import shutil
     import tempfile
     import zipfile
 
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=".unpack-", dir=parent)
+    os.makedirs(cache, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".unpack-", dir=cache)
     try:
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
-                if info.filename.startswith("native/") and not info.is_dir():
-                    dest = zf.extract(info, scratch)
-                    mode = (info.external_attr >> 16) & 0o777
-                    if mode:
-                        os.chmod(dest, mode)
-        try:
-            os.rename(os.path.join(scratch, "native"), target)
-        except OSError:
-            if not os.path.isdir(target):  # another process won the race: theirs is complete
-                raise
+                name = info.filename
+                if not name.startswith("native/") or info.is_dir():
+                    continue
+                top = name.split("/", 2)[1]
+                if top not in entries:
+                    continue
+                dest = zf.extract(info, scratch)
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    os.chmod(dest, mode)
+        unpacked = os.path.join(scratch, "native")
+        os.makedirs(unpacked, exist_ok=True)
+        if not os.path.isdir(target):
+            _rename(unpacked, target)
+            return
+        for entry in entries:  # the package itself last: its presence says "unpacked"
+            _rename(os.path.join(unpacked, entry), os.path.join(target, entry))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _rename(source: str, dest: str) -> None:
+    try:
+        os.rename(source, dest)
+    except OSError:
+        if not os.path.exists(dest):  # another process won the race: theirs is complete
+            raise
+
+
+class _NativeFinder:
+    """Finds a native package not unpacked yet; it is unpacked when it is really imported.
+
+    A probe (`importlib.util.find_spec("wasmtime")`, asking whether an extra is there) gets
+    a spec and unpacks nothing; loading that spec unpacks the package, then hands over to
+    the spec the path finder gives for it.
+    """
+
+    def __init__(self, archive: str, target: str) -> None:
+        self.archive, self.target = archive, target
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        entries = NATIVE.get(name) if path is None else None
+        if entries is None or os.path.exists(os.path.join(self.target, entries[-1])):
+            return None
+        import importlib.machinery
+
+        return importlib.machinery.ModuleSpec(name, _Unpacker(self, entries))
+
+    def unpack(self, name: str, entries: list[str]) -> None:
+        cache = os.path.dirname(self.target)
+        try:
+            _unpack(self.archive, cache, entries, self.target)
+        except OSError as exc:
+            raise ImportError(
+                f"oxydra.pyz: cannot unpack {name} into {cache}: {exc.strerror or exc}; "
+                "set OXYDRA_PYZ_CACHE to a writable directory",
+                name=name,
+            ) from exc
+        finder = sys.path_importer_cache.get(self.target)
+        if finder is not None:
+            finder.invalidate_caches()  # it listed the dir before the package was in it
+
+    def invalidate_caches(self) -> None:
+        """Nothing cached beyond what is on disk."""
+
+
+class _Unpacker:
+    """The loader of a `_NativeFinder` spec: unpack, then become the real spec."""
+
+    def __init__(self, finder: _NativeFinder, entries: list[str]) -> None:
+        self.finder, self.entries = finder, entries
+
+    def create_module(self, spec: object) -> object:
+        import importlib.machinery
+
+        name = spec.name  # type: ignore[attr-defined]
+        self.finder.unpack(name, self.entries)
+        real = importlib.machinery.PathFinder.find_spec(name)
+        if real is None or (real.loader is None and real.submodule_search_locations is None):
+            raise ImportError(f"oxydra.pyz: {name} is not in the archive", name=name)
+        # the import system reads these after create_module: the module gets the real ones
+        spec.loader = real.loader  # type: ignore[attr-defined]
+        spec.origin = real.origin  # type: ignore[attr-defined]
+        spec.submodule_search_locations = real.submodule_search_locations  # type: ignore[attr-defined]
+        spec.loader_state = real.loader_state  # type: ignore[attr-defined]
+        spec.cached = real.cached  # type: ignore[attr-defined]
+        spec.has_location = real.has_location  # type: ignore[attr-defined]
+        if real.loader is None:  # a namespace package: the import system makes its module
+            return None
+        return real.loader.create_module(real)
+
+    def exec_module(self, module: object) -> None:
+        raise ImportError("oxydra.pyz: the unpacked package's loader runs it")
+
+
+def _isolate() -> None:
+    """Drop the interpreter's site-packages from `sys.path` (the archive bundles its own)."""
+    sys.path[:] = [
+        p for p in sys.path if os.path.basename(p) not in ("site-packages", "dist-packages")
+    ]
 
 
 def _prepare_path() -> None:
     archive = os.path.dirname(os.path.abspath(__file__))
     if not os.path.isfile(archive):  # run from a source tree, not an archive
         return
+    _isolate()
     sys.path.insert(0, os.path.join(archive, "site"))
     target = os.path.join(_cache_root(), BUILD_ID)
     try:
         used = os.stat(target).st_mtime
     except (FileNotFoundError, NotADirectoryError):
+        eager = [e for e in _entries(archive) if e.endswith((".dist-info", ".libs"))]
+        eager = [e for e in eager if not any(e in group for group in NATIVE.values())]
         try:
-            _unpack_native(archive, target)
+            _unpack(archive, os.path.dirname(target), eager, target)
         except OSError as exc:  # HOME=/nonexistent for a service account, a read-only disk
             where = os.path.dirname(target)
             reason = exc.strerror or exc
@@ -82,6 +186,15 @@ def _prepare_path() -> None:
             except OSError:  # a shared, read-only cache prepared by someone else
                 pass
     sys.path.insert(1, target)
+    sys.meta_path.insert(0, _NativeFinder(archive, target))
+
+
+def _entries(archive: str) -> list[str]:
+    """The top-level names under `native/` in the archive (metadata and vendored libs)."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        return sorted({n.split("/", 2)[1] for n in zf.namelist() if n.startswith("native/")})
 
 
 def _prune(root: str) -> None:

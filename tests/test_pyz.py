@@ -72,6 +72,36 @@ def test_archive_runs_version_and_config_show_cold_then_warm(pyz: Path, tmp_path
     assert len(caches) == 1 and (caches[0] / "msgspec").is_dir()
 
 
+def test_a_first_run_unpacks_only_what_it_imports(pyz: Path, tmp_path: Path) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    assert _run(pyz, ["--version"], home, work).returncode == 0
+    cache = next((home / ".cache" / "oxydra" / "pyz").iterdir())
+    unpacked = {p.name for p in cache.iterdir() if not p.name.endswith(".dist-info")}
+    assert unpacked == set(), unpacked  # metadata only: no numpy, wasmtime, numkong
+    # asking whether an extra is there unpacks nothing; importing it unpacks it, libs too
+    code = (
+        "import importlib.util, os, sys;"
+        "print(importlib.util.find_spec('wasmtime') is not None);"
+        f"print(' '.join(sorted(os.listdir({str(cache)!r}))));"
+        "import numpy; print(numpy.add(1, 2), numpy.__file__)"
+    )
+    out = _in_archive(pyz, home, code)
+    assert out.returncode == 0, out.stderr
+    found, listing, numpy_line = out.stdout.splitlines()
+    assert found == "True" and not {"wasmtime", "numpy"} & set(listing.split())
+    assert numpy_line.startswith("3 ") and str(cache) in numpy_line
+    assert (cache / "numpy.libs").is_dir() and not (cache / "wasmtime").exists()
+
+
+def test_the_archive_ignores_the_interpreters_site_packages(pyz: Path, tmp_path: Path) -> None:
+    code = "import sys; print([p for p in sys.path if 'site-packages' in p])"
+    out = _in_archive(pyz, tmp_path, code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_archive_imports_oxydra_from_inside_itself(pyz: Path, tmp_path: Path) -> None:
     code = "import oxydra, msgspec, sys; print(oxydra.__file__); print(msgspec.__file__)"
     out = _in_archive(pyz, tmp_path, code)
