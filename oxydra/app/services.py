@@ -32,11 +32,11 @@ from oxydra.runtime import (
     retriever_for,
 )
 from oxydra.scheduler import SCHEDULE_SCHEMA
-from oxydra.tools import DaemonShellSession, ShellSession
 from oxydra.wire.envelope import BootstrapEnvelope
 
 if TYPE_CHECKING:
     from oxydra.scheduler import ScheduleStore
+    from oxydra.tools import ShellSession
 
 
 @dataclass
@@ -202,4 +202,6 @@ def sidecar_shell(envelope: BootstrapEnvelope | None) -> ShellSession | None:
     endpoint = envelope.sidecar_endpoint if envelope is not None else None
     if endpoint is None or endpoint.transport != "unix":
         return None
+    from oxydra.tools import DaemonShellSession  # the container tier only: not on ask's path
+
     return DaemonShellSession(endpoint.address)
