@@ -10,9 +10,10 @@ route with retries and the `[reliability] fallbacks` chain.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import msgspec
@@ -22,27 +23,27 @@ from oxydra.config.credentials import is_local_url, key_required, key_variables,
 from oxydra.config.schema import AgentConfig, ProviderEntry
 from oxydra.core.errors import ConfigError
 from oxydra.core.log import get_logger
-from oxydra.providers import anthropic, gemini, openai_chat, responses
 from oxydra.providers._base import WireCodec, WireProvider
 from oxydra.providers._http import HttpEndpoint
 from oxydra.providers.reliable import ReliableProvider, Route, Sleep
-from oxydra.wire import anthropic as anthropic_wire
-from oxydra.wire import gemini as gemini_wire
-from oxydra.wire import openai_chat as openai_wire
-from oxydra.wire import responses as responses_wire
 
 _log = get_logger(__name__)
 DEFAULT_TIMEOUT_SECS = 120.0
 
+# The same as each format module's DEFAULT_BASE_URL (tests/providers check it); written out
+# so that a run imports the codec of its own provider type only.
 DEFAULT_BASE_URLS = {
-    "openai": openai_chat.DEFAULT_BASE_URL,
-    "anthropic": anthropic.DEFAULT_BASE_URL,
-    "gemini": gemini.DEFAULT_BASE_URL,
-    "openai_responses": responses.DEFAULT_BASE_URL,
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "openai_responses": "https://api.openai.com",
 }
 
 
 def _openai_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+    from oxydra.providers import openai_chat
+    from oxydra.wire import openai_chat as openai_wire
+
     field: Literal["max_completion_tokens", "max_tokens"] = (
         "max_completion_tokens" if official else "max_tokens"
     )
@@ -54,14 +55,23 @@ def _openai_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
 
 
 def _anthropic_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+    from oxydra.providers import anthropic
+    from oxydra.wire import anthropic as anthropic_wire
+
     return anthropic.codec(anthropic_wire.AnthropicProfile(name=name))
 
 
 def _gemini_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+    from oxydra.providers import gemini
+    from oxydra.wire import gemini as gemini_wire
+
     return gemini.codec(gemini_wire.GeminiProfile(name=name))
 
 
 def _responses_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+    from oxydra.providers import responses
+    from oxydra.wire import responses as responses_wire
+
     return responses.codec(responses_wire.ResponsesProfile(name=name))
 
 
@@ -71,12 +81,18 @@ _CODECS: dict[str, Callable[[str, bool, ProviderEntry], WireCodec]] = {
     "gemini": _gemini_codec,
     "openai_responses": _responses_codec,
 }
-_AUTH = {
-    "openai": openai_wire.auth_headers,
-    "anthropic": anthropic_wire.auth_headers,
-    "gemini": gemini_wire.auth_headers,
-    "openai_responses": responses_wire.auth_headers,
+_WIRE_MODULES = {
+    "openai": "oxydra.wire.openai_chat",
+    "anthropic": "oxydra.wire.anthropic",
+    "gemini": "oxydra.wire.gemini",
+    "openai_responses": "oxydra.wire.responses",
 }
+
+
+def _auth_headers(provider_type: str, key: str | None) -> dict[str, str]:
+    """The provider type's authentication headers (from its wire module, imported now)."""
+    module = importlib.import_module(_WIRE_MODULES[provider_type])
+    return module.auth_headers(key)  # type: ignore[no-any-return]
 
 
 def registry_entry(name: str, config: AgentConfig) -> ProviderEntry:
@@ -144,7 +160,7 @@ def build_provider(
     endpoint = HttpEndpoint(
         provider=name,
         base_url=base_url,
-        headers={**_AUTH[entry.provider_type](key), **entry.extra_headers},
+        headers={**_auth_headers(entry.provider_type, key), **entry.extra_headers},
         client=http_client,
         timeout=entry.timeout_secs or DEFAULT_TIMEOUT_SECS,
     )
@@ -157,6 +173,8 @@ def build_provider(
         and entry.max_context_tokens is None
     )
     if entry.provider_type == "openai_responses":
+        from oxydra.providers import responses
+
         return responses.ResponsesProvider(
             name=name, codec=codec, endpoint=endpoint, caps=caps, catalog_provider=namespace
         )
@@ -166,8 +184,14 @@ def build_provider(
         endpoint=endpoint,
         caps=caps,
         catalog_provider=namespace,
-        window_probe=openai_wire.model_context_window if ask_server else None,
+        window_probe=_window_probe() if ask_server else None,
     )
+
+
+def _window_probe() -> Callable[..., Any]:
+    from oxydra.wire import openai_chat as openai_wire
+
+    return openai_wire.model_context_window
 
 
 def parse_fallback(spec: str, config: AgentConfig) -> tuple[str, str | None]:

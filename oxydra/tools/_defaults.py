@@ -9,14 +9,19 @@ from pathlib import Path
 from oxydra.config.credentials import resolve_api_key
 from oxydra.config.schema import AgentConfig
 from oxydra.core.log import get_logger
-from oxydra.security import EgressClient, Resolver, Scrubber, ShellPolicy, SsrfGuard, Workspace
+from oxydra.security import EgressClient, Resolver, Scrubber, SsrfGuard, Workspace
 from oxydra.security.confine import shell_sandbox
 from oxydra.tools._files import FILE_TOOLS
 from oxydra.tools._protocol import Tool
 from oxydra.tools._registry import ToolRegistry
 from oxydra.tools._scratchpad import InMemoryScratchpad, ScratchpadStore, scratchpad_tools
 from oxydra.tools._search import web_search_tool
-from oxydra.tools._shell import LocalShellSession, ShellSession, shell_exec_tool
+from oxydra.tools._shell import (
+    LocalShellSession,
+    ShellSession,
+    policy_on_first_use,
+    shell_exec_tool,
+)
 from oxydra.tools._taint import TaintGuard
 from oxydra.tools._web import web_fetch_tool
 
@@ -61,7 +66,8 @@ def default_tools(
         shell = local_shell(config, workspace, env)
     if shell is not None and shell_config.enabled:
         timeout = float(shell_config.command_timeout_secs)
-        tools.append(shell_exec_tool(shell, ShellPolicy(shell_config), timeout_secs=timeout))
+        policy = policy_on_first_use(shell_config)
+        tools.append(shell_exec_tool(shell, policy, timeout_secs=timeout))
     tools.extend(scratchpad_tools(scratchpad if scratchpad is not None else InMemoryScratchpad()))
     return tools
 

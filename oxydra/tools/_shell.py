@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 import msgspec
 
 from oxydra.core.tiers import SafetyTier
-from oxydra.security import ShellPolicy
 from oxydra.security.confine import ShellSandbox, shell_environment
 from oxydra.tools._context import ToolExecutionContext
 from oxydra.tools._decorator import FunctionTool, tool
 
 if TYPE_CHECKING:
     from oxydra.security._confine_client import ConfinedProcess
+    from oxydra.security.shellpolicy import ShellPolicy, ShellRules
 
 OUTPUT_LIMIT = 64 * 1024
 
@@ -200,8 +200,36 @@ LOCAL_DESCRIPTION = (
 )
 
 
+class CommandPolicy(Protocol):
+    """What `shell_exec` asks before running a command (`security.ShellPolicy`)."""
+
+    def enforce(self, command: str) -> tuple[str, ...]:
+        """The command's programs; PolicyError when it is refused."""
+        ...
+
+
+class _PolicyOnFirstUse:
+    """A `ShellPolicy` built, and its shell parser imported, on the first command."""
+
+    def __init__(self, rules: ShellRules) -> None:
+        self.rules = rules
+        self.policy: ShellPolicy | None = None
+
+    def enforce(self, command: str) -> tuple[str, ...]:
+        if self.policy is None:
+            from oxydra.security.shellpolicy import ShellPolicy
+
+            self.policy = ShellPolicy(self.rules)
+        return self.policy.enforce(command)
+
+
+def policy_on_first_use(rules: ShellRules) -> CommandPolicy:
+    """The `[tools.shell]` policy, with nothing of it loaded until a command is checked."""
+    return _PolicyOnFirstUse(rules)
+
+
 def shell_exec_tool(
-    session: ShellSession, policy: ShellPolicy, *, timeout_secs: float
+    session: ShellSession, policy: CommandPolicy, *, timeout_secs: float
 ) -> FunctionTool:
     """The `shell_exec` tool: policy check, then the session runs the command.
 

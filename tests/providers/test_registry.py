@@ -265,3 +265,35 @@ class TestResponsesChaining:
                     context(fmt="openai_responses", session_id="s")
                 )
             assert len(llm.requests) == 1
+
+
+def test_written_out_base_urls_match_each_format_module() -> None:
+    from oxydra.providers import _registry, anthropic, gemini, openai_chat, responses
+
+    modules = {
+        "openai": openai_chat,
+        "anthropic": anthropic,
+        "gemini": gemini,
+        "openai_responses": responses,
+    }
+    assert _registry.DEFAULT_BASE_URLS == {k: m.DEFAULT_BASE_URL for k, m in modules.items()}
+
+
+def test_building_one_provider_imports_no_other_format() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from oxydra.catalog import load_catalog\n"
+        "from oxydra.config.schema import AgentConfig\n"
+        "from oxydra.providers import build_provider\n"
+        "build_provider('openai', AgentConfig(), {'OPENAI_API_KEY': 'k'}, load_catalog())\n"
+        "print(sorted(m for m in sys.modules if m.startswith('oxydra.wire.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "oxydra.wire.openai_chat" in out.stdout
+    assert not {"anthropic", "gemini", "responses"} & {
+        m.rsplit(".", 1)[1].strip("'") for m in out.stdout.strip("[]\n").split(", ")
+    }
