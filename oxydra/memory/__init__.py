@@ -16,16 +16,8 @@ from oxydra._lazy import lazy_getattr as _lazy_getattr
 
 if _typing.TYPE_CHECKING:
     from oxydra.memory._db import Database
-    from oxydra.memory._embed import (
-        Embedder,
-        FastEmbedEmbedder,
-        HashedEmbedder,
-        create_embedder,
-        prepare_minilm_dir,
-    )
-    from oxydra.memory._memory import Memory
-    from oxydra.memory._notes import notes_session_id
-    from oxydra.memory._store import MemoryStore, index_path_for, resolve_db_path
+    from oxydra.memory._events import notes_session_id
+    from oxydra.memory._memory import Memory, MemoryStore, index_path_for, resolve_db_path
     from oxydra.memory._types import (
         ChunkInput,
         ConversationRecord,
@@ -38,6 +30,13 @@ if _typing.TYPE_CHECKING:
         StoredEvent,
         SummaryState,
         UpsertResult,
+    )
+    from oxydra.memory._vectors import (
+        Embedder,
+        FastEmbedEmbedder,
+        HashedEmbedder,
+        create_embedder,
+        prepare_minilm_dir,
     )
 
 __all__ = [
@@ -71,11 +70,11 @@ __getattr__ = _lazy_getattr(
         "ChunkInput": "oxydra.memory._types",
         "ConversationRecord": "oxydra.memory._types",
         "Database": "oxydra.memory._db",
-        "Embedder": "oxydra.memory._embed",
-        "FastEmbedEmbedder": "oxydra.memory._embed",
-        "HashedEmbedder": "oxydra.memory._embed",
+        "Embedder": "oxydra.memory._vectors",
+        "FastEmbedEmbedder": "oxydra.memory._vectors",
+        "HashedEmbedder": "oxydra.memory._vectors",
         "Memory": "oxydra.memory._memory",
-        "MemoryStore": "oxydra.memory._store",
+        "MemoryStore": "oxydra.memory._memory",
         "Note": "oxydra.memory._types",
         "RestoredSession": "oxydra.memory._types",
         "ScratchpadState": "oxydra.memory._types",
@@ -85,10 +84,10 @@ __getattr__ = _lazy_getattr(
         "StoredEvent": "oxydra.memory._types",
         "SummaryState": "oxydra.memory._types",
         "UpsertResult": "oxydra.memory._types",
-        "create_embedder": "oxydra.memory._embed",
-        "index_path_for": "oxydra.memory._store",
-        "notes_session_id": "oxydra.memory._notes",
-        "prepare_minilm_dir": "oxydra.memory._embed",
-        "resolve_db_path": "oxydra.memory._store",
+        "create_embedder": "oxydra.memory._vectors",
+        "index_path_for": "oxydra.memory._memory",
+        "notes_session_id": "oxydra.memory._events",
+        "prepare_minilm_dir": "oxydra.memory._vectors",
+        "resolve_db_path": "oxydra.memory._memory",
     },
 )
