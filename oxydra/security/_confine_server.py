@@ -78,7 +78,8 @@ def _fork_call(control: socket.socket, fds: list[int]) -> None:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGCHLD,))
-                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # SIGPIPE stays ignored, as in
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)  # any interpreter; the shell resets it
                 control.close()
                 for fd in fds:
                     os.set_inheritable(fd, False)

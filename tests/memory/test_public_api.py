@@ -14,6 +14,8 @@ from .conftest import ROOT
 def test_all_is_sorted_and_complete() -> None:
     exported = oxydra.memory.__all__
     assert exported == sorted(exported)
+    for name in exported:  # the facade is lazy: a name is bound when first used
+        assert getattr(oxydra.memory, name) is not None
     public = {n for n in vars(oxydra.memory) if not n.startswith("_")}
     modules = {n for n in public if type(getattr(oxydra.memory, n)).__name__ == "module"}
     assert set(exported) == public - modules - {"annotations"}
