@@ -166,11 +166,18 @@ async def _serve(
     )
     token, generated = gateway_token(config, envelope)
     status = _startup_status(envelope)
-    server = GatewayServer(
-        core, {token: user}, allowed_origins=config.gateway.allowed_origins, startup_status=status
-    )
     host, _, port = bind.rpartition(":")
+    front = _web_front(config, {token: user}, host)
+    server = GatewayServer(
+        core,
+        {token: user},
+        allowed_origins=config.gateway.allowed_origins,
+        startup_status=status,
+        front=front,
+    )
     bound_host, bound_port = await server.start(host.strip("[]"), int(port))
+    if front is not None:
+        front.bind(bound_host, bound_port, config.gateway.allowed_origins)
     endpoint = f"ws://{bound_host}:{bound_port}/ws"
     ipc = workspace / "ipc"
     try:
@@ -199,6 +206,22 @@ async def _serve(
         await core.shutdown()
         await server.close()
         await services.aclose()
+
+
+def _web_front(config: AgentConfig, tokens: dict[str, str], host: str) -> Any:
+    """The chat page beside `/ws`, when enabled and safe to serve on this address."""
+    from oxydra.web import WebFront
+    from oxydra.web._http import is_loopback
+
+    if not config.gateway.web:
+        return None
+    if not is_loopback(host) and not config.gateway.web_insecure_http:
+        _log.warning(
+            "web page not served: gateway bind is not loopback",
+            extra={"bind": host, "hint": "set gateway.web_insecure_http = true behind TLS"},
+        )
+        return None
+    return WebFront(tokens, ())
 
 
 def _observability(config: AgentConfig, workspace: Path, env: dict[str, str]) -> Any:

@@ -10,11 +10,12 @@ owns (`SESSION_SCHEMA` names their migrations). The `vm` mode that assembles the
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway._table import SESSION_SCHEMA
 from oxydra.gateway.core import GatewayCore
-from oxydra.gateway.server import GatewayServer
+from oxydra.gateway.server import GatewayServer, HttpFront
 
 __all__ = [
     "GatewayCore",
     "GatewayServer",
+    "HttpFront",
     "MemorySessionRecords",
     "SESSION_SCHEMA",
 ]

@@ -1,0 +1,161 @@
+"""The chat page in a real browser (Debian's chromium over CDP) against a real `vm`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from oxydra.testing.cdp import Browser
+from oxydra.testing.fake_llm import Call, FakeLLM, Reply
+from tests.gateway.support import TOKEN, VmProcess
+from tests.web.support import browser, shot
+
+__all__ = ["browser"]
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def page_url(tmp_path: Path, llm: FakeLLM) -> AsyncIterator[str]:
+    process = VmProcess(
+        tmp_path, llm.base_url, extra=["tools.approval.require=side_effecting,privileged"]
+    )
+    endpoint = await process.start()
+    yield endpoint.replace("ws://", "http://").removesuffix("/ws") + "/"
+    if process.proc and process.proc.poll() is None:
+        await process.stop()
+
+
+async def sign_in(browser: Browser, url: str, token: str = TOKEN) -> None:
+    await browser.goto(url)
+    await browser.wait_for("!document.getElementById('signin').hidden")
+    await browser.type_text("#token", token)
+    await browser.press("Enter")
+
+
+async def signed_in(browser: Browser, url: str) -> None:
+    await sign_in(browser, url)
+    await browser.wait_for("document.getElementById('conn').dataset.state === 'open'")
+
+
+async def say(browser: Browser, text: str) -> None:
+    await browser.type_text("#prompt", text)
+    await browser.press("Enter")
+
+
+LAST_ANSWER = "([...document.querySelectorAll('.msg.assistant')].at(-1)?.textContent ?? '')"
+TURNS = "document.querySelectorAll('.turn').length"
+LAST_STATE = "([...document.querySelectorAll('.turn .state')].at(-1)?.dataset.state ?? '')"
+
+
+async def test_sign_in_then_a_reply_streams_and_model_html_stays_inert(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    await sign_in(browser, page_url, "wrong-token")
+    assert await browser.wait_for("document.getElementById('signin-error').textContent")
+    await shot(browser, "signin")
+    await signed_in(browser, page_url)
+    hostile = (
+        "**Hello** from the model <script>window.pwned = 1</script>\n\n"
+        '<img src=x onerror="window.pwned = 2"> [x](javascript:window.pwned=3) `code`'
+    )
+    llm.add([Reply(text=hostile, chunk=5, delay=0.01)])
+    await say(browser, "hi there")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    await shot(browser, "chat")
+    log = "document.getElementById('log')"
+    assert await browser.evaluate(f"{log}.querySelector('strong')?.textContent") == "Hello"
+    assert "<script>window.pwned = 1</script>" in await browser.evaluate(LAST_ANSWER)
+    assert await browser.evaluate(f"{log}.querySelectorAll('script, img, iframe').length") == 0
+    assert await browser.evaluate(f"{log}.querySelectorAll('a[href^=javascript]').length") == 0
+    assert await browser.evaluate("typeof window.pwned") == "undefined"
+    user = await browser.evaluate("document.querySelector('.msg.user').textContent")
+    assert user == "hi there"
+    # the token is nowhere the page (or a script in it) could read it back
+    stored = await browser.evaluate(
+        "JSON.stringify([location.href, document.cookie, {...localStorage}, {...sessionStorage}])"
+    )
+    assert TOKEN not in stored and "oxydra_session" not in stored
+    assert await browser.evaluate("document.getElementById('cost').textContent")
+
+
+async def test_an_approval_is_a_button_and_escape_cancels_a_turn(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    await signed_in(browser, page_url)
+    llm.add(
+        [
+            Reply(
+                text="Writing it.\n",
+                tool_calls=[
+                    Call(name="file_write", arguments={"path": "/shared/a.txt", "content": "x"})
+                ],
+            ),
+            Reply(text="Done writing."),
+        ]
+    )
+    await say(browser, "write a file")
+    await browser.wait_for("!!document.querySelector('.approval button')")
+    await shot(browser, "approval")
+    card = await browser.evaluate("document.querySelector('.approval').textContent")
+    assert "file_write" in card and "/shared/a.txt" in card
+    assert await browser.evaluate("document.activeElement.textContent") == "Approve"
+    await browser.press("Enter")  # the focused Approve button
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    assert "Done writing." in await browser.evaluate(LAST_ANSWER)
+    assert await browser.evaluate("document.querySelector('details.tool summary').textContent")
+
+    llm.add([Reply(text="word " * 400, chunk=2, delay=0.02)])
+    await say(browser, "talk a lot")
+    await browser.wait_for(f"TURNS === 2 && {LAST_ANSWER}.length > 10".replace("TURNS", TURNS))
+    await browser.press("Escape")
+    await browser.wait_for(f"{LAST_STATE} === 'cancelled'")
+    assert await browser.evaluate("document.getElementById('cancel').hidden")
+
+
+async def test_a_reload_mid_stream_loses_and_doubles_nothing(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    await signed_in(browser, page_url)
+    words = "".join(f"w{i} " for i in range(150))
+    llm.add([Reply(text=words, chunk=4, delay=0.01)])
+    await say(browser, "count")
+    await browser.wait_for(f"{LAST_ANSWER}.length > 40")
+    await browser.reload()
+    await browser.wait_for("document.getElementById('conn')?.dataset.state === 'open'")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    assert (await browser.evaluate(LAST_ANSWER)).strip() == words.strip()
+    assert await browser.evaluate("document.querySelectorAll('.turn').length") == 1
+    assert await browser.evaluate("document.querySelector('.msg.user').textContent") == "count"
+
+
+async def test_switching_sessions_shows_each_ones_conversation(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    await signed_in(browser, page_url)
+    llm.add([Reply(text="first answer"), Reply(text="second answer")])
+    await say(browser, "one")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    first = await browser.evaluate("sessionStorage.getItem('oxydra.session')")
+    await browser.click("#new-session")
+    await browser.wait_for(f"sessionStorage.getItem('oxydra.session') !== {json.dumps(first)}")
+    await browser.wait_for("document.querySelectorAll('.turn').length === 0")
+    await say(browser, "two")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    assert "second answer" in await browser.evaluate(LAST_ANSWER)
+    await browser.wait_for("document.querySelectorAll('#sessions button').length >= 2")
+    await shot(browser, "sessions")
+    await browser.evaluate(
+        "[...document.querySelectorAll('#sessions button')]"
+        ".find(b => b.getAttribute('aria-current') === 'false').click()"
+    )
+    await browser.wait_for(f"sessionStorage.getItem('oxydra.session') === {json.dumps(first)}")
+    await browser.wait_for(f"({LAST_ANSWER}).includes('first answer')")
+    assert await browser.evaluate("document.querySelectorAll('.turn').length") == 1
