@@ -155,4 +155,6 @@ class WebFront:
 
 
 def _to_response(reply: Reply) -> Response:
-    return Response(reply.status, reply.reason, Headers(reply.all_headers()), reply.body)
+    # websockets answers one request per connection: say so, or clients reuse a dead socket
+    headers = Headers([*reply.all_headers(), ("Connection", "close")])
+    return Response(reply.status, reply.reason, headers, reply.body)
