@@ -91,7 +91,7 @@ async def serve_http(
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    server = await asyncio.start_server(connection, host, port, ssl=ssl)  # type: ignore[arg-type]
+    server = await asyncio.start_server(connection, host, port, ssl=ssl)
     return HttpServer(server, tasks)
 
 

@@ -142,7 +142,7 @@ class Configurator:
 
     def _authorize(self, request: HttpRequest) -> None:
         """A bearer token (scripts), or a browser session plus CSRF token on state changes."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        scheme, _sep, token = request.headers.get("authorization", "").partition(" ")
         if self.setup.token and scheme.lower() == "bearer":
             if self.sessions.user_for_token(token.strip()) is None:
                 raise ApiError(401, "unauthorized", "wrong token")
@@ -175,7 +175,7 @@ class Configurator:
         wait = self.limiter.retry_after(request.peer)
         if wait:
             raise ApiError(429, "rate_limited", f"too many failed sign-ins; retry in {wait} s")
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        scheme, _sep, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or self.sessions.user_for_token(token.strip()) is None:
             self.limiter.failed(request.peer)
             raise ApiError(401, "unauthorized", "wrong token")
@@ -646,6 +646,7 @@ def run_configurator(args: argparse.Namespace) -> int:
         import ssl
 
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        assert web.tls_cert_file and web.tls_key_file
         ssl_context.load_cert_chain(web.tls_cert_file, web.tls_key_file)
     setup = Setup(path, insecure_tier=args.insecure, token=token, secure=tls)
 

@@ -17,8 +17,19 @@ from oxydra.web._http import loopback_hosts
 from oxydra.web._server import serve_http
 from oxydra.web.configurator import Configurator, Setup, plan_bind
 
-RUNNER = 'workspace_root = "ws"\ndefault_tier = "process"\n\n[users.alice]\nconfig_path = "users/alice.toml"\n'
-AGENT = '[runtime]\nmax_turns = 7\n\n[providers.registry.openai]\nprovider_type = "openai"\napi_key = "sk-secret-123"\n'
+RUNNER = """workspace_root = "ws"
+default_tier = "process"
+
+[users.alice]
+config_path = "users/alice.toml"
+"""
+AGENT = """[runtime]
+max_turns = 7
+
+[providers.registry.openai]
+provider_type = "openai"
+api_key = "sk-secret-123"
+"""
 
 
 class Api:
