@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -65,7 +65,7 @@ MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES, MAX_TOTAL_BYTES = 4, 10 * 2**20, 40 * 2**
 class HttpFront(Protocol):
     """Plain HTTP beside `/ws` on the gateway's port, and browser sign-in (the web page)."""
 
-    def respond(self, request: Request, peer: str) -> Response:
+    def respond(self, request: Request, peer: str) -> Awaitable[Response]:
         """The answer to any request whose path is not `/ws`."""
         ...
 
@@ -136,7 +136,9 @@ class GatewayServer:
             user = self.front.browser_user(request)
         return user
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | Awaitable[Response] | None:
         if request.path.split("?", 1)[0] != "/ws":
             if self.front is None:
                 return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")

@@ -6,6 +6,6 @@ sign-in). The page's files are package data under `static/`, shipped inside `oxy
 
 from oxydra.web._assets import Assets
 from oxydra.web._auth import BrowserSessions, SignInLimiter
-from oxydra.web.front import WebFront
+from oxydra.web.front import PageReads, WebFront
 
-__all__ = ["Assets", "BrowserSessions", "SignInLimiter", "WebFront"]
+__all__ = ["Assets", "BrowserSessions", "PageReads", "SignInLimiter", "WebFront"]

@@ -7,6 +7,8 @@ Routes (everything else is 404; every answer carries `_http.SECURITY_HEADERS`):
                                 `{user_id, csrf_token}`; rate-limited per peer
   GET  /auth/session            the signed-in user and CSRF token again (after a reload)
   POST /auth/signout            with `X-CSRF-Token`: ends the session
+  GET  /api/trace/<turn id>     the turn's spans (signed in; from the observability store)
+  GET  /api/schedules           the user's scheduled jobs with their latest runs
 Chat itself is the gateway protocol on `/ws`, which `GatewayServer` lets a browser open with
 the cookie from the page's own origin (`browser_user`).
 
@@ -18,6 +20,7 @@ the token and cookie are never logged or put in a URL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -28,6 +31,18 @@ from oxydra.web._auth import COOKIE, BrowserSessions, SignInLimiter, csrf_matche
 from oxydra.web._http import Reply, cookie_value, json_reply, text_reply
 
 _log = get_logger(__name__)
+
+
+class PageReads(Protocol):
+    """What the page may read beyond the gateway protocol (wired by the composition root)."""
+
+    async def trace(self, turn_id: str) -> list[dict[str, Any]] | None:
+        """The spans of one turn, or None when none are stored."""
+        ...
+
+    async def schedules(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's schedules, each with its latest `runs`."""
+        ...
 
 
 class WebFront:
@@ -42,7 +57,9 @@ class WebFront:
         sessions: BrowserSessions | None = None,
         limiter: SignInLimiter | None = None,
         assets: Assets | None = None,
+        reads: PageReads | None = None,
     ) -> None:
+        self.reads = reads
         self.hosts = {h.lower() for h in hosts}
         self.scheme = "https" if secure else "http"
         self.secure = secure
@@ -69,9 +86,33 @@ class WebFront:
 
     # ---- HttpFront ----------------------------------------------------------------
 
-    def respond(self, request: Request, peer: str) -> Response:
+    async def respond(self, request: Request, peer: str) -> Response:
         """Answer one plain HTTP request."""
-        return _to_response(self.reply(request, peer))
+        reply = self.reply(request, peer)
+        path = request.path.split("?", 1)[0]
+        if reply.status == 404 and request.method == "GET" and path.startswith("/api/"):
+            reply = await self._read(request, path)
+        return _to_response(reply)
+
+    async def _read(self, request: Request, path: str) -> Reply:
+        """The JSON reads: signed in, same-origin or no fetch metadata, never cached."""
+        if request.headers.get("Host", "").lower() not in self.hosts:
+            return text_reply(421, "unknown host")
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in {"same-origin", "none"}:
+            return text_reply(403, "cross-site request refused")
+        session = self.sessions.lookup(cookie_value(request.headers.get("Cookie"), COOKIE))
+        if session is None:
+            return json_reply(401, {"error": "not signed in"})
+        if self.reads is None:
+            return json_reply(404, {"error": "not available"})
+        if path.startswith("/api/trace/"):
+            spans = await self.reads.trace(path.removeprefix("/api/trace/"))
+            if spans is None:
+                return json_reply(404, {"error": "no trace stored for that turn"})
+            return json_reply(200, {"spans": spans})
+        if path == "/api/schedules":
+            return json_reply(200, {"schedules": await self.reads.schedules(session.user_id)})
+        return text_reply(404, "not found")
 
     def browser_user(self, request: Request) -> str | None:
         """The signed-in user of a same-origin browser request, or None."""

@@ -25,7 +25,9 @@ async def llm() -> AsyncIterator[FakeLLM]:
 @pytest.fixture
 async def page_url(tmp_path: Path, llm: FakeLLM) -> AsyncIterator[str]:
     process = VmProcess(
-        tmp_path, llm.base_url, extra=["tools.approval.require=side_effecting,privileged"]
+        tmp_path,
+        llm.base_url,
+        extra=["tools.approval.require=side_effecting,privileged", "scheduler.enabled=true"],
     )
     endpoint = await process.start()
     yield endpoint.replace("ws://", "http://").removesuffix("/ws") + "/"
@@ -159,3 +161,37 @@ async def test_switching_sessions_shows_each_ones_conversation(
     await browser.wait_for(f"sessionStorage.getItem('oxydra.session') === {json.dumps(first)}")
     await browser.wait_for(f"({LAST_ANSWER}).includes('first answer')")
     assert await browser.evaluate("document.querySelectorAll('.turn').length") == 1
+
+
+async def test_a_turns_trace_and_the_scheduled_jobs_are_one_click_away(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    await signed_in(browser, page_url)
+    job = {
+        "goal": "Say good morning",
+        "cadence_type": "interval",
+        "cadence_value": "3600",
+        "name": "morning",
+        "notification": "never",
+    }
+    llm.add(
+        [
+            Reply(text="Scheduling.\n", tool_calls=[Call(name="schedule_create", arguments=job)]),
+            Reply(text="Scheduled."),
+        ]
+    )
+    await say(browser, "remind me")
+    await browser.wait_for("!!document.querySelector('.approval button')")
+    await browser.click(".approval button")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    await browser.click(".turn button.small")
+    await browser.wait_for("document.querySelectorAll('.waterfall .bar').length > 1")
+    names = await browser.evaluate(
+        "[...document.querySelectorAll('.waterfall .name')].map(n => n.textContent.trim())"
+    )
+    assert names[0].startswith("invoke_agent"), names
+    assert any(n.startswith("execute_tool schedule_create") for n in names), names
+    await browser.click("#jobs-toggle")
+    await browser.wait_for("document.getElementById('jobs').textContent.includes('morning')")
+    assert "no runs yet" in await browser.evaluate("document.getElementById('jobs').textContent")
+    await shot(browser, "trace-and-jobs")

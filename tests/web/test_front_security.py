@@ -158,3 +158,16 @@ async def test_the_cookie_opens_ws_only_from_the_pages_own_origin(page: Page) ->
     refused_frame = await recv(ws)
     assert isinstance(refused_frame, g.ErrorFrame), "the cookie's user, not the hello's"
     await ws.close()
+
+
+async def test_the_json_reads_need_a_session_and_refuse_cross_site(page: Page) -> None:
+    async with page.client() as http:
+        assert (await http.get("/api/schedules")).status_code == 401
+        assert (await http.get("/api/trace/abc")).status_code == 401
+        await page.sign_in(http)
+        assert (await http.get("/api/schedules")).json() == {"schedules": []}
+        assert (await http.get("/api/trace/unknown-turn")).status_code == 404
+        res = await http.get("/api/schedules", headers={"Sec-Fetch-Site": "cross-site"})
+        assert res.status_code == 403
+        res = await http.get("/api/schedules", headers={"Host": "evil.example"})
+        assert res.status_code == 421

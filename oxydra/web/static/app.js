@@ -251,6 +251,8 @@ function approval(p) {
   const answer = (approved) => () => {
     send("approval_response", { request_id: rid(), approval_id: p.approval_id, approved });
     actions.replaceChildren(document.createTextNode(approved ? "Approved." : "Denied."));
+    args.remove(); // answered: keep the card short
+    why.remove();
   };
   const yes = document.createElement("button");
   yes.type = "button"; yes.textContent = "Approve"; yes.onclick = answer(true);
@@ -275,6 +277,101 @@ function finish(status, response) {
   draw(turn);
   setState(turn, status.state);
   if (state.active === status.turn_id) setActive(null);
+  if (status.state === "completed" && !turn.traceButton) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "ghost small";
+    b.textContent = "Trace";
+    b.setAttribute("aria-label", "Show where this turn's time went");
+    b.onclick = () => showTrace(status.turn_id, turn);
+    turn.traceButton = b;
+    turn.box.append(b);
+  }
+}
+
+async function showTrace(turnId, turn) {
+  const url = "/api/trace/" + encodeURIComponent(turnId);
+  let res = await fetch(url, { credentials: "same-origin" });
+  // the trace is stored just after the turn ends: give the writer a moment
+  for (let tries = 0; res.status === 404 && tries < 10; tries += 1) {
+    await new Promise((done) => setTimeout(done, 300));
+    res = await fetch(url, { credentials: "same-origin" });
+  }
+  const old = turn.box.querySelector(".waterfall, .trace-note");
+  if (old) old.remove();
+  if (!res.ok) {
+    const note = document.createElement("div");
+    note.className = "notice trace-note";
+    note.textContent = res.status === 404 ? "No trace stored for this turn." : "Cannot load the trace.";
+    turn.box.append(note);
+    return;
+  }
+  turn.box.append(waterfall((await res.json()).spans));
+}
+
+// A turn's spans on a shared time axis, children under their parent in start order.
+function waterfall(spans) {
+  const grid = document.createElement("div");
+  grid.className = "waterfall";
+  grid.setAttribute("role", "table");
+  grid.setAttribute("aria-label", "Trace waterfall");
+  const ids = new Set(spans.map((s) => s.span_id));
+  const kids = new Map();
+  for (const s of spans) {
+    const parent = ids.has(s.parent_id) ? s.parent_id : null;
+    if (!kids.has(parent)) kids.set(parent, []);
+    kids.get(parent).push(s);
+  }
+  for (const list of kids.values()) list.sort((a, b) => a.start_ns - b.start_ns);
+  const start = Math.min(...spans.map((s) => s.start_ns));
+  const total = Math.max(1, Math.max(...spans.map((s) => s.end_ns)) - start);
+  const stack = (kids.get(null) || []).map((s) => [s, 0]).reverse();
+  while (stack.length) {
+    const [span, depth] = stack.pop();
+    const name = document.createElement("div");
+    name.className = "name";
+    name.setAttribute("role", "cell");
+    name.textContent = "\u00a0\u00a0".repeat(depth) + span.name;
+    const track = document.createElement("div");
+    track.className = "track";
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.dataset.error = String(Boolean(span.error));
+    bar.style.left = ((span.start_ns - start) / total) * 100 + "%";
+    bar.style.width = ((span.end_ns - span.start_ns) / total) * 100 + "%";
+    track.append(bar);
+    const ms = document.createElement("div");
+    ms.className = "ms";
+    ms.textContent = ((span.end_ns - span.start_ns) / 1e6).toFixed(1) + " ms";
+    grid.append(name, track, ms);
+    for (const child of (kids.get(span.span_id) || []).slice().reverse()) stack.push([child, depth + 1]);
+  }
+  return grid;
+}
+
+async function showJobs() {
+  const panel = $("jobs");
+  const open = panel.hidden;
+  panel.hidden = !open;
+  $("jobs-toggle").setAttribute("aria-expanded", String(open));
+  if (!open) return;
+  panel.replaceChildren(document.createTextNode("Loading…"));
+  const res = await fetch("/api/schedules", { credentials: "same-origin" });
+  const list = res.ok ? (await res.json()).schedules : [];
+  panel.replaceChildren();
+  if (!list.length) panel.append(document.createTextNode("No scheduled jobs."));
+  for (const job of list) {
+    const h = document.createElement("h3");
+    h.textContent = `${job.name || job.goal} · ${job.status}` + (job.next_run_at ? ` · next ${job.next_run_at}` : "");
+    const runs = document.createElement("ul");
+    for (const run of job.runs) {
+      const li = document.createElement("li");
+      li.textContent = `${run.started_at} ${run.status}` + (run.output_summary ? ": " + run.output_summary : "");
+      runs.append(li);
+    }
+    if (!job.runs.length) runs.append(Object.assign(document.createElement("li"), { textContent: "no runs yet" }));
+    panel.append(h, runs);
+  }
 }
 
 function textOf(message) {
@@ -359,6 +456,7 @@ function cancel() {
 
 $("composer").addEventListener("submit", (event) => { event.preventDefault(); submit(); });
 $("cancel").addEventListener("click", cancel);
+$("jobs-toggle").addEventListener("click", showJobs);
 $("prompt").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
 });
