@@ -195,3 +195,36 @@ async def test_a_turns_trace_and_the_scheduled_jobs_are_one_click_away(
     await browser.wait_for("document.getElementById('jobs').textContent.includes('morning')")
     assert "no runs yet" in await browser.evaluate("document.getElementById('jobs').textContent")
     await shot(browser, "trace-and-jobs")
+
+
+async def test_every_control_is_labelled_and_the_page_fits_a_phone(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    await signed_in(browser, page_url)
+    llm.add([Reply(text="A short answer on a small screen.")])
+    await say(browser, "hello")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    unnamed = await browser.evaluate(
+        """[...document.querySelectorAll('button, input, textarea, select')]
+          .filter(e => e.offsetParent !== null)
+          .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                       && !e.textContent.trim())
+          .map(e => e.outerHTML)"""
+    )
+    assert unnamed == []
+    log = "document.getElementById('log')"
+    assert await browser.evaluate(f"{log}.getAttribute('aria-live')") == "polite"
+    assert await browser.evaluate(f"{log}.getAttribute('role')") == "log"
+    await browser.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 780, "deviceScaleFactor": 2, "mobile": True},
+    )
+    await browser.wait_for("document.documentElement.clientWidth === 390")
+    overflow = await browser.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, "nothing wider than the phone"
+    assert await browser.evaluate(
+        "document.getElementById('prompt').getBoundingClientRect().bottom <= 780"
+    ), "the composer is on screen"
+    await shot(browser, "phone")
