@@ -9,6 +9,7 @@ against the names the server was bound for, so a DNS-rebinding page cannot reach
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -41,15 +42,12 @@ class Reply:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    stream: AsyncIterator[bytes] | None = None  # a body sent as it comes (chunked), not `body`
 
     def all_headers(self) -> list[tuple[str, str]]:
         """Every header to send, security headers first."""
-        return [
-            *SECURITY_HEADERS,
-            ("Content-Type", self.content_type),
-            ("Content-Length", str(len(self.body))),
-            *self.headers,
-        ]
+        length = [] if self.stream is not None else [("Content-Length", str(len(self.body)))]
+        return [*SECURITY_HEADERS, ("Content-Type", self.content_type), *length, *self.headers]
 
     @property
     def reason(self) -> str:

@@ -115,7 +115,12 @@ async def _serve(
         )
         headers = [(k.encode(), v.encode()) for k, v in reply.all_headers()]
         writer.write(conn.send(h11.Response(status_code=reply.status, headers=headers)))
-        writer.write(conn.send(h11.Data(data=reply.body)))
+        if reply.stream is not None:
+            async for piece in reply.stream:  # ends when the source does or the peer goes
+                writer.write(conn.send(h11.Data(data=piece)))
+                await writer.drain()
+        else:
+            writer.write(conn.send(h11.Data(data=reply.body)))
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
         if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:

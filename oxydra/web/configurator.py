@@ -25,7 +25,7 @@ import re
 import secrets
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -435,9 +435,15 @@ class Configurator:
         except ValueError as exc:
             raise ApiError(422, "bad_query", "tail must be a number") from exc
         logs_request = LogsRequest(role="all", stream="both", tail=tail, since=None, format="json")
-        answer = await asyncio.to_thread(
-            read_logs, locate(ctx), logs_request, docker=str(ctx.tier) == "container"
-        )
+        workspace, docker = locate(ctx), str(ctx.tier) == "container"
+        if request.query.get("follow") in {"1", "true"}:
+            return Reply(
+                200,
+                content_type="text/event-stream",
+                headers=[("Cache-Control", "no-store")],
+                stream=_follow_logs(workspace, logs_request, docker),
+            )
+        answer = await asyncio.to_thread(read_logs, workspace, logs_request, docker=docker)
         return msgspec.to_builtins(answer)
 
     def _known(self, user_id: str) -> str:
@@ -546,6 +552,39 @@ def _host_memory_mib() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+FOLLOW_POLL_SECS = 1.0
+KEEPALIVE_SECS = 15.0
+
+
+async def _follow_logs(workspace: Any, request: Any, docker: bool) -> AsyncIterator[bytes]:
+    """Server-sent events: each new log line as `data: <json>`, a comment now and then.
+
+    The files are re-read every `FOLLOW_POLL_SECS` (as `runner logs -f` does); a line already
+    sent is not sent again. The stream ends when the client goes (the write fails).
+    """
+    from oxydra.runner._logs import read_logs
+
+    seen: set[int] = set()
+    quiet = 0.0
+    encode = msgspec.json.encode
+    while True:
+        answer = await asyncio.to_thread(read_logs, workspace, request, docker=docker)
+        sent = False
+        for entry in answer.entries:
+            key = hash((entry.timestamp, entry.role, entry.stream, entry.message))
+            if key not in seen:
+                seen.add(key)
+                sent = True
+                yield b"data: " + encode(entry) + b"\n\n"
+        if len(seen) > 10_000:
+            seen.clear()
+        quiet = 0.0 if sent else quiet + FOLLOW_POLL_SECS
+        if quiet >= KEEPALIVE_SECS:
+            quiet = 0.0
+            yield b": keepalive\n\n"
+        await asyncio.sleep(FOLLOW_POLL_SECS)
 
 
 def _spawn(argv: list[str]) -> int:

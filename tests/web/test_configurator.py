@@ -223,3 +223,21 @@ async def test_the_server_refuses_an_oversized_body(api: Api) -> None:
     )
     assert res.status_code == 413
     await asyncio.sleep(0)
+
+
+async def test_logs_are_followed_as_server_sent_events(api: Api) -> None:
+    logs = api.dir / "ws" / "alice" / "logs"
+    logs.mkdir(parents=True)
+    log = logs / "oxydra-vm.stderr.log"
+    log.write_text("2026-12-03T09:00:00Z first line\n")
+    async with api.http.stream("GET", "/api/v1/logs/alice?follow=1") as res:
+        assert res.headers["content-type"] == "text/event-stream"
+        lines = res.aiter_lines()
+        first = await asyncio.wait_for(anext(lines), 20)
+        assert first.startswith("data: ") and "first line" in first
+        with log.open("a") as fh:
+            fh.write("2026-12-03T09:00:01Z second line\n")
+        events = []
+        while not any("second line" in e for e in events):
+            events.append(await asyncio.wait_for(anext(lines), 20))
+        assert not any("first line" in e for e in events), "a line is sent once"

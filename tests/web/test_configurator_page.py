@@ -49,6 +49,14 @@ async def test_a_bad_value_shows_its_error_by_the_field_and_a_good_one_is_saved(
         assert [p.read_bytes() for p in api.dir.glob("agent.toml.bak-*")] == [before]
         guests = await browser.evaluate("document.getElementById('guests').textContent")
         assert "alice" in guests and "stopped" in guests
+        logs = api.dir / "ws" / "alice" / "logs"
+        logs.mkdir(parents=True)
+        (logs / "oxydra-vm.stdout.log").write_text("2026-12-03T09:00:00Z guest says hello\n")
+        await browser.click("button[aria-label='Logs alice']")
+        await browser.wait_for("document.getElementById('logs').textContent.includes('hello')")
+        with (logs / "oxydra-vm.stdout.log").open("a") as fh:
+            fh.write("2026-12-03T09:00:02Z and goes on\n")
+        await browser.wait_for("document.getElementById('logs').textContent.includes('goes on')")
     finally:
         await api.http.aclose()
         await server.close()

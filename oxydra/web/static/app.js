@@ -207,14 +207,17 @@ function setState(turn, text) {
 function appendDelta(p) {
   const turn = turnOf(p.turn.turn_id);
   turn.text += p.delta;
-  if (!turn.drawn) {
-    turn.drawn = true;
-    setTimeout(() => draw(turn), 30); // batch the deltas of one burst into one render
-  }
+  if (turn.drawn) return;
+  // the first delta after a quiet spell is drawn at once; a burst is batched into one render
+  const wait = 30 - (performance.now() - (turn.lastDraw || 0));
+  if (wait <= 0) return draw(turn);
+  turn.drawn = true;
+  setTimeout(() => draw(turn), wait);
 }
 
 function draw(turn) {
   turn.drawn = false;
+  turn.lastDraw = performance.now();
   turn.answer.replaceChildren(renderMarkdown(turn.text));
   scrollDown();
 }

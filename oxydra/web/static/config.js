@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const MASK = "********";
-const state = { csrf: null, file: "agent", tree: {}, logsFor: null, logsTimer: null };
+const state = { csrf: null, file: "agent", tree: {}, logs: null };
 
 async function api(method, path, body) {
   const headers = { "X-CSRF-Token": state.csrf || "" };
@@ -92,18 +92,19 @@ async function control(user, action) {
   } catch (err) { notify(err.message); }
 }
 
-async function showLogs(user) {
-  state.logsFor = user;
-  clearInterval(state.logsTimer);
-  const pull = async () => {
-    const logs = await api("GET", `/logs/${encodeURIComponent(user)}?tail=200`);
-    const pre = $("logs");
-    pre.hidden = false;
-    pre.textContent = logs.entries.map((e) => `${e.timestamp || ""} ${e.role}/${e.stream} ${e.message}`).join("\n") || "(no log lines yet)";
+function showLogs(user) {
+  // followed as server-sent events: each new line arrives as it is written
+  if (state.logs) state.logs.close();
+  const pre = $("logs");
+  pre.hidden = false;
+  pre.textContent = "";
+  const source = new EventSource(`/api/v1/logs/${encodeURIComponent(user)}?follow=1&tail=200`);
+  source.onmessage = (event) => {
+    const e = JSON.parse(event.data);
+    pre.append(document.createTextNode(`${e.timestamp || ""} ${e.role}/${e.stream} ${e.message}\n`));
     pre.scrollTop = pre.scrollHeight;
   };
-  await pull();
-  state.logsTimer = setInterval(pull, 2000); // follow, as `runner logs -f` does
+  state.logs = source;
 }
 
 // ---- config files ---------------------------------------------------------------------
