@@ -228,3 +228,28 @@ async def test_every_control_is_labelled_and_the_page_fits_a_phone(
         "document.getElementById('prompt').getBoundingClientRect().bottom <= 780"
     ), "the composer is on screen"
     await shot(browser, "phone")
+
+
+async def test_a_dropped_connection_resumes_from_last_seq_without_loss_or_doubling(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    # keep a handle on the page's sockets (injected by the test, before the page's own code)
+    await browser.send(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "window.__sockets = []; const Real = window.WebSocket;"
+            "window.WebSocket = function (...a) { const s = new Real(...a);"
+            " window.__sockets.push(s); return s; };"
+            "window.WebSocket.prototype = Real.prototype; window.WebSocket.OPEN = Real.OPEN;"
+        },
+    )
+    await signed_in(browser, page_url)
+    words = "".join(f"d{i} " for i in range(150))
+    llm.add([Reply(text=words, chunk=4, delay=0.01)])
+    await say(browser, "count again")
+    await browser.wait_for(f"{LAST_ANSWER}.length > 40")
+    await browser.evaluate("window.__sockets.at(-1).close()")  # the network drops
+    await browser.wait_for("window.__sockets.length === 2")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    assert (await browser.evaluate(LAST_ANSWER)).strip() == words.strip()
+    assert await browser.evaluate(TURNS) == 1
