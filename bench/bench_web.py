@@ -52,16 +52,13 @@ async def _load(browser: Browser, url: str) -> tuple[float, int]:
     await browser.send("Network.enable")
     await browser.send("Network.setCacheDisabled", {"cacheDisabled": True})
     await browser.send("Network.clearBrowserCookies")
-    browser.events.clear()
     start = time.perf_counter()
     await browser.send("Page.navigate", {"url": url})
     await browser.wait_for("!document.getElementById('signin')?.hidden", timeout=30)
     took = time.perf_counter() - start
-    await asyncio.sleep(0.2)  # the last loadingFinished events
-    size = sum(
-        e["params"].get("encodedDataLength", 0)
-        for e in browser.events
-        if e.get("method") == "Network.loadingFinished"
+    size = await browser.evaluate(
+        "performance.getEntries().filter(e => 'transferSize' in e)"
+        ".reduce((n, e) => n + e.transferSize, 0)"
     )
     return took, int(size)
 
@@ -149,7 +146,7 @@ async def run() -> None:
     times = [t for t, _ in loads]
     load_ms = statistics.median(times) * 1000
     print(f"page load to interactive (uncached, median of 5): {load_ms:.0f} ms")
-    print(f"bytes transferred on a first load: {loads[0][1]:,} B")
+    print(f"bytes transferred on a first load (headers and bodies): {loads[0][1]:,} B")
     print(
         f"token to paint (median of {len(paints)}): {statistics.median(paints):.1f} ms "
         f"(min {min(paints):.1f}, max {max(paints):.1f})"
