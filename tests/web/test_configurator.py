@@ -241,3 +241,21 @@ async def test_logs_are_followed_as_server_sent_events(api: Api) -> None:
         while not any("second line" in e for e in events):
             events.append(await asyncio.wait_for(anext(lines), 20))
         assert not any("first line" in e for e in events), "a line is sent once"
+
+
+async def test_onboarding_saves_a_first_key_that_is_never_shown_again(api: Api) -> None:
+    agent = api.dir / "agent.toml"
+    agent.write_text("[runtime]\nmax_turns = 7\n")
+    status = (await api.http.get("/api/v1/onboarding/status")).json()["data"]
+    assert status["providers_with_keys"] == []
+    entry = {"provider_type": "anthropic", "api_key": "sk-ant-new-key"}
+    res = await api.http.patch(
+        "/api/v1/config/agent",
+        json={"providers": {"registry": {"anthropic": entry}}},
+        headers=await csrf(api),
+    )
+    assert res.status_code == 200 and "sk-ant-new-key" not in res.text
+    status = (await api.http.get("/api/v1/onboarding/status")).json()["data"]
+    assert status["providers_with_keys"] == ["anthropic"]
+    shown = (await api.http.get("/api/v1/config/agent")).text
+    assert "sk-ant-new-key" not in shown and "********" in shown
