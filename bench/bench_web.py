@@ -53,7 +53,7 @@ async def _load(browser: Browser, url: str) -> tuple[float, int]:
     await browser.send("Network.setCacheDisabled", {"cacheDisabled": True})
     await browser.send("Network.clearBrowserCookies")
     start = time.perf_counter()
-    await browser.send("Page.navigate", {"url": url})
+    await browser.goto(url)  # waits for the new document's load event
     await browser.wait_for("!document.getElementById('signin')?.hidden", timeout=30)
     took = time.perf_counter() - start
     size = await browser.evaluate(
