@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _merge_runner_rest(args)
     module_name, func_name, _ = MODES[args.mode]
     if args.mode == "runner" and args.command == "web":  # the configurator lives in oxydra.web
-        module_name, func_name = "oxydra.web.configurator", "run_configurator"
+        module_name, func_name = "oxydra.web.runweb", "run_configurator"
     from oxydra.core.errors import ConfigError, OxydraError
     from oxydra.core.log import configure_logging
 

@@ -1,4 +1,4 @@
-"""`oxydra runner web`: the configurator, REST under `/api/v1` as the Rust runner's.
+"""The configurator behind `oxydra runner web` (`runweb`): REST under `/api/v1`.
 
 Envelopes: `{"data": ..., "meta": {"request_id": ...}}` on success and
 `{"error": {"code", "message", "details"?}, "meta": {...}}` on failure, so the Rust
@@ -18,14 +18,12 @@ Security rules (docs/web.md):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
 import secrets
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +37,9 @@ from oxydra.core.log import get_logger
 from oxydra.web import _configfiles as files
 from oxydra.web._assets import Assets
 from oxydra.web._auth import COOKIE, BrowserSessions, SignInLimiter
-from oxydra.web._http import Reply, cookie_value, is_loopback, json_reply, loopback_hosts
-from oxydra.web._server import HttpRequest, serve_http
+from oxydra.web._guests import follow_logs, host_memory_mib, spawn
+from oxydra.web._http import Reply, cookie_value, json_reply
+from oxydra.web._server import HttpRequest
 
 _log = get_logger(__name__)
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -86,7 +85,7 @@ class Configurator:
         self.limiter = SignInLimiter()
         self.csrf = secrets.token_urlsafe(32)  # auth disabled: one per process
         self.assets = Assets()
-        self.launch = launcher or _spawn
+        self.launch = launcher or spawn
 
     # ---- request pipeline --------------------------------------------------------------
 
@@ -198,7 +197,7 @@ class Configurator:
     async def meta(self, request: HttpRequest, _: list[str]) -> Any:
         from oxydra import __version__
 
-        memory = _host_memory_mib()
+        memory = host_memory_mib()
         return {
             "version": __version__,
             "paths": {
@@ -441,7 +440,7 @@ class Configurator:
                 200,
                 content_type="text/event-stream",
                 headers=[("Cache-Control", "no-store")],
-                stream=_follow_logs(workspace, logs_request, docker),
+                stream=follow_logs(workspace, logs_request, docker),
             )
         answer = await asyncio.to_thread(read_logs, workspace, logs_request, docker=docker)
         return msgspec.to_builtins(answer)
@@ -542,159 +541,3 @@ def _source(sources: dict[str, str], dotted: str) -> str:
             return found
         path.pop()
     return "default"
-
-
-def _host_memory_mib() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-FOLLOW_POLL_SECS = 1.0
-KEEPALIVE_SECS = 15.0
-
-
-async def _follow_logs(workspace: Any, request: Any, docker: bool) -> AsyncIterator[bytes]:
-    """Server-sent events: each new log line as `data: <json>`, a comment now and then.
-
-    The files are re-read every `FOLLOW_POLL_SECS` (as `runner logs -f` does); a line already
-    sent is not sent again. The stream ends when the client goes (the write fails).
-    """
-    from oxydra.runner._logs import read_logs
-
-    seen: set[int] = set()
-    quiet = 0.0
-    encode = msgspec.json.encode
-    while True:
-        answer = await asyncio.to_thread(read_logs, workspace, request, docker=docker)
-        sent = False
-        for entry in answer.entries:
-            key = hash((entry.timestamp, entry.role, entry.stream, entry.message))
-            if key not in seen:
-                seen.add(key)
-                sent = True
-                yield b"data: " + encode(entry) + b"\n\n"
-        if len(seen) > 10_000:
-            seen.clear()
-        quiet = 0.0 if sent else quiet + FOLLOW_POLL_SECS
-        if quiet >= KEEPALIVE_SECS:
-            quiet = 0.0
-            yield b": keepalive\n\n"
-        await asyncio.sleep(FOLLOW_POLL_SECS)
-
-
-def _spawn(argv: list[str]) -> int:
-    """`oxydra runner <argv>` detached in its own process group (as the Rust runner does)."""
-    from oxydra.runner._selfcmd import self_command, self_environment
-
-    proc = subprocess.Popen(
-        [*self_command("runner"), *argv],
-        env=self_environment(os.environ),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    return proc.pid
-
-
-def plan_bind(
-    web: Any, bind: str, *, insecure_http: bool, token: str | None
-) -> tuple[str, int, bool]:
-    """Host, port and whether TLS is used; refuses an unsafe non-loopback bind.
-
-    Raises:
-        RunnerError: naming what to set.
-    """
-    host, _, port_text = bind.rpartition(":")
-    host = host.strip("[]")
-    try:
-        port = int(port_text)
-    except ValueError as exc:
-        raise RunnerError(f"web bind {bind!r}: expected host:port") from exc
-    tls = bool(web.tls_cert_file and web.tls_key_file)
-    if not is_loopback(host):
-        if not tls and not insecure_http:
-            raise RunnerError(
-                f"web bind {bind} is not loopback: set [web] tls_cert_file and tls_key_file, "
-                "or pass --insecure-http to serve plain HTTP anyway"
-            )
-        if not token:
-            raise RunnerError(
-                f'web bind {bind} is not loopback: set [web] auth_mode = "token" with '
-                "auth_token_env (or auth_token)"
-            )
-    return host, port, tls
-
-
-async def serve_configurator(
-    setup: Setup, host: str, port: int, stop: asyncio.Event, ssl: Any = None
-) -> tuple[str, int]:
-    """Serve until `stop` is set; returns after closing. Prints the URL once listening."""
-    configurator = Configurator(setup, set())
-    server = await serve_http(configurator.handle, host, port, ssl=ssl)
-    bound_port = server.address[1]
-    name = f"[{host}]" if ":" in host else host
-    configurator.hosts = {f"{name}:{bound_port}".lower()} | (
-        loopback_hosts(bound_port) if is_loopback(host) else set()
-    )
-    scheme = "https" if ssl else "http"
-    print(f"web_url={scheme}://{name}:{bound_port}/", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.close()
-    return host, bound_port
-
-
-def run_configurator(args: argparse.Namespace) -> int:
-    """Entry of `oxydra runner web`."""
-    import signal
-
-    from oxydra.runner._config import find_config
-
-    try:
-        path = (
-            find_config(args.config, Path.cwd(), Path.home())
-            or Path.cwd() / ".oxydra" / "runner.toml"
-        )
-        runner = files.read_tree(path)
-        errors = files.check(runner, RunnerConfig, str(path))
-        if errors:
-            raise RunnerError("; ".join(e["message"] for e in errors))
-        web = msgspec.convert(runner, RunnerConfig).web
-        token = None
-        if web.auth_mode == "token":
-            token = os.environ.get(web.auth_token_env) if web.auth_token_env else web.auth_token
-            if not token:
-                raise RunnerError(
-                    '[web] auth_mode = "token" but no token is set (auth_token_env or auth_token)'
-                )
-        host, port, tls = plan_bind(
-            web, args.bind or web.bind, insecure_http=args.insecure_http, token=token
-        )
-    except RunnerError as exc:
-        print(f"runner error: {exc}", flush=True)
-        return 1
-    ssl_context = None
-    if tls:
-        import ssl
-
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        assert web.tls_cert_file and web.tls_key_file
-        ssl_context.load_cert_chain(web.tls_cert_file, web.tls_key_file)
-    setup = Setup(path, insecure_tier=args.insecure, token=token, secure=tls)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve_configurator(setup, host, port, stop, ssl_context)
-
-    asyncio.run(main())
-    return 0

@@ -15,7 +15,8 @@ from oxydra.config.runner_schema import RunnerWeb
 from oxydra.core.errors import RunnerError
 from oxydra.web._http import loopback_hosts
 from oxydra.web._server import serve_http
-from oxydra.web.configurator import Configurator, Setup, plan_bind
+from oxydra.web.configurator import Configurator, Setup
+from oxydra.web.runweb import plan_bind
 
 RUNNER = """workspace_root = "ws"
 default_tier = "process"
