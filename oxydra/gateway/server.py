@@ -159,7 +159,8 @@ class GatewayServer:
         if user_id is None:  # the browser session ended between the check and now
             await ws.close(1008, "signed out")
             return
-        conn = _Connection(self, ws, user_id)
+        by_cookie = ws.request is not None and self.user_for(ws.request.headers) is None
+        conn = _Connection(self, ws, user_id, by_cookie=by_cookie)
         try:
             await conn.run()
         except ConnectionClosed:
@@ -171,8 +172,11 @@ class GatewayServer:
 class _Connection:
     """One client connection: handshake, then frames in and session frames out."""
 
-    def __init__(self, server: GatewayServer, ws: ServerConnection, user_id: str) -> None:
+    def __init__(
+        self, server: GatewayServer, ws: ServerConnection, user_id: str, *, by_cookie: bool = False
+    ) -> None:
         self.server, self.core, self.ws, self.user_id = server, server.core, ws, user_id
+        self.by_cookie = by_cookie  # a browser: its sign-in is checked again on every frame
         self.channel: SessionChannel | None = None
         self.subscriber: Subscriber | None = None
         self.pump: asyncio.Task[None] | None = None
@@ -191,6 +195,9 @@ class _Connection:
         if hello is None:
             return
         async for raw in self.ws:
+            if self.by_cookie and not self._still_signed_in():
+                await self.ws.close(1008, "signed out")
+                return
             try:
                 frame = decode_client_frame(raw)
             except FrameError as exc:
@@ -203,6 +210,11 @@ class _Connection:
                 await self.error(
                     str(exc), getattr(frame, "request_id", None), getattr(exc, "code", default)
                 )
+
+    def _still_signed_in(self) -> bool:
+        """A browser's session may have ended (sign-out, expiry) since it connected."""
+        front, request = self.server.front, self.ws.request
+        return front is not None and request is not None and front.browser_user(request) is not None
 
     async def _handshake(self) -> Hello | None:
         try:

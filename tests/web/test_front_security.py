@@ -171,3 +171,21 @@ async def test_the_json_reads_need_a_session_and_refuse_cross_site(page: Page) -
         assert res.status_code == 403
         res = await http.get("/api/schedules", headers={"Host": "evil.example"})
         assert res.status_code == 421
+
+
+async def test_signing_out_ends_the_browsers_open_connection(page: Page) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    async with page.client() as http:
+        cookie, csrf = await page.sign_in(http)
+        url = page.base.replace("http://", "ws://") + "ws"
+        headers = {"Cookie": f"oxydra_session={cookie}"}
+        ws = await connect(url, additional_headers=headers, origin=page.origin)  # type: ignore[arg-type]
+        await send(ws, g.Hello(request_id="h", protocol_version=2, user_id="alice"))
+        assert isinstance(await recv(ws), g.HelloAck)
+        own = {"Origin": page.origin, "X-CSRF-Token": csrf}
+        assert (await http.post("/auth/signout", headers=own)).status_code == 200
+        await send(ws, g.HealthCheck(request_id="x"))
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
