@@ -417,7 +417,9 @@ class Configurator:
 
     async def control(self, request: HttpRequest, params: list[str]) -> Any:
         user_id, action = self._known(params[0]), params[1]
-        argv = ["--config", str(self.setup.runner_toml), "--user", user_id]
+        # without a runner.toml yet, the runner finds its defaults as on the command line
+        found = self.setup.runner_toml.exists()
+        argv = [*(["--config", str(self.setup.runner_toml)] if found else []), "--user", user_id]
         if self.setup.insecure_tier:
             argv.append("--insecure")
         pid = self.launch([*argv, action])
@@ -456,7 +458,9 @@ class Configurator:
 
         try:
             return load_context(
-                config=str(self.setup.runner_toml), user=user_id, insecure=self.setup.insecure_tier
+                config=str(self.setup.runner_toml) if self.setup.runner_toml.exists() else None,
+                user=user_id,
+                insecure=self.setup.insecure_tier,
             )
         except RunnerError as exc:
             raise ApiError(422, "invalid_config", str(exc)) from exc
