@@ -212,6 +212,16 @@ async def test_every_control_is_labelled_and_the_page_fits_a_phone(
           .map(e => e.outerHTML)"""
     )
     assert unnamed == []
+    llm.add([Reply(text="Two lines received.")])
+    await browser.type_text("#prompt", "line one")
+    await browser.press("Enter", shift=True)
+    await browser.send("Input.insertText", {"text": "line two"})
+    assert await browser.evaluate("document.getElementById('prompt').value") == "line one\nline two"
+    assert await browser.evaluate(TURNS) == 1, "Shift+Enter does not send"
+    await browser.press("Enter")
+    await browser.wait_for(f"{TURNS} === 2 && {LAST_STATE} === 'completed'")
+    sent = await browser.evaluate("[...document.querySelectorAll('.msg.user')].at(-1).textContent")
+    assert sent == "line one\nline two"
     log = "document.getElementById('log')"
     assert await browser.evaluate(f"{log}.getAttribute('aria-live')") == "polite"
     assert await browser.evaluate(f"{log}.getAttribute('role')") == "log"
