@@ -7,7 +7,8 @@ Theory of operation:
    sent back as `MASK` means "unchanged" and keeps the stored value, so a form can round-trip
    a masked value; any other value replaces it.
 3. The patched tree is checked by the loader's own `Layers` against the file's schema, so
-   the errors are the loader's, each with the dotted key it is about.
+   the errors are the loader's, each with the dotted key it is about; an agent config is
+   also checked as the loader would see it, merged with its other files (`check_agent`).
 4. A valid result is written atomically (temp file, fsync, rename) after the previous file
    is copied to `<name>.bak-<UTC time>`; the answer carries a unified diff with secrets masked.
 """
@@ -20,6 +21,7 @@ import os
 import re
 import shutil
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,20 +85,69 @@ def check(tree: dict[str, Any], schema: type[msgspec.Struct], source: str) -> li
     layers = Layers(schema)
     layers.merge(tree, source)
     layers.validate_tree()
+    return _errors(layers.problems)
+
+
+def check_agent(
+    tree: dict[str, Any], path: Path, cwd: Path, home: Path | None = None
+) -> list[dict[str, str]]:
+    """The loader's problems with the effective agent config if `path` held `tree`.
+
+    Every layer the guest's loader reads (system, home, `cwd/.oxydra`, environment) is merged
+    as it would be, with the edited file's tree in its place, then the cross-key checks run:
+    a selection naming a provider defined in another file is fine, as at start-up.
+    """
+    from oxydra.config.loader import FILE_NAMES, ConfigSources
+    from oxydra.config.schema import AgentConfig
+    from oxydra.config.validate import check_agent_config
+
+    sources = ConfigSources(cwd=cwd, home=home)
+    layers = Layers(AgentConfig)
+    merged = False
+    for directory in sources.directories():
+        for name in FILE_NAMES:
+            candidate = directory / name
+            if candidate.resolve() == path.resolve():
+                layers.layers.append(str(path))
+                layers.merge(tree, str(path))
+                merged = True
+            else:
+                layers.merge_file(candidate)
+    if not merged:  # a file outside the loader's directories: checked as the top file layer
+        layers.merge(tree, str(path))
+    layers.validate_tree()
+    if not layers.problems:
+        built = layers.build()
+        assert isinstance(built, AgentConfig)
+        check_agent_config(built, layers)
+    return _errors(layers.problems)
+
+
+def _errors(problems: list[str]) -> list[dict[str, str]]:
     errors = []
-    for problem in layers.problems:
+    for problem in problems:
         found = _KEY_IN_PROBLEM.search(problem)
         errors.append({"field": found.group(1) if found else "", "message": problem})
     return errors
 
 
 def edit(
-    path: Path, patch: dict[str, Any], schema: type[msgspec.Struct], *, dry_run: bool
+    path: Path,
+    patch: dict[str, Any],
+    schema: type[msgspec.Struct],
+    *,
+    dry_run: bool,
+    checker: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None,
 ) -> Outcome:
-    """Apply `patch` to the file; write it (with a backup) unless invalid or `dry_run`."""
+    """Apply `patch` to the file; write it (with a backup) unless invalid or `dry_run`.
+
+    `checker` adds checks beyond the file's own schema (the agent config's cross-key rules).
+    """
     before = read_tree(path)
     after = merge_patch(before, patch)
     errors = check(after, schema, str(path))
+    if not errors and checker is not None:
+        errors = checker(after)
     if errors:
         return Outcome(errors=errors)
     old_text = _toml.dumps(masked(before)) if before else ""

@@ -62,6 +62,7 @@ class Setup:
     insecure_tier: bool = False
     token: str | None = None
     secure: bool = False
+    home: Path | None = None  # where the loader's home layers are (None: the real home)
 
     @property
     def base(self) -> Path:
@@ -293,7 +294,8 @@ class Configurator:
         from oxydra.core.errors import ConfigError
 
         try:
-            loaded = load_agent_config(ConfigSources(cwd=self.setup.base.parent))
+            sources = ConfigSources(cwd=self.setup.base.parent, home=self.setup.home)
+            loaded = load_agent_config(sources)
         except ConfigError as exc:
             raise ApiError(422, "invalid_config", exc.message, exc.problems) from exc
         tree = files.masked(msgspec.to_builtins(loaded.config))
@@ -355,7 +357,12 @@ class Configurator:
         self, path: Path, schema: type[msgspec.Struct], request: HttpRequest, *, dry_run: bool
     ) -> Any:
         patch = _json_body(request)
-        outcome = files.edit(path, patch, schema, dry_run=dry_run)
+        checker = None
+        if schema is AgentConfig:
+            cwd = self.setup.base.parent
+            home = self.setup.home
+            checker = lambda tree: files.check_agent(tree, path, cwd, home)  # noqa: E731
+        outcome = files.edit(path, patch, schema, dry_run=dry_run, checker=checker)
         if outcome.errors:
             raise ApiError(
                 422,

@@ -42,7 +42,7 @@ class Api:
 
 
 async def start(tmp_path: Path, token: str | None = None) -> tuple[Api, Any]:
-    conf = tmp_path / "conf"
+    conf = tmp_path / ".oxydra"  # as ./.oxydra: one of the agent loader's directories
     (conf / "users").mkdir(parents=True)
     (conf / "runner.toml").write_text(RUNNER)
     (conf / "agent.toml").write_text(AGENT)
@@ -54,7 +54,9 @@ async def start(tmp_path: Path, token: str | None = None) -> tuple[Api, Any]:
         return 4242
 
     configurator = Configurator(
-        Setup(conf / "runner.toml", insecure_tier=True, token=token), set(), launcher=launcher
+        Setup(conf / "runner.toml", insecure_tier=True, token=token, home=tmp_path / "home"),
+        set(),
+        launcher=launcher,
     )
     server = await serve_http(configurator.handle, "127.0.0.1", 0)
     port = server.address[1]
@@ -260,3 +262,19 @@ async def test_onboarding_saves_a_first_key_that_is_never_shown_again(api: Api) 
     assert status["providers_with_keys"] == ["anthropic"]
     shown = (await api.http.get("/api/v1/config/agent")).text
     assert "sk-ant-new-key" not in shown and "********" in shown
+
+
+async def test_agent_edits_are_checked_as_the_loader_sees_every_file(api: Api) -> None:
+    headers = await csrf(api)
+    res = await api.http.patch(
+        "/api/v1/config/agent", json={"selection": {"provider": "local"}}, headers=headers
+    )
+    assert res.status_code == 422, "names no registry entry"
+    assert [d["field"] for d in res.json()["error"]["details"]] == ["selection.provider"]
+    (api.dir / "providers.toml").write_text(
+        '[providers.registry.local]\nprovider_type = "openai"\nbase_url = "http://127.0.0.1:1"\n'
+    )
+    res = await api.http.patch(
+        "/api/v1/config/agent", json={"selection": {"provider": "local"}}, headers=headers
+    )
+    assert res.status_code == 200, "defined in providers.toml beside it, as at start-up"
