@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,25 @@ def plan_bind(
                 "auth_token_env (or auth_token)"
             )
     return host, port, tls
+
+
+def tls_context(cert_file: str | None, key_file: str | None) -> Any:
+    """A server TLS context from `[web] tls_cert_file` / `tls_key_file` (TLS 1.2 at least).
+
+    Raises:
+        RunnerError: naming the files when they cannot be loaded.
+    """
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise RunnerError(
+            f"[web] tls_cert_file {cert_file} / tls_key_file {key_file}: {exc}"
+        ) from exc
+    return context
 
 
 async def serve_configurator(
@@ -97,16 +117,10 @@ def run_configurator(args: argparse.Namespace) -> int:
         host, port, tls = plan_bind(
             web, args.bind or web.bind, insecure_http=args.insecure_http, token=token
         )
+        ssl_context = tls_context(web.tls_cert_file, web.tls_key_file) if tls else None
     except RunnerError as exc:
-        print(f"runner error: {exc}", flush=True)
+        print(f"runner error: {exc}", file=sys.stderr, flush=True)
         return 1
-    ssl_context = None
-    if tls:
-        import ssl
-
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        assert web.tls_cert_file and web.tls_key_file
-        ssl_context.load_cert_chain(web.tls_cert_file, web.tls_key_file)
     setup = Setup(path, insecure_tier=args.insecure, token=token, secure=tls)
 
     async def main() -> None:

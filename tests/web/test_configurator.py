@@ -278,3 +278,48 @@ async def test_agent_edits_are_checked_as_the_loader_sees_every_file(api: Api) -
         "/api/v1/config/agent", json={"selection": {"provider": "local"}}, headers=headers
     )
     assert res.status_code == 200, "defined in providers.toml beside it, as at start-up"
+
+
+async def test_over_tls_the_cookie_is_secure_and_plain_http_gets_no_answer(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    from oxydra.web.runweb import tls_context
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    conf = tmp_path / ".oxydra"
+    conf.mkdir()
+    (conf / "runner.toml").write_text(RUNNER)
+    setup = Setup(conf / "runner.toml", token="operator-token-1234", secure=True, home=tmp_path)
+    configurator = Configurator(setup, set())
+    server = await serve_http(
+        configurator.handle, "127.0.0.1", 0, ssl=tls_context(str(cert), str(key))
+    )
+    port = server.address[1]
+    configurator.hosts = loopback_hosts(port)
+    origin = f"https://127.0.0.1:{port}"
+    try:
+        trust = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(base_url=origin, verify=trust, timeout=20) as http:
+            res = await http.post(
+                "/api/v1/auth/signin",
+                headers={"Authorization": "Bearer operator-token-1234", "Origin": origin},
+            )
+            assert res.status_code == 200
+            assert "; Secure" in res.headers["set-cookie"]
+        async with httpx.AsyncClient(timeout=5) as plain:
+            with pytest.raises(httpx.HTTPError):
+                await plain.get(f"http://127.0.0.1:{port}/api/v1/meta")
+    finally:
+        await server.close()
+    with pytest.raises(RunnerError, match="tls_cert_file"):
+        tls_context(str(tmp_path / "missing.pem"), str(key))
