@@ -224,7 +224,7 @@ class Configurator:
     async def catalog(self, request: HttpRequest, _: list[str]) -> Any:
         from oxydra.catalog import load_catalog
 
-        catalog = await asyncio.to_thread(load_catalog)
+        catalog = await asyncio.to_thread(load_catalog, self._environ())
         models = []
         for provider, model in catalog.models():
             cost = getattr(model, "cost", None)
@@ -240,10 +240,50 @@ class Configurator:
         return {"models": models}
 
     async def catalog_status(self, request: HttpRequest, _: list[str]) -> Any:
-        from oxydra.catalog import load_catalog
+        from oxydra.catalog import load_catalog, user_cache_path
 
-        catalog = await asyncio.to_thread(load_catalog)
-        return {"models": sum(1 for _ in catalog.models()), "source": "pinned or cached"}
+        environ = self._environ()
+        catalog = await asyncio.to_thread(load_catalog, environ)
+        cache = user_cache_path(environ)
+        cached_at = None
+        if cache.exists():
+            import datetime
+
+            stamp = datetime.datetime.fromtimestamp(cache.stat().st_mtime, datetime.UTC)
+            cached_at = stamp.isoformat()
+        return {
+            "models": sum(1 for _ in catalog.models()),
+            "source": "user cache" if cached_at else "pinned snapshot",
+            "cache_path": str(cache),
+            "cached_at": cached_at,
+        }
+
+    async def catalog_refresh(self, request: HttpRequest, _: list[str]) -> Any:
+        """Download the catalog (`{"pinned": bool}`) into the user cache, as `catalog fetch`."""
+        from oxydra.catalog import fetch_catalog
+        from oxydra.config.loader import ConfigSources, load_agent_config
+        from oxydra.core.errors import CatalogError, ConfigError
+
+        body = _json_body(request) if request.body else {}
+        environ = self._environ()
+        try:
+            sources = ConfigSources(cwd=self.setup.base.parent, home=self.setup.home)
+            config = load_agent_config(sources).config
+            fetched = await asyncio.to_thread(
+                fetch_catalog, config, environ, pinned=bool(body.get("pinned", False))
+            )
+        except ConfigError as exc:
+            raise ApiError(422, "invalid_config", exc.message, exc.problems) from exc
+        except CatalogError as exc:
+            raise ApiError(502, "catalog_unavailable", exc.message) from exc
+        return msgspec.to_builtins(fetched)
+
+    def _environ(self) -> dict[str, str]:
+        """The process environment, with HOME pointed at `setup.home` when one is set."""
+        environ = dict(os.environ)
+        if self.setup.home is not None:
+            environ["HOME"] = str(self.setup.home)
+        return environ
 
     async def onboarding_status(self, request: HttpRequest, _: list[str]) -> Any:
         agent = files.read_tree(self.setup.agent_toml)
@@ -481,6 +521,7 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("GET", "/meta/schema", Configurator.meta_schema),
     ("GET", "/catalog", Configurator.catalog),
     ("GET", "/catalog/status", Configurator.catalog_status),
+    ("POST", "/catalog/refresh", Configurator.catalog_refresh),
     ("GET", "/onboarding/status", Configurator.onboarding_status),
     ("GET", "/config/runner", Configurator.get_runner),
     ("PATCH", "/config/runner", Configurator.patch_runner),

@@ -323,3 +323,24 @@ async def test_over_tls_the_cookie_is_secure_and_plain_http_gets_no_answer(tmp_p
         await server.close()
     with pytest.raises(RunnerError, match="tls_cert_file"):
         tls_context(str(tmp_path / "missing.pem"), str(key))
+
+
+async def test_catalog_refresh_downloads_into_the_user_cache_or_says_why_not(api: Api) -> None:
+    from oxydra.catalog import pinned_bytes
+    from oxydra.testing.fake_llm import FakeLLM
+
+    headers = {**await csrf(api), "Content-Type": "application/json"}
+    async with FakeLLM() as server:
+        server.add_route("/api.json", pinned_bytes())
+        agent = api.dir / "agent.toml"
+        agent.write_text(agent.read_text() + f'\n[catalog]\nurl = "{server.base_url}/api.json"\n')
+        res = await api.http.post("/api/v1/catalog/refresh", json={}, headers=headers)
+        assert res.status_code == 200, res.text
+        data = res.json()["data"]
+        assert data["models"] > 0 and data["target"].startswith(str(api.dir.parent / "home"))
+    status = (await api.http.get("/api/v1/catalog/status")).json()["data"]
+    assert status["source"] == "user cache" and status["cached_at"]
+    res = await api.http.post("/api/v1/catalog/refresh", json={}, headers=headers)
+    assert res.status_code == 502 and res.json()["error"]["code"] == "catalog_unavailable"
+    res = await api.http.post("/api/v1/catalog/refresh", json={"pinned": True}, headers=headers)
+    assert res.status_code == 422, "no [catalog] pinned_url"
