@@ -60,3 +60,27 @@ async def test_a_bad_value_shows_its_error_by_the_field_and_a_good_one_is_saved(
     finally:
         await api.http.aclose()
         await server.close()
+
+
+async def test_in_token_mode_the_page_asks_for_the_token_first(
+    browser: Browser, tmp_path: Path
+) -> None:
+    api, server = await start(tmp_path, token="operator-token-1234")
+    try:
+        await browser.goto(api.base)
+        await browser.wait_for("!document.getElementById('signin').hidden")
+        assert await browser.evaluate("document.getElementById('app').hidden")
+        await browser.type_text("#token", "wrong")
+        await browser.press("Enter")
+        await browser.wait_for("document.getElementById('signin-error').textContent")
+        await browser.type_text("#token", "operator-token-1234")
+        await browser.press("Enter")
+        await browser.wait_for(f"!!{FIELD}")
+        stored = await browser.evaluate(
+            "JSON.stringify([location.href, document.cookie, {...localStorage},"
+            " {...sessionStorage}])"
+        )
+        assert "operator-token-1234" not in stored
+    finally:
+        await api.http.aclose()
+        await server.close()
