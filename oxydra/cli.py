@@ -127,6 +127,11 @@ def _runner_flags(p: argparse.ArgumentParser) -> None:
     logs.add_argument("--since", help="only lines after an RFC 3339 time or a duration (10m)")
     logs.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    web = p.add_argument_group("web")
+    web.add_argument("--bind", help="web: host:port to serve on (default [web] bind)")
+    web.add_argument(
+        "--insecure-http", action="store_true", help="web: allow plain HTTP on a non-loopback bind"
+    )
 
 
 def _runner_args(p: argparse.ArgumentParser) -> None:
@@ -135,7 +140,7 @@ def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", action="store_true", help="with --tui: print metadata and exit")
     p.add_argument("--daemon", action="store_true", help="stay resident serving the control socket")
     p.add_argument("--detach-when-ready", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("command", nargs="?", help="start | stop | status | restart | logs")
+    p.add_argument("command", nargs="?", help="start | stop | status | restart | logs | web")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
@@ -275,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "runner" and args.rest:
         _merge_runner_rest(args)
     module_name, func_name, _ = MODES[args.mode]
+    if args.mode == "runner" and args.command == "web":  # the configurator lives in oxydra.web
+        module_name, func_name = "oxydra.web.runweb", "run_configurator"
     from oxydra.core.errors import ConfigError, OxydraError
     from oxydra.core.log import configure_logging
 

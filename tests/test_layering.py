@@ -37,6 +37,7 @@ LAYER = {
     "channels": 5,
     "runner": 6,
     "tui": 6,
+    "web": 6,
     "app": 7,
     "testing": 8,
     "commands": 9,

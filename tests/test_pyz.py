@@ -286,3 +286,56 @@ def test_archive_lists_and_reads_its_builtin_skill_and_parses_yaml(
         tmp_path,
     )
     assert "# Writing a skill" in shown.stdout
+
+
+def _first_line(proc: subprocess.Popen[str], prefix: str) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return line.strip().partition("=")[2]
+    raise AssertionError(f"no {prefix} line; exit {proc.wait()}")
+
+
+def test_archive_serves_the_configurator_and_the_chat_page_from_its_own_files(
+    pyz: Path, tmp_path: Path
+) -> None:
+    """`runner web` with the default config, and the `vm`'s page, both from inside the archive."""
+    import re
+    import urllib.request
+
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    argv = [sys.executable, "-I", str(pyz), "runner", "web", "--bind", "127.0.0.1:0"]
+    with subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True) as web:
+        try:
+            url = _first_line(web, "web_url=")
+            with urllib.request.urlopen(url + "api/v1/meta", timeout=20) as res:
+                meta = json.loads(res.read())
+            assert meta["data"]["version"] == __version__ and meta["meta"]["request_id"]
+            with urllib.request.urlopen(url, timeout=20) as res:
+                page = res.read().decode()
+                assert "script-src 'self'" in res.headers["Content-Security-Policy"]
+            script = re.search(r'src="(/static/[0-9a-f]+/config\.js)"', page)
+            assert script is not None
+            with urllib.request.urlopen(url + script.group(1)[1:], timeout=20) as res:
+                assert b"/api/v1" in res.read()
+        finally:
+            web.terminate()
+    script_file = tmp_path / "script.json"
+    script_file.write_text("[]")
+    with _fake_llm(script_file, tmp_path / "requests.jsonl") as llm:
+        sets = [
+            f"providers.registry.fake.base_url={llm}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+        ]
+        argv = [sys.executable, "-I", str(pyz), "vm", "--user-id", "u"]
+        argv += ["--workspace-root", str(tmp_path / "ws"), *(a for s in sets for a in ("--set", s))]
+        with subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True) as vm:
+            try:
+                endpoint = _first_line(vm, "gateway_endpoint=")
+                page_url = endpoint.replace("ws://", "http://").removesuffix("ws")
+                with urllib.request.urlopen(page_url, timeout=20) as res:
+                    assert b'id="signin-form"' in res.read()
+            finally:
+                vm.terminate()

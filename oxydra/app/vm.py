@@ -166,11 +166,18 @@ async def _serve(
     )
     token, generated = gateway_token(config, envelope)
     status = _startup_status(envelope)
-    server = GatewayServer(
-        core, {token: user}, allowed_origins=config.gateway.allowed_origins, startup_status=status
-    )
     host, _, port = bind.rpartition(":")
+    front = _web_front(config, {token: user}, host, _PageReads(services, workspace))
+    server = GatewayServer(
+        core,
+        {token: user},
+        allowed_origins=config.gateway.allowed_origins,
+        startup_status=status,
+        front=front,
+    )
     bound_host, bound_port = await server.start(host.strip("[]"), int(port))
+    if front is not None:
+        front.bind(bound_host, bound_port, config.gateway.allowed_origins)
     endpoint = f"ws://{bound_host}:{bound_port}/ws"
     ipc = workspace / "ipc"
     try:
@@ -199,6 +206,63 @@ async def _serve(
         await core.shutdown()
         await server.close()
         await services.aclose()
+
+
+class _PageReads:
+    """The chat page's reads: a turn's trace (observability store), scheduled jobs."""
+
+    def __init__(self, services: Any, workspace: Path) -> None:
+        self.services, self.workspace = services, workspace
+
+    async def trace(self, turn_id: str) -> list[dict[str, Any]] | None:
+        import msgspec
+
+        from oxydra.observability._store import db_path, load_trace, open_db
+
+        def read() -> list[dict[str, Any]] | None:
+            path = db_path(self.workspace)
+            if not path.exists():
+                return None
+            db = open_db(path, readonly=True)
+            try:
+                spans = load_trace(db, turn_id)
+            finally:
+                db.close()
+            return None if spans is None else msgspec.to_builtins(spans)
+
+        return await asyncio.to_thread(read)
+
+    async def schedules(self, user_id: str) -> list[dict[str, Any]]:
+        import msgspec
+
+        from oxydra.scheduler import ScheduleFilters
+
+        store = self.services.schedules
+        if store is None:
+            return []
+        found, _ = await store.search(user_id, ScheduleFilters(limit=50))
+        out = []
+        for schedule in found:
+            item = msgspec.to_builtins(schedule)
+            item["runs"] = msgspec.to_builtins(await store.runs(user_id, schedule.schedule_id, 5))
+            out.append(item)
+        return out
+
+
+def _web_front(config: AgentConfig, tokens: dict[str, str], host: str, reads: Any) -> Any:
+    """The chat page beside `/ws`, when enabled and safe to serve on this address."""
+    from oxydra.web import WebFront
+    from oxydra.web._http import is_loopback
+
+    if not config.gateway.web:
+        return None
+    if not is_loopback(host) and not config.gateway.web_insecure_http:
+        _log.warning(
+            "web page not served: gateway bind is not loopback",
+            extra={"bind": host, "hint": "set gateway.web_insecure_http = true behind TLS"},
+        )
+        return None
+    return WebFront(tokens, (), reads=reads)
 
 
 def _observability(config: AgentConfig, workspace: Path, env: dict[str, str]) -> Any:

@@ -26,21 +26,20 @@ from oxydra.catalog import (
     CatalogData,
     ModelCatalog,
     ModelDescriptor,
-    catalog_provider_for,
+    configured_providers,
+    download,
+    fetch_catalog,
     load_catalog,
     parse_catalog,
     pinned_bytes,
     pinned_path,
-    user_cache_path,
-    write_atomic,
+    source_url,
 )
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import CatalogError, ConfigError
 
 if TYPE_CHECKING:
     import httpx
-
-MAX_CATALOG_BYTES = 64 * 1024 * 1024
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,49 +94,6 @@ def run_catalog_command(
         return 2
 
 
-def configured_providers(config: AgentConfig) -> list[str]:
-    """The catalog namespaces the registry's entries use."""
-    names = {catalog_provider_for(entry) for entry in config.providers.registry.values()}
-    return sorted(names)
-
-
-def _source_url(args: argparse.Namespace, config: AgentConfig) -> str:
-    if args.url:
-        return str(args.url)
-    if not args.pinned:
-        return config.catalog.url
-    if not config.catalog.pinned_url:
-        raise ConfigError("--pinned needs [catalog] pinned_url", key="catalog.pinned_url")
-    return config.catalog.pinned_url
-
-
-def download(url: str, transport: httpx.BaseTransport | None = None) -> bytes:
-    """GET `url` and return the body.
-
-    Raises:
-        CatalogError: transport failure, error status or a body over 64 MiB.
-    """
-    import httpx  # only `fetch` and `verify` need it; `show` and `config` stay quick
-
-    try:
-        with httpx.Client(transport=transport, timeout=30.0, follow_redirects=True) as client:
-            with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise CatalogError(f"GET {url} answered HTTP {response.status_code}")
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_CATALOG_BYTES:
-                        raise CatalogError(
-                            f"catalog at {url} is larger than {MAX_CATALOG_BYTES} bytes"
-                        )
-                    chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise CatalogError(f"could not download the catalog from {url}: {exc}") from exc
-    return b"".join(chunks)
-
-
 def _fetch(
     args: argparse.Namespace,
     config: AgentConfig,
@@ -145,20 +101,20 @@ def _fetch(
     transport: httpx.BaseTransport | None,
     out: TextIO,
 ) -> int:
-    target = pinned_path() if args.update_pinned else args.output or user_cache_path(environ)
-    url = _source_url(args, config)
-    data = download(url, transport)
-    parse_catalog(data, url)
-    raw: dict[str, Any] = msgspec.json.decode(data)
-    if not args.all:
-        wanted = configured_providers(config)
-        raw = {name: raw[name] for name in wanted if name in raw}
-        if not raw:
-            raise CatalogError(f"catalog at {url} has none of the configured providers {wanted}")
-    providers = parse_catalog(msgspec.json.encode(raw), url)
-    write_atomic(target, msgspec.json.format(msgspec.json.encode(raw), indent=2) + b"\n")
-    count = sum(len(p.models) for p in providers.values())
-    print(f"wrote {count} models of {len(providers)} providers to {target}", file=out)
+    target = pinned_path() if args.update_pinned else args.output
+    fetched = fetch_catalog(
+        config,
+        environ,
+        pinned=args.pinned,
+        url=args.url,
+        target=Path(target) if target else None,
+        all_providers=args.all,
+        transport=transport,
+    )
+    print(
+        f"wrote {fetched.models} models of {fetched.providers} providers to {fetched.target}",
+        file=out,
+    )
     return 0
 
 
@@ -168,7 +124,7 @@ def _verify(
     transport: httpx.BaseTransport | None,
     out: TextIO,
 ) -> int:
-    url = _source_url(args, config)
+    url = source_url(config, pinned=args.pinned, url=args.url)
     remote = parse_catalog(download(url, transport), url)
     pinned = parse_catalog(pinned_bytes(), "pinned")
     drift = diff_catalogs(pinned, remote)

@@ -39,6 +39,8 @@ class RunnerWeb(_Section):
     auth_mode: Literal["disabled", "token"] = "disabled"
     auth_token_env: str | None = None
     auth_token: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
 
 class RunnerConfig(_Section):

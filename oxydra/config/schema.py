@@ -72,11 +72,17 @@ class RuntimeConfig(_Section):
 
 
 class GatewayConfig(_Section):
-    """The WebSocket gateway inside `vm`."""
+    """The WebSocket gateway inside `vm`, and the chat page on its port (`web`).
+
+    The page is served on a loopback bind; on any other address only with
+    `web_insecure_http = true` (the gateway speaks plain HTTP: put TLS in front of it).
+    """
 
     bind: str = "127.0.0.1:0"
     auth_token: str | None = None
     allowed_origins: list[str] = []
+    web: bool = True
+    web_insecure_http: bool = False
     max_sessions_per_user: Positive = 50
     max_concurrent_turns_per_user: Positive = 10
     session_idle_ttl_hours: PositiveFloat = 48

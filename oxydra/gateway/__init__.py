@@ -15,11 +15,12 @@ if _typing.TYPE_CHECKING:
     from oxydra.gateway._store import MemorySessionRecords
     from oxydra.gateway._table import SESSION_SCHEMA
     from oxydra.gateway.core import GatewayCore
-    from oxydra.gateway.server import GatewayServer
+    from oxydra.gateway.server import GatewayServer, HttpFront
 
 __all__ = [
     "GatewayCore",
     "GatewayServer",
+    "HttpFront",
     "MemorySessionRecords",
     "SESSION_SCHEMA",
 ]
@@ -29,6 +30,7 @@ __getattr__ = _lazy_getattr(
     {
         "GatewayCore": "oxydra.gateway.core",
         "GatewayServer": "oxydra.gateway.server",
+        "HttpFront": "oxydra.gateway.server",
         "MemorySessionRecords": "oxydra.gateway._store",
         "SESSION_SCHEMA": "oxydra.gateway._table",
     },

@@ -5,15 +5,19 @@ the URL), matched in constant time against the per-user tokens; the token decide
 and a `hello` naming another user is refused. A browser `Origin` must be allowed explicitly,
 so a web page cannot drive a local gateway with a token it obtained (CVE-2026-25253 class).
 A malformed frame gets an error frame; the connection stays up.
+
+Beside `/ws`, an optional `HttpFront` (the web page, `oxydra.web`) answers plain HTTP requests
+on the same port and signs browsers in with a session cookie; a browser's `/ws` upgrade is
+then let in by that cookie, only from the page's own origin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -58,6 +62,22 @@ LAGGING_CLOSE_SECS = 120
 MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES, MAX_TOTAL_BYTES = 4, 10 * 2**20, 40 * 2**20
 
 
+class HttpFront(Protocol):
+    """Plain HTTP beside `/ws` on the gateway's port, and browser sign-in (the web page)."""
+
+    def respond(self, request: Request, peer: str) -> Awaitable[Response]:
+        """The answer to any request whose path is not `/ws`."""
+        ...
+
+    def browser_user(self, request: Request) -> str | None:
+        """The user a browser's `/ws` upgrade is signed in as (cookie and own origin), or None."""
+        ...
+
+    def own_origin(self, request: Request) -> bool:
+        """Whether the request's `Origin` is the page's own (so a browser may use `/ws`)."""
+        ...
+
+
 class GatewayServer:
     """Serves the gateway protocol over WebSocket for one `GatewayCore`."""
 
@@ -68,8 +88,10 @@ class GatewayServer:
         *,
         allowed_origins: list[str] | None = None,
         startup_status: dict[str, Any] | None = None,
+        front: HttpFront | None = None,
     ) -> None:
         self.core = core
+        self.front = front
         self._tokens = dict(tokens)  # token -> user id
         self.allowed_origins = set(allowed_origins or [])
         self.startup_status = startup_status
@@ -107,20 +129,38 @@ class GatewayServer:
                 found = user
         return found
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def connecting_user(self, request: Request) -> str | None:
+        """Who an upgrade to `/ws` authenticates as: a bearer token, else a browser's cookie."""
+        user = self.user_for(request.headers)
+        if user is None and self.front is not None:
+            user = self.front.browser_user(request)
+        return user
+
+    def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | Awaitable[Response] | None:
         if request.path.split("?", 1)[0] != "/ws":
-            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+            if self.front is None:
+                return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+            peer = connection.remote_address
+            return self.front.respond(request, str(peer[0]) if peer else "")
+        if request.method != "GET":
+            return connection.respond(HTTPStatus.METHOD_NOT_ALLOWED, "use GET to upgrade\n")
         origin = request.headers.get("Origin")
         if origin is not None and origin not in self.allowed_origins:
-            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
-        if self.user_for(request.headers) is None:
+            if self.front is None or not self.front.own_origin(request):
+                return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self.connecting_user(request) is None:
             return connection.respond(HTTPStatus.UNAUTHORIZED, "bearer token required\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        user_id = self.user_for(ws.request.headers) if ws.request else None
-        assert user_id is not None
-        conn = _Connection(self, ws, user_id)
+        user_id = self.connecting_user(ws.request) if ws.request else None
+        if user_id is None:  # the browser session ended between the check and now
+            await ws.close(1008, "signed out")
+            return
+        by_cookie = ws.request is not None and self.user_for(ws.request.headers) is None
+        conn = _Connection(self, ws, user_id, by_cookie=by_cookie)
         try:
             await conn.run()
         except ConnectionClosed:
@@ -132,8 +172,11 @@ class GatewayServer:
 class _Connection:
     """One client connection: handshake, then frames in and session frames out."""
 
-    def __init__(self, server: GatewayServer, ws: ServerConnection, user_id: str) -> None:
+    def __init__(
+        self, server: GatewayServer, ws: ServerConnection, user_id: str, *, by_cookie: bool = False
+    ) -> None:
         self.server, self.core, self.ws, self.user_id = server, server.core, ws, user_id
+        self.by_cookie = by_cookie  # a browser: its sign-in is checked again on every frame
         self.channel: SessionChannel | None = None
         self.subscriber: Subscriber | None = None
         self.pump: asyncio.Task[None] | None = None
@@ -152,6 +195,9 @@ class _Connection:
         if hello is None:
             return
         async for raw in self.ws:
+            if self.by_cookie and not self._still_signed_in():
+                await self.ws.close(1008, "signed out")
+                return
             try:
                 frame = decode_client_frame(raw)
             except FrameError as exc:
@@ -164,6 +210,11 @@ class _Connection:
                 await self.error(
                     str(exc), getattr(frame, "request_id", None), getattr(exc, "code", default)
                 )
+
+    def _still_signed_in(self) -> bool:
+        """A browser's session may have ended (sign-out, expiry) since it connected."""
+        front, request = self.server.front, self.ws.request
+        return front is not None and request is not None and front.browser_user(request) is not None
 
     async def _handshake(self) -> Hello | None:
         try:

@@ -6,6 +6,7 @@
     runner stop | status | restart
     runner logs [--role R] [--stream S] [--tail [N]] [--since T] [--format F] [-f]
     runner --tui [--probe] attach the terminal UI to the running guest (probe: report only)
+    runner web [--bind H:P] [--insecure-http]  the configurator in a browser (oxydra.web)
 
 Global flags (-c, -u, --insecure, -e, --env-file, --set) are accepted before or after the
 subcommand. Any error prints `runner error: <message>` and exits 1.
