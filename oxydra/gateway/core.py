@@ -147,6 +147,21 @@ class GatewayCore:
             )
         return found
 
+    async def open_named(
+        self, user_id: str, session_id: str, *, channel_origin: str, display_name: str | None = None
+    ) -> SessionChannel:
+        """Get or create the session of a deterministic id (a channel's chat context).
+
+        Raises:
+            RefusedError: the id belongs to another user, or the user is at their limit.
+        """
+        self._start_janitor()
+        channel = await self._flight.run(
+            ("default", session_id),
+            lambda: self._find_or_create(user_id, session_id, None, channel_origin, display_name),
+        )
+        return channel
+
     async def _create_new(
         self,
         user_id: str,
@@ -165,13 +180,18 @@ class GatewayCore:
         return channel
 
     async def _find_or_create(
-        self, user_id: str, session_id: str, agent_name: str | None, channel_origin: str
+        self,
+        user_id: str,
+        session_id: str,
+        agent_name: str | None,
+        channel_origin: str,
+        display_name: str | None = None,
     ) -> SessionChannel:
         found = await self._find(user_id, session_id)
         if found is not None:
             return found
         try:
-            return await self._create(user_id, session_id, agent_name, None, channel_origin)
+            return await self._create(user_id, session_id, agent_name, display_name, channel_origin)
         except RefusedError as exc:
             if exc.code != "session_exists":
                 raise
@@ -349,8 +369,11 @@ class GatewayCore:
         label: Label | None = None,
         owner: object | None = None,
         traceparent: str | None = None,
+        max_cost_usd: float | None = None,
     ) -> None:
         """Start a turn, or refuse it: one per session, a bounded number per user.
+
+        `max_cost_usd` tightens the turn's spend (a person's budget left for the day).
 
         `label` marks a prompt that is not the session owner's own words (a channel passes
         `untrusted("chat", sender)` for another person in a shared chat): the turn starts
@@ -377,6 +400,7 @@ class GatewayCore:
             channel=channel.channel_origin,
             label=label,
             traceparent=traceparent[:64] if traceparent else None,
+            max_cost_usd=max_cost_usd,
         )
         channel.task = asyncio.create_task(
             self._run_turn(channel, request_id, request, owner),
