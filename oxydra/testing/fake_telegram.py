@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -74,6 +75,7 @@ class Fault:
     status: int
     description: str
     retry_after: int | None = None
+    when: Callable[[dict[str, Any]], bool] | None = None
 
 
 class _HtmlCheck(HTMLParser):
@@ -203,9 +205,10 @@ class FakeTelegram:
         *,
         retry_after: int | None = None,
         times: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
-        """Make the next `times` calls of `method` fail."""
-        self.faults[method] += [Fault(status, description, retry_after)] * times
+        """Make the next `times` calls of `method` (whose parameters pass `when`) fail."""
+        self.faults[method] += [Fault(status, description, retry_after, when)] * times
 
     def texts(self, chat_id: int) -> list[str]:
         """The current text of every message sent to a chat, in order."""
@@ -248,7 +251,7 @@ class FakeTelegram:
         method, params = parts[1], _params(request)
         self.calls.append((method, params))
         faults = self.faults.get(method)
-        if faults:
+        if faults and (faults[0].when is None or faults[0].when(params)):
             fault = faults.pop(0)
             await self._error(out, fault.status, fault.description, fault.retry_after)
             await self._notify()
@@ -448,7 +451,9 @@ def _params(request: HttpRequest) -> dict[str, Any]:
         message = BytesParser(policy=HTTP).parsebytes(head + request.body)
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):
+                payload = b""
             filename = part.get_filename()
             if filename is not None:
                 params[str(name)] = (filename, payload)

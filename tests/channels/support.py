@@ -19,6 +19,7 @@ from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.memory import HashedEmbedder, Memory
+from oxydra.runtime import MemoryConversations
 from oxydra.runtime.loop import AgentRuntime
 from oxydra.testing.fake_telegram import FakeTelegram
 from oxydra.testing.mock_provider import MockProvider
@@ -87,6 +88,7 @@ async def rig(
         provider_id="mock",
         model="m",
         system_prompt="t",
+        store=MemoryConversations(memory, index=False),
     )
     core = GatewayCore(runtime, MemorySessionRecords(memory), GatewayConfig())
     user = config or user_config(fake.base_url)

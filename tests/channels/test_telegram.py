@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from oxydra.channels import CHANNEL_SCHEMA
+from oxydra.gateway import SESSION_SCHEMA
+from oxydra.memory import HashedEmbedder, Memory
 from oxydra.testing.fake_telegram import FakeTelegram
 from oxydra.testing.mock_provider import reply
 from tests.channels.support import ALICE, BOB, STRANGER, rig
@@ -49,7 +52,12 @@ class TestConversation:
 
     async def test_html_telegram_refuses_is_sent_again_as_plain_text(self, tmp_path: Path) -> None:
         async with rig(tmp_path, [reply("see *this*")]) as r:
-            r.fake.fail("editMessageText", 400, "can't parse entities: unsupported start tag")
+            r.fake.fail(
+                "editMessageText",
+                400,
+                "can't parse entities: unsupported start tag",
+                when=lambda params: params.get("parse_mode") == "HTML",
+            )
             r.fake.user_message("hi", user_id=ALICE)
             await r.fake.wait_for(_answered(ALICE, "see *this*"))
             assert r.fake.sent[ALICE][0].parse_mode is None
@@ -121,3 +129,123 @@ async def test_a_rejected_token_stops_only_the_channel(tmp_path: Path) -> None:
         health = await r.channel.health_check()
         assert not health.healthy and "refused the bot token" in health.detail
         assert not any(c == "getUpdates" for c, _ in fake.calls)
+
+
+class TestSessions:
+    async def test_a_forum_topic_is_its_own_session_and_replies_stay_in_it(
+        self, tmp_path: Path
+    ) -> None:
+        async with rig(tmp_path, [reply("in the chat"), reply("in the topic")]) as r:
+            r.fake.user_message("hi", user_id=ALICE, chat_id=-100, chat_type="supergroup")
+            await r.fake.wait_for(_answered(-100, "in the chat"))
+            r.fake.user_message("hi", user_id=ALICE, chat_id=-100, thread_id=7,
+                                chat_type="supergroup")  # fmt: skip
+            await r.fake.wait_for(_answered(-100, "in the topic"))
+            chat, topic = r.fake.sent[-100]
+            assert chat.thread_id is None and topic.thread_id == 7
+            sessions = await r.core.list_sessions("alice")
+            assert len(sessions) == 2
+
+    async def test_new_and_switch_reach_sessions_of_the_person_made_on_any_channel(
+        self, tmp_path: Path
+    ) -> None:
+        async with rig(tmp_path, [reply("one"), reply("two")]) as r:
+            tui = await r.core.open_session("alice", create_new=True, display_name="from tui")
+            r.fake.user_message("/sessions", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "from tui"))
+            r.fake.user_message(f"/switch {tui.session_id[:8]}", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "now uses session"))
+            r.fake.user_message("hello there", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "one"))
+            history = await r.memory.recall(tui.session_id)
+            assert history[0].message.text == "hello there"
+            r.fake.user_message("/new work", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "New session"))
+            names = {s.display_name for s in await r.core.list_sessions("alice")}
+            assert {"from tui", "work"} <= names, "a /new session is listed for the TUI too"
+
+    async def test_a_restart_lands_in_the_same_session(self, tmp_path: Path) -> None:
+        memory = await Memory.open(
+            tmp_path / "m.db", embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA, CHANNEL_SCHEMA]
+        )
+        async with FakeTelegram() as fake:
+            async with rig(tmp_path, [reply("first")], memory=memory, fake=fake) as r:
+                fake.user_message("remember me", user_id=ALICE)
+                await fake.wait_for(_answered(ALICE, "first"))
+                [before] = await r.core.list_sessions("alice")
+            async with rig(tmp_path, [reply("second")], memory=memory, fake=fake) as again:
+                fake.user_message("still me?", user_id=ALICE)
+                await fake.wait_for(_answered(ALICE, "second"))
+                after = await again.core.list_sessions("alice")
+                assert [s.session_id for s in after] == [before.session_id]
+                seen = again.provider.contexts[0].messages
+                assert any(m.text == "remember me" for m in seen)
+        await memory.close()
+
+
+class TestPeople:
+    async def test_people_have_their_own_sessions(self, tmp_path: Path) -> None:
+        async with rig(tmp_path, [reply("hi alice"), reply("hi bob")]) as r:
+            r.fake.user_message("I am alice", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "hi alice"))
+            r.fake.user_message("I am bob", user_id=BOB)
+            await r.fake.wait_for(_answered(BOB, "hi bob"))
+            alice = await r.core.list_sessions("alice")
+            bob = await r.core.list_sessions(f"telegram-{BOB}")
+            assert len(alice) == len(bob) == 1 and alice[0].session_id != bob[0].session_id
+            bob_saw = r.provider.contexts[1].messages
+            assert not any("I am alice" in m.text for m in bob_saw)
+
+    async def test_a_person_over_their_daily_budget_is_told_and_no_turn_runs(
+        self, tmp_path: Path
+    ) -> None:
+        from oxydra.channels import ChannelStore
+        from tests.channels.support import user_config
+
+        async with FakeTelegram() as fake:
+            config = user_config(fake.base_url)
+            config.people[0].max_cost_usd_per_day = 0.5
+            async with rig(tmp_path, [], fake=fake, config=config) as r:
+                assert r.channel.store is not None
+                store = ChannelStore(r.memory, r.channel.store.channel)
+                await store.add_spend("alice", 0.75)
+                r.fake.user_message("expensive question", user_id=ALICE)
+                await r.fake.wait_for(_answered(ALICE, "budget"))
+                assert r.provider.contexts == []
+
+
+class TestTurns:
+    async def test_a_message_while_busy_gets_a_note_and_is_answered_after(
+        self, tmp_path: Path
+    ) -> None:
+        from oxydra.testing.mock_provider import MockProvider
+
+        provider = MockProvider([reply("first " * 40), reply("second")], item_delay=0.02)
+        async with rig(tmp_path, provider=provider) as r:
+            r.fake.user_message("one", user_id=ALICE)
+            await r.fake.wait_for(lambda f: len(f.sent[ALICE]) == 1)
+            r.fake.user_message("two", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "second"))
+            texts = r.fake.texts(ALICE)
+            assert any("still working" in t for t in texts)
+            assert texts[-1] == "second" and texts[0].startswith("first")
+
+    async def test_cancel_stops_the_running_answer(self, tmp_path: Path) -> None:
+        from oxydra.testing.mock_provider import MockProvider
+
+        provider = MockProvider([reply("slow " * 400)], item_delay=0.05)
+        async with rig(tmp_path, provider=provider) as r:
+            r.fake.user_message("go", user_id=ALICE)
+            await r.fake.wait_for(lambda f: any("slow" in t for t in f.texts(ALICE)))
+            r.fake.user_message("/cancel", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "Cancelled."))
+
+
+async def test_a_wedged_long_poll_is_noticed_and_restarted(tmp_path: Path) -> None:
+    async with FakeTelegram() as fake:
+        fake.trickle_polls = 1  # headers, then a byte every 0.2 s: no read timeout ever fires
+        async with rig(tmp_path, [reply("unstuck")], fake=fake) as r:
+            fake.user_message("anyone?", user_id=ALICE)
+            await fake.wait_for(_answered(ALICE, "unstuck"), timeout=30)
+            assert r.channel.poller is not None and r.channel.poller.health.restarts >= 1
+            assert (await r.channel.health_check()).healthy
