@@ -159,7 +159,8 @@ def decode_result(body: bytes, status: int = 200) -> msgspec.Raw:
         envelope = _envelope.decode(body)
     except msgspec.DecodeError:
         text = body[:200].decode("utf-8", "replace")
-        raise TelegramApiError(f"HTTP {status}: {text}", error_code=status) from None
+        code = status if status >= 400 else 0  # a cut or garbled 200: try again
+        raise TelegramApiError(f"HTTP {status}: {text}", error_code=code) from None
     if not envelope.ok:
         retry = envelope.parameters.retry_after if envelope.parameters else None
         code = envelope.error_code or status
