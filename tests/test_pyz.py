@@ -256,3 +256,34 @@ def test_archive_lists_and_reads_its_builtin_skill_and_parses_yaml(
         tmp_path,
     )
     assert "# Writing a skill" in shown.stdout
+
+
+async def test_archive_vm_answers_a_telegram_message(pyz: Path, tmp_path: Path) -> None:
+    from oxydra.testing.fake_llm import FakeLLM, Reply
+    from oxydra.testing.fake_telegram import FakeTelegram
+
+    async with FakeLLM() as llm, FakeTelegram("42:archive-token") as telegram:
+        llm.add([Reply(text="**from** the archive")])
+        (tmp_path / "alice.toml").write_text(
+            "[[people]]\nid = \"alice\"\ntelegram = [\"7\"]\n\n[channels.telegram]\n"
+            f"enabled = true\nbot_token_env = \"BOT\"\napi_base_url = \"{telegram.base_url}\"\n"
+        )  # fmt: skip
+        sets = [
+            f"providers.registry.fake.base_url={llm.base_url}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+        ]
+        cmd = [sys.executable, "-I", str(pyz), "vm", "--user-id", "alice", "--workspace-root",
+               str(tmp_path / "ws"), "--user-config", str(tmp_path / "alice.toml"),
+               *(a for s in sets for a in ("--set", s))]  # fmt: skip
+        env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""), "BOT": telegram.token}
+        with open(tmp_path / "vm.err", "wb") as err:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            telegram.user_message("hi", user_id=7)
+            await telegram.wait_for(lambda f: any("<b>from</b>" in t for t in f.texts(7)), 120)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        assert proc.returncode == 0, (tmp_path / "vm.err").read_text()
