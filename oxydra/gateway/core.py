@@ -370,10 +370,12 @@ class GatewayCore:
         owner: object | None = None,
         traceparent: str | None = None,
         max_cost_usd: float | None = None,
+        tools: frozenset[str] | None = None,
     ) -> None:
         """Start a turn, or refuse it: one per session, a bounded number per user.
 
-        `max_cost_usd` tightens the turn's spend (a person's budget left for the day).
+        `max_cost_usd` tightens the turn's spend (a person's budget left for the day);
+        `tools` limits the tools the turn may use (a person's allow-list).
 
         `label` marks a prompt that is not the session owner's own words (a channel passes
         `untrusted("chat", sender)` for another person in a shared chat): the turn starts
@@ -401,6 +403,7 @@ class GatewayCore:
             label=label,
             traceparent=traceparent[:64] if traceparent else None,
             max_cost_usd=max_cost_usd,
+            tools=tools,
         )
         channel.task = asyncio.create_task(
             self._run_turn(channel, request_id, request, owner),

@@ -75,6 +75,8 @@ class ToolExecutionContext:
         budget: the calling turn's budget, when a turn runs the call.
         taint: the label of the model's context in the step that made the call (None:
             trusted); taint policy gates and labels the call by it.
+        allowed_tools: the tools the person behind the turn may use (None: every tool);
+            the registry runs no other, and the runtime offers no other.
     """
 
     user_id: str
@@ -87,3 +89,4 @@ class ToolExecutionContext:
     call_id: str | None = None
     budget: TurnBudget | None = None
     taint: Label | None = None
+    allowed_tools: frozenset[str] | None = None

@@ -465,6 +465,7 @@ class TelegramChannel:
                     label=label,
                     owner=self._owner(person.id, row.context_id),
                     max_cost_usd=budget,
+                    tools=person.tools,
                 )
                 return
             except RefusedError as exc:
