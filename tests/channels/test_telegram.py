@@ -249,3 +249,24 @@ async def test_a_wedged_long_poll_is_noticed_and_restarted(tmp_path: Path) -> No
             await fake.wait_for(_answered(ALICE, "unstuck"), timeout=30)
             assert r.channel.poller is not None and r.channel.poller.health.restarts >= 1
             assert (await r.channel.health_check()).healthy
+
+
+async def test_a_scheduled_notification_reaches_the_chat_of_its_session_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    from oxydra.wire import gateway as g
+
+    memory = await Memory.open(
+        tmp_path / "m.db", embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA, CHANNEL_SCHEMA]
+    )
+    async with FakeTelegram() as fake:
+        async with rig(tmp_path, [reply("scheduled it")], memory=memory, fake=fake) as r:
+            fake.user_message("remind me", user_id=ALICE)
+            await fake.wait_for(_answered(ALICE, "scheduled it"))
+            [session] = await r.core.list_sessions("alice")
+        async with rig(tmp_path, [], memory=memory, fake=fake) as again:
+            frame = g.ScheduledNotification(schedule_id="s1", message="⏰ stand up")
+            assert await again.core.notify("alice", frame, session.session_id)
+            await fake.wait_for(_answered(ALICE, "⏰ stand up"))
+            assert BOB not in fake.sent
+    await memory.close()
