@@ -22,6 +22,7 @@ from oxydra.core.log import get_logger
 from oxydra.gateway import GatewayCore
 from oxydra.memory import Memory
 from oxydra.wire.envelope import BootstrapEnvelope
+from oxydra.wire.gateway import ChannelStatus
 
 _log = get_logger(__name__)
 
@@ -104,6 +105,11 @@ class ChannelsBackground:
         """Start every channel against the gateway core."""
         for channel in self._served:
             channel.start(core)
+
+    async def health(self) -> dict[str, ChannelStatus]:
+        """Every channel's health, for the gateway's `health_status`."""
+        found = await self.registry.health()
+        return {n: ChannelStatus(healthy=h.healthy, detail=h.detail) for n, h in found.items()}
 
     async def aclose(self) -> None:
         """Stop every channel."""

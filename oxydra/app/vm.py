@@ -190,7 +190,11 @@ async def _serve(
     token, generated = gateway_token(config, envelope)
     status = _startup_status(envelope)
     server = GatewayServer(
-        core, {token: user}, allowed_origins=config.gateway.allowed_origins, startup_status=status
+        core,
+        {token: user},
+        allowed_origins=config.gateway.allowed_origins,
+        startup_status=status,
+        channel_health=channels.health if channels.registry.names else None,
     )
     host, _, port = bind.rpartition(":")
     bound_host, bound_port = await server.start(host.strip("[]"), int(port))

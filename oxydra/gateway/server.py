@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -30,6 +30,7 @@ from oxydra.wire.gateway import (
     ApprovalResponse,
     CancelActiveTurn,
     CancelAllActiveTurns,
+    ChannelStatus,
     ClientFrame,
     CreateSession,
     ErrorFrame,
@@ -68,8 +69,10 @@ class GatewayServer:
         *,
         allowed_origins: list[str] | None = None,
         startup_status: dict[str, Any] | None = None,
+        channel_health: Callable[[], Awaitable[dict[str, ChannelStatus]]] | None = None,
     ) -> None:
         self.core = core
+        self.channel_health = channel_health  # the vm's chat channels, for `health_status`
         self._tokens = dict(tokens)  # token -> user id
         self.allowed_origins = set(allowed_origins or [])
         self.startup_status = startup_status
@@ -302,6 +305,9 @@ class _Connection:
                         startup_status=self.server.startup_status,
                         message="tui gateway ready",
                         taint=await self.core.taint_sources(channel),
+                        channels=await self.server.channel_health()
+                        if self.server.channel_health is not None
+                        else None,
                     )
                 )
             case CreateSession():

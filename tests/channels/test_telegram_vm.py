@@ -11,8 +11,9 @@ import pytest
 
 from oxydra.testing.fake_llm import FakeLLM, Reply
 from oxydra.testing.fake_telegram import FakeTelegram
+from oxydra.wire import gateway as g
 from tests.channels.support import ALICE, TOKEN
-from tests.gateway.support import VmProcess, client, send, terminal, turn, until
+from tests.gateway.support import VmProcess, client, recv, send, terminal, turn, until
 
 USER_TOML = """\
 config_version = "1.0.1"
@@ -86,6 +87,11 @@ async def test_a_token_telegram_refuses_leaves_the_gateway_serving(
         await send(ws, turn(ack.session.session_id, "hello"))
         frames = await until(ws, terminal)
         assert "the tui still works" in frames[-1].response.message.text
+        await send(ws, g.HealthCheck(request_id="h"))
+        status = await recv(ws)
+        assert isinstance(status, g.HealthStatus) and status.channels is not None
+        telegram_health = status.channels["telegram"]
+        assert not telegram_health.healthy and "refused the bot token" in telegram_health.detail
         await ws.close()
         log = (tmp_path / "vm.err").read_text()
         assert "Telegram refused the bot token" in log
