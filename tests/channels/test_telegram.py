@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from oxydra.channels import CHANNEL_SCHEMA
+from oxydra.core.stream import FinishReason, StreamItem, Text
 from oxydra.gateway import SESSION_SCHEMA
 from oxydra.memory import HashedEmbedder, Memory
 from oxydra.testing.fake_telegram import FakeTelegram
@@ -220,11 +224,23 @@ class TestTurns:
     ) -> None:
         from oxydra.testing.mock_provider import MockProvider
 
-        provider = MockProvider([reply("first " * 40), reply("second")], item_delay=0.02)
+        started = asyncio.Event()
+
+        class Gated(MockProvider):  # the first answer waits until the second message is in
+            async def stream(self, context: Any) -> AsyncIterator[StreamItem]:
+                first = not self.contexts
+                async for item in super().stream(context):
+                    if first:
+                        await started.wait()
+                    yield item
+
+        provider = Gated([reply("first " * 40), reply("second")])
         async with rig(tmp_path, provider=provider) as r:
             r.fake.user_message("one", user_id=ALICE)
             await r.fake.wait_for(lambda f: len(f.sent[ALICE]) == 1)
             r.fake.user_message("two", user_id=ALICE)
+            await r.fake.wait_for(lambda f: any("still working" in t for t in f.texts(ALICE)))
+            started.set()
             await r.fake.wait_for(_answered(ALICE, "second"))
             texts = r.fake.texts(ALICE)
             assert any("still working" in t for t in texts)
@@ -233,7 +249,8 @@ class TestTurns:
     async def test_cancel_stops_the_running_answer(self, tmp_path: Path) -> None:
         from oxydra.testing.mock_provider import MockProvider
 
-        provider = MockProvider([reply("slow " * 400)], item_delay=0.05)
+        slow = [Text(text="slow ") for _ in range(2000)] + [FinishReason(reason="stop")]
+        provider = MockProvider([slow], item_delay=0.05)  # 100 s unless cancelled
         async with rig(tmp_path, provider=provider) as r:
             r.fake.user_message("go", user_id=ALICE)
             await r.fake.wait_for(lambda f: any("slow" in t for t in f.texts(ALICE)))

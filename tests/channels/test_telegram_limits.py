@@ -46,7 +46,7 @@ async def test_a_guest_is_offered_only_their_tools_and_cannot_call_others() -> N
             offered = {t["function"]["name"] for t in h.llm.requests[0].json()["tools"]}
             assert offered == {"memory_search", "web_search"}
             assert not h.touched("pwned-guest")
-            [result] = await h.tool_results(next(iter(channel._follows)))
+            [result] = await h.tool_results(channel.follower.session_ids[0])
             assert "unknown tool 'shell_exec'" in result.text
             assert "Available tools: memory_search, web_search" in result.text
         finally:

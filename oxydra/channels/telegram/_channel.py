@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 
 from oxydra.channels._audit import SenderAudit
+from oxydra.channels._follow import SessionFollower
 from oxydra.channels._store import ChannelStore, InboxRow, OutPiece
 from oxydra.channels.base import ChannelCapabilities, ChannelHealth
 from oxydra.channels.telegram._api import BotApi
@@ -49,7 +50,7 @@ from oxydra.core.errors import ChannelError, OxydraError
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
 from oxydra.core.provenance import Label, untrusted
-from oxydra.gateway._hub import SessionChannel, Subscriber
+from oxydra.gateway._hub import SessionChannel
 from oxydra.gateway.core import GatewayCore, RefusedError
 from oxydra.memory import Memory
 from oxydra.wire import gateway as g
@@ -121,8 +122,7 @@ class TelegramChannel:
         self.outbox: OutboxSender | None = None
         self.fatal: str | None = None
         self.ready = asyncio.Event()
-        self._frames: asyncio.Queue[tuple[str, g.ServerFrame]] = asyncio.Queue()
-        self._follows: dict[str, tuple[SessionChannel, Subscriber, asyncio.Task[None]]] = {}
+        self.follower: SessionFollower | None = None
         self._turns: dict[tuple[str, str], _Turn] = {}
         self._queues: dict[tuple[str, str], deque[InboxRow]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -139,6 +139,7 @@ class TelegramChannel:
         """Start in the background once the gateway is up (a bad token is reported, and
         the rest of `vm` keeps serving)."""
         self.core = core
+        self.follower = SessionFollower(core)
         self._boot_task = asyncio.create_task(self._boot(core), name="telegram-boot")
 
     async def _boot(self, core: GatewayCore) -> None:
@@ -190,12 +191,12 @@ class TelegramChannel:
             await self.poller.aclose()
         if self.outbox is not None:
             await self.outbox.aclose()
-        tasks = [*self._tasks, *self._workers.values(), *(f[2] for f in self._follows.values())]
+        tasks = [*self._tasks, *self._workers.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for channel, subscriber, _ in self._follows.values():
-            channel.unsubscribe(subscriber)
+        if self.follower is not None:
+            await self.follower.aclose()
         await self.api.aclose()
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -207,18 +208,21 @@ class TelegramChannel:
 
     async def send(self, frame: g.ClientFrame) -> None:
         """Deliver a session-scoped client frame (a cancel) to the gateway."""
-        assert self.core is not None
+        assert self.core is not None and self.follower is not None
         match frame:
-            case g.CancelActiveTurn(session_id=session_id) if session_id in self._follows:
-                self.core.cancel(self._follows[session_id][0])
+            case g.CancelActiveTurn(session_id=session_id) if (
+                channel := self.follower.session(session_id)
+            ) is not None:
+                self.core.cancel(channel)
             case _:
                 raise ChannelError(f"the telegram channel does not send {frame.TYPE} frames")
 
     async def listen(self) -> AsyncIterator[g.ServerFrame]:
         """The frames of every session this channel follows, in arrival order (the channel's
         own delivery loop is their one reader once it started)."""
+        assert self.follower is not None
         while True:
-            yield (await self._frames.get())[1]
+            yield (await self.follower.frames.get())[1]
 
     async def health_check(self) -> ChannelHealth:
         """Unhealthy when the token was refused or polling made no progress."""
@@ -358,31 +362,8 @@ class TelegramChannel:
         return channel
 
     def _follow(self, channel: SessionChannel) -> None:
-        if channel.session_id in self._follows:
-            return
-        assert self.core is not None
-        subscriber, _replay, _gap = self.core.subscribe(channel, channel.seq)
-        task = asyncio.create_task(self._pump(channel, subscriber), name="telegram-follow")
-        self._follows[channel.session_id] = (channel, subscriber, task)
-
-    async def _pump(self, channel: SessionChannel, subscriber: Subscriber) -> None:
-        assert self.core is not None
-        last = channel.seq
-        while True:
-            if subscriber.overflowed.is_set() and subscriber.queue.empty():
-                channel.unsubscribe(subscriber)
-                subscriber, replay, _gap = self.core.subscribe(channel, last, channel.epoch)
-                for data in replay:
-                    await self._frames.put((channel.session_id, g.decode_server_frame(data)))
-                self._follows[channel.session_id] = (
-                    channel,
-                    subscriber,
-                    self._follows[channel.session_id][2],
-                )
-                continue
-            frame = g.decode_server_frame(await subscriber.queue.get())
-            last = getattr(frame, "seq", None) or last
-            await self._frames.put((channel.session_id, frame))
+        assert self.follower is not None
+        self.follower.follow(channel)
 
     # ---- turns -------------------------------------------------------------------
 
@@ -612,8 +593,9 @@ class TelegramChannel:
     # ---- egress ------------------------------------------------------------------
 
     async def _deliver(self) -> None:
+        assert self.follower is not None
         while True:
-            session_id, frame = await self._frames.get()
+            session_id, frame = await self.follower.frames.get()
             try:
                 await self._render(session_id, frame)
             except (OxydraError, msgspec.MsgspecError):
