@@ -56,8 +56,10 @@ def open_channels(
     workspace: Path,
     environ: Mapping[str, str],
     source: str = "users/<id>.toml",
+    gateway_token: str | None = None,
+    agents: list[str] | None = None,
 ) -> ChannelsBackground:
-    """The enabled channels, not started.
+    """The enabled channels, not started (`gateway_token` is the owner's API key).
 
     Raises:
         ConfigError: the people or channel config is inconsistent (refused at load).
@@ -80,7 +82,38 @@ def open_channels(
             from oxydra.channels.telegram import TelegramChannel
 
             served.add(TelegramChannel(telegram, token, people, memory, workspace))
+    endpoint = config.channels.openai
+    if endpoint is not None and endpoint.enabled:
+        from oxydra.channels.openai import OpenAIEndpoint
+
+        keys = api_keys(config, user_id, gateway_token, environ)
+        served.add(
+            OpenAIEndpoint(
+                people, keys, ["default", *(agents or [])], memory,
+                bind=endpoint.bind, ipc=workspace / "ipc",
+            )
+        )  # fmt: skip
     return served
+
+
+def api_keys(
+    config: UserConfig, owner: str, gateway_token: str | None, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """Key -> person for the OpenAI endpoint: the gateway token is the owner's."""
+    keys = {gateway_token: owner} if gateway_token else {}
+    for person in config.people:
+        if person.api_key_env is None:
+            continue
+        key = environ.get(person.api_key_env, "").strip()
+        if not key:
+            _log.warning("no API key for %s: %s is not set", person.id, person.api_key_env)
+        elif key in keys:
+            raise ConfigError(
+                f"the API key in {person.api_key_env} is also {keys[key]}'s: keys must differ"
+            )
+        else:
+            keys[key] = person.id
+    return keys
 
 
 class _Served(Channel, Protocol):

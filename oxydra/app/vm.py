@@ -173,10 +173,12 @@ async def _serve(
             envelope=envelope,
             mcp_background=True,
         )
+    token, generated = gateway_token(config, envelope)
     try:
         channels = open_channels(
-            user_config, user_id=user, memory=services.memory, workspace=workspace, environ=env
-        )
+            user_config, user_id=user, memory=services.memory, workspace=workspace, environ=env,
+            gateway_token=token, agents=sorted(config.agents),
+        )  # fmt: skip
     except BaseException:
         await services.aclose()
         raise
@@ -187,7 +189,6 @@ async def _serve(
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
     )
-    token, generated = gateway_token(config, envelope)
     status = _startup_status(envelope)
     server = GatewayServer(
         core,

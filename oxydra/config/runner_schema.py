@@ -96,6 +96,13 @@ class TelegramChannel(_Section):
     api_base_url: str = "https://api.telegram.org"
 
 
+class OpenAIChannel(_Section):
+    """The OpenAI-compatible HTTP endpoint (ours): `POST /v1/chat/completions`."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1:0"
+
+
 class Person(_Section):
     """One person, reachable from several channels (ours; see docs/channels.md).
 
@@ -103,7 +110,8 @@ class Person(_Section):
     theirs alone. The `vm`'s own user (the gateway token's) is the person whose `id` is that
     user id. `trusted` (default: true for that user, false for others) says whether their
     chat messages may steer high-impact tools without a yes; `tools` limits the tools they
-    may use (None: all), `max_cost_usd_per_day` their spend.
+    may use (None: all), `max_cost_usd_per_day` their spend; `api_key_env` names the
+    variable holding their key for the OpenAI-compatible endpoint.
     """
 
     id: str
@@ -112,12 +120,14 @@ class Person(_Section):
     trusted: bool | None = None
     tools: list[str] | None = None
     max_cost_usd_per_day: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    api_key_env: str | None = None
 
 
 class UserChannels(_Section):
     """External chat channels of one user."""
 
     telegram: TelegramChannel | None = None
+    openai: OpenAIChannel | None = None
 
 
 class UserConfig(_Section):

@@ -148,7 +148,13 @@ class GatewayCore:
         return found
 
     async def open_named(
-        self, user_id: str, session_id: str, *, channel_origin: str, display_name: str | None = None
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        channel_origin: str,
+        display_name: str | None = None,
+        agent_name: str | None = None,
     ) -> SessionChannel:
         """Get or create the session of a deterministic id (a channel's chat context).
 
@@ -158,7 +164,9 @@ class GatewayCore:
         self._start_janitor()
         channel = await self._flight.run(
             ("default", session_id),
-            lambda: self._find_or_create(user_id, session_id, None, channel_origin, display_name),
+            lambda: self._find_or_create(
+                user_id, session_id, agent_name, channel_origin, display_name
+            ),
         )
         return channel
 

@@ -139,11 +139,13 @@ def credential_names(config: AgentConfig, environ: Mapping[str, str]) -> list[st
 
 
 def channel_token_names(user: UserConfig, environ: Mapping[str, str]) -> list[str]:
-    """Names of the set variables that hold channel tokens (`bot_token_env`)."""
+    """Names of the set variables that hold channel secrets: `bot_token_env`, the people's
+    `api_key_env`."""
+    names = [p.api_key_env for p in user.people if p.api_key_env]
     telegram = user.channels.telegram
-    if telegram is None or not telegram.enabled or not telegram.bot_token_env:
-        return []
-    return [telegram.bot_token_env] if environ.get(telegram.bot_token_env) else []
+    if telegram is not None and telegram.enabled and telegram.bot_token_env:
+        names.append(telegram.bot_token_env)
+    return [n for n in names if environ.get(n)]
 
 
 def guest_environment(spec: LaunchSpec, credentials: list[str]) -> dict[str, str]:

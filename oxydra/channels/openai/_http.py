@@ -67,6 +67,7 @@ class Responder:
 
 
 Handler = Callable[[HttpRequest, Responder], Awaitable[None]]
+_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
 
 
 class HttpServer:
@@ -123,7 +124,11 @@ class HttpServer:
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     return
                 conn.start_next_cycle()
-        except (ConnectionError, h11.ProtocolError, TimeoutError):
+        except h11.RemoteProtocolError:
+            with contextlib.suppress(ConnectionError):  # h11 cannot frame it: say so raw
+                writer.write(_BAD_REQUEST)
+                await writer.drain()
+        except (ConnectionError, h11.LocalProtocolError, TimeoutError):
             return
         except asyncio.CancelledError:
             pass
