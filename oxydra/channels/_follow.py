@@ -63,6 +63,17 @@ class SessionFollower:
             last = getattr(frame, "seq", None) or last
             await self.frames.put((channel.session_id, frame))
 
+    async def unfollow(self, session_id: str) -> None:
+        """Stop following a session (it may then be evicted when idle)."""
+        entry = self._follows.pop(session_id, None)
+        if entry is None:
+            return
+        channel, subscriber, task = entry
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        channel.unsubscribe(subscriber)
+
     async def aclose(self) -> None:
         """Stop every pump and unsubscribe."""
         tasks = [entry[2] for entry in self._follows.values()]

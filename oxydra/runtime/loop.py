@@ -201,6 +201,8 @@ class AgentRuntime:
                 model=self.model,
                 budget=calls,
                 allowed_tools=request.tools,
+                deliver=sink if request.media_types else None,
+                media_types=frozenset(request.media_types),
             )
             with span(
                 "turn",

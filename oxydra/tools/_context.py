@@ -14,6 +14,7 @@ import msgspec
 
 from oxydra.core.provenance import Label
 from oxydra.core.spend import Spend
+from oxydra.core.stream import MediaOut
 from oxydra.core.tiers import SafetyTier
 from oxydra.tools._backend import FileBackend
 
@@ -40,6 +41,14 @@ class ApprovalHook(Protocol):
 
     async def __call__(self, request: ApprovalRequest, /) -> bool:
         """Answer one approval request."""
+        ...
+
+
+class MediaSender(Protocol):
+    """Delivers a file to the person the turn talks to; their channel shows it."""
+
+    async def __call__(self, media: MediaOut, /) -> None:
+        """Send one file."""
         ...
 
 
@@ -77,6 +86,8 @@ class ToolExecutionContext:
             trusted); taint policy gates and labels the call by it.
         allowed_tools: the tools the person behind the turn may use (None: every tool);
             the registry runs no other, and the runtime offers no other.
+        deliver, media_types: how `send_media` reaches the person, and the kinds of file
+            their channel shows (none: the terminal, a scheduled run).
     """
 
     user_id: str
@@ -90,3 +101,5 @@ class ToolExecutionContext:
     budget: TurnBudget | None = None
     taint: Label | None = None
     allowed_tools: frozenset[str] | None = None
+    deliver: MediaSender | None = None
+    media_types: frozenset[str] = frozenset()

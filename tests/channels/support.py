@@ -69,6 +69,7 @@ async def rig(
     config: UserConfig | None = None,
     edit_every_secs: float = 0.05,
     stall_factor: float = 3.0,
+    follow_idle_secs: float = 600.0,
     token: str = TOKEN,
     memory: Memory | None = None,
     fake: FakeTelegram | None = None,
@@ -101,6 +102,7 @@ async def rig(
         tmp,
         edit_every_secs=edit_every_secs,
         stall_factor=stall_factor,
+        follow_idle_secs=follow_idle_secs,
     )
     channel.start(core)
     await channel.ready.wait()

@@ -287,3 +287,22 @@ async def test_a_scheduled_notification_reaches_the_chat_of_its_session_after_a_
             await fake.wait_for(_answered(ALICE, "⏰ stand up"))
             assert BOB not in fake.sent
     await memory.close()
+
+
+async def test_an_idle_chat_session_is_let_go_and_still_gets_its_notifications(
+    tmp_path: Path,
+) -> None:
+    from oxydra.wire import gateway as g
+
+    async with rig(tmp_path, [reply("noted")], follow_idle_secs=0.2) as r:
+        r.fake.user_message("hi", user_id=ALICE)
+        await r.fake.wait_for(_answered(ALICE, "noted"))
+        assert r.channel.follower is not None
+        async with asyncio.timeout(20):
+            while r.channel.follower.session_ids:
+                await asyncio.sleep(0.05)
+        [session] = await r.core.list_sessions("alice")
+        assert r.core.evict_idle(0) == 1, "no longer followed: the gateway may evict it"
+        frame = g.ScheduledNotification(schedule_id="s1", message="⏰ later")
+        assert await r.core.notify("alice", frame, session.session_id)
+        await r.fake.wait_for(_answered(ALICE, "⏰ later"))

@@ -96,3 +96,19 @@ async def test_only_the_chat_that_was_asked_can_approve() -> None:
         finally:
             await channel.aclose()
             await core.shutdown()
+
+
+async def test_a_guest_cannot_approve_their_own_gated_call() -> None:
+    async with harness() as h, FakeTelegram() as fake:
+        h.llm.add([calls("shell_exec", command="touch pwned-self"), Reply(text="Refused.")])
+        channel, core = await _channel(h, fake)
+        try:
+            fake.user_message("run touch pwned-self", user_id=BOB)
+            await fake.wait_for(_has(BOB, "/approve or /deny"))
+            fake.user_message("/approve", user_id=BOB)
+            await fake.wait_for(_has(BOB, "Only the owner can approve"))
+            await fake.wait_for(_has(BOB, "Refused."))
+            assert not h.touched("pwned-self")
+        finally:
+            await channel.aclose()
+            await core.shutdown()

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from oxydra.channels._follow import SessionFollower
 from oxydra.channels._store import ChannelStore, InboxRow, OutPiece
 from oxydra.channels.base import ChannelCapabilities, ChannelHealth
 from oxydra.channels.telegram._api import BotApi
+from oxydra.channels.telegram._inbound import Inbound
 from oxydra.channels.telegram._outbox import MediaPayload, OutboxSender
 from oxydra.channels.telegram._poll import Poller
 from oxydra.channels.telegram._view import BUSY, WORKING, AnswerView
@@ -49,7 +50,7 @@ from oxydra.config.runner_schema import TelegramChannel as TelegramConfig
 from oxydra.core.errors import ChannelError, OxydraError
 from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
-from oxydra.core.provenance import Label, untrusted
+from oxydra.core.provenance import Label
 from oxydra.gateway._hub import SessionChannel
 from oxydra.gateway.core import GatewayCore, RefusedError
 from oxydra.memory import Memory
@@ -62,13 +63,11 @@ from oxydra.wire.telegram import (
     TgMessage,
     TgUpdate,
     TgUser,
-    media_of,
     parse_command,
     parse_context,
 )
 
 _log = get_logger(__name__)
-MAX_FILES, MAX_FILE_BYTES = 4, 10 * 2**20
 _NS = uuid.UUID("6f1d0c53-9a43-4f0e-9d7b-8f1a2b3c4d5e")
 _encode_message = msgspec.json.Encoder().encode
 _decode_message = msgspec.json.Decoder(TgMessage)
@@ -106,6 +105,7 @@ class TelegramChannel:
         *,
         edit_every_secs: float = 1.5,
         stall_factor: float = 3.0,
+        follow_idle_secs: float = 600.0,
     ) -> None:
         self.config, self.people, self.memory = config, people, memory
         self.capabilities = ChannelCapabilities(
@@ -113,8 +113,11 @@ class TelegramChannel:
             max_message_chars=config.max_message_length,
         )
         self.api = BotApi(config.api_base_url, token)
+        self.inbound = Inbound(self.api)
         self.audit = SenderAudit(workspace / ".oxydra" / "sender_audit.log")
         self.edit_every_secs, self.stall_factor = edit_every_secs, stall_factor
+        self.follow_idle_secs = follow_idle_secs
+        self._used: dict[str, float] = {}  # session id -> when a turn of ours last ended
         self.bot_username: str | None = None
         self.store: ChannelStore | None = None
         self.core: GatewayCore | None = None
@@ -129,7 +132,6 @@ class TelegramChannel:
         self._busy: set[tuple[str, str]] = set()
         self._approvals: dict[tuple[str, str], list[str]] = {}
         self._owners: dict[tuple[str, str], object] = {}
-        self._groups: OrderedDict[str, int] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._boot_task: asyncio.Task[None] | None = None
 
@@ -163,10 +165,9 @@ class TelegramChannel:
             commands = [{"command": c, "description": d} for c, d in BOT_COMMANDS]
             await self.api.call("setMyCommands", {"commands": commands})
         self.outbox = OutboxSender(self.api, store)
-        for person, _context, session_id in await store.bound():
-            with contextlib.suppress(OxydraError):
-                self._follow(await core.open_session(person, session_id))
+        core.add_notification_route(self._route_notification)
         self._spawn(self._deliver(), "telegram-deliver")
+        self._spawn(self._janitor(), "telegram-janitor")
         for row in await store.open_messages():
             await self._dispatch(row, resumed=True)
         self.outbox.start()
@@ -364,6 +365,38 @@ class TelegramChannel:
     def _follow(self, channel: SessionChannel) -> None:
         assert self.follower is not None
         self.follower.follow(channel)
+        self._used[channel.session_id] = time.monotonic()
+
+    async def _janitor(self) -> None:
+        """Stop following sessions idle for `follow_idle_secs`, so the gateway can evict
+        them; notifications still reach their chats through `_route_notification`."""
+        assert self.follower is not None
+        while True:
+            await asyncio.sleep(min(60.0, self.follow_idle_secs))
+            busy = {session_id for session_id, _ in self._turns}
+            cutoff = time.monotonic() - self.follow_idle_secs
+            for session_id in self.follower.session_ids:
+                channel = self.follower.session(session_id)
+                idle = channel is not None and channel.active_turn is None
+                if idle and session_id not in busy and self._used.get(session_id, 0) < cutoff:
+                    await self.follower.unfollow(session_id)
+                    self._used.pop(session_id, None)
+
+    async def _route_notification(
+        self, user_id: str, frame: g.ScheduledNotification, session_id: str
+    ) -> bool:
+        """Deliver a notification of a session not followed now to its bound chats."""
+        if self.store is None:
+            return False
+        contexts = [c for p, c in await self.store.contexts_of(session_id) if p == user_id]
+        for context_id in contexts:
+            await self._queue_text(context_id, frame.message)
+        return bool(contexts)
+
+    async def _queue_text(self, context_id: str, text: str) -> None:
+        assert self.store is not None and self.outbox is not None
+        await self.store.answer(None, context_id, [OutPiece(kind="send", plain=text)])
+        self.outbox.wake()
 
     # ---- turns -------------------------------------------------------------------
 
@@ -374,7 +407,7 @@ class TelegramChannel:
         if person is None:  # removed from the config since the message was stored
             await self.store.answer(row.update_id, row.context_id, [])
             return
-        refusal = self._refuse_media(message)
+        refusal = self.inbound.refusal(message)
         if refusal is not None:
             await self._reply(row, refusal) if refusal else await self.store.answer(
                 row.update_id, row.context_id, []
@@ -396,7 +429,7 @@ class TelegramChannel:
             await self.store.answer(row.update_id, row.context_id, [])
             return
         await self.store.mark_running(row.update_id, channel.session_id, placeholder)
-        prompt, parts, label = await self._prompt(message, person)
+        prompt, parts, label = await self.inbound.prompt(message, person)
         ctx = parse_context(row.context_id)
 
         async def edit(message_id: int, text: str) -> None:
@@ -419,6 +452,7 @@ class TelegramChannel:
             await view.done.wait()
         finally:
             self._turns.pop((channel.session_id, turn_id), None)
+            self._used[channel.session_id] = time.monotonic()
         await self.store.answer(row.update_id, row.context_id, view.pieces())
         self.outbox.wake()
 
@@ -447,6 +481,7 @@ class TelegramChannel:
                     owner=self._owner(person.id, row.context_id),
                     max_cost_usd=budget,
                     tools=person.tools,
+                    media_types=self.capabilities.media_types,
                 )
                 return
             except RefusedError as exc:
@@ -467,50 +502,6 @@ class TelegramChannel:
             return None
         assert self.store is not None
         return person.max_cost_usd_per_day - await self.store.spent_today(person.id)
-
-    def _refuse_media(self, message: TgMessage) -> str | None:
-        """Why a message's files are not taken ("" = refuse silently), or None."""
-        files = media_of(message)
-        for ref in files:
-            if ref.size is not None and ref.size > MAX_FILE_BYTES:
-                return (
-                    f"📎 That {ref.kind} is {ref.size / 2**20:.1f} MiB; files over "
-                    f"{MAX_FILE_BYTES // 2**20} MiB are not read. Send a smaller one."
-                )
-        group = message.media_group_id
-        if group is None or not files:
-            return None
-        before = self._groups.get(group, 0)
-        self._groups[group] = before + len(files)
-        while len(self._groups) > 1024:
-            self._groups.popitem(last=False)
-        if before + len(files) <= MAX_FILES:
-            return None
-        if before > MAX_FILES:
-            return ""  # said once, for the first file over the limit
-        return f"📎 Only the first {MAX_FILES} files of an album are read; the rest were skipped."
-
-    async def _prompt(
-        self, message: TgMessage, person: PersonView
-    ) -> tuple[str, tuple[MediaPart, ...], Label | None]:
-        forwarded = message.forward_origin is not None or message.forward_from is not None
-        label: Label | None = None
-        if forwarded:
-            label = untrusted("chat", f"telegram message forwarded by {person.id}")
-        elif not person.trusted:
-            label = untrusted("chat", f"{person.id} via telegram")
-        parts: list[MediaPart] = []
-        for ref in media_of(message)[:MAX_FILES]:
-            info = _sent.decode(await self.api.call("getFile", {"file_id": ref.file_id}))
-            size = info.get("file_size")
-            if isinstance(size, int) and size > MAX_FILE_BYTES:
-                raise ChannelError(f"a {ref.kind} of {size} bytes is over the 10 MiB limit")
-            data = await self.api.download(str(info.get("file_path", "")), MAX_FILE_BYTES)
-            parts.append(MediaPart(mime_type=ref.mime_type, data=data, label=label))
-        text = message.text or message.caption or ""
-        if not text and parts:
-            text = "[The user sent media without a caption.]"
-        return text or " ", tuple(parts), label
 
     # ---- commands ----------------------------------------------------------------
 
@@ -579,13 +570,23 @@ class TelegramChannel:
         )
 
     def _answer_approval(self, person: str, context_id: str, approved: bool) -> str:
+        """Answer this chat's oldest pending question.
+
+        Only a trusted person can say yes: a guest whose own words tainted the turn saying
+        yes to it would make the gate a formality, so their yes is taken as a no.
+        """
         assert self.core is not None
+        view = self.people.get(person)
+        refused = approved and (view is None or not view.trusted)
         pending = self._approvals.get((person, context_id)) or []
         while pending:
             approval_id = pending.pop(0)
             answer = self.core.approvals.answer(
-                person, approval_id, approved, answerer=self._owner(person, context_id)
-            )
+                person, approval_id, approved and not refused,
+                answerer=self._owner(person, context_id),
+            )  # fmt: skip
+            if answer == "answered" and refused:
+                return "🚫 Only the owner can approve tool calls; this one was refused."
             if answer == "answered":
                 return "✅ Approved." if approved else "🚫 Denied."
         return "There is no tool call waiting for an answer here."
@@ -603,8 +604,10 @@ class TelegramChannel:
 
     async def _render(self, session_id: str, frame: g.ServerFrame) -> None:
         session = getattr(frame, "session", None)
-        turn_id = getattr(frame, "turn_id", None) or getattr(
-            getattr(frame, "turn", None), "turn_id", None
+        turn_id = (  # our turns use the turn id as request id: a file frame carries only that
+            getattr(frame, "turn_id", None)
+            or getattr(getattr(frame, "turn", None), "turn_id", None)
+            or getattr(frame, "request_id", None)
         )
         turn = self._turns.get((session.session_id, turn_id)) if session and turn_id else None
         match frame:
@@ -650,10 +653,9 @@ class TelegramChannel:
 
     async def _notify(self, session_id: str, frame: g.ScheduledNotification) -> None:
         """A schedule's message goes to every chat bound to the session it was made in."""
-        assert self.store is not None and self.outbox is not None
+        assert self.store is not None
         for _person, context_id in await self.store.contexts_of(session_id):
-            await self.store.answer(None, context_id, [OutPiece(kind="send", plain=frame.message)])
-        self.outbox.wake()
+            await self._queue_text(context_id, frame.message)
 
     async def _media(self, context_id: str, media: g.MediaFile) -> None:
         assert self.store is not None and self.outbox is not None
