@@ -52,3 +52,38 @@ async def test_a_guest_is_offered_only_their_tools_and_cannot_call_others() -> N
         finally:
             await channel.aclose()
             await core.shutdown()
+
+
+async def test_one_persons_notes_never_reach_another_persons_turns() -> None:
+    from tests.channels.support import ALICE, BOB
+    from tests.channels.test_telegram_taint import _channel, _has
+
+    async with harness() as h, FakeTelegram(TOKEN) as fake:
+        await h.services.memory.store_note("alice", "alice's door code is 4711")
+        h.llm.add(
+            [
+                calls("memory_search", query="door code"),
+                Reply(text="bob searched"),
+                calls("memory_search", query="door code"),
+                Reply(text="alice searched"),
+            ]
+        )
+        channel, core = await _channel(h, fake)
+        try:
+            fake.user_message("what is the door code?", user_id=BOB)
+            await fake.wait_for(_has(BOB, "bob searched"))
+            fake.user_message("what is the door code?", user_id=ALICE)
+            await fake.wait_for(_has(ALICE, "alice searched"))
+            assert channel.store is not None
+            bob_session = await channel.store.session_for(f"telegram-{BOB}", str(BOB))
+            alice_session = await channel.store.session_for("alice", str(ALICE))
+            assert bob_session is not None and alice_session is not None
+            [bob_result] = await h.tool_results(bob_session)
+            [alice_result] = await h.tool_results(alice_session)
+            assert "4711" not in bob_result.text
+            assert "4711" in alice_result.text
+            bob_saw = b"".join(r.body for r in h.llm.requests[:2])
+            assert b"4711" not in bob_saw, "nor retrieved into Bob's context"
+        finally:
+            await channel.aclose()
+            await core.shutdown()
