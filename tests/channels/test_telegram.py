@@ -66,6 +66,21 @@ class TestConversation:
             await r.fake.wait_for(_answered(ALICE, "see *this*"))
             assert r.fake.sent[ALICE][0].parse_mode is None
 
+    async def test_a_server_with_a_lower_limit_gets_the_answer_in_smaller_pieces(
+        self, tmp_path: Path
+    ) -> None:
+        text = " ".join(f"w{i}" for i in range(700))  # about 3,400 characters, one piece
+        async with rig(tmp_path, [reply(text)]) as r:
+            r.fake.fail(  # a Bot API server whose limit is 2,000 characters
+                "editMessageText", 400, "message is too long", times=3,
+                when=lambda params: len(params.get("text", "")) > 2000,
+            )  # fmt: skip
+            r.fake.user_message("hi", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "w699"))
+            texts = r.fake.texts(ALICE)
+            assert len(texts) == 2 and all(len(t) <= 2000 for t in texts)
+            assert " ".join(texts).split() == text.split(), "nothing lost or repeated"
+
 
 class TestIngress:
     async def test_an_unknown_sender_gets_no_reply_and_is_audited(self, tmp_path: Path) -> None:

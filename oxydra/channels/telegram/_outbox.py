@@ -9,6 +9,8 @@ Rules:
    Answers are therefore edits of the "working" message where possible: an edit repeated
    is harmless ("message is not modified" counts as delivered).
 3. "can't parse entities" sends the same piece as plain text (and says so in the log);
+   "message is too long" (a Bot API server whose limit is below `max_message_length`)
+   sends it as plain text in halves, split again until each half passes;
    "message to edit not found" sends it as a new message; other 4xx fail the row for good
    (a chat that was deleted, a bot that was blocked) and the queue moves on.
 """
@@ -25,6 +27,7 @@ from oxydra.channels._store import ChannelStore, OutboxRow
 from oxydra.channels.telegram._api import BotApi
 from oxydra.core.log import get_logger
 from oxydra.wire.telegram import TelegramApiError, parse_context
+from oxydra.wire.telegram_format import split_plain
 
 _log = get_logger(__name__)
 MAX_ATTEMPTS = 30
@@ -122,15 +125,18 @@ class OutboxSender:
                     "editMessageText",
                     {"chat_id": ctx.chat_id, "message_id": row.edit_message_id},
                     row,
+                    where,
                 )
             except TelegramApiError as exc:
                 if exc.says("message is not modified"):
                     return row.edit_message_id
                 if not exc.says("message to edit not found"):
                     raise
-        return await self._text("sendMessage", where, row)
+        return await self._text("sendMessage", where, row, where)
 
-    async def _text(self, method: str, params: dict[str, object], row: OutboxRow) -> int | None:
+    async def _text(
+        self, method: str, params: dict[str, object], row: OutboxRow, where: dict[str, object]
+    ) -> int | None:
         if row.html is not None:
             try:
                 result = await self.api.call(
@@ -138,15 +144,29 @@ class OutboxSender:
                 )
                 return _message_id(result)
             except TelegramApiError as exc:
-                if not exc.says("can't parse entities"):
+                if not exc.says("can't parse entities") and not exc.says("message is too long"):
                     raise
                 _log.warning(
                     "telegram refused the HTML of row %d (%s); sent as plain text",
                     row.id,
                     exc.description,
                 )
-        result = await self.api.call(method, {**params, "text": row.plain or " "})
-        return _message_id(result)
+        return await self._plain(method, params, where, row.plain or " ")
+
+    async def _plain(
+        self, method: str, params: dict[str, object], where: dict[str, object], text: str
+    ) -> int | None:
+        """Send plain text; if Telegram's limit is lower than ours, in halves (recursively)."""
+        try:
+            return _message_id(await self.api.call(method, {**params, "text": text}))
+        except TelegramApiError as exc:
+            if not exc.says("message is too long") or len(text) <= 64:
+                raise
+        first, *rest = split_plain(text, len(text) // 2 + 1)
+        message_id = await self._plain(method, params, where, first)
+        for piece in rest:
+            await self._plain("sendMessage", where, where, piece)
+        return message_id
 
     async def aclose(self) -> None:
         """Stop delivering (pending rows stay for the next start)."""
