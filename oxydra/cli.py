@@ -92,6 +92,11 @@ def _vm_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--bootstrap-file", help="read the bootstrap envelope from this JSON file")
     p.add_argument("--gateway-bind", help="host:port to listen on (default 127.0.0.1:0)")
+    p.add_argument(
+        "--user-config",
+        help="the user's runner file (users/<id>.toml) for [channels] and [[people]], "
+        "when no runner hands them over",
+    )
 
 
 def _tui_args(p: argparse.ArgumentParser) -> None:

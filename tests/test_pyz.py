@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from oxydra import __version__
+import asyncio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -339,3 +340,79 @@ def test_archive_serves_the_configurator_and_the_chat_page_from_its_own_files(
                     assert b'id="signin-form"' in res.read()
             finally:
                 vm.terminate()
+
+
+async def test_archive_vm_answers_a_telegram_message(pyz: Path, tmp_path: Path) -> None:
+    from oxydra.testing.fake_llm import FakeLLM, Reply
+    from oxydra.testing.fake_telegram import FakeTelegram
+
+    async with FakeLLM() as llm, FakeTelegram("42:archive-token") as telegram:
+        llm.add([Reply(text="**from** the archive")])
+        (tmp_path / "alice.toml").write_text(
+            "[[people]]\nid = \"alice\"\ntelegram = [\"7\"]\n\n[channels.telegram]\n"
+            f"enabled = true\nbot_token_env = \"BOT\"\napi_base_url = \"{telegram.base_url}\"\n"
+        )  # fmt: skip
+        sets = [
+            f"providers.registry.fake.base_url={llm.base_url}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+        ]
+        cmd = [sys.executable, "-I", str(pyz), "vm", "--user-id", "alice", "--workspace-root",
+               str(tmp_path / "ws"), "--user-config", str(tmp_path / "alice.toml"),
+               *(a for s in sets for a in ("--set", s))]  # fmt: skip
+        env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""), "BOT": telegram.token}
+        with open(tmp_path / "vm.err", "wb") as err:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            telegram.user_message("hi", user_id=7)
+            await telegram.wait_for(lambda f: any("<b>from</b>" in t for t in f.texts(7)), 120)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        assert proc.returncode == 0, (tmp_path / "vm.err").read_text()
+
+
+async def test_archive_vm_serves_the_openai_endpoint_to_the_openai_sdk(
+    pyz: Path, tmp_path: Path
+) -> None:
+    import openai
+
+    from oxydra.testing.fake_llm import FakeLLM, Reply
+
+    async with FakeLLM() as llm:
+        llm.add([Reply(text="hello from the archive's endpoint")])
+        (tmp_path / "alice.toml").write_text("[channels.openai]\nenabled = true\n")
+        sets = [
+            f"providers.registry.fake.base_url={llm.base_url}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+        ]
+        workspace = tmp_path / "ws"
+        cmd = [sys.executable, "-I", str(pyz), "vm", "--user-id", "alice", "--workspace-root",
+               str(workspace), "--user-config", str(tmp_path / "alice.toml"),
+               *(a for s in sets for a in ("--set", s))]  # fmt: skip
+        token = "archive-gateway-token-0123456789"
+        env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""),
+               "OXYDRA__GATEWAY__AUTH_TOKEN": token}  # fmt: skip
+        marker = workspace / "ipc" / "openai-endpoint"
+        with open(tmp_path / "vm.err", "wb") as err:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            for _ in range(1200):
+                if marker.exists() or proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert marker.exists(), (tmp_path / "vm.err").read_text()
+            async with openai.AsyncOpenAI(
+                base_url=marker.read_text().strip(), api_key=token, max_retries=0
+            ) as client:
+                answer = await client.chat.completions.create(
+                    model="default", messages=[{"role": "user", "content": "hi"}]
+                )
+            assert answer.choices[0].message.content == "hello from the archive's endpoint"
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        assert proc.returncode == 0, (tmp_path / "vm.err").read_text()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oxydra.channels import CHANNEL_SCHEMA
 from oxydra.config.schema import AgentConfig
 from oxydra.gateway import SESSION_SCHEMA
 from oxydra.memory import HashedEmbedder, Memory
@@ -86,7 +87,7 @@ async def open_services(
         config.memory,
         workspace_root=workspace,
         embedder=embedder,
-        schemas=(SESSION_SCHEMA, SCHEDULE_SCHEMA),  # every owner's tables, always
+        schemas=(SESSION_SCHEMA, SCHEDULE_SCHEMA, CHANNEL_SCHEMA),  # every owner's, always
     )
     try:
         extra: list[Any] = list(memory_tools(memory)) if enabled else []

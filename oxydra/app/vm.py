@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from oxydra.config.runner_schema import UserConfig
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import ConfigError, GatewayError, WireError
 from oxydra.core.log import get_logger, span
@@ -109,7 +110,15 @@ def run_vm(args: argparse.Namespace) -> int:
     workspace = resolve_workspace(user, root)
     config = load_agent_config(ConfigSources(overrides=args.overrides)).config
     bind = args.gateway_bind or config.gateway.bind
-    asyncio.run(serve_vm(config, user=user, workspace=workspace, bind=bind, envelope=envelope))
+    from oxydra.app.channels import user_config
+
+    channels = user_config(envelope, getattr(args, "user_config", None))
+    asyncio.run(
+        serve_vm(
+            config, user=user, workspace=workspace, bind=bind, envelope=envelope,
+            user_config=channels,
+        )
+    )  # fmt: skip
     return 0
 
 
@@ -122,8 +131,12 @@ async def serve_vm(
     envelope: BootstrapEnvelope | None = None,
     stop: asyncio.Event | None = None,
     environ: dict[str, str] | None = None,
+    user_config: UserConfig | None = None,
 ) -> None:
-    """Run the guest until `stop` is set (or a termination signal arrives)."""
+    """Run the guest until `stop` is set (or a termination signal arrives).
+
+    `user_config` carries `[channels]` and `[[people]]` of the user's runner file.
+    """
     from oxydra.runtime import provision_workspace
 
     with disk_errors(f"prepare the workspace {workspace}"):
@@ -131,7 +144,7 @@ async def serve_vm(
     env = environ if environ is not None else dict(os.environ)
     observability = _observability(config, workspace, env)
     try:
-        await _serve(config, user, workspace, bind, envelope, stop, env, observability)
+        await _serve(config, user, workspace, bind, envelope, stop, env, observability, user_config)
     finally:
         await observability.aclose()
 
@@ -145,7 +158,9 @@ async def _serve(
     stop: asyncio.Event | None,
     env: dict[str, str],
     observability: Any,
+    user_config: UserConfig | None = None,
 ) -> None:
+    from oxydra.app.channels import open_channels
     from oxydra.app.services import open_services
     from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords
 
@@ -158,13 +173,22 @@ async def _serve(
             envelope=envelope,
             mcp_background=True,
         )
+    token, generated = gateway_token(config, envelope)
+    try:
+        channels = open_channels(
+            user_config, user_id=user, memory=services.memory, workspace=workspace, environ=env,
+            gateway_token=token, agents=sorted(config.agents),
+        )  # fmt: skip
+    except BaseException:
+        await services.aclose()
+        raise
+    services.background.append(channels)
     core = GatewayCore(
         services.agent.runtime,
         MemorySessionRecords(services.memory),
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
     )
-    token, generated = gateway_token(config, envelope)
     status = _startup_status(envelope)
     host, _, port = bind.rpartition(":")
     front = _web_front(config, {token: user}, host, _PageReads(services, workspace))
@@ -174,6 +198,7 @@ async def _serve(
         allowed_origins=config.gateway.allowed_origins,
         startup_status=status,
         front=front,
+        channel_health=channels.health if channels.registry.names else None,
     )
     bound_host, bound_port = await server.start(host.strip("[]"), int(port))
     if front is not None:

@@ -80,26 +80,56 @@ class Behavior(_Section):
 
 
 class TelegramSender(_Section):
-    """An authorised Telegram sender."""
+    """An authorised Telegram sender; `person` (ours) names the `[[people]]` entry it is."""
 
     platform_ids: list[str]
     display_name: str | None = None
+    person: str | None = None
 
 
 class TelegramChannel(_Section):
-    """The Telegram adapter."""
+    """The Telegram adapter; `api_base_url` (ours) serves tests and self-hosted Bot APIs."""
 
     enabled: bool = False
     bot_token_env: str | None = None
     polling_timeout_secs: Positive = 30
-    max_message_length: Positive = 4096
+    max_message_length: Annotated[int, msgspec.Meta(ge=64, le=4096)] = 4096
     senders: list[TelegramSender] = []
+    api_base_url: str = "https://api.telegram.org"
+
+
+class OpenAIChannel(_Section):
+    """The OpenAI-compatible HTTP endpoint (ours): `POST /v1/chat/completions`."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1:0"
+
+
+class Person(_Section):
+    """One person, reachable from several channels (ours; see docs/channels.md).
+
+    `id` is the person's user id in the gateway: their sessions, notes and retrieval are
+    theirs alone. The `vm`'s own user (the gateway token's) is the person whose `id` is that
+    user id. `trusted` (default: true for that user, false for others) says whether their
+    chat messages may steer high-impact tools without a yes; `tools` limits the tools they
+    may use (None: all), `max_cost_usd_per_day` their spend; `api_key_env` names the
+    variable holding their key for the OpenAI-compatible endpoint.
+    """
+
+    id: str
+    display_name: str | None = None
+    telegram: list[str] = []
+    trusted: bool | None = None
+    tools: list[str] | None = None
+    max_cost_usd_per_day: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    api_key_env: str | None = None
 
 
 class UserChannels(_Section):
     """External chat channels of one user."""
 
     telegram: TelegramChannel | None = None
+    openai: OpenAIChannel | None = None
 
 
 class UserConfig(_Section):
@@ -111,3 +141,4 @@ class UserConfig(_Section):
     credential_refs: dict[str, str] = {}
     behavior: Behavior = msgspec.field(default_factory=Behavior)
     channels: UserChannels = msgspec.field(default_factory=UserChannels)
+    people: list[Person] = []

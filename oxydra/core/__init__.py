@@ -56,6 +56,7 @@ from oxydra.core.spend import Spend
 from oxydra.core.stream import (
     ConnectionLost,
     FinishReason,
+    MediaOut,
     Progress,
     ProgressKind,
     ProviderCall,
@@ -85,6 +86,7 @@ __all__ = [
     "GatewayError",
     "ImpactClass",
     "Label",
+    "MediaOut",
     "MediaPart",
     "MemoryStoreError",
     "Message",

@@ -6,7 +6,7 @@ A tagged union (`type`) so a consumer can `match` exhaustively and a JSON stream
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -98,6 +98,27 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True, tag="progress", tag_fi
     max_turns: int
 
 
+MediaKind = Literal["photo", "audio", "document", "voice", "video"]
+
+
+class MediaOut(msgspec.Struct, frozen=True, kw_only=True, tag="media_out", tag_field="type"):
+    """A file a tool delivers to the person (`send_media`); the gateway makes it a
+    `media_attachment` frame. Like `Progress`, only the runtime emits it, never a provider."""
+
+    file_path: str
+    media_type: MediaKind
+    data: bytes
+    caption: str | None = None
+    file_name: str | None = None
+
+
 StreamItem = (
-    Text | ToolCallDelta | ReasoningDelta | UsageUpdate | FinishReason | ConnectionLost | Progress
+    Text
+    | ToolCallDelta
+    | ReasoningDelta
+    | UsageUpdate
+    | FinishReason
+    | ConnectionLost
+    | Progress
+    | MediaOut
 )

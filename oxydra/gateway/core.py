@@ -21,7 +21,7 @@ from oxydra.core.log import get_logger
 from oxydra.core.messages import MediaPart
 from oxydra.core.provenance import Label
 from oxydra.core.spend import Spend
-from oxydra.core.stream import Progress, StreamItem, Text
+from oxydra.core.stream import MediaOut, Progress, StreamItem, Text
 from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots, SingleFlight
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
@@ -31,6 +31,8 @@ from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
 from oxydra.wire.gateway import (
     AssistantDelta,
     ErrorFrame,
+    MediaAttachment,
+    MediaFile,
     ScheduledNotification,
     SessionSummary,
     TurnCancelled,
@@ -45,7 +47,13 @@ from oxydra.wire.gateway import (
 _log = get_logger(__name__)
 TOUCH_EVERY_SECS = 30.0
 REMEMBERED_HELLOS = 10_000
-__all__ = ["GatewayCore", "NotificationOutbox", "RefusedError", "default_session_id"]
+__all__ = [
+    "GatewayCore",
+    "NotificationOutbox",
+    "NotificationRoute",
+    "RefusedError",
+    "default_session_id",
+]
 
 
 class NotificationOutbox(Protocol):
@@ -57,6 +65,14 @@ class NotificationOutbox(Protocol):
 
     async def take(self, user_id: str) -> list[ScheduledNotification]:
         """Remove and return the user's kept notifications, oldest first."""
+        ...
+
+
+class NotificationRoute(Protocol):
+    """A channel that can reach a session's chats without following the session."""
+
+    async def __call__(self, user_id: str, frame: ScheduledNotification, session_id: str) -> bool:
+        """Deliver (durably) if the session is bound to a chat of this channel."""
         ...
 
 
@@ -94,6 +110,7 @@ class GatewayCore:
         self._by_request: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._janitor: asyncio.Task[None] | None = None
         self.outbox: NotificationOutbox | None = None
+        self._routes: list[NotificationRoute] = []
 
     def load(self) -> dict[str, float]:
         """Gauges for the metrics endpoint: sessions with a client, turns running."""
@@ -147,6 +164,29 @@ class GatewayCore:
             )
         return found
 
+    async def open_named(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        channel_origin: str,
+        display_name: str | None = None,
+        agent_name: str | None = None,
+    ) -> SessionChannel:
+        """Get or create the session of a deterministic id (a channel's chat context).
+
+        Raises:
+            RefusedError: the id belongs to another user, or the user is at their limit.
+        """
+        self._start_janitor()
+        channel = await self._flight.run(
+            ("default", session_id),
+            lambda: self._find_or_create(
+                user_id, session_id, agent_name, channel_origin, display_name
+            ),
+        )
+        return channel
+
     async def _create_new(
         self,
         user_id: str,
@@ -165,13 +205,18 @@ class GatewayCore:
         return channel
 
     async def _find_or_create(
-        self, user_id: str, session_id: str, agent_name: str | None, channel_origin: str
+        self,
+        user_id: str,
+        session_id: str,
+        agent_name: str | None,
+        channel_origin: str,
+        display_name: str | None = None,
     ) -> SessionChannel:
         found = await self._find(user_id, session_id)
         if found is not None:
             return found
         try:
-            return await self._create(user_id, session_id, agent_name, None, channel_origin)
+            return await self._create(user_id, session_id, agent_name, display_name, channel_origin)
         except RefusedError as exc:
             if exc.code != "session_exists":
                 raise
@@ -303,6 +348,10 @@ class GatewayCore:
 
     # ---- notifications -------------------------------------------------------------
 
+    def add_notification_route(self, route: NotificationRoute) -> None:
+        """Let a channel deliver notifications of sessions no client follows."""
+        self._routes.append(route)
+
     def attach_outbox(self, outbox: NotificationOutbox) -> None:
         """Keep notifications no client is connected for in `outbox`."""
         self.outbox = outbox
@@ -313,12 +362,15 @@ class GatewayCore:
         """Send a notification to the user's connected clients; keep it if there are none.
 
         It goes to `session_id` (where the schedule was created) when a client follows
-        that session, else to every session of the user a client follows. Returns whether
-        a connected client got it; otherwise it waits in the outbox for the next hello.
+        that session, else to a channel route that reaches the session's chat (a Telegram
+        chat bound to it), else to every session of the user a client follows. Returns
+        whether it was delivered; otherwise it waits in the outbox for the next hello.
         """
         origin = self._channels.get(session_id) if session_id else None
         if origin is not None and origin.user_id == user_id and origin.subscribers:
             targets = [origin]
+        elif session_id is not None and await self._routed(user_id, frame, session_id):
+            return True
         else:
             targets = [c for c in self._channels.values() if c.user_id == user_id and c.subscribers]
         for channel in targets:
@@ -326,6 +378,12 @@ class GatewayCore:
         if not targets and self.outbox is not None:
             await self.outbox.put(user_id, frame)
         return bool(targets)
+
+    async def _routed(self, user_id: str, frame: ScheduledNotification, session_id: str) -> bool:
+        for route in self._routes:
+            if await route(user_id, frame, session_id):
+                return True
+        return False
 
     async def deliver_pending(self, channel: SessionChannel) -> int:
         """Publish the notifications kept for the channel's user on it (after a hello)."""
@@ -349,8 +407,15 @@ class GatewayCore:
         label: Label | None = None,
         owner: object | None = None,
         traceparent: str | None = None,
+        max_cost_usd: float | None = None,
+        tools: frozenset[str] | None = None,
+        media_types: tuple[str, ...] = (),
     ) -> None:
         """Start a turn, or refuse it: one per session, a bounded number per user.
+
+        `max_cost_usd` tightens the turn's spend (a person's budget left for the day);
+        `tools` limits the tools the turn may use (a person's allow-list); `media_types` are
+        the files the asking channel shows (`send_media`).
 
         `label` marks a prompt that is not the session owner's own words (a channel passes
         `untrusted("chat", sender)` for another person in a shared chat): the turn starts
@@ -377,6 +442,9 @@ class GatewayCore:
             channel=channel.channel_origin,
             label=label,
             traceparent=traceparent[:64] if traceparent else None,
+            max_cost_usd=max_cost_usd,
+            tools=tools,
+            media_types=media_types,
         )
         channel.task = asyncio.create_task(
             self._run_turn(channel, request_id, request, owner),
@@ -526,6 +594,19 @@ class _FrameSink:
                         session=self.channel.ref,
                         turn=self.turn,
                         progress=item,
+                    )
+                )
+            case MediaOut():
+                media = MediaFile(
+                    file_path=item.file_path,
+                    media_type=item.media_type,
+                    data=item.data,
+                    caption=item.caption,
+                    file_name=item.file_name,
+                )
+                self.channel.publish(
+                    MediaAttachment(
+                        request_id=self.request_id, session=self.channel.ref, attachment=media
                     )
                 )
             case _:

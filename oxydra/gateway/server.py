@@ -34,6 +34,7 @@ from oxydra.wire.gateway import (
     ApprovalResponse,
     CancelActiveTurn,
     CancelAllActiveTurns,
+    ChannelStatus,
     ClientFrame,
     CreateSession,
     ErrorFrame,
@@ -89,9 +90,11 @@ class GatewayServer:
         allowed_origins: list[str] | None = None,
         startup_status: dict[str, Any] | None = None,
         front: HttpFront | None = None,
+        channel_health: Callable[[], Awaitable[dict[str, ChannelStatus]]] | None = None,
     ) -> None:
         self.core = core
         self.front = front
+        self.channel_health = channel_health  # the vm's chat channels, for `health_status`
         self._tokens = dict(tokens)  # token -> user id
         self.allowed_origins = set(allowed_origins or [])
         self.startup_status = startup_status
@@ -353,6 +356,9 @@ class _Connection:
                         startup_status=self.server.startup_status,
                         message="tui gateway ready",
                         taint=await self.core.taint_sources(channel),
+                        channels=await self.server.channel_health()
+                        if self.server.channel_health is not None
+                        else None,
                     )
                 )
             case CreateSession():

@@ -23,6 +23,7 @@ from oxydra.config.credentials import (
     resolve_api_key,
 )
 from oxydra.config.loader import ConfigSources, load_agent_config
+from oxydra.config.runner_schema import UserConfig
 from oxydra.config.schema import AgentConfig
 from oxydra.core.errors import ConfigError, RunnerError
 from oxydra.core.tiers import SandboxTier
@@ -137,6 +138,16 @@ def credential_names(config: AgentConfig, environ: Mapping[str, str]) -> list[st
     return sorted(n for n in names if environ.get(n))
 
 
+def channel_token_names(user: UserConfig, environ: Mapping[str, str]) -> list[str]:
+    """Names of the set variables that hold channel secrets: `bot_token_env`, the people's
+    `api_key_env`."""
+    names = [p.api_key_env for p in user.people if p.api_key_env]
+    telegram = user.channels.telegram
+    if telegram is not None and telegram.enabled and telegram.bot_token_env:
+        names.append(telegram.bot_token_env)
+    return [n for n in names if environ.get(n)]
+
+
 def guest_environment(spec: LaunchSpec, credentials: list[str]) -> dict[str, str]:
     """A filtered environment: basics, `OXYDRA_*`, credentials, `-e` extras, TZ, TMPDIR."""
     source = spec.guest_environ
@@ -145,6 +156,7 @@ def guest_environment(spec: LaunchSpec, credentials: list[str]) -> dict[str, str
         (k, v) for k, v in source.items() if k.startswith("OXYDRA_") and k not in _NOT_FORWARDED
     )
     env.update((k, source[k]) for k in credentials)
+    env.update((k, source[k]) for k in channel_token_names(spec.ctx.user, source))
     env.update(spec.ctx.extra_env)
     env.setdefault("TZ", spec.ctx.user.behavior.timezone)
     env["TMPDIR"] = str(spec.workspace.tmp)
@@ -199,6 +211,9 @@ def build_envelope(
         gateway_token=spec.token,
         credential_env=credentials,
         limits=limits,
+        channels={k: v for k, v in msgspec.to_builtins(spec.ctx.user.channels).items() if v}
+        or None,
+        people=msgspec.to_builtins(spec.ctx.user.people) or None,
     )
 
 

@@ -145,8 +145,10 @@ def load_context(
     base = path.parent if path else home / ".oxydra"
     user_id = pick_user(runner, user, path)
     entry = runner.users.get(user_id)
-    user_cfg = _load(_under(base, entry.config_path), UserConfig) if entry else UserConfig()
+    user_path = _under(base, entry.config_path) if entry else None
+    user_cfg = _load(user_path, UserConfig) if user_path else UserConfig()
     assert isinstance(user_cfg, UserConfig)
+    _check_people(user_id, user_cfg, str(user_path or "users/<id>.toml"))
     root_text = runner.workspace_root or str(home / ".oxydra" / "workspaces")
     extra = read_env_file(env_file) if env_file else {}
     extra.update(parse_env_entries(env, "-e"))
@@ -162,6 +164,17 @@ def load_context(
         extra_env=extra,
         overrides=tuple(overrides),
     )
+
+
+def _check_people(user_id: str, user: UserConfig, source: str) -> None:
+    """Refuse a people or Telegram config that cannot work, before anything starts."""
+    from oxydra.config.people import check_telegram, people_from
+
+    try:
+        people_from(user_id, user, source)
+        check_telegram(user, source)
+    except ConfigError as exc:
+        raise RunnerError(str(exc)) from exc
 
 
 def _under(base: Path, text: str) -> Path:

@@ -43,6 +43,10 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_cost_usd: float | None = None
     max_tokens: int | None = None
     label: Label | None = None
+    tools: frozenset[str] | None = None
+    """The tools the person behind the turn may use (None: every tool)."""
+    media_types: tuple[str, ...] = ()
+    """The kinds of file the turn's channel shows (`send_media`); none: it shows none."""
     traceparent: str | None = None
     """W3C trace context of the caller in another process (gateway frame), if any."""
 

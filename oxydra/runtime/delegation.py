@@ -119,6 +119,7 @@ def delegate_tool(
             ),
             max_tokens=budget.remaining_tokens() if budget else None,
             label=ctx.taint,  # a task written from a tainted step starts the agent tainted
+            tools=ctx.allowed_tools,  # a person's allow-list holds for the agents they start
         )
         outcome = await runtimes[agent_name].run_turn(turn, _discard, ctx.approval)
         if budget is not None:

@@ -200,6 +200,9 @@ class AgentRuntime:
                 provider=self.provider_id,
                 model=self.model,
                 budget=calls,
+                allowed_tools=request.tools,
+                deliver=sink if request.media_types else None,
+                media_types=frozenset(request.media_types),
             )
             with span(
                 "turn",
@@ -269,7 +272,9 @@ class AgentRuntime:
                 return await self._end(conversation, state, stop.reason, stop.detail)
             state.calling()
             await sink(self._progress(ProviderCall(), "Calling provider", state))
-            context, prompt_tokens = await self._context(conversation, sink, calls)
+            context, prompt_tokens = await self._context(
+                conversation, sink, calls, tool_ctx.allowed_tools
+            )
             taint = context_label(context.messages)
             if taint is not None:
                 _log.info(
@@ -339,7 +344,11 @@ class AgentRuntime:
         return d.after_tools(state, state.limits)
 
     async def _context(
-        self, conversation: Conversation, sink: EventSink, calls: TurnCalls
+        self,
+        conversation: Conversation,
+        sink: EventSink,
+        calls: TurnCalls,
+        allowed: frozenset[str] | None = None,
     ) -> tuple[Context, int]:
         """The call's context and an upper bound of its prompt tokens."""
         state = calls.state
@@ -350,6 +359,8 @@ class AgentRuntime:
         reserved = min(max_output or 0, max_context // 4)
         room = max_context - budget.safety_buffer_tokens - reserved
         tools = self.tools.schemas() if caps.tools else []
+        if allowed is not None:  # the person may use only these (ToolExecutionContext)
+            tools = [t for t in tools if t.name in allowed]
         # Untrusted text is wrapped before the window is planned, so its markers are counted.
         fixed = for_model(await self._fixed_messages(conversation, state), self._taint_key)
         history = for_model(conversation.live_history(), self._taint_key)

@@ -14,6 +14,7 @@ import msgspec
 
 from oxydra.core.provenance import Label
 from oxydra.core.spend import Spend
+from oxydra.core.stream import MediaOut
 from oxydra.core.tiers import SafetyTier
 from oxydra.tools._backend import FileBackend
 
@@ -40,6 +41,14 @@ class ApprovalHook(Protocol):
 
     async def __call__(self, request: ApprovalRequest, /) -> bool:
         """Answer one approval request."""
+        ...
+
+
+class MediaSender(Protocol):
+    """Delivers a file to the person the turn talks to; their channel shows it."""
+
+    async def __call__(self, media: MediaOut, /) -> None:
+        """Send one file."""
         ...
 
 
@@ -75,6 +84,10 @@ class ToolExecutionContext:
         budget: the calling turn's budget, when a turn runs the call.
         taint: the label of the model's context in the step that made the call (None:
             trusted); taint policy gates and labels the call by it.
+        allowed_tools: the tools the person behind the turn may use (None: every tool);
+            the registry runs no other, and the runtime offers no other.
+        deliver, media_types: how `send_media` reaches the person, and the kinds of file
+            their channel shows (none: the terminal, a scheduled run).
     """
 
     user_id: str
@@ -87,3 +100,6 @@ class ToolExecutionContext:
     call_id: str | None = None
     budget: TurnBudget | None = None
     taint: Label | None = None
+    allowed_tools: frozenset[str] | None = None
+    deliver: MediaSender | None = None
+    media_types: frozenset[str] = frozenset()

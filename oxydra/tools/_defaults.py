@@ -12,6 +12,7 @@ from oxydra.core.log import get_logger
 from oxydra.security import EgressClient, Resolver, Scrubber, SsrfGuard, Workspace
 from oxydra.security.confine import shell_sandbox
 from oxydra.tools._files import FILE_TOOLS
+from oxydra.tools._media import send_media
 from oxydra.tools._protocol import Tool
 from oxydra.tools._registry import ToolRegistry
 from oxydra.tools._scratchpad import InMemoryScratchpad, ScratchpadStore, scratchpad_tools
@@ -58,7 +59,7 @@ def default_tools(
     if egress is None:
         guard = SsrfGuard(resolver=resolver, allowlist=egress_allowlist(config, env))
         egress = EgressClient(guard)
-    tools: list[Tool] = [*FILE_TOOLS]
+    tools: list[Tool] = [*FILE_TOOLS, send_media]
     tools.append(web_fetch_tool(egress))
     tools.append(web_search_tool(egress, config.tools.web_search, env))
     shell_config = config.tools.shell

@@ -144,9 +144,10 @@ class ToolRegistry:
         self, name: str, raw_args: Mapping[str, Any] | str, ctx: ToolExecutionContext
     ) -> ToolResult:
         tool = self._tools.get(name)
-        if tool is None:
-            known = ", ".join(self.names) or "none"
-            text = f"unknown tool '{name}'. Available tools: {known}"
+        allowed = ctx.allowed_tools
+        if tool is None or (allowed is not None and name not in allowed):
+            names = self.names if allowed is None else [n for n in self.names if n in allowed]
+            text = f"unknown tool '{name}'. Available tools: {', '.join(names) or 'none'}"
             return await self._result(name, text, ctx, kind="unknown_tool")
         try:
             args = _arguments(raw_args)

@@ -236,7 +236,11 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
                 "system",
                 f"status: healthy={frame.healthy} session={state.session_id} "
                 f"turn={state.active_turn or '-'} cost_usd={spent} tokens={tokens} "
-                f"context={taint} {frame.message or ''}".rstrip(),
+                f"context={taint} {frame.message or ''}".rstrip()
+                + "".join(
+                    f"\n  {name}: {'ok' if c.healthy else 'UNHEALTHY'} {c.detail}".rstrip()
+                    for name, c in sorted((frame.channels or {}).items())
+                ),
             )
         case Usage() if frame.session.session_id == state.session_id:
             state.cost = frame.total

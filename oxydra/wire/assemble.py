@@ -22,6 +22,7 @@ from oxydra.core.messages import Message, Response, StopReason, UsageUpdate
 from oxydra.core.stream import (
     ConnectionLost,
     FinishReason,
+    MediaOut,
     Progress,
     ReasoningDelta,
     StreamItem,
@@ -61,7 +62,7 @@ class ResponseAssembler:
                 self._response_id = response_id or self._response_id
             case ConnectionLost(message=message):
                 self.connection_lost = message
-            case Progress():
+            case Progress() | MediaOut():
                 pass
             case _:
                 assert_never(item)

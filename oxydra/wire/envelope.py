@@ -87,6 +87,7 @@ class BootstrapEnvelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     credential_env: list[str] = []
     limits: ResourceLimits | None = None
     channels: dict[str, object] | None = None
+    people: list[object] | None = None
     traceparent: str | None = None
 
 

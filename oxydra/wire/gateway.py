@@ -260,6 +260,13 @@ class ErrorFrame(TaggedFrame):
     seq: int | None = None
 
 
+class ChannelStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One external channel's health in `health_status` (ours): Telegram polling, outbox."""
+
+    healthy: bool
+    detail: str = ""
+
+
 class HealthStatus(TaggedFrame):
     """Answer to `health_check`."""
 
@@ -271,6 +278,7 @@ class HealthStatus(TaggedFrame):
     startup_status: dict[str, Any] | None = None
     message: str | None = None
     taint: list[str] | None = None
+    channels: dict[str, ChannelStatus] | None = None
 
 
 class ScheduledNotification(TaggedFrame):

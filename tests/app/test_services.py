@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from oxydra.app.services import open_services
+from oxydra.channels import CHANNEL_SCHEMA
 from oxydra.config.schema import (
     AgentConfig,
     GatewayConfig,
@@ -52,7 +53,7 @@ SCHEDULE_ARGS = {
     "notification": "conditional",
 }
 
-OWNERS = (SESSION_SCHEMA, SCHEDULE_SCHEMA)
+OWNERS = (SESSION_SCHEMA, SCHEDULE_SCHEMA, CHANNEL_SCHEMA)
 
 
 def guest_config(llm: FakeLLM, *, enabled: bool = True, **gateway: object) -> AgentConfig:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from oxydra.channels import CHANNEL_SCHEMA
 from oxydra.core import MemoryStoreError, Message
 from oxydra.gateway import SESSION_SCHEMA
 from oxydra.memory import MemoryStore
@@ -19,7 +20,7 @@ from oxydra.memory._db import (
 )
 from oxydra.scheduler import SCHEDULE_SCHEMA
 
-OWNERS = (SESSION_SCHEMA, SCHEDULE_SCHEMA)  # what the app opens the store with
+OWNERS = (SESSION_SCHEMA, SCHEDULE_SCHEMA, CHANNEL_SCHEMA)  # what the app opens the store with
 
 EXPECTED_TABLES = {
     "sessions",

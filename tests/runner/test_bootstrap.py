@@ -136,3 +136,51 @@ class TestDelivery:
         assert received["gateway_token"] == spec.token
         assert received["workspace_root"] == str(spec.workspace.root)
         assert received["credential_env"] == ["OPENAI_API_KEY"]
+
+
+class TestChannels:
+    USER = """
+[[people]]
+id = "alice"
+telegram = ["111"]
+
+[channels.telegram]
+enabled = true
+bot_token_env = "BOT_TOKEN"
+api_base_url = "http://127.0.0.1:9"
+
+[[channels.telegram.senders]]
+platform_ids = ["222"]
+display_name = "Bob"
+"""
+
+    def _spec(self, tmp_path: Path, user: str) -> LaunchSpec:
+        root = tmp_path / "conf"
+        (root / "users").mkdir(parents=True)
+        (root / "runner.toml").write_text('[users.alice]\nconfig_path = "users/alice.toml"\n')
+        (root / "users" / "alice.toml").write_text(user)
+        environ = {"PATH": "/bin", "OPENAI_API_KEY": KEY, "BOT_TOKEN": "1:secret-bot"}
+        return make_spec(tmp_path, environ, config=str(root / "runner.toml"), user="alice")
+
+    def test_channels_and_people_reach_the_guest_and_the_token_only_by_environment(
+        self, tmp_path: Path
+    ) -> None:
+        from oxydra.app.channels import user_config
+
+        spec = self._spec(tmp_path, self.USER)
+        envelope, names = envelope_for(spec)
+        data = encode_envelope(envelope)  # type: ignore[arg-type]
+        assert b"1:secret-bot" not in data
+        assert guest_environment(spec, names)["BOT_TOKEN"] == "1:secret-bot"
+        received = user_config(decode_envelope_json(data[4:]), None)  # after the length prefix
+        assert received is not None and received.channels == spec.ctx.user.channels
+        assert received.people == spec.ctx.user.people
+
+    def test_one_telegram_id_for_two_people_stops_the_runner_naming_both(
+        self, tmp_path: Path
+    ) -> None:
+        user = self.USER.replace('platform_ids = ["222"]', 'platform_ids = ["111"]')
+        with pytest.raises(RunnerError) as caught:
+            self._spec(tmp_path, user)
+        assert "alice.toml" in str(caught.value)
+        assert "people[0].telegram (alice) and channels.telegram.senders[0]" in str(caught.value)

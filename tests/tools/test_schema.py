@@ -126,6 +126,7 @@ class TestSchemaFromSignature:
             "scratchpad_read": set(),
             "scratchpad_write": {"items"},
             "scratchpad_clear": set(),
+            "send_media": {"path", "media_type", "caption"},
         }
 
 

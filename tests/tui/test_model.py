@@ -113,6 +113,14 @@ class TestKeys:
         assert "context=untrusted: mcp github" in state.entries[-2].text
         assert "context=trusted" in state.entries[-1].text
 
+    def test_status_shows_the_chat_channels_health(self) -> None:
+        state = TuiState(user_id="u")
+        down = g.ChannelStatus(healthy=False, detail="Telegram refused the bot token")
+        apply_frame(
+            state, g.HealthStatus(request_id="h", healthy=True, channels={"telegram": down})
+        )
+        assert "telegram: UNHEALTHY Telegram refused the bot token" in state.entries[-1].text
+
     def test_backspace_joins_lines(self) -> None:
         state = TuiState(user_id="u")
         typed(state, "ab")
