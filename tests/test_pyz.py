@@ -15,6 +15,9 @@ import pytest
 
 from oxydra import __version__
 
+# One worker runs this file under pytest-xdist: its module fixtures are built once.
+pytestmark = pytest.mark.xdist_group("pyz")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -18,6 +18,9 @@ import pytest
 
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
 
+# One worker runs this file under pytest-xdist: its module fixtures are built once.
+pytestmark = pytest.mark.xdist_group("pyz-embed")
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = [
     "The quarterly budget report is due on Friday.",

@@ -21,6 +21,9 @@ from oxydra.memory import (
 
 from .recall_set import RecallSet, fill, hit_rate, load_recall_set
 
+# One worker runs this file under pytest-xdist: its module fixtures are built once.
+pytestmark = pytest.mark.xdist_group("real-model")
+
 
 @pytest.fixture(scope="module")
 def recall() -> RecallSet:
