@@ -14,23 +14,24 @@ from pathlib import Path
 import pytest
 
 from oxydra import __version__
-
-# One worker runs this file under pytest-xdist: its module fixtures are built once.
-pytestmark = pytest.mark.xdist_group("pyz")
+from tests.support_once import once_per_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist") / "oxydra.pyz"
+def _build(dist: Path) -> None:
     subprocess.run(
-        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(out)],
+        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(dist / "oxydra.pyz")],
         check=True,
         capture_output=True,
         timeout=600,
     )
-    return out
+
+
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The archive, built once per test run (the tests only read it)."""
+    return once_per_run(tmp_path_factory, "dist", _build) / "oxydra.pyz"
 
 
 def _run(pyz: Path, args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:

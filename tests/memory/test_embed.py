@@ -19,9 +19,6 @@ from oxydra.memory import (
     prepare_minilm_dir,
 )
 
-# One worker runs this file under pytest-xdist: its module fixtures are built once.
-pytestmark = pytest.mark.xdist_group("real-model")
-
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b)

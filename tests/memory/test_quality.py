@@ -21,9 +21,6 @@ from oxydra.memory import (
 
 from .recall_set import RecallSet, fill, hit_rate, load_recall_set
 
-# One worker runs this file under pytest-xdist: its module fixtures are built once.
-pytestmark = pytest.mark.xdist_group("real-model")
-
 
 @pytest.fixture(scope="module")
 def recall() -> RecallSet:

@@ -101,7 +101,6 @@ def started(tmp_path: Path) -> Iterator[tuple[Sandbox, dict[str, list[str]], Pat
 
 
 @pytest.mark.skipif(not HAS_LANDLOCK, reason="this kernel has no Landlock")
-@pytest.mark.xdist_group("process-tier")
 class TestProcessTierEndToEnd:
     def test_start_reports_the_tier_hardening_and_the_gateway(self, running: tuple) -> None:
         box, lines, _ = running
