@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,21 +15,15 @@ from pathlib import Path
 import pytest
 
 from oxydra import __version__
-import asyncio
+from tests.support_once import once_per_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist") / "oxydra.pyz"
-    subprocess.run(
-        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(out)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return out
+    """The archive, built once per test run (the tests only read it)."""
+    return once_per_run(tmp_path_factory, "dist", _build) / "oxydra.pyz"
 
 
 def _run(pyz: Path, args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -416,3 +411,12 @@ async def test_archive_vm_serves_the_openai_endpoint_to_the_openai_sdk(
             proc.terminate()
             proc.wait(30)
         assert proc.returncode == 0, (tmp_path / "vm.err").read_text()
+
+
+def _build(dist: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(dist / "oxydra.pyz")],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
+from tests.support_once import once_per_run
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = [
@@ -26,11 +27,8 @@ NOTES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def embed_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built as the README says, by a Python outside the venv (it switches to `.venv`)."""
-    pytest.importorskip("fastembed")
-    out = tmp_path_factory.mktemp("dist") / "oxydra.pyz"
+def _build_embed(dist: Path) -> None:
+    out = dist / "oxydra.pyz"
     outside = getattr(sys, "_base_executable", sys.executable)
     if not (ROOT / ".venv" / "bin" / "python").exists():  # tests run from another env
         outside = sys.executable
@@ -46,7 +44,14 @@ def embed_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stderr
     if Path(outside).resolve() != Path(sys.executable).resolve():
         assert "using" in built.stdout and ".venv/bin/python" in built.stdout
-    return out
+
+
+@pytest.fixture(scope="module")
+def embed_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built as the README says, by a Python outside the venv (it switches to `.venv`);
+    once per test run."""
+    pytest.importorskip("fastembed")
+    return once_per_run(tmp_path_factory, "dist-embed", _build_embed) / "oxydra.pyz"
 
 
 async def ask(pyz: Path, url: str, home: Path, question: str) -> tuple[int, str, str]:

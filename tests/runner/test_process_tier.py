@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -47,16 +48,16 @@ async def run_turn(endpoint: str, token: str, prompt: str) -> str:
                 return frame.response.message.content or ""
 
 
-@pytest.fixture
-def secret(tmp_path: Path) -> Path:
-    path = tmp_path / "outside-secret.txt"
+def _secret(root: Path) -> Path:
+    path = root / "outside-secret.txt"
     path.write_text("the-host-secret-value\n")
     return path
 
 
-@pytest.fixture
-def started(tmp_path: Path, secret: Path) -> Iterator[tuple[Sandbox, dict[str, list[str]], Path]]:
-    command = f"cat {secret}; echo written > note.txt; cat note.txt"
+@contextlib.contextmanager
+def _started(root: Path) -> Iterator[tuple[Sandbox, dict[str, list[str]], Path]]:
+    """A running process-tier guest over a fake LLM scripted for one turn."""
+    command = f"cat {_secret(root)}; echo written > note.txt; cat note.txt"
     write = {"path": "/shared/w.txt", "content": "via the file tools"}
     steps = [
         {
@@ -72,8 +73,8 @@ def started(tmp_path: Path, secret: Path) -> Iterator[tuple[Sandbox, dict[str, l
         },
         {"kind": "reply", "text": "all done"},
     ]
-    with fake_llm(tmp_path, steps) as (url, record):
-        box = make_sandbox(tmp_path, **provider_env(url))
+    with fake_llm(root, steps) as (url, record):
+        box = make_sandbox(root, **provider_env(url))
         out = box.runner("--insecure", "start")
         try:
             assert out.returncode == 0, out.stderr
@@ -82,10 +83,27 @@ def started(tmp_path: Path, secret: Path) -> Iterator[tuple[Sandbox, dict[str, l
             box.runner("stop")
 
 
+@pytest.fixture(scope="class")
+def running(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Sandbox, dict[str, list[str]], Path]]:
+    """One guest shared by the tests that only look at it (and the one turn it is scripted
+    for): starting a guest costs seconds."""
+    with _started(tmp_path_factory.mktemp("tier")) as started:
+        yield started
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[tuple[Sandbox, dict[str, list[str]], Path]]:
+    """A guest of the test's own, for a test that stops it."""
+    with _started(tmp_path) as started:
+        yield started
+
+
 @pytest.mark.skipif(not HAS_LANDLOCK, reason="this kernel has no Landlock")
 class TestProcessTierEndToEnd:
-    def test_start_reports_the_tier_hardening_and_the_gateway(self, started: tuple) -> None:
-        box, lines, _ = started
+    def test_start_reports_the_tier_hardening_and_the_gateway(self, running: tuple) -> None:
+        box, lines, _ = running
         assert lines["mode"] == ["start"]
         assert lines["sandbox_tier"] == ["Process"]
         assert lines["hardening"] == ["landlock,no_new_privs,rlimits"]
@@ -96,15 +114,15 @@ class TestProcessTierEndToEnd:
         marker = box.workspace() / "ipc" / "gateway-endpoint"
         assert marker.read_text().strip() == lines["gateway_endpoint"][0]
 
-    def test_status_answers_over_the_control_socket(self, started: tuple) -> None:
-        box, lines, _ = started
+    def test_status_answers_over_the_control_socket(self, running: tuple) -> None:
+        box, lines, _ = running
         status = parse_kv(box.runner("status").stdout)
         assert status["healthy"] == ["true"]
         assert status["hardening"] == ["landlock,no_new_privs,rlimits"]
         assert status["runtime_pid"] == lines["runtime_pid"]
 
-    def test_tui_probe_connects_and_names_the_session(self, started: tuple) -> None:
-        box, lines, _ = started
+    def test_tui_probe_connects_and_names_the_session(self, running: tuple) -> None:
+        box, lines, _ = running
         out = box.runner("--tui", "--probe")
         assert out.returncode == 0, out.stderr
         probe = parse_kv(out.stdout)
@@ -113,10 +131,8 @@ class TestProcessTierEndToEnd:
         assert probe["session_id"][0]
         assert probe["workspace_root"] == [str(box.workspace().resolve())]
 
-    def test_a_turn_runs_and_the_confined_shell_cannot_read_outside(
-        self, started: tuple, secret: Path
-    ) -> None:
-        box, lines, record = started
+    def test_a_turn_runs_and_the_confined_shell_cannot_read_outside(self, running: tuple) -> None:
+        box, lines, record = running
         token = (box.workspace() / "ipc" / "gateway-token").read_text().strip()
         answer = asyncio.run(run_turn(lines["gateway_endpoint"][0], token, "go"))
         assert answer == "all done"
@@ -131,8 +147,8 @@ class TestProcessTierEndToEnd:
         assert "via the file tools" in third  # the file tools work under Landlock too
         assert (box.workspace() / "shared" / "w.txt").read_text() == "via the file tools"
 
-    def test_a_second_start_is_refused_while_running(self, started: tuple) -> None:
-        box, _, _ = started
+    def test_a_second_start_is_refused_while_running(self, running: tuple) -> None:
+        box, _, _ = running
         out = box.runner("--insecure", "start")
         assert out.returncode == 1
         assert out.stderr.startswith("runner error: ") and "already running" in out.stderr

@@ -15,40 +15,62 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from oxydra.security import Scrubber
 from oxydra.security._secret_rules import SHAPE_RULES
-from tests.security.cases_redos import GENERIC_SEEDS, hostile_inputs
+from tests.security.cases_redos import GENERIC_SEEDS, hostile_inputs, pipeline_inputs
 
 CPU_CEILING_SECS = 5.0  # per rule and input of 1 MiB; linear rules take < 0.2 s
 TOTAL_TIMEOUT_SECS = 600.0
 _ROOT = Path(__file__).resolve().parents[2]
 
+SHARDS = 6  # the steps are dealt round-robin to this many children, run as separate tests
+
 _CHILD = """
-import sys, time
+import functools, sys, time
 from oxydra.security import Scrubber
 from oxydra.security._secret_rules import SHAPE_RULES
-from tests.security.cases_redos import GENERIC_SEEDS, hostile_inputs, pipeline_inputs
+from tests.security.cases_redos import hostile_inputs, pipeline_inputs
 
-def timed(label, work):
+shard, shards = int(sys.argv[1]), int(sys.argv[2])
+
+def count_hits(rule, text):
+    return sum(1 for _ in rule.hits(text))
+
+def steps():
+    for rule in SHAPE_RULES:
+        for label, text in hostile_inputs(rule):
+            yield f"{rule.name} {label}", functools.partial(count_hits, rule, text)
+    scrubber = Scrubber(["known-secret-value-0123456789"])
+    for label, text in pipeline_inputs():
+        yield f"scrub {label}", functools.partial(scrubber.scrub, text)
+
+for index, (label, work) in enumerate(steps()):
+    if index % shards != shard:
+        continue
     print("start", label, flush=True)
     began = time.thread_time()
     work()
     print("done", f"{time.thread_time() - began:.4f}", label, flush=True)
-
-for rule in SHAPE_RULES:
-    for label, text in hostile_inputs(rule):
-        timed(f"{rule.name} {label}", lambda: sum(1 for _ in rule.hits(text)))
-scrubber = Scrubber(["known-secret-value-0123456789"])
-for label, text in pipeline_inputs():
-    timed(f"scrub {label}", lambda: scrubber.scrub(text))
 """
 
 
-def test_every_rule_and_the_whole_scrubber_stay_linear_on_hostile_1mib_inputs() -> None:
+def _step_count() -> int:
+    """How many steps the child deals out (labels only: the inputs are built small)."""
+    rules = sum(1 for rule in SHAPE_RULES for _ in hostile_inputs(rule, 64))
+    return rules + sum(1 for _ in pipeline_inputs(64))
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_every_rule_and_the_whole_scrubber_stay_linear_on_hostile_1mib_inputs(shard: int) -> None:
     lines: queue.Queue[str | None] = queue.Queue()
     started, slow, steps = "", [], 0
     with subprocess.Popen(
-        [sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, text=True, cwd=_ROOT
+        [sys.executable, "-c", _CHILD, str(shard), str(SHARDS)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=_ROOT,
     ) as child:
         threading.Thread(target=_pump, args=(child, lines), daemon=True).start()
         deadline = time.monotonic() + TOTAL_TIMEOUT_SECS
@@ -68,7 +90,12 @@ def test_every_rule_and_the_whole_scrubber_stay_linear_on_hostile_1mib_inputs() 
             child.kill()
     assert child.returncode == 0, f"child failed on {started}"
     assert not slow, slow
-    assert steps > len(SHAPE_RULES) * len(GENERIC_SEEDS)  # every rule, and the pipeline
+    assert steps == len(range(shard, _step_count(), SHARDS))  # its share of every step
+
+
+def test_the_shards_deal_out_every_rule_and_the_pipeline() -> None:
+    # The whole set the shards split: every rule on every seed, then the whole scrubber.
+    assert _step_count() > len(SHAPE_RULES) * len(GENERIC_SEEDS) + len(GENERIC_SEEDS)
 
 
 def _pump(child: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:

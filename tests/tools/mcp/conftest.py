@@ -7,6 +7,7 @@ because 1.x and 2.x share the import name `mcp` and cannot live in one environme
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -150,16 +151,21 @@ def mcp1_python() -> str:
     """The interpreter of a venv holding the SDK 1.x line (made once, from the pip cache)."""
     python = MCP1_VENV / "bin" / "python"
     stamp = MCP1_VENV / ".installed"
-    if not stamp.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(MCP1_VENV)], check=True)
-        done = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", MCP1_PIN],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            pytest.skip(
-                f"cannot install {MCP1_PIN} (offline without a pip cache?): {done.stderr[-300:]}"
+    MCP1_VENV.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel test workers each ask for it: one makes it while the others wait.
+    with open(MCP1_VENV.parent / ".mcp1.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(MCP1_VENV)], check=True)
+            done = subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", MCP1_PIN],
+                capture_output=True,
+                text=True,
             )
-        stamp.touch()
+            if done.returncode != 0:
+                pytest.skip(
+                    f"cannot install {MCP1_PIN} (offline without a pip cache?): "
+                    f"{done.stderr[-300:]}"
+                )
+            stamp.touch()
     return str(python)
