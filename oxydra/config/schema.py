@@ -91,9 +91,18 @@ class RetrievalConfig(_Section):
 
 
 class MemoryConfig(_Section):
-    """The SQLite memory store and its embeddings."""
+    """The memory store and its embeddings.
+
+    `backend = "sqlite"` (one host, the file at `db_path`) or `"postgres"`: several `vm`
+    hosts share the database at `postgres_url` (docs/postgres.md). The URL carries no
+    password; it is read from the environment variable `postgres_password_env` (or libpq's
+    own PGPASSWORD / ~/.pgpass).
+    """
 
     enabled: bool = False
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_url: str | None = None
+    postgres_password_env: str = "OXYDRA_POSTGRES_PASSWORD"
     db_path: str | None = None
     remote_url: str | None = None
     auth_token: str | None = None

@@ -56,7 +56,7 @@ def _refuse_empty(path: Path) -> None:
         )
 
 
-def translate_error(exc: sqlite3.Error, path: Path) -> MemoryStoreError:
+def translate_error(exc: sqlite3.Error, path: Path | str) -> MemoryStoreError:
     """The `MemoryStoreError` that tells the operator what went wrong with `path`."""
     text = str(exc)
     lowered = text.lower()
@@ -81,12 +81,20 @@ def translate_error(exc: sqlite3.Error, path: Path) -> MemoryStoreError:
 
 
 class Database:
-    """An open memory database file.
+    """An open memory database file (the PostgreSQL backend, `_pg.PgDatabase`, shares
+    this interface).
 
     Args:
         path: the database file; its directory is created if missing.
         busy_timeout_ms: how long a write waits for another process's lock.
+
+    Attributes:
+        dialect: `"sqlite"` or `"postgres"`; search and claims branch on it.
+        path: the file (a `postgresql://host:port/db` label on PostgreSQL), for messages.
     """
+
+    dialect = "sqlite"
+    path: Path | str
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = path
@@ -154,6 +162,13 @@ class Database:
             yield conn
 
     @contextlib.contextmanager
+    def claim(self) -> Iterator[sqlite3.Connection]:
+        """A transaction for claiming work (`FOR UPDATE SKIP LOCKED` on PostgreSQL); on
+        SQLite the write lock already makes claims exclusive."""
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees one snapshot."""
         with self._transaction("BEGIN") as conn:
@@ -181,6 +196,12 @@ class Database:
         with self.errors():
             row: Row | None = self._conn.execute(sql, params).fetchone()
             return row
+
+    def vector_param(self, vector: Any) -> Any:
+        """A vector as this backend stores it: little-endian float32 bytes."""
+        import numpy as np
+
+        return np.asarray(vector, dtype="<f4").tobytes()
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -55,7 +55,7 @@ def build_scope(
             "EXISTS (SELECT 1 FROM json_each(c.metadata_json, '$.tags') t WHERE t.value = ?)"
         )
         params.append(tag)
-    where = " AND ".join(clauses) if clauses else "1"
+    where = " AND ".join(clauses) if clauses else "1 = 1"
     return Scope(where=where, params=tuple(params), unfiltered=not clauses)
 
 

@@ -95,7 +95,8 @@ class Memory:
     ) -> Memory:
         """Open the database a `[memory]` config names, with its embedding backend.
 
-        The bundled model directory is assembled under `<db dir>/models/`.
+        The bundled model directory is assembled under `<db dir>/models/`. With
+        `backend = "postgres"` the store is the PostgreSQL database at `postgres_url`.
 
         Raises:
             ConfigError: remote database configured, or a broken `embedding_model_path`.
@@ -247,4 +248,9 @@ def _open_configured(
     path: Path, config: MemoryConfig, embedder: Embedder | None, schemas: Sequence[str]
 ) -> MemoryStore:
     chosen = embedder or create_embedder(config, cache_dir=path.parent / "models")
-    return MemoryStore(path, embedder=chosen, retrieval=config.retrieval, schemas=schemas)
+    where: Path | Database = path
+    if config.backend == "postgres":
+        from oxydra.memory._pg import connect_configured
+
+        where = connect_configured(config, os.environ)
+    return MemoryStore(where, embedder=chosen, retrieval=config.retrieval, schemas=schemas)

@@ -51,15 +51,20 @@ class Migration(msgspec.Struct, frozen=True, kw_only=True):
 MEMORY_SCHEMA = "oxydra.memory.migrations"
 
 
-def load_migrations(schemas: Sequence[str] = ()) -> tuple[Migration, ...]:
+def load_migrations(
+    schemas: Sequence[str] = (), *, dialect: str = "sqlite"
+) -> tuple[Migration, ...]:
     """The memory store's migrations and those of `schemas` (owner packages), by version.
+
+    On PostgreSQL each package's twin `<package>_pg` is read instead (same versions).
 
     Raises:
         MemoryStoreError: two steps claim one version.
     """
     found: list[Migration] = []
+    suffix = "_pg" if dialect == "postgres" else ""
     for package in dict.fromkeys((MEMORY_SCHEMA, *schemas)):
-        for entry in resources.files(package).iterdir():
+        for entry in resources.files(package + suffix).iterdir():
             match = _NAME.match(entry.name)
             if match:
                 sql = entry.read_text(encoding="utf-8")

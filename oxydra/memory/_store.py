@@ -56,7 +56,8 @@ class MemoryStore:
     """The memory database and everything over it (sync; use from one thread).
 
     Args:
-        path: the SQLite file (created with its directory when missing).
+        path: the SQLite file (created with its directory when missing), or an open
+            `PgDatabase` (the PostgreSQL backend; it is closed with the store).
         embedder: makes vectors; the hashed embedder when None.
         retrieval: default top_k and fusion weights.
         busy_timeout_ms: how long a write waits for another process's lock.
@@ -76,7 +77,7 @@ class MemoryStore:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Database,
         *,
         embedder: Embedder | None = None,
         retrieval: RetrievalConfig | None = None,
@@ -84,10 +85,14 @@ class MemoryStore:
         index_path: Path | None = None,
         schemas: Sequence[str] = (),
     ) -> None:
-        self.path = Path(path)
-        self.db = Database(self.path, busy_timeout_ms=busy_timeout_ms)
+        if isinstance(path, Database):  # an open PostgreSQL database (`_pg.PgDatabase`)
+            self.db = path
+            self.path = Path(str(path.path))
+        else:
+            self.path = Path(path)
+            self.db = Database(self.path, busy_timeout_ms=busy_timeout_ms)
         try:
-            self.schema_version = migrate(self.db, schemas=schemas)
+            self.schema_version = self._migrate(schemas)
             self.events = EventLog(self.db)
             self.retrieval = RetrievalIndex(
                 self.db,
@@ -99,6 +104,13 @@ class MemoryStore:
         except BaseException:
             self.db.close()
             raise
+
+    def _migrate(self, schemas: Sequence[str]) -> int:
+        if self.db.dialect == "postgres":
+            from oxydra.memory._pgmigrate import migrate_pg
+
+            return migrate_pg(self.db, schemas)  # type: ignore[arg-type]
+        return migrate(self.db, schemas=schemas)
 
     def append_event(
         self,
