@@ -136,6 +136,14 @@ async def serve_vm(
         await observability.aclose()
 
 
+def host_id() -> str:
+    """This process's id among the hosts sharing a store: `<hostname>:<pid>:<random>`."""
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 async def _serve(
     config: AgentConfig,
     user: str,
@@ -147,7 +155,7 @@ async def _serve(
     observability: Any,
 ) -> None:
     from oxydra.app.services import open_services
-    from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords
+    from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords, TurnLeases
 
     with span("vm.start", remote_parent=envelope.traceparent if envelope else None, user=user):
         services = await open_services(
@@ -158,11 +166,16 @@ async def _serve(
             envelope=envelope,
             mcp_background=True,
         )
+    runtime = services.agent.runtime
+    leases = None
+    if services.memory.dialect == "postgres":  # hosts may share sessions: lease each turn
+        leases = TurnLeases(services.memory, host_id(), getattr(runtime, "forget", None))
     core = GatewayCore(
-        services.agent.runtime,
+        runtime,
         MemorySessionRecords(services.memory),
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
+        leases=leases,
     )
     token, generated = gateway_token(config, envelope)
     status = _startup_status(envelope)

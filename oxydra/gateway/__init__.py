@@ -3,10 +3,12 @@
 `GatewayCore` routes turns to the runtime's `TurnRunner` and owns the sessions;
 `GatewayServer` speaks the gateway protocol (`oxydra.wire.gateway`) over WebSockets;
 `MemorySessionRecords` keeps session records in the memory database, in tables the gateway
-owns (`SESSION_SCHEMA` names their migrations). The `vm` mode that assembles them lives in
+owns (`SESSION_SCHEMA` names their migrations); `TurnLeases` keeps one turn per session
+across hosts sharing a PostgreSQL store. The `vm` mode that assembles them lives in
 `oxydra.app`.
 """
 
+from oxydra.gateway._lease import TurnLeases
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway._table import SESSION_SCHEMA
 from oxydra.gateway.core import GatewayCore
@@ -17,4 +19,5 @@ __all__ = [
     "GatewayServer",
     "MemorySessionRecords",
     "SESSION_SCHEMA",
+    "TurnLeases",
 ]

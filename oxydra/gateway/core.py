@@ -8,6 +8,7 @@ of them. Nothing here knows about sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import OrderedDict, defaultdict
@@ -25,6 +26,7 @@ from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots, SingleFlight
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
+from oxydra.gateway._lease import TurnLeases
 from oxydra.gateway._store import SessionRecords
 from oxydra.gateway._table import SessionRecord
 from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
@@ -77,8 +79,10 @@ class GatewayCore:
         approval_timeout_secs: float = 300,
         subscriber_capacity: int = 4096,
         log_bytes: int = 1 << 20,
+        leases: TurnLeases | None = None,
     ) -> None:
         self.runner = runner
+        self.leases = leases
         self.store = store
         self.config = config
         self.approvals = ApprovalBroker(approval_timeout_secs)
@@ -391,11 +395,17 @@ class GatewayCore:
         owner: object | None = None,
     ) -> None:
         turn = TurnStatus(turn_id=request.turn_id, state="running")
-        channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
         sink = _FrameSink(channel, request_id, turn)
         approver = self.approvals.approver_for(channel, request_id, turn, owner)
+        lease = (
+            contextlib.nullcontext()
+            if self.leases is None
+            else self.leases.hold(channel.session_id, request.turn_id)
+        )
         try:
-            outcome = await self.runner.run_turn(request, sink, approver)
+            async with lease:  # several hosts: waits while another host runs this session
+                channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
+                outcome = await self.runner.run_turn(request, sink, approver)
             channel.publish(self._usage(channel, request_id, request.turn_id, outcome))
             self._finish(channel, request_id, request.turn_id, outcome)
         except asyncio.CancelledError:

@@ -49,13 +49,15 @@ class Memory:
     `await memory.close()` (or `async with`) when done.
 
     Attributes:
-        path: the database file.
+        path: the database file (a `postgresql://host:port/db` label on PostgreSQL).
+        dialect: `"sqlite"` (one host) or `"postgres"` (hosts may share the store).
     """
 
     def __init__(self, store: MemoryStore, worker: StoreWorker) -> None:
         self._store = store
         self._worker = worker
         self.path = store.path
+        self.dialect = store.db.dialect
 
     @classmethod
     async def open(

@@ -72,7 +72,7 @@ class TestShippedMigrations:
     def test_each_owner_ships_its_own_migrations(self) -> None:
         own = {m.name for m in load_migrations()}
         assert not any("gateway" in n or "schedule" in n for n in own)
-        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {"gateway_sessions"}
+        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {"gateway_sessions", "session_leases"}
         assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {"schedules"}
 
     def test_two_owners_claiming_one_version_is_an_error(
@@ -162,3 +162,11 @@ class TestOpening:
         assert "half" not in _tables(db)
         assert applied_versions(db) == {1}
         db.close()
+
+
+def test_every_step_has_a_postgres_twin_of_the_same_version() -> None:
+    """Both backends are versioned alike: a store moved between them keeps its version."""
+    owners = [SESSION_SCHEMA, SCHEDULE_SCHEMA]
+    sqlite = {(m.version, m.name) for m in load_migrations(owners)}
+    postgres = {(m.version, m.name) for m in load_migrations(owners, dialect="postgres")}
+    assert sqlite == postgres
