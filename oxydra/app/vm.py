@@ -136,14 +136,6 @@ async def serve_vm(
         await observability.aclose()
 
 
-def host_id() -> str:
-    """This process's id among the hosts sharing a store: `<hostname>:<pid>:<random>`."""
-    import socket
-    import uuid
-
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 async def _serve(
     config: AgentConfig,
     user: str,
@@ -154,7 +146,7 @@ async def _serve(
     env: dict[str, str],
     observability: Any,
 ) -> None:
-    from oxydra.app.services import open_services
+    from oxydra.app.services import host_id, open_services
     from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords, TurnLeases
 
     with span("vm.start", remote_parent=envelope.traceparent if envelope else None, user=user):

@@ -242,6 +242,10 @@ class SchedulerConfig(_Section):
     # A run cut short by a crash or restart: run it again once at start-up when its stored
     # events show no side-effecting tool call ("retry_if_clean"), or leave it ("skip").
     on_interrupted: Literal["retry_if_clean", "skip"] = "retry_if_clean"
+    # Hosts sharing a PostgreSQL store: how long a claimed run's lease lasts without renewal
+    # (renewed every poll); a dead host's run is taken over once it expires. At least three
+    # poll intervals are used.
+    run_lease_secs: Positive = 60
 
 
 class AgentSelection(_Section):

@@ -62,15 +62,16 @@ class Memory:
     @classmethod
     async def open(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Database,
         *,
         embedder: Embedder | None = None,
         retrieval: RetrievalConfig | None = None,
         busy_timeout_ms: int = 5000,
         schemas: Sequence[str] = (),
     ) -> Memory:
-        """Open (creating or migrating) the database at `path`; `schemas` are the migration
-        packages of the other owners of its tables (the gateway's, the scheduler's).
+        """Open (creating or migrating) the database at `path` (or an open `PgDatabase`);
+        `schemas` are the migration packages of the other owners of its tables (the
+        gateway's, the scheduler's).
 
         Raises:
             MemoryStoreError: the file is corrupt, locked, unwritable or too new.

@@ -39,6 +39,7 @@ OWNED_TABLES = {
     "schedules",
     "schedule_runs",
     "scheduled_notifications",
+    "session_leases",
 }
 
 
@@ -67,13 +68,19 @@ class TestShippedMigrations:
 
     def test_schedule_tables_come_only_from_the_scheduler_migration(self) -> None:
         mentions = [m.name for m in load_migrations(OWNERS) if "schedule" in m.sql.lower()]
-        assert mentions == ["schedules"]
+        assert mentions == ["schedules", "run_leases"]
 
     def test_each_owner_ships_its_own_migrations(self) -> None:
         own = {m.name for m in load_migrations()}
         assert not any("gateway" in n or "schedule" in n for n in own)
-        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {"gateway_sessions", "session_leases"}
-        assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {"schedules"}
+        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {
+            "gateway_sessions",
+            "session_leases",
+        }
+        assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {
+            "schedules",
+            "run_leases",
+        }
 
     def test_two_owners_claiming_one_version_is_an_error(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
