@@ -55,15 +55,21 @@ def _as_server_user() -> list[str]:
 class LocalPostgres:
     """A running cluster: `url(dbname)` to connect, `stop()` (or `with`) to end it."""
 
-    def __init__(self, root: Path, port: int, bin_dir: Path, prefix: list[str]) -> None:
+    def __init__(
+        self, root: Path, port: int, bin_dir: Path, prefix: list[str], password: str | None
+    ) -> None:
         self.root = root
         self.port = port
+        self.password = password
         self._bin = bin_dir
         self._prefix = prefix
 
     @classmethod
-    def start(cls, parent: Path | None = None) -> LocalPostgres:
+    def start(cls, parent: Path | None = None, *, password: str | None = None) -> LocalPostgres:
         """initdb and start a cluster in a new directory under `parent` (default: /tmp).
+
+        With `password`, TCP logins need it (scram-sha-256; the superuser's is `password`);
+        without, every login is trusted.
 
         Raises:
             RuntimeError: the pgserver wheel is missing, or initdb/start failed.
@@ -77,8 +83,15 @@ class LocalPostgres:
         if prefix:
             shutil.chown(root, _RUN_AS)
         data = root / "data"
-        cls._run(prefix, bin_dir / "initdb", "-D", str(data), "-U", SUPERUSER,
-                 "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
+        auth = ["--auth=trust"]
+        if password is not None:
+            pwfile = root / "pw"
+            pwfile.write_text(password + "\n")
+            if prefix:
+                shutil.chown(pwfile, _RUN_AS)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        cls._run(prefix, bin_dir / "initdb", "-D", str(data), "-U", SUPERUSER, *auth,
+                 "-E", "UTF8", "--no-sync")  # fmt: skip
         last = ""
         for _ in range(5):  # a port picked free can be taken before the server binds it
             port = _free_port()
@@ -92,7 +105,7 @@ class LocalPostgres:
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if done.returncode == 0:
-                return cls(root, port, bin_dir, prefix)
+                return cls(root, port, bin_dir, prefix, password)
             last = done.stderr + (root / "log").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"PostgreSQL did not start: {last}")
 
@@ -110,21 +123,29 @@ class LocalPostgres:
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         """Run `sql` with psql; its output (raises RuntimeError on failure)."""
+        env = {**os.environ, "PGPASSWORD": self.password} if self.password else None
         done = subprocess.run(
             [str(self._bin / "psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
              "-d", self.url(dbname), "-c", sql],
-            capture_output=True, text=True, check=False,
+            capture_output=True, text=True, check=False, env=env,
         )  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr}")
         return done.stdout
 
-    def create_database(self, name: str, *, vector: bool = True) -> str:
-        """Create database `name` (with the pgvector extension unless `vector` is False)."""
-        self.psql(f'CREATE DATABASE "{name}"')
+    def create_database(self, name: str, *, vector: bool = True, owner: str | None = None) -> str:
+        """Create database `name` (with the pgvector extension unless `vector` is False);
+        with `owner`, that role (`create_role`) owns it and the URL logs in as it."""
+        self.psql(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
+        if owner:
+            return self.url(name, owner)
         if vector:
             self.psql("CREATE EXTENSION vector", dbname=name)
         return self.url(name)
+
+    def create_role(self, name: str) -> None:
+        """A login role that is not a superuser (so it may not create pgvector)."""
+        self.psql(f'CREATE ROLE "{name}" LOGIN')
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its directory."""
