@@ -147,7 +147,13 @@ async def _serve(
     observability: Any,
 ) -> None:
     from oxydra.app.services import host_id, open_services
-    from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords, TurnLeases
+    from oxydra.gateway import (
+        FrameRelay,
+        GatewayCore,
+        GatewayServer,
+        MemorySessionRecords,
+        TurnLeases,
+    )
 
     with span("vm.start", remote_parent=envelope.traceparent if envelope else None, user=user):
         services = await open_services(
@@ -159,15 +165,17 @@ async def _serve(
             mcp_background=True,
         )
     runtime = services.agent.runtime
-    leases = None
-    if services.memory.dialect == "postgres":  # hosts may share sessions: lease each turn
+    leases = relay = None
+    if services.memory.dialect == "postgres":  # hosts share sessions (docs/postgres.md)
         leases = TurnLeases(services.memory, host_id(), getattr(runtime, "forget", None))
+        relay = FrameRelay(services.memory)
     core = GatewayCore(
         runtime,
         MemorySessionRecords(services.memory),
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
         leases=leases,
+        relay=relay,
     )
     token, generated = gateway_token(config, envelope)
     status = _startup_status(envelope)

@@ -27,6 +27,7 @@ from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots,
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
 from oxydra.gateway._lease import TurnLeases
+from oxydra.gateway._relay import FrameRelay
 from oxydra.gateway._store import SessionRecords
 from oxydra.gateway._table import SessionRecord
 from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
@@ -80,9 +81,11 @@ class GatewayCore:
         subscriber_capacity: int = 4096,
         log_bytes: int = 1 << 20,
         leases: TurnLeases | None = None,
+        relay: FrameRelay | None = None,
     ) -> None:
         self.runner = runner
         self.leases = leases
+        self.relay = relay
         self.store = store
         self.config = config
         self.approvals = ApprovalBroker(approval_timeout_secs)
@@ -98,6 +101,8 @@ class GatewayCore:
         self._by_request: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._janitor: asyncio.Task[None] | None = None
         self.outbox: NotificationOutbox | None = None
+        if relay is not None:
+            relay.channels = self._channels
 
     def load(self) -> dict[str, float]:
         """Gauges for the metrics endpoint: sessions with a client, turns running."""
@@ -217,6 +222,8 @@ class GatewayCore:
         if channel is None or channel.user_id != user_id:
             return None
         channel.last_active = time.monotonic()
+        if self.relay is not None:  # another host may have run turns of it meanwhile
+            await self.relay.catch_up(channel)
         return channel
 
     async def _load(self, session_id: str) -> SessionChannel | None:
@@ -258,6 +265,8 @@ class GatewayCore:
     # ---- eviction ------------------------------------------------------------------
 
     def _start_janitor(self) -> None:
+        if self.relay is not None:
+            self.relay.start()
         if self._janitor is None or self._janitor.done():
             self._janitor = asyncio.create_task(self._sweep(), name="gateway-janitor")
 
@@ -286,7 +295,7 @@ class GatewayCore:
         return len(gone)
 
     def _channel_from(self, record: SessionRecord) -> SessionChannel:
-        return SessionChannel(
+        channel = SessionChannel(
             log_bytes=self.log_bytes,
             user_id=record.user_id,
             session_id=record.session_id,
@@ -294,6 +303,9 @@ class GatewayCore:
             display_name=record.display_name,
             channel_origin=record.channel_origin,
         )
+        if self.relay is not None:
+            self.relay.attach(channel)
+        return channel
 
     # ---- subscriptions -------------------------------------------------------------
 
@@ -394,18 +406,62 @@ class GatewayCore:
         request: TurnRequest,
         owner: object | None = None,
     ) -> None:
-        turn = TurnStatus(turn_id=request.turn_id, state="running")
-        sink = _FrameSink(channel, request_id, turn)
-        approver = self.approvals.approver_for(channel, request_id, turn, owner)
         lease = (
             contextlib.nullcontext()
             if self.leases is None
             else self.leases.hold(channel.session_id, request.turn_id)
         )
+        driven = False  # once the turn ran, its terminal frame is out
         try:
             async with lease:  # several hosts: waits while another host runs this session
-                channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
-                outcome = await self.runner.run_turn(request, sink, approver)
+                driven = True
+                try:
+                    await self._drive(channel, request_id, request, owner)
+                finally:
+                    if self.relay is not None:  # the next holder numbers on from these
+                        await asyncio.shield(self.relay.flush())
+        except asyncio.CancelledError:
+            if not driven:  # cancelled while waiting for the lease
+                done = TurnStatus(turn_id=request.turn_id, state="cancelled")
+                channel.publish(
+                    TurnCancelled(request_id=request_id, session=channel.ref, turn=done)
+                )
+        except Exception as exc:
+            _log.exception("turn lease failed")
+            if driven:
+                return
+            failed = TurnStatus(turn_id=request.turn_id, state="failed")
+            channel.publish(
+                ErrorFrame(
+                    message=f"internal error: {exc}",
+                    request_id=request_id,
+                    session=channel.ref,
+                    turn=failed,
+                    code="internal",
+                )
+            )
+        finally:
+            channel.active_turn = channel.active_request_id = None
+            channel.task = None
+            self._running[channel.user_id] -= 1
+            await self._touch(channel.session_id)
+
+    async def _drive(
+        self,
+        channel: SessionChannel,
+        request_id: str,
+        request: TurnRequest,
+        owner: object | None,
+    ) -> None:
+        """Run the turn and publish its frames, ending with exactly one terminal frame."""
+        turn = TurnStatus(turn_id=request.turn_id, state="running")
+        sink = _FrameSink(channel, request_id, turn)
+        approver = self.approvals.approver_for(channel, request_id, turn, owner)
+        if self.relay is not None:  # number on from the frames other hosts stored
+            await self.relay.catch_up(channel)
+        try:
+            channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
+            outcome = await self.runner.run_turn(request, sink, approver)
             channel.publish(self._usage(channel, request_id, request.turn_id, outcome))
             self._finish(channel, request_id, request.turn_id, outcome)
         except asyncio.CancelledError:
@@ -423,11 +479,6 @@ class GatewayCore:
                     code="internal",
                 )
             )
-        finally:
-            channel.active_turn = channel.active_request_id = None
-            channel.task = None
-            self._running[channel.user_id] -= 1
-            await self._touch(channel.session_id)
 
     def _usage(
         self, channel: SessionChannel, request_id: str, turn_id: str, outcome: TurnOutcome
@@ -510,6 +561,8 @@ class GatewayCore:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.aclose()
 
 
 class _FrameSink:

@@ -15,13 +15,13 @@ labelled too (docs/taint.md).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 
 from oxydra.config.schema import MemoryConfig, RetrievalConfig
-from oxydra.core import Label, Message
+from oxydra.core import Label, MemoryStoreError, Message
 from oxydra.core.provenance import merge, note_read, writing_label
 from oxydra.memory._db import Database
 from oxydra.memory._embed import Embedder, create_embedder
@@ -143,6 +143,21 @@ class Memory:
         same thread and connection as everything else, so this process keeps one writer.
         """
         return await self._worker.run(fn, self._store.db, *args, **kwargs)
+
+    def notifications(self, channel: str) -> AsyncIterator[str | None]:
+        """What other hosts `pg_notify` on `channel` (PostgreSQL only; `_pgbus.listen`).
+
+        Raises:
+            MemoryStoreError: the store is SQLite (one host: nothing to listen to).
+        """
+        from oxydra.memory._pg import PgDatabase
+
+        db = self._store.db
+        if not isinstance(db, PgDatabase):
+            raise MemoryStoreError("notifications need the PostgreSQL backend")
+        from oxydra.memory._pgbus import listen
+
+        return listen(db.url, db.password, channel)
 
     # -- the conversation log ----------------------------------------------------------
 

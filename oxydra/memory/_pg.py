@@ -174,7 +174,7 @@ class PgDatabase(Database):
         self.url = url
         self.where = describe(url)
         self.path = self.where
-        self._password = password
+        self.password = password
         self._timeout = connect_timeout_s
         self._raw: psycopg.Connection[Any] | None = None
         self._connect()
@@ -182,8 +182,8 @@ class PgDatabase(Database):
     def _connect(self) -> psycopg.Connection[Any]:
         driver = _driver()
         extra: dict[str, Any] = {"connect_timeout": self._timeout, "autocommit": True}
-        if self._password is not None:
-            extra["password"] = self._password
+        if self.password is not None:
+            extra["password"] = self.password
         try:
             raw: psycopg.Connection[Any] = driver.connect(
                 self.url, application_name="oxydra", **extra

@@ -40,6 +40,7 @@ OWNED_TABLES = {
     "schedule_runs",
     "scheduled_notifications",
     "session_leases",
+    "session_frames",
 }
 
 
@@ -76,6 +77,7 @@ class TestShippedMigrations:
         assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {
             "gateway_sessions",
             "session_leases",
+            "session_frames",
         }
         assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {
             "schedules",

@@ -101,6 +101,7 @@ def test_pgvector_that_cannot_be_enabled_is_refused_with_how_to_install(
 
 def test_a_store_from_a_newer_program_is_refused_by_vm(tmp_path: Path, pg_url: str) -> None:
     from oxydra.gateway import SESSION_SCHEMA
+    from oxydra.memory._migrate import load_migrations
     from oxydra.scheduler import SCHEDULE_SCHEMA
 
     MemoryStore(PgDatabase(pg_url), schemas=(SESSION_SCHEMA, SCHEDULE_SCHEMA)).close()
@@ -109,7 +110,8 @@ def test_a_store_from_a_newer_program_is_refused_by_vm(tmp_path: Path, pg_url: s
         conn.execute("INSERT INTO memory_migrations(version, name) VALUES (42, 'future')")
     db.close()
     done = _vm(tmp_path, pg_url)
-    _refused(done, "has schema version 42, newer than this Oxydra understands (7)")
+    ours = max(m.version for m in load_migrations([SESSION_SCHEMA, SCHEDULE_SCHEMA]))
+    _refused(done, f"has schema version 42, newer than this Oxydra understands ({ours})")
 
 
 def test_a_turn_during_an_outage_fails_cleanly_and_the_store_recovers(

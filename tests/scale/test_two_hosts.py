@@ -71,13 +71,60 @@ async def test_concurrent_turns_of_one_session_on_two_hosts_run_one_after_the_ot
     await send(ws_a, turn(sid, "first"))
     await until(ws_a, lambda f: isinstance(f, g.AssistantDelta))
     ws_b, _ = await client(b.endpoint, session_id=sid)  # type: ignore[attr-defined]
-    await send(ws_b, turn(sid, "second"))
+    await send(ws_b, turn(sid, "second", "tb"))
     done_a = await until(ws_a, terminal)
     assert isinstance(done_a[-1], g.TurnCompleted)
-    frames_b = await until(ws_b, terminal)
+    frames_b = await until(ws_b, lambda f: terminal(f) and f.turn.turn_id == "tb")
     assert isinstance(frames_b[-1], g.TurnCompleted)
+    ended = [f.turn.turn_id for f in frames_b if terminal(f)]
+    assert ended == [done_a[-1].turn.turn_id, "tb"], "B's client saw A's turn end, then its own"
     assert len(llm.requests) == 2
     second = str(llm.requests[1].json())
     assert "first answer" in second, "B's turn ran after A's and saw its answer"
     await ws_a.close()
     await ws_b.close()
+
+
+async def test_a_turn_on_one_host_streams_to_a_client_of_the_other(
+    hosts: tuple[VmProcess, VmProcess], llm: FakeLLM
+) -> None:
+    """Frames reach host B's client through the store and LISTEN/NOTIFY, with the same
+    session-wide numbers and epoch host A's client sees."""
+    a, b = hosts
+    ws_a, ack_a = await client(a.endpoint, create_new_session=True)  # type: ignore[attr-defined]
+    sid = ack_a.session.session_id
+    ws_b, ack_b = await client(b.endpoint, session_id=sid, last_seq=0)  # type: ignore[attr-defined]
+    assert ack_b.epoch == ack_a.epoch
+    llm.add([Reply(text="one two three four five six", chunk=4, delay=0.01)])
+    await send(ws_a, turn(sid, "count"))
+    seen_a = await until(ws_a, terminal)
+    seen_b = await until(ws_b, terminal)
+    assert [f.seq for f in seen_b] == [f.seq for f in seen_a]
+    text = "".join(f.delta for f in seen_b if isinstance(f, g.AssistantDelta))
+    assert text == "one two three four five six"
+    assert isinstance(seen_b[-1], g.TurnCompleted)
+    await ws_a.close()
+    await ws_b.close()
+
+
+async def test_a_client_moving_to_the_other_host_mid_turn_loses_and_repeats_nothing(
+    hosts: tuple[VmProcess, VmProcess], llm: FakeLLM
+) -> None:
+    a, b = hosts
+    words = [f"w{i} " for i in range(120)]
+    llm.add([Reply(text="".join(words), chunk=4, delay=0.01)])
+    ws, ack = await client(a.endpoint, create_new_session=True)  # type: ignore[attr-defined]
+    sid = ack.session.session_id
+    await send(ws, turn(sid, "long answer"))
+    seen = await until(ws, lambda f: isinstance(f, g.AssistantDelta) and f.seq >= 12)
+    await ws.close()
+    last = seen[-1].seq
+    ws2, _ = await client(b.endpoint, session_id=sid, last_seq=last, epoch=ack.epoch)  # type: ignore[attr-defined]
+    rest = await until(ws2, terminal)
+    every = seen + rest
+    assert [f.seq for f in every] == list(range(every[0].seq, every[-1].seq + 1)), (
+        "no gap, no repeat"
+    )
+    text = "".join(f.delta for f in every if isinstance(f, g.AssistantDelta))
+    assert text == "".join(words)
+    await ws2.close()
