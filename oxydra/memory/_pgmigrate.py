@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from oxydra.core import MemoryStoreError, get_logger
-from oxydra.memory._migrate import Migration, load_migrations
+from oxydra.memory._db import Migration, load_migrations
 from oxydra.memory._pg import MIGRATE_LOCK, PgDatabase
 
 _log = get_logger(__name__)

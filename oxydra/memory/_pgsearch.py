@@ -19,10 +19,10 @@ live in the database, so every host searches the same data with nothing to resyn
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from oxydra.memory._db import Database
-from oxydra.memory._fusion import Scope
 from oxydra.memory._text import query_terms
 
 
@@ -36,9 +36,16 @@ def ensure_hnsw(db: Database, dims: int) -> None:
 
 
 def vector_candidates(
-    db: Database, vector: Any, dims: int, model: str, scope: Scope, want: int
+    db: Database,
+    vector: Any,
+    dims: int,
+    model: str,
+    scope: tuple[str, Sequence[Any]],
+    want: int,
 ) -> list[tuple[int, float]]:
-    """The `want` nearest chunks in scope: (chunk_key, cosine similarity), best first."""
+    """The `want` nearest chunks in `scope` (SQL over alias `c`, its parameters):
+    (chunk_key, cosine similarity), best first."""
+    where, params = scope
     literal = db.vector_param(vector)
     cast = f"vector({int(dims)})"
     with db.read() as conn:
@@ -46,15 +53,18 @@ def vector_candidates(
         rows = conn.execute(
             f"SELECT c.chunk_key, 1 - (v.embedding_blob::{cast} <=> ?::{cast}) AS sim "
             "FROM chunks_vec v JOIN chunks c ON c.chunk_key = v.chunk_key "
-            f"WHERE v.embedding_model = ? AND {scope.where} "
+            f"WHERE v.embedding_model = ? AND {where} "
             f"ORDER BY v.embedding_blob::{cast} <=> ?::{cast} LIMIT ?",
-            (literal, model, *scope.params, literal, want),
+            (literal, model, *params, literal, want),
         ).fetchall()
     return [(int(row[0]), float(row[1])) for row in rows]
 
 
-def fts_candidates(db: Database, query: str, scope: Scope, want: int) -> list[tuple[int, float]]:
-    """The `want` best full-text matches in scope: (chunk_key, rank), best first."""
+def fts_candidates(
+    db: Database, query: str, scope: tuple[str, Sequence[Any]], want: int
+) -> list[tuple[int, float]]:
+    """The `want` best full-text matches in `scope`: (chunk_key, rank), best first."""
+    where, params = scope
     terms = query_terms(query)
     if not terms:
         return []
@@ -62,8 +72,8 @@ def fts_candidates(db: Database, query: str, scope: Scope, want: int) -> list[tu
     rows = db.query(
         f"WITH q AS (SELECT ({tsquery}) AS query) "
         "SELECT c.chunk_key, ts_rank_cd(c.chunk_tsv, q.query) AS rank FROM chunks c, q "
-        f"WHERE c.chunk_tsv @@ q.query AND {scope.where} ORDER BY rank DESC, c.chunk_key "
+        f"WHERE c.chunk_tsv @@ q.query AND {where} ORDER BY rank DESC, c.chunk_key "
         "LIMIT ?",
-        (*terms, *scope.params, want),
+        (*terms, *params, want),
     )
     return [(int(row[0]), float(row[1])) for row in rows]

@@ -101,7 +101,7 @@ def test_pgvector_that_cannot_be_enabled_is_refused_with_how_to_install(
 
 def test_a_store_from_a_newer_program_is_refused_by_vm(tmp_path: Path, pg_url: str) -> None:
     from oxydra.gateway import SESSION_SCHEMA
-    from oxydra.memory._migrate import load_migrations
+    from oxydra.memory._db import load_migrations
     from oxydra.scheduler import SCHEDULE_SCHEMA
 
     MemoryStore(PgDatabase(pg_url), schemas=(SESSION_SCHEMA, SCHEDULE_SCHEMA)).close()
