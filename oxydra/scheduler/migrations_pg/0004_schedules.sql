@@ -42,7 +42,7 @@ CREATE TABLE schedule_runs (
     output_summary TEXT,
     output         TEXT,
     turn_count     INTEGER NOT NULL DEFAULT 0,
-    cost           REAL NOT NULL DEFAULT 0.0,
+    cost           DOUBLE PRECISION NOT NULL DEFAULT 0.0,
     notified       INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1))
 );
 
