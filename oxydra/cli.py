@@ -46,7 +46,7 @@ MODES: dict[str, tuple[str, str, str]] = {
     "store": (
         "oxydra.commands.store",
         "run_store",
-        "the memory store: status, or migrate it between SQLite and PostgreSQL",
+        "the memory store: status, migrate between SQLite and PostgreSQL, rollback",
     ),
 }
 
@@ -246,9 +246,10 @@ def _skills_args(p: argparse.ArgumentParser) -> None:
 def _store_cmd_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action",
-        choices=["status", "migrate"],
+        choices=["status", "migrate", "rollback"],
         help="status: backend, schema version, rows and hash per table; migrate: copy the "
-        "store to --to and verify it",
+        "store to --to and verify it; rollback: restore the snapshot taken before the last "
+        "schema upgrade",
     )
     p.add_argument("--to", help="migrate: a postgresql:// URL (no password) or a SQLite path")
     _store_args(p)

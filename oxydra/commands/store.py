@@ -1,5 +1,6 @@
-"""`oxydra store status|migrate`: look at the configured store, or copy it to the other
-backend (SQLite <-> PostgreSQL) and prove the copy equal (docs/postgres.md).
+"""`oxydra store status|migrate|rollback`: look at the configured store, copy it to the other
+backend (SQLite <-> PostgreSQL) and prove the copy equal, or put back the SQLite snapshot
+taken before the last schema upgrade (docs/postgres.md).
 
 `migrate --to postgresql://...` copies the configured SQLite store into an empty PostgreSQL
 database (or `--to /path/memory.db` the other way) while a `vm` may go on answering from the
@@ -29,6 +30,9 @@ def run_store(args: argparse.Namespace) -> int:
     workspace = resolve_workspace(args.user or "default", args.workspace)
     if args.action == "status":
         print(status(config.memory, workspace), end="")
+        return 0
+    if args.action == "rollback":
+        print(rollback(config.memory, workspace), end="")
         return 0
     if not args.to:
         raise ConfigError("store migrate needs --to (a postgresql:// URL or a SQLite path)")
@@ -61,6 +65,24 @@ def status(memory: MemoryConfig, workspace: Path) -> str:
         for table, mark in fingerprint(store.db).items():
             lines.append(f"  {table}: {mark.rows} rows, sha256 {mark.sha256[:16]}")
     return "\n".join(lines) + "\n"
+
+
+def rollback(memory: MemoryConfig, workspace: Path) -> str:
+    """Put back the SQLite snapshot taken before the last schema upgrade."""
+    from oxydra.memory import resolve_db_path
+    from oxydra.memory._rollback import rollback as restore
+
+    if memory.backend == "postgres":
+        raise ConfigError(
+            "store rollback restores SQLite snapshots; a PostgreSQL upgrade runs in one "
+            "transaction (a failed one changes nothing), and a finished one is undone from a "
+            "pg_dump taken before it"
+        )
+    done = restore(resolve_db_path(memory, workspace))
+    return (
+        f"rolled back from schema version {done.from_version} to {done.to_version}; the "
+        f"replaced file (with any writes made since the upgrade) is kept as {done.kept}\n"
+    )
 
 
 def migrate(memory: MemoryConfig, workspace: Path, to: str) -> str:

@@ -21,13 +21,17 @@ Migrations (`migrate`):
    (the gateway, the scheduler) ships its own package, handed in by whoever opens the store
    (`Memory.open(..., schemas=...)`). Versions form one sequence per database file.
 2. Applied versions are recorded in `memory_migrations`. At open, every known version not
-   yet recorded is applied in ascending order, each in its own `BEGIN IMMEDIATE`
-   transaction together with its record, so a crash leaves the schema at a whole version.
+   yet recorded is applied in ascending order, all in ONE `BEGIN IMMEDIATE` transaction
+   with their records, so a crash or kill mid-upgrade leaves the store at its old version.
 3. The "already applied?" check is repeated inside the write transaction, so two processes
    opening a fresh database at once apply each migration exactly once.
-4. A database that records a version this code does not know was written by a newer
+4. Before upgrading a store that already has a version, a copy is taken beside it with the
+   online backup API (`memory.db.v<old version>.bak`); `oxydra store rollback` restores it
+   for the previous program.
+5. A database that records a version this code does not know was written by a newer
    Oxydra (or opened by its app with an owner's schema that this opener left out); it is
-   refused rather than used with a schema we do not understand.
+   refused rather than used with a schema we do not understand, naming both versions and,
+   when the snapshot exists, the rollback command.
 """
 
 from __future__ import annotations
@@ -332,10 +336,34 @@ def migrate(
             conn.execute(_BOOKKEEPING)
     _refuse_newer(db, steps)
     done = applied_versions(db)
-    for step in steps:
-        if step.version not in done:
-            _apply(db, step)
+    pending = [step for step in steps if step.version not in done]
+    if pending and done and isinstance(db.path, Path):  # an upgrade of a store in use
+        snapshot(db, max(done))
+    if pending:
+        _apply(db, pending)
     return max((m.version for m in steps), default=0)
+
+
+def snapshot_path(path: Path, version: int) -> Path:
+    """Where the copy of `path` taken before upgrading it from `version` is kept."""
+    return path.with_name(f"{path.name}.v{version}.bak")
+
+
+def snapshot(db: Database, version: int) -> Path:
+    """Copy the database (SQLite online backup, consistent while others write) beside it,
+    before an upgrade from `version`; `oxydra store rollback` restores it."""
+    assert isinstance(db.path, Path)
+    target = snapshot_path(db.path, version)
+    partial = target.with_name(target.name + ".partial")
+    with db.errors():
+        out = sqlite3.connect(partial)
+        try:
+            db.connection.backup(out)
+        finally:
+            out.close()
+    partial.replace(target)
+    _log.info("snapshot before upgrade", extra={"oxy": {"path": str(target)}})
+    return target
 
 
 def _refuse_newer(db: Database, steps: tuple[Migration, ...]) -> None:
@@ -344,29 +372,37 @@ def _refuse_newer(db: Database, steps: tuple[Migration, ...]) -> None:
     # Any recorded version we do not know is refused: a newer Oxydra's, or an owner's schema
     # this opener left out (the memory store's own versions interleave with the owners').
     if unknown:
+        ours = max(known, default=0)
+        back = ""
+        if isinstance(db.path, Path) and snapshot_path(db.path, ours).exists():
+            back = (
+                f", or return to the snapshot taken before it was upgraded from version {ours}: "
+                "`oxydra store rollback` (with this program; the vm stopped)"
+            )
         raise MemoryStoreError(
             f"memory database {db.path} has schema version {unknown[-1]}, newer than this "
-            f"Oxydra understands ({max(known, default=0)})",
-            hint="upgrade Oxydra, or point memory.db_path at another file (a store opened "
-            "outside its app must name every owner's schema)",
+            f"Oxydra understands ({ours})",
+            hint=f"run the newer oxydra.pyz that upgraded it{back}; a store opened outside "
+            "its app must name every owner's schema",
         )
 
 
-def _apply(db: Database, step: Migration) -> None:
-    statements = split_statements(step.sql)
+def _apply(db: Database, steps: list[Migration]) -> None:
+    """Every pending step in ONE write transaction: a crash or kill mid-upgrade leaves the
+    store at its old version, which the previous program still opens."""
+    scripts = [(step, split_statements(step.sql)) for step in steps]
     with db.write() as conn:
-        done = conn.execute(
-            "SELECT 1 FROM memory_migrations WHERE version = ?", (step.version,)
-        ).fetchone()
-        if done:
-            return
-        for statement in statements:
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO memory_migrations(version, name) VALUES (?, ?)",
-            (step.version, step.name),
-        )
-    _log.info("applied memory migration", extra={"oxy": {"version": step.version}})
+        done = {int(r[0]) for r in conn.execute("SELECT version FROM memory_migrations")}
+        for step, statements in scripts:
+            if step.version in done:  # another process applied it meanwhile
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO memory_migrations(version, name) VALUES (?, ?)",
+                (step.version, step.name),
+            )
+    _log.info("applied memory migrations", extra={"oxy": {"to": steps[-1].version}})
 
 
 def schema_version(db: Database) -> int:

@@ -190,6 +190,8 @@ class PgDatabase(Database):
             )
         except driver.Error as exc:
             raise translate_error(exc, self.where) from exc
+        with contextlib.suppress(driver.Error):  # PostgreSQL 14+: a dead host's long query
+            raw.execute("SET client_connection_check_interval = 1000")  # (a migration) ends
         self._raw = raw
         return raw
 

@@ -166,10 +166,25 @@ class TestOpening:
             Migration(version=2, name="broken", sql="CREATE TABLE half(x);\nNOT SQL AT ALL;\n"),
         )
         db = Database(db_path)
+        migrate(db, broken[:1])
         with pytest.raises(MemoryStoreError):
             migrate(db, broken)
         assert "half" not in _tables(db)
         assert applied_versions(db) == {1}
+        db.close()
+
+    def test_an_upgrade_applies_every_pending_step_or_none(self, db_path: Path) -> None:
+        """Steps 2 and 3 go in one transaction: 3 failing takes 2 back with it."""
+        steps = (
+            *load_migrations()[:1],
+            Migration(version=2, name="fine", sql="CREATE TABLE fine(x);\n"),
+            Migration(version=3, name="broken", sql="NOT SQL AT ALL;\n"),
+        )
+        db = Database(db_path)
+        migrate(db, steps[:1])
+        with pytest.raises(MemoryStoreError):
+            migrate(db, steps)
+        assert "fine" not in _tables(db) and applied_versions(db) == {1}
         db.close()
 
 
