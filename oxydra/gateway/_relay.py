@@ -14,8 +14,9 @@ Theory of operation:
 3. Every host LISTENs; for a notified session it has a channel for, it reads the frames
    after its last number and mirrors them (`SessionChannel.mirror`): its clients get them
    live, and a client that moves from host A to host B resumes with its `last_seq` (B
-   catches up before the subscription, so B's log holds what the client missed). After a
-   lost LISTEN connection every known channel catches up.
+   catches up before the subscription, so B's log holds what the client missed). Each
+   time LISTEN is (re)established every known channel catches up, so nothing sent before
+   it was in place is missed.
 4. The table keeps the last `KEEP` frames of a session (older ones are pruned as new ones
    are stored): a client further behind gets what is kept and a `replay_gap`, as when a
    single host's log compacts.
@@ -143,7 +144,7 @@ class FrameRelay:
 
     async def _listener(self) -> None:
         async for payload in self.memory.notifications(CHANNEL):
-            if payload is None:  # reconnected: notifications may have been missed
+            if payload is None:  # (re)connected: what was sent before was not heard
                 for known in list(self.channels.values()):
                     await self._catch_up_quietly(known)
                 continue

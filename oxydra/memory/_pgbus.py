@@ -2,8 +2,9 @@
 
 A dedicated async connection (psycopg's `AsyncConnection`, autocommit) so that waiting for a
 notification never occupies the store's worker thread. A lost connection is reopened with
-a growing delay (0.1 s to 5 s) and `None` is yielded once it is back, telling the reader it
-may have missed notifications and should re-read what it follows. Senders use
+a growing delay (0.1 s to 5 s). `None` is yielded each time LISTEN is in place (the first
+time too): whatever was sent before that was not heard, so the reader re-reads what it
+follows. Senders use
 `pg_notify(channel, payload)` inside their own transaction, so a notification arrives only
 after the rows it announces are committed.
 """
@@ -27,7 +28,6 @@ async def listen(url: str, password: str | None, channel: str) -> AsyncIterator[
     if password is not None:
         extra["password"] = password
     delay = 0.1
-    reconnected = False
     while True:
         try:
             conn = await psycopg.AsyncConnection.connect(url, application_name="oxydra", **extra)
@@ -39,12 +39,10 @@ async def listen(url: str, password: str | None, channel: str) -> AsyncIterator[
         try:
             await conn.execute(f'LISTEN "{channel}"'.encode())
             delay = 0.1
-            if reconnected:
-                yield None
+            yield None
             async for note in conn.notifies():
                 yield note.payload
         except psycopg.Error as exc:
             _log.warning("LISTEN %s: connection lost (%s); reconnecting", channel, exc)
-            reconnected = True
         finally:
             await conn.close()
