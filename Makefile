@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := dev,vectors,embed,wasm,container,tokenizers,otel,otel-grpc
+EXTRAS := dev,vectors,embed,wasm,container,tokenizers,otel,otel-grpc,postgres
 
 .PHONY: install test run demo pyz bench lint format clean wasm
 RUN_ARGS ?=

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel"]
+DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel", "postgres"]
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
 

@@ -43,6 +43,11 @@ MODES: dict[str, tuple[str, str, str]] = {
     ),
     "persona": ("oxydra.commands.persona", "run_persona", "show the persona files in effect"),
     "skills": ("oxydra.commands.skills", "run_skills", "list, show, check or approve skills"),
+    "store": (
+        "oxydra.commands.store",
+        "run_store",
+        "the memory store: status, migrate between SQLite and PostgreSQL, rollback",
+    ),
 }
 
 
@@ -248,6 +253,18 @@ def _skills_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", help="workspace directory of the user")
 
 
+def _store_cmd_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=["status", "migrate", "rollback"],
+        help="status: backend, schema version, rows and hash per table; migrate: copy the "
+        "store to --to and verify it; rollback: restore the snapshot taken before the last "
+        "schema upgrade",
+    )
+    p.add_argument("--to", help="migrate: a postgresql:// URL (no password) or a SQLite path")
+    _store_args(p)
+
+
 _MODE_ARGS = {
     "ask": _ask_args,
     "vm": _vm_args,
@@ -261,6 +278,7 @@ _MODE_ARGS = {
     "trace": _trace_args,
     "persona": _persona_args,
     "skills": _skills_args,
+    "store": _store_cmd_args,
 }
 
 

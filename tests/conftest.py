@@ -50,3 +50,24 @@ def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Any:
+    """A PostgreSQL 16 + pgvector cluster on 127.0.0.1 for this test process (pgserver's
+    binaries; oxydra/testing/postgres.py), started on first use."""
+    from oxydra.testing.postgres import LocalPostgres
+
+    server = LocalPostgres.start()  # under /tmp: the server user must reach it
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh database (pgvector enabled) on the shared cluster; its URL."""
+    import re as _re
+    import uuid
+
+    stem = _re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    return str(postgres_server.create_database(f"t_{stem}_{uuid.uuid4().hex[:8]}"))

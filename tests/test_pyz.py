@@ -420,3 +420,32 @@ def _build(dist: Path) -> None:
         capture_output=True,
         timeout=600,
     )
+
+
+def test_archive_stores_and_searches_memory_on_postgres_with_its_bundled_driver(
+    pyz: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """`[memory] backend = "postgres"` from inside the archive: psycopg (and its libpq)
+    come from the archive, the schema is migrated, an event is stored and found again."""
+    code = (
+        "import asyncio, psycopg, pathlib;"
+        "from oxydra.config.schema import MemoryConfig;"
+        "from oxydra.memory import Memory, HashedEmbedder;"
+        "from oxydra.core import Message;"
+        "exec('''async def main():\\n"
+        f"    config = MemoryConfig(backend='postgres', postgres_url={pg_url!r})\\n"
+        "    m = await Memory.from_config(config, workspace_root=pathlib.Path('.'),"
+        " embedder=HashedEmbedder())\\n"
+        "    await m.create_session('s1', user_id='alice')\\n"
+        "    await m.append_events('s1', [Message(role='user', content='the boat is blue')])\\n"
+        "    hits = await m.search('boat', user_id='alice')\\n"
+        "    print(m.dialect, hits[0].text)\\n"
+        "    await m.close()\\n"
+        "''');"
+        "asyncio.run(main()); print(psycopg.__file__)"
+    )
+    out = _in_archive(pyz, tmp_path, code)
+    assert out.returncode == 0, out.stderr
+    found, driver = out.stdout.splitlines()
+    assert found == "postgres the boat is blue"
+    assert driver.startswith(str(pyz)) or str(tmp_path / ".cache") in driver

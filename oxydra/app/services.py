@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,14 @@ class Services:
                 await stop()
         await self.agent.aclose()
         await self.memory.close()
+
+
+def host_id() -> str:
+    """This process's id among the hosts sharing a store: `<hostname>:<pid>:<random>`."""
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 async def open_services(
@@ -174,7 +183,11 @@ def _schedule_store(config: AgentConfig, memory: Memory) -> ScheduleStore | None
         return None
     from oxydra.scheduler import ScheduleStore
 
-    return ScheduleStore(memory)
+    if memory.dialect != "postgres":
+        return ScheduleStore(memory)
+    scheduler = config.scheduler
+    lease = max(float(scheduler.run_lease_secs), 3.0 * scheduler.poll_interval_secs)
+    return ScheduleStore(memory, holder=host_id(), lease_secs=lease)
 
 
 def _executor(config: AgentConfig, schedules: ScheduleStore, agent: Agent) -> Any:

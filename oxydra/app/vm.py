@@ -161,8 +161,14 @@ async def _serve(
     user_config: UserConfig | None = None,
 ) -> None:
     from oxydra.app.channels import open_channels
-    from oxydra.app.services import open_services
-    from oxydra.gateway import GatewayCore, GatewayServer, MemorySessionRecords
+    from oxydra.app.services import host_id, open_services
+    from oxydra.gateway import (
+        FrameRelay,
+        GatewayCore,
+        GatewayServer,
+        MemorySessionRecords,
+        TurnLeases,
+    )
 
     with span("vm.start", remote_parent=envelope.traceparent if envelope else None, user=user):
         services = await open_services(
@@ -183,11 +189,18 @@ async def _serve(
         await services.aclose()
         raise
     services.background.append(channels)
+    runtime = services.agent.runtime
+    leases = relay = None
+    if services.memory.dialect == "postgres":  # hosts share sessions (docs/postgres.md)
+        leases = TurnLeases(services.memory, host_id(), getattr(runtime, "forget", None))
+        relay = FrameRelay(services.memory)
     core = GatewayCore(
-        services.agent.runtime,
+        runtime,
         MemorySessionRecords(services.memory),
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
+        leases=leases,
+        relay=relay,
     )
     status = _startup_status(envelope)
     host, _, port = bind.rpartition(":")

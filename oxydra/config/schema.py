@@ -97,9 +97,18 @@ class RetrievalConfig(_Section):
 
 
 class MemoryConfig(_Section):
-    """The SQLite memory store and its embeddings."""
+    """The memory store and its embeddings.
+
+    `backend = "sqlite"` (one host, the file at `db_path`) or `"postgres"`: several `vm`
+    hosts share the database at `postgres_url` (docs/postgres.md). The URL carries no
+    password; it is read from the environment variable `postgres_password_env` (or libpq's
+    own PGPASSWORD / ~/.pgpass).
+    """
 
     enabled: bool = False
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_url: str | None = None
+    postgres_password_env: str = "OXYDRA_POSTGRES_PASSWORD"
     db_path: str | None = None
     remote_url: str | None = None
     auth_token: str | None = None
@@ -239,6 +248,10 @@ class SchedulerConfig(_Section):
     # A run cut short by a crash or restart: run it again once at start-up when its stored
     # events show no side-effecting tool call ("retry_if_clean"), or leave it ("skip").
     on_interrupted: Literal["retry_if_clean", "skip"] = "retry_if_clean"
+    # Hosts sharing a PostgreSQL store: how long a claimed run's lease lasts without renewal
+    # (renewed every poll); a dead host's run is taken over once it expires. At least three
+    # poll intervals are used.
+    run_lease_secs: Positive = 60
 
 
 class AgentSelection(_Section):

@@ -17,6 +17,10 @@ Theory of operation:
 5. Numbers belong to an `epoch`: a fresh id each time the channel is built (a `vm` start,
    or a reload after the idle session was evicted). `hello_ack` reports it; a client whose
    remembered epoch differs starts counting again from 0, and is replayed the whole log.
+6. Several hosts (`_relay.FrameRelay`): the channel's numbers are the session's numbers in
+   the store and its epoch is the same on every host. Frames this host publishes are handed
+   to `on_publish` (the relay stores them); frames another host published arrive through
+   `mirror`, keeping their numbers, and are logged and fanned out like local ones.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -35,6 +40,7 @@ from oxydra.wire.gateway import (
     TurnCancelled,
     TurnCompleted,
     TurnStatus,
+    decode_server_frame,
     encode_frame,
 )
 
@@ -87,6 +93,7 @@ class SessionChannel:
         self.active_turn: TurnStatus | None = None
         self.active_request_id: str | None = None
         self.task: asyncio.Task[None] | None = None
+        self.on_publish: Callable[[str, int, bytes], None] | None = None
 
     @property
     def ref(self) -> GatewaySession:
@@ -98,14 +105,30 @@ class SessionChannel:
         self.seq += 1
         numbered = msgspec.structs.replace(frame, seq=self.seq)
         data = encode_frame(numbered)
-        self.log.append(self.seq, numbered, data)
+        self._deliver(numbered, data)
+        if self.on_publish is not None:
+            self.on_publish(self.session_id, self.seq, data)
+        return data
+
+    def mirror(self, seq: int, data: bytes) -> bool:
+        """Log and fan out a frame another host published as number `seq` (rule 6); a number
+        at or below the last one here is already known and ignored."""
+        if seq <= self.seq:
+            return False
+        if not self.log.entries:
+            self.log.floor = max(self.log.floor, seq - 1)  # what came before is not kept here
+        self.seq = seq
+        self._deliver(decode_server_frame(data), data)
+        return True
+
+    def _deliver(self, frame: TaggedFrame, data: bytes) -> None:
+        self.log.append(self.seq, frame, data)
         self.last_active = time.monotonic()
         if isinstance(frame, TERMINAL) or (isinstance(frame, ErrorFrame) and frame.turn):
             self.last_terminal = data
         for subscriber in list(self.subscribers):
             if not subscriber.offer(data):
                 self.subscribers.discard(subscriber)
-        return data
 
     def subscribe(
         self, subscriber: Subscriber, last_seq: int | None, epoch: str | None = None

@@ -8,6 +8,7 @@ of them. Nothing here knows about sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import OrderedDict, defaultdict
@@ -25,6 +26,8 @@ from oxydra.core.stream import MediaOut, Progress, StreamItem, Text
 from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots, SingleFlight
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._hub import SessionChannel, Subscriber
+from oxydra.gateway._lease import TurnLeases
+from oxydra.gateway._relay import FrameRelay
 from oxydra.gateway._store import SessionRecords
 from oxydra.gateway._table import SessionRecord
 from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
@@ -93,8 +96,12 @@ class GatewayCore:
         approval_timeout_secs: float = 300,
         subscriber_capacity: int = 4096,
         log_bytes: int = 1 << 20,
+        leases: TurnLeases | None = None,
+        relay: FrameRelay | None = None,
     ) -> None:
         self.runner = runner
+        self.leases = leases
+        self.relay = relay
         self.store = store
         self.config = config
         self.approvals = ApprovalBroker(approval_timeout_secs)
@@ -111,6 +118,8 @@ class GatewayCore:
         self._janitor: asyncio.Task[None] | None = None
         self.outbox: NotificationOutbox | None = None
         self._routes: list[NotificationRoute] = []
+        if relay is not None:
+            relay.channels = self._channels
 
     def load(self) -> dict[str, float]:
         """Gauges for the metrics endpoint: sessions with a client, turns running."""
@@ -258,6 +267,8 @@ class GatewayCore:
         if channel is None or channel.user_id != user_id:
             return None
         channel.last_active = time.monotonic()
+        if self.relay is not None:  # another host may have run turns of it meanwhile
+            await self.relay.catch_up(channel)
         return channel
 
     async def _load(self, session_id: str) -> SessionChannel | None:
@@ -299,6 +310,8 @@ class GatewayCore:
     # ---- eviction ------------------------------------------------------------------
 
     def _start_janitor(self) -> None:
+        if self.relay is not None:
+            self.relay.start()
         if self._janitor is None or self._janitor.done():
             self._janitor = asyncio.create_task(self._sweep(), name="gateway-janitor")
 
@@ -327,7 +340,7 @@ class GatewayCore:
         return len(gone)
 
     def _channel_from(self, record: SessionRecord) -> SessionChannel:
-        return SessionChannel(
+        channel = SessionChannel(
             log_bytes=self.log_bytes,
             user_id=record.user_id,
             session_id=record.session_id,
@@ -335,6 +348,9 @@ class GatewayCore:
             display_name=record.display_name,
             channel_origin=record.channel_origin,
         )
+        if self.relay is not None:
+            self.relay.attach(channel)
+        return channel
 
     # ---- subscriptions -------------------------------------------------------------
 
@@ -458,11 +474,61 @@ class GatewayCore:
         request: TurnRequest,
         owner: object | None = None,
     ) -> None:
+        lease = (
+            contextlib.nullcontext()
+            if self.leases is None
+            else self.leases.hold(channel.session_id, request.turn_id)
+        )
+        driven = False  # once the turn ran, its terminal frame is out
+        try:
+            async with lease:  # several hosts: waits while another host runs this session
+                driven = True
+                try:
+                    await self._drive(channel, request_id, request, owner)
+                finally:
+                    if self.relay is not None:  # the next holder numbers on from these
+                        await asyncio.shield(self.relay.flush())
+        except asyncio.CancelledError:
+            if not driven:  # cancelled while waiting for the lease
+                done = TurnStatus(turn_id=request.turn_id, state="cancelled")
+                channel.publish(
+                    TurnCancelled(request_id=request_id, session=channel.ref, turn=done)
+                )
+        except Exception as exc:
+            _log.exception("turn lease failed")
+            if driven:
+                return
+            failed = TurnStatus(turn_id=request.turn_id, state="failed")
+            channel.publish(
+                ErrorFrame(
+                    message=f"internal error: {exc}",
+                    request_id=request_id,
+                    session=channel.ref,
+                    turn=failed,
+                    code="internal",
+                )
+            )
+        finally:
+            channel.active_turn = channel.active_request_id = None
+            channel.task = None
+            self._running[channel.user_id] -= 1
+            await self._touch(channel.session_id)
+
+    async def _drive(
+        self,
+        channel: SessionChannel,
+        request_id: str,
+        request: TurnRequest,
+        owner: object | None,
+    ) -> None:
+        """Run the turn and publish its frames, ending with exactly one terminal frame."""
         turn = TurnStatus(turn_id=request.turn_id, state="running")
-        channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
         sink = _FrameSink(channel, request_id, turn)
         approver = self.approvals.approver_for(channel, request_id, turn, owner)
+        if self.relay is not None:  # number on from the frames other hosts stored
+            await self.relay.catch_up(channel)
         try:
+            channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
             outcome = await self.runner.run_turn(request, sink, approver)
             channel.publish(self._usage(channel, request_id, request.turn_id, outcome))
             self._finish(channel, request_id, request.turn_id, outcome)
@@ -481,11 +547,6 @@ class GatewayCore:
                     code="internal",
                 )
             )
-        finally:
-            channel.active_turn = channel.active_request_id = None
-            channel.task = None
-            self._running[channel.user_id] -= 1
-            await self._touch(channel.session_id)
 
     def _usage(
         self, channel: SessionChannel, request_id: str, turn_id: str, outcome: TurnOutcome
@@ -568,6 +629,8 @@ class GatewayCore:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.aclose()
 
 
 class _FrameSink:

@@ -129,7 +129,7 @@ class ChunkWriter:
                     "ON CONFLICT(chunk_key) DO UPDATE SET embedding_blob = "
                     "excluded.embedding_blob, embedding_model = excluded.embedding_model",
                     [
-                        (row[0], blob(vector), self._embedder.name, row[0])
+                        (row[0], self._db.vector_param(vector), self._embedder.name, row[0])
                         for row, vector in zip(rows, vectors, strict=True)
                     ],
                 )
@@ -236,15 +236,9 @@ class ChunkWriter:
         ).fetchone()[0]  # fmt: skip
         conn.execute(
             "INSERT INTO chunks_vec(chunk_key, embedding_blob, embedding_model) VALUES (?, ?, ?)",
-            (key, blob(row.vector), self._embedder.name),
+            (key, self._db.vector_param(row.vector), self._embedder.name),
         )
         return int(key)
-
-
-def blob(vector: Any) -> bytes:
-    import numpy as np
-
-    return np.asarray(vector, dtype="<f4").tobytes()
 
 
 def _has_digest(conn: sqlite3.Connection, session_id: str, digest: str) -> bool:

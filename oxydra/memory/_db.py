@@ -21,13 +21,17 @@ Migrations (`migrate`):
    (the gateway, the scheduler) ships its own package, handed in by whoever opens the store
    (`Memory.open(..., schemas=...)`). Versions form one sequence per database file.
 2. Applied versions are recorded in `memory_migrations`. At open, every known version not
-   yet recorded is applied in ascending order, each in its own `BEGIN IMMEDIATE`
-   transaction together with its record, so a crash leaves the schema at a whole version.
+   yet recorded is applied in ascending order, all in ONE `BEGIN IMMEDIATE` transaction
+   with their records, so a crash or kill mid-upgrade leaves the store at its old version.
 3. The "already applied?" check is repeated inside the write transaction, so two processes
    opening a fresh database at once apply each migration exactly once.
-4. A database that records a version this code does not know was written by a newer
+4. Before upgrading a store that already has a version, a copy is taken beside it with the
+   online backup API (`memory.db.v<old version>.bak`); `oxydra store rollback` restores it
+   for the previous program.
+5. A database that records a version this code does not know was written by a newer
    Oxydra (or opened by its app with an owner's schema that this opener left out); it is
-   refused rather than used with a schema we do not understand.
+   refused rather than used with a schema we do not understand, naming both versions and,
+   when the snapshot exists, the rollback command.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def _refuse_empty(path: Path) -> None:
         )
 
 
-def translate_error(exc: sqlite3.Error, path: Path) -> MemoryStoreError:
+def translate_error(exc: sqlite3.Error, path: Path | str) -> MemoryStoreError:
     """The `MemoryStoreError` that tells the operator what went wrong with `path`."""
     text = str(exc)
     lowered = text.lower()
@@ -100,12 +104,20 @@ def translate_error(exc: sqlite3.Error, path: Path) -> MemoryStoreError:
 
 
 class Database:
-    """An open memory database file.
+    """An open memory database file (the PostgreSQL backend, `_pg.PgDatabase`, shares
+    this interface).
 
     Args:
         path: the database file; its directory is created if missing.
         busy_timeout_ms: how long a write waits for another process's lock.
+
+    Attributes:
+        dialect: `"sqlite"` or `"postgres"`; search and claims branch on it.
+        path: the file (a `postgresql://host:port/db` label on PostgreSQL), for messages.
     """
+
+    dialect = "sqlite"
+    path: Path | str
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = path
@@ -173,6 +185,13 @@ class Database:
             yield conn
 
     @contextlib.contextmanager
+    def claim(self) -> Iterator[sqlite3.Connection]:
+        """A transaction for claiming work (`FOR UPDATE SKIP LOCKED` on PostgreSQL); on
+        SQLite the write lock already makes claims exclusive."""
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees one snapshot."""
         with self._transaction("BEGIN") as conn:
@@ -200,6 +219,12 @@ class Database:
         with self.errors():
             row: Row | None = self._conn.execute(sql, params).fetchone()
             return row
+
+    def vector_param(self, vector: Any) -> Any:
+        """A vector as this backend stores it: little-endian float32 bytes."""
+        import numpy as np
+
+        return np.asarray(vector, dtype="<f4").tobytes()
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -242,15 +267,20 @@ class Migration(msgspec.Struct, frozen=True, kw_only=True):
 MEMORY_SCHEMA = "oxydra.memory.migrations"
 
 
-def load_migrations(schemas: Sequence[str] = ()) -> tuple[Migration, ...]:
+def load_migrations(
+    schemas: Sequence[str] = (), *, dialect: str = "sqlite"
+) -> tuple[Migration, ...]:
     """The memory store's migrations and those of `schemas` (owner packages), by version.
+
+    On PostgreSQL each package's twin `<package>_pg` is read instead (same versions).
 
     Raises:
         MemoryStoreError: two steps claim one version.
     """
     found: list[Migration] = []
+    suffix = "_pg" if dialect == "postgres" else ""
     for package in dict.fromkeys((MEMORY_SCHEMA, *schemas)):
-        for entry in resources.files(package).iterdir():
+        for entry in resources.files(package + suffix).iterdir():
             match = _NAME.match(entry.name)
             if match:
                 sql = entry.read_text(encoding="utf-8")
@@ -306,10 +336,34 @@ def migrate(
             conn.execute(_BOOKKEEPING)
     _refuse_newer(db, steps)
     done = applied_versions(db)
-    for step in steps:
-        if step.version not in done:
-            _apply(db, step)
+    pending = [step for step in steps if step.version not in done]
+    if pending and done and isinstance(db.path, Path):  # an upgrade of a store in use
+        snapshot(db, max(done))
+    if pending:
+        _apply(db, pending)
     return max((m.version for m in steps), default=0)
+
+
+def snapshot_path(path: Path, version: int) -> Path:
+    """Where the copy of `path` taken before upgrading it from `version` is kept."""
+    return path.with_name(f"{path.name}.v{version}.bak")
+
+
+def snapshot(db: Database, version: int) -> Path:
+    """Copy the database (SQLite online backup, consistent while others write) beside it,
+    before an upgrade from `version`; `oxydra store rollback` restores it."""
+    assert isinstance(db.path, Path)
+    target = snapshot_path(db.path, version)
+    partial = target.with_name(target.name + ".partial")
+    with db.errors():
+        out = sqlite3.connect(partial)
+        try:
+            db.connection.backup(out)
+        finally:
+            out.close()
+    partial.replace(target)
+    _log.info("snapshot before upgrade", extra={"oxy": {"path": str(target)}})
+    return target
 
 
 def _refuse_newer(db: Database, steps: tuple[Migration, ...]) -> None:
@@ -318,29 +372,37 @@ def _refuse_newer(db: Database, steps: tuple[Migration, ...]) -> None:
     # Any recorded version we do not know is refused: a newer Oxydra's, or an owner's schema
     # this opener left out (the memory store's own versions interleave with the owners').
     if unknown:
+        ours = max(known, default=0)
+        back = ""
+        if isinstance(db.path, Path) and snapshot_path(db.path, ours).exists():
+            back = (
+                f", or return to the snapshot taken before it was upgraded from version {ours}: "
+                "`oxydra store rollback` (with this program; the vm stopped)"
+            )
         raise MemoryStoreError(
             f"memory database {db.path} has schema version {unknown[-1]}, newer than this "
-            f"Oxydra understands ({max(known, default=0)})",
-            hint="upgrade Oxydra, or point memory.db_path at another file (a store opened "
-            "outside its app must name every owner's schema)",
+            f"Oxydra understands ({ours})",
+            hint=f"run the newer oxydra.pyz that upgraded it{back}; a store opened outside "
+            "its app must name every owner's schema",
         )
 
 
-def _apply(db: Database, step: Migration) -> None:
-    statements = split_statements(step.sql)
+def _apply(db: Database, steps: list[Migration]) -> None:
+    """Every pending step in ONE write transaction: a crash or kill mid-upgrade leaves the
+    store at its old version, which the previous program still opens."""
+    scripts = [(step, split_statements(step.sql)) for step in steps]
     with db.write() as conn:
-        done = conn.execute(
-            "SELECT 1 FROM memory_migrations WHERE version = ?", (step.version,)
-        ).fetchone()
-        if done:
-            return
-        for statement in statements:
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO memory_migrations(version, name) VALUES (?, ?)",
-            (step.version, step.name),
-        )
-    _log.info("applied memory migration", extra={"oxy": {"version": step.version}})
+        done = {int(r[0]) for r in conn.execute("SELECT version FROM memory_migrations")}
+        for step, statements in scripts:
+            if step.version in done:  # another process applied it meanwhile
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO memory_migrations(version, name) VALUES (?, ?)",
+                (step.version, step.name),
+            )
+    _log.info("applied memory migrations", extra={"oxy": {"to": steps[-1].version}})
 
 
 def schema_version(db: Database) -> int:

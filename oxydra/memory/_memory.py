@@ -25,7 +25,7 @@ import asyncio
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -87,7 +87,8 @@ class MemoryStore:
     """The memory database and everything over it (sync; use from one thread).
 
     Args:
-        path: the SQLite file (created with its directory when missing).
+        path: the SQLite file (created with its directory when missing), or an open
+            `PgDatabase` (the PostgreSQL backend; it is closed with the store).
         embedder: makes vectors; the hashed embedder when None.
         retrieval: default top_k and fusion weights.
         busy_timeout_ms: how long a write waits for another process's lock.
@@ -107,7 +108,7 @@ class MemoryStore:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Database,
         *,
         embedder: Embedder | None = None,
         retrieval: RetrievalConfig | None = None,
@@ -115,10 +116,14 @@ class MemoryStore:
         index_path: Path | None = None,
         schemas: Sequence[str] = (),
     ) -> None:
-        self.path = Path(path)
-        self.db = Database(self.path, busy_timeout_ms=busy_timeout_ms)
+        if isinstance(path, Database):  # an open PostgreSQL database (`_pg.PgDatabase`)
+            self.db = path
+            self.path = Path(str(path.path))
+        else:
+            self.path = Path(path)
+            self.db = Database(self.path, busy_timeout_ms=busy_timeout_ms)
         try:
-            self.schema_version = migrate(self.db, schemas=schemas)
+            self.schema_version = self._migrate(schemas)
             self.events = EventLog(self.db)
             self.retrieval = RetrievalIndex(
                 self.db,
@@ -130,6 +135,13 @@ class MemoryStore:
         except BaseException:
             self.db.close()
             raise
+
+    def _migrate(self, schemas: Sequence[str]) -> int:
+        if self.db.dialect == "postgres":
+            from oxydra.memory._pgmigrate import migrate_pg
+
+            return migrate_pg(self.db, schemas)  # type: ignore[arg-type]
+        return migrate(self.db, schemas=schemas)
 
     def append_event(
         self,
@@ -238,26 +250,29 @@ class Memory:
     `await memory.close()` (or `async with`) when done.
 
     Attributes:
-        path: the database file.
+        path: the database file (a `postgresql://host:port/db` label on PostgreSQL).
+        dialect: `"sqlite"` (one host) or `"postgres"` (hosts may share the store).
     """
 
     def __init__(self, store: MemoryStore, worker: StoreWorker) -> None:
         self._store = store
         self._worker = worker
         self.path = store.path
+        self.dialect = store.db.dialect
 
     @classmethod
     async def open(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Database,
         *,
         embedder: Embedder | None = None,
         retrieval: RetrievalConfig | None = None,
         busy_timeout_ms: int = 5000,
         schemas: Sequence[str] = (),
     ) -> Memory:
-        """Open (creating or migrating) the database at `path`; `schemas` are the migration
-        packages of the other owners of its tables (the gateway's, the scheduler's).
+        """Open (creating or migrating) the database at `path` (or an open `PgDatabase`);
+        `schemas` are the migration packages of the other owners of its tables (the
+        gateway's, the scheduler's).
 
         Raises:
             MemoryStoreError: the file is corrupt, locked, unwritable or too new.
@@ -284,7 +299,8 @@ class Memory:
     ) -> Memory:
         """Open the database a `[memory]` config names, with its embedding backend.
 
-        The bundled model directory is assembled under `<db dir>/models/`.
+        The bundled model directory is assembled under `<db dir>/models/`. With
+        `backend = "postgres"` the store is the PostgreSQL database at `postgres_url`.
 
         Raises:
             ConfigError: remote database configured, or a broken `embedding_model_path`.
@@ -330,6 +346,21 @@ class Memory:
         return await self._worker.run(fn, self._store.db, *args, **kwargs)
 
     # -- the conversation log ----------------------------------------------------------
+
+    def notifications(self, channel: str) -> AsyncIterator[str | None]:
+        """What other hosts `pg_notify` on `channel` (PostgreSQL only; `_pgbus.listen`).
+
+        Raises:
+            MemoryStoreError: the store is SQLite (one host: nothing to listen to).
+        """
+        from oxydra.memory._pg import PgDatabase
+
+        db = self._store.db
+        if not isinstance(db, PgDatabase):
+            raise MemoryStoreError("notifications need the PostgreSQL backend")
+        from oxydra.memory._pgbus import listen
+
+        return listen(db.url, db.password, channel)
 
     async def create_session(self, session_id: str, *, user_id: str | None = None) -> None:
         """Create the session (a no-op when it exists for the same user)."""
@@ -436,4 +467,9 @@ def _open_configured(
     path: Path, config: MemoryConfig, embedder: Embedder | None, schemas: Sequence[str]
 ) -> MemoryStore:
     chosen = embedder or create_embedder(config, cache_dir=path.parent / "models")
-    return MemoryStore(path, embedder=chosen, retrieval=config.retrieval, schemas=schemas)
+    where: Path | Database = path
+    if config.backend == "postgres":
+        from oxydra.memory._pg import connect_configured
+
+        where = connect_configured(config, os.environ)
+    return MemoryStore(where, embedder=chosen, retrieval=config.retrieval, schemas=schemas)

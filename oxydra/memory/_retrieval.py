@@ -107,6 +107,10 @@ class RetrievalIndex:
         self._generation = -1
         self._dirty = 0
         self._adopt_embedder()
+        if db.dialect == "postgres":
+            from oxydra.memory._pgsearch import ensure_hnsw
+
+            ensure_hnsw(db, embedder.dims)
         # The vector index (usearch + numpy, ~100 ms to import) is loaded on first use, so a
         # store used only as a conversation log never pays for it; committed changes made
         # before then are picked up by the generation check in `_ensure_index`.
@@ -180,7 +184,7 @@ class RetrievalIndex:
             return 0
         with self._db.write() as conn:
             changes = self.writer.delete_where(
-                conn, "c.chunk_id IN (SELECT value FROM json_each(?))",
+                conn, "c.chunk_id IN (SELECT value FROM json_each(?, '$'))",
                 (_json.encode(list(chunk_ids)).decode(),),
             )  # fmt: skip
         self.apply(changes)
@@ -190,7 +194,7 @@ class RetrievalIndex:
 
     def apply(self, changes: Changes) -> None:
         """Replay a committed transaction's changes on the in-memory index."""
-        if changes.generation is None:
+        if changes.generation is None or self._db.dialect == "postgres":
             return
         if self._index is None:
             if changes.added_keys or changes.removed_keys:
@@ -327,6 +331,13 @@ class RetrievalIndex:
         vector = self._embedder.embed([query])[0]
         if not vector.any():
             return []
+        if self._db.dialect == "postgres":
+            from oxydra.memory._pgsearch import vector_candidates
+
+            name, dims = self._embedder.name, self._embedder.dims
+            return vector_candidates(
+                self._db, vector, dims, name, (scope.where, scope.params), want
+            )
         index = self._ensure_index()
         if scope.unfiltered:
             keys, sims = index.search(vector, want)
@@ -390,6 +401,10 @@ class RetrievalIndex:
         return {int(row[0]) for row in rows}
 
     def _fts_candidates(self, query: str, scope: Scope, want: int) -> list[tuple[int, float]]:
+        if self._db.dialect == "postgres":
+            from oxydra.memory._pgsearch import fts_candidates
+
+            return fts_candidates(self._db, query, (scope.where, scope.params), want)
         match = fts_query(query)
         if match is None:
             return []
@@ -408,7 +423,7 @@ class RetrievalIndex:
         rows = self._db.query(
             "SELECT chunk_key, chunk_id, session_id, chunk_text, note_id, sequence_start, "
             "sequence_end, metadata_json, created_at, provenance_json FROM chunks "
-            "WHERE chunk_key IN (SELECT value FROM json_each(?))",
+            "WHERE chunk_key IN (SELECT CAST(value AS INTEGER) FROM json_each(?, '$'))",
             (_json.encode(list(by_key)).decode(),),
         )
         hits = [_hit(row, by_key[int(row[0])]) for row in rows]
@@ -460,7 +475,7 @@ def build_scope(
             "EXISTS (SELECT 1 FROM json_each(c.metadata_json, '$.tags') t WHERE t.value = ?)"
         )
         params.append(tag)
-    where = " AND ".join(clauses) if clauses else "1"
+    where = " AND ".join(clauses) if clauses else "1 = 1"
     return Scope(where=where, params=tuple(params), unfiltered=not clauses)
 
 

@@ -49,10 +49,17 @@ class ScheduleStore:
 
     Args:
         memory: the open memory store; its worker thread runs every call.
+        holder: this host's id when several hosts share the store (PostgreSQL): claimed
+            runs then carry a lease of `lease_secs` that the executor renews.
+        lease_secs: how long a claimed run's lease lasts without renewal.
     """
 
-    def __init__(self, memory: Memory) -> None:
+    def __init__(
+        self, memory: Memory, *, holder: str | None = None, lease_secs: float = 60.0
+    ) -> None:
         self._memory = memory
+        self.holder = holder
+        self.lease_secs = lease_secs
         self.changed = asyncio.Event()
 
     async def create(
@@ -149,8 +156,20 @@ class ScheduleStore:
     ) -> tuple[str, ScheduleDefinition] | None:
         """Start a run of a due schedule: (run id, schedule), or None if another got it."""
         rid = run_id or str(uuid.uuid4())
-        claimed = await self._memory.call(_on_table(ScheduleTable.claim_run), schedule_id, rid, now)
+        until = now.timestamp() + self.lease_secs if self.holder else None
+        claimed = await self._memory.call(
+            _on_table(ScheduleTable.claim_run), schedule_id, rid, now, self.holder, until
+        )
         return None if claimed is None else (rid, claimed)
+
+    async def renew_leases(self, run_ids: list[str], now: datetime) -> int:
+        """Extend this host's leases on `run_ids`; how many it still holds (0 without one)."""
+        if self.holder is None:
+            return 0
+        until = now.timestamp() + self.lease_secs
+        return await self._memory.call(
+            _on_table(ScheduleTable.renew_leases), run_ids, self.holder, until
+        )
 
     async def record_run_and_reschedule(
         self,
@@ -176,9 +195,11 @@ class ScheduleStore:
             auto_disable_after_failures=auto_disable_after_failures,
         )  # fmt: skip
 
-    async def interrupted_runs(self) -> list[InterruptedRun]:
-        """Runs a previous process left `running`."""
-        return await self._memory.call(_on_table(ScheduleTable.interrupted_runs))
+    async def interrupted_runs(self, expired_at: datetime | None = None) -> list[InterruptedRun]:
+        """Runs a previous process left `running`; with `expired_at`, only those whose lease
+        ended before it (a dead host's)."""
+        at = None if expired_at is None else expired_at.timestamp()
+        return await self._memory.call(_on_table(ScheduleTable.interrupted_runs), at)
 
     async def finish_interrupted(
         self,
@@ -189,12 +210,15 @@ class ScheduleStore:
         now: datetime,
         max_run_history: int,
         auto_disable_after_failures: int,
+        expired_at: datetime | None = None,
     ) -> ScheduleDefinition | None:
-        """Finish an interrupted run; with `retry` its schedule is due at once."""
+        """Finish an interrupted run; with `retry` its schedule is due at once. With
+        `expired_at`, only if its lease is still expired then."""
+        at = None if expired_at is None else expired_at.timestamp()
         return await self._memory.call(
             _on_table(ScheduleTable.finish_interrupted), run_id, retry=retry, output=output,
             now=now, max_run_history=max_run_history,
-            auto_disable_after_failures=auto_disable_after_failures,
+            auto_disable_after_failures=auto_disable_after_failures, expired_at=at,
         )  # fmt: skip
 
     async def run_events(self, schedule_id: str, since: str) -> list[Message]:

@@ -18,6 +18,12 @@ Theory of operation:
    (`finish_interrupted`), either rescheduled by its cadence or, to be retried, due at
    once. A run that was itself such a retry says so in its stored output, so a run is
    retried at most once. `recover` finishes them all without retrying.
+6. Several hosts on one PostgreSQL store: a claim locks the schedule row `FOR UPDATE SKIP
+   LOCKED` and records the claiming host and a lease expiry on the run. Hosts renew the
+   leases of their runs in flight; a `running` run whose lease expired belongs to a dead
+   host and is listed (`interrupted_runs(expired_at=...)`) and finished as in rule 5 by
+   whichever live host gets to it first (the re-check inside `finish_interrupted` makes
+   that exactly one).
 """
 
 from __future__ import annotations
@@ -271,25 +277,50 @@ class ScheduleTable:
                     moved += 1
         return moved
 
-    def claim_run(self, schedule_id: str, run_id: str, now: datetime) -> ScheduleDefinition | None:
-        """Start a run of a due schedule (rule 3); None when it is no longer due or running."""
-        with self._db.write() as conn:
+    def claim_run(
+        self,
+        schedule_id: str,
+        run_id: str,
+        now: datetime,
+        holder: str | None = None,
+        lease_until: float | None = None,
+    ) -> ScheduleDefinition | None:
+        """Start a run of a due schedule (rule 3); None when it is no longer due or running.
+
+        On PostgreSQL the schedule row is locked `FOR UPDATE SKIP LOCKED`: hosts claiming at
+        once skip each other's rows instead of queueing, and the one that gets it re-checks
+        that it is still due. `holder` and `lease_until` record who runs it (rule 7).
+        """
+        lock = " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgres" else ""
+        with self._db.claim() as conn:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM schedules WHERE schedule_id = ? AND status = 'active' "
-                "AND next_run_at IS NOT NULL AND next_run_at <= ?",
+                f"AND next_run_at IS NOT NULL AND next_run_at <= ?{lock}",
                 (schedule_id, stamp(now)),
             ).fetchone()
             if row is None or self._running_in(conn, schedule_id):
                 return None
             conn.execute(
-                "INSERT INTO schedule_runs(run_id, schedule_id, started_at, status) "
-                "VALUES (?, ?, ?, 'running')",
-                (run_id, schedule_id, stamp(now)),
+                "INSERT INTO schedule_runs(run_id, schedule_id, started_at, status, "
+                "lease_holder, lease_until) VALUES (?, ?, ?, 'running', ?, ?)",
+                (run_id, schedule_id, stamp(now), holder, lease_until),
             )
             conn.execute(
                 "UPDATE schedules SET next_run_at = NULL WHERE schedule_id = ?", (schedule_id,)
             )
         return _definition(row)
+
+    def renew_leases(self, run_ids: list[str], holder: str, lease_until: float) -> int:
+        """Extend this host's leases on its runs in flight; how many it still holds."""
+        if not run_ids:
+            return 0
+        with self._db.write() as conn:
+            cursor = conn.execute(
+                "UPDATE schedule_runs SET lease_until = ? WHERE status = 'running' "
+                "AND lease_holder = ? AND run_id IN (SELECT value FROM json_each(?, '$'))",
+                (lease_until, holder, _encoder.encode(run_ids).decode()),
+            )
+            return int(cursor.rowcount)
 
     def finish_run(
         self,
@@ -326,12 +357,16 @@ class ScheduleTable:
             ]
         return [d for d in recovered if d is not None]
 
-    def interrupted_runs(self) -> list[InterruptedRun]:
-        """The runs a previous process left `running` (rule 5)."""
+    def interrupted_runs(self, expired_at: float | None = None) -> list[InterruptedRun]:
+        """The runs a previous process left `running` (rule 5); with `expired_at`, only
+        those whose lease ended before it (a dead host's, rule 7)."""
         found: list[InterruptedRun] = []
-        for run_id, schedule_id, started_at in self._db.query(
-            "SELECT run_id, schedule_id, started_at FROM schedule_runs WHERE status = 'running'"
-        ):
+        sql = "SELECT run_id, schedule_id, started_at FROM schedule_runs WHERE status = 'running'"
+        params: tuple[float, ...] = ()
+        if expired_at is not None:
+            sql += " AND (lease_until IS NULL OR lease_until < ?)"
+            params = (expired_at,)
+        for run_id, schedule_id, started_at in self._db.query(sql, params):
             before = self._db.query_one(
                 "SELECT status, output_summary FROM schedule_runs WHERE schedule_id = ? "
                 "AND run_id != ? AND status != 'running' ORDER BY started_at DESC, rowid DESC "
@@ -354,9 +389,23 @@ class ScheduleTable:
         now: datetime,
         max_run_history: int,
         auto_disable_after_failures: int,
+        expired_at: float | None = None,
     ) -> ScheduleDefinition | None:
-        """Finish an interrupted run; with `retry`, an active schedule is due at once."""
+        """Finish an interrupted run; with `retry`, an active schedule is due at once.
+
+        With `expired_at`, only while its lease is still expired: a host that renewed it
+        in the meantime is alive and keeps its run.
+        """
         with self._db.write() as conn:
+            if (
+                expired_at is not None
+                and not conn.execute(
+                    "SELECT 1 FROM schedule_runs WHERE run_id = ? AND status = 'running' "
+                    "AND (lease_until IS NULL OR lease_until < ?)",
+                    (run_id, expired_at),
+                ).fetchone()
+            ):
+                return None
             before = conn.execute(
                 "SELECT s.status FROM schedules s JOIN schedule_runs r "
                 "ON r.schedule_id = s.schedule_id WHERE r.run_id = ?",

@@ -22,6 +22,10 @@ Theory of operation:
    person is told it was cut short and which tool calls it had made. A schedule that fell
    due while the process was down is due once, and runs once.
 5. Shutdown (`aclose`) cancels the runs in flight and records them as `interrupted`.
+7. Several hosts (a shared PostgreSQL store; the store has a `holder`): claims carry a
+   lease, each poll renews the leases of this host's runs in flight and takes over runs
+   whose lease expired (their host died) exactly as rule 4 handles runs of a previous
+   process; at start-up only expired runs are taken, never a live host's.
 6. Clock jumps. Each poll compares how far the wall clock moved with how far the monotonic
    clock did; a difference over `JUMP_TOLERANCE_SECS` is a jump, and the store re-times next
    runs (`_rules.retimed`: intervals move with the jump, crons follow the wall clock).
@@ -178,10 +182,18 @@ class SchedulerExecutor:
     # ---- one poll ---------------------------------------------------------------------
 
     async def recover(self) -> list[ScheduleDefinition]:
-        """Finish runs left `running` by a previous process; retry the clean ones (rule 4)."""
+        """Finish runs left `running` by a previous process; retry the clean ones (rule 4).
+
+        On a shared store (rule 7) only runs whose lease expired are a dead process's."""
+        now = self.clock()
+        finished = await self._take_over(now if self.store.holder else None)
+        await self.store.retime(now)
+        return finished
+
+    async def _take_over(self, expired_at: datetime | None) -> list[ScheduleDefinition]:
         now, config = self.clock(), self.config
         finished: list[ScheduleDefinition] = []
-        for run in await self.store.interrupted_runs():
+        for run in await self.store.interrupted_runs(expired_at):
             calls = await self._calls_of(run.schedule_id, run.started_at)
             clean = all(self.tool_tier(c.name) is SafetyTier.READ_ONLY for c in calls)
             retry = config.on_interrupted == "retry_if_clean" and clean and not run.was_retry
@@ -189,6 +201,7 @@ class SchedulerExecutor:
                 run.run_id, retry=retry, output=INTERRUPTED_TEXT, now=now,
                 max_run_history=config.max_run_history,
                 auto_disable_after_failures=config.auto_disable_after_failures,
+                expired_at=expired_at,
             )  # fmt: skip
             if definition is None:
                 continue
@@ -199,7 +212,6 @@ class SchedulerExecutor:
             )
             if not retry and config.on_interrupted == "retry_if_clean":
                 await self._send(definition, interrupted_notice(definition, calls))
-        await self.store.retime(now)
         return finished
 
     async def _calls_of(self, schedule_id: str, started_at: str) -> list[ToolCall]:
@@ -226,10 +238,13 @@ class SchedulerExecutor:
 
     async def tick(self) -> list[str]:
         """Claim and start due schedules up to the free slots; returns the new run ids."""
+        now = self.clock()
+        if self.store.holder is not None:  # rule 7, even when every slot is busy
+            await self.store.renew_leases(list(self.runs), now)
+            await self._take_over(now)
         room = self.config.max_concurrent - len(self.runs)
         if room <= 0:
             return []
-        now = self.clock()
         await self._follow_clock(now)
         started: list[str] = []
         for schedule in await self.store.due(now, room):

@@ -48,7 +48,7 @@ class TestFuse:
 class TestScope:
     def test_no_filter_is_unfiltered(self) -> None:
         scope = build_scope(user_id=None, session_ids=None, tags=())
-        assert scope.unfiltered and scope.where == "1" and scope.params == ()
+        assert scope.unfiltered and scope.where == "1 = 1" and scope.params == ()
 
     def test_every_filter_is_a_bound_parameter(self) -> None:
         scope = build_scope(user_id="u'1", session_ids=["a", "b"], tags=["x", "y"])

@@ -40,6 +40,8 @@ OWNED_TABLES = {
     "schedules",
     "schedule_runs",
     "scheduled_notifications",
+    "session_leases",
+    "session_frames",
 }
 
 
@@ -68,13 +70,20 @@ class TestShippedMigrations:
 
     def test_schedule_tables_come_only_from_the_scheduler_migration(self) -> None:
         mentions = [m.name for m in load_migrations(OWNERS) if "schedule" in m.sql.lower()]
-        assert mentions == ["schedules"]
+        assert mentions == ["schedules", "run_leases"]
 
     def test_each_owner_ships_its_own_migrations(self) -> None:
         own = {m.name for m in load_migrations()}
         assert not any("gateway" in n or "schedule" in n for n in own)
-        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {"gateway_sessions"}
-        assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {"schedules"}
+        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {
+            "gateway_sessions",
+            "session_leases",
+            "session_frames",
+        }
+        assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {
+            "schedules",
+            "run_leases",
+        }
 
     def test_two_owners_claiming_one_version_is_an_error(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -158,8 +167,31 @@ class TestOpening:
             Migration(version=2, name="broken", sql="CREATE TABLE half(x);\nNOT SQL AT ALL;\n"),
         )
         db = Database(db_path)
+        migrate(db, broken[:1])
         with pytest.raises(MemoryStoreError):
             migrate(db, broken)
         assert "half" not in _tables(db)
         assert applied_versions(db) == {1}
         db.close()
+
+    def test_an_upgrade_applies_every_pending_step_or_none(self, db_path: Path) -> None:
+        """Steps 2 and 3 go in one transaction: 3 failing takes 2 back with it."""
+        steps = (
+            *load_migrations()[:1],
+            Migration(version=2, name="fine", sql="CREATE TABLE fine(x);\n"),
+            Migration(version=3, name="broken", sql="NOT SQL AT ALL;\n"),
+        )
+        db = Database(db_path)
+        migrate(db, steps[:1])
+        with pytest.raises(MemoryStoreError):
+            migrate(db, steps)
+        assert "fine" not in _tables(db) and applied_versions(db) == {1}
+        db.close()
+
+
+def test_every_step_has_a_postgres_twin_of_the_same_version() -> None:
+    """Both backends are versioned alike: a store moved between them keeps its version."""
+    owners = [SESSION_SCHEMA, SCHEDULE_SCHEMA]
+    sqlite = {(m.version, m.name) for m in load_migrations(owners)}
+    postgres = {(m.version, m.name) for m in load_migrations(owners, dialect="postgres")}
+    assert sqlite == postgres
