@@ -10,6 +10,7 @@ from oxydra.tools._defaults import (
     default_tools,
     egress_allowlist,
     known_secrets,
+    local_shell,
 )
 from oxydra.tools._files import FILE_TOOLS
 from oxydra.tools._html import html_to_text
@@ -76,6 +77,7 @@ __all__ = [
     "html_to_text",
     "inline_refs",
     "known_secrets",
+    "local_shell",
     "parse_docstring",
     "select_file_backend",
     "shell_exec_tool",

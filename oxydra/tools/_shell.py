@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
@@ -96,6 +97,11 @@ class LocalShellSession:
         self.kill_grace = kill_grace
         source = os.environ if environ is None else environ
         self.env = shell_environment(source, env_keys, home=cwd, tmp=tmp or cwd, secrets=secrets)
+
+    def set_read_only(self, paths: Iterable[str]) -> None:
+        """Let later commands read and run, never change, `paths` (the skills' folders)."""
+        found = tuple(dict.fromkeys(os.path.realpath(p) for p in paths))
+        self.sandbox = dataclasses.replace(self.sandbox, read_only=found)
 
     async def run(self, command: str, *, timeout: float) -> ShellOutput:
         """See `ShellSession.run`."""

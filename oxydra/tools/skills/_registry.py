@@ -16,6 +16,12 @@ Theory of operation:
    approval, and `skill_load` names which of a skill's tools this session lacks.
 5. `{{VAR}}` in a body becomes `$VAR`, so the value is expanded by the shell inside the
    sandbox and never enters the prompt or a provider's logs.
+6. Skills are found again as each session starts (`refresh`): an approved, installed or
+   removed skill takes effect from the next session, like an operator's persona edit. The
+   skill tools serve what the latest session start found.
+7. A skill's folder (not a draft's, not a built-in one inside the archive) is readable but
+   not writable by a local `shell_exec` (`folders`), so its scripts run in the sandbox from
+   where they were hashed; `skill_load` tells the model that path when `shell_paths` is on.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class SkillRegistry:
         tools: names of the tools registered for this session.
         environ: the environment `env` requirements are checked against.
         index_budget: the most bytes the prompt index may take.
+        shell_paths: a local shell can read the skills' folders (rule 7).
     """
 
     def __init__(
@@ -54,13 +61,33 @@ class SkillRegistry:
         tools: Collection[str] = (),
         environ: Mapping[str, str] | None = None,
         index_budget: int = INDEX_BUDGET,
+        shell_paths: bool = False,
     ) -> None:
+        self.index_budget = index_budget
+        self.shell_paths = shell_paths
+        self.refresh(skills, tools=tools, environ=environ)
+
+    def refresh(
+        self,
+        skills: list[Skill],
+        *,
+        tools: Collection[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """Rule 6: take a new discovery's skills and the session's tools."""
         env = os.environ if environ is None else environ
         self.found = skills
         self.tools = frozenset(tools)
         self.loadable = in_force(skills)
         self.active = {n: s for n, s in self.loadable.items() if self._activates(s, env)}
-        self.index_budget = index_budget
+
+    def folders(self) -> list[str]:
+        """Rule 7: the host folders of the loadable skills that have one on disk."""
+        return [
+            str(Path(s.location).parent)
+            for s in self.loadable.values()
+            if s.source != "builtin" and s.files
+        ]
 
     def _activates(self, skill: Skill, env: Mapping[str, str]) -> bool:
         match skill.manifest.activation:
@@ -120,6 +147,12 @@ class SkillRegistry:
             notes.append(f"Not available in this session: {', '.join(missing)}.")
         if skill.files:
             notes.append("Files (read with skill_read): " + ", ".join(skill.files))
+        if self.shell_paths and skill.source != "builtin" and skill.flags.scripts:
+            folder = Path(skill.location).parent
+            notes.append(
+                f"shell_exec can read and run (not change) this skill's folder at {folder}: "
+                f"run a script by its full path, e.g. {folder / skill.flags.scripts[0]}."
+            )
         return "\n\n".join([f"# Skill: {skill.name}", text, *notes])
 
     def read(self, name: str, path: str) -> str:
