@@ -42,30 +42,30 @@ DEFAULT_BASE_URLS = {
 }
 
 
-def _openai_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+def _openai_codec(name: str, official: bool, entry: ProviderEntry, images: bool) -> WireCodec:
     field: Literal["max_completion_tokens", "max_tokens"] = (
         "max_completion_tokens" if official else "max_tokens"
     )
     dialect = entry.schema_dialect or ("full" if official else "compact")
     profile = openai_wire.OpenAIChatProfile(
-        name=name, max_tokens_field=field, schema_dialect=dialect
+        name=name, max_tokens_field=field, schema_dialect=dialect, tool_images=images
     )
     return openai_chat.codec(profile)
 
 
-def _anthropic_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
-    return anthropic.codec(anthropic_wire.AnthropicProfile(name=name))
+def _anthropic_codec(name: str, official: bool, entry: ProviderEntry, images: bool) -> WireCodec:
+    return anthropic.codec(anthropic_wire.AnthropicProfile(name=name, tool_images=images))
 
 
-def _gemini_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
-    return gemini.codec(gemini_wire.GeminiProfile(name=name))
+def _gemini_codec(name: str, official: bool, entry: ProviderEntry, images: bool) -> WireCodec:
+    return gemini.codec(gemini_wire.GeminiProfile(name=name, tool_images=images))
 
 
-def _responses_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
-    return responses.codec(responses_wire.ResponsesProfile(name=name))
+def _responses_codec(name: str, official: bool, entry: ProviderEntry, images: bool) -> WireCodec:
+    return responses.codec(responses_wire.ResponsesProfile(name=name, tool_images=images))
 
 
-_CODECS: dict[str, Callable[[str, bool, ProviderEntry], WireCodec]] = {
+_CODECS: dict[str, Callable[[str, bool, ProviderEntry, bool], WireCodec]] = {
     "openai": _openai_codec,
     "anthropic": _anthropic_codec,
     "gemini": _gemini_codec,
@@ -149,7 +149,9 @@ def build_provider(
         timeout=entry.timeout_secs or DEFAULT_TIMEOUT_SECS,
     )
     official = base_url.rstrip("/").startswith(default_base)
-    codec = _CODECS[entry.provider_type](name, official, entry)
+    # a tool result's images (an MCP server's) go to a model whose catalog entry reads images
+    images = "image" in caps.input_modalities
+    codec = _CODECS[entry.provider_type](name, official, entry, images)
     ask_server = (
         entry.provider_type == "openai"
         and not known
