@@ -14,9 +14,10 @@ from oxydra.tools.skills._discovery import (
 )
 from oxydra.tools.skills._manifest import Manifest, SkillError, parse_manifest
 from oxydra.tools.skills._registry import INDEX_BUDGET, SkillRegistry
-from oxydra.tools.skills._tools import skill_tools, write_draft
+from oxydra.tools.skills._tools import APPROVAL, offer_approval, skill_tools, write_draft
 
 __all__ = [
+    "APPROVAL",
     "Flags",
     "INDEX_BUDGET",
     "Manifest",
@@ -28,6 +29,7 @@ __all__ = [
     "discover",
     "in_force",
     "load_skill",
+    "offer_approval",
     "parse_manifest",
     "read_approvals",
     "skill_sources",
