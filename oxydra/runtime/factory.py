@@ -37,7 +37,16 @@ from oxydra.tools import (
     select_file_backend,
     user_profile_tool,
 )
-from oxydra.tools.skills import SkillRegistry, Source, discover, skill_sources, skill_tools
+from oxydra.tools.skills import (
+    ShellView,
+    SkillRegistry,
+    Source,
+    discover,
+    local_view,
+    sidecar_view,
+    skill_sources,
+    skill_tools,
+)
 
 SKILL_TOOLS = ("skill_create", "skill_load", "skill_read", "skill_update")
 _audit = logging.getLogger("oxydra.audit")
@@ -118,7 +127,8 @@ def build_agent(
         config, [*tools, *(extra_tools or [])], environ=env, workspace=workspace
     )
     sources = skill_dirs if skill_dirs is not None else skill_sources(workspace)
-    skills = _add_skills(registry, workspace, env, sources, shell=local)
+    view = local_view if local is not None else sidecar_view if shell is not None else None
+    skills = _add_skills(registry, workspace, env, sources, shell=local, view=view)
     registry.register(user_profile_tool(workspace / ".oxydra" / "USER.md"))
     backend = select_file_backend(jail, config.tools.isolation)
     shell_on = shell_available and "shell_exec" in registry
@@ -170,9 +180,10 @@ def _add_skills(
     sources: list[Source],
     *,
     shell: LocalShellSession | None,
+    view: ShellView | None,
 ) -> SkillRegistry:
     """Discover the skills and register the skill tools."""
-    skills = SkillRegistry([], shell_paths=shell is not None)
+    skills = SkillRegistry([], shell_view=view if "shell_exec" in registry else None)
     _refresh_skills(skills, registry, workspace, env, sources, shell=shell)
     registry.register_all(skill_tools(skills, workspace / "skills"))
     return skills
