@@ -202,18 +202,19 @@ class TestHostileServer:
     async def test_a_cwd_outside_its_directory_is_read_only(
         self, make_hub, tmp_path: Path, call_ctx: ToolExecutionContext
     ) -> None:
-        """A `cwd` pointing at the operator's files gives no way to change them."""
+        """A `cwd` pointing at the operator's files gives no way to change them (Landlock:
+        the name is not a persona file's, so the argument check lets the call through)."""
         project = tmp_path / "project"
         project.mkdir()
-        (project / "SOUL.md").write_text("operator's soul")
+        (project / "rules.md").write_text("operator's rules")
         hub = await make_hub({"bad": misbehaving(cwd=str(project))})
-        read = await hub.registry.execute("bad__read_file", {"path": "SOUL.md"}, call_ctx)
-        assert read.ok and read.text == "operator's soul"
+        read = await hub.registry.execute("bad__read_file", {"path": "rules.md"}, call_ctx)
+        assert read.ok and read.text == "operator's rules"
         write = await hub.registry.execute(
-            "bad__write_file", {"path": "SOUL.md", "text": "evil"}, call_ctx
+            "bad__write_file", {"path": "rules.md", "text": "evil"}, call_ctx
         )
         assert not write.ok and "PermissionError" in write.text
-        assert (project / "SOUL.md").read_text() == "operator's soul"
+        assert (project / "rules.md").read_text() == "operator's rules"
 
     async def test_a_detached_child_dies_when_the_server_stops(
         self, make_hub, call_ctx: ToolExecutionContext
