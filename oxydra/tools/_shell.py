@@ -10,7 +10,10 @@ stop (SIGTERM): it terminates the command, then kills every process the command 
 output pipe is held open and nothing outlives the call. The exit status is always reported.
 
 The shell policy (argv-level allow/deny) is applied by the tool before the session sees
-the command. It is a guard rail only: confinement comes from the sandbox.
+the command, and so is the persona check: a command line naming `SOUL.md`, `SYSTEM.md` or
+`USER.md` as a word is refused with the jail's error and audit record. Both are guard rails
+that say why and leave a trace; confinement comes from the sandbox (Landlock keeps the
+persona folders out of reach however a name is spelled).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Protocol
@@ -26,7 +30,7 @@ from typing import Annotated, Protocol
 import msgspec
 
 from oxydra.core.tiers import SafetyTier
-from oxydra.security import ShellPolicy
+from oxydra.security import ShellPolicy, refuse_persona_write
 from oxydra.security.confine import ShellSandbox, shell_environment
 from oxydra.tools._context import ToolExecutionContext
 from oxydra.tools._decorator import FunctionTool, tool
@@ -239,6 +243,20 @@ LOCAL_DESCRIPTION = (
 )
 
 
+# A persona file's name as a shell word: after a start, space, quote, slash, `=` or an operator,
+# and before an end, space, quote or operator. One pass, no backtracking (linear time).
+_PERSONA_WORD = re.compile(
+    r"""(?:^|(?<=[\s/'"=<>;|&(`]))((?i:soul|system|user)\.md)(?=$|[\s'"<>;|&)`])"""
+)
+
+
+def refuse_persona_names(command: str) -> None:
+    """Refuse (and audit) a command line that names a persona file (module docstring)."""
+    found = _PERSONA_WORD.search(command)
+    if found is not None:
+        refuse_persona_write(found.group(1), action="shell")
+
+
 def shell_exec_tool(
     session: ShellSession, policy: ShellPolicy, *, timeout_secs: float
 ) -> FunctionTool:
@@ -265,6 +283,7 @@ def shell_exec_tool(
         Args:
             command: A POSIX shell command line; pipes and && are allowed unless disabled.
         """
+        refuse_persona_names(command)
         policy.enforce(command)
         output = await session.run(command, timeout=timeout_secs)
         return format_output(output, timeout_secs)
