@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from oxydra import __version__
+from oxydra.security._landlock import landlock_abi
 from tests.support_once import once_per_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -449,3 +450,57 @@ def test_archive_stores_and_searches_memory_on_postgres_with_its_bundled_driver(
     found, driver = out.stdout.splitlines()
     assert found == "postgres the boat is blue"
     assert driver.startswith(str(pyz)) or str(tmp_path / ".cache") in driver
+
+
+MCP_PROBE = """
+import asyncio, json, os, sys
+from pathlib import Path
+from oxydra.config.schema import McpConfig, McpServerConfig
+from oxydra.security import Workspace
+from oxydra.tools import LocalFileBackend, ToolExecutionContext, ToolRegistry
+from oxydra.tools.mcp import McpHub
+
+async def main(home):
+    server = McpServerConfig(
+        command=sys.executable, args=[{server!r}], read_paths=[{servers!r}],
+        startup_timeout_secs=30.0,
+    )
+    environ = {{"PATH": os.environ["PATH"], "OPENAI_API_KEY": "sk-archive-secret"}}
+    os.environ["OPENAI_API_KEY"] = "sk-archive-secret"
+    hub = McpHub(McpConfig(servers={{"bad": server}}), ToolRegistry(), environ=environ,
+                 state_dir=home / "mcp")
+    await hub.start()
+    for sub in ("shared", "tmp", "vault"):
+        (home / "ws" / sub).mkdir(parents=True, exist_ok=True)
+    ctx = ToolExecutionContext(user_id="u", session_id="s",
+                               workspace=LocalFileBackend(Workspace.for_user(home / "ws")))
+    try:
+        probe = await hub.registry.execute("bad__probe", {{"pid": os.getpid()}}, ctx)
+        env = await hub.registry.execute("bad__env", {{}}, ctx)
+        print(json.dumps({{"status": hub.status()[0].confinement, "probe": json.loads(probe.text),
+                          "env": json.loads(env.text), "agent": os.getpid()}}))
+    finally:
+        await hub.stop()
+
+asyncio.run(main(Path(os.environ["HOME"])))
+"""
+
+
+@pytest.mark.skipif(landlock_abi()[0] <= 0, reason="this kernel has no Landlock")
+def test_archive_starts_an_mcp_server_through_the_shells_launcher(
+    pyz: Path, tmp_path: Path
+) -> None:
+    """From inside the zip the launcher still loads and confines: what a hostile server sees."""
+    servers = ROOT / "tests" / "tools" / "mcp" / "servers"
+    script = tmp_path / "probe.py"
+    script.write_text(
+        MCP_PROBE.format(server=str(servers / "misbehaving.py"), servers=str(servers))
+    )
+    out = _in_archive(pyz, tmp_path, f"exec(open({str(script)!r}).read())")
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["status"].startswith("landlock")
+    probe = seen["probe"]
+    assert probe["ppid"] != seen["agent"] and probe["no_new_privs"] == 1
+    assert probe["environ"].startswith("PermissionError")
+    assert "sk-archive-secret" not in json.dumps(seen["env"]) + json.dumps(probe)

@@ -40,7 +40,7 @@ DEFAULT_BASE_URLS = {
 }
 
 
-def _openai_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+def _openai_codec(name: str, official: bool, entry: ProviderEntry, images: bool) -> WireCodec:
     from oxydra.providers import openai_chat
     from oxydra.wire import openai_chat as openai_wire
 
@@ -49,33 +49,33 @@ def _openai_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
     )
     dialect = entry.schema_dialect or ("full" if official else "compact")
     profile = openai_wire.OpenAIChatProfile(
-        name=name, max_tokens_field=field, schema_dialect=dialect
+        name=name, max_tokens_field=field, schema_dialect=dialect, tool_images=images
     )
     return openai_chat.codec(profile)
 
 
-def _anthropic_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+def _anthropic_codec(name: str, official: bool, entry: ProviderEntry, images: bool) -> WireCodec:
     from oxydra.providers import anthropic
     from oxydra.wire import anthropic as anthropic_wire
 
-    return anthropic.codec(anthropic_wire.AnthropicProfile(name=name))
+    return anthropic.codec(anthropic_wire.AnthropicProfile(name=name, tool_images=images))
 
 
-def _gemini_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+def _gemini_codec(name: str, official: bool, entry: ProviderEntry, images: bool) -> WireCodec:
     from oxydra.providers import gemini
     from oxydra.wire import gemini as gemini_wire
 
-    return gemini.codec(gemini_wire.GeminiProfile(name=name))
+    return gemini.codec(gemini_wire.GeminiProfile(name=name, tool_images=images))
 
 
-def _responses_codec(name: str, official: bool, entry: ProviderEntry) -> WireCodec:
+def _responses_codec(name: str, official: bool, entry: ProviderEntry, images: bool) -> WireCodec:
     from oxydra.providers import responses
     from oxydra.wire import responses as responses_wire
 
-    return responses.codec(responses_wire.ResponsesProfile(name=name))
+    return responses.codec(responses_wire.ResponsesProfile(name=name, tool_images=images))
 
 
-_CODECS: dict[str, Callable[[str, bool, ProviderEntry], WireCodec]] = {
+_CODECS: dict[str, Callable[[str, bool, ProviderEntry, bool], WireCodec]] = {
     "openai": _openai_codec,
     "anthropic": _anthropic_codec,
     "gemini": _gemini_codec,
@@ -165,7 +165,9 @@ def build_provider(
         timeout=entry.timeout_secs or DEFAULT_TIMEOUT_SECS,
     )
     official = base_url.rstrip("/").startswith(default_base)
-    codec = _CODECS[entry.provider_type](name, official, entry)
+    # a tool result's images (an MCP server's) go to a model whose catalog entry reads images
+    images = "image" in caps.input_modalities
+    codec = _CODECS[entry.provider_type](name, official, entry, images)
     ask_server = (
         entry.provider_type == "openai"
         and not known

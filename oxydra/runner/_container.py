@@ -10,8 +10,9 @@ of the user's workspace directories only.
   host networking, as upstream, so the gateway it writes into its marker is reachable from
   the host and providers are reachable from it.
 - `shell-vm` runs `oxydra shell-daemon --socket /ipc/shell-daemon.sock`; it sees `shared`
-  at /shared, `tmp` at /tmp and only `ipc/shell/` at /ipc (not the gateway token, the
-  bootstrap file or the control socket, unlike upstream), and has no network at all.
+  at /shared, `tmp` at /tmp, only `ipc/shell/` at /ipc (not the gateway token, the
+  bootstrap file or the control socket, unlike upstream) and the user's skills read-only at
+  /skills (so a skill's scripts run, and no command changes them); it has no network at all.
 
 Logs (the seed's gap): each container's stdout and stderr are streamed from the Docker API
 (follow, with timestamps) into `<ws>/logs/<role>.<stream>.log` by one thread per stream.
@@ -42,6 +43,7 @@ from oxydra.runner._bootstrap import (
     write_bootstrap_file,
 )
 from oxydra.runner._guest import LaunchResult, open_log
+from oxydra.tools.skills import SIDECAR_SKILLS
 from oxydra.wire.envelope import SidecarEndpoint
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -164,10 +166,18 @@ def sidecar_container(spec: LaunchSpec) -> dict[str, Any]:
             str(ws.shared): {"bind": "/shared", "mode": "rw"},
             str(ws.tmp): {"bind": "/tmp", "mode": "rw"},
             str(shell_ipc(spec)): {"bind": "/ipc", "mode": "rw"},
+            str(managed_skills(spec)): {"bind": SIDECAR_SKILLS, "mode": "ro"},
         },
         "network_mode": "none",
         **_common(spec, "shell-vm"),
     }
+
+
+def managed_skills(spec: LaunchSpec) -> Path:
+    """`<ws>/skills/`: the user's skills, which the shell may run but never change."""
+    path = spec.workspace.root / "skills"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
 
 
 def shell_ipc(spec: LaunchSpec) -> Path:

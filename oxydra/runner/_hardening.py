@@ -14,6 +14,9 @@ What a confined guest may touch (everything else is denied, whatever its uid):
 - read: the few `/etc` files a Python process, TLS, DNS and `/bin/sh` need; the agent config
   files directly inside the config directories (not their subdirectories, which can hold
   other users' workspaces); CPU topology under `/sys/devices/system/cpu`;
+- read + execute, never write: the operator's skill sources (`skills/` of `/etc/oxydra`,
+  `~/.config/oxydra`, `~/.oxydra` and `./.oxydra`), so the guest finds those skills and a
+  skill's scripts can run;
 - `/dev/null` read-write; `/dev/zero`, `/dev/urandom`, `/dev/random` read;
 - nothing under `/proc`: another process's environment (API keys) stays unreadable.
 
@@ -157,6 +160,7 @@ def landlock_rules(
     etc += [environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if environ.get(k)]
     rules += [ll.PathRule(p, ll.READ_FILE | ll.READ_DIR) for p in etc]
     rules += [ll.PathRule(p, ll.READ_FILE) for p in config_files(home, cwd)]
+    rules += [ll.PathRule(p, ll.READ_ONLY) for p in skill_dirs(home, cwd)]
     rules += [ll.PathRule(p, ll.READ_FILE | ll.WRITE_FILE | ll.IOCTL_DEV) for p in _DEVICES_RW]
     rules += [ll.PathRule(p, ll.READ_FILE | ll.READ_DIR) for p in _DEVICES_RO]
     return rules
@@ -189,6 +193,12 @@ def config_files(home: Path, cwd: Path) -> list[str]:
             continue
         files += [e.path for e in entries if e.is_file(follow_symlinks=True)]
     return files
+
+
+def skill_dirs(home: Path, cwd: Path) -> list[str]:
+    """The operator's skill sources (tools.skills.skill_sources without the workspace)."""
+    dirs = [Path("/etc/oxydra"), *(home / d for d in _CONFIG_DIRS), cwd / ".oxydra"]
+    return [str(d / "skills") for d in dirs]
 
 
 def describe(plan: HardeningPlan) -> str:

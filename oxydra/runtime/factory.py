@@ -26,16 +26,27 @@ from oxydra.runtime.prompt import build_system_prompt
 from oxydra.runtime.registry_tools import RegistryExecutor
 from oxydra.security import Workspace
 from oxydra.tools import (
+    LocalShellSession,
     ScratchpadStore,
     ShellSession,
     Tool,
     ToolRegistry,
     default_registry,
     default_tools,
+    local_shell,
     select_file_backend,
     user_profile_tool,
 )
-from oxydra.tools.skills import SkillRegistry, Source, discover, skill_sources, skill_tools
+from oxydra.tools.skills import (
+    ShellView,
+    SkillRegistry,
+    Source,
+    discover,
+    local_view,
+    sidecar_view,
+    skill_sources,
+    skill_tools,
+)
 
 SKILL_TOOLS = ("skill_create", "skill_load", "skill_read", "skill_update")
 _audit = logging.getLogger("oxydra.audit")
@@ -90,7 +101,8 @@ def build_agent(
     `shell` runs `shell_exec` commands elsewhere (the shell daemon of a container guest);
     without it, and with `shell_available`, they run as local processes in the workspace.
     The persona is read as each session starts (so an operator's edit applies from the next
-    session), unless a fixed `persona` is given; skills are discovered now; `skill_dirs`
+    session), unless a fixed `persona` is given; skills are discovered again as each session
+    starts too, and a local shell may then read (never change) their folders; `skill_dirs`
     replaces the standard skill sources.
     """
     from oxydra.providers import build_reliable_provider
@@ -101,31 +113,37 @@ def build_agent(
     entry = config.providers.registry[config.selection.provider]
     namespace, model = catalog_provider_for(entry), config.selection.model
     jail = Workspace.for_user(workspace)
+    local = None
+    if shell is None and shell_available and config.tools.shell.enabled:
+        local = local_shell(config, jail, env)
     tools = default_tools(
         config,
         jail if shell_available else None,
         environ=env,
         scratchpad=scratchpad,
-        shell=shell if shell_available else None,
+        shell=(shell or local) if shell_available else None,
     )
     registry = default_registry(
         config, [*tools, *(extra_tools or [])], environ=env, workspace=workspace
     )
-    skills = _add_skills(registry, workspace, env, skill_dirs)
+    sources = skill_dirs if skill_dirs is not None else skill_sources(workspace)
+    view = local_view if local is not None else sidecar_view if shell is not None else None
+    skills = _add_skills(registry, workspace, env, sources, shell=local, view=view)
     registry.register(user_profile_tool(workspace / ".oxydra" / "USER.md"))
     backend = select_file_backend(jail, config.tools.isolation)
     shell_on = shell_available and "shell_exec" in registry
-    index = skills.index()
 
-    def prompt_with(found: Persona) -> str:
+    def prompt_with(found: Persona, index: str) -> str:
         return build_system_prompt(
             config, shell_available=shell_on, persona=found, skills_index=index
         )
 
     def session_prompt() -> str:
-        found = load_persona(workspace)
-        _audit_persona(found)
-        return prompt_with(found)
+        found = persona if persona is not None else load_persona(workspace)
+        if persona is None:
+            _audit_persona(found)
+        _refresh_skills(skills, registry, workspace, env, sources, shell=local)
+        return prompt_with(found, skills.index())
 
     runtime = AgentRuntime(
         provider=provider,
@@ -133,11 +151,11 @@ def build_agent(
         config=config.runtime,
         provider_id=config.selection.provider,
         model=model,
-        system_prompt=prompt_with(persona if persona is not None else Persona()),
+        system_prompt=prompt_with(persona if persona is not None else Persona(), skills.index()),
         store=store,
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
         retriever=retriever,
-        session_prompt=session_prompt if persona is None else None,
+        session_prompt=session_prompt,
     )
     if config.agents:
         _add_delegation(config, registry, runtime, env, catalog, http_client, namespace)
@@ -156,17 +174,41 @@ def _audit_persona(persona: Persona) -> None:
 
 
 def _add_skills(
-    registry: Any, workspace: Path, env: Mapping[str, str], sources: list[Source] | None
+    registry: ToolRegistry,
+    workspace: Path,
+    env: Mapping[str, str],
+    sources: list[Source],
+    *,
+    shell: LocalShellSession | None,
+    view: ShellView | None,
 ) -> SkillRegistry:
-    """Discover the session's skills and register the skill tools."""
-    found = discover(
-        sources if sources is not None else skill_sources(workspace), workspace=workspace
-    )
-    skills = SkillRegistry(found, tools=[*registry.names, *SKILL_TOOLS], environ=env)
+    """Discover the skills and register the skill tools."""
+    skills = SkillRegistry([], shell_view=view if "shell_exec" in registry else None)
+    _refresh_skills(skills, registry, workspace, env, sources, shell=shell)
     registry.register_all(skill_tools(skills, workspace / "skills"))
+    return skills
+
+
+def _refresh_skills(
+    skills: SkillRegistry,
+    registry: ToolRegistry,
+    workspace: Path,
+    env: Mapping[str, str],
+    sources: list[Source],
+    *,
+    shell: LocalShellSession | None,
+) -> None:
+    """Find the skills again (a session starts) and let the local shell read their folders.
+
+    `requires` is checked against the tools registered now, MCP tools that arrived since the
+    runtime was built included.
+    """
+    found = discover(sources, workspace=workspace)
+    skills.refresh(found, tools=[*registry.names, *SKILL_TOOLS], environ=env)
+    if shell is not None:
+        shell.set_read_only(skills.folders())
     loaded = {n: f"{s.sha256[:16]} {s.source}" for n, s in sorted(skills.loadable.items())}
     _audit.info("skills in force", extra={"oxy": {"audit": "skills_loaded", **loaded}})
-    return skills
 
 
 def _add_delegation(

@@ -7,8 +7,9 @@ which forks the shell and, in that child only, applies the sandbox before `execv
 scrubbed environment. Invariants:
 
 1. Files: Landlock allows read-write beneath `writable` (the workspace's `shared` and
-   `tmp`), read + execute on the system directories, read on a fixed list of `/etc`
-   entries, and the harmless devices. Nothing else: not `/proc` (no other process's
+   `tmp`), read + execute on the system directories and on `read_only` (the folders of the
+   skills in force; an MCP server's interpreter and `read_paths`), read on a fixed list of
+   `/etc` entries, and the harmless devices. Nothing else: not `/proc` (no other process's
    environment or memory), not `ipc/`, `.oxydra/`, the config and credential files, `$HOME`.
    Since Landlock ABI 6 the shell also cannot signal, or connect to abstract sockets of,
    processes outside its domain.
@@ -41,7 +42,7 @@ ETC_ENTRIES = (
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "ssl", "ca-certificates",
     "ca-certificates.conf", "pki", "crypto-policies", "resolv.conf", "hosts", "nsswitch.conf",
     "gai.conf", "host.conf", "localtime", "timezone", "passwd", "group", "services",
-    "protocols", "mime.types", "os-release", "alternatives",
+    "protocols", "mime.types", "os-release", "alternatives", "gitconfig",
 )  # fmt: skip
 DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full")
 DEVICES_RO = ("/dev/urandom", "/dev/random")
@@ -63,11 +64,13 @@ class ShellSandbox:
     Attributes:
         writable: directories the command may change (the workspace's shared and tmp).
         abi: the Landlock ABI in force; 0 means unconfined files (the operator opted in).
+        read_only: paths the command may read and execute but never change.
     """
 
     writable: tuple[str, ...]
     abi: int
     rlimits: tuple[tuple[int, int], ...] = DEFAULT_RLIMITS
+    read_only: tuple[str, ...] = ()
 
     @property
     def confined(self) -> bool:
@@ -79,7 +82,7 @@ class ShellSandbox:
         if not self.confined:
             return None
         rules = [(p, ll.READ_WRITE) for p in self.writable]
-        rules += [(p, ll.READ_ONLY) for p in SYSTEM_DIRS]
+        rules += [(p, ll.READ_ONLY) for p in dict.fromkeys((*SYSTEM_DIRS, *self.read_only))]
         rules += [(f"/etc/{name}", ll.READ_FILE | ll.READ_DIR) for name in ETC_ENTRIES]
         device_rw = ll.READ_FILE | ll.WRITE_FILE | ll.IOCTL_DEV | ll.TRUNCATE
         rules += [(p, device_rw) for p in DEVICES_RW]

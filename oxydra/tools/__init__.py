@@ -20,6 +20,7 @@ if _typing.TYPE_CHECKING:
         default_tools,
         egress_allowlist,
         known_secrets,
+        local_shell,
     )
     from oxydra.tools._files import FILE_TOOLS
     from oxydra.tools._html import html_to_text
@@ -86,6 +87,7 @@ __all__ = [
     "html_to_text",
     "inline_refs",
     "known_secrets",
+    "local_shell",
     "parse_docstring",
     "select_file_backend",
     "shell_exec_tool",
@@ -139,6 +141,7 @@ __getattr__ = _lazy_getattr(
         "html_to_text": "oxydra.tools._html",
         "inline_refs": "oxydra.tools.schema",
         "known_secrets": "oxydra.tools._defaults",
+        "local_shell": "oxydra.tools._defaults",
         "parse_docstring": "oxydra.tools.schema",
         "select_file_backend": "oxydra.tools._wasm_backend",
         "shell_exec_tool": "oxydra.tools._shell",

@@ -11,14 +11,19 @@ itself exits, stragglers are killed too, so no output pipe is held open and noth
 outlives the call. The exit status is always reported.
 
 The shell policy (argv-level allow/deny) is applied by the tool before the session sees
-the command. It is a guard rail only: confinement comes from the sandbox.
+the command, and so is the persona check: a command line naming `SOUL.md`, `SYSTEM.md` or
+`USER.md` as a word is refused with the jail's error and audit record. Both are guard rails
+that say why and leave a trace; confinement comes from the sandbox (Landlock keeps the
+persona folders out of reach however a name is spelled).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Protocol
 
@@ -26,6 +31,7 @@ import msgspec
 
 from oxydra.core.tiers import SafetyTier
 from oxydra.security.confine import ShellSandbox, shell_environment
+from oxydra.security.jail import refuse_persona_write
 from oxydra.tools._context import ToolExecutionContext
 from oxydra.tools._decorator import FunctionTool, tool
 
@@ -99,6 +105,11 @@ class LocalShellSession:
         self.kill_grace = kill_grace
         source = os.environ if environ is None else environ
         self.env = shell_environment(source, env_keys, home=cwd, tmp=tmp or cwd, secrets=secrets)
+
+    def set_read_only(self, paths: Iterable[str]) -> None:
+        """Let later commands read and run, never change, `paths` (the skills' folders)."""
+        found = tuple(dict.fromkeys(os.path.realpath(p) for p in paths))
+        self.sandbox = dataclasses.replace(self.sandbox, read_only=found)
 
     async def run(self, command: str, *, timeout: float) -> ShellOutput:
         """See `ShellSession.run`."""
@@ -228,6 +239,20 @@ def policy_on_first_use(rules: ShellRules) -> CommandPolicy:
     return _PolicyOnFirstUse(rules)
 
 
+# A persona file's name as a shell word: after a start, space, quote, slash, `=` or an operator,
+# and before an end, space, quote or operator. One pass, no backtracking (linear time).
+_PERSONA_WORD = re.compile(
+    r"""(?:^|(?<=[\s/'"=<>;|&(`]))((?i:soul|system|user)\.md)(?=$|[\s'"<>;|&)`])"""
+)
+
+
+def refuse_persona_names(command: str) -> None:
+    """Refuse (and audit) a command line that names a persona file (module docstring)."""
+    found = _PERSONA_WORD.search(command)
+    if found is not None:
+        refuse_persona_write(found.group(1), action="shell")
+
+
 def shell_exec_tool(
     session: ShellSession, policy: CommandPolicy, *, timeout_secs: float
 ) -> FunctionTool:
@@ -254,6 +279,7 @@ def shell_exec_tool(
         Args:
             command: A POSIX shell command line; pipes and && are allowed unless disabled.
         """
+        refuse_persona_names(command)
         policy.enforce(command)
         output = await session.run(command, timeout=timeout_secs)
         return format_output(output, timeout_secs)

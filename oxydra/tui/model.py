@@ -37,6 +37,8 @@ Role = Literal["user", "assistant", "system", "error"]
 MAX_INPUT_ROWS = 10
 MAX_HISTORY = 2000
 QUIT_WINDOW_SECS = 2.0
+SKILL_APPROVAL = "skill_approve"  # the approval a skill draft asks (tools.skills.APPROVAL)
+SKILL_BODY_SHOWN = 4000
 HELP = """\
 commands (answered here, not sent to the model):
   /new [name]     start a new session
@@ -247,7 +249,9 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
         case ApprovalRequest():
             state.approval = frame
             state.activity = f"approve {frame.tool_name}? [y/n]"
-            if frame.taint_sources:
+            if frame.tool_name == SKILL_APPROVAL:
+                state.add("system", _skill_approval(frame))
+            elif frame.taint_sources:
                 state.add(
                     "system",
                     f"approval needed: {frame.tool_name}({_compact(frame.arguments)})\n"
@@ -256,6 +260,23 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
                 )
         case _:
             pass
+
+
+def _skill_approval(frame: ApprovalRequest) -> str:
+    """What the operator approves: the draft itself (name, description, body, hash)."""
+    args = frame.arguments
+    body = str(args.get("body", ""))
+    if len(body) > SKILL_BODY_SHOWN:
+        body = body[:SKILL_BODY_SHOWN] + f"\n...[{len(body) - SKILL_BODY_SHOWN} more characters]"
+    lines = [
+        f"skill approval: {args.get('name')} — {args.get('description')}",
+        f"sha256 {str(args.get('sha256', ''))[:16]}; {frame.reason or ''}".rstrip("; "),
+        body,
+    ]
+    if frame.taint_sources:
+        lines.append(f"untrusted content in play: {', '.join(frame.taint_sources)}")
+    lines.append("[y] activates it from the next session, [n] leaves it an inactive draft")
+    return "\n".join(lines)
 
 
 def _compact(arguments: dict[str, object]) -> str:

@@ -245,6 +245,27 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+class MediaProfile(Protocol):
+    """What a provider profile says about media (every codec's profile has both)."""
+
+    @property
+    def media(self) -> frozenset[str]: ...
+
+    @property
+    def tool_images(self) -> bool: ...
+
+
+def tool_images(message: Message, profile: MediaProfile) -> list[MediaPart]:
+    """The images a tool result carries (an MCP server's), when the model takes images.
+
+    Empty otherwise: the tool's own text already names what was attached, so a model
+    without image input reads a note instead.
+    """
+    if message.role != "tool" or not profile.tool_images or "image" not in profile.media:
+        return []
+    return [p for p in message.media if media_kind(p.mime_type) == "image"]
+
+
 def media_kind(mime_type: str) -> str:
     """Our modality word for a MIME type: image, audio, video, pdf or document."""
     major = mime_type.split("/", 1)[0]

@@ -40,6 +40,7 @@ from oxydra.wire._common import (
     media_kind,
     stream_error,
     system_text,
+    tool_images,
     unsupported_media,
 )
 from oxydra.wire.sse import SSEEvent
@@ -67,12 +68,15 @@ class AnthropicProfile(msgspec.Struct, frozen=True, kw_only=True):
             4096 is accepted by every Claude model.
         thinking_budget: enables extended thinking with this token budget when set.
         media: attachment kinds accepted (image, pdf).
+        tool_images: the model reads images, so a tool result's images are sent (else only
+            its text, which names them).
     """
 
     name: str = "anthropic"
     default_max_tokens: int = 4096
     thinking_budget: int | None = None
     media: frozenset[str] = frozenset({"image", "pdf"})
+    tool_images: bool = True
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -151,8 +155,8 @@ def _blocks(message: Message, profile: AnthropicProfile) -> list[dict[str, Any]]
 def _tool_content(message: Message, profile: AnthropicProfile) -> str | list[dict[str, Any]]:
     """A tool result's text, plus its images when the model takes images (else text only:
     the tool's own text already names what was left out)."""
-    images = [p for p in message.media if media_kind(p.mime_type) == "image"]
-    if not images or "image" not in profile.media:
+    images = tool_images(message, profile)
+    if not images:
         return message.text
     return [{"type": "text", "text": message.text}, *(_media_block(p, profile) for p in images)]
 

@@ -4,6 +4,9 @@ Request: `contents` of `user`/`model` turns made of parts (`text`, `inlineData`,
 `functionCall`, `functionResponse`), the system text in `systemInstruction`, tools as one
 `functionDeclarations` list with schemas cut down to Gemini's OpenAPI subset. Tool results are
 `functionResponse` parts naming the function, so the name is looked up from the earlier call.
+Images a tool result carries (an MCP server's) follow the function responses of that turn as
+`inlineData` parts, after all of them: a text part names the call, then its images (a shape
+every Gemini generation takes, unlike the nested `functionResponse.parts` of Gemini 3 only).
 
 Gemini's ids for function calls are optional; we keep theirs when sent and otherwise make our
 own (sent back only when they came from Gemini). A `thoughtSignature` on a function-call part
@@ -40,6 +43,7 @@ from oxydra.wire._common import (
     parse_error_body,
     stream_error,
     system_text,
+    tool_images,
     tool_output_object,
     unsupported_media,
 )
@@ -63,11 +67,14 @@ class GeminiProfile(msgspec.Struct, frozen=True, kw_only=True):
         name: the registry entry, for error messages.
         include_thoughts: ask for thought summaries (streamed as reasoning).
         media: attachment kinds accepted.
+        tool_images: the model reads images, so a tool result's images are sent (else only
+            its text, which names them).
     """
 
     name: str = "gemini"
     include_thoughts: bool = False
     media: frozenset[str] = frozenset({"image", "audio", "video", "pdf", "document"})
+    tool_images: bool = True
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -113,6 +120,7 @@ def build_request(context: Context, profile: GeminiProfile, *, stream: bool) -> 
 def _contents(messages: tuple[Message, ...], profile: GeminiProfile) -> list[dict[str, Any]]:
     names: dict[str, ToolCall] = {}
     contents: list[dict[str, Any]] = []
+    trailing: list[dict[str, Any]] = []  # tool-result images, after the turn's responses
     for message in messages:
         if message.role == "system":
             continue
@@ -124,7 +132,13 @@ def _contents(messages: tuple[Message, ...], profile: GeminiProfile) -> list[dic
         if contents and contents[-1]["role"] == role:
             contents[-1]["parts"].extend(parts)
         else:
+            if trailing:
+                contents[-1]["parts"].extend(trailing)
+                trailing = []
             contents.append({"role": role, "parts": parts})
+        trailing += _tool_image_parts(message, parts, profile)
+    if trailing:
+        contents[-1]["parts"].extend(trailing)
     return contents
 
 
@@ -142,6 +156,19 @@ def _parts(message: Message, calls: dict[str, ToolCall], profile: GeminiProfile)
         if signature:
             parts[-1]["thoughtSignature"] = signature
     return parts
+
+
+def _tool_image_parts(
+    message: Message, parts: list[dict[str, Any]], profile: GeminiProfile
+) -> list[dict[str, Any]]:
+    """A tool result's images as a label and `inlineData` parts ([] for anything else)."""
+    images = tool_images(message, profile)
+    if not images:
+        return []
+    name = parts[0]["functionResponse"]["name"]
+    label = {"text": f"Images returned by {name} (call {message.tool_call_id}):"}
+    inline = [{"inlineData": {"mimeType": p.mime_type, "data": b64(p.data)}} for p in images]
+    return [label, *inline]
 
 
 def _function_call(call: ToolCall) -> dict[str, Any]:

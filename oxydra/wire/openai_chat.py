@@ -5,6 +5,11 @@ arguments as a JSON string; tools as `{"type": "function", "function": {...}}`. 
 `stream_options.include_usage` so the last chunk (with empty `choices`) carries usage, and end
 with `data: [DONE]`. Compatible servers (vLLM, Ollama, OpenRouter, DeepSeek) stream reasoning
 in `delta.reasoning` or `delta.reasoning_content`; both are read.
+
+A `tool` message's content is text only in this API, so the images a tool result carries
+(an MCP server's) follow the run of tool messages as one `user` message: a text part naming
+each call, then its `image_url` parts. After the last tool message, never between two: every
+tool call must be answered before anything else is said.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from oxydra.wire._common import (
     media_kind,
     parse_error_body,
     stream_error,
+    tool_images,
     unsupported_media,
 )
 from oxydra.wire._schema import compact_schema, strict_schema
@@ -58,6 +64,8 @@ class OpenAIChatProfile(msgspec.Struct, frozen=True, kw_only=True):
         strict_tools: send tools in strict mode (closed schemas, `strict: true`).
         include_usage: ask for the usage chunk at the end of a stream.
         media: attachment kinds the deployment accepts (image, audio, pdf).
+        tool_images: the model reads images, so a tool result's images are sent (else only
+            its text, which names them).
         schema_dialect: `full` JSON Schema for tools, or `compact` (no validation keywords)
             for servers whose grammar builders cannot take them.
     """
@@ -67,6 +75,7 @@ class OpenAIChatProfile(msgspec.Struct, frozen=True, kw_only=True):
     strict_tools: bool = False
     include_usage: bool = True
     media: frozenset[str] = frozenset({"image", "audio", "pdf"})
+    tool_images: bool = True
     schema_dialect: Literal["full", "compact"] = "full"
 
 
@@ -79,7 +88,7 @@ def build_request(context: Context, profile: OpenAIChatProfile, *, stream: bool)
     """The Chat Completions request for `context`."""
     body: dict[str, Any] = {
         "model": context.model,
-        "messages": [_message(m, profile) for m in context.messages],
+        "messages": _messages(context.messages, profile),
     }
     if context.tools:
         body["tools"] = [_tool(t.name, t.description, t.parameters, profile) for t in context.tools]
@@ -103,6 +112,23 @@ def _tool(name: str, description: str, schema: dict[str, Any], profile: OpenAICh
         function["parameters"] = strict_schema(schema)
         function["strict"] = True
     return {"type": "function", "function": function}
+
+
+def _messages(messages: tuple[Message, ...], profile: OpenAIChatProfile) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []  # images of the current run of tool messages
+    for message in messages:
+        if pending and message.role != "tool":
+            out.append({"role": "user", "content": pending})
+            pending = []
+        out.append(_message(message, profile))
+        if images := tool_images(message, profile):
+            label = f"Images returned by tool call {message.tool_call_id} ({message.name}):"
+            pending.append({"type": "text", "text": label})
+            pending += [{"type": "image_url", "image_url": {"url": data_uri(p)}} for p in images]
+    if pending:
+        out.append({"role": "user", "content": pending})
+    return out
 
 
 def _message(message: Message, profile: OpenAIChatProfile) -> dict[str, Any]:

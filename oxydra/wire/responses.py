@@ -3,7 +3,8 @@
 Request: typed `input` items (`message` with `input_text`/`input_image`/`input_file` or
 `output_text` parts, `function_call`, `function_call_output`), system text in `instructions`
 (sent on every request: the API does not carry instructions over a `previous_response_id`),
-tools flat as `{"type": "function", "name", "description", "parameters"}`.
+tools flat as `{"type": "function", "name", "description", "parameters"}`. A tool result with
+images (an MCP server's) sends its `output` as a list: `input_text`, then `input_image` items.
 
 Chaining: with `previous_response_id` the server already holds the conversation up to that
 response, so only the messages after it (`start`) are sent. The driver decides when a chain is
@@ -40,6 +41,7 @@ from oxydra.wire._common import (
     media_kind,
     stream_error,
     system_text,
+    tool_images,
     unsupported_media,
 )
 from oxydra.wire._schema import strict_schema
@@ -62,12 +64,15 @@ class ResponsesProfile(msgspec.Struct, frozen=True, kw_only=True):
         store: ask the server to keep responses (required for `previous_response_id`).
         strict_tools: send tools in strict mode.
         media: attachment kinds accepted (image, pdf).
+        tool_images: the model reads images, so a tool result's images are sent (else only
+            its text, which names them).
     """
 
     name: str = "openai_responses"
     store: bool = True
     strict_tools: bool = False
     media: frozenset[str] = frozenset({"image", "pdf"})
+    tool_images: bool = True
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -124,12 +129,21 @@ def _items(message: Message, profile: ResponsesProfile) -> list[dict[str, Any]]:
             return []
         case "tool":
             output = {"type": "function_call_output", "call_id": message.tool_call_id}
-            return [{**output, "output": message.text}]
+            return [{**output, "output": _tool_output(message, profile)}]
         case "assistant":
             items = [_assistant_text(message.text)] if message.text else []
             return items + [_function_call(c) for c in message.tool_calls]
         case _:
             return [{"type": "message", "role": "user", "content": _user_parts(message, profile)}]
+
+
+def _tool_output(message: Message, profile: ResponsesProfile) -> str | list[dict[str, Any]]:
+    """A function's output: its text, or its text and images as input items."""
+    images = tool_images(message, profile)
+    if not images:
+        return message.text
+    parts: list[dict[str, Any]] = [{"type": "input_text", "text": message.text}]
+    return parts + [{"type": "input_image", "image_url": data_uri(p)} for p in images]
 
 
 def _assistant_text(text: str) -> dict[str, Any]:

@@ -187,17 +187,37 @@ async def test_an_image_result_reaches_a_model_that_takes_images(tmp_path: Path)
     assert "image/png image from MCP server pics" in result["content"][0]["text"]
 
 
-async def test_a_model_without_images_in_tool_results_gets_the_note(tmp_path: Path) -> None:
+async def test_an_openai_chat_model_gets_the_image_after_the_tool_message(tmp_path: Path) -> None:
+    """Chat Completions takes no image in a `tool` message: a `user` message carries it."""
     _image_config(tmp_path)
-    script = [Reply(tool_calls=[Call(name="pics__image", arguments={})]), Reply(text="Noted.")]
+    script = [Reply(tool_calls=[Call(name="pics__image", arguments={})]), Reply(text="A PNG.")]
     async with FakeLLM(script) as llm:
         cmd = [sys.executable, "-m", "oxydra", "ask", "show me", *_sets(llm.base_url)]
         code, _, err = await _run(cmd, tmp_path)
         second = llm.requests[1].json()
     assert code == 0, err
-    tool_message = next(m for m in second["messages"] if m["role"] == "tool")
+    roles = [m["role"] for m in second["messages"]]
+    assert roles[-2:] == ["tool", "user"]
+    tool_message, images = second["messages"][-2:]
+    assert "image/png image from MCP server pics" in tool_message["content"]
+    assert [p["type"] for p in images["content"]] == ["text", "image_url"]
+    assert images["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_a_model_that_reads_no_images_gets_the_note(tmp_path: Path) -> None:
+    _image_config(tmp_path)
+    script = [Reply(tool_calls=[Call(name="pics__image", arguments={})]), Reply(text="Noted.")]
+    async with FakeLLM(script) as llm:
+        text_only = ["--set", "selection.model=gpt-3.5-turbo"]
+        cmd = [sys.executable, "-m", "oxydra", "ask", "show me", *_sets(llm.base_url), *text_only]
+        code, _, err = await _run(cmd, tmp_path)
+        second = llm.requests[1].json()
+    assert code == 0, err
+    assert second["messages"][-1]["role"] == "tool"
+    tool_message = second["messages"][-1]
     assert isinstance(tool_message["content"], str)
     assert "image/png image from MCP server pics" in tool_message["content"]
+    assert "image_url" not in str(second)
 
 
 async def test_mcp_serve_stops_a_turn_the_client_cancels(tmp_path: Path) -> None:

@@ -97,7 +97,12 @@ class TestLaunch:
         )
         sidecar = engine.created[SIDECAR]["HostConfig"]["Binds"]
         assert sorted(sidecar) == sorted(
-            [f"{ws.shared}:/shared:rw", f"{ws.tmp}:/tmp:rw", f"{ws.ipc}/shell:/ipc:rw"]
+            [
+                f"{ws.shared}:/shared:rw",
+                f"{ws.tmp}:/tmp:rw",
+                f"{ws.ipc}/shell:/ipc:rw",
+                f"{ws.root}/skills:/skills:ro",  # a skill's scripts run, never change
+            ]
         )
         for binds in (runtime, sidecar):
             assert not any("docker.sock" in b for b in binds)

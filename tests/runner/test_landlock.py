@@ -52,10 +52,10 @@ open(inside + ".report", "w").write(json.dumps(report))
 
 
 def run_confined(
-    workspace: UserWorkspace, outside: Path, resources: Resources
+    workspace: UserWorkspace, outside: Path, resources: Resources, home: Path | None = None
 ) -> dict[str, object]:
     plan = plan_hardening(
-        workspace, resources, environ=os.environ, home=Path.home(), cwd=workspace.root
+        workspace, resources, environ=os.environ, home=home or Path.home(), cwd=workspace.root
     )
     inside = workspace.shared / "inside.txt"
     inside.write_text("mine\n")
@@ -114,6 +114,15 @@ class TestConfinement:
         alice = provision(tmp_path / "ws" / "alice")
         report = run_confined(alice, bob.shared / "diary.txt", Resources())
         assert report["read_outside"] == "Permission denied"
+
+    def test_the_operators_skills_are_readable_and_never_writable(self, tmp_path: Path) -> None:
+        home = tmp_path / "home"
+        skill = home / ".oxydra" / "skills" / "greeter" / "SKILL.md"
+        skill.parent.mkdir(parents=True)
+        skill.write_text("---\nname: greeter\ndescription: Greets.\n---\nHi.\n")
+        report = run_confined(provision(tmp_path / "ws" / "alice"), skill, Resources(), home)
+        assert report["read_outside"] == "ok" and report["list_outside"] == "ok"
+        assert report["write_outside"] == "Permission denied"
 
 
 class TestDegradation:

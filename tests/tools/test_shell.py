@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 
@@ -129,6 +130,39 @@ class TestShellExecTool:
         (tmp_path / "keep").write_text("x")
         result = await reg.execute("shell_exec", {"command": "ls && rm keep"}, ctx)
         assert result.error_kind == "policy" and (tmp_path / "keep").exists()
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            "echo evil > SOUL.md",
+            "cp notes.md ../.oxydra/USER.md",
+            "sed -i 's/a/b/' /etc/oxydra/System.md",
+            "mv x 'soul.md'",
+            "ln -s x.md SYSTEM.md && echo done",
+        ],
+    )
+    async def test_a_command_naming_a_persona_file_is_refused_and_audited(
+        self,
+        session: LocalShellSession,
+        ctx: ToolExecutionContext,
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+        command: str,
+    ) -> None:
+        with caplog.at_level(logging.WARNING, logger="oxydra.audit"):
+            result = await self.registry(session).execute("shell_exec", {"command": command}, ctx)
+        assert result.error_kind == "policy", result.text
+        assert "operator-owned persona file" in result.text
+        [record] = [r for r in caplog.records if r.getMessage() == "persona change refused"]
+        assert record.oxy["action"] == "shell"  # type: ignore[attr-defined]
+        assert not any(p.name.lower().endswith(".md") for p in tmp_path.iterdir())
+
+    @pytest.mark.parametrize("command", ["cat mysoul.md", "echo SOUL.mdx", "ls user.markdown"])
+    async def test_other_names_pass_the_persona_check(
+        self, session: LocalShellSession, ctx: ToolExecutionContext, command: str
+    ) -> None:
+        result = await self.registry(session).execute("shell_exec", {"command": command}, ctx)
+        assert result.error_kind != "policy", result.text
 
     async def test_user_cancel_reaches_the_subprocess(
         self, session: LocalShellSession, ctx: ToolExecutionContext, tmp_path: Path

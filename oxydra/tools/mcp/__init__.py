@@ -9,7 +9,7 @@ from oxydra.tools.mcp._adapter import SEARCH_TOOL, FindTools, McpTool, render_re
 from oxydra.tools.mcp._client import McpClient, McpError
 from oxydra.tools.mcp._hub import McpHub, ServerStatus
 from oxydra.tools.mcp._import import import_mcp_servers
-from oxydra.tools.mcp._launch import LaunchSpec, landlock_rules, server_environment, spawn
+from oxydra.tools.mcp._launch import LaunchSpec, server_environment, server_sandbox, spawn
 from oxydra.tools.mcp._names import sanitize, server_prefix, tool_name
 from oxydra.tools.mcp._schema import checked_schema
 from oxydra.tools.mcp._server import McpServer, ServerState, is_reference, resolve_refs
@@ -28,12 +28,12 @@ __all__ = [
     "checked_schema",
     "import_mcp_servers",
     "is_reference",
-    "landlock_rules",
     "render_result",
     "resolve_refs",
     "sanitize",
     "server_environment",
     "server_prefix",
+    "server_sandbox",
     "spawn",
     "tool_name",
 ]

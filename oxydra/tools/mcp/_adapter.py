@@ -10,11 +10,15 @@ timeout, scrubbing, truncation, parallelism by tier). What is MCP-specific happe
   `untrusted = "mcp <server>"`, the taint tracking's spelling) say so, and the text is cut
   to a few times the registry's output limit before it is scrubbed (the registry cuts it to
   the limit after);
+- a call that may write (not read-only by tier, and not hinted read-only by the server) and
+  names a persona file (`SOUL.md`, `SYSTEM.md`, `USER.md`) in any string argument is refused
+  before it reaches the server, with the jail's error and audit record. The boundary is the
+  server's Landlock domain, which never holds a persona file writable; this is the layer that
+  tells the model why and leaves a trace;
 - `isError` results and JSON-RPC errors become `ToolError`s the model reads; images (at most
-  `MAX_IMAGES`, 5 MiB each) ride along as media, which a provider that takes images in tool
-  results shows the model (Anthropic here); the text always names them, so a model that
-  cannot see them knows they exist; structured content is shown as JSON when the server sent
-  no text.
+  `MAX_IMAGES`, 5 MiB each) ride along as media, which a provider whose model reads images
+  shows it; the text always names them, so a model that cannot see them knows they exist;
+  structured content is shown as JSON when the server sent no text.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import msgspec
 from oxydra.core.errors import ToolError
 from oxydra.core.messages import FunctionDecl, MediaPart
 from oxydra.core.tiers import SafetyTier
+from oxydra.security import refuse_persona_write
 from oxydra.tools._context import ToolExecutionContext
 from oxydra.tools._protocol import ToolOutput
 from oxydra.tools.mcp._server import McpServer
@@ -87,8 +92,24 @@ class McpTool:
 
     async def execute(self, args: Mapping[str, Any], ctx: ToolExecutionContext) -> ToolOutput:
         """Call the tool on its server and render the result."""
+        if self._tier != SafetyTier.READ_ONLY and not self.info.annotations.read_only_hint:
+            for value in _strings(args):
+                refuse_persona_write(value, action=f"mcp {self._name}")
         result = await self.server.call_tool(self.info.name, dict(args))
         return render_result(result, self.server.name, self._cut)
+
+
+def _strings(value: Any, depth: int = 0) -> list[str]:
+    """Every string in a call's arguments (bounded depth: schemas are depth-checked too)."""
+    if isinstance(value, str):
+        return [value]
+    if depth > 16:
+        return []
+    if isinstance(value, Mapping):
+        return [s for item in value.values() for s in _strings(item, depth + 1)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item, depth + 1)]
+    return []
 
 
 def render_result(result: dict[str, Any], server: str, cut: int) -> ToolOutput:

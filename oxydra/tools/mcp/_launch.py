@@ -1,18 +1,24 @@
-"""Starting a stdio MCP server confined: its own directory, a scrubbed environment, Landlock.
+"""Starting a stdio MCP server exactly as a shell command starts: through the same launcher.
 
-A stdio server is a program someone else wrote, run with our uid. Like `shell_exec`'s
-commands it gets its own session (process group), stdin/stdout pipes, and an environment
-holding only `PATH`, `LANG`, `LC_ALL`, `TZ`, `HOME` (= its directory) and the variables its
-config gives it — never the agent's provider keys or gateway token. On top of that, between
-fork and exec (`preexec_fn`, syscalls only):
+A stdio server is a program someone else wrote, run with our uid. It is started by the
+confinement intermediate of `security/confine.py` — the one every `shell_exec` command goes
+through — so it gets everything a command gets, from one implementation:
 
-1. `prctl(PR_SET_NO_NEW_PRIVS)`: no setuid escalation, and the precondition of Landlock;
-2. `RLIMIT_CORE` 0: a crash leaves no core file holding what the server had in memory;
-3. Landlock (`oxydra.security._landlock`): read-write only beneath the server's directory,
-   read + execute on the system and interpreter paths and the server's own install
-   directory, read on the few `/etc` files processes need, and on `read_paths` it was given.
-   Since ABI 6 it also cannot signal processes outside its domain (the agent).
+1. its own session, and an intermediate between it and the agent: `/proc/$PPID` is not the
+   agent, and the intermediate is a child subreaper that dies with the agent, so whatever
+   the server forks (`setsid` helpers included) is killed when it stops;
+2. `no_new_privs`, the capability bounding set emptied (as root), rlimits (no core file,
+   bounded open files and file size);
+3. Landlock: read-write only beneath the server's directory; read + execute on the system
+   directories, the interpreter and the command's install directory, `cwd` when it lies
+   outside the directory, and `read_paths`; read on the few `/etc` files processes need.
+   Since ABI 6 it also cannot signal processes outside its domain (the agent);
+4. an environment holding only `PATH`, `LANG`, `LC_ALL`, `TZ`, `HOME` and `TMPDIR` (in its
+   directory) and the variables its config gives it — never a provider key or the gateway
+   token.
 
+The launcher runs `sh -c 'exec <command>'`: the shell replaces itself with the server, so
+the server is the intermediate's only child, with its stdin and stdout the pipes we hold.
 Without Landlock in the kernel a server is not started unless the operator allowed
 unconfined servers by name (`[mcp] allow_unconfined`), and `mcp list` says so.
 """
@@ -20,32 +26,22 @@ unconfined servers by name (`[mcp] allow_unconfined`), and `mcp list` says so.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
-import resource
+import shlex
 import shutil
 import sys
 import sysconfig
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from oxydra.core.errors import PolicyError, ToolError
 from oxydra.security import _landlock as ll
+from oxydra.security.confine import ShellSandbox
 
-PR_SET_NO_NEW_PRIVS = 38
-# What any confined process needs to start (the runner's guest list, plus git's config file).
-SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
-ETC_FILES = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "ssl", "ca-certificates",
-    "ca-certificates.conf", "pki", "crypto-policies", "resolv.conf", "hosts", "nsswitch.conf",
-    "gai.conf", "host.conf", "localtime", "timezone", "passwd", "group", "services",
-    "protocols", "mime.types", "os-release", "alternatives", "gitconfig",
-)  # fmt: skip
-DEVICES_RW = ("/dev/null",)
-DEVICES_RO = ("/dev/zero", "/dev/urandom", "/dev/random")
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
-_libc = ctypes.CDLL(None, use_errno=True)
+_SHELL = "/bin/sh"
+_STDOUT_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,21 +90,24 @@ def resolve_command(command: str, path: str) -> str:
     return os.path.abspath(found)
 
 
-def landlock_rules(spec: LaunchSpec, executable: str) -> list[ll.PathRule]:
-    """The allow-list of the module docstring."""
-    rules = [ll.PathRule(str(spec.directory), ll.READ_WRITE)]
-    if spec.cwd is not None and spec.cwd != spec.directory:
-        rules.append(ll.PathRule(str(spec.cwd), ll.READ_WRITE))
-    install = _install_dirs(executable)
+def server_sandbox(spec: LaunchSpec, executable: str, abi: int) -> ShellSandbox:
+    """The shell's sandbox, with the server's directory writable and its runtime readable.
+
+    `cwd` is writable only when it lies beneath the server's directory: a `cwd` elsewhere (a
+    project, the workspace) is read-only, so no configuration can hand a server the
+    operator's persona or config files to change.
+    """
+    directory = os.path.realpath(spec.directory)
+    writable = [directory]
     names = ("stdlib", "platstdlib", "purelib", "platlib")
-    runtime = [*SYSTEM_DIRS, sys.prefix, sys.base_prefix, *install]
+    runtime = [sys.prefix, sys.base_prefix, *_install_dirs(executable)]
     runtime += [p for p in (sysconfig.get_path(n) for n in names) if p]
-    rules += [ll.PathRule(p, ll.READ_ONLY) for p in dict.fromkeys(runtime)]
-    etc = [f"/etc/{name}" for name in ETC_FILES]
-    rules += [ll.PathRule(p, ll.READ_FILE | ll.READ_DIR) for p in [*etc, *spec.read_paths]]
-    rules += [ll.PathRule(p, ll.READ_FILE | ll.WRITE_FILE | ll.IOCTL_DEV) for p in DEVICES_RW]
-    rules += [ll.PathRule(p, ll.READ_FILE | ll.READ_DIR) for p in DEVICES_RO]
-    return rules
+    if spec.cwd is not None:
+        cwd = os.path.realpath(spec.cwd)
+        inside = cwd == directory or cwd.startswith(directory + os.sep)
+        (writable if inside else runtime).append(cwd)
+    runtime += [os.path.realpath(p) for p in spec.read_paths]
+    return ShellSandbox(writable=tuple(writable), abi=abi, read_only=tuple(dict.fromkeys(runtime)))
 
 
 def _install_dirs(executable: str) -> list[str]:
@@ -120,9 +119,15 @@ def _install_dirs(executable: str) -> list[str]:
 
 
 async def spawn(
-    spec: LaunchSpec, environ: Mapping[str, str], *, abi: int | None = None
+    spec: LaunchSpec,
+    environ: Mapping[str, str],
+    *,
+    abi: int | None = None,
+    grace: float = 2.0,
 ) -> tuple[asyncio.subprocess.Process, Confinement]:
     """Start the server with pipes on stdin/stdout/stderr, confined as described above.
+
+    The process returned is the intermediate; it exits with the server's status.
 
     Raises:
         ToolError: the command does not exist or cannot be started.
@@ -132,7 +137,7 @@ async def spawn(
     (spec.directory / "tmp").mkdir(exist_ok=True, mode=0o700)
     env = server_environment(spec, environ)
     executable = resolve_command(spec.argv[0], env["PATH"])
-    ruleset: ll.Ruleset | None = None
+    level = 0
     if spec.confine:
         level, why = (abi, "") if abi is not None else ll.landlock_abi()
         if level <= 0:
@@ -140,41 +145,18 @@ async def spawn(
                 f"Landlock is unavailable ({why or 'disabled'}); stdio MCP servers run only "
                 "confined unless [mcp] allow_unconfined names them"
             )
-        try:
-            ruleset = ll.Ruleset.build(landlock_rules(spec, executable), level)
-        except Exception as exc:  # the kernel refused a rule: never start unconfined instead
-            raise PolicyError(f"cannot confine MCP server {spec.argv[0]!r}: {exc}") from exc
-    confinement = Confinement(
-        landlock=ruleset is not None,
-        detail=f"landlock abi {ruleset.abi}" if ruleset else "unconfined (allowed by config)",
-    )
+    sandbox = server_sandbox(spec, executable, level)
+    cwd = str(spec.cwd or spec.directory)
+    command = "exec " + shlex.join([executable, *spec.argv[1:]])
+    argv = sandbox.argv(shell=_SHELL, command=command, cwd=cwd, grace=grace)
     try:
         process = await asyncio.create_subprocess_exec(
-            executable,
-            *spec.argv[1:],
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=str(spec.cwd or spec.directory),
-            env=env,
-            start_new_session=True,
-            preexec_fn=_preexec(ruleset),
-            limit=1024 * 1024,
-        )
+            *argv,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
+            limit=_STDOUT_LIMIT,
+        )  # fmt: skip
     except OSError as exc:
         raise ToolError(f"MCP server {spec.argv[0]!r} could not start: {exc.strerror}") from exc
-    finally:
-        if ruleset is not None:
-            ruleset.close()
-    return process, confinement
-
-
-def _preexec(ruleset: ll.Ruleset | None) -> Callable[[], None]:
-    def confine() -> None:
-        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if ruleset is not None:
-            ruleset.enforce()
-
-    return confine
+    detail = f"landlock abi {level}" if level else "unconfined (allowed by config)"
+    return process, Confinement(landlock=level > 0, detail=detail)

@@ -13,13 +13,23 @@ from oxydra.tools.skills._discovery import (
     skill_sources,
 )
 from oxydra.tools.skills._manifest import Manifest, SkillError, parse_manifest
-from oxydra.tools.skills._registry import INDEX_BUDGET, SkillRegistry
-from oxydra.tools.skills._tools import skill_tools, write_draft
+from oxydra.tools.skills._registry import (
+    INDEX_BUDGET,
+    SIDECAR_SKILLS,
+    ShellView,
+    SkillRegistry,
+    local_view,
+    sidecar_view,
+)
+from oxydra.tools.skills._tools import APPROVAL, offer_approval, skill_tools, write_draft
 
 __all__ = [
+    "APPROVAL",
     "Flags",
     "INDEX_BUDGET",
     "Manifest",
+    "SIDECAR_SKILLS",
+    "ShellView",
     "Skill",
     "SkillError",
     "SkillRegistry",
@@ -28,8 +38,11 @@ __all__ = [
     "discover",
     "in_force",
     "load_skill",
+    "local_view",
+    "offer_approval",
     "parse_manifest",
     "read_approvals",
+    "sidecar_view",
     "skill_sources",
     "skill_tools",
     "write_draft",

@@ -16,13 +16,21 @@ Theory of operation:
    approval, and `skill_load` names which of a skill's tools this session lacks.
 5. `{{VAR}}` in a body becomes `$VAR`, so the value is expanded by the shell inside the
    sandbox and never enters the prompt or a provider's logs.
+6. Skills are found again as each session starts (`refresh`): an approved, installed or
+   removed skill takes effect from the next session, like an operator's persona edit. The
+   skill tools serve what the latest session start found.
+7. A skill's folder (not a draft's, not a built-in one inside the archive) is readable but
+   not writable by `shell_exec`, so its scripts run in the sandbox from where they were
+   hashed: a local shell gets a Landlock read-only rule per folder (`folders`); the container
+   tier's shell sidecar sees the user's managed skills read-only at `SIDECAR_SKILLS`.
+   `skill_load` tells the model the path its shell sees (`shell_view`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from oxydra.core.errors import PolicyError, ToolError
@@ -35,6 +43,20 @@ INDEX_BUDGET = 2048
 MAX_READ = 256 * 1024
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]{0,63})\}\}")
 INDEX_HEADER = "## Active Skills\nBefore one of these tasks, call skill_load(name)."
+SIDECAR_SKILLS = "/skills"
+ShellView = Callable[[Skill], str | None]
+
+
+def local_view(skill: Skill) -> str | None:
+    """Rule 7, local shell: a skill's own host folder (None for built-in and bare files)."""
+    return str(Path(skill.location).parent) if skill.source != "builtin" and skill.files else None
+
+
+def sidecar_view(skill: Skill) -> str | None:
+    """Rule 7, container tier: a managed skill's folder as the shell sidecar mounts it."""
+    if skill.source != "managed" or not skill.files:
+        return None
+    return f"{SIDECAR_SKILLS}/{Path(skill.location).parent.name}"
 
 
 class SkillRegistry:
@@ -45,6 +67,7 @@ class SkillRegistry:
         tools: names of the tools registered for this session.
         environ: the environment `env` requirements are checked against.
         index_budget: the most bytes the prompt index may take.
+        shell_view: where the session's shell sees a skill's folder, if it does (rule 7).
     """
 
     def __init__(
@@ -54,13 +77,29 @@ class SkillRegistry:
         tools: Collection[str] = (),
         environ: Mapping[str, str] | None = None,
         index_budget: int = INDEX_BUDGET,
+        shell_view: ShellView | None = None,
     ) -> None:
+        self.index_budget = index_budget
+        self.shell_view = shell_view
+        self.refresh(skills, tools=tools, environ=environ)
+
+    def refresh(
+        self,
+        skills: list[Skill],
+        *,
+        tools: Collection[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """Rule 6: take a new discovery's skills and the session's tools."""
         env = os.environ if environ is None else environ
         self.found = skills
         self.tools = frozenset(tools)
         self.loadable = in_force(skills)
         self.active = {n: s for n, s in self.loadable.items() if self._activates(s, env)}
-        self.index_budget = index_budget
+
+    def folders(self) -> list[str]:
+        """Rule 7: the host folders of the loadable skills that have one on disk."""
+        return [f for f in map(local_view, self.loadable.values()) if f is not None]
 
     def _activates(self, skill: Skill, env: Mapping[str, str]) -> bool:
         match skill.manifest.activation:
@@ -120,6 +159,12 @@ class SkillRegistry:
             notes.append(f"Not available in this session: {', '.join(missing)}.")
         if skill.files:
             notes.append("Files (read with skill_read): " + ", ".join(skill.files))
+        folder = self.shell_view(skill) if self.shell_view is not None else None
+        if folder is not None and skill.flags.scripts:
+            notes.append(
+                f"shell_exec can read and run (not change) this skill's folder at {folder}: "
+                f"run a script by its full path, e.g. {folder}/{skill.flags.scripts[0]}."
+            )
         return "\n\n".join([f"# Skill: {skill.name}", text, *notes])
 
     def read(self, name: str, path: str) -> str:

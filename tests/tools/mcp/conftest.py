@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -169,3 +170,29 @@ def mcp1_python() -> str:
                 )
             stamp.touch()
     return str(python)
+
+
+NPM_DIR = ROOT / ".venv" / "npm-mcp"
+FS_SERVER_PIN = "@modelcontextprotocol/server-filesystem@2026.8.31"
+
+
+@pytest.fixture(scope="session")
+def fs_server() -> Path:
+    """The reference MCP filesystem server's entry script (npm, installed once)."""
+    script = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-filesystem"
+    script = script / "dist" / "index.js"
+    stamp = NPM_DIR / ".installed"
+    if not stamp.exists():
+        npm = shutil.which("npm")
+        if npm is None or shutil.which("node") is None:
+            pytest.skip("node and npm are needed for the reference filesystem server")
+        NPM_DIR.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", FS_SERVER_PIN],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0 or not script.is_file():
+            pytest.skip(f"cannot install {FS_SERVER_PIN}: {done.stderr[-300:]}")
+        stamp.touch()
+    return script

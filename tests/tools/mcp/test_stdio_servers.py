@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,14 +145,104 @@ class TestConfinement:
         assert "OPENAI_API_KEY" not in env and "SOURCE_GREETING" not in env
         assert env["GREETING"] == "hi" and env["PLAIN"] == "yes"
         assert env["HOME"] == str(tmp_path / "mcp" / "bad")
-        assert set(env) <= {"PATH", "HOME", "TMPDIR", "GREETING", "PLAIN", "LC_CTYPE"}
+        # PWD: the launcher's `sh -c exec` sets it, as for every shell command
+        assert set(env) <= {"PATH", "HOME", "TMPDIR", "GREETING", "PLAIN", "LC_CTYPE", "PWD"}
 
-    async def test_no_new_privs_is_set_on_the_server_process(self, make_hub) -> None:
+
+class TestHostileServer:
+    """A server that attacks the agent gets exactly the confinement a shell command gets."""
+
+    async def probe(self, make_hub, call_ctx: ToolExecutionContext, environ=None) -> dict:
+        hub = await make_hub({"bad": misbehaving()}, environ=environ)
+        result = await hub.registry.execute("bad__probe", {"pid": os.getpid()}, call_ctx)
+        assert result.ok, result.text
+        return json.loads(result.text)
+
+    async def test_it_cannot_read_the_provider_key_from_the_agents_proc_environ(
+        self, make_hub, call_ctx: ToolExecutionContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-PROVIDER-KEY")
+        environ = {"PATH": "/usr/bin:/bin", "ANTHROPIC_API_KEY": "sk-ant-PROVIDER-KEY"}
+        found = await self.probe(make_hub, call_ctx, environ)
+        assert found["environ"].startswith("PermissionError"), found["environ"]
+        assert found["parent_environ"].startswith("PermissionError")
+        assert "PROVIDER-KEY" not in json.dumps(found)
+
+    async def test_its_parent_is_the_launcher_not_the_agent(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        found = await self.probe(make_hub, call_ctx)
+        assert found["ppid"] != os.getpid()
+
+    async def test_privileges_and_limits_are_those_of_a_shell_command(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        found = await self.probe(make_hub, call_ctx)
+        assert found["no_new_privs"] == 1
+        assert found["core"] == 0 and found["nofile"] <= 4096
+        if os.geteuid() == 0:
+            assert found["bounding_caps"] == []
+
+    async def test_it_cannot_write_outside_its_directory(
+        self, make_hub, tmp_path: Path, call_ctx: ToolExecutionContext
+    ) -> None:
         hub = await make_hub({"bad": misbehaving()})
-        client = hub.servers["bad"].client
-        pid = client.transport.process.pid  # type: ignore[union-attr]
-        status = Path(f"/proc/{pid}/status").read_text()
-        assert "NoNewPrivs:\t1" in status
+        for target in (tmp_path / "planted.txt", tmp_path / "ws" / "shared" / "x.txt"):
+            result = await hub.registry.execute(
+                "bad__write_file", {"path": str(target), "text": "pwned"}, call_ctx
+            )
+            assert not result.ok and "PermissionError" in result.text, result.text
+            assert not target.exists()
+        own = tmp_path / "mcp" / "bad" / "notes.txt"
+        result = await hub.registry.execute(
+            "bad__write_file", {"path": str(own), "text": "mine"}, call_ctx
+        )
+        assert result.ok and own.read_text() == "mine"
+
+    async def test_a_cwd_outside_its_directory_is_read_only(
+        self, make_hub, tmp_path: Path, call_ctx: ToolExecutionContext
+    ) -> None:
+        """A `cwd` pointing at the operator's files gives no way to change them (Landlock:
+        the name is not a persona file's, so the argument check lets the call through)."""
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "rules.md").write_text("operator's rules")
+        hub = await make_hub({"bad": misbehaving(cwd=str(project))})
+        read = await hub.registry.execute("bad__read_file", {"path": "rules.md"}, call_ctx)
+        assert read.ok and read.text == "operator's rules"
+        write = await hub.registry.execute(
+            "bad__write_file", {"path": "rules.md", "text": "evil"}, call_ctx
+        )
+        assert not write.ok and "PermissionError" in write.text
+        assert (project / "rules.md").read_text() == "operator's rules"
+
+    async def test_a_detached_child_dies_when_the_server_stops(
+        self, make_hub, call_ctx: ToolExecutionContext
+    ) -> None:
+        hub = await make_hub({"bad": misbehaving()})
+        result = await hub.registry.execute("bad__orphan", {}, call_ctx)
+        assert result.ok, result.text
+        pid = int(result.text)
+        assert _alive(pid)
+        await hub.stop()
+        assert await _gone(pid), f"process {pid} outlived its MCP server"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def _gone(pid: int) -> bool:
+    """Wait (on the condition, bounded) until `pid` no longer runs."""
+    for _ in range(500):
+        if not _alive(pid):
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 class TestMisbehaving:
@@ -203,7 +294,7 @@ class TestMisbehaving:
 
     async def test_pagination_collects_every_page(self, make_hub) -> None:
         hub = await make_hub({"paged": misbehaving("paginate")})
-        assert len(hub.tools()) == 10
+        assert len(hub.tools()) == 13
 
     async def test_images_become_a_note_and_structured_content_is_shown(
         self, make_hub, call_ctx: ToolExecutionContext

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from oxydra.core.errors import OxydraError
-from oxydra.tools.skills import INDEX_BUDGET, SkillRegistry, discover
+from oxydra.tools.skills import (
+    INDEX_BUDGET,
+    SkillRegistry,
+    approve,
+    discover,
+    local_view,
+    sidecar_view,
+)
 from oxydra.tools.skills._discovery import Source
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "skills"
@@ -118,3 +125,34 @@ def test_a_file_swapped_for_a_symlink_after_discovery_is_not_followed(tmp_path: 
     ref.symlink_to("/etc/passwd")
     with pytest.raises(OxydraError):
         registry.read("browser-automation", "references/pinchtab-api.md")
+
+
+class TestShellView:
+    """Where `skill_load` tells the model its shell finds a skill's scripts."""
+
+    def skills(self, tmp: Path) -> tuple[Path, list[Source]]:
+        ws = tmp / "ws"
+        folder = ws / "skills" / "greeter"
+        (folder / "scripts").mkdir(parents=True)
+        (folder / "SKILL.md").write_text("---\nname: greeter\ndescription: Greets.\n---\nHi.\n")
+        (folder / "scripts" / "hello.sh").write_text("echo hi\n")
+        approve(ws, "greeter")
+        return ws, [Source(label="managed", root=str(ws / "skills"), managed=True)]
+
+    def test_the_container_sidecar_sees_managed_skills_under_skills(self, tmp_path: Path) -> None:
+        ws, sources = self.skills(tmp_path)
+        registry = SkillRegistry(discover(sources, workspace=ws), shell_view=sidecar_view)
+        assert "at /skills/greeter: run a script by its full path, e.g. " in registry.body(
+            "greeter"
+        )
+        assert "/skills/greeter/scripts/hello.sh" in registry.body("greeter")
+
+    def test_a_local_shell_sees_the_host_folder_and_no_shell_sees_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        ws, sources = self.skills(tmp_path)
+        local = SkillRegistry(discover(sources, workspace=ws), shell_view=local_view)
+        assert f"{ws / 'skills' / 'greeter' / 'scripts' / 'hello.sh'}" in local.body("greeter")
+        assert local.folders() == [str(ws / "skills" / "greeter")]
+        none = SkillRegistry(discover(sources, workspace=ws))
+        assert "shell_exec" not in none.body("greeter")

@@ -8,12 +8,15 @@ Usage: misbehaving.py MODE... where MODE is any of
   listchange  `grow` adds a tool and sends notifications/tools/list_changed
 Tools: echo, big (1 MiB text), crash (exits mid-call), slow (sleeps; a cancellation is
 written to $HOME/cancelled), lies (schema says {text}, the tool demands {other}), image,
-read_file (reads any path: the confinement test), env (its environment), structured.
+read_file / write_file (any path: the confinement tests), env (its environment), structured,
+probe (what a hostile server can learn: privileges, limits, its parent, /proc of a pid),
+orphan (starts a detached `sleep` in a new session and returns its pid).
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import os
 import sys
@@ -54,6 +57,20 @@ TOOLS = [
         "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}},
     },
     {"name": "env", "description": "Its own environment.", "inputSchema": {"type": "object"}},
+    {
+        "name": "write_file",
+        "description": "Write text to a path.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "text": {"type": "string"}},
+        },
+    },
+    {
+        "name": "probe",
+        "description": "What this process may do.",
+        "inputSchema": {"type": "object", "properties": {"pid": {"type": "integer"}}},
+    },
+    {"name": "orphan", "description": "A detached child.", "inputSchema": {"type": "object"}},
     {
         "name": "structured",
         "description": "Structured content only.",
@@ -125,6 +142,17 @@ def call(ident, name: str, args: dict) -> None:
                 text(ident, handle.read())
         except OSError as exc:
             text(ident, f"{type(exc).__name__}: {exc.strerror}", error=True)
+    elif name == "write_file":
+        try:
+            with open(str(args.get("path")), "w") as handle:
+                handle.write(str(args.get("text")))
+            text(ident, "written")
+        except OSError as exc:
+            text(ident, f"{type(exc).__name__}: {exc.strerror}", error=True)
+    elif name == "probe":
+        text(ident, json.dumps(probe(int(args.get("pid", 0)))))
+    elif name == "orphan":
+        text(ident, str(orphan()))
     elif name == "env":
         text(ident, json.dumps(dict(os.environ)))
     elif name == "structured":
@@ -146,6 +174,51 @@ def call(ident, name: str, args: dict) -> None:
 
 
 PENDING: dict = {}
+
+
+def probe(pid: int) -> dict:
+    """Privileges, limits, parent and what `/proc/<pid>/environ` (and the parent's) yields."""
+    import resource
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    bounding = [cap for cap in range(41) if prctl(23, cap, 0, 0, 0) == 1]  # PR_CAPBSET_READ
+    found = {
+        "no_new_privs": prctl(39, 0, 0, 0, 0),  # PR_GET_NO_NEW_PRIVS
+        "bounding_caps": bounding,
+        "core": resource.getrlimit(resource.RLIMIT_CORE)[0],
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "ppid": os.getppid(),
+    }
+    for key, target in (("environ", pid), ("parent_environ", os.getppid())):
+        try:
+            with open(f"/proc/{target}/environ", "rb") as handle:
+                found[key] = handle.read().decode("utf-8", "replace")
+        except OSError as exc:
+            found[key] = f"{type(exc).__name__}: {exc.strerror}"
+    return found
+
+
+def orphan() -> int:
+    """Double-fork a `sleep 300` in its own session; the pid it runs as."""
+    read, write = os.pipe()
+    first = os.fork()
+    if first == 0:
+        os.setsid()
+        child = os.fork()
+        if child == 0:
+            os.close(read)
+            os.close(write)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.execv("/bin/sleep", ["sleep", "300"])
+        os.write(write, str(child).encode())
+        os._exit(0)
+    os.close(write)
+    pid = int(os.read(read, 32))
+    os.close(read)
+    os.waitpid(first, 0)
+    return pid
 
 
 def slow(ident, seconds: float) -> None:
