@@ -59,11 +59,14 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
 
 
-def run_call(server: int, spec_fd: int, out_fd: int, err_fd: int, report_fd: int) -> None:
+def run_call(
+    server: int, spec_fd: int, out_fd: int, err_fd: int, report_fd: int, in_fd: int | None = None
+) -> None:
     """In a child just forked by the server: run one command under its sandbox. Never returns.
 
     `spec_fd` holds the JSON spec (see `ShellSandbox.spec`); the command's stdout and
-    stderr go to `out_fd` and `err_fd`; the report pipe gets the pid first, the exit last.
+    stderr go to `out_fd` and `err_fd`, its stdin comes from `in_fd` (else /dev/null); the
+    report pipe gets the pid first, the exit last.
     """
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -72,7 +75,7 @@ def run_call(server: int, spec_fd: int, out_fd: int, err_fd: int, report_fd: int
         os.setsid()  # its own session and group: the agent's last resort is `killpg`
         _report(report_fd, f"{os.getpid()}\n")
         spec: dict[str, Any] = json.loads(_read_all(spec_fd))
-        _stdio(out_fd, err_fd)
+        _stdio(out_fd, err_fd, in_fd)
         os.chdir(spec["cwd"])
     except BaseException as exc:
         _report(err_fd, f"oxydra: cannot start the confined shell: {exc}\n")
@@ -90,13 +93,13 @@ def _read_all(fd: int) -> bytes:
     return b"".join(parts)
 
 
-def _stdio(out_fd: int, err_fd: int) -> None:
-    """Stdin from /dev/null, stdout and stderr to the agent's pipes; nothing else open."""
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
+def _stdio(out_fd: int, err_fd: int, in_fd: int | None) -> None:
+    """Stdin from `in_fd` or /dev/null, stdout and stderr to the agent's pipes; nothing else."""
+    source = os.open(os.devnull, os.O_RDONLY) if in_fd is None else in_fd
+    os.dup2(source, 0)
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
-    for fd in (null, out_fd, err_fd):
+    for fd in (source, out_fd, err_fd):
         if fd > 2:
             os.close(fd)
 

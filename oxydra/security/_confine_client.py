@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 REQUEST = b"run"
+REQUEST_STDIN = b"run+stdin"
 _KILLED = -signal.SIGKILL
 
 
@@ -30,6 +31,7 @@ class ConfinedProcess:
 
     Attributes:
         pid: the intermediate's pid (its own session and process group).
+        stdin: the agent's end of the command's input, when it was asked for (else None).
         stdout, stderr: the command's output (every process it started writes here).
         returncode: None until the report gives the exit code: the shell's, a negative
             signal number, 137 when it had to be killed, or -9 if the intermediate was.
@@ -44,6 +46,7 @@ class ConfinedProcess:
         done: asyncio.Future[int],
     ) -> None:
         self.pid = pid
+        self.stdin: asyncio.StreamWriter | None = None  # set when the command reads a pipe
         self.stdout, self.stderr = stdout, stderr
         self.returncode: int | None = None
         self._transports = transports
@@ -143,8 +146,11 @@ def _shutdown() -> None:
         _server = None
 
 
-async def start_confined(spec: dict[str, Any]) -> ConfinedProcess:
+async def start_confined(spec: dict[str, Any], *, stdin: bool = False) -> ConfinedProcess:
     """Run one command through the server; see `ShellSandbox.spec` for `spec`.
+
+    With `stdin`, the command reads a pipe the agent writes (`ConfinedProcess.stdin`);
+    otherwise it reads /dev/null.
 
     Raises:
         OSError: the server could not be started or reached twice in a row.
@@ -153,30 +159,33 @@ async def start_confined(spec: dict[str, Any]) -> ConfinedProcess:
     failed: _Server | None = None
     for _attempt in range(2):
         server = _current(failed)
-        started = await _try_start(server, payload)
+        started = await _try_start(server, payload, stdin)
         if started is not None:
             return started
         failed = server
     raise OSError("the shell's confinement server could not start the command")
 
 
-async def _try_start(server: _Server, payload: bytes) -> ConfinedProcess | None:
+async def _try_start(server: _Server, payload: bytes, stdin: bool) -> ConfinedProcess | None:
     """Send the request; None when the server was gone before the command started."""
     loop = asyncio.get_running_loop()
     spec_fd = os.memfd_create("oxydra-shell-spec", os.MFD_CLOEXEC)
     pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, report
+    feed = os.pipe() if stdin else None  # the command reads [0], the agent writes [1]
+    sent = [spec_fd, *(w for _, w in pipes), *(feed[:1] if feed else ())]
     try:
         os.write(spec_fd, payload)  # a memfd never writes short
         try:
-            socket.send_fds(server.socket, [REQUEST], [spec_fd, *(w for _, w in pipes)])
+            socket.send_fds(server.socket, [REQUEST_STDIN if feed else REQUEST], sent)
         except OSError:
             for read_end, _ in pipes:
                 os.close(read_end)
+            if feed:
+                os.close(feed[1])
             return None
     finally:
-        os.close(spec_fd)
-        for _, write_end in pipes:
-            os.close(write_end)
+        for fd in sent:
+            os.close(fd)
     (out_r, _), (err_r, _), (report_r, _) = pipes
     report = _Report(loop, report_r)
     files = [os.fdopen(out_r, "rb", buffering=0), os.fdopen(err_r, "rb", buffering=0)]
@@ -201,8 +210,23 @@ async def _try_start(server: _Server, payload: bytes) -> ConfinedProcess | None:
             for file in files[len(transports) :]:
                 file.close()
     if pid is None:
+        if feed:
+            os.close(feed[1])
         return None
-    return ConfinedProcess(pid, readers[0], readers[1], transports, report.done)
+    writer = None
+    if feed:
+        writer = await _writer(loop, os.fdopen(feed[1], "wb", buffering=0))
+        transports.append(writer.transport)
+    process = ConfinedProcess(pid, readers[0], readers[1], transports, report.done)
+    process.stdin = writer
+    return process
+
+
+async def _writer(loop: asyncio.AbstractEventLoop, file: Any) -> asyncio.StreamWriter:
+    """An asyncio writer on the agent's end of the command's stdin pipe."""
+    protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader())
+    transport, _ = await loop.connect_write_pipe(lambda: protocol, file)
+    return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 def _stop_started(pid: asyncio.Future[int | None]) -> None:

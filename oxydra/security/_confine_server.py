@@ -8,9 +8,11 @@ nothing of the package is imported and the server never holds a secret.
 
 Protocol: the control socket (a `SOCK_SEQPACKET` socketpair, on fd 0) carries one datagram
 per command, `b"run"` with four descriptors: the spec (a memfd holding JSON), the command's
-stdout and stderr pipes, and the report pipe. The server forks; the child becomes the
-intermediate (`_confine_child.run_call`). The server answers nothing: the intermediate
-reports on its pipe. EOF on the socket (the agent closed it or died) ends the server.
+stdout and stderr pipes, and the report pipe; `b"run+stdin"` adds a fifth, the read end of
+the command's stdin (an MCP server speaks JSON-RPC on it; a shell command gets /dev/null).
+The server forks; the child becomes the intermediate (`_confine_child.run_call`). The
+server answers nothing: the intermediate reports on its pipe. EOF on the socket (the agent
+closed it or died) ends the server.
 
 Lifetime: `PR_SET_PDEATHSIG` (SIGKILL) ties the server to the agent; each intermediate's own
 parent-death signal (SIGTERM) then makes it stop its command and kill its tree. The server is
@@ -35,7 +37,8 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 REQUEST = b"run"
-FDS_PER_REQUEST = 4
+FDS_PER_REQUEST = {REQUEST: 4, b"run+stdin": 5}
+MAX_FDS = max(FDS_PER_REQUEST.values())
 
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 _live: set[int] = set()
@@ -57,12 +60,12 @@ def serve() -> None:
     signal.signal(signal.SIGCHLD, _reap)
     while True:
         try:
-            message, fds, _flags, _addr = socket.recv_fds(control, 16, FDS_PER_REQUEST)
+            message, fds, _flags, _addr = socket.recv_fds(control, 16, MAX_FDS)
         except ConnectionError:
             os._exit(0)
         if not message and not fds:
             os._exit(0)  # the agent closed its end
-        if message != REQUEST or len(fds) != FDS_PER_REQUEST:
+        if FDS_PER_REQUEST.get(message) != len(fds):
             for fd in fds:
                 os.close(fd)
             continue

@@ -109,9 +109,18 @@ class ShellSandbox:
         }
 
     async def start(
-        self, *, shell: str, command: str, cwd: str, env: Mapping[str, str], grace: float = 2.0
+        self,
+        *,
+        shell: str,
+        command: str,
+        cwd: str,
+        env: Mapping[str, str],
+        grace: float = 2.0,
+        stdin: bool = False,
     ) -> ConfinedProcess:
         """Start `shell -c command` under this sandbox (see `_confine_client.start_confined`).
+
+        With `stdin` the command reads a pipe (`ConfinedProcess.stdin`), not /dev/null.
 
         Raises:
             OSError: the confinement server could not run it.
@@ -119,7 +128,7 @@ class ShellSandbox:
         from oxydra.security._confine_client import start_confined
 
         spec = self.spec(shell=shell, command=command, cwd=cwd, env=env, grace=grace)
-        return await start_confined(spec)
+        return await start_confined(spec, stdin=stdin)
 
     def describe(self) -> str:
         """One line for `config show` and the logs."""

@@ -25,7 +25,6 @@ unconfined servers by name (`[mcp] allow_unconfined`), and `mcp list` says so.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shlex
 import shutil
@@ -37,11 +36,11 @@ from pathlib import Path
 
 from oxydra.core.errors import PolicyError, ToolError
 from oxydra.security import _landlock as ll
+from oxydra.security._confine_client import ConfinedProcess
 from oxydra.security.confine import ShellSandbox
 
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _SHELL = "/bin/sh"
-_STDOUT_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,7 +123,7 @@ async def spawn(
     *,
     abi: int | None = None,
     grace: float = 2.0,
-) -> tuple[asyncio.subprocess.Process, Confinement]:
+) -> tuple[ConfinedProcess, Confinement]:
     """Start the server with pipes on stdin/stdout/stderr, confined as described above.
 
     The process returned is the intermediate; it exits with the server's status.
@@ -148,15 +147,11 @@ async def spawn(
     sandbox = server_sandbox(spec, executable, level)
     cwd = str(spec.cwd or spec.directory)
     command = "exec " + shlex.join([executable, *spec.argv[1:]])
-    argv = sandbox.argv(shell=_SHELL, command=command, cwd=cwd, grace=grace)
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
-            limit=_STDOUT_LIMIT,
-        )  # fmt: skip
+        process = await sandbox.start(
+            shell=_SHELL, command=command, cwd=cwd, env=env, grace=grace, stdin=True
+        )
     except OSError as exc:
-        raise ToolError(f"MCP server {spec.argv[0]!r} could not start: {exc.strerror}") from exc
+        raise ToolError(f"MCP server {spec.argv[0]!r} could not start: {exc}") from exc
     detail = f"landlock abi {level}" if level else "unconfined (allowed by config)"
     return process, Confinement(landlock=level > 0, detail=detail)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from oxydra.core.errors import ToolError, WireError
 from oxydra.core.log import get_logger
+from oxydra.security._confine_client import ConfinedProcess
 from oxydra.wire.mcp import Event, LineSplitter, decode_messages
 
 _log = get_logger(__name__)
@@ -37,7 +38,7 @@ class StdioTransport:
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
+        process: ConfinedProcess,
         *,
         name: str,
         on_event: Callable[[Event], None],
@@ -115,6 +116,7 @@ class StdioTransport:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.process.close()
 
     async def _terminate(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
