@@ -1,0 +1,109 @@
+"""Real engines for the tier acceptance tests: the archive, a Docker engine, the guest image.
+
+Each is made once per test session. What cannot run on this host is a `pytest.skip` with
+the exact reason (no `dockerd`, not root, the engine did not answer); everything else is a
+failure. `OXYDRA_TEST_DOCKER_HOST` points at an engine CI already started (.ci/run);
+`OXYDRA_TEST_GUEST_CACHE` (default /var/tmp/oxydra-guest-cache) keeps the Debian base
+rootfs and the kernel between runs, so only the first run on a machine pays for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_GUEST_CACHE = "/var/tmp/oxydra-guest-cache"
+
+
+def guest_cache() -> Path:
+    return Path(os.environ.get("OXYDRA_TEST_GUEST_CACHE") or DEFAULT_GUEST_CACHE)
+
+
+def build_archive(out: Path) -> Path:
+    subprocess.run(
+        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return out
+
+
+def _answers(sock: Path) -> bool:
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(2)
+    try:
+        client.connect(str(sock))
+        client.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+        return client.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def docker_engine(workdir: Path) -> Iterator[str]:
+    """`$OXYDRA_TEST_DOCKER_HOST`, else a `dockerd` of our own (data and socket in workdir)."""
+    given = os.environ.get("OXYDRA_TEST_DOCKER_HOST")
+    if given:
+        path = Path(given.removeprefix("unix://"))
+        if not _answers(path):
+            pytest.fail(f"OXYDRA_TEST_DOCKER_HOST={given} does not answer /_ping")
+        yield given
+        return
+    dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        pytest.skip("no dockerd on PATH (Debian: apt-get install docker.io; .ci/run does)")
+    if os.geteuid() != 0:
+        pytest.skip("dockerd needs root to start here, and no OXYDRA_TEST_DOCKER_HOST is set")
+    sock = workdir / "docker.sock"
+    log = workdir / "dockerd.log"
+    argv = [dockerd, "--data-root", str(workdir / "data"), "--exec-root", str(workdir / "x")]
+    argv += ["--pidfile", str(workdir / "dockerd.pid"), "--host", f"unix://{sock}"]
+    argv += ["--bridge=none", "--iptables=false", "--ip6tables=false"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(sock):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-1500:]
+                pytest.skip(f"dockerd could not start on this host:\n{tail}")
+            time.sleep(0.2)
+        yield f"unix://{sock}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def build_guest_image(archive: Path, docker_host: str | None, *, disk: bool) -> dict[str, str]:
+    """`python -I oxydra.pyz runner image build`, as a user runs it; its `key=value` facts."""
+    argv = [sys.executable, "-I", str(archive), "runner", "image", "build"]
+    if docker_host is None:
+        argv.append("--no-docker")
+    if not disk:
+        argv.append("--no-disk")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "OXYDRA_GUEST_CACHE": str(guest_cache()),
+        **({"DOCKER_HOST": docker_host} if docker_host else {}),
+    }
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)

@@ -1,0 +1,203 @@
+"""One acceptance suite for every isolation tier, on the real thing, driven from oxydra.pyz.
+
+For each tier: `runner start` with the default config, a turn against the fake LLM that uses
+the shell and the file tools, then the hostile side — the guest cannot read a host file
+outside its workspace, reach the runner's control socket, see the runner's other
+credentials, or write its persona and config files; a fork bomb and a memory hog in the
+shell hit their limits while the gateway keeps answering; a guest that dies is reported and
+restarted; `runner stop` leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oxydra.wire.gateway import (
+    PROTOCOL_VERSION,
+    Hello,
+    HelloAck,
+    SendTurn,
+    TurnCompleted,
+    decode_server_frame,
+    encode_frame,
+)
+from tests.runner.real_tiers import build_archive, build_guest_image, docker_engine
+from tests.runner.support import Sandbox, fake_llm, make_sandbox, parse_kv, provider_env
+
+TIERS = ["process", "container"]
+USER_TOML = """
+[resources]
+max_vcpus = 1
+max_memory_mib = 384
+max_processes = 64
+"""
+SECRET = "the-host-secret-value"
+BOMB = "i=0; while [ $i -lt 300 ]; do sleep 30 & i=$((i+1)); done 2>&1 | tail -n 2; echo bomb-done"
+HOG = "python3 -c 'b = bytearray(1024 * 1024 * 1024); print(len(b))'; echo hog-status=$?"
+
+
+async def run_turn(endpoint: str, token: str, prompt: str) -> str:
+    """One turn through a real websockets client; the answer of that turn (not a replay)."""
+    from websockets.asyncio.client import connect
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(endpoint, additional_headers=headers) as ws:
+        hello = Hello(request_id="h", protocol_version=PROTOCOL_VERSION, user_id="default")
+        await ws.send(encode_frame(hello).decode())
+        ack = decode_server_frame(await asyncio.wait_for(ws.recv(), 60))
+        assert isinstance(ack, HelloAck)
+        turn_id = uuid.uuid4().hex
+        turn = SendTurn(
+            request_id="t", session_id=ack.session.session_id, turn_id=turn_id, prompt=prompt
+        )
+        await ws.send(encode_frame(turn).decode())
+        while True:
+            frame = decode_server_frame(await asyncio.wait_for(ws.recv(), 180))
+            if isinstance(frame, TurnCompleted) and frame.turn.turn_id == turn_id:
+                return frame.response.message.content or ""
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_archive(tmp_path_factory.mktemp("dist") / "oxydra.pyz")
+
+
+@pytest.fixture(scope="session")
+def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with docker_engine(Path(tmp_path_factory.mktemp("dockerd"))) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def container_image(archive: Path, docker_host: str) -> dict[str, str]:
+    return build_guest_image(archive, docker_host, disk=False)
+
+
+@dataclass
+class Started:
+    box: Sandbox
+    lines: dict[str, list[str]]
+    record: Path
+    tier: str
+    secret: Path
+
+    @property
+    def workspace(self) -> Path:
+        return self.box.cwd / ".oxydra" / "ws" / "default"
+
+    def token(self) -> str:
+        return (self.workspace / "ipc" / "gateway-token").read_text().strip()
+
+    def endpoint(self) -> str:
+        return (self.workspace / "ipc" / "gateway-endpoint").read_text().strip()
+
+    def posts(self) -> list[dict[str, Any]]:
+        rows = [json.loads(ln) for ln in self.record.read_text().splitlines()]
+        return [r for r in rows if r["method"] == "POST"]
+
+
+def steps(secret: Path, workspace: Path, cwd: Path) -> list[dict[str, Any]]:
+    probe = (
+        f"cat {secret}; ls -a {workspace}/ipc; env | grep AWS_; "
+        f"echo evil > {cwd}/.oxydra/agent.toml; echo evil > {workspace}/.oxydra/SYSTEM.md; "
+        "echo written > note.txt; cat note.txt"
+    )
+    write = {"path": "/shared/w.txt", "content": "via the file tools"}
+    return [
+        {
+            "kind": "reply",
+            "tool_calls": [
+                {"name": "shell_exec", "arguments": {"command": probe}},
+                {"name": "file_write", "arguments": write},
+            ],
+        },
+        {
+            "kind": "reply",
+            "tool_calls": [{"name": "file_read", "arguments": {"path": "/shared/w.txt"}}],
+        },
+        {"kind": "reply", "text": "all done"},
+        {"kind": "reply", "tool_calls": [{"name": "shell_exec", "arguments": {"command": BOMB}}]},
+        {"kind": "reply", "tool_calls": [{"name": "shell_exec", "arguments": {"command": HOG}}]},
+        {"kind": "reply", "text": "still here"},
+    ]
+
+
+@pytest.fixture(params=TIERS)
+def started(request: pytest.FixtureRequest, tmp_path: Path, archive: Path) -> Iterator[Started]:
+    tier = request.param
+    extra: dict[str, str] = {}
+    if tier == "container":
+        extra["DOCKER_HOST"] = request.getfixturevalue("docker_host")
+        request.getfixturevalue("container_image")
+    secret = tmp_path / "outside-secret.txt"
+    secret.write_text(SECRET + "\n")
+    cwd = tmp_path / "project"
+    workspace = cwd / ".oxydra" / "ws" / "default"
+    with fake_llm(tmp_path, steps(secret, workspace, cwd)) as (url, record):
+        box = make_sandbox(
+            tmp_path, **provider_env(url), AWS_SECRET_ACCESS_KEY="runner-only", **extra
+        )
+        box.command = [sys.executable, "-I", str(archive)]
+        box.env.pop("PYTHONPATH")
+        (box.cwd / ".oxydra" / "users").mkdir(parents=True)
+        (box.cwd / ".oxydra" / "runner.toml").write_text(
+            f'default_tier = "{tier}"\nworkspace_root = "ws"\n'
+            '[users.default]\nconfig_path = "users/default.toml"\n'
+        )
+        (box.cwd / ".oxydra" / "users" / "default.toml").write_text(
+            USER_TOML + ('[behavior]\nsandbox_tier = "process"\n' if tier == "process" else "")
+        )
+        (box.cwd / ".oxydra" / "agent.toml").write_text("[runtime]\nmax_turns = 8\n")
+        out = box.runner("start", timeout=240)
+        try:
+            assert out.returncode == 0, out.stdout + out.stderr
+            yield Started(box, parse_kv(out.stdout), record, tier, secret)
+        finally:
+            box.runner("stop", timeout=120)
+
+
+class TestEveryTier:
+    def test_a_turn_uses_shell_and_files_and_the_guest_cannot_reach_the_host(
+        self, started: Started
+    ) -> None:
+        lines = started.lines
+        assert lines["shell_available"] == ["true"]
+        answer = asyncio.run(run_turn(started.endpoint(), started.token(), "go"))
+        assert answer == "all done"
+        posts = started.posts()
+        tools = posts[1]["body"]
+        assert "written" in tools  # the shell works inside the workspace
+        assert SECRET not in tools  # a host file outside the workspace is out of reach
+        assert "runner-control.sock" not in tools and "runner.lock" not in tools
+        assert "runner-only" not in tools  # nor a credential of the runner's
+        assert "via the file tools" in posts[2]["body"]
+        assert (started.workspace / "shared" / "w.txt").read_text() == "via the file tools"
+        agent = (started.box.cwd / ".oxydra" / "agent.toml").read_text()
+        assert "evil" not in agent  # its config is not writable from the guest
+        assert not (started.workspace / ".oxydra" / "SYSTEM.md").exists()  # nor its persona
+
+    def test_a_fork_bomb_and_a_memory_hog_hit_the_limits_and_the_gateway_answers(
+        self, started: Started
+    ) -> None:
+        if started.tier == "process" and os.geteuid() == 0:
+            pytest.skip("process tier as root: RLIMIT_NPROC does not bind uid 0 (docs/runner.md)")
+        asyncio.run(run_turn(started.endpoint(), started.token(), "go"))  # the first turn
+        answer = asyncio.run(run_turn(started.endpoint(), started.token(), "attack"))
+        assert answer == "still here"  # the gateway answered through both
+        posts = started.posts()
+        bomb, hog = posts[4]["body"], posts[5]["body"]
+        assert "bomb-done" in bomb
+        assert "fork" in bomb.lower() or "resource temporarily unavailable" in bomb.lower()
+        assert "hog-status=0" not in hog  # killed or refused, never granted 1 GiB
+        status = parse_kv(started.box.runner("status").stdout)
+        assert status["healthy"] == ["true"]
