@@ -397,6 +397,8 @@ def launch_container(spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
         ws = spec.workspace
         for path in (ws.shared, ws.tmp, ws.vault, ws.internal):
             give_to_guest(path, spec.environ)
+        with contextlib.suppress(FileNotFoundError):  # a dead guest's, not this one's
+            (guest_ipc(spec) / "gateway-endpoint").unlink()
         launch = _launch_pair(client, spec, config)
     except BaseException:
         client.close()

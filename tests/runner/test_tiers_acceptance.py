@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ max_memory_mib = 384
 max_processes = 64
 """
 SECRET = "the-host-secret-value"
-BOMB = "i=0; while [ $i -lt 300 ]; do sleep 30 & i=$((i+1)); done 2>&1 | tail -n 2; echo bomb-done"
+BOMB = "for i in $(seq 300); do sleep 30 & done 2>&1 | tail -n 2; echo bomb-done"
 HOG = "python3 -c 'b = bytearray(1024 * 1024 * 1024); print(len(b))'; echo hog-status=$?"
 
 
@@ -132,13 +133,26 @@ def steps(secret: Path, workspace: Path, cwd: Path) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(params=TIERS)
-def started(request: pytest.FixtureRequest, tmp_path: Path, archive: Path) -> Iterator[Started]:
+def user_toml(tier: str) -> str:
+    """The limits; the process tier has no memory limit: its RLIMIT_AS would also cap the
+    WASM file tools' address-space reservation (4 GiB), which then fail to start."""
+    if tier == "process":
+        text = USER_TOML.replace("max_memory_mib = 384\n", "")
+        return text + '[behavior]\nsandbox_tier = "process"\n'
+    return USER_TOML
+
+
+@pytest.fixture(scope="class", params=TIERS)
+def started(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, archive: Path
+) -> Iterator[Started]:
+    """One guest per tier for the whole class: its tests run in order, `stop` last."""
     tier = request.param
     extra: dict[str, str] = {}
     if tier == "container":
         extra["DOCKER_HOST"] = request.getfixturevalue("docker_host")
         request.getfixturevalue("container_image")
+    tmp_path = tmp_path_factory.mktemp(f"tier-{tier}")
     secret = tmp_path / "outside-secret.txt"
     secret.write_text(SECRET + "\n")
     cwd = tmp_path / "project"
@@ -154,9 +168,7 @@ def started(request: pytest.FixtureRequest, tmp_path: Path, archive: Path) -> It
             f'default_tier = "{tier}"\nworkspace_root = "ws"\n'
             '[users.default]\nconfig_path = "users/default.toml"\n'
         )
-        (box.cwd / ".oxydra" / "users" / "default.toml").write_text(
-            USER_TOML + ('[behavior]\nsandbox_tier = "process"\n' if tier == "process" else "")
-        )
+        (box.cwd / ".oxydra" / "users" / "default.toml").write_text(user_toml(tier))
         (box.cwd / ".oxydra" / "agent.toml").write_text("[runtime]\nmax_turns = 8\n")
         out = box.runner("start", timeout=240)
         try:
@@ -166,7 +178,19 @@ def started(request: pytest.FixtureRequest, tmp_path: Path, archive: Path) -> It
             box.runner("stop", timeout=120)
 
 
+def _docker(url: str) -> Any:
+    import docker
+
+    return docker.DockerClient(base_url=url, timeout=60)
+
+
+def _ours(client: Any) -> list[Any]:
+    return client.containers.list(all=True, filters={"label": "oxydra.user_id=default"})
+
+
 class TestEveryTier:
+    """In order: a turn, the attacks, the tier's own checks, a guest death, `stop`."""
+
     def test_a_turn_uses_shell_and_files_and_the_guest_cannot_reach_the_host(
         self, started: Started
     ) -> None:
@@ -191,7 +215,8 @@ class TestEveryTier:
     ) -> None:
         if started.tier == "process" and os.geteuid() == 0:
             pytest.skip("process tier as root: RLIMIT_NPROC does not bind uid 0 (docs/runner.md)")
-        asyncio.run(run_turn(started.endpoint(), started.token(), "go"))  # the first turn
+        if len(started.posts()) < 3:  # the first turn's steps come first in the script
+            asyncio.run(run_turn(started.endpoint(), started.token(), "go"))
         answer = asyncio.run(run_turn(started.endpoint(), started.token(), "attack"))
         assert answer == "still here"  # the gateway answered through both
         posts = started.posts()
@@ -201,3 +226,81 @@ class TestEveryTier:
         assert "hog-status=0" not in hog  # killed or refused, never granted 1 GiB
         status = parse_kv(started.box.runner("status").stdout)
         assert status["healthy"] == ["true"]
+
+    def test_the_container_runs_locked_down_without_the_runners_files(
+        self, started: Started, request: pytest.FixtureRequest
+    ) -> None:
+        if started.tier != "container":
+            pytest.skip("a container tier check")
+        client = _docker(request.getfixturevalue("docker_host"))
+        try:
+            runtime = client.containers.get("oxydra-container-default-oxydra-vm")
+            host = runtime.attrs["HostConfig"]
+            assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"]
+            assert host["PidsLimit"] == 64 and host["Memory"] == 384 * 1024 * 1024
+            assert runtime.attrs["Config"]["User"] != "0:0"
+            ws = started.workspace
+            listing = runtime.exec_run(["ls", "-a", str(ws / "ipc"), str(ws / "logs")]).output
+            assert b"runner-control.sock" not in listing and b"gateway-endpoint" in listing
+            assert b"oxydra-vm.stdout.log" not in listing
+            env = runtime.exec_run(["env"]).output.decode()
+            assert "AWS_SECRET_ACCESS_KEY" not in env and "API_KEY=" in env
+            agent = started.box.cwd / ".oxydra" / "agent.toml"
+            denied = runtime.exec_run(["sh", "-c", f"echo x > {agent}"])
+            assert denied.exit_code != 0  # read-only, even for the runtime itself
+        finally:
+            client.close()
+
+    def test_logs_stream_to_the_workspace_and_runner_logs_reads_them(
+        self, started: Started
+    ) -> None:
+        log = started.workspace / "logs" / "oxydra-vm.stdout.log"
+        assert "gateway_endpoint=" in log.read_text()
+        out = started.box.runner("logs", "--stream", "stdout")
+        assert "gateway_endpoint=" in out.stdout
+
+    def test_a_guest_that_dies_is_reported_and_restart_brings_it_back(
+        self, started: Started, request: pytest.FixtureRequest
+    ) -> None:
+        if started.tier == "container":
+            client = _docker(request.getfixturevalue("docker_host"))
+            try:
+                client.containers.get("oxydra-container-default-oxydra-vm").kill()
+            finally:
+                client.close()
+        else:
+            os.kill(int(started.lines["runtime_pid"][0]), signal.SIGKILL)
+        status = parse_kv(started.box.runner("status").stdout)
+        assert status["healthy"] == ["false"]
+        again = started.box.runner("restart", timeout=240)
+        assert again.returncode == 0, again.stderr
+        assert parse_kv(started.box.runner("status").stdout)["healthy"] == ["true"]
+        probe = started.box.runner("--tui", "--probe")
+        assert probe.returncode == 0, probe.stderr  # the new gateway answers a client
+
+    def test_stop_leaves_nothing_behind(
+        self, started: Started, request: pytest.FixtureRequest
+    ) -> None:
+        client = (
+            _docker(request.getfixturevalue("docker_host")) if started.tier == "container" else None
+        )
+        try:
+            before = (
+                ({v.id for v in client.volumes.list()}, {n.id for n in client.networks.list()})
+                if client
+                else None
+            )
+            stopped = started.box.runner("stop", timeout=120)
+            assert stopped.returncode == 0, stopped.stderr
+            assert not (started.workspace / "ipc" / "runner-control.sock").exists()
+            assert not (started.workspace / "ipc" / "gateway-endpoint").exists()
+            if client is not None:
+                assert _ours(client) == []
+                after = (
+                    {v.id for v in client.volumes.list()},
+                    {n.id for n in client.networks.list()},
+                )
+                assert after == before
+        finally:
+            if client is not None:
+                client.close()
