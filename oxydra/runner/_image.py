@@ -75,7 +75,7 @@ def build_images(request: BuildRequest, log: Log) -> dict[str, str]:
             with tempfile.TemporaryDirectory(dir=cache, prefix=".disk-") as scratch:
                 make_ext4(rootfs, disk, Path(scratch))
         kernel = ensure_kernel(cache, log)
-        shutil.copy2(kernel.vmlinuz, out / "vmlinuz")
+        shutil.copy2(kernel.vmlinux, out / "vmlinux")
         shutil.copy2(kernel.initramfs, out / "initramfs.cpio.gz")
         manifest = {"build_id": build_id, "kernel_version": kernel.version, "uid": ids[0]}
         (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -142,6 +142,24 @@ def image_build_id(image_attrs: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def micro_vm_dir(environ: Mapping[str, str], build_id: str | None) -> Path:
-    """`<cache>/<build id>`: where `image build` put this build's kernel, initramfs, disk."""
-    return guest_cache(environ) / (build_id or "source")
+def micro_vm_image(environ: Mapping[str, str], own: str | None) -> tuple[Path, str | None]:
+    """This build's microVM image directory (from a source tree: the newest one), checked.
+
+    Raises:
+        RunnerError: none was built, or it was built from another archive.
+    """
+    cache = guest_cache(environ)
+    if own is not None:
+        folder = cache / own
+    else:
+        built = sorted(cache.glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime)
+        folder = built[-1].parent if built else cache / "none"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise RunnerError(
+            f"no micro_vm guest image in {folder} ({exc.__class__.__name__})",
+            hint=rebuild_hint().replace("rebuild", "build"),
+        ) from exc
+    warning = check_build_id(manifest.get("build_id"), own, f"the micro_vm image {folder}")
+    return folder, warning

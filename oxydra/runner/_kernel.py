@@ -15,7 +15,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from oxydra.runner._rootfs import GUEST_INIT, WORKSPACE_SHARES, Log
 
 KERNEL_PACKAGE = "linux-image-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
-INITRAMFS_FORMAT = 1
+INITRAMFS_FORMAT = 2
 # What the guest needs beyond the kernel's built-ins; their dependencies are found from
 # each module's `depends=` and loaded first.
 WANTED_MODULES = (
@@ -40,7 +39,7 @@ SHARE_OPTIONS = "trans=virtio,version=9p2000.L,msize=262144,access=client,cache=
 class KernelFiles:
     """A kernel and the initramfs that boots our rootfs with it."""
 
-    vmlinuz: Path
+    vmlinux: Path
     initramfs: Path
     version: str
 
@@ -85,7 +84,7 @@ def ensure_kernel(cache: Path, log: Log) -> KernelFiles:
     for done in sorted(cache.glob(f"kernel-*-i{INITRAMFS_FORMAT}")):
         files = _files(done)
         if files is not None:
-            log(f"kernel: {files.vmlinuz} (cached)")
+            log(f"kernel: {files.vmlinux} (cached)")
             return files
     with tempfile.TemporaryDirectory(dir=cache, prefix=".kernel-") as scratch:
         work = Path(scratch)
@@ -95,7 +94,8 @@ def ensure_kernel(cache: Path, log: Log) -> KernelFiles:
         target = cache / f"kernel-{version}-i{INITRAMFS_FORMAT}"
         staging = work / "out"
         staging.mkdir()
-        shutil.copy2(tree / "boot" / f"vmlinuz-{version}", staging / "vmlinuz")
+        bzimage = (tree / "boot" / f"vmlinuz-{version}").read_bytes()
+        (staging / "vmlinux").write_bytes(uncompressed_kernel(bzimage))
         modules = tree / "lib" / "modules" / version / "kernel"
         busybox = (tree / "bin" / "busybox").read_bytes()
         (staging / "initramfs.cpio.gz").write_bytes(initramfs(busybox, modules))
@@ -106,8 +106,31 @@ def ensure_kernel(cache: Path, log: Log) -> KernelFiles:
     return files
 
 
+def uncompressed_kernel(bzimage: bytes) -> bytes:
+    """The ELF `vmlinux` inside a bzImage (xz payload), booted through its PVH entry.
+
+    Why not the bzImage: on a host whose KVM is `kvm-pvm` (nested, no VMX/SVM) the bzImage's
+    decompressor never gets past "Probing EDD", while the PVH entry boots.
+
+    Raises:
+        RunnerError: no xz payload, or it does not hold an ELF image.
+    """
+    import lzma
+
+    at = bzimage.find(b"\xfd7zXZ\x00")
+    if at < 0:
+        raise RunnerError("the kernel image holds no xz payload (CONFIG_KERNEL_XZ expected)")
+    try:
+        elf = lzma.LZMADecompressor().decompress(bzimage[at:])
+    except lzma.LZMAError as exc:
+        raise RunnerError(f"cannot unpack the kernel's xz payload: {exc}") from exc
+    if not elf.startswith(b"\x7fELF"):
+        raise RunnerError("the kernel's payload is not an ELF image")
+    return elf
+
+
 def _files(folder: Path) -> KernelFiles | None:
-    paths = (folder / "vmlinuz", folder / "initramfs.cpio.gz", folder / "version")
+    paths = (folder / "vmlinux", folder / "initramfs.cpio.gz", folder / "version")
     if not all(p.is_file() for p in paths):
         return None
     return KernelFiles(paths[0], paths[1], paths[2].read_text().strip())

@@ -40,6 +40,7 @@ WORKSPACE_SHARES = {
     "tmp": "tmp",
     "vault": "vault",
     "internal": ".oxydra",
+    "logs": "logs",
     "ipc": "ipc",
 }
 GUEST_PATH = "/usr/local/bin:/usr/bin:/bin"
