@@ -62,6 +62,7 @@ def build_images(request: BuildRequest, log: Log) -> dict[str, str]:
         base = ensure_base(cache, log)
         log(f"rootfs: composing {rootfs}")
         compose(base, request.pyz, build_id, ids, rootfs)
+    prune(cache, keep=out)
     facts = {"build_id": build_id, "rootfs_tar": str(rootfs), "guest_uid": str(ids[0])}
     if request.docker_url is not None:
         import_into_docker(request.docker_url, rootfs, request.tags, build_id, ids)
@@ -81,6 +82,17 @@ def build_images(request: BuildRequest, log: Log) -> dict[str, str]:
         (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         facts["micro_vm_dir"] = str(out)
     return facts
+
+
+KEEP_BUILDS = 2
+
+
+def prune(cache: Path, keep: Path) -> None:
+    """Remove the images of older builds (about 900 MB each), keeping the newest few."""
+    builds = [p for p in cache.iterdir() if p.is_dir() and (p / "rootfs.tar").exists()]
+    builds = sorted((p for p in builds if p != keep), key=lambda p: p.stat().st_mtime)
+    for old in builds[: max(0, len(builds) - (KEEP_BUILDS - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def import_into_docker(

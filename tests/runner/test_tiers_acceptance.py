@@ -32,10 +32,16 @@ from oxydra.wire.gateway import (
     decode_server_frame,
     encode_frame,
 )
-from tests.runner.real_tiers import build_archive, build_guest_image, docker_engine
+from tests.runner.real_tiers import (
+    build_archive,
+    build_guest_image,
+    docker_engine,
+    guest_cache,
+    micro_vm_refusal,
+)
 from tests.runner.support import Sandbox, fake_llm, make_sandbox, parse_kv, provider_env
 
-TIERS = ["process", "container"]
+TIERS = ["process", "container", "micro_vm"]
 USER_TOML = """
 [resources]
 max_vcpus = 1
@@ -77,6 +83,14 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with docker_engine(Path(tmp_path_factory.mktemp("dockerd"))) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def micro_vm_image(request: pytest.FixtureRequest) -> dict[str, str]:
+    refusal = micro_vm_refusal()
+    if refusal:
+        pytest.skip(refusal)
+    return build_guest_image(request.getfixturevalue("archive"), None, disk=True)
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +158,7 @@ def user_toml(tier: str) -> str:
 
 @pytest.fixture(scope="class", params=TIERS)
 def started(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, archive: Path
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Started]:
     """One guest per tier for the whole class: its tests run in order, `stop` last."""
     tier = request.param
@@ -152,6 +166,10 @@ def started(
     if tier == "container":
         extra["DOCKER_HOST"] = request.getfixturevalue("docker_host")
         request.getfixturevalue("container_image")
+    if tier == "micro_vm":
+        request.getfixturevalue("micro_vm_image")
+        extra["OXYDRA_GUEST_CACHE"] = str(guest_cache())
+    archive: Path = request.getfixturevalue("archive")
     tmp_path = tmp_path_factory.mktemp(f"tier-{tier}")
     secret = tmp_path / "outside-secret.txt"
     secret.write_text(SECRET + "\n")
