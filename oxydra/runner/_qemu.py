@@ -162,9 +162,22 @@ def qemu_argv(spec: LaunchSpec, image: Path, qemu: str, host_port: int, ctl: Pat
 class QemuGuest(ProcessGuest):
     """The QEMU process; `stop` first asks the guest init to shut down cleanly."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], ctl: Path) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], ctl: Path, log: Path) -> None:
         super().__init__(popen, "oxydra-vm")
         self.ctl = ctl
+        self.log = log
+
+    def exit_code(self) -> int | None:
+        """See `Guest.exit_code`; a VM that KVM refused to run counts as ended.
+
+        On a KVM internal error QEMU pauses the VM and stays up, so the runner would wait
+        for a gateway that never comes; it is killed instead, and its error is in the log.
+        """
+        code = self.popen.poll()
+        if code is None and _kvm_refused(self.log):
+            self.popen.kill()
+            code = self.popen.wait()
+        return code
 
     def stop(self, grace: float = 10.0) -> None:
         """`stop <grace>` on the control port, then SIGTERM/SIGKILL if QEMU is still up."""
@@ -225,6 +238,15 @@ def launch_qemu(spec: LaunchSpec, config: AgentConfig, image: Path) -> LaunchRes
     )  # fmt: skip
 
 
+def _kvm_refused(log: Path) -> bool:
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
+            return b"KVM internal error" in fh.read()
+    except OSError:
+        return False
+
+
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -244,4 +266,4 @@ def _spawn(spec: LaunchSpec, argv: list[str], ctl: Path) -> QemuGuest:
     finally:
         os.close(out)
         os.close(err)
-    return QemuGuest(popen, ctl)
+    return QemuGuest(popen, ctl, spec.workspace.log_file("oxydra-vm", "stderr"))

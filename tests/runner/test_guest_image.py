@@ -147,3 +147,21 @@ class TestQemuLaunch:
         assert "AWS_SECRET_ACCESS_KEY" not in launch["env"]
         assert launch["shell_env"]["EDITOR"] == "vi" and "OPENAI_API_KEY" not in launch["shell_env"]
         assert launch["loopback_ports"] == [11434]  # a local model is relayed into the guest
+
+
+def test_a_vm_that_kvm_refused_counts_as_ended(tmp_path: Path) -> None:
+    """QEMU stays up, paused, after a KVM internal error: the runner must not wait on it."""
+    import subprocess
+
+    from oxydra.runner._qemu import QemuGuest
+
+    log = tmp_path / "oxydra-vm.stderr.log"
+    log.write_text("")
+    proc = subprocess.Popen(["sleep", "60"])
+    guest = QemuGuest(proc, tmp_path / "ctl.sock", log)
+    try:
+        assert guest.exit_code() is None
+        log.write_text("KVM internal error. Suberror: 1\nemulation failure\n")
+        assert guest.exit_code() is not None and proc.poll() is not None
+    finally:
+        guest.stop(grace=0)
