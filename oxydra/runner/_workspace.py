@@ -4,8 +4,8 @@ Invariants after `provision`:
 1. every directory of the layout exists, is owned by us, and is mode 0700 (looser modes
    left by someone else are tightened; a directory owned by another uid is refused, so a
    pre-created trap cannot collect the guest's files). When we are root, a directory may
-   also belong to the guest's uid (10001), to which the container and micro_vm tiers give
-   the directories their guest writes;
+   also belong to the guest's uid (`SUDO_UID`, else 10001), to which the container and
+   micro_vm tiers give the directories their guest writes;
 2. `shared`, `tmp` and `vault` honour the `[mounts]` of `users/<id>.toml` (absolute, or
    relative to the user's directory) and are canonical paths;
 3. nothing is deleted: stale markers and sockets are removed by `clear_stale` only.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from oxydra.config.runner_schema import Mounts
 from oxydra.core.errors import RunnerError
-from oxydra.runner._rootfs import GUEST_UID_FOR_ROOT
+from oxydra.runner._rootfs import guest_ids
 
 LAYOUT = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
 OWNER_ONLY = 0o700
@@ -126,7 +126,7 @@ def _make_dir(path: Path, *, parents: bool = False, shared: bool = False) -> Pat
 def _owners() -> set[int]:
     """Who may own a workspace directory: us, and the guest's uid when we are root."""
     me = os.geteuid()
-    return {me, GUEST_UID_FOR_ROOT} if me == 0 else {me}
+    return {me, guest_ids(os.environ)[0]} if me == 0 else {me}
 
 
 def clear_stale(workspace: UserWorkspace) -> None:

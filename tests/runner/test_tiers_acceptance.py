@@ -263,9 +263,10 @@ class TestEveryTier:
             assert b"oxydra-vm.stdout.log" not in listing
             env = runtime.exec_run(["env"]).output.decode()
             assert "AWS_SECRET_ACCESS_KEY" not in env and "API_KEY=" in env
-            agent = started.box.cwd / ".oxydra" / "agent.toml"
-            denied = runtime.exec_run(["sh", "-c", f"echo x > {agent}"])
-            assert denied.exit_code != 0  # read-only, even for the runtime itself
+            agent = "/run/oxydra/project/.oxydra/agent.toml"  # the host's, bound read-only
+            seen = runtime.exec_run(["sh", "-c", f"cat {agent}; echo x >> {agent}"])
+            assert b"max_turns = 8" in seen.output  # the guest runs the checked config
+            assert seen.exit_code != 0  # and cannot change it, even as the runtime itself
         finally:
             client.close()
 
