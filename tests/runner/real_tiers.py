@@ -92,6 +92,16 @@ def docker_engine(workdir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        _unmount_under(workdir)
+
+
+def _unmount_under(workdir: Path) -> None:
+    """dockerd leaves its network namespace file (nsfs) mounted under its exec root."""
+    prefix = f"{workdir}/"
+    with open("/proc/self/mounts") as fh:
+        points = [line.split()[1] for line in fh if line.split()[1].startswith(prefix)]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", point], check=False, capture_output=True)
 
 
 def build_guest_image(archive: Path, docker_host: str | None, *, disk: bool) -> dict[str, str]:
