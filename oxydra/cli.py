@@ -150,7 +150,9 @@ def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", action="store_true", help="with --tui: print metadata and exit")
     p.add_argument("--daemon", action="store_true", help="stay resident serving the control socket")
     p.add_argument("--detach-when-ready", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("command", nargs="?", help="start | stop | status | restart | logs | web")
+    p.add_argument(
+        "command", nargs="?", help="start | stop | status | restart | logs | web | image build"
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
@@ -300,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.mode:
         parser.print_help()
         return 0
-    if args.mode == "runner" and args.rest:
+    if args.mode == "runner" and args.rest and args.command != "image":
         _merge_runner_rest(args)
     module_name, func_name, _ = MODES[args.mode]
     if args.mode == "runner" and args.command == "web":  # the configurator lives in oxydra.web

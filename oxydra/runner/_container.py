@@ -5,14 +5,25 @@ Both containers: not privileged, read-only root filesystem, every capability dro
 `[resources]` (a pids limit always: a fork bomb stops at 512 by default), and bind mounts
 of the user's workspace directories only.
 
-- `oxydra-vm` runs `oxydra vm --bootstrap-file /run/oxydra/bootstrap`; the workspace is
-  bound at its host path (so paths in the envelope and markers mean the same on both sides);
-  host networking, as upstream, so the gateway it writes into its marker is reachable from
-  the host and providers are reachable from it.
+The user is never uid 0: the host's uid, or 10001 when the runner runs as root (then the
+directories the guest writes are given to that uid).
+
+- `oxydra-vm` runs `oxydra vm --bootstrap-file /run/oxydra/bootstrap`. It sees, at their
+  host paths, `shared`, `tmp`, `vault` (read-only) and the workspace's `.oxydra`; at
+  `<ws>/ipc` it sees `ipc/guest/` only — never the runner's control socket or lock — and at
+  `<ws>/logs` only `logs/guest/` (its taint audit), not the runner's logs of its output.
+  The agent config files of the host (`~/.config/oxydra`, `~/.oxydra`, `./.oxydra`) are
+  bound read-only where the guest's loader looks (HOME `/tmp/oxydra-home`, working
+  directory `/run/oxydra/project`), so the guest runs the config the runner checked and
+  cannot change it. Host networking, as upstream: its gateway is reachable from the host,
+  and providers from it. The gateway marker it writes (`ipc/guest/gateway-endpoint`) is
+  checked by the runner and copied to `ipc/gateway-endpoint`.
 - `shell-vm` runs `oxydra shell-daemon --socket /ipc/shell-daemon.sock`; it sees `shared`
-  at /shared, `tmp` at /tmp, only `ipc/shell/` at /ipc (not the gateway token, the
+  at /shared, `tmp` at /tmp, only `ipc/guest/shell/` at /ipc (not the gateway token, the
   bootstrap file or the control socket, unlike upstream) and the user's skills read-only at
   /skills (so a skill's scripts run, and no command changes them); it has no network at all.
+- The image must carry this runner's build id (label `oxydra.build_id`, written by
+  `runner image build`); another build's image is refused with the command to rebuild.
 
 Logs (the seed's gap): each container's stdout and stderr are streamed from the Docker API
 (follow, with timestamps) into `<ws>/logs/<role>.<stream>.log` by one thread per stream.
@@ -43,10 +54,14 @@ from oxydra.runner._bootstrap import (
     write_bootstrap_file,
 )
 from oxydra.runner._guest import LaunchResult, open_log
+from oxydra.runner._hardening import config_files
+from oxydra.runner._rootfs import guest_ids
 from oxydra.tools.skills import SIDECAR_SKILLS
 from oxydra.wire.envelope import SidecarEndpoint
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+GUEST_HOME = "/tmp/oxydra-home"
+GUEST_PROJECT = "/run/oxydra/project"
 DEFAULT_PIDS_LIMIT = 512
 GUEST_BOOTSTRAP = "/run/oxydra/bootstrap"
 SHELL_SOCKET_IN_SIDECAR = "/ipc/shell-daemon.sock"
@@ -93,8 +108,7 @@ def _limits(spec: LaunchSpec) -> dict[str, Any]:
 
 
 def _common(spec: LaunchSpec, role: str) -> dict[str, Any]:
-    uid = spec.environ.get("SUDO_UID") or str(os.getuid())
-    gid = spec.environ.get("SUDO_GID") or str(os.getgid())
+    uid, gid = guest_ids(spec.environ)
     return {
         "name": container_name(spec.ctx.user_id, role),
         "labels": {
@@ -125,17 +139,22 @@ def runtime_container(spec: LaunchSpec, credentials: list[str]) -> dict[str, Any
     env.setdefault("TZ", spec.ctx.user.behavior.timezone)
     env.update(
         OXYDRA_BOOTSTRAP_FILE=GUEST_BOOTSTRAP,
-        HOME="/tmp/oxydra-home",
+        HOME=GUEST_HOME,
         TIKTOKEN_CACHE_DIR=str(ws.internal / "cache" / "tiktoken"),
     )
-    volumes = {root: {"bind": root, "mode": "rw"}}
-    for path, mode in ((ws.shared, "rw"), (ws.tmp, "rw"), (ws.vault, "ro")):
-        if ws.root not in path.parents:
-            volumes[str(path)] = {"bind": str(path), "mode": mode}
-    volumes[str(ws.ipc / "bootstrap" / "runner_bootstrap.json")] = {
-        "bind": GUEST_BOOTSTRAP,
-        "mode": "ro",
+    volumes = {
+        str(ws.shared): {"bind": str(ws.shared), "mode": "rw"},
+        str(ws.tmp): {"bind": str(ws.tmp), "mode": "rw"},
+        str(ws.vault): {"bind": str(ws.vault), "mode": "ro"},
+        str(ws.internal): {"bind": str(ws.internal), "mode": "rw"},
+        str(guest_ipc(spec)): {"bind": str(ws.ipc), "mode": "rw"},
+        str(guest_logs(spec)): {"bind": str(ws.logs), "mode": "rw"},
+        str(ws.ipc / "bootstrap" / "runner_bootstrap.json"): {
+            "bind": GUEST_BOOTSTRAP,
+            "mode": "ro",
+        },
     }
+    volumes.update(config_binds(spec))
     command = ["oxydra", "vm", "--user-id", spec.ctx.user_id, "--workspace-root", root]
     command += ["--bootstrap-file", GUEST_BOOTSTRAP]
     for item in spec.ctx.overrides:
@@ -143,13 +162,56 @@ def runtime_container(spec: LaunchSpec, credentials: list[str]) -> dict[str, Any
     return {
         "image": spec.ctx.config.guest_images.oxydra_vm,
         "command": command,
-        "working_dir": root,
+        "working_dir": GUEST_PROJECT,
         "environment": env,
         "volumes": volumes,
         "network_mode": "host",
         "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m"},
         **_common(spec, "oxydra-vm"),
     }
+
+
+def config_binds(spec: LaunchSpec) -> dict[str, dict[str, str]]:
+    """The host's agent config files, read-only where the guest's config loader looks."""
+    from oxydra.config.loader import FILE_NAMES
+    from oxydra.config.persona import PERSONA_FILES
+
+    wanted = {*FILE_NAMES, *PERSONA_FILES}  # not runner.toml: it may hold the web token
+    binds: dict[str, dict[str, str]] = {}
+    for text in config_files(spec.home, spec.cwd):
+        path = Path(text)
+        if path.name not in wanted:
+            continue
+        if spec.cwd / ".oxydra" in path.parents:
+            inside = f"{GUEST_PROJECT}/{path.relative_to(spec.cwd)}"
+        else:
+            inside = f"{GUEST_HOME}/{path.relative_to(spec.home)}"
+        binds[str(path.resolve())] = {"bind": inside, "mode": "ro"}
+    return binds
+
+
+def guest_ipc(spec: LaunchSpec) -> Path:
+    """`<ws>/ipc/guest/`: the only part of ipc the runtime container sees (as `<ws>/ipc`)."""
+    path = spec.workspace.ipc / "guest"
+    path.mkdir(mode=0o700, exist_ok=True)
+    give_to_guest(path, spec.environ)
+    return path
+
+
+def guest_logs(spec: LaunchSpec) -> Path:
+    """`<ws>/logs/guest/`: the guest's own logs (the taint audit), seen as `<ws>/logs`; the
+    runner's logs of the guest's output stay out of its reach."""
+    path = spec.workspace.logs / "guest"
+    path.mkdir(mode=0o700, exist_ok=True)
+    give_to_guest(path, spec.environ)
+    return path
+
+
+def give_to_guest(path: Path, environ: Mapping[str, str]) -> None:
+    """When we run as root, hand `path` to the guest's uid (the guest is never uid 0)."""
+    if os.geteuid() == 0:
+        uid, gid = guest_ids(environ)
+        os.chown(path, uid, gid)
 
 
 def sidecar_container(spec: LaunchSpec) -> dict[str, Any]:
@@ -181,9 +243,10 @@ def managed_skills(spec: LaunchSpec) -> Path:
 
 
 def shell_ipc(spec: LaunchSpec) -> Path:
-    """`<ws>/ipc/shell/`: the only part of ipc the shell sidecar sees."""
-    path = spec.workspace.ipc / "shell"
+    """`<ws>/ipc/guest/shell/`: the only part of ipc the shell sidecar sees."""
+    path = guest_ipc(spec) / "shell"
     path.mkdir(mode=0o700, exist_ok=True)
+    give_to_guest(path, spec.environ)
     return path
 
 
@@ -292,11 +355,16 @@ def _ensure_image(client: Any, image: str) -> None:
         pass
     except docker.errors.DockerException as exc:
         raise RunnerError(f"docker: inspect image {image}: {exc}") from exc
+    from oxydra.runner._image import rebuild_hint
+
     repo, tag = parse_repository_tag(image)
-    _call(
-        f"image {image} is not present and pulling it failed",
-        lambda: client.images.pull(repo, tag=tag or "latest"),
-    )
+    try:
+        client.images.pull(repo, tag=tag or "latest")
+    except Exception as exc:  # the SDK's and requests' errors alike: say how to build it here
+        raise RunnerError(
+            f"docker: image {image} is not present and pulling it failed: {exc}",
+            hint=rebuild_hint(),
+        ) from exc
 
 
 def connect(spec: LaunchSpec) -> Any:
@@ -330,14 +398,40 @@ def launch_container(spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
     """Start shell-vm (if the shell is wanted) then oxydra-vm; hand over the envelope file.
 
     Raises:
-        RunnerError: no engine, the runtime image, or the runtime container failed.
+        RunnerError: no engine, the runtime image is missing or of another build, or the
+            runtime container failed.
     """
     client = connect(spec)
     try:
-        return _launch_pair(client, spec, config)
+        warning = check_image(client, spec.ctx.config.guest_images.oxydra_vm)
+        ws = spec.workspace
+        for path in (ws.shared, ws.tmp, ws.vault, ws.internal):
+            give_to_guest(path, spec.environ)
+        with contextlib.suppress(FileNotFoundError):  # a dead guest's, not this one's
+            (guest_ipc(spec) / "gateway-endpoint").unlink()
+        launch = _launch_pair(client, spec, config)
     except BaseException:
         client.close()
         raise
+    if warning:
+        launch.warnings.append(warning)
+    launch.guest_marker = guest_ipc(spec) / "gateway-endpoint"
+    return launch
+
+
+def check_image(client: Any, image: str) -> str | None:
+    """Refuse a runtime image built from another archive (a warning from a source tree)."""
+    import docker.errors
+
+    from oxydra.runner._buildid import own_build_id
+    from oxydra.runner._image import check_build_id, image_build_id, rebuild_hint
+
+    _ensure_image(client, image)
+    try:
+        attrs = client.images.get(image).attrs
+    except docker.errors.DockerException as exc:
+        raise RunnerError(f"docker: inspect image {image}: {exc}", hint=rebuild_hint()) from exc
+    return check_build_id(image_build_id(attrs), own_build_id(), f"the guest image {image}")
 
 
 def _launch_pair(client: Any, spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
@@ -359,7 +453,7 @@ def _launch_pair(client: Any, spec: LaunchSpec, config: AgentConfig) -> LaunchRe
         degraded=degraded,
     )
     envelope = build_envelope(spec, status, credentials, endpoint)
-    write_bootstrap_file(spec.workspace, envelope)
+    give_to_guest(write_bootstrap_file(spec.workspace, envelope), spec.environ)
     try:
         guest = _start(client, spec, runtime_container(spec, credentials))
     except RunnerError:

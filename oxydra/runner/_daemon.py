@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
 
@@ -36,6 +39,8 @@ from oxydra.wire.control import (
 
 GATEWAY_WAIT_SECS = 30.0
 _POLL = 0.05
+_MARKER_MAX = 512
+_GUEST_ENDPOINT = re.compile(r"ws://(127\.0\.0\.1|0\.0\.0\.0|localhost|\[::1\]):([0-9]{1,5})/ws")
 
 Emit = Callable[[str, object], None]
 
@@ -109,16 +114,24 @@ class Supervisor:
         with contextlib.suppress(FileNotFoundError):
             self.workspace.gateway_marker.unlink()
 
-    async def wait_for_gateway(self, timeout: float = GATEWAY_WAIT_SECS) -> str | None:
+    async def wait_for_gateway(self, timeout: float | None = None) -> str | None:
         """The endpoint once the guest wrote its marker; None on timeout.
+
+        A guest in a container or microVM writes its own marker (`launch.guest_marker`):
+        that text is the guest's, so it is read without following links, checked to be a
+        loopback `ws://` endpoint, mapped to the host's side, and only then published as
+        `ipc/gateway-endpoint` for clients.
 
         Raises:
             RunnerError: the guest exited first (with the end of its stderr log).
         """
-        marker = self.workspace.gateway_marker
-        deadline = time.monotonic() + timeout
+        marker = self.launch.guest_marker or self.workspace.gateway_marker
+        deadline = time.monotonic() + (timeout or self.launch.ready_timeout)
         while time.monotonic() < deadline:
-            if marker.is_file() and (text := marker.read_text().strip()):
+            text = read_marker(marker)
+            if text and self.launch.guest_marker is not None:
+                text = self._publish(text)
+            if text:
                 return text
             code = await asyncio.to_thread(self.launch.guest.exit_code)
             if code is not None:
@@ -129,6 +142,19 @@ class Supervisor:
                 )
             await asyncio.sleep(_POLL)
         return None
+
+    def _publish(self, announced: str) -> str | None:
+        endpoint = guest_endpoint(announced)
+        if endpoint is None:
+            return None
+        if self.launch.host_endpoint is not None:
+            endpoint = self.launch.host_endpoint(endpoint)
+        marker = self.workspace.gateway_marker
+        partial = marker.with_name(marker.name + ".partial")
+        partial.write_text(endpoint + "\n")
+        partial.chmod(0o644)
+        partial.replace(marker)
+        return endpoint
 
     def _is_guest(self, pid: int) -> bool:
         """Whether a control-socket peer is the guest or one of its processes."""
@@ -164,7 +190,8 @@ class Supervisor:
         endpoint = await self.wait_for_gateway()
         if endpoint is None:
             self.emit(
-                "warning", f"no gateway marker after {GATEWAY_WAIT_SECS:g}s (still starting?)"
+                "warning",
+                f"no gateway marker after {self.launch.ready_timeout:g}s (still starting?)",
             )
         else:
             self.emit("gateway_endpoint", endpoint)
@@ -184,3 +211,27 @@ class Supervisor:
         self.exit_status = exited.result()  # dead guest: keep answering until `runner stop`
         await self.stop_event.wait()
         return 0
+
+
+def read_marker(path: Path) -> str | None:
+    """A marker's text (at most 512 bytes, not through a link), or None when absent."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, _MARKER_MAX)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace").strip() or None
+
+
+def guest_endpoint(text: str) -> str | None:
+    """`ws://<loopback or any>:<port>/ws` as announced by a guest, normalised; else None."""
+    found = _GUEST_ENDPOINT.fullmatch(text)
+    if found is None or not 0 < int(found.group(2)) < 65536:
+        return None
+    host = "127.0.0.1" if found.group(1) == "0.0.0.0" else found.group(1)
+    return f"ws://{host}:{int(found.group(2))}/ws"

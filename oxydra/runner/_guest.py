@@ -46,6 +46,12 @@ class LaunchResult:
     warnings: list[str] = field(default_factory=list)
     sidecar: Guest | None = None
     closers: list[Callable[[], object]] = field(default_factory=list)
+    guest_marker: Path | None = None
+    """Where the guest writes its gateway marker when that is not `ipc/gateway-endpoint`
+    (container, micro_vm): the runner checks it and writes the real marker itself."""
+    host_endpoint: Callable[[str], str] | None = None
+    """The endpoint the host reaches for the one the guest announced (a forwarded port)."""
+    ready_timeout: float = 30.0
 
     @property
     def status(self) -> StartupStatus:

@@ -188,7 +188,8 @@ def config_files(home: Path, cwd: Path) -> list[str]:
     files: list[str] = []
     for directory in [home / d for d in _CONFIG_DIRS] + [cwd / ".oxydra"]:
         try:
-            entries = list(os.scandir(directory))
+            with os.scandir(directory) as found:
+                entries = list(found)
         except OSError:
             continue
         files += [e.path for e in entries if e.is_file(follow_symlinks=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from oxydra.config.schema import AgentConfig
 from oxydra.core.tiers import SandboxTier
 from oxydra.runner._bootstrap import LaunchSpec, check_provider_key, load_guest_config
 from oxydra.runner._guest import LaunchResult
@@ -27,6 +28,23 @@ def launch_guest(spec: LaunchSpec) -> LaunchResult:
             check_provider_key(config, spec.guest_environ)
             return launch_container(spec, config)
         case SandboxTier.MICRO_VM:
-            from oxydra.runner._firecracker import launch_micro_vm
+            images = spec.ctx.config.guest_images
+            if images.firecracker_binary or images.firecracker_oxydra_vm_config:
+                from oxydra.runner._firecracker import launch_micro_vm
 
-            return launch_micro_vm(spec, config)
+                return launch_micro_vm(spec, config)
+            return _launch_qemu(spec, config)
+
+
+def _launch_qemu(spec: LaunchSpec, config: AgentConfig) -> LaunchResult:
+    """QEMU's microvm where Firecracker is not configured (`_qemu.py`)."""
+    from oxydra.runner._buildid import own_build_id
+    from oxydra.runner._image import micro_vm_image
+    from oxydra.runner._qemu import launch_qemu
+
+    check_provider_key(config, spec.guest_environ)
+    image, warning = micro_vm_image(spec.environ, own_build_id())
+    launch = launch_qemu(spec, config, image)
+    if warning:
+        launch.warnings.append(warning)
+    return launch

@@ -3,7 +3,9 @@
 Invariants after `provision`:
 1. every directory of the layout exists, is owned by us, and is mode 0700 (looser modes
    left by someone else are tightened; a directory owned by another uid is refused, so a
-   pre-created trap cannot collect the guest's files);
+   pre-created trap cannot collect the guest's files). When we are root, a directory may
+   also belong to the guest's uid (`SUDO_UID`, else 10001), to which the container and
+   micro_vm tiers give the directories their guest writes;
 2. `shared`, `tmp` and `vault` honour the `[mounts]` of `users/<id>.toml` (absolute, or
    relative to the user's directory) and are canonical paths;
 3. nothing is deleted: stale markers and sockets are removed by `clear_stale` only.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from oxydra.config.runner_schema import Mounts
 from oxydra.core.errors import RunnerError
+from oxydra.runner._rootfs import guest_ids
 
 LAYOUT = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
 OWNER_ONLY = 0o700
@@ -113,11 +116,17 @@ def _make_dir(path: Path, *, parents: bool = False, shared: bool = False) -> Pat
         raise RunnerError(f"{path} exists and is not a directory")
     if shared:  # the workspace root holds every user: its owner and mode are the operator's
         return path.resolve()
-    if info.st_uid != os.geteuid():
+    if info.st_uid not in _owners():
         raise RunnerError(f"{path} is owned by uid {info.st_uid}, not by us; refusing to use it")
     if stat.S_IMODE(info.st_mode) != OWNER_ONLY:
         path.chmod(OWNER_ONLY)
     return path.resolve()
+
+
+def _owners() -> set[int]:
+    """Who may own a workspace directory: us, and the guest's uid when we are root."""
+    me = os.geteuid()
+    return {me, guest_ids(os.environ)[0]} if me == 0 else {me}
 
 
 def clear_stale(workspace: UserWorkspace) -> None:

@@ -113,9 +113,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             return start_background(args, ctx)
         case "logs":
             return logs(_context(args), args)
+        case "image":
+            from oxydra.runner._image_cli import image_command
+
+            return image_command(args)
         case _:
             raise RunnerError(
-                f"unknown subcommand {command!r} (start, stop, status, restart, logs)"
+                f"unknown subcommand {command!r} (start, stop, status, restart, logs, image)"
             )
 
 

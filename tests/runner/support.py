@@ -31,6 +31,8 @@ class Sandbox:
 
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "oxydra"])
+    """How Oxydra is run: from source by default, or `python -I oxydra.pyz`."""
 
     @property
     def home(self) -> Path:
@@ -42,9 +44,9 @@ class Sandbox:
     def runner(
         self, *args: str, timeout: float = 90, **env: str
     ) -> subprocess.CompletedProcess[str]:
-        """`python -m oxydra runner ARGS` in this sandbox."""
+        """`oxydra runner ARGS` in this sandbox."""
         return subprocess.run(
-            [sys.executable, "-m", "oxydra", "runner", *args],
+            [*self.command, "runner", *args],
             cwd=self.cwd,
             env={**self.env, **env},
             capture_output=True,

@@ -13,6 +13,7 @@ import pytest
 from oxydra.core.errors import RunnerError
 from oxydra.runner._bootstrap import LaunchSpec, load_guest_config
 from oxydra.runner._container import launch_container
+from oxydra.runner._rootfs import guest_ids
 from oxydra.testing.fake_docker import FakeDocker
 from oxydra.wire.envelope import decode_envelope_json
 from tests.runner.support import make_sandbox, parse_kv
@@ -82,7 +83,8 @@ class TestLaunch:
             assert host["NanoCpus"] == 2_000_000_000
             assert host["Memory"] == 512 * 1024 * 1024
             assert host["PidsLimit"] == 64
-            assert engine.created[name]["User"] == f"{os.getuid()}:{os.getgid()}"
+            uid, gid = guest_ids(os.environ)
+            assert engine.created[name]["User"] == f"{uid}:{gid}" and uid != 0
             assert engine.created[name]["Labels"]["oxydra.user_id"] == "alice"
 
     def test_only_the_users_workspace_is_mounted(self, launched: tuple, engine: FakeDocker) -> None:
@@ -91,7 +93,12 @@ class TestLaunch:
         runtime = engine.created[RUNTIME]["HostConfig"]["Binds"]
         assert sorted(runtime) == sorted(
             [
-                f"{ws.root}:{ws.root}:rw",
+                f"{ws.shared}:{ws.shared}:rw",
+                f"{ws.tmp}:{ws.tmp}:rw",
+                f"{ws.vault}:{ws.vault}:ro",
+                f"{ws.internal}:{ws.internal}:rw",
+                f"{ws.ipc}/guest:{ws.ipc}:rw",  # not the runner's ipc: no control socket
+                f"{ws.logs}/guest:{ws.logs}:rw",  # nor the runner's logs
                 f"{ws.ipc}/bootstrap/runner_bootstrap.json:/run/oxydra/bootstrap:ro",
             ]
         )
@@ -100,7 +107,7 @@ class TestLaunch:
             [
                 f"{ws.shared}:/shared:rw",
                 f"{ws.tmp}:/tmp:rw",
-                f"{ws.ipc}/shell:/ipc:rw",
+                f"{ws.ipc}/guest/shell:/ipc:rw",
                 f"{ws.root}/skills:/skills:ro",  # a skill's scripts run, never change
             ]
         )
@@ -192,14 +199,15 @@ class TestFailures:
             engine.requests
         )
 
-    def test_an_unpullable_runtime_image_fails_and_cleans_up_the_sidecar(
+    def test_an_unpullable_runtime_image_fails_before_anything_starts(
         self, tmp_path: Path, engine: FakeDocker
     ) -> None:
         engine.images.discard("oxydra-vm:latest")
         spec = container_spec(tmp_path, engine)
-        with pytest.raises(RunnerError, match="oxydra-vm:latest"):
+        with pytest.raises(RunnerError, match="oxydra-vm:latest") as caught:
             launch_container(spec, load_guest_config(spec))
-        assert engine.removed == [SIDECAR]
+        assert "runner image build" in str(caught.value)
+        assert engine.created == {} and engine.removed == []
 
     def test_a_missing_shell_image_degrades_instead_of_failing(
         self, tmp_path: Path, engine: FakeDocker
@@ -236,8 +244,8 @@ def test_runner_start_status_logs_stop_with_the_container_tier(tmp_path: Path) -
     workspace = box.cwd / ".oxydra" / "ws" / "default"
 
     def guest_comes_up(name: str, body: dict[str, Any]) -> None:
-        if name.endswith("oxydra-vm"):
-            (workspace / "ipc" / "gateway-endpoint").write_text("ws://127.0.0.1:9/ws\n")
+        if name.endswith("oxydra-vm"):  # the guest sees ipc/guest/ as its ipc/
+            (workspace / "ipc" / "guest" / "gateway-endpoint").write_text("ws://127.0.0.1:9/ws\n")
 
     with FakeDocker(tmp_path / "d.sock", images=set(IMAGES), on_start=guest_comes_up) as fake:
         box.env["DOCKER_HOST"] = fake.url
