@@ -1,9 +1,11 @@
-"""Build an expensive test artifact once per test run, however many xdist workers need it."""
+"""Build an expensive test artifact (the archive) once per test run, for every xdist worker."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,3 +29,20 @@ def once_per_run(factory: pytest.TempPathFactory, name: str, build: Callable[[Pa
             build(target)
             stamp.touch()
     return target
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def built_archive(factory: pytest.TempPathFactory) -> Path:
+    """`oxydra.pyz` as `build_pyz.py` makes it with the default extras, built once per run."""
+    return once_per_run(factory, "dist", _build_archive) / "oxydra.pyz"
+
+
+def _build_archive(dist: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(dist / "oxydra.pyz")],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from oxydra import __version__
 from oxydra.security._landlock import landlock_abi
-from tests.support_once import once_per_run
+from tests.support_once import built_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The archive, built once per test run (the tests only read it)."""
-    return once_per_run(tmp_path_factory, "dist", _build) / "oxydra.pyz"
+    return built_archive(tmp_path_factory)
 
 
 def _run(pyz: Path, args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -412,15 +412,6 @@ async def test_archive_vm_serves_the_openai_endpoint_to_the_openai_sdk(
             proc.terminate()
             proc.wait(30)
         assert proc.returncode == 0, (tmp_path / "vm.err").read_text()
-
-
-def _build(dist: Path) -> None:
-    subprocess.run(
-        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(dist / "oxydra.pyz")],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
 
 
 def test_archive_stores_and_searches_memory_on_postgres_with_its_bundled_driver(

@@ -9,6 +9,7 @@ recorded build id is not its own (`check_build_id`), with the command that rebui
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import tempfile
@@ -54,6 +55,13 @@ def build_images(request: BuildRequest, log: Log) -> dict[str, str]:
     """
     build_id = archive_build_id(request.pyz)
     cache = guest_cache(request.environ)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{build_id}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two builds at once: the second reuses the first's
+        return _build_locked(request, log, build_id, cache)
+
+
+def _build_locked(request: BuildRequest, log: Log, build_id: str, cache: Path) -> dict[str, str]:
     out = cache / build_id
     out.mkdir(parents=True, exist_ok=True)
     ids = guest_ids(request.environ)

@@ -29,16 +29,6 @@ def guest_cache() -> Path:
     return Path(os.environ.get("OXYDRA_TEST_GUEST_CACHE") or DEFAULT_GUEST_CACHE)
 
 
-def build_archive(out: Path) -> Path:
-    subprocess.run(
-        [sys.executable, str(ROOT / "build_pyz.py"), "--output", str(out)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return out
-
-
 def _answers(sock: Path) -> bool:
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.settimeout(2)

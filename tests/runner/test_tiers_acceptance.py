@@ -33,13 +33,13 @@ from oxydra.wire.gateway import (
     encode_frame,
 )
 from tests.runner.real_tiers import (
-    build_archive,
     build_guest_image,
     docker_engine,
     guest_cache,
     micro_vm_refusal,
 )
 from tests.runner.support import Sandbox, fake_llm, make_sandbox, parse_kv, provider_env
+from tests.support_once import built_archive
 
 TIERS = ["process", "container", "micro_vm"]
 USER_TOML = """
@@ -76,7 +76,7 @@ async def run_turn(endpoint: str, token: str, prompt: str) -> str:
 
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_archive(tmp_path_factory.mktemp("dist") / "oxydra.pyz")
+    return built_archive(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
