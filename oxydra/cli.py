@@ -43,6 +43,11 @@ MODES: dict[str, tuple[str, str, str]] = {
     ),
     "persona": ("oxydra.commands.persona", "run_persona", "show the persona files in effect"),
     "skills": ("oxydra.commands.skills", "run_skills", "list, show, check or approve skills"),
+    "sessions": (
+        "oxydra.commands.sessions",
+        "run_sessions",
+        "list, rename, archive, unarchive, delete or export sessions; the audit log",
+    ),
 }
 
 
@@ -78,7 +83,10 @@ def _ask_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("question", nargs="?", help="the question (default: read stdin)")
     p.add_argument("--user", help="user id (default: the single configured user or 'default')")
     p.add_argument("--workspace", help="workspace directory of the user")
-    p.add_argument("--session", help="continue this session id")
+    p.add_argument(
+        "--session", help="continue this session (id or unique prefix; an unknown one is refused)"
+    )
+    p.add_argument("--name", help="name the new session (without --session)")
     p.add_argument("--json", action="store_true", help="print a JSON event stream")
 
 
@@ -238,6 +246,25 @@ def _skills_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", help="workspace directory of the user")
 
 
+def _sessions_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=["list", "rename", "archive", "unarchive", "delete", "export", "audit"],
+        help="what to do (audit: every new, rename, archive, delete and export, newest first)",
+    )
+    p.add_argument("session", nargs="?", help="the session: id or unique prefix")
+    p.add_argument("name", nargs="?", help="the new name (rename; none removes it)")
+    p.add_argument("--user", help="user id (default: the single configured user or 'default')")
+    p.add_argument("--workspace", help="workspace directory of the user")
+    p.add_argument("--all", action="store_true", help="list archived sessions too")
+    p.add_argument("--subagents", action="store_true", help="list sub-agent sessions too")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--format", choices=["markdown", "jsonl"], default="markdown", help="export format"
+    )
+    p.add_argument("-o", "--output", help="write the export to this file")
+
+
 _MODE_ARGS = {
     "ask": _ask_args,
     "vm": _vm_args,
@@ -251,6 +278,7 @@ _MODE_ARGS = {
     "trace": _trace_args,
     "persona": _persona_args,
     "skills": _skills_args,
+    "sessions": _sessions_args,
 }
 
 

@@ -163,6 +163,7 @@ async def _serve(
         MemorySessionRecords(services.memory),
         config.gateway,
         approval_timeout_secs=config.tools.approval.timeout_secs,
+        data=services.memory,
     )
     token, generated = gateway_token(config, envelope)
     status = _startup_status(envelope)

@@ -87,6 +87,7 @@ class SessionChannel:
         self.active_turn: TurnStatus | None = None
         self.active_request_id: str | None = None
         self.task: asyncio.Task[None] | None = None
+        self.deleted = False
 
     @property
     def ref(self) -> GatewaySession:

@@ -24,14 +24,17 @@ from oxydra.core.spend import Spend
 from oxydra.core.stream import Progress, StreamItem, Text
 from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots, SingleFlight
 from oxydra.gateway._approvals import ApprovalBroker
+from oxydra.gateway._export import ExportFormat
 from oxydra.gateway._hub import SessionChannel, Subscriber
-from oxydra.gateway._store import SessionRecords
-from oxydra.gateway._table import SessionRecord
+from oxydra.gateway._store import SessionData, SessionRecords
+from oxydra.gateway._table import AuditEntry, SessionRecord
+from oxydra.gateway.lifecycle import SessionBook, audit_new, clean_name, summary
 from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
 from oxydra.wire.gateway import (
     AssistantDelta,
     ErrorFrame,
     ScheduledNotification,
+    SessionDeleted,
     SessionSummary,
     TurnCancelled,
     TurnCompleted,
@@ -77,9 +80,12 @@ class GatewayCore:
         approval_timeout_secs: float = 300,
         subscriber_capacity: int = 4096,
         log_bytes: int = 1 << 20,
+        data: SessionData | None = None,
     ) -> None:
         self.runner = runner
         self.store = store
+        self.book = SessionBook(store, data)
+        self._unflushed: dict[str, tuple[int, float | None]] = {}
         self.config = config
         self.approvals = ApprovalBroker(approval_timeout_secs)
         self.subscriber_capacity = subscriber_capacity
@@ -114,24 +120,28 @@ class GatewayCore:
         display_name: str | None = None,
         channel_origin: str = "tui",
         request_id: str | None = None,
+        left: str | None = None,
     ) -> SessionChannel:
         """Bind to a session: a new one, a named one (live or stored), or the default one.
 
         No lock is held across the store's round trips (see `_admission`). A create with a
         `request_id` is idempotent: the same user repeating it (a client retrying a hello
-        that timed out) gets the session the first one created.
+        that timed out) gets the session the first one created. `left` is the session the
+        person leaves for the new one: the audit log records the rollover.
         """
         self._start_janitor()
         if create_new:
             if request_id is None:
-                return await self._create_new(user_id, agent_name, display_name, channel_origin)
+                return await self._create_new(
+                    user_id, agent_name, display_name, channel_origin, left=left
+                )
             known = self._by_request.get((user_id, request_id))
             if known is not None and (found := await self._find(user_id, known)) is not None:
                 return found
             return await self._flight.run(
                 ("new", user_id, request_id),
                 lambda: self._create_new(
-                    user_id, agent_name, display_name, channel_origin, request_id
+                    user_id, agent_name, display_name, channel_origin, request_id, left
                 ),
             )
         if session_id is None:
@@ -154,9 +164,10 @@ class GatewayCore:
         display_name: str | None,
         channel_origin: str,
         request_id: str | None = None,
+        left: str | None = None,
     ) -> SessionChannel:
         channel = await self._create(
-            user_id, new_session_id(), agent_name, display_name, channel_origin
+            user_id, new_session_id(), agent_name, display_name, channel_origin, left
         )
         if request_id is not None:
             self._by_request[(user_id, request_id)] = channel.session_id
@@ -181,30 +192,94 @@ class GatewayCore:
             return again
 
     async def resolve(self, user_id: str, id_or_prefix: str) -> SessionChannel:
-        """A session of the user by exact id or unique prefix."""
-        found = await self._find(user_id, id_or_prefix)
-        if found:
+        """A session of the user by exact id or unique prefix (another person's: not found)."""
+        found = self._channels.get(id_or_prefix)
+        if found is not None and found.user_id == user_id:
+            found.last_active = time.monotonic()
             return found
-        matches = await self.store.find_by_prefix(user_id, id_or_prefix)
-        if len(matches) != 1:
-            what = "no session" if not matches else f"{len(matches)} sessions"
+        record = await self.book.find(user_id, id_or_prefix)
+        channel = await self._find(user_id, record.session_id)
+        if channel is None:  # deleted between the two reads
             raise RefusedError(
-                f"{what} of user `{user_id}` match `{id_or_prefix}`", "session_not_found"
+                f"no session of user `{user_id}` match `{id_or_prefix}`", "session_not_found"
             )
-        channel = await self._find(user_id, matches[0].session_id)
-        assert channel is not None
         return channel
 
     async def list_sessions(
         self, user_id: str, include_archived: bool = False, include_subagents: bool = False
     ) -> list[SessionSummary]:
-        """The user's sessions, most recently active first."""
-        records = await self.store.list_sessions(user_id, include_archived=include_archived)
-        return [
-            msgspec.convert(msgspec.structs.asdict(r), SessionSummary)
-            for r in records
-            if include_subagents or r.parent_session_id is None
-        ]
+        """The user's sessions, most recently active first, sub-agents under their parent;
+        with turns and cost (what is not flushed to the store yet included)."""
+        rows = await self.book.listing(user_id, include_archived, include_subagents)
+        return [self._with_unflushed(row) for row in rows]
+
+    def _with_unflushed(self, row: SessionSummary) -> SessionSummary:
+        turns, cost = self._unflushed.get(row.session_id, (0, None))
+        if not turns:
+            return row
+        total = row.cost_usd if cost is None else (row.cost_usd or 0.0) + cost
+        return msgspec.structs.replace(row, turns=(row.turns or 0) + turns, cost_usd=total)
+
+    # ---- lifecycle (docs/sessions.md) --------------------------------------------------
+
+    async def rename(
+        self, user_id: str, id_or_prefix: str, name: str | None, channel: str = "tui"
+    ) -> SessionSummary:
+        """Rename one of the user's sessions."""
+        record = await self.book.rename(user_id, id_or_prefix, name, channel)
+        live = self._channels.get(record.session_id)
+        if live is not None:
+            live.display_name = clean_name(name)
+        return self._with_unflushed(summary(record))
+
+    async def archive(
+        self, user_id: str, id_or_prefix: str, archived: bool = True, channel: str = "tui"
+    ) -> SessionSummary:
+        """Archive (or unarchive) one of the user's sessions; its data stays."""
+        record = await self.book.archive(user_id, id_or_prefix, channel, archived)
+        return self._with_unflushed(summary(record))
+
+    async def delete(
+        self, user_id: str, id_or_prefix: str, channel: str = "tui", request_id: str = ""
+    ) -> list[str]:
+        """Delete a session, its sub-agent sessions and all their data.
+
+        A turn running in any of them is cancelled and awaited first; clients following
+        the session get `session_deleted` and can no longer send turns to it.
+        """
+        record = await self.book.find(user_id, id_or_prefix)
+        doomed = [*await self.store.children(record.session_id), record.session_id]
+        tasks = [c.task for sid in doomed if (c := self._channels.get(sid)) and c.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        removed = await self.book.delete(user_id, record.session_id, channel)
+        forget = getattr(self.runner, "forget", None)
+        for session_id in removed:
+            self._unflushed.pop(session_id, None)
+            self._touched.pop(session_id, None)
+            live = self._channels.pop(session_id, None)
+            if forget is not None:
+                forget(session_id)
+            if live is not None:
+                live.deleted = True
+                live.publish(
+                    SessionDeleted(
+                        request_id=request_id, session_id=record.session_id, deleted=removed
+                    )
+                )
+        return removed
+
+    async def export(
+        self, user_id: str, id_or_prefix: str, fmt: ExportFormat = "markdown", channel: str = "tui"
+    ) -> tuple[str, str]:
+        """(session id, transcript) of one of the user's sessions, read-only."""
+        record, text = await self.book.export(user_id, id_or_prefix, fmt, channel)
+        return record.session_id, text
+
+    async def audit_log(self, user_id: str) -> list[AuditEntry]:
+        """The user's lifecycle steps, newest first (rollovers with old -> new id)."""
+        return await self.book.audit_log(user_id)
 
     async def _find(self, user_id: str, session_id: str) -> SessionChannel | None:
         channel = self._channels.get(session_id)
@@ -231,16 +306,17 @@ class GatewayCore:
         agent_name: str | None,
         display_name: str | None,
         channel_origin: str,
+        left: str | None = None,
     ) -> SessionChannel:
         await self._slots.reserve(user_id)
         record = SessionRecord(
             session_id=session_id,
             user_id=user_id,
             agent_name=agent_name or "default",
-            display_name=display_name,
+            display_name=clean_name(display_name),
             channel_origin=channel_origin,
         )
-        stored = self._creates.submit(record)
+        stored = self._creates.submit(record, audit_new(record, left))
         stored.add_done_callback(
             lambda f: self._slots.settle(
                 user_id, not f.cancelled() and f.exception() is None and f.result()
@@ -359,6 +435,8 @@ class GatewayCore:
         `owner` is the client connection that asked; only it may answer the turn's
         approval requests (see `_approvals.py`).
         """
+        if channel.deleted:
+            raise RefusedError("this session was deleted; start a new one", "session_deleted")
         if channel.active_turn is not None:
             raise RefusedError("an active turn is already running", "turn_active")
         limit = self.config.max_concurrent_turns_per_user
@@ -396,6 +474,7 @@ class GatewayCore:
         approver = self.approvals.approver_for(channel, request_id, turn, owner)
         try:
             outcome = await self.runner.run_turn(request, sink, approver)
+            self._count_turn(channel.session_id, outcome)
             channel.publish(self._usage(channel, request_id, request.turn_id, outcome))
             self._finish(channel, request_id, request.turn_id, outcome)
         except asyncio.CancelledError:
@@ -458,16 +537,31 @@ class GatewayCore:
                 )
             )
 
-    async def _touch(self, session_id: str) -> None:
-        """Record activity at most every TOUCH_EVERY_SECS per session.
+    def _count_turn(self, session_id: str, outcome: TurnOutcome) -> None:
+        turns, cost = self._unflushed.get(session_id, (0, None))
+        spent = outcome.spend.cost_usd if outcome.spend.priced else None
+        self._unflushed[session_id] = (
+            turns + 1,
+            cost if spent is None else (cost or 0.0) + spent,
+        )
+
+    async def _touch(self, session_id: str, force: bool = False) -> None:
+        """Record activity, turns and cost at most every TOUCH_EVERY_SECS per session.
 
         `last_active_at` orders session lists; it needs no per-turn precision, and a durable
-        write per turn would queue a third fsync in front of the next turn.
+        write per turn would queue a third fsync in front of the next turn. Listings add
+        what is not written yet; shutdown writes it.
         """
         now = time.monotonic()
-        if now - self._touched.get(session_id, -TOUCH_EVERY_SECS) >= TOUCH_EVERY_SECS:
+        due = now - self._touched.get(session_id, -TOUCH_EVERY_SECS) >= TOUCH_EVERY_SECS
+        if due or force:
             self._touched[session_id] = now
-            await self.store.touch(session_id)
+            turns, cost = self._unflushed.pop(session_id, (0, None))
+            try:
+                await self.store.touch(session_id, turns, cost)
+            except BaseException:
+                self._unflushed.setdefault(session_id, (turns, cost))
+                raise
 
     def cancel(self, channel: SessionChannel) -> None:
         """Cancel the session's active turn."""
@@ -500,6 +594,11 @@ class GatewayCore:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for session_id in list(self._unflushed):
+            try:
+                await self._touch(session_id, force=True)
+            except Exception:  # the store is closing: the totals lag, nothing else is lost
+                _log.warning("could not write the turn totals of session %s", session_id)
 
 
 class _FrameSink:

@@ -13,7 +13,7 @@ import asyncio
 import hmac
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, assert_never
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -28,23 +28,31 @@ from oxydra.gateway.core import GatewayCore, RefusedError
 from oxydra.wire.gateway import (
     PROTOCOL_VERSION,
     ApprovalResponse,
+    ArchiveSession,
     CancelActiveTurn,
     CancelAllActiveTurns,
     ClientFrame,
     CreateSession,
+    DeleteSession,
     ErrorFrame,
+    ExportSession,
     FrameError,
     HealthCheck,
     HealthStatus,
     Hello,
     HelloAck,
     ListSessions,
+    RenameSession,
     SendTurn,
     SessionCreated,
+    SessionDeleted,
+    SessionExport,
     SessionList,
     SessionSwitched,
+    SessionUpdated,
     SwitchSession,
     TaggedFrame,
+    UnarchiveSession,
     decode_client_frame,
     encode_frame,
 )
@@ -311,6 +319,7 @@ class _Connection:
                     agent_name=frame.agent_name,
                     display_name=frame.display_name,
                     request_id=frame.request_id,
+                    left=channel.session_id,
                 )
                 request_id = frame.request_id
                 await self._attach(
@@ -358,6 +367,42 @@ class _Connection:
                     )
             case Hello():
                 raise RefusedError("hello already negotiated on this connection", "hello_repeated")
+            case _:
+                await self._lifecycle(frame)
+
+    async def _lifecycle(
+        self,
+        frame: RenameSession | ArchiveSession | UnarchiveSession | DeleteSession | ExportSession,
+    ) -> None:
+        """The lifecycle verbs beyond upstream's (docs/sessions.md); same rules as the core's."""
+        user, rid = self.user_id, frame.request_id
+        match frame:
+            case RenameSession():
+                row = await self.core.rename(user, frame.session_id, frame.display_name)
+                await self.send(SessionUpdated(request_id=rid, action="renamed", session=row))
+            case ArchiveSession() | UnarchiveSession():
+                archived = isinstance(frame, ArchiveSession)
+                row = await self.core.archive(user, frame.session_id, archived)
+                await self.send(
+                    SessionUpdated(
+                        request_id=rid, action="archived" if archived else "unarchived", session=row
+                    )
+                )
+            case DeleteSession():
+                removed = await self.core.delete(user, frame.session_id, request_id=rid)
+                if self.channel is None or not self.channel.deleted:  # else it came published
+                    await self.send(
+                        SessionDeleted(request_id=rid, session_id=removed[-1], deleted=removed)
+                    )
+            case ExportSession():
+                session_id, text = await self.core.export(user, frame.session_id, frame.format)
+                await self.send(
+                    SessionExport(
+                        request_id=rid, session_id=session_id, format=frame.format, content=text
+                    )
+                )
+            case _:
+                assert_never(frame)
 
     def _check_session(self, session_id: str) -> None:
         assert self.channel is not None

@@ -160,6 +160,10 @@ class Memory:
         """The session's stored events, oldest first."""
         return await self._worker.run(self._store.events.recall, session_id)
 
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete the session with everything indexed from it; True when it existed."""
+        return await self._worker.run(self._store.delete_session, session_id)
+
     async def save_summary(
         self,
         session_id: str,

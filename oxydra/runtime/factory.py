@@ -19,11 +19,13 @@ from oxydra.catalog import ModelCatalog, catalog_provider_for, load_catalog
 from oxydra.config.persona import Persona, load_persona
 from oxydra.config.schema import AgentConfig, AgentDefinition
 from oxydra.core.errors import ConfigError
+from oxydra.core.log import get_logger
 from oxydra.runtime.conversation import ConversationStore
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.loop import AgentRuntime, Retriever
 from oxydra.runtime.prompt import build_system_prompt
 from oxydra.runtime.registry_tools import RegistryExecutor
+from oxydra.runtime.turnlock import SessionLocks
 from oxydra.security import Workspace
 from oxydra.tools import (
     ScratchpadStore,
@@ -39,6 +41,7 @@ from oxydra.tools.skills import SkillRegistry, Source, discover, skill_sources, 
 
 SKILL_TOOLS = ("skill_create", "skill_load", "skill_read", "skill_update")
 _audit = logging.getLogger("oxydra.audit")
+_log = get_logger(__name__)
 
 WORKSPACE_DIRS = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
 
@@ -138,6 +141,7 @@ def build_agent(
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
         retriever=retriever,
         session_prompt=session_prompt if persona is None else None,
+        turn_locks=SessionLocks(workspace / "ipc", on_wait=_tell_waiting),
     )
     if config.agents:
         _add_delegation(config, registry, runtime, env, catalog, http_client, namespace)
@@ -147,6 +151,10 @@ def build_agent(
     return Agent(
         runtime=runtime, catalog=catalog, workspace=jail, closers=closers, registry=registry
     )
+
+
+def _tell_waiting(session_id: str) -> None:
+    _log.info("session %s: waiting for a turn another process runs in it", session_id)
 
 
 def _audit_persona(persona: Persona) -> None:
@@ -217,6 +225,7 @@ def _add_delegation(
             system_prompt=prompt,
             store=runtime.store,
             ledger=CostLedger(lambda usage: catalog.cost_usd(child_ns, model, usage)),
+            turn_locks=runtime.turn_locks,
         )
 
     timeout = float(config.runtime.turn_deadline_secs or 600)

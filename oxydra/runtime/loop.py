@@ -71,6 +71,7 @@ from oxydra.runtime.tokens import (
     tools_tokens,
 )
 from oxydra.runtime.toolrun import ToolExecutor, result_messages, run_calls, with_heartbeat
+from oxydra.runtime.turnlock import SessionLocks
 from oxydra.security.taint import context_label, for_model
 from oxydra.tools import ToolExecutionContext
 
@@ -98,6 +99,7 @@ class AgentRuntime:
         retriever: Retriever | None = None,
         counter: TokenCounter | None = None,
         session_prompt: Callable[[], str] | None = None,
+        turn_locks: SessionLocks | None = None,
     ) -> None:
         self.provider = provider
         self.tools = tools
@@ -118,7 +120,7 @@ class AgentRuntime:
         )
         self._counter = counter
         self._conversations: dict[str, Conversation] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.turn_locks = turn_locks or SessionLocks()
         self._taint_key = os.urandom(16)  # keys the untrusted-content marker ids
 
     # ---- sessions ------------------------------------------------------------------
@@ -144,10 +146,9 @@ class AgentRuntime:
 
         A session whose turn holds its lock is kept; returns whether it was dropped.
         """
-        lock = self._locks.get(session_id)
-        if lock is not None and lock.locked():
+        if self.turn_locks.busy(session_id):
             return False
-        self._locks.pop(session_id, None)
+        self.turn_locks.forget(session_id)
         self.ledger.forget(session_id)
         return self._conversations.pop(session_id, None) is not None
 
@@ -167,8 +168,7 @@ class AgentRuntime:
             self._refuse_oversized(request)
         except ContextTooSmallError as exc:  # refused before it is stored: the session lives on
             return TurnOutcome(reason="context_too_small", detail=str(exc))
-        lock = self._locks.setdefault(request.session_id, asyncio.Lock())
-        async with lock:
+        async with self.turn_locks.hold(request.session_id):
             conversation = await self.conversation(request.session_id, request.user_id)
             content: str | tuple[TextPart | MediaPart, ...] = (
                 (TextPart(text=request.prompt), *request.attachments)

@@ -72,7 +72,10 @@ class TestShippedMigrations:
     def test_each_owner_ships_its_own_migrations(self) -> None:
         own = {m.name for m in load_migrations()}
         assert not any("gateway" in n or "schedule" in n for n in own)
-        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {"gateway_sessions"}
+        assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {
+            "gateway_sessions",
+            "session_lifecycle",
+        }
         assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {"schedules"}
 
     def test_two_owners_claiming_one_version_is_an_error(
