@@ -256,3 +256,36 @@ def test_archive_lists_and_reads_its_builtin_skill_and_parses_yaml(
         tmp_path,
     )
     assert "# Writing a skill" in shown.stdout
+
+
+def test_archive_session_lifecycle_from_the_command_line(pyz: Path, tmp_path: Path) -> None:
+    """Default config: `ask --name` records a session; list, rename, export, delete, audit."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"kind": "reply", "text": "noted"}]))
+    home = tmp_path / "home"
+    home.mkdir()
+    with _fake_llm(script, tmp_path / "requests.jsonl") as url:
+        sets = [
+            f"providers.registry.fake.base_url={url}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+        ]
+        flags = [a for s in sets for a in ("--set", s)]
+        asked = _run(pyz, ["ask", *flags, "--name", "errands", "buy milk"], home, home)
+        assert asked.returncode == 0, asked.stderr
+        unknown = _run(pyz, ["ask", *flags, "--session", "no-such", "hi"], home, home)
+    session = asked.stderr.split("session: ")[1].strip()
+    assert (
+        unknown.returncode == 2 and "no session of user `default` match `no-such`" in unknown.stderr
+    )
+    listed = _run(pyz, ["sessions", "list"], home, home)
+    assert session in listed.stdout and "errands" in listed.stdout and "turns 1" in listed.stdout
+    assert _run(pyz, ["sessions", "rename", session[:30], "shopping"], home, home).returncode == 0
+    exported = _run(pyz, ["sessions", "export", session, "--format", "jsonl"], home, home)
+    assert [json.loads(x)["text"] for x in exported.stdout.splitlines()] == ["buy milk", "noted"]
+    deleted = _run(pyz, ["sessions", "delete", session], home, home)
+    assert deleted.returncode == 0, deleted.stderr
+    audit = _run(pyz, ["sessions", "audit"], home, home).stdout.splitlines()
+    assert [line.split()[2] for line in audit] == ["delete", "export", "rename", "new"]
+    assert "(no sessions)" in _run(pyz, ["sessions", "list"], home, home).stdout

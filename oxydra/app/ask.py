@@ -210,6 +210,15 @@ async def _session_for(services: Any, user: str, args: argparse.Namespace) -> st
         )
 
 
+async def _count_turn(services: Any, session: str, outcome: TurnOutcome | None) -> None:
+    """The session's last activity, turns and cost, as the `vm` records them."""
+    from oxydra.gateway import MemorySessionRecords
+
+    spend = outcome.spend if outcome is not None else None
+    cost = spend.cost_usd if spend is not None and spend.priced else None
+    await MemorySessionRecords(services.memory).touch(session, 1, cost)
+
+
 def _tell_waiting(_session_id: str) -> None:
     print("oxydra ask: waiting for the session's running turn to end", file=sys.stderr)
 
@@ -230,6 +239,8 @@ async def _turn(
         outcome = TurnOutcome(reason="cancelled", detail="interrupted")
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+        with contextlib.suppress(Exception):
+            await _count_turn(services, session, outcome if task.done() else None)
         with contextlib.suppress(Exception):
             await services.aclose()
     printer.finish(outcome, session)
