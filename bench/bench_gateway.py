@@ -11,7 +11,6 @@ each running one turn: throughput, p50/p99 turn latency, RSS per session, frames
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -22,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench._procs import start_fake_llm, stop
 from bench._timing import percentile
 from oxydra.wire import gateway as g
 
@@ -37,15 +37,7 @@ def _rss_mib(pid: int) -> float:
 
 
 def _start_fake(tmp: Path, steps: int) -> tuple[subprocess.Popen[str], str]:
-    script = tmp / "script.json"
-    script.write_text(json.dumps([{"kind": "reply", "text": ANSWER, "chunk": 16}] * steps))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oxydra.testing.fake_llm", "--port", "0", "--script", str(script)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip().split("=", 1)[1]
+    return start_fake_llm(tmp, [{"kind": "reply", "text": ANSWER, "chunk": 16}] * steps)
 
 
 def _sets(url: str) -> list[str]:
@@ -182,10 +174,7 @@ async def _main() -> None:
                     f"RSS +{(after - before) * 1024 / clients:5.1f} KiB/session, frames lost {lost}"
                 )
         finally:
-            vm.terminate()
-            vm.wait()
-            fake.terminate()
-            fake.wait()
+            stop(vm, fake)
 
 
 def main() -> None:

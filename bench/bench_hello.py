@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench._procs import stop
 from bench._timing import percentile
 from bench.bench_gateway import TOKEN, _start_fake, _start_vm
 from oxydra.wire import gateway as g
@@ -135,10 +136,7 @@ async def _main() -> None:
                 distinct = CLIENTS + len(probe) + background
                 print(f"sessions stored: {_sessions(db)} for {distinct} distinct hellos")
         finally:
-            vm.terminate()
-            vm.wait()
-            fake.terminate()
-            fake.wait()
+            stop(vm, fake)
 
 
 def main() -> None:

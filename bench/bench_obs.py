@@ -13,7 +13,6 @@ Three modes, interleaved round by round so machine noise hits them alike:
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from bench._procs import start_fake_llm
 
 ROUNDS = 15
 TURNS = 40
@@ -184,15 +185,7 @@ def _fake(tmp: Path, turns: int) -> tuple[subprocess.Popen[str], str]:
     """The fake LLM in its own process, scripted for `turns` tool round trips."""
     call = {"kind": "reply", "tool_calls": [{"name": "file_list", "arguments": {"path": "/"}}]}
     text = {"kind": "reply", "text": WORDS, "chunk": 4}
-    script = tmp / "script.json"
-    script.write_text(json.dumps([call, text] * turns))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oxydra.testing.fake_llm", "--port", "0", "--script", str(script)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip().split("=", 1)[1]
+    return start_fake_llm(tmp, [call, text] * turns)
 
 
 def main() -> None:

@@ -8,13 +8,13 @@ exchanges with httpx and reads every SSE line; the ratio is the runtime's cost o
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench._procs import start_fake_llm
 
 WORDS = " ".join(f"w{i}" for i in range(200))
 TURNS = 60
@@ -26,15 +26,7 @@ def _fake(tmp: Path) -> tuple[subprocess.Popen[str], str]:
         "tool_calls": [{"name": "file_list", "arguments": {"path": "/shared"}}],
     }
     text = {"kind": "reply", "text": WORDS, "chunk": 4}
-    script = tmp / "script.json"
-    script.write_text(json.dumps([call, text] * (3 * TURNS + 10)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oxydra.testing.fake_llm", "--port", "0", "--script", str(script)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip().split("=", 1)[1]
+    return start_fake_llm(tmp, [call, text] * (3 * TURNS + 10))
 
 
 async def _bare(url: str) -> list[float]:

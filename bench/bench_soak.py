@@ -14,34 +14,20 @@ Duration: OXYDRA_SOAK_SECS (default 60; the figure in docs comes from a 600 s ru
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.bench_gateway import ANSWER, TOKEN, _rss_mib, _start_vm
+from bench._procs import stop
+from bench.bench_gateway import ANSWER, TOKEN, _rss_mib, _start_fake, _start_vm
 from oxydra.wire import gateway as g
 
 CLIENTS = 16
 TURNS_PER_SESSION = 25
 TTL_HOURS = 10 / 3600
-
-
-def _start_fake(tmp: Path, steps: int) -> tuple[subprocess.Popen[str], str]:
-    script = tmp / "script.json"
-    script.write_text(json.dumps([{"kind": "reply", "text": ANSWER, "chunk": 16}] * steps))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oxydra.testing.fake_llm", "--port", "0", "--script", str(script)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip().split("=", 1)[1]
 
 
 async def _session(endpoint: str) -> tuple[Any, str]:
@@ -132,10 +118,7 @@ async def _main(seconds: float) -> None:
             marks = samples[:: max(1, len(samples) // 10)]
             print("RSS over time: " + ", ".join(f"{t:.0f}s {r:.0f}" for t, r in marks))
         finally:
-            vm.terminate()
-            vm.wait()
-            fake.terminate()
-            fake.wait()
+            stop(vm, fake)
 
 
 def main() -> None:

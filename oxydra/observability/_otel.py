@@ -21,6 +21,7 @@ Theory of operation:
 from __future__ import annotations
 
 import collections
+import importlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -301,40 +302,31 @@ def _base(config: ObservabilityConfig) -> str:
 
 
 def _span_exporter(config: ObservabilityConfig, headers: dict[str, str]) -> SpanExporter:
-    if config.protocol == "grpc":
-        module = _grpc("trace_exporter")
-        exporter: SpanExporter = module.OTLPSpanExporter(
-            endpoint=_base(config),
-            headers=tuple(headers.items()),
-            timeout=config.export_timeout_secs,
-        )
-        return exporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(
-        endpoint=f"{_base(config)}/v1/traces", headers=headers, timeout=config.export_timeout_secs
-    )
+    exporter: SpanExporter = _exporter(config, headers, "trace", "OTLPSpanExporter")
+    return exporter
 
 
 def _metric_exporter(config: ObservabilityConfig, headers: dict[str, str]) -> MetricExporter:
+    exporter: MetricExporter = _exporter(config, headers, "metric", "OTLPMetricExporter")
+    return exporter
+
+
+def _exporter(config: ObservabilityConfig, headers: dict[str, str], signal: str, name: str) -> Any:
+    """One OTLP exporter: gRPC takes the bare endpoint, HTTP a per-signal path."""
     if config.protocol == "grpc":
-        module = _grpc("metric_exporter")
-        exporter: MetricExporter = module.OTLPMetricExporter(
+        return getattr(_grpc(f"{signal}_exporter"), name)(
             endpoint=_base(config),
             headers=tuple(headers.items()),
             timeout=config.export_timeout_secs,
         )
-        return exporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter(
-        endpoint=f"{_base(config)}/v1/metrics", headers=headers, timeout=config.export_timeout_secs
+    module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.http.{signal}_exporter")
+    path = "traces" if signal == "trace" else "metrics"
+    return getattr(module, name)(
+        endpoint=f"{_base(config)}/v1/{path}", headers=headers, timeout=config.export_timeout_secs
     )
 
 
 def _grpc(module: str) -> Any:
-    import importlib
-
     try:
         return importlib.import_module(f"opentelemetry.exporter.otlp.proto.grpc.{module}")
     except ImportError as exc:

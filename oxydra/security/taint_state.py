@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import posixpath
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,26 +61,18 @@ class TaintedPaths:
     def label_for(self, path: str) -> Label | None:
         """The label of a file, or of the files under a directory (a search reads them)."""
         target = virtual_path(path)
-        with self._lock:
-            if OVERFLOW_KEY in self._table:
-                return self._table[OVERFLOW_KEY]
-            found = [
-                label
-                for key, label in self._table.items()
-                if key == target or key.startswith(target.rstrip("/") + "/")
-            ]
-        return merge(*found)
+        return self._matching(lambda key: key == target or key.startswith(target.rstrip("/") + "/"))
 
     def mentioned_in(self, text: str) -> Label | None:
         """The labels of tainted files whose path occurs in `text` (a shell command)."""
+        return self._matching(lambda key: key in text or _relative_in(key, text))
+
+    def _matching(self, wanted: Callable[[str], bool]) -> Label | None:
+        """The merged labels of the keys `wanted` picks (all of them once the table overflowed)."""
         with self._lock:
             if OVERFLOW_KEY in self._table:
                 return self._table[OVERFLOW_KEY]
-            found = [
-                label
-                for key, label in self._table.items()
-                if key in text or _relative_in(key, text)
-            ]
+            found = [label for key, label in self._table.items() if wanted(key)]
         return merge(*found)
 
     def record(self, path: str, label: Label | None, *, whole_file: bool = True) -> None:

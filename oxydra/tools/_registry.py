@@ -180,13 +180,10 @@ class ToolRegistry:
         if ctx.approval is None:
             await self.taint.record(tool, args, ctx, decision, "refused_no_approver", self.scrubber)
             raise _Denied(f"{decision.reason}; it needs the user's approval and nobody can answer")
-        request = ApprovalRequest(
-            tool=tool.name,
-            safety_tier=tool.safety_tier,
-            arguments=args,
-            user_id=ctx.user_id,
-            session_id=ctx.session_id,
-            call_id=ctx.call_id,
+        request = _request(
+            tool,
+            args,
+            ctx,
             reason=decision.reason,
             taint_sources=tuple(str(s) for s in ctx.taint.sources) if ctx.taint else (),
         )
@@ -206,15 +203,7 @@ class ToolRegistry:
             if approval.default == "allow":
                 return
             raise _Denied(f"'{tool.name}' needs approval and no approver is available")
-        request = ApprovalRequest(
-            tool=tool.name,
-            safety_tier=tool.safety_tier,
-            arguments=args,
-            user_id=ctx.user_id,
-            session_id=ctx.session_id,
-            call_id=ctx.call_id,
-        )
-        if not await _ask(ctx.approval(request), approval):
+        if not await _ask(ctx.approval(_request(tool, args, ctx)), approval):
             raise _Denied(f"the user did not approve running '{tool.name}'")
 
     async def _run(
@@ -299,3 +288,18 @@ def tier_of(registry: ToolRegistry, name: str) -> SafetyTier | None:
     """The safety tier of a registered tool (the runtime's parallelism decision)."""
     tool = registry.get(name)
     return tool.safety_tier if tool is not None else None
+
+
+def _request(
+    tool: Tool, args: dict[str, Any], ctx: ToolExecutionContext, **why: Any
+) -> ApprovalRequest:
+    """The question put to the user about one call (`why`: the taint reason and sources)."""
+    return ApprovalRequest(
+        tool=tool.name,
+        safety_tier=tool.safety_tier,
+        arguments=args,
+        user_id=ctx.user_id,
+        session_id=ctx.session_id,
+        call_id=ctx.call_id,
+        **why,
+    )
