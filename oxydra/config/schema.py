@@ -80,6 +80,10 @@ class GatewayConfig(_Section):
     max_sessions_per_user: Positive = 50
     max_concurrent_turns_per_user: Positive = 10
     session_idle_ttl_hours: PositiveFloat = 48
+    max_concurrent_turns: Positive = 32
+    """Turns running at once in this `vm`, all people together; shared round robin."""
+    max_queued_turns_per_user: Positive = 50
+    """Turns of one person waiting in their sessions' lanes; one more is refused."""
 
 
 class RetrievalConfig(_Section):

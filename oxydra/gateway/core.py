@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from typing import Protocol
 
 import msgspec
@@ -26,6 +26,7 @@ from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots,
 from oxydra.gateway._approvals import ApprovalBroker
 from oxydra.gateway._export import ExportFormat
 from oxydra.gateway._hub import SessionChannel, Subscriber
+from oxydra.gateway._lanes import Lanes, Ticket
 from oxydra.gateway._store import SessionData, SessionRecords
 from oxydra.gateway._table import AuditEntry, SessionRecord
 from oxydra.gateway.lifecycle import SessionBook, audit_new, clean_name, summary
@@ -39,6 +40,7 @@ from oxydra.wire.gateway import (
     TurnCancelled,
     TurnCompleted,
     TurnProgress,
+    TurnQueued,
     TurnStarted,
     TurnStatus,
     Usage,
@@ -91,7 +93,11 @@ class GatewayCore:
         self.subscriber_capacity = subscriber_capacity
         self.log_bytes = log_bytes
         self._channels: dict[str, SessionChannel] = {}
-        self._running: defaultdict[str, int] = defaultdict(int)
+        self.lanes = Lanes(
+            config.max_concurrent_turns_per_user,
+            config.max_concurrent_turns,
+            config.max_queued_turns_per_user,
+        )
         self._touched: dict[str, float] = {}
         self._flight: SingleFlight[SessionChannel] = SingleFlight()
         self._lookups: SingleFlight[SessionChannel | None] = SingleFlight()
@@ -105,7 +111,8 @@ class GatewayCore:
         """Gauges for the metrics endpoint: sessions with a client, turns running."""
         return {
             "active_sessions": sum(1 for c in self._channels.values() if c.subscribers),
-            "running_turns": sum(self._running.values()),
+            "running_turns": self.lanes.running_total,
+            "queued_turns": self.lanes.waiting,
         }
 
     # ---- sessions ------------------------------------------------------------------
@@ -249,6 +256,8 @@ class GatewayCore:
         """
         record = await self.book.find(user_id, id_or_prefix)
         doomed = [*await self.store.children(record.session_id), record.session_id]
+        for session_id in doomed:
+            self._drop(self.lanes.cancel_session(user_id, session_id))
         tasks = [c.task for sid in doomed if (c := self._channels.get(sid)) and c.task]
         for task in tasks:
             task.cancel()
@@ -353,8 +362,6 @@ class GatewayCore:
             self._touched.pop(session_id, None)
             if forget is not None:
                 forget(session_id)
-        for user_id in [u for u, n in self._running.items() if n == 0]:
-            del self._running[user_id]
         return len(gone)
 
     def _channel_from(self, record: SessionRecord) -> SessionChannel:
@@ -425,8 +432,9 @@ class GatewayCore:
         label: Label | None = None,
         owner: object | None = None,
         traceparent: str | None = None,
-    ) -> None:
-        """Start a turn, or refuse it: one per session, a bounded number per user.
+    ) -> int:
+        """Start a turn, or queue it in the session's lane (`_lanes`); returns its position
+        (0: started now; n: n-th waiting in the session, announced with `turn_queued`).
 
         `label` marks a prompt that is not the session owner's own words (a channel passes
         `untrusted("chat", sender)` for another person in a shared chat): the turn starts
@@ -437,14 +445,6 @@ class GatewayCore:
         """
         if channel.deleted:
             raise RefusedError("this session was deleted; start a new one", "session_deleted")
-        if channel.active_turn is not None:
-            raise RefusedError("an active turn is already running", "turn_active")
-        limit = self.config.max_concurrent_turns_per_user
-        if self._running[channel.user_id] >= limit:
-            raise RefusedError(f"too many concurrent turns (limit: {limit})", "turn_limit")
-        self._running[channel.user_id] += 1
-        turn = TurnStatus(turn_id=turn_id, state="running")
-        channel.active_turn, channel.active_request_id = turn, request_id
         request = TurnRequest(
             user_id=channel.user_id,
             session_id=channel.session_id,
@@ -456,17 +456,45 @@ class GatewayCore:
             label=label,
             traceparent=traceparent[:64] if traceparent else None,
         )
-        channel.task = asyncio.create_task(
-            self._run_turn(channel, request_id, request, owner),
-            name=f"turn-{channel.session_id}-{turn_id}",
+        ticket = Ticket(
+            channel.user_id, channel.session_id, turn_id, (channel, request_id, request, owner)
         )
+        position = self.lanes.submit(ticket)
+        if position == 0:
+            self._start(ticket)
+        else:
+            channel.publish(
+                TurnQueued(
+                    request_id=request_id, session=channel.ref, turn_id=turn_id, position=position
+                )
+            )
+        return position
+
+    def _start(self, ticket: Ticket) -> None:
+        channel, request_id, request, owner = ticket.payload
+        turn = TurnStatus(turn_id=request.turn_id, state="running")
+        channel.active_turn, channel.active_request_id = turn, request_id
+        channel.task = asyncio.create_task(
+            self._run_turn(channel, request_id, request, owner, ticket),
+            name=f"turn-{channel.session_id}-{request.turn_id}",
+        )
+
+    @staticmethod
+    def _drop(tickets: list[Ticket]) -> int:
+        """Tell the followers of each waiting ticket it was cancelled without starting."""
+        for ticket in tickets:
+            channel, request_id, request, _ = ticket.payload
+            done = TurnStatus(turn_id=request.turn_id, state="cancelled")
+            channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
+        return len(tickets)
 
     async def _run_turn(
         self,
         channel: SessionChannel,
         request_id: str,
         request: TurnRequest,
-        owner: object | None = None,
+        owner: object | None,
+        ticket: Ticket,
     ) -> None:
         turn = TurnStatus(turn_id=request.turn_id, state="running")
         channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
@@ -495,7 +523,8 @@ class GatewayCore:
         finally:
             channel.active_turn = channel.active_request_id = None
             channel.task = None
-            self._running[channel.user_id] -= 1
+            for ready in self.lanes.finish(ticket):
+                self._start(ready)
             await self._touch(channel.session_id)
 
     def _usage(
@@ -563,8 +592,13 @@ class GatewayCore:
                 self._unflushed.setdefault(session_id, (turns, cost))
                 raise
 
-    def cancel(self, channel: SessionChannel) -> None:
-        """Cancel the session's active turn."""
+    def cancel(self, channel: SessionChannel, turn_id: str = "") -> None:
+        """Cancel the session's running turn, or the waiting turn `turn_id` names."""
+        if turn_id and (channel.active_turn is None or channel.active_turn.turn_id != turn_id):
+            for ticket in self.lanes.queued(channel.session_id, channel.user_id):
+                if ticket.turn_id == turn_id and self.lanes.cancel(ticket):
+                    self._drop([ticket])
+                    return
         if channel.task is None:
             raise RefusedError("no active turn to cancel", "no_active_turn")
         channel.task.cancel()
@@ -578,18 +612,21 @@ class GatewayCore:
         return [str(s) for s in label.sources] or ["unknown source"]
 
     def cancel_all(self, user_id: str) -> int:
-        """Cancel every active turn of a user; returns how many."""
+        """Cancel every running turn of a user and empty their lanes; returns how many."""
+        dropped = self._drop(self.lanes.cancel_user(user_id))
         tasks = [c.task for c in self._channels.values() if c.user_id == user_id and c.task]
-        if not tasks:
+        if not tasks and not dropped:
             raise RefusedError("no active turns to cancel", "no_active_turn")
         for task in tasks:
             task.cancel()
-        return len(tasks)
+        return len(tasks) + dropped
 
     async def shutdown(self) -> None:
         """Cancel every turn and wait for them to end."""
         if self._janitor is not None:
             self._janitor.cancel()
+        for user_id in {c.user_id for c in self._channels.values()}:
+            self._drop(self.lanes.cancel_user(user_id))
         tasks = [c.task for c in self._channels.values() if c.task]
         for task in tasks:
             task.cancel()

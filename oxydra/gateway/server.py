@@ -297,7 +297,7 @@ class _Connection:
                 )
             case CancelActiveTurn():
                 self._check_session(frame.session_id)
-                self.core.cancel(channel)
+                self.core.cancel(channel, frame.turn_id)
             case CancelAllActiveTurns():
                 self.core.cancel_all(self.user_id)
             case HealthCheck():

@@ -16,6 +16,8 @@ one works with the other. What we add is optional and ignorable by old peers:
   caller's trace across the process boundary (a syntactically bad value is ignored);
 * `usage`: after each turn, what the turn and the session so far cost (tokens, USD or
   unknown);
+* `turn_queued`: a turn sent while its session (or its person's share of the `vm`) is busy
+  waits in the session's lane, with its position, instead of being refused;
 * session lifecycle (docs/sessions.md): `rename_session`, `archive_session`,
   `unarchive_session`, `delete_session`, `export_session` answered by `session_updated`,
   `session_deleted`, `session_export`; `session_list` rows add `parent_session_id`, `turns`
@@ -232,6 +234,21 @@ class TurnStarted(TaggedFrame):
     request_id: str
     session: GatewaySession
     turn: TurnStatus
+    seq: int | None = None
+
+
+class TurnQueued(TaggedFrame):
+    """A turn waits in its session's lane (our addition): `position` 1 is next.
+
+    It starts with `turn_started` when its slot comes, or ends with `turn_cancelled`
+    without starting when it is cancelled while waiting.
+    """
+
+    TYPE: ClassVar[str] = "turn_queued"
+    request_id: str
+    session: GatewaySession
+    turn_id: str
+    position: int
     seq: int | None = None
 
 
@@ -464,6 +481,7 @@ ServerFrame = (
     | SessionUpdated
     | SessionDeleted
     | SessionExport
+    | TurnQueued
 )
 
 CLIENT_TYPES: dict[str, type[TaggedFrame]] = {
@@ -506,6 +524,7 @@ SERVER_TYPES: dict[str, type[TaggedFrame]] = {
         SessionUpdated,
         SessionDeleted,
         SessionExport,
+        TurnQueued,
     )
 }
 

@@ -93,6 +93,7 @@ SERVER_FRAMES: list[Any] = [
         ),
     ),
     g.SessionDeleted(request_id="r", session_id="s1", deleted=["c1", "s1"], seq=9),
+    g.TurnQueued(request_id="r", session=S, turn_id="t2", position=2, seq=4),
     g.SessionExport(request_id="r", session_id="s1", format="markdown", content="# Session"),
     g.MediaAttachment(
         request_id="r",
