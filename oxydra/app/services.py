@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oxydra.config.schema import AgentConfig
-from oxydra.gateway import SESSION_SCHEMA
+from oxydra.gateway import SESSION_SCHEMA, MemorySessionRecords
+from oxydra.gateway.lifecycle import ChildSessionRecorder
 from oxydra.memory import HashedEmbedder, Memory
 from oxydra.memory.tools import memory_tools
 from oxydra.runtime import (
@@ -111,6 +112,7 @@ async def open_services(
             scratchpad=MemoryScratchpad(memory),
             shell_available=shell,
             http_client=http_client,
+            child_sessions=ChildSessionRecorder(MemorySessionRecords(memory)),
         )
         hub = mcp_hub(config, agent, workspace=workspace, environ=environ)
         if hub is not None and not mcp_background:

@@ -67,6 +67,8 @@ class RuntimeConfig(_Section):
     max_tool_retries: Positive = 3
     max_output_tokens: Positive | None = None
     system_prompt: str | None = None
+    max_subagents_per_turn: Positive = 8
+    """Delegations one turn may start (fan-out limit; background ones included)."""
     context_budget: ContextBudget = msgspec.field(default_factory=ContextBudget)
     summarization: Summarization = msgspec.field(default_factory=Summarization)
 
@@ -255,6 +257,8 @@ class AgentDefinition(_Section):
     tools: list[str] | None = None
     max_turns: Positive | None = None
     max_cost: PositiveFloat | None = None
+    max_secs: PositiveFloat | None = None
+    """Wall-clock budget of one delegation to this agent (a brief may only tighten it)."""
     selection: AgentSelection | None = None
 
 

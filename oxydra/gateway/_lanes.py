@@ -29,7 +29,6 @@ from typing import Any
 
 from oxydra.gateway._admission import RefusedError
 
-
 _NO_LANES: OrderedDict[str, deque[Ticket]] = OrderedDict()  # read-only stand-in
 
 

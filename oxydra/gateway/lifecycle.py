@@ -161,6 +161,34 @@ class SessionBook:
         return await self.store.audit_log(user_id)
 
 
+class ChildSessionRecorder:
+    """Records each delegation's session under its parent (`runtime.delegation.ChildSessions`).
+
+    A parent that is not a recorded session (a scheduled run's) gets no tree: the child is
+    still run and stored, only not listed.
+    """
+
+    def __init__(self, store: SessionRecords) -> None:
+        self.store = store
+
+    async def started(
+        self, *, user_id: str, parent_session_id: str, session_id: str, agent_name: str
+    ) -> None:
+        """Record the child session (audit: `new`, from the parent)."""
+        parent = await self.store.get(parent_session_id)
+        if parent is None or parent.user_id != user_id:
+            return
+        record = SessionRecord(
+            session_id=session_id,
+            user_id=user_id,
+            agent_name=agent_name,
+            channel_origin="subagent",
+            parent_session_id=parent_session_id,
+        )
+        entry = msgspec.structs.replace(audit_new(record, parent_session_id), detail="sub-agent")
+        await self.store.create_many([record], [entry])
+
+
 def audit_new(record: SessionRecord, left: str | None) -> AuditEntry:
     """The audit row of a new session: a rollover when the person left another one."""
     return AuditEntry(

@@ -21,6 +21,7 @@ from oxydra.config.schema import AgentConfig, AgentDefinition
 from oxydra.core.errors import ConfigError
 from oxydra.core.log import get_logger
 from oxydra.runtime.conversation import ConversationStore
+from oxydra.runtime.delegation import ChildSessions
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.loop import AgentRuntime, Retriever
 from oxydra.runtime.prompt import build_system_prompt
@@ -87,6 +88,7 @@ def build_agent(
     shell: ShellSession | None = None,
     persona: Persona | None = None,
     skill_dirs: list[Source] | None = None,
+    child_sessions: ChildSessions | None = None,
 ) -> Agent:
     """The runtime for `config` working in `workspace` (already provisioned).
 
@@ -94,7 +96,8 @@ def build_agent(
     without it, and with `shell_available`, they run as local processes in the workspace.
     The persona is read as each session starts (so an operator's edit applies from the next
     session), unless a fixed `persona` is given; skills are discovered now; `skill_dirs`
-    replaces the standard skill sources.
+    replaces the standard skill sources; `child_sessions` records each delegation's session
+    under its parent.
     """
     from oxydra.providers import build_reliable_provider
 
@@ -144,7 +147,9 @@ def build_agent(
         turn_locks=SessionLocks(workspace / "ipc", on_wait=_tell_waiting),
     )
     if config.agents:
-        _add_delegation(config, registry, runtime, env, catalog, http_client, namespace)
+        _add_delegation(
+            config, registry, runtime, env, catalog, http_client, namespace, child_sessions
+        )
     closers: list[Any] = [provider.aclose]
     if shell is not None and shell_available:
         closers.append(shell.close)
@@ -185,8 +190,10 @@ def _add_delegation(
     catalog: ModelCatalog,
     http_client: httpx.AsyncClient | None,
     namespace: str,
+    children: ChildSessions | None = None,
 ) -> None:
-    """Register `delegate_to_agent` for `[agents]`; each agent gets a runtime of its own."""
+    """Register `delegate_to_agent` for `[agents]`; each delegation gets a runtime of its
+    agent narrowed to the brief's tools (`delegation.py`, rule 2)."""
     from oxydra.providers import build_reliable_provider
     from oxydra.runtime.delegation import NAME, check_agent_tools, delegate_tool
     from oxydra.tools.mcp import server_prefix
@@ -202,31 +209,54 @@ def _add_delegation(
             )
     executor = runtime.tools
     assert isinstance(executor, RegistryExecutor)
+    routes: dict[str, tuple[Any, str, str, CostLedger]] = {}
 
-    def runtime_for(name: str, agent: AgentDefinition, prompt: str) -> AgentRuntime:
+    def route(name: str, agent: AgentDefinition) -> tuple[Any, str, str, CostLedger]:
+        """The agent's provider, model and ledger: built on first use and kept."""
+        if name not in routes:
+            provider, provider_id, model = runtime.provider, runtime.provider_id, runtime.model
+            child_ns = namespace
+            if agent.selection is not None:
+                child_ns = catalog_provider_for(config.providers.registry[agent.selection.provider])
+                provider_id, model = agent.selection.provider, agent.selection.model
+                provider = build_reliable_provider(
+                    config, env, catalog, http_client, provider=provider_id, model=model
+                )
+            price = CostLedger(lambda usage: catalog.cost_usd(child_ns, model, usage))
+            routes[name] = (provider, provider_id, model, price)
+        return routes[name]
+
+    def runtime_for(
+        name: str, agent: AgentDefinition, prompt: str, scope: frozenset[str]
+    ) -> AgentRuntime:
         if agent.soul_file:
             soul = load_persona(soul_file=Path(agent.soul_file).expanduser()).soul
             assert soul is not None  # load_persona raises when soul_file is missing
             prompt = f"{prompt}\n\n## Persona\n{soul.text}"
-        provider, provider_id, model = runtime.provider, runtime.provider_id, runtime.model
-        child_ns = namespace
-        if agent.selection is not None:
-            child_ns = catalog_provider_for(config.providers.registry[agent.selection.provider])
-            provider_id, model = agent.selection.provider, agent.selection.model
-            provider = build_reliable_provider(
-                config, env, catalog, http_client, provider=provider_id, model=model
-            )
+        provider, provider_id, model, ledger = route(name, agent)
         return AgentRuntime(
             provider=provider,
-            tools=executor.only(agent.tools) if agent.tools else executor.without({NAME}),
+            tools=executor.only(scope),
             config=config.runtime,
             provider_id=provider_id,
             model=model,
             system_prompt=prompt,
             store=runtime.store,
-            ledger=CostLedger(lambda usage: catalog.cost_usd(child_ns, model, usage)),
+            ledger=ledger,
             turn_locks=runtime.turn_locks,
         )
 
+    def offered() -> frozenset[str]:
+        return frozenset(d.name for d in executor.schemas()) - {NAME}
+
     timeout = float(config.runtime.turn_deadline_secs or 600)
-    registry.register(delegate_tool(config.agents, runtime_for, timeout=timeout))
+    registry.register(
+        delegate_tool(
+            config.agents,
+            runtime_for,
+            offered,
+            timeout=timeout,
+            max_per_turn=config.runtime.max_subagents_per_turn,
+            children=children,
+        )
+    )

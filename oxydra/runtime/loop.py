@@ -212,7 +212,9 @@ class AgentRuntime:
                 model=self.model,
                 channel=request.channel,
             ) as observed:
-                outcome = await self._guarded(conversation, tool_ctx, sink, calls)
+                outcome = await self._guarded(
+                    conversation, tool_ctx, sink, calls, request.deadline_secs
+                )
                 observed["outcome"] = outcome.reason
                 return outcome
 
@@ -237,9 +239,11 @@ class AgentRuntime:
         tool_ctx: ToolExecutionContext,
         sink: EventSink,
         calls: TurnCalls,
+        own_deadline: float | None = None,
     ) -> TurnOutcome:
         state = calls.state
-        deadline = self.config.turn_deadline_secs
+        limits = [x for x in (self.config.turn_deadline_secs, own_deadline) if x is not None]
+        deadline = min(limits) if limits else None
         try:
             async with asyncio.timeout(deadline):
                 return await self._loop(conversation, tool_ctx, sink, calls)

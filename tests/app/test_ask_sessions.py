@@ -86,3 +86,24 @@ async def test_a_vm_turn_and_an_ask_on_the_same_session_take_turns(tmp_path: Pat
         ("assistant", "vm"),
         ("user", "check"),
     ]
+
+
+async def test_a_delegation_is_listed_under_its_parent_and_deleted_with_it(tmp_path: Path) -> None:
+    call = Call(name="delegate_to_agent", arguments={"agent_name": "helper", "goal": "say hi"})
+    script = [Reply(tool_calls=[call]), Reply(text="hi from the child"), Reply(text="done")]
+    async with FakeLLM(script) as llm:
+        cmd = ask_cmd(llm.base_url, "--set", "agents.helper.system_prompt=You help.", "go")
+        code, _, err = await run(cmd, tmp_path)
+        llm.assert_done()
+    assert code == 0, err
+    parent = err.split("session: ")[1].strip()
+    _, out, _ = await run_sessions(tmp_path, "list", "--subagents")
+    lines = out.splitlines()
+    assert lines[0].startswith(parent)
+    assert lines[1].startswith(f"  └ subagent:{parent}:") and "subagent" in lines[1]
+    _, plain, _ = await run_sessions(tmp_path, "list")
+    assert "subagent:" not in plain
+    code, out, _ = await run_sessions(tmp_path, "delete", parent[:30])
+    assert code == 0 and "and 1 sub-agent sessions" in out
+    _, out, _ = await run_sessions(tmp_path, "list", "--subagents", "--all")
+    assert out == "(no sessions)\n"
