@@ -11,16 +11,8 @@ the same worker thread and `Database` connection. The model-facing tools are `@t
 """
 
 from oxydra.memory._db import Database
-from oxydra.memory._embed import (
-    Embedder,
-    FastEmbedEmbedder,
-    HashedEmbedder,
-    create_embedder,
-    prepare_minilm_dir,
-)
-from oxydra.memory._memory import Memory
-from oxydra.memory._notes import notes_session_id
-from oxydra.memory._store import MemoryStore, index_path_for, resolve_db_path
+from oxydra.memory._events import notes_session_id
+from oxydra.memory._memory import Memory, MemoryStore, index_path_for, resolve_db_path
 from oxydra.memory._types import (
     ChunkInput,
     ConversationRecord,
@@ -33,6 +25,13 @@ from oxydra.memory._types import (
     StoredEvent,
     SummaryState,
     UpsertResult,
+)
+from oxydra.memory._vectors import (
+    Embedder,
+    FastEmbedEmbedder,
+    HashedEmbedder,
+    create_embedder,
+    prepare_minilm_dir,
 )
 
 __all__ = [

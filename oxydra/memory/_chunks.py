@@ -24,7 +24,6 @@ import msgspec
 from oxydra.core import Label, MemoryStoreError, Message, ToolArgumentsError
 from oxydra.core.provenance import encode_label
 from oxydra.memory._db import Database
-from oxydra.memory._embed import Embedder
 from oxydra.memory._text import (
     chunk_id_for,
     chunk_windows,
@@ -35,6 +34,7 @@ from oxydra.memory._text import (
     now_iso,
 )
 from oxydra.memory._types import ChunkInput, UpsertResult
+from oxydra.memory._vectors import Embedder
 
 _json = msgspec.json.Encoder()
 BATCH = 500

@@ -15,7 +15,7 @@ import msgspec
 
 from oxydra.core.errors import ToolArgumentsError, ToolError
 from oxydra.core.tiers import SafetyTier
-from oxydra.memory._notes import notes_session_id
+from oxydra.memory._events import notes_session_id
 from oxydra.memory._text import MAX_TAG_CHARS, MAX_TAGS
 from oxydra.memory._types import Note, SearchHit
 from oxydra.tools import FunctionTool, ToolExecutionContext, tool

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from oxydra.wire import gateway as g
 
 TOKEN = "test-token-0123456789abcdef"
+START_TIMEOUT = 120.0
 
 
 class VmProcess:
@@ -67,20 +69,23 @@ class VmProcess:
             self.proc = subprocess.Popen(
                 self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=err
             )
-        for _ in range(300):
-            if self.marker.exists():
-                return self.marker.read_text().strip()
+        # The marker is written atomically once the gateway listens; the deadline only
+        # bounds a hang (a loaded machine can take many seconds to start the process).
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.marker.exists():
             if self.proc.poll() is not None:
                 raise AssertionError("vm exited: " + (self.tmp / "vm.err").read_text())
+            if time.monotonic() > deadline:
+                raise AssertionError("vm did not write its endpoint marker")
             await asyncio.sleep(0.05)
-        raise AssertionError("vm did not write its endpoint marker")
+        return self.marker.read_text().strip()
 
     async def stop(self) -> int:
         """Terminate and wait without blocking the loop: clients living in this loop must be
         able to answer the vm's closing handshakes, or it waits out their close timeouts."""
         assert self.proc is not None
         self.proc.terminate()
-        return await asyncio.to_thread(self.proc.wait, 20)
+        return await asyncio.to_thread(self.proc.wait, 60)
 
 
 async def client(
@@ -111,12 +116,12 @@ async def send(ws: ClientConnection, frame: Any) -> None:
     await ws.send(g.encode_frame(frame).decode())
 
 
-async def recv(ws: ClientConnection, timeout: float = 20) -> Any:
+async def recv(ws: ClientConnection, timeout: float = 60) -> Any:
     return g.decode_server_frame(await asyncio.wait_for(ws.recv(), timeout))
 
 
 async def until(
-    ws: ClientConnection, done: Callable[[Any], bool], timeout: float = 20
+    ws: ClientConnection, done: Callable[[Any], bool], timeout: float = 60
 ) -> list[Any]:
     frames: list[Any] = []
     while True:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oxydra.memory._fusion import RRF_K, build_scope, fuse
+from oxydra.memory._retrieval import RRF_K, build_scope, fuse
 
 
 class TestFuse:

@@ -9,8 +9,8 @@ import pytest
 from oxydra.core import MemoryStoreError, Message
 from oxydra.gateway import SESSION_SCHEMA
 from oxydra.memory import MemoryStore
-from oxydra.memory._db import Database
-from oxydra.memory._migrate import (
+from oxydra.memory._db import (
+    Database,
     Migration,
     applied_versions,
     load_migrations,

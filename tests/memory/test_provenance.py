@@ -7,8 +7,7 @@ from pathlib import Path
 
 from oxydra.core import Message, call_scope, untrusted
 from oxydra.memory import Memory, MemoryStore
-from oxydra.memory._db import Database
-from oxydra.memory._migrate import load_migrations, migrate
+from oxydra.memory._db import Database, load_migrations, migrate
 
 WEB = untrusted("web_fetch", "https://evil.test/page")
 
