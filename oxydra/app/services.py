@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from oxydra.config.schema import AgentConfig
 from oxydra.gateway import SESSION_SCHEMA, MemorySessionRecords
 from oxydra.gateway.lifecycle import ChildSessionRecorder
+from oxydra.gateway.recall import session_search_tool
 from oxydra.memory import HashedEmbedder, Memory
 from oxydra.memory.tools import memory_tools
 from oxydra.runtime import (
@@ -91,6 +92,8 @@ async def open_services(
     )
     try:
         extra: list[Any] = list(memory_tools(memory)) if enabled else []
+        if enabled:  # recall reads what memory indexed from every conversation
+            extra.append(session_search_tool(memory, MemorySessionRecords(memory)))
         schedules = _schedule_store(config, memory)
         if schedules is not None:
             from oxydra.scheduler import schedule_tools

@@ -32,6 +32,7 @@ from oxydra.wire.gateway import (
     TurnCancelled,
     TurnCompleted,
     TurnProgress,
+    TurnQueued,
     TurnStarted,
     Usage,
     UsageTotals,
@@ -53,6 +54,7 @@ commands (answered here, not sent to the model):
   /archive [id]   hide a session from /sessions (/sessions all shows it)
   /unarchive <id> show it again
   /export [id]    show a session's transcript, read-only (archived ones too)
+  /recall <query> bring what older sessions said about it into this one
   /delete <id>    delete a session and its data for good
   /cancel         stop the running turn (also Ctrl+C)
   /cancelall      stop every running turn of yours
@@ -182,6 +184,9 @@ def _submit(state: TuiState) -> Action:
         name, _, argument = text[1:].partition(" ")
         if name in COMMANDS:
             return Action("command", text=name, argument=argument.strip())
+        if name == "recall" and argument.strip():
+            state.add("user", text)
+            return Action("send", text=recall_prompt(argument.strip()))
         if name in ("help", "?"):
             state.add("system", HELP)
             return Action("none")
@@ -189,6 +194,15 @@ def _submit(state: TuiState) -> Action:
             return Action("quit")
     state.add("user", text)
     return Action("send", text=text)
+
+
+def recall_prompt(query: str) -> str:
+    """What `/recall <query>` asks the agent (it answers with `session_search`)."""
+    return (
+        f"Search my older sessions for: {query}\n"
+        "Use session_search, then bring the relevant excerpts into this conversation, "
+        "each with its session id and date."
+    )
 
 
 def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
@@ -206,6 +220,8 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             state.active_turn = running.turn_id if running else None
             if not isinstance(frame, HelloAck):
                 state.add("system", f"session {state.session_id}")
+        case TurnQueued():
+            state.activity = f"queued: #{frame.position} in this session's line"
         case TurnStarted():
             state.active_turn, state.streaming, state.activity = frame.turn.turn_id, "", "thinking"
         case AssistantDelta():
