@@ -8,6 +8,7 @@ channel shares (new, list, rename, archive, delete, export, audit). The `vm` mod
 assembles them lives in `oxydra.app`.
 """
 
+from oxydra.gateway._jobs import MemoryJobs
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway._table import SESSION_SCHEMA, AuditEntry, SessionRecord
 from oxydra.gateway.core import GatewayCore
@@ -18,6 +19,7 @@ __all__ = [
     "AuditEntry",
     "GatewayCore",
     "GatewayServer",
+    "MemoryJobs",
     "MemorySessionRecords",
     "SESSION_SCHEMA",
     "SessionBook",

@@ -11,6 +11,7 @@ import asyncio
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
@@ -106,6 +107,9 @@ class GatewayCore:
         self._by_request: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._janitor: asyncio.Task[None] | None = None
         self.outbox: NotificationOutbox | None = None
+        self.cancel_hooks: list[Callable[[str], int]] = []
+        """Called by `cancel_all` with the user: other work of theirs to cancel (background
+        agents); each returns how many it cancelled."""
 
     def load(self) -> dict[str, float]:
         """Gauges for the metrics endpoint: sessions with a client, turns running."""
@@ -614,6 +618,7 @@ class GatewayCore:
     def cancel_all(self, user_id: str) -> int:
         """Cancel every running turn of a user and empty their lanes; returns how many."""
         dropped = self._drop(self.lanes.cancel_user(user_id))
+        dropped += sum(hook(user_id) for hook in self.cancel_hooks)
         tasks = [c.task for c in self._channels.values() if c.user_id == user_id and c.task]
         if not tasks and not dropped:
             raise RefusedError("no active turns to cancel", "no_active_turn")

@@ -28,16 +28,19 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import msgspec
 
 from oxydra.config.schema import AgentDefinition
 from oxydra.core.errors import ConfigError, ToolArgumentsError
-from oxydra.core.provenance import note_read
+from oxydra.core.provenance import Label, note_read
+from oxydra.core.spend import Spend
 from oxydra.core.stream import StreamItem
 from oxydra.core.tiers import SafetyTier
-from oxydra.runtime.api import TurnRequest, TurnRunner
+from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
+from oxydra.runtime.background import BackgroundJob, BackgroundRunner
+from oxydra.runtime.brief import SubagentBrief
 from oxydra.tools import FunctionTool, ToolExecutionContext, tool
 
 NAME = "delegate_to_agent"
@@ -46,38 +49,6 @@ Goal = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
 Fact = Annotated[str, msgspec.Meta(max_length=4_000)]
 RuntimeFor = Callable[[str, AgentDefinition, str, frozenset[str]], TurnRunner]
 """(agent name, definition, system prompt, tool scope) -> a runtime of that agent."""
-
-
-class SubagentBrief(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything a child agent is given (rule 1), with its effective scope and budget."""
-
-    agent_name: str
-    goal: str
-    key_facts: tuple[str, ...] = ()
-    expected_output: str | None = None
-    tools: tuple[str, ...] = ()
-    max_turns: int | None = None
-    max_secs: float | None = None
-    max_cost_usd: float | None = None
-
-    def render(self) -> str:
-        """The child's one user message."""
-        lines = [f"Goal: {self.goal}"]
-        if self.key_facts:
-            lines += ["", "Key facts:", *(f"- {fact}" for fact in self.key_facts)]
-        if self.expected_output:
-            lines += ["", f"Expected output: {self.expected_output}"]
-        limits = [
-            f"{self.max_turns} model calls" if self.max_turns else "",
-            f"{self.max_secs:g} seconds" if self.max_secs else "",
-            f"${self.max_cost_usd:.4f}" if self.max_cost_usd is not None else "",
-        ]
-        budget = ", ".join(x for x in limits if x)
-        lines += ["", f"Tools: {', '.join(self.tools) or 'none'}."]
-        if budget:
-            lines.append(f"Budget: at most {budget}.")
-        lines.append("You see nothing but this brief. Reach the goal, then report.")
-        return "\n".join(lines)
 
 
 class ChildSessions(Protocol):
@@ -163,11 +134,15 @@ def delegate_tool(
     timeout: float = 600.0,
     max_per_turn: int = 8,
     children: ChildSessions | None = None,
+    jobs: BackgroundRunner | None = None,
+    charge: Callable[[str, Spend], None] | None = None,
 ) -> FunctionTool:
     """The `delegate_to_agent` tool over `agents` (side-effecting: the sub-agent may use tools).
 
     `offered()` names the tools the calling runtime offers (rule 2). The agent names are an
-    enum in the schema; the description lists each agent's first prompt line.
+    enum in the schema; the description lists each agent's first prompt line. With a
+    `jobs` runner, `background=true` runs the child without holding the caller's turn
+    (`background.py`); `charge(parent session, spend)` bills its spend to the parent.
     """
     names = sorted(agents)
     described = "; ".join(f"{n}: {agent_prompt(n, agents[n]).splitlines()[0][:120]}" for n in names)
@@ -184,6 +159,7 @@ def delegate_tool(
         max_turns: Annotated[int, msgspec.Meta(ge=1)] | None = None,
         max_cost: Annotated[float, msgspec.Meta(gt=0)] | None = None,
         max_secs: Annotated[float, msgspec.Meta(gt=0)] | None = None,
+        background: bool = False,
     ) -> str:
         """Hand a self-contained brief to a specialist agent and get its report.
 
@@ -196,9 +172,16 @@ def delegate_tool(
             max_turns: Most model calls the agent may make.
             max_cost: Money limit in USD.
             max_secs: Time limit in seconds.
+            background: Run it in the background: you get no report now; it is
+                delivered to this conversation (and the user told) when the agent finishes.
         """
         if not goal.strip():
             raise ToolArgumentsError(f"{NAME}: `goal` must not be empty")
+        if background and jobs is None:
+            raise ToolArgumentsError(
+                f"{NAME}: background runs need the long-running `vm` (this is a one-turn "
+                "`ask`); run the agent in the foreground instead"
+            )
         agent = agents[agent_name]
         person = getattr(ctx, "allowed_tools", None)
         scope = scope_for(agent_name, agent, offered(), tools, person)
@@ -211,7 +194,9 @@ def delegate_tool(
             expected_output=expected_output,
             tools=tuple(sorted(scope)),
             max_turns=_tightest(max_turns, agent.max_turns),
-            max_secs=_tightest(max_secs, agent.max_secs, max(1.0, timeout - 5)),
+            max_secs=_tightest(
+                max_secs, agent.max_secs, None if background else max(1.0, timeout - 5)
+            ),
             max_cost_usd=_tightest(
                 max_cost, agent.max_cost, budget.remaining_cost_usd() if budget else None
             ),
@@ -222,27 +207,59 @@ def delegate_tool(
                 user_id=ctx.user_id, parent_session_id=ctx.session_id,
                 session_id=session_id, agent_name=agent_name,
             )  # fmt: skip
+        if background:
+            assert jobs is not None
+            job = BackgroundJob(
+                job_id=uuid.uuid4().hex[:16], user_id=ctx.user_id,
+                parent_session_id=ctx.session_id, session_id=session_id,
+                channel=ctx.channel, brief=brief,
+            )  # fmt: skip
+            await jobs.submit(job)
+            return (
+                f"Started agent '{agent_name}' in the background (job {job.job_id}). Its "
+                "report will be added to this conversation when it finishes; do not wait."
+            )
+        outcome = await _run(brief, ctx.user_id, session_id, ctx.channel, ctx.approval, ctx)
+        if budget is not None:
+            budget.absorb(outcome.spend)
+        return _report(agent_name, outcome)
+
+    async def _run(
+        brief: SubagentBrief,
+        user_id: str,
+        session_id: str,
+        channel: str,
+        approver: Any,
+        ctx: ToolExecutionContext | None = None,
+    ) -> TurnOutcome:
+        budget = ctx.budget if ctx is not None else None
         turn = TurnRequest(
-            user_id=ctx.user_id,
+            user_id=user_id,
             session_id=session_id,
             turn_id=uuid.uuid4().hex,
             prompt=brief.render(),
-            agent_name=agent_name,
-            channel=ctx.channel,
+            agent_name=brief.agent_name,
+            channel=channel,
             max_turns=brief.max_turns,
             max_cost_usd=brief.max_cost_usd,
             max_tokens=budget.remaining_tokens() if budget else None,
             deadline_secs=brief.max_secs,
-            label=ctx.taint,  # a task written from a tainted step starts the agent tainted
+            label=ctx.taint if ctx is not None else None,  # a task from a tainted step
         )
-        runner = runtime_for(agent_name, agent, agent_prompt(agent_name, agent), scope)
-        outcome = await runner.run_turn(turn, _discard, ctx.approval)
-        if budget is not None:
-            budget.absorb(outcome.spend)
-        if outcome.ok and outcome.response is not None:
-            note_read(outcome.response.message.label)  # what the agent read taints its answer
-            return str(outcome.response.message.text or "(the agent finished without text)")
-        return f"The agent '{agent_name}' stopped ({outcome.reason}): {outcome.detail}"
+        agent = agents[brief.agent_name]
+        prompt = agent_prompt(brief.agent_name, agent)
+        runner = runtime_for(brief.agent_name, agent, prompt, frozenset(brief.tools))
+        return await runner.run_turn(turn, _discard, approver)
+
+    async def run_job(job: BackgroundJob) -> tuple[str, Label | None]:
+        outcome = await _run(job.brief, job.user_id, job.session_id, job.channel, None)
+        if charge is not None:
+            charge(job.parent_session_id, outcome.spend)
+        label = outcome.response.message.label if outcome.response is not None else None
+        return _report(job.brief.agent_name, outcome), label
+
+    if jobs is not None:
+        jobs.run_child = run_job
 
     # The enum of names exists only at run time; annotations here are strings (PEP 563).
     delegate_to_agent.__annotations__["agent_name"] = AgentName
@@ -253,6 +270,13 @@ def delegate_tool(
         timeout=timeout,
         safety_tier=SafetyTier.SIDE_EFFECTING,
     )(delegate_to_agent)
+
+
+def _report(agent_name: str, outcome: TurnOutcome) -> str:
+    if outcome.ok and outcome.response is not None:
+        note_read(outcome.response.message.label)  # what the agent read taints its answer
+        return str(outcome.response.message.text or "(the agent finished without text)")
+    return f"The agent '{agent_name}' stopped ({outcome.reason}): {outcome.detail}"
 
 
 def _count_fan_out(

@@ -20,6 +20,7 @@ from oxydra.config.persona import Persona, load_persona
 from oxydra.config.schema import AgentConfig, AgentDefinition
 from oxydra.core.errors import ConfigError
 from oxydra.core.log import get_logger
+from oxydra.runtime.background import BackgroundRunner
 from oxydra.runtime.conversation import ConversationStore
 from oxydra.runtime.delegation import ChildSessions
 from oxydra.runtime.ledger import CostLedger
@@ -89,6 +90,7 @@ def build_agent(
     persona: Persona | None = None,
     skill_dirs: list[Source] | None = None,
     child_sessions: ChildSessions | None = None,
+    background_jobs: BackgroundRunner | None = None,
 ) -> Agent:
     """The runtime for `config` working in `workspace` (already provisioned).
 
@@ -97,7 +99,8 @@ def build_agent(
     The persona is read as each session starts (so an operator's edit applies from the next
     session), unless a fixed `persona` is given; skills are discovered now; `skill_dirs`
     replaces the standard skill sources; `child_sessions` records each delegation's session
-    under its parent.
+    under its parent; `background_jobs` lets `delegate_to_agent` run children in the
+    background (the `vm`).
     """
     from oxydra.providers import build_reliable_provider
 
@@ -148,8 +151,9 @@ def build_agent(
     )
     if config.agents:
         _add_delegation(
-            config, registry, runtime, env, catalog, http_client, namespace, child_sessions
-        )
+            config, registry, runtime, env, catalog, http_client, namespace, child_sessions,
+            background_jobs,
+        )  # fmt: skip
     closers: list[Any] = [provider.aclose]
     if shell is not None and shell_available:
         closers.append(shell.close)
@@ -191,6 +195,7 @@ def _add_delegation(
     http_client: httpx.AsyncClient | None,
     namespace: str,
     children: ChildSessions | None = None,
+    jobs: BackgroundRunner | None = None,
 ) -> None:
     """Register `delegate_to_agent` for `[agents]`; each delegation gets a runtime of its
     agent narrowed to the brief's tools (`delegation.py`, rule 2)."""
@@ -258,5 +263,7 @@ def _add_delegation(
             timeout=timeout,
             max_per_turn=config.runtime.max_subagents_per_turn,
             children=children,
+            jobs=jobs,
+            charge=runtime.ledger.absorb,
         )
     )

@@ -152,6 +152,15 @@ class AgentRuntime:
         self.ledger.forget(session_id)
         return self._conversations.pop(session_id, None) is not None
 
+    async def deliver(self, session_id: str, user_id: str, message: Message) -> None:
+        """Append a message a turn did not produce (a background agent's report) to a
+        session, between turns: it holds the session's lock, so it never lands inside one,
+        and the next turn sees it."""
+        async with self.turn_locks.hold(session_id):
+            conversation = await self.conversation(session_id, user_id)
+            conversation.history.append(message)
+            await self._persist(conversation)
+
     async def _persist(self, conversation: Conversation) -> None:
         pending = conversation.unstored()
         if self.store is not None and pending:

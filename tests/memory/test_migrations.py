@@ -75,6 +75,7 @@ class TestShippedMigrations:
         assert {m.name for m in load_migrations([SESSION_SCHEMA])} - own == {
             "gateway_sessions",
             "session_lifecycle",
+            "subagent_jobs",
         }
         assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {"schedules"}
 
