@@ -394,7 +394,14 @@ def _follow(
     request = msgspec.structs.replace(request, tail=100)
     while True:
         time.sleep(FOLLOW_POLL_SECS)
-        answer, still_live = _fetch_logs(ctx, workspace, request)
+        try:
+            answer, still_live = _fetch_logs(ctx, workspace, request)
+        except RunnerError:
+            # A stopping daemon ends the connections still queued for an answer; it is gone
+            # when its socket no longer accepts one.
+            if not live or daemon_alive(workspace.control_socket):
+                raise
+            still_live = False
         if live and not still_live:
             print("(daemon exited)", file=sys.stderr)
             return 0

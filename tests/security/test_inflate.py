@@ -21,11 +21,11 @@ def _decode(codings: list[str], body: bytes, cut: int, cap: int = 1 << 20) -> by
 @pytest.mark.parametrize(
     ("header", "body"),
     [
-        ("gzip", gzip.compress(TEXT)),
-        ("x-gzip", gzip.compress(TEXT)),
+        ("gzip", gzip.compress(TEXT, mtime=0)),
+        ("x-gzip", gzip.compress(TEXT, mtime=0)),
         ("deflate", zlib.compress(TEXT)),
         ("deflate", zlib.compress(TEXT)[2:-4]),
-        ("gzip, deflate", zlib.compress(gzip.compress(TEXT))),
+        ("gzip, deflate", zlib.compress(gzip.compress(TEXT, mtime=0))),
         ("identity", TEXT),
         ("", TEXT),
     ],

@@ -56,8 +56,15 @@ def call_ctx(tmp_path: Path) -> ToolExecutionContext:
 
 
 @pytest.fixture
-async def make_hub(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
-    """Build and start a hub over a fresh registry; every hub is stopped at teardown."""
+async def make_hub(
+    tmp_path: Path, sdk_http: Callable[[str, str], str]
+) -> AsyncIterator[Callable[..., object]]:
+    """Build and start a hub over a fresh registry; every hub is stopped at teardown.
+
+    It asks for `sdk_http` (which starts nothing until called) so that the hubs are stopped
+    before the servers: a server stopped first waits out its graceful shutdown for the
+    hub's open stream.
+    """
     hubs: list[McpHub] = []
 
     async def build(
