@@ -249,8 +249,9 @@ def _skills_args(p: argparse.ArgumentParser) -> None:
 def _sessions_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action",
-        choices=["list", "rename", "archive", "unarchive", "delete", "export", "audit"],
-        help="what to do (audit: every new, rename, archive, delete and export, newest first)",
+        choices=["list", "rename", "archive", "unarchive", "delete", "export", "audit", "prune"],
+        help="what to do (audit: every new, rename, archive, delete and export, newest first; "
+        "prune: delete archived sessions idle past [sessions] retain_days)",
     )
     p.add_argument("session", nargs="?", help="the session: id or unique prefix")
     p.add_argument("name", nargs="?", help="the new name (rename; none removes it)")
@@ -263,6 +264,7 @@ def _sessions_args(p: argparse.ArgumentParser) -> None:
         "--format", choices=["markdown", "jsonl"], default="markdown", help="export format"
     )
     p.add_argument("-o", "--output", help="write the export to this file")
+    p.add_argument("--days", type=int, help="prune: retention in days (default: retain_days)")
 
 
 _MODE_ARGS = {

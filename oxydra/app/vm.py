@@ -187,6 +187,10 @@ async def _serve(
         raise
     await _serve_metrics(observability, core, ipc)
     services.start_background(core)
+    if config.sessions.retain_days is not None:
+        pruned = await core.book.prune(config.sessions.retain_days)
+        if pruned:
+            _log.info("retention: deleted %d archived sessions", len(pruned))
     if services.jobs is not None:
         services.jobs.report = _reporter(core, services.agent.runtime)
         core.cancel_hooks.append(services.jobs.cancel_user)

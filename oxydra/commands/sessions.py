@@ -18,7 +18,7 @@ import msgspec
 
 from oxydra.config.workspace import resolve_workspace
 
-ACTIONS = ("list", "rename", "archive", "unarchive", "delete", "export", "audit")
+ACTIONS = ("list", "rename", "archive", "unarchive", "delete", "export", "audit", "prune")
 
 
 def run_sessions(args: argparse.Namespace) -> int:
@@ -49,6 +49,7 @@ async def _run(config: Any, user: str, workspace: Path, args: argparse.Namespace
     )
     try:
         book = SessionBook(MemorySessionRecords(memory), memory)
+        args.retain_days = args.days or config.sessions.retain_days
         return await _act(book, user, workspace, args)
     except RefusedError as exc:
         print(f"oxydra sessions: {exc}", file=sys.stderr)
@@ -59,7 +60,7 @@ async def _run(config: Any, user: str, workspace: Path, args: argparse.Namespace
 
 async def _act(book: Any, user: str, workspace: Path, args: argparse.Namespace) -> int:
     target: str = args.session or ""
-    if args.action not in ("list", "audit") and not target:
+    if args.action not in ("list", "audit", "prune") and not target:
         print(f"oxydra sessions {args.action}: name the session (id or prefix)", file=sys.stderr)
         return 2
     match args.action:
@@ -80,6 +81,8 @@ async def _act(book: Any, user: str, workspace: Path, args: argparse.Namespace) 
                 Path(args.output).write_text(text, encoding="utf-8")
             else:
                 sys.stdout.write(text)
+        case "prune":
+            return await _prune(book, workspace, args)
         case "audit":
             log = await book.audit_log(user)
             print(_json(log) if args.json else "".join(_audit_line(e) for e in log), end="")
@@ -99,6 +102,20 @@ async def _delete(book: Any, user: str, workspace: Path, target: str) -> int:
         f"deleted {removed[-1]}"
         + (f" and {len(removed) - 1} sub-agent sessions" * (len(removed) > 1))
     )
+    return 0
+
+
+async def _prune(book: Any, workspace: Path, args: argparse.Namespace) -> int:
+    days = args.retain_days
+    if days is None:
+        print("oxydra sessions prune: set [sessions] retain_days (or --days N)", file=sys.stderr)
+        return 2
+    if (workspace / "ipc" / "gateway-endpoint").is_file():
+        print("oxydra sessions prune: a vm is serving this workspace (it prunes at start)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    removed = await book.prune(days)
+    print(f"deleted {len(removed)} sessions archived and idle for more than {days} days")
     return 0
 
 

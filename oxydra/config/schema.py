@@ -384,6 +384,13 @@ class ObservabilityConfig(_Section):
     local_turns: Annotated[int, msgspec.Meta(ge=0)] = 200
 
 
+class SessionsConfig(_Section):
+    """Session retention (docs/sessions.md)."""
+
+    retain_days: Positive | None = None
+    """Delete archived sessions idle this many days (data and index rows); None keeps all."""
+
+
 class AgentConfig(_Section):
     """The whole of `agent.toml` (+ `providers.toml`)."""
 
@@ -401,3 +408,4 @@ class AgentConfig(_Section):
     agents: dict[str, AgentDefinition] = {}
     providers: ProvidersConfig = msgspec.field(default_factory=ProvidersConfig)
     mcp: McpConfig = msgspec.field(default_factory=McpConfig)
+    sessions: SessionsConfig = msgspec.field(default_factory=SessionsConfig)

@@ -69,6 +69,10 @@ class SessionRecords(Protocol):
         """Record one lifecycle step."""
         ...
 
+    async def expired(self, days: int) -> list[SessionRecord]:
+        """Archived top-level sessions idle more than `days` days (retention)."""
+        ...
+
     async def audit_log(self, user_id: str) -> list[AuditEntry]:
         """The user's lifecycle steps, newest first."""
         ...
@@ -168,6 +172,10 @@ class MemorySessionRecords:
     async def audit(self, entry: AuditEntry) -> None:
         """See `SessionRecords.audit`."""
         await self.memory.call(_on_table(SessionTable.audit), entry)
+
+    async def expired(self, days: int) -> list[SessionRecord]:
+        """See `SessionRecords.expired`."""
+        return await self.memory.call(_on_table(SessionTable.expired), days)
 
     async def audit_log(self, user_id: str) -> list[AuditEntry]:
         """See `SessionRecords.audit_log`."""

@@ -233,6 +233,16 @@ class SessionTable:
             _insert_audit(conn, audit)
         return gone
 
+    def expired(self, days: int, *, limit: int = 1000) -> list[SessionRecord]:
+        """Archived top-level sessions idle more than `days` days, oldest first."""
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM gateway_sessions WHERE archived = 1 "
+            "AND parent_session_id IS NULL AND last_active_at < "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) ORDER BY last_active_at LIMIT ?",
+            (f"-{int(days)} days", limit),
+        )
+        return [_record(row) for row in rows]
+
     def audit(self, entry: AuditEntry) -> None:
         """Record one lifecycle step."""
         with self._db.write() as conn:

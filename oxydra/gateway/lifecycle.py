@@ -14,7 +14,8 @@ Rules:
    session records who made it, from which channel and which session they left.
 3. Delete removes the record, its sub-agent sessions, the conversation and everything
    indexed from it (vectors, full-text rows); the audit row of the delete stays.
-4. Archive only hides; recall and export still read an archived session.
+4. Archive only hides; recall and export still read an archived session. Only
+   `[sessions] retain_days` deletes archived sessions idle that long (`prune`).
 """
 
 from __future__ import annotations
@@ -159,6 +160,14 @@ class SessionBook:
     async def audit_log(self, user_id: str) -> list[AuditEntry]:
         """The person's lifecycle steps, newest first."""
         return await self.store.audit_log(user_id)
+
+    async def prune(self, retain_days: int) -> list[str]:
+        """Delete archived sessions idle more than `retain_days` days, with their data and
+        sub-agent sessions (rule 3; audited as `delete` from channel `retention`)."""
+        removed: list[str] = []
+        for record in await self.store.expired(retain_days):
+            removed += await self.delete(record.user_id, record.session_id, "retention")
+        return removed
 
 
 class ChildSessionRecorder:

@@ -199,3 +199,38 @@ async def test_sub_agent_sessions_are_listed_under_their_parent_and_deleted_with
     deleted = await ask(alice, g.DeleteSession(request_id="d", session_id=parent))
     assert deleted.deleted == [grandchild.session_id, child.session_id, parent]
     assert await stack.core.store.get(child.session_id) is None
+
+
+async def test_retention_deletes_only_archived_sessions_idle_past_the_limit(stack: Stack) -> None:
+    from oxydra.core.messages import Message
+
+    book = stack.core.book
+    old_archived = await book.new("alice", channel="tui", display_name="old")
+    old_live = await book.new("alice", channel="tui")
+    recent_archived = await book.new("alice", channel="tui")
+    for record in (old_archived, old_live, recent_archived):
+        await stack.memory.create_session(record.session_id, user_id="alice")
+        await stack.memory.append_events(record.session_id, [Message(role="user", content="hi")])
+    await book.archive("alice", old_archived.session_id, "tui")
+    await book.archive("alice", recent_archived.session_id, "tui")
+
+    def age(db: Any, session_id: str) -> None:
+        with db.write() as conn:
+            conn.execute(
+                "UPDATE gateway_sessions SET last_active_at = '2020-01-01T00:00:00.000Z' "
+                "WHERE session_id = ?",
+                (session_id,),
+            )
+
+    for record in (old_archived, old_live):
+        await stack.memory.call(age, record.session_id)
+    assert await book.prune(30) == [old_archived.session_id]
+    assert await stack.memory.recall(old_archived.session_id) == []
+    assert await stack.core.store.get(old_live.session_id) is not None
+    assert await stack.core.store.get(recent_archived.session_id) is not None
+    last = (await book.audit_log("alice"))[0]
+    assert (last.action, last.channel, last.session_id) == (
+        "delete",
+        "retention",
+        old_archived.session_id,
+    )
