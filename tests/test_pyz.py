@@ -289,3 +289,44 @@ def test_archive_session_lifecycle_from_the_command_line(pyz: Path, tmp_path: Pa
     audit = _run(pyz, ["sessions", "audit"], home, home).stdout.splitlines()
     assert [line.split()[2] for line in audit] == ["delete", "export", "rename", "new"]
     assert "(no sessions)" in _run(pyz, ["sessions", "list"], home, home).stdout
+
+
+def test_archive_delegates_a_brief_and_lists_the_child_under_its_parent(
+    pyz: Path, tmp_path: Path
+) -> None:
+    """Default config plus one agent: the child sees only its brief and is a child session."""
+    call = {
+        "name": "delegate_to_agent",
+        "arguments": {"agent_name": "helper", "goal": "count to two", "tools": ["file_list"]},
+    }
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            [
+                {"kind": "reply", "tool_calls": [call]},
+                {"kind": "reply", "text": "one, two"},
+                {"kind": "reply", "text": "it counted"},
+            ]
+        )
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    record = tmp_path / "requests.jsonl"
+    with _fake_llm(script, record) as url:
+        sets = [
+            f"providers.registry.fake.base_url={url}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+            "agents.helper.system_prompt=You help.",
+        ]
+        flags = [a for s in sets for a in ("--set", s)]
+        asked = _run(pyz, ["ask", *flags, "my secret question"], home, home)
+    assert asked.returncode == 0 and asked.stdout.strip() == "it counted", asked.stderr
+    child = json.loads(json.loads(record.read_text().splitlines()[1])["body"])
+    brief = child["messages"][1]["content"]
+    assert brief.startswith("Goal: count to two") and "Tools: file_list." in brief
+    assert "my secret question" not in json.dumps(child)
+    parent = asked.stderr.split("session: ")[1].strip()
+    listed = _run(pyz, ["sessions", "list", "--subagents"], home, home).stdout.splitlines()
+    assert listed[0].startswith(parent) and listed[1].startswith(f"  └ subagent:{parent}:")
