@@ -359,7 +359,11 @@ class GatewayCore:
         and is loaded again when a client returns (with a new `epoch`: the frame log went).
         """
         cutoff = (time.monotonic() if now is None else now) - ttl_secs
-        gone = [sid for sid, c in self._channels.items() if c.idle and c.last_active <= cutoff]
+        gone = [
+            sid
+            for sid, c in self._channels.items()
+            if c.idle and c.last_active <= cutoff and not self.lanes.queued(sid, c.user_id)
+        ]
         forget = getattr(self.runner, "forget", None)
         for session_id in gone:
             del self._channels[session_id]

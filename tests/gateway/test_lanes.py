@@ -172,3 +172,20 @@ async def test_cancel_all_empties_the_persons_lanes(memory: Memory) -> None:
     assert sorted(cancelled) == ["t0", "t1", "t2", "t3"]
     assert len(runner.started) == 1  # the waiting ones never started
     await core.shutdown()
+
+
+async def test_a_session_with_turns_waiting_is_never_evicted(memory: Memory) -> None:
+    runner = GatedRunner()
+    config = GatewayConfig(max_concurrent_turns_per_user=1)
+    core = GatewayCore(runner, MemorySessionRecords(memory), config)
+    busy = await core.open_session("alice", create_new=True)
+    waiting = await core.open_session("alice", create_new=True)
+    core.submit_turn(busy, "r1", "t1", "first")
+    assert core.submit_turn(waiting, "r2", "t2", "second") == 1
+    core.evict_idle(0, now=float("inf"))
+    assert await core.resolve("alice", waiting.session_id) is waiting
+    runner.release.set()
+    while len(runner.started) < 2 or core.lanes.running_total:
+        await asyncio.sleep(0.01)
+    assert [f.turn.turn_id for f in logged(waiting) if isinstance(f, g.TurnCompleted)] == ["t2"]
+    await core.shutdown()
