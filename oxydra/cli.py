@@ -48,6 +48,11 @@ MODES: dict[str, tuple[str, str, str]] = {
         "run_store",
         "the memory store: status, migrate between SQLite and PostgreSQL, rollback",
     ),
+    "sessions": (
+        "oxydra.commands.sessions",
+        "run_sessions",
+        "list, rename, archive, unarchive, delete or export sessions; the audit log",
+    ),
 }
 
 
@@ -83,7 +88,10 @@ def _ask_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("question", nargs="?", help="the question (default: read stdin)")
     p.add_argument("--user", help="user id (default: the single configured user or 'default')")
     p.add_argument("--workspace", help="workspace directory of the user")
-    p.add_argument("--session", help="continue this session id")
+    p.add_argument(
+        "--session", help="continue this session (id or unique prefix; an unknown one is refused)"
+    )
+    p.add_argument("--name", help="name the new session (without --session)")
     p.add_argument("--json", action="store_true", help="print a JSON event stream")
 
 
@@ -267,6 +275,27 @@ def _store_cmd_args(p: argparse.ArgumentParser) -> None:
     _store_args(p)
 
 
+def _sessions_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=["list", "rename", "archive", "unarchive", "delete", "export", "audit", "prune"],
+        help="what to do (audit: every new, rename, archive, delete and export, newest first; "
+        "prune: delete archived sessions idle past [sessions] retain_days)",
+    )
+    p.add_argument("session", nargs="?", help="the session: id or unique prefix")
+    p.add_argument("name", nargs="?", help="the new name (rename; none removes it)")
+    p.add_argument("--user", help="user id (default: the single configured user or 'default')")
+    p.add_argument("--workspace", help="workspace directory of the user")
+    p.add_argument("--all", action="store_true", help="list archived sessions too")
+    p.add_argument("--subagents", action="store_true", help="list sub-agent sessions too")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--format", choices=["markdown", "jsonl"], default="markdown", help="export format"
+    )
+    p.add_argument("-o", "--output", help="write the export to this file")
+    p.add_argument("--days", type=int, help="prune: retention in days (default: retain_days)")
+
+
 _MODE_ARGS = {
     "ask": _ask_args,
     "vm": _vm_args,
@@ -281,6 +310,7 @@ _MODE_ARGS = {
     "persona": _persona_args,
     "skills": _skills_args,
     "store": _store_cmd_args,
+    "sessions": _sessions_args,
 }
 
 

@@ -495,3 +495,77 @@ def test_archive_starts_an_mcp_server_through_the_shells_launcher(
     assert probe["ppid"] != seen["agent"] and probe["no_new_privs"] == 1
     assert probe["environ"].startswith("PermissionError")
     assert "sk-archive-secret" not in json.dumps(seen["env"]) + json.dumps(probe)
+
+
+def test_archive_session_lifecycle_from_the_command_line(pyz: Path, tmp_path: Path) -> None:
+    """Default config: `ask --name` records a session; list, rename, export, delete, audit."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"kind": "reply", "text": "noted"}]))
+    home = tmp_path / "home"
+    home.mkdir()
+    with _fake_llm(script, tmp_path / "requests.jsonl") as url:
+        sets = [
+            f"providers.registry.fake.base_url={url}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+        ]
+        flags = [a for s in sets for a in ("--set", s)]
+        asked = _run(pyz, ["ask", *flags, "--name", "errands", "buy milk"], home, home)
+        assert asked.returncode == 0, asked.stderr
+        unknown = _run(pyz, ["ask", *flags, "--session", "no-such", "hi"], home, home)
+    session = asked.stderr.split("session: ")[1].strip()
+    assert (
+        unknown.returncode == 2 and "no session of user `default` match `no-such`" in unknown.stderr
+    )
+    listed = _run(pyz, ["sessions", "list"], home, home)
+    assert session in listed.stdout and "errands" in listed.stdout and "turns 1" in listed.stdout
+    assert _run(pyz, ["sessions", "rename", session[:30], "shopping"], home, home).returncode == 0
+    exported = _run(pyz, ["sessions", "export", session, "--format", "jsonl"], home, home)
+    assert [json.loads(x)["text"] for x in exported.stdout.splitlines()] == ["buy milk", "noted"]
+    deleted = _run(pyz, ["sessions", "delete", session], home, home)
+    assert deleted.returncode == 0, deleted.stderr
+    audit = _run(pyz, ["sessions", "audit"], home, home).stdout.splitlines()
+    assert [line.split()[2] for line in audit] == ["delete", "export", "rename", "new"]
+    assert "(no sessions)" in _run(pyz, ["sessions", "list"], home, home).stdout
+
+
+def test_archive_delegates_a_brief_and_lists_the_child_under_its_parent(
+    pyz: Path, tmp_path: Path
+) -> None:
+    """Default config plus one agent: the child sees only its brief and is a child session."""
+    call = {
+        "name": "delegate_to_agent",
+        "arguments": {"agent_name": "helper", "goal": "count to two", "tools": ["file_list"]},
+    }
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            [
+                {"kind": "reply", "tool_calls": [call]},
+                {"kind": "reply", "text": "one, two"},
+                {"kind": "reply", "text": "it counted"},
+            ]
+        )
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    record = tmp_path / "requests.jsonl"
+    with _fake_llm(script, record) as url:
+        sets = [
+            f"providers.registry.fake.base_url={url}",
+            "providers.registry.fake.provider_type=openai",
+            "providers.registry.fake.api_key=k",
+            "selection.provider=fake",
+            "agents.helper.system_prompt=You help.",
+        ]
+        flags = [a for s in sets for a in ("--set", s)]
+        asked = _run(pyz, ["ask", *flags, "my secret question"], home, home)
+    assert asked.returncode == 0 and asked.stdout.strip() == "it counted", asked.stderr
+    child = json.loads(json.loads(record.read_text().splitlines()[1])["body"])
+    brief = child["messages"][1]["content"]
+    assert brief.startswith("Goal: count to two") and "Tools: file_list." in brief
+    assert "my secret question" not in json.dumps(child)
+    parent = asked.stderr.split("session: ")[1].strip()
+    listed = _run(pyz, ["sessions", "list", "--subagents"], home, home).stdout.splitlines()
+    assert listed[0].startswith(parent) and listed[1].startswith(f"  └ subagent:{parent}:")

@@ -1,8 +1,10 @@
 """`oxydra ask "question"`: one turn from the command line, the scripting entry point.
 
 The answer streams to stdout, progress to stderr (`--json`: one JSON event per line on
-stdout instead). `--session ID` continues a session (the conversation is stored in the
-workspace); the session id is printed to stderr at the end. Exit codes: 0 answered,
+stdout instead). Without `--session` each ask starts a new session (`--name` names it);
+`--session ID` (or a unique prefix) continues one of the person's sessions, and an id that
+names none is refused, never silently created. The session id is printed to stderr at the
+end. Exit codes: 0 answered,
 3 a budget or limit stopped the turn, 4 the provider failed, 5 the answer was cut off at the
 model's output limit (`finish_reason: length`; what arrived is printed), 130 cancelled
 (Ctrl+C), 2 bad configuration.
@@ -16,8 +18,6 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, NoReturn
 
 import msgspec
@@ -172,9 +172,55 @@ async def _ask_turn(
     services = await open_services(
         config, user_id=user, workspace=workspace, environ=dict(os.environ)
     )
-    session = args.session or new_session_id()
-    async with _one_turn_at_a_time(workspace, session if args.session else None):
-        return await _turn(services, user, session, question, args)
+    try:
+        session = await _session_for(services, user, args)
+    except BaseException:
+        await services.aclose()
+        raise
+    services.agent.runtime.turn_locks.on_wait = _tell_waiting
+    return await _turn(services, user, session, question, args)
+
+
+async def _session_for(services: Any, user: str, args: argparse.Namespace) -> str:
+    """A new session, or the person's session `--session` names (id or unique prefix).
+
+    An id that names none of the person's sessions is refused (exit 2): continuing a
+    session that does not exist is almost always a typo, and silently starting a fresh one
+    would look like the agent forgot everything. A session only `ask` knew before sessions
+    were recorded (its conversation is stored) is recorded now and continued.
+    """
+    from oxydra.gateway import MemorySessionRecords, SessionBook, SessionRecord
+    from oxydra.gateway.core import RefusedError
+
+    book = SessionBook(MemorySessionRecords(services.memory), services.memory)
+    if not args.session:
+        record = await book.new(user, channel="cli", display_name=args.name)
+        return record.session_id
+    try:
+        return (await book.find(user, args.session)).session_id
+    except RefusedError as exc:
+        known = await services.memory.restore_session(args.session)
+        if known is not None and known.session.user_id in (None, user):
+            legacy = SessionRecord(session_id=args.session, user_id=user, channel_origin="cli")
+            await book.store.create_many([legacy])
+            return str(args.session)
+        _usage(
+            f"{exc}; leave out --session to start a new session, "
+            "or list yours with `oxydra sessions list`"
+        )
+
+
+async def _count_turn(services: Any, session: str, outcome: TurnOutcome | None) -> None:
+    """The session's last activity, turns and cost, as the `vm` records them."""
+    from oxydra.gateway import MemorySessionRecords
+
+    spend = outcome.spend if outcome is not None else None
+    cost = spend.cost_usd if spend is not None and spend.priced else None
+    await MemorySessionRecords(services.memory).touch(session, 1, cost)
+
+
+def _tell_waiting(_session_id: str) -> None:
+    print("oxydra ask: waiting for the session's running turn to end", file=sys.stderr)
 
 
 async def _turn(
@@ -194,38 +240,13 @@ async def _turn(
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         with contextlib.suppress(Exception):
+            await _count_turn(services, session, outcome if task.done() else None)
+        with contextlib.suppress(Exception):
             await services.aclose()
     printer.finish(outcome, session)
     if cut_off(outcome):
         return EXIT_CUT_OFF
     return EXIT.get(outcome.reason, 3)
-
-
-@contextlib.asynccontextmanager
-async def _one_turn_at_a_time(workspace: Path, session: str | None) -> AsyncIterator[None]:
-    """Hold the session's lock file while its turn runs, across processes.
-
-    Two `ask --session X` at once would interleave their messages into one history (a tool
-    result after a plain answer), which providers then refuse for good; the second waits.
-    A new session needs no lock: nobody else knows its id yet.
-    """
-    if session is None:
-        yield
-        return
-    import fcntl
-    import hashlib
-
-    name = hashlib.sha256(session.encode()).hexdigest()[:32]  # any id, one safe file name
-    fd = os.open(workspace / "ipc" / f"session-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("oxydra ask: waiting for the session's running turn to end", file=sys.stderr)
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def cut_off(outcome: TurnOutcome) -> bool:

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from oxydra.channels import CHANNEL_SCHEMA
 from oxydra.config.schema import AgentConfig
-from oxydra.gateway import SESSION_SCHEMA
+from oxydra.gateway import SESSION_SCHEMA, MemoryJobs, MemorySessionRecords
+from oxydra.gateway.lifecycle import ChildSessionRecorder
+from oxydra.gateway.recall import session_search_tool
 from oxydra.memory import HashedEmbedder, Memory
 from oxydra.memory.tools import memory_tools
 from oxydra.runtime import (
@@ -33,6 +35,7 @@ from oxydra.runtime import (
     build_agent,
     retriever_for,
 )
+from oxydra.runtime.background import BackgroundRunner
 from oxydra.scheduler import SCHEDULE_SCHEMA
 from oxydra.wire.envelope import BootstrapEnvelope
 
@@ -47,6 +50,7 @@ class Services:
 
     Attributes:
         schedules: the schedule store when `[scheduler] enabled`.
+        jobs: background delegations (the `vm` only: `ask` ends with its turn).
         background: loops started with the gateway: objects with `start(core)` and
             `aclose()`, or plain callables taking the core.
     """
@@ -55,6 +59,7 @@ class Services:
     memory: Memory
     background: list[Any] = field(default_factory=list)
     schedules: ScheduleStore | None = None
+    jobs: BackgroundRunner | None = None
 
     def start_background(self, core: Any) -> None:
         """Start loops that need the gateway (the scheduler executor)."""
@@ -63,6 +68,8 @@ class Services:
 
     async def aclose(self) -> None:
         """Stop background loops, close the runtime's connections and the store."""
+        if self.jobs is not None:  # stopped unfinished: resumed at the next start
+            await self.jobs.aclose()
         for item in self.background:
             stop = getattr(item, "aclose", None)
             if stop is not None:
@@ -88,8 +95,13 @@ async def open_services(
     envelope: BootstrapEnvelope | None = None,
     http_client: Any = None,
     mcp_background: bool = False,
+    background_jobs: bool = False,
 ) -> Services:
-    """Open the store and build the runtime for one user's workspace."""
+    """Open the store and build the runtime for one user's workspace.
+
+    `background_jobs` (the `vm`) enables background delegations, stored so a restart
+    resumes them; the caller sets their `report` and calls `resume()`.
+    """
     enabled = config.memory.enabled
     embedder = None if enabled else HashedEmbedder()
     memory = await Memory.from_config(
@@ -100,6 +112,8 @@ async def open_services(
     )
     try:
         extra: list[Any] = list(memory_tools(memory)) if enabled else []
+        if enabled:  # recall reads what memory indexed from every conversation
+            extra.append(session_search_tool(memory, MemorySessionRecords(memory)))
         schedules = _schedule_store(config, memory)
         if schedules is not None:
             from oxydra.scheduler import schedule_tools
@@ -109,6 +123,11 @@ async def open_services(
             envelope is None
             or envelope.startup_status is None
             or (envelope.startup_status.shell_available)
+        )
+        jobs = (
+            BackgroundRunner(MemoryJobs(memory), config.gateway.max_concurrent_turns_per_user)
+            if background_jobs
+            else None
         )
         agent = build_agent(
             config,
@@ -121,6 +140,8 @@ async def open_services(
             scratchpad=MemoryScratchpad(memory),
             shell_available=shell,
             http_client=http_client,
+            child_sessions=ChildSessionRecorder(MemorySessionRecords(memory)),
+            background_jobs=jobs,
         )
         hub = mcp_hub(config, agent, workspace=workspace, environ=environ)
         if hub is not None and not mcp_background:
@@ -128,7 +149,7 @@ async def open_services(
     except BaseException:
         await memory.close()
         raise
-    services = Services(agent=agent, memory=memory, schedules=schedules)
+    services = Services(agent=agent, memory=memory, schedules=schedules, jobs=jobs)
     if hub is not None and mcp_background:
         services.background.append(_BackgroundStart(hub))
     if schedules is not None:

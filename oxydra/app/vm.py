@@ -178,6 +178,7 @@ async def _serve(
             environ=env,
             envelope=envelope,
             mcp_background=True,
+            background_jobs=True,
         )
     token, generated = gateway_token(config, envelope)
     try:
@@ -201,6 +202,7 @@ async def _serve(
         approval_timeout_secs=config.tools.approval.timeout_secs,
         leases=leases,
         relay=relay,
+        data=services.memory,
     )
     status = _startup_status(envelope)
     host, _, port = bind.rpartition(":")
@@ -230,6 +232,16 @@ async def _serve(
         raise
     await _serve_metrics(observability, core, ipc)
     services.start_background(core)
+    if config.sessions.retain_days is not None:
+        pruned = await core.book.prune(config.sessions.retain_days)
+        if pruned:
+            _log.info("retention: deleted %d archived sessions", len(pruned))
+    if services.jobs is not None:
+        services.jobs.report = _reporter(core, services.agent.runtime)
+        core.cancel_hooks.append(services.jobs.cancel_user)
+        resumed = await services.jobs.resume()
+        if resumed:
+            _log.info("resumed %d background agents", resumed)
     print(f"gateway_endpoint={endpoint}", flush=True)
     stop = stop or asyncio.Event()
     if threading.current_thread() is threading.main_thread():  # embedded runs own none
@@ -301,6 +313,27 @@ def _web_front(config: AgentConfig, tokens: dict[str, str], host: str, reads: An
         )
         return None
     return WebFront(tokens, (), reads=reads)
+
+
+def _reporter(core: Any, runtime: Any) -> Any:
+    """Deliver a background agent's report: into its parent session, and to the person."""
+    from oxydra.core.messages import Message
+    from oxydra.wire.gateway import ScheduledNotification
+
+    async def report(job: Any, text: str, label: Any) -> None:
+        brief = job.brief
+        heading = f"[Report of background agent '{brief.agent_name}' (job {job.job_id})"
+        content = f"{heading}, for: {brief.goal[:200]}]\n{text}"
+        message = Message(role="user", content=content, label=label)
+        await runtime.deliver(job.parent_session_id, job.user_id, message)
+        notice = ScheduledNotification(
+            schedule_id=job.job_id,
+            schedule_name=f"agent {brief.agent_name}",
+            message=text[:4000],
+        )
+        await core.notify(job.user_id, notice, session_id=job.parent_session_id)
+
+    return report
 
 
 def _observability(config: AgentConfig, workspace: Path, env: dict[str, str]) -> Any:

@@ -67,6 +67,8 @@ class RuntimeConfig(_Section):
     max_tool_retries: Positive = 3
     max_output_tokens: Positive | None = None
     system_prompt: str | None = None
+    max_subagents_per_turn: Positive = 8
+    """Delegations one turn may start (fan-out limit; background ones included)."""
     context_budget: ContextBudget = msgspec.field(default_factory=ContextBudget)
     summarization: Summarization = msgspec.field(default_factory=Summarization)
 
@@ -86,6 +88,10 @@ class GatewayConfig(_Section):
     max_sessions_per_user: Positive = 50
     max_concurrent_turns_per_user: Positive = 10
     session_idle_ttl_hours: PositiveFloat = 48
+    max_concurrent_turns: Positive = 32
+    """Turns running at once in this `vm`, all people together; shared round robin."""
+    max_queued_turns_per_user: Positive = 50
+    """Turns of one person waiting in their sessions' lanes; one more is refused."""
 
 
 class RetrievalConfig(_Section):
@@ -270,6 +276,8 @@ class AgentDefinition(_Section):
     tools: list[str] | None = None
     max_turns: Positive | None = None
     max_cost: PositiveFloat | None = None
+    max_secs: PositiveFloat | None = None
+    """Wall-clock budget of one delegation to this agent (a brief may only tighten it)."""
     selection: AgentSelection | None = None
 
 
@@ -395,6 +403,13 @@ class ObservabilityConfig(_Section):
     local_turns: Annotated[int, msgspec.Meta(ge=0)] = 200
 
 
+class SessionsConfig(_Section):
+    """Session retention (docs/sessions.md)."""
+
+    retain_days: Positive | None = None
+    """Delete archived sessions idle this many days (data and index rows); None keeps all."""
+
+
 class AgentConfig(_Section):
     """The whole of `agent.toml` (+ `providers.toml`)."""
 
@@ -412,3 +427,4 @@ class AgentConfig(_Section):
     agents: dict[str, AgentDefinition] = {}
     providers: ProvidersConfig = msgspec.field(default_factory=ProvidersConfig)
     mcp: McpConfig = msgspec.field(default_factory=McpConfig)
+    sessions: SessionsConfig = msgspec.field(default_factory=SessionsConfig)

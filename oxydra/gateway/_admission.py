@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from oxydra.core.errors import GatewayError
 from oxydra.gateway._store import SessionRecord, SessionRecords
+from oxydra.gateway._table import AuditEntry
 
 T = TypeVar("T")
 
@@ -99,13 +100,16 @@ class CreateBatcher:
 
     def __init__(self, store: SessionRecords) -> None:
         self.store = store
-        self._queue: list[tuple[SessionRecord, asyncio.Future[bool]]] = []
+        self._queue: list[tuple[SessionRecord, AuditEntry | None, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    def submit(self, record: SessionRecord) -> asyncio.Future[bool]:
-        """Queue a create; the future says whether the id was stored (False: already taken)."""
+    def submit(
+        self, record: SessionRecord, audit: AuditEntry | None = None
+    ) -> asyncio.Future[bool]:
+        """Queue a create (with its audit row); the future says whether the id was stored
+        (False: already taken)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((record, future))
+        self._queue.append((record, audit, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="gateway-session-creates")
         return future
@@ -114,16 +118,18 @@ class CreateBatcher:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                created = await self.store.create_many([record for record, _ in batch])
+                created = await self.store.create_many(
+                    [record for record, _, _ in batch], [a for _, a, _ in batch if a is not None]
+                )
             except Exception as exc:  # every waiter hears the store's own error
                 _settle_all(batch, exc)
                 continue
-            for record, future in batch:
+            for record, _, future in batch:
                 if not future.done():
                     future.set_result(record.session_id in created)
 
 
-def _settle_all(batch: list[tuple[Any, asyncio.Future[bool]]], exc: BaseException) -> None:
-    for _, future in batch:
+def _settle_all(batch: list[tuple[Any, Any, asyncio.Future[bool]]], exc: BaseException) -> None:
+    for _, _, future in batch:
         if not future.done():
             future.set_exception(exc)

@@ -94,6 +94,7 @@ class SessionChannel:
         self.active_request_id: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.on_publish: Callable[[str, int, bytes], None] | None = None
+        self.deleted = False
 
     @property
     def ref(self) -> GatewaySession:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from oxydra.gateway._table import SessionRecord, SessionTable
-from oxydra.memory import Database, Memory
+from oxydra.gateway._table import AuditEntry, SessionRecord, SessionTable
+from oxydra.memory import Database, Memory, StoredEvent
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -19,8 +19,13 @@ class SessionRecords(Protocol):
         """Store a new session."""
         ...
 
-    async def create_many(self, records: list[SessionRecord]) -> set[str]:
-        """Store new sessions together; returns the ids stored (a taken id is skipped)."""
+    async def create_many(
+        self, records: list[SessionRecord], audit: list[AuditEntry] | None = None
+    ) -> set[str]:
+        """Store new sessions together; returns the ids stored (a taken id is skipped).
+
+        The `audit` entries of the stored sessions are written in the same transaction.
+        """
         ...
 
     async def get(self, session_id: str) -> SessionRecord | None:
@@ -42,8 +47,46 @@ class SessionRecords(Protocol):
         """The user's non-archived top-level sessions."""
         ...
 
-    async def touch(self, session_id: str) -> None:
-        """Mark a session active now (after each turn)."""
+    async def touch(self, session_id: str, turns: int = 0, cost_usd: float | None = None) -> None:
+        """Mark a session active now and add turns and their cost (after turns)."""
+        ...
+
+    async def update(
+        self, session_id: str, audit: AuditEntry, **fields: object
+    ) -> SessionRecord | None:
+        """Rename / archive / unarchive, recorded in the audit log; None if unknown."""
+        ...
+
+    async def delete(self, session_ids: list[str], audit: AuditEntry) -> int:
+        """Delete session records (not their conversations: see `SessionData`)."""
+        ...
+
+    async def children(self, session_id: str) -> list[str]:
+        """Every descendant (sub-agent) session, deepest first."""
+        ...
+
+    async def audit(self, entry: AuditEntry) -> None:
+        """Record one lifecycle step."""
+        ...
+
+    async def expired(self, days: int) -> list[SessionRecord]:
+        """Archived top-level sessions idle more than `days` days (retention)."""
+        ...
+
+    async def audit_log(self, user_id: str) -> list[AuditEntry]:
+        """The user's lifecycle steps, newest first."""
+        ...
+
+
+class SessionData(Protocol):
+    """A session's conversation: read for export, removed for good on delete."""
+
+    async def recall(self, session_id: str) -> list[StoredEvent]:
+        """The session's stored events, oldest first."""
+        ...
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Remove the session's events and everything indexed from them."""
         ...
 
 
@@ -74,13 +117,16 @@ class MemorySessionRecords:
             parent_session_id=record.parent_session_id,
         )
 
-    async def create_many(self, records: list[SessionRecord]) -> set[str]:
+    async def create_many(
+        self, records: list[SessionRecord], audit: list[AuditEntry] | None = None
+    ) -> set[str]:
         """Store new sessions in one transaction; returns the ids stored."""
         rows = [
-            (r.session_id, r.user_id, r.agent_name, r.display_name, r.channel_origin)
+            (r.session_id, r.user_id, r.agent_name, r.display_name, r.channel_origin,
+             r.parent_session_id)
             for r in records
-        ]
-        return await self.memory.call(_on_table(SessionTable.create_many), rows)
+        ]  # fmt: skip
+        return await self.memory.call(_on_table(SessionTable.create_many), rows, audit)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """A session by id, or None."""
@@ -105,6 +151,32 @@ class MemorySessionRecords:
         """See `SessionRecords.count_active`."""
         return await self.memory.call(_on_table(SessionTable.count_active), user_id)
 
-    async def touch(self, session_id: str) -> None:
-        """Mark the session active now."""
-        await self.memory.call(_on_table(SessionTable.touch), session_id)
+    async def touch(self, session_id: str, turns: int = 0, cost_usd: float | None = None) -> None:
+        """Mark the session active now and add turns and their cost."""
+        await self.memory.call(_on_table(SessionTable.touch), session_id, turns, cost_usd)
+
+    async def update(
+        self, session_id: str, audit: AuditEntry, **fields: object
+    ) -> SessionRecord | None:
+        """See `SessionRecords.update`."""
+        return await self.memory.call(_on_table(SessionTable.update), session_id, audit, **fields)
+
+    async def delete(self, session_ids: list[str], audit: AuditEntry) -> int:
+        """See `SessionRecords.delete`."""
+        return await self.memory.call(_on_table(SessionTable.delete), session_ids, audit)
+
+    async def children(self, session_id: str) -> list[str]:
+        """See `SessionRecords.children`."""
+        return await self.memory.call(_on_table(SessionTable.children), session_id)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        """See `SessionRecords.audit`."""
+        await self.memory.call(_on_table(SessionTable.audit), entry)
+
+    async def expired(self, days: int) -> list[SessionRecord]:
+        """See `SessionRecords.expired`."""
+        return await self.memory.call(_on_table(SessionTable.expired), days)
+
+    async def audit_log(self, user_id: str) -> list[AuditEntry]:
+        """See `SessionRecords.audit_log`."""
+        return await self.memory.call(_on_table(SessionTable.audit_log), user_id)

@@ -25,7 +25,7 @@ SESSION_SCHEMA = "oxydra.gateway.migrations"
 
 _COLUMNS = (
     "session_id, user_id, agent_name, display_name, channel_origin, parent_session_id, "
-    "created_at, last_active_at, archived"
+    "created_at, last_active_at, archived, turns, cost_usd"
 )
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
@@ -42,13 +42,30 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str = ""
     last_active_at: str = ""
     archived: bool = False
+    turns: int = 0
+    cost_usd: float | None = None
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One lifecycle step: who did what to which session, from which channel.
+
+    A rollover (`new` with `old_session_id`) records which session the person left.
+    """
+
+    user_id: str
+    channel: str
+    action: str
+    session_id: str
+    old_session_id: str | None = None
+    detail: str | None = None
+    at: str = ""
 
 
 def _record(row: tuple[Any, ...]) -> SessionRecord:
     return SessionRecord(
         session_id=row[0], user_id=row[1], agent_name=row[2], display_name=row[3],
         channel_origin=row[4], parent_session_id=row[5], created_at=row[6],
-        last_active_at=row[7], archived=bool(row[8]),
+        last_active_at=row[7], archived=bool(row[8]), turns=int(row[9]), cost_usd=row[10],
     )  # fmt: skip
 
 
@@ -88,22 +105,31 @@ class SessionTable:
             ).fetchone()  # fmt: skip
         return _record(row)
 
-    def create_many(self, rows: list[tuple[str, str, str, str | None, str]]) -> set[str]:
+    def create_many(
+        self,
+        rows: list[tuple[str, str, str, str | None, str, str | None]],
+        audit: list[AuditEntry] | None = None,
+    ) -> set[str]:
         """Record several new sessions in one transaction (one fsync for a burst of hellos).
 
-        Each row is (session_id, user_id, agent_name, display_name, channel_origin). Returns
-        the ids created; an id already taken is skipped, not raised.
+        Each row is (session_id, user_id, agent_name, display_name, channel_origin,
+        parent_session_id). Returns the ids created; an id already taken is skipped, not
+        raised. `audit` entries of the sessions created are written in the same transaction.
         """
         created: set[str] = set()
         with self._db.write() as conn:
             for row in rows:
                 cursor = conn.execute(
                     "INSERT INTO gateway_sessions(session_id, user_id, agent_name, display_name, "
-                    "channel_origin) VALUES (?, ?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING",
+                    "channel_origin, parent_session_id) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(session_id) DO NOTHING",
                     row,
                 )
                 if cursor.rowcount > 0:
                     created.add(row[0])
+            for entry in audit or []:
+                if entry.session_id in created:
+                    _insert_audit(conn, entry)
         return created
 
     def get_or_create(
@@ -172,9 +198,65 @@ class SessionTable:
         )
         return int(row[0]) if row else 0
 
-    def touch(self, session_id: str) -> bool:
-        """Mark the session active now (after each completed turn); False if unknown."""
-        return self._update(f"last_active_at = {_NOW}", (), session_id)
+    def touch(self, session_id: str, turns: int = 0, cost_usd: float | None = None) -> bool:
+        """Mark the session active now and add `turns` and their cost; False if unknown.
+
+        An unpriced cost (None) leaves the total as it was: "unknown" is not zero.
+        """
+        return self._update(
+            f"last_active_at = {_NOW}, turns = turns + ?, "
+            "cost_usd = CASE WHEN ? IS NULL THEN cost_usd ELSE coalesce(cost_usd, 0) + ? END",
+            (turns, cost_usd, cost_usd),
+            session_id,
+        )
+
+    def children(self, session_id: str) -> list[str]:
+        """Every descendant of a session (sub-agent sessions), deepest first."""
+        rows = self._db.query(
+            "WITH RECURSIVE tree(id, depth) AS (SELECT session_id, 1 FROM gateway_sessions "
+            "WHERE parent_session_id = ? UNION ALL SELECT g.session_id, t.depth + 1 "
+            "FROM gateway_sessions g JOIN tree t ON g.parent_session_id = t.id "
+            "WHERE t.depth < 64) SELECT id FROM tree ORDER BY depth DESC",
+            (session_id,),
+        )
+        return [str(row[0]) for row in rows]
+
+    def delete(self, session_ids: list[str], audit: AuditEntry) -> int:
+        """Delete sessions (their channel mappings go with them) and record why; how many."""
+        with self._db.write() as conn:
+            gone = 0
+            for session_id in session_ids:
+                cursor = conn.execute(
+                    "DELETE FROM gateway_sessions WHERE session_id = ?", (session_id,)
+                )
+                gone += cursor.rowcount
+            _insert_audit(conn, audit)
+        return gone
+
+    def expired(self, days: int, *, limit: int = 1000) -> list[SessionRecord]:
+        """Archived top-level sessions idle more than `days` days, oldest first."""
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM gateway_sessions WHERE archived = 1 "
+            "AND parent_session_id IS NULL AND last_active_at < "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) ORDER BY last_active_at LIMIT ?",
+            (f"-{int(days)} days", limit),
+        )
+        return [_record(row) for row in rows]
+
+    def audit(self, entry: AuditEntry) -> None:
+        """Record one lifecycle step."""
+        with self._db.write() as conn:
+            _insert_audit(conn, entry)
+
+    def audit_log(self, user_id: str, *, limit: int = 200) -> list[AuditEntry]:
+        """The user's lifecycle steps, newest first."""
+        rows = self._db.query(
+            "SELECT user_id, channel, action, session_id, old_session_id, detail, at "
+            "FROM session_audit WHERE user_id = ? ORDER BY audit_id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        names = ("user_id", "channel", "action", "session_id", "old_session_id", "detail", "at")
+        return [AuditEntry(**dict(zip(names, r, strict=True))) for r in rows]
 
     def update_display_name(self, session_id: str, display_name: str | None) -> bool:
         """Rename the session; False if unknown."""
@@ -187,6 +269,21 @@ class SessionTable:
     def unarchive(self, session_id: str) -> bool:
         """Show an archived session again (a client resumed it); False if unknown."""
         return self._update("archived = 0", (), session_id)
+
+    def update(self, session_id: str, audit: AuditEntry, **fields: Any) -> SessionRecord | None:
+        """Set `display_name` / `archived` and record the step in one transaction."""
+        allowed = {"display_name", "archived"}
+        assert set(fields) <= allowed, fields
+        with self._db.write() as conn:
+            sets = ", ".join(f"{name} = ?" for name in fields)
+            row = conn.execute(
+                f"UPDATE gateway_sessions SET {sets} WHERE session_id = ? RETURNING {_COLUMNS}",
+                (*fields.values(), session_id),
+            ).fetchone()
+            if row is None:
+                return None
+            _insert_audit(conn, audit)
+        return _record(row)
 
     def _update(self, assignment: str, params: tuple[Any, ...], session_id: str) -> bool:
         with self._db.write() as conn:
@@ -220,3 +317,12 @@ class SessionTable:
                 f"DO UPDATE SET session_id = excluded.session_id, updated_at = {_NOW}",
                 (channel_id, channel_context_id, session_id),
             )
+
+
+def _insert_audit(conn: Any, entry: AuditEntry) -> None:
+    conn.execute(
+        "INSERT INTO session_audit(user_id, channel, action, session_id, old_session_id, "
+        "detail) VALUES (?, ?, ?, ?, ?, ?)",
+        (entry.user_id, entry.channel, entry.action, entry.session_id, entry.old_session_id,
+         entry.detail),
+    )  # fmt: skip

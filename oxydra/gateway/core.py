@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import re
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
@@ -25,11 +26,14 @@ from oxydra.core.spend import Spend
 from oxydra.core.stream import MediaOut, Progress, StreamItem, Text
 from oxydra.gateway._admission import CreateBatcher, RefusedError, SessionSlots, SingleFlight
 from oxydra.gateway._approvals import ApprovalBroker
+from oxydra.gateway._export import ExportFormat
 from oxydra.gateway._hub import SessionChannel, Subscriber
+from oxydra.gateway._lanes import Lanes, Ticket
 from oxydra.gateway._lease import TurnLeases
 from oxydra.gateway._relay import FrameRelay
-from oxydra.gateway._store import SessionRecords
-from oxydra.gateway._table import SessionRecord
+from oxydra.gateway._store import SessionData, SessionRecords
+from oxydra.gateway._table import AuditEntry, SessionRecord
+from oxydra.gateway.lifecycle import SessionBook, audit_new, clean_name, summary
 from oxydra.runtime.api import TurnOutcome, TurnRequest, TurnRunner
 from oxydra.wire.gateway import (
     AssistantDelta,
@@ -37,10 +41,12 @@ from oxydra.wire.gateway import (
     MediaAttachment,
     MediaFile,
     ScheduledNotification,
+    SessionDeleted,
     SessionSummary,
     TurnCancelled,
     TurnCompleted,
     TurnProgress,
+    TurnQueued,
     TurnStarted,
     TurnStatus,
     Usage,
@@ -98,17 +104,24 @@ class GatewayCore:
         log_bytes: int = 1 << 20,
         leases: TurnLeases | None = None,
         relay: FrameRelay | None = None,
+        data: SessionData | None = None,
     ) -> None:
         self.runner = runner
         self.leases = leases
         self.relay = relay
         self.store = store
+        self.book = SessionBook(store, data)
+        self._unflushed: dict[str, tuple[int, float | None]] = {}
         self.config = config
         self.approvals = ApprovalBroker(approval_timeout_secs)
         self.subscriber_capacity = subscriber_capacity
         self.log_bytes = log_bytes
         self._channels: dict[str, SessionChannel] = {}
-        self._running: defaultdict[str, int] = defaultdict(int)
+        self.lanes = Lanes(
+            config.max_concurrent_turns_per_user,
+            config.max_concurrent_turns,
+            config.max_queued_turns_per_user,
+        )
         self._touched: dict[str, float] = {}
         self._flight: SingleFlight[SessionChannel] = SingleFlight()
         self._lookups: SingleFlight[SessionChannel | None] = SingleFlight()
@@ -120,12 +133,16 @@ class GatewayCore:
         self._routes: list[NotificationRoute] = []
         if relay is not None:
             relay.channels = self._channels
+        self.cancel_hooks: list[Callable[[str], int]] = []
+        """Called by `cancel_all` with the user: other work of theirs to cancel (background
+        agents); each returns how many it cancelled."""
 
     def load(self) -> dict[str, float]:
         """Gauges for the metrics endpoint: sessions with a client, turns running."""
         return {
             "active_sessions": sum(1 for c in self._channels.values() if c.subscribers),
-            "running_turns": sum(self._running.values()),
+            "running_turns": self.lanes.running_total,
+            "queued_turns": self.lanes.waiting,
         }
 
     # ---- sessions ------------------------------------------------------------------
@@ -140,24 +157,28 @@ class GatewayCore:
         display_name: str | None = None,
         channel_origin: str = "tui",
         request_id: str | None = None,
+        left: str | None = None,
     ) -> SessionChannel:
         """Bind to a session: a new one, a named one (live or stored), or the default one.
 
         No lock is held across the store's round trips (see `_admission`). A create with a
         `request_id` is idempotent: the same user repeating it (a client retrying a hello
-        that timed out) gets the session the first one created.
+        that timed out) gets the session the first one created. `left` is the session the
+        person leaves for the new one: the audit log records the rollover.
         """
         self._start_janitor()
         if create_new:
             if request_id is None:
-                return await self._create_new(user_id, agent_name, display_name, channel_origin)
+                return await self._create_new(
+                    user_id, agent_name, display_name, channel_origin, left=left
+                )
             known = self._by_request.get((user_id, request_id))
             if known is not None and (found := await self._find(user_id, known)) is not None:
                 return found
             return await self._flight.run(
                 ("new", user_id, request_id),
                 lambda: self._create_new(
-                    user_id, agent_name, display_name, channel_origin, request_id
+                    user_id, agent_name, display_name, channel_origin, request_id, left
                 ),
             )
         if session_id is None:
@@ -203,9 +224,10 @@ class GatewayCore:
         display_name: str | None,
         channel_origin: str,
         request_id: str | None = None,
+        left: str | None = None,
     ) -> SessionChannel:
         channel = await self._create(
-            user_id, new_session_id(), agent_name, display_name, channel_origin
+            user_id, new_session_id(), agent_name, display_name, channel_origin, left
         )
         if request_id is not None:
             self._by_request[(user_id, request_id)] = channel.session_id
@@ -235,30 +257,96 @@ class GatewayCore:
             return again
 
     async def resolve(self, user_id: str, id_or_prefix: str) -> SessionChannel:
-        """A session of the user by exact id or unique prefix."""
-        found = await self._find(user_id, id_or_prefix)
-        if found:
+        """A session of the user by exact id or unique prefix (another person's: not found)."""
+        found = self._channels.get(id_or_prefix)
+        if found is not None and found.user_id == user_id:
+            found.last_active = time.monotonic()
             return found
-        matches = await self.store.find_by_prefix(user_id, id_or_prefix)
-        if len(matches) != 1:
-            what = "no session" if not matches else f"{len(matches)} sessions"
+        record = await self.book.find(user_id, id_or_prefix)
+        channel = await self._find(user_id, record.session_id)
+        if channel is None:  # deleted between the two reads
             raise RefusedError(
-                f"{what} of user `{user_id}` match `{id_or_prefix}`", "session_not_found"
+                f"no session of user `{user_id}` match `{id_or_prefix}`", "session_not_found"
             )
-        channel = await self._find(user_id, matches[0].session_id)
-        assert channel is not None
         return channel
 
     async def list_sessions(
         self, user_id: str, include_archived: bool = False, include_subagents: bool = False
     ) -> list[SessionSummary]:
-        """The user's sessions, most recently active first."""
-        records = await self.store.list_sessions(user_id, include_archived=include_archived)
-        return [
-            msgspec.convert(msgspec.structs.asdict(r), SessionSummary)
-            for r in records
-            if include_subagents or r.parent_session_id is None
-        ]
+        """The user's sessions, most recently active first, sub-agents under their parent;
+        with turns and cost (what is not flushed to the store yet included)."""
+        rows = await self.book.listing(user_id, include_archived, include_subagents)
+        return [self._with_unflushed(row) for row in rows]
+
+    def _with_unflushed(self, row: SessionSummary) -> SessionSummary:
+        turns, cost = self._unflushed.get(row.session_id, (0, None))
+        if not turns:
+            return row
+        total = row.cost_usd if cost is None else (row.cost_usd or 0.0) + cost
+        return msgspec.structs.replace(row, turns=(row.turns or 0) + turns, cost_usd=total)
+
+    # ---- lifecycle (docs/sessions.md) --------------------------------------------------
+
+    async def rename(
+        self, user_id: str, id_or_prefix: str, name: str | None, channel: str = "tui"
+    ) -> SessionSummary:
+        """Rename one of the user's sessions."""
+        record = await self.book.rename(user_id, id_or_prefix, name, channel)
+        live = self._channels.get(record.session_id)
+        if live is not None:
+            live.display_name = clean_name(name)
+        return self._with_unflushed(summary(record))
+
+    async def archive(
+        self, user_id: str, id_or_prefix: str, archived: bool = True, channel: str = "tui"
+    ) -> SessionSummary:
+        """Archive (or unarchive) one of the user's sessions; its data stays."""
+        record = await self.book.archive(user_id, id_or_prefix, channel, archived)
+        return self._with_unflushed(summary(record))
+
+    async def delete(
+        self, user_id: str, id_or_prefix: str, channel: str = "tui", request_id: str = ""
+    ) -> list[str]:
+        """Delete a session, its sub-agent sessions and all their data.
+
+        A turn running in any of them is cancelled and awaited first; clients following
+        the session get `session_deleted` and can no longer send turns to it.
+        """
+        record = await self.book.find(user_id, id_or_prefix)
+        doomed = [*await self.store.children(record.session_id), record.session_id]
+        for session_id in doomed:
+            self._drop(self.lanes.cancel_session(user_id, session_id))
+        tasks = [c.task for sid in doomed if (c := self._channels.get(sid)) and c.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        removed = await self.book.delete(user_id, record.session_id, channel)
+        forget = getattr(self.runner, "forget", None)
+        for session_id in removed:
+            self._unflushed.pop(session_id, None)
+            self._touched.pop(session_id, None)
+            live = self._channels.pop(session_id, None)
+            if forget is not None:
+                forget(session_id)
+            if live is not None:
+                live.deleted = True
+                live.publish(
+                    SessionDeleted(
+                        request_id=request_id, session_id=record.session_id, deleted=removed
+                    )
+                )
+        return removed
+
+    async def export(
+        self, user_id: str, id_or_prefix: str, fmt: ExportFormat = "markdown", channel: str = "tui"
+    ) -> tuple[str, str]:
+        """(session id, transcript) of one of the user's sessions, read-only."""
+        record, text = await self.book.export(user_id, id_or_prefix, fmt, channel)
+        return record.session_id, text
+
+    async def audit_log(self, user_id: str) -> list[AuditEntry]:
+        """The user's lifecycle steps, newest first (rollovers with old -> new id)."""
+        return await self.book.audit_log(user_id)
 
     async def _find(self, user_id: str, session_id: str) -> SessionChannel | None:
         channel = self._channels.get(session_id)
@@ -287,16 +375,17 @@ class GatewayCore:
         agent_name: str | None,
         display_name: str | None,
         channel_origin: str,
+        left: str | None = None,
     ) -> SessionChannel:
         await self._slots.reserve(user_id)
         record = SessionRecord(
             session_id=session_id,
             user_id=user_id,
             agent_name=agent_name or "default",
-            display_name=display_name,
+            display_name=clean_name(display_name),
             channel_origin=channel_origin,
         )
-        stored = self._creates.submit(record)
+        stored = self._creates.submit(record, audit_new(record, left))
         stored.add_done_callback(
             lambda f: self._slots.settle(
                 user_id, not f.cancelled() and f.exception() is None and f.result()
@@ -328,15 +417,17 @@ class GatewayCore:
         and is loaded again when a client returns (with a new `epoch`: the frame log went).
         """
         cutoff = (time.monotonic() if now is None else now) - ttl_secs
-        gone = [sid for sid, c in self._channels.items() if c.idle and c.last_active <= cutoff]
+        gone = [
+            sid
+            for sid, c in self._channels.items()
+            if c.idle and c.last_active <= cutoff and not self.lanes.queued(sid, c.user_id)
+        ]
         forget = getattr(self.runner, "forget", None)
         for session_id in gone:
             del self._channels[session_id]
             self._touched.pop(session_id, None)
             if forget is not None:
                 forget(session_id)
-        for user_id in [u for u, n in self._running.items() if n == 0]:
-            del self._running[user_id]
         return len(gone)
 
     def _channel_from(self, record: SessionRecord) -> SessionChannel:
@@ -426,8 +517,9 @@ class GatewayCore:
         max_cost_usd: float | None = None,
         tools: frozenset[str] | None = None,
         media_types: tuple[str, ...] = (),
-    ) -> None:
-        """Start a turn, or refuse it: one per session, a bounded number per user.
+    ) -> int:
+        """Start a turn, or queue it in the session's lane (`_lanes`); returns its position
+        (0: started now; n: n-th waiting in the session, announced with `turn_queued`).
 
         `max_cost_usd` tightens the turn's spend (a person's budget left for the day);
         `tools` limits the tools the turn may use (a person's allow-list); `media_types` are
@@ -440,14 +532,8 @@ class GatewayCore:
         `owner` is the client connection that asked; only it may answer the turn's
         approval requests (see `_approvals.py`).
         """
-        if channel.active_turn is not None:
-            raise RefusedError("an active turn is already running", "turn_active")
-        limit = self.config.max_concurrent_turns_per_user
-        if self._running[channel.user_id] >= limit:
-            raise RefusedError(f"too many concurrent turns (limit: {limit})", "turn_limit")
-        self._running[channel.user_id] += 1
-        turn = TurnStatus(turn_id=turn_id, state="running")
-        channel.active_turn, channel.active_request_id = turn, request_id
+        if channel.deleted:
+            raise RefusedError("this session was deleted; start a new one", "session_deleted")
         request = TurnRequest(
             user_id=channel.user_id,
             session_id=channel.session_id,
@@ -462,17 +548,45 @@ class GatewayCore:
             tools=tools,
             media_types=media_types,
         )
-        channel.task = asyncio.create_task(
-            self._run_turn(channel, request_id, request, owner),
-            name=f"turn-{channel.session_id}-{turn_id}",
+        ticket = Ticket(
+            channel.user_id, channel.session_id, turn_id, (channel, request_id, request, owner)
         )
+        position = self.lanes.submit(ticket)
+        if position == 0:
+            self._start(ticket)
+        else:
+            channel.publish(
+                TurnQueued(
+                    request_id=request_id, session=channel.ref, turn_id=turn_id, position=position
+                )
+            )
+        return position
+
+    def _start(self, ticket: Ticket) -> None:
+        channel, request_id, request, owner = ticket.payload
+        turn = TurnStatus(turn_id=request.turn_id, state="running")
+        channel.active_turn, channel.active_request_id = turn, request_id
+        channel.task = asyncio.create_task(
+            self._run_turn(channel, request_id, request, owner, ticket),
+            name=f"turn-{channel.session_id}-{request.turn_id}",
+        )
+
+    @staticmethod
+    def _drop(tickets: list[Ticket]) -> int:
+        """Tell the followers of each waiting ticket it was cancelled without starting."""
+        for ticket in tickets:
+            channel, request_id, request, _ = ticket.payload
+            done = TurnStatus(turn_id=request.turn_id, state="cancelled")
+            channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
+        return len(tickets)
 
     async def _run_turn(
         self,
         channel: SessionChannel,
         request_id: str,
         request: TurnRequest,
-        owner: object | None = None,
+        owner: object | None,
+        ticket: Ticket,
     ) -> None:
         lease = (
             contextlib.nullcontext()
@@ -496,22 +610,22 @@ class GatewayCore:
                 )
         except Exception as exc:
             _log.exception("turn lease failed")
-            if driven:
-                return
-            failed = TurnStatus(turn_id=request.turn_id, state="failed")
-            channel.publish(
-                ErrorFrame(
-                    message=f"internal error: {exc}",
-                    request_id=request_id,
-                    session=channel.ref,
-                    turn=failed,
-                    code="internal",
+            if not driven:
+                failed = TurnStatus(turn_id=request.turn_id, state="failed")
+                channel.publish(
+                    ErrorFrame(
+                        message=f"internal error: {exc}",
+                        request_id=request_id,
+                        session=channel.ref,
+                        turn=failed,
+                        code="internal",
+                    )
                 )
-            )
         finally:
             channel.active_turn = channel.active_request_id = None
             channel.task = None
-            self._running[channel.user_id] -= 1
+            for ready in self.lanes.finish(ticket):
+                self._start(ready)
             await self._touch(channel.session_id)
 
     async def _drive(
@@ -530,6 +644,7 @@ class GatewayCore:
         try:
             channel.publish(TurnStarted(request_id=request_id, session=channel.ref, turn=turn))
             outcome = await self.runner.run_turn(request, sink, approver)
+            self._count_turn(channel.session_id, outcome)
             channel.publish(self._usage(channel, request_id, request.turn_id, outcome))
             self._finish(channel, request_id, request.turn_id, outcome)
         except asyncio.CancelledError:
@@ -587,19 +702,39 @@ class GatewayCore:
                 )
             )
 
-    async def _touch(self, session_id: str) -> None:
-        """Record activity at most every TOUCH_EVERY_SECS per session.
+    def _count_turn(self, session_id: str, outcome: TurnOutcome) -> None:
+        turns, cost = self._unflushed.get(session_id, (0, None))
+        spent = outcome.spend.cost_usd if outcome.spend.priced else None
+        self._unflushed[session_id] = (
+            turns + 1,
+            cost if spent is None else (cost or 0.0) + spent,
+        )
+
+    async def _touch(self, session_id: str, force: bool = False) -> None:
+        """Record activity, turns and cost at most every TOUCH_EVERY_SECS per session.
 
         `last_active_at` orders session lists; it needs no per-turn precision, and a durable
-        write per turn would queue a third fsync in front of the next turn.
+        write per turn would queue a third fsync in front of the next turn. Listings add
+        what is not written yet; shutdown writes it.
         """
         now = time.monotonic()
-        if now - self._touched.get(session_id, -TOUCH_EVERY_SECS) >= TOUCH_EVERY_SECS:
+        due = now - self._touched.get(session_id, -TOUCH_EVERY_SECS) >= TOUCH_EVERY_SECS
+        if due or force:
             self._touched[session_id] = now
-            await self.store.touch(session_id)
+            turns, cost = self._unflushed.pop(session_id, (0, None))
+            try:
+                await self.store.touch(session_id, turns, cost)
+            except BaseException:
+                self._unflushed.setdefault(session_id, (turns, cost))
+                raise
 
-    def cancel(self, channel: SessionChannel) -> None:
-        """Cancel the session's active turn."""
+    def cancel(self, channel: SessionChannel, turn_id: str = "") -> None:
+        """Cancel the session's running turn, or the waiting turn `turn_id` names."""
+        if turn_id and (channel.active_turn is None or channel.active_turn.turn_id != turn_id):
+            for ticket in self.lanes.queued(channel.session_id, channel.user_id):
+                if ticket.turn_id == turn_id and self.lanes.cancel(ticket):
+                    self._drop([ticket])
+                    return
         if channel.task is None:
             raise RefusedError("no active turn to cancel", "no_active_turn")
         channel.task.cancel()
@@ -613,22 +748,31 @@ class GatewayCore:
         return [str(s) for s in label.sources] or ["unknown source"]
 
     def cancel_all(self, user_id: str) -> int:
-        """Cancel every active turn of a user; returns how many."""
+        """Cancel every running turn of a user and empty their lanes; returns how many."""
+        dropped = self._drop(self.lanes.cancel_user(user_id))
+        dropped += sum(hook(user_id) for hook in self.cancel_hooks)
         tasks = [c.task for c in self._channels.values() if c.user_id == user_id and c.task]
-        if not tasks:
+        if not tasks and not dropped:
             raise RefusedError("no active turns to cancel", "no_active_turn")
         for task in tasks:
             task.cancel()
-        return len(tasks)
+        return len(tasks) + dropped
 
     async def shutdown(self) -> None:
         """Cancel every turn and wait for them to end."""
         if self._janitor is not None:
             self._janitor.cancel()
+        for user_id in {c.user_id for c in self._channels.values()}:
+            self._drop(self.lanes.cancel_user(user_id))
         tasks = [c.task for c in self._channels.values() if c.task]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for session_id in list(self._unflushed):
+            try:
+                await self._touch(session_id, force=True)
+            except Exception:  # the store is closing: the totals lag, nothing else is lost
+                _log.warning("could not write the turn totals of session %s", session_id)
         if self.relay is not None:
             await self.relay.aclose()
 

@@ -17,7 +17,7 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -32,24 +32,32 @@ from oxydra.gateway.core import GatewayCore, RefusedError
 from oxydra.wire.gateway import (
     PROTOCOL_VERSION,
     ApprovalResponse,
+    ArchiveSession,
     CancelActiveTurn,
     CancelAllActiveTurns,
     ChannelStatus,
     ClientFrame,
     CreateSession,
+    DeleteSession,
     ErrorFrame,
+    ExportSession,
     FrameError,
     HealthCheck,
     HealthStatus,
     Hello,
     HelloAck,
     ListSessions,
+    RenameSession,
     SendTurn,
     SessionCreated,
+    SessionDeleted,
+    SessionExport,
     SessionList,
     SessionSwitched,
+    SessionUpdated,
     SwitchSession,
     TaggedFrame,
+    UnarchiveSession,
     decode_client_frame,
     encode_frame,
 )
@@ -343,7 +351,7 @@ class _Connection:
                 )
             case CancelActiveTurn():
                 self._check_session(frame.session_id)
-                self.core.cancel(channel)
+                self.core.cancel(channel, frame.turn_id)
             case CancelAllActiveTurns():
                 self.core.cancel_all(self.user_id)
             case HealthCheck():
@@ -368,6 +376,7 @@ class _Connection:
                     agent_name=frame.agent_name,
                     display_name=frame.display_name,
                     request_id=frame.request_id,
+                    left=channel.session_id,
                 )
                 request_id = frame.request_id
                 await self._attach(
@@ -415,6 +424,42 @@ class _Connection:
                     )
             case Hello():
                 raise RefusedError("hello already negotiated on this connection", "hello_repeated")
+            case _:
+                await self._lifecycle(frame)
+
+    async def _lifecycle(
+        self,
+        frame: RenameSession | ArchiveSession | UnarchiveSession | DeleteSession | ExportSession,
+    ) -> None:
+        """The lifecycle verbs beyond upstream's (docs/sessions.md); same rules as the core's."""
+        user, rid = self.user_id, frame.request_id
+        match frame:
+            case RenameSession():
+                row = await self.core.rename(user, frame.session_id, frame.display_name)
+                await self.send(SessionUpdated(request_id=rid, action="renamed", session=row))
+            case ArchiveSession() | UnarchiveSession():
+                archived = isinstance(frame, ArchiveSession)
+                row = await self.core.archive(user, frame.session_id, archived)
+                await self.send(
+                    SessionUpdated(
+                        request_id=rid, action="archived" if archived else "unarchived", session=row
+                    )
+                )
+            case DeleteSession():
+                removed = await self.core.delete(user, frame.session_id, request_id=rid)
+                if self.channel is None or not self.channel.deleted:  # else it came published
+                    await self.send(
+                        SessionDeleted(request_id=rid, session_id=removed[-1], deleted=removed)
+                    )
+            case ExportSession():
+                session_id, text = await self.core.export(user, frame.session_id, frame.format)
+                await self.send(
+                    SessionExport(
+                        request_id=rid, session_id=session_id, format=frame.format, content=text
+                    )
+                )
+            case _:
+                assert_never(frame)
 
     def _check_session(self, session_id: str) -> None:
         assert self.channel is not None

@@ -189,6 +189,16 @@ class MemoryStore:
         stamp_rows(rows, sequence)
         return self.retrieval.writer.write_rows(conn, rows, dedup=True)
 
+    def delete_session(self, session_id: str) -> bool:
+        """Delete a session for good: its events, state, summaries, chunks, their FTS rows
+        and vectors (the index too, not only its table). True when it existed."""
+        with self.db.write() as conn:
+            changes = self.retrieval.writer.delete_where(conn, "c.session_id = ?", (session_id,))
+            cursor = conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            existed = cursor.rowcount > 0
+        self.retrieval.apply(changes)
+        return existed
+
     def close(self) -> None:
         """Save the vector index and close the database."""
         try:
@@ -379,6 +389,10 @@ class Memory:
     async def recall(self, session_id: str) -> list[StoredEvent]:
         """The session's stored events, oldest first."""
         return await self._worker.run(self._store.events.recall, session_id)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete the session with everything indexed from it; True when it existed."""
+        return await self._worker.run(self._store.delete_session, session_id)
 
     async def save_summary(
         self,

@@ -25,11 +25,11 @@ gateway through the runtime and the registry to a sub-agent's calls."""
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One user turn to run.
 
-    `max_turns`, `max_cost_usd` and `max_tokens` are this turn's own limits (the scheduler
-    sets them from `[scheduler]`, a delegation from what its caller has left); they can only
-    tighten the runtime's `[runtime]` limits, never widen them. `label` marks a prompt that
-    is not the session owner's own words (another person in a shared chat, a task written
-    by a tainted agent): the turn starts tainted.
+    `max_turns`, `max_cost_usd`, `max_tokens` and `deadline_secs` are this turn's own limits
+    (the scheduler sets them from `[scheduler]`, a delegation from its brief and what its
+    caller has left); they can only tighten the runtime's `[runtime]` limits, never widen
+    them. `label` marks a prompt that is not the session owner's own words (another person
+    in a shared chat, a task written by a tainted agent): the turn starts tainted.
     """
 
     user_id: str
@@ -47,6 +47,8 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The tools the person behind the turn may use (None: every tool)."""
     media_types: tuple[str, ...] = ()
     """The kinds of file the turn's channel shows (`send_media`); none: it shows none."""
+    deadline_secs: float | None = None
+    """This turn's own time limit (a sub-agent's budget); tightens `turn_deadline_secs`."""
     traceparent: str | None = None
     """W3C trace context of the caller in another process (gateway frame), if any."""
 

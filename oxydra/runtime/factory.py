@@ -19,11 +19,15 @@ from oxydra.catalog import ModelCatalog, catalog_provider_for, load_catalog
 from oxydra.config.persona import Persona, load_persona
 from oxydra.config.schema import AgentConfig, AgentDefinition
 from oxydra.core.errors import ConfigError
+from oxydra.core.log import get_logger
+from oxydra.runtime.background import BackgroundRunner
 from oxydra.runtime.conversation import ConversationStore
+from oxydra.runtime.delegation import ChildSessions
 from oxydra.runtime.ledger import CostLedger
 from oxydra.runtime.loop import AgentRuntime, Retriever
 from oxydra.runtime.prompt import build_system_prompt
 from oxydra.runtime.registry_tools import RegistryExecutor
+from oxydra.runtime.turnlock import SessionLocks
 from oxydra.security import Workspace
 from oxydra.tools import (
     LocalShellSession,
@@ -50,6 +54,7 @@ from oxydra.tools.skills import (
 
 SKILL_TOOLS = ("skill_create", "skill_load", "skill_read", "skill_update")
 _audit = logging.getLogger("oxydra.audit")
+_log = get_logger(__name__)
 
 WORKSPACE_DIRS = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
 
@@ -95,6 +100,8 @@ def build_agent(
     shell: ShellSession | None = None,
     persona: Persona | None = None,
     skill_dirs: list[Source] | None = None,
+    child_sessions: ChildSessions | None = None,
+    background_jobs: BackgroundRunner | None = None,
 ) -> Agent:
     """The runtime for `config` working in `workspace` (already provisioned).
 
@@ -103,7 +110,9 @@ def build_agent(
     The persona is read as each session starts (so an operator's edit applies from the next
     session), unless a fixed `persona` is given; skills are discovered again as each session
     starts too, and a local shell may then read (never change) their folders; `skill_dirs`
-    replaces the standard skill sources.
+    replaces the standard skill sources; `child_sessions` records each delegation's session
+    under its parent; `background_jobs` lets `delegate_to_agent` run children in the
+    background (the `vm`).
     """
     from oxydra.providers import build_reliable_provider
 
@@ -156,15 +165,23 @@ def build_agent(
         ledger=CostLedger(lambda usage: catalog.cost_usd(namespace, model, usage)),
         retriever=retriever,
         session_prompt=session_prompt,
+        turn_locks=SessionLocks(workspace / "ipc", on_wait=_tell_waiting),
     )
     if config.agents:
-        _add_delegation(config, registry, runtime, env, catalog, http_client, namespace)
+        _add_delegation(
+            config, registry, runtime, env, catalog, http_client, namespace, child_sessions,
+            background_jobs,
+        )  # fmt: skip
     closers: list[Any] = [provider.aclose]
     if shell is not None and shell_available:
         closers.append(shell.close)
     return Agent(
         runtime=runtime, catalog=catalog, workspace=jail, closers=closers, registry=registry
     )
+
+
+def _tell_waiting(session_id: str) -> None:
+    _log.info("session %s: waiting for a turn another process runs in it", session_id)
 
 
 def _audit_persona(persona: Persona) -> None:
@@ -219,8 +236,11 @@ def _add_delegation(
     catalog: ModelCatalog,
     http_client: httpx.AsyncClient | None,
     namespace: str,
+    children: ChildSessions | None = None,
+    jobs: BackgroundRunner | None = None,
 ) -> None:
-    """Register `delegate_to_agent` for `[agents]`; each agent gets a runtime of its own."""
+    """Register `delegate_to_agent` for `[agents]`; each delegation gets a runtime of its
+    agent narrowed to the brief's tools (`delegation.py`, rule 2)."""
     from oxydra.providers import build_reliable_provider
     from oxydra.runtime.delegation import NAME, check_agent_tools, delegate_tool
     from oxydra.tools.mcp import server_prefix
@@ -236,30 +256,56 @@ def _add_delegation(
             )
     executor = runtime.tools
     assert isinstance(executor, RegistryExecutor)
+    routes: dict[str, tuple[Any, str, str, CostLedger]] = {}
 
-    def runtime_for(name: str, agent: AgentDefinition, prompt: str) -> AgentRuntime:
+    def route(name: str, agent: AgentDefinition) -> tuple[Any, str, str, CostLedger]:
+        """The agent's provider, model and ledger: built on first use and kept."""
+        if name not in routes:
+            provider, provider_id, model = runtime.provider, runtime.provider_id, runtime.model
+            child_ns = namespace
+            if agent.selection is not None:
+                child_ns = catalog_provider_for(config.providers.registry[agent.selection.provider])
+                provider_id, model = agent.selection.provider, agent.selection.model
+                provider = build_reliable_provider(
+                    config, env, catalog, http_client, provider=provider_id, model=model
+                )
+            price = CostLedger(lambda usage: catalog.cost_usd(child_ns, model, usage))
+            routes[name] = (provider, provider_id, model, price)
+        return routes[name]
+
+    def runtime_for(
+        name: str, agent: AgentDefinition, prompt: str, scope: frozenset[str]
+    ) -> AgentRuntime:
         if agent.soul_file:
             soul = load_persona(soul_file=Path(agent.soul_file).expanduser()).soul
             assert soul is not None  # load_persona raises when soul_file is missing
             prompt = f"{prompt}\n\n## Persona\n{soul.text}"
-        provider, provider_id, model = runtime.provider, runtime.provider_id, runtime.model
-        child_ns = namespace
-        if agent.selection is not None:
-            child_ns = catalog_provider_for(config.providers.registry[agent.selection.provider])
-            provider_id, model = agent.selection.provider, agent.selection.model
-            provider = build_reliable_provider(
-                config, env, catalog, http_client, provider=provider_id, model=model
-            )
+        provider, provider_id, model, ledger = route(name, agent)
         return AgentRuntime(
             provider=provider,
-            tools=executor.only(agent.tools) if agent.tools else executor.without({NAME}),
+            tools=executor.only(scope),
             config=config.runtime,
             provider_id=provider_id,
             model=model,
             system_prompt=prompt,
             store=runtime.store,
-            ledger=CostLedger(lambda usage: catalog.cost_usd(child_ns, model, usage)),
+            ledger=ledger,
+            turn_locks=runtime.turn_locks,
         )
 
+    def offered() -> frozenset[str]:
+        return frozenset(d.name for d in executor.schemas()) - {NAME}
+
     timeout = float(config.runtime.turn_deadline_secs or 600)
-    registry.register(delegate_tool(config.agents, runtime_for, timeout=timeout))
+    registry.register(
+        delegate_tool(
+            config.agents,
+            runtime_for,
+            offered,
+            timeout=timeout,
+            max_per_turn=config.runtime.max_subagents_per_turn,
+            children=children,
+            jobs=jobs,
+            charge=runtime.ledger.absorb,
+        )
+    )

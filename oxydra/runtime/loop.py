@@ -71,6 +71,7 @@ from oxydra.runtime.tokens import (
     tools_tokens,
 )
 from oxydra.runtime.toolrun import ToolExecutor, result_messages, run_calls, with_heartbeat
+from oxydra.runtime.turnlock import SessionLocks
 from oxydra.security.taint import context_label, for_model
 from oxydra.tools import ToolExecutionContext
 
@@ -98,6 +99,7 @@ class AgentRuntime:
         retriever: Retriever | None = None,
         counter: TokenCounter | None = None,
         session_prompt: Callable[[], str] | None = None,
+        turn_locks: SessionLocks | None = None,
     ) -> None:
         self.provider = provider
         self.tools = tools
@@ -118,7 +120,7 @@ class AgentRuntime:
         )
         self._counter = counter
         self._conversations: dict[str, Conversation] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.turn_locks = turn_locks or SessionLocks()
         self._taint_key = os.urandom(16)  # keys the untrusted-content marker ids
 
     # ---- sessions ------------------------------------------------------------------
@@ -144,12 +146,20 @@ class AgentRuntime:
 
         A session whose turn holds its lock is kept; returns whether it was dropped.
         """
-        lock = self._locks.get(session_id)
-        if lock is not None and lock.locked():
+        if self.turn_locks.busy(session_id):
             return False
-        self._locks.pop(session_id, None)
+        self.turn_locks.forget(session_id)
         self.ledger.forget(session_id)
         return self._conversations.pop(session_id, None) is not None
+
+    async def deliver(self, session_id: str, user_id: str, message: Message) -> None:
+        """Append a message a turn did not produce (a background agent's report) to a
+        session, between turns: it holds the session's lock, so it never lands inside one,
+        and the next turn sees it."""
+        async with self.turn_locks.hold(session_id):
+            conversation = await self.conversation(session_id, user_id)
+            conversation.history.append(message)
+            await self._persist(conversation)
 
     async def _persist(self, conversation: Conversation) -> None:
         pending = conversation.unstored()
@@ -167,8 +177,7 @@ class AgentRuntime:
             self._refuse_oversized(request)
         except ContextTooSmallError as exc:  # refused before it is stored: the session lives on
             return TurnOutcome(reason="context_too_small", detail=str(exc))
-        lock = self._locks.setdefault(request.session_id, asyncio.Lock())
-        async with lock:
+        async with self.turn_locks.hold(request.session_id):
             conversation = await self.conversation(request.session_id, request.user_id)
             content: str | tuple[TextPart | MediaPart, ...] = (
                 (TextPart(text=request.prompt), *request.attachments)
@@ -215,7 +224,9 @@ class AgentRuntime:
                 model=self.model,
                 channel=request.channel,
             ) as observed:
-                outcome = await self._guarded(conversation, tool_ctx, sink, calls)
+                outcome = await self._guarded(
+                    conversation, tool_ctx, sink, calls, request.deadline_secs
+                )
                 observed["outcome"] = outcome.reason
                 return outcome
 
@@ -240,9 +251,11 @@ class AgentRuntime:
         tool_ctx: ToolExecutionContext,
         sink: EventSink,
         calls: TurnCalls,
+        own_deadline: float | None = None,
     ) -> TurnOutcome:
         state = calls.state
-        deadline = self.config.turn_deadline_secs
+        limits = [x for x in (self.config.turn_deadline_secs, own_deadline) if x is not None]
+        deadline = min(limits) if limits else None
         try:
             async with asyncio.timeout(deadline):
                 return await self._loop(conversation, tool_ctx, sink, calls)

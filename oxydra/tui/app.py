@@ -24,14 +24,19 @@ from oxydra.tui.model import Action, TuiState, apply_frame, handle_key
 from oxydra.tui.render import layout
 from oxydra.wire.gateway import (
     ApprovalResponse,
+    ArchiveSession,
     CancelActiveTurn,
     CancelAllActiveTurns,
     ClientFrame,
     CreateSession,
+    DeleteSession,
+    ExportSession,
     HealthCheck,
     ListSessions,
+    RenameSession,
     SendTurn,
     SwitchSession,
+    UnarchiveSession,
 )
 
 
@@ -94,6 +99,39 @@ async def _main(
         finally:
             await client.close()
     return 0
+
+
+def command_frame(name: str, argument: str, rid: str, sid: str) -> ClientFrame | str:
+    """The frame a slash command sends, or what is wrong with it (said, nothing sent)."""
+    target = argument or sid
+    match name:
+        case "new":
+            return CreateSession(request_id=rid, display_name=argument or None)
+        case "sessions":
+            every = argument == "all"
+            return ListSessions(
+                request_id=rid, include_archived=every, include_subagent_sessions=every
+            )
+        case "switch" | "unarchive" | "delete" if not argument:
+            return f"/{name} needs a session id or prefix (this session: {sid})"
+        case "switch":
+            return SwitchSession(request_id=rid, session_id=argument)
+        case "rename":
+            return RenameSession(request_id=rid, session_id=sid, display_name=argument or None)
+        case "archive":
+            return ArchiveSession(request_id=rid, session_id=target)
+        case "unarchive":
+            return UnarchiveSession(request_id=rid, session_id=argument)
+        case "export":
+            return ExportSession(request_id=rid, session_id=target)
+        case "delete":
+            return DeleteSession(request_id=rid, session_id=argument)
+        case "cancel":
+            return CancelActiveTurn(request_id=rid, session_id=sid)
+        case "cancelall":
+            return CancelAllActiveTurns(request_id=rid)
+        case _:
+            return HealthCheck(request_id=rid)
 
 
 class _App:
@@ -172,15 +210,11 @@ class _App:
             self.state.add("error", str(exc))
 
     async def _command(self, action: Action, rid: str, sid: str) -> None:
-        frames: dict[str, ClientFrame] = {
-            "new": CreateSession(request_id=rid, display_name=action.argument or None),
-            "sessions": ListSessions(request_id=rid),
-            "switch": SwitchSession(request_id=rid, session_id=action.argument),
-            "cancel": CancelActiveTurn(request_id=rid, session_id=sid),
-            "cancelall": CancelAllActiveTurns(request_id=rid),
-            "status": HealthCheck(request_id=rid),
-        }
-        await self.channel.send(frames[action.text])
+        frame = command_frame(action.text, action.argument, rid, sid)
+        if isinstance(frame, str):
+            self.state.add("error", frame)
+        else:
+            await self.channel.send(frame)
 
     def draw(self) -> None:
         term = self.term

@@ -23,17 +23,25 @@ from oxydra.wire.gateway import (
     ScheduledNotification,
     ServerFrame,
     SessionCreated,
+    SessionDeleted,
+    SessionExport,
     SessionList,
+    SessionSummary,
     SessionSwitched,
+    SessionUpdated,
     TurnCancelled,
     TurnCompleted,
     TurnProgress,
+    TurnQueued,
     TurnStarted,
     Usage,
     UsageTotals,
 )
 
 Role = Literal["user", "assistant", "system", "error"]
+COMMANDS = frozenset(
+    "new sessions switch cancel cancelall status rename archive unarchive export delete".split()
+)
 MAX_INPUT_ROWS = 10
 MAX_HISTORY = 2000
 QUIT_WINDOW_SECS = 2.0
@@ -42,8 +50,14 @@ SKILL_BODY_SHOWN = 4000
 HELP = """\
 commands (answered here, not sent to the model):
   /new [name]     start a new session
-  /sessions       list your sessions
-  /switch <id>    continue another session
+  /sessions [all] list your sessions (all: archived and sub-agents too)
+  /switch <id>    continue another session (id or unique prefix)
+  /rename [name]  name this session (no name: remove it)
+  /archive [id]   hide a session from /sessions (/sessions all shows it)
+  /unarchive <id> show it again
+  /export [id]    show a session's transcript, read-only (archived ones too)
+  /recall <query> bring what older sessions said about it into this one
+  /delete <id>    delete a session and its data for good
   /cancel         stop the running turn (also Ctrl+C)
   /cancelall      stop every running turn of yours
   /status         connection and session health
@@ -170,8 +184,11 @@ def _submit(state: TuiState) -> Action:
         return Action("none")
     if text.startswith("/"):
         name, _, argument = text[1:].partition(" ")
-        if name in ("new", "sessions", "switch", "cancel", "cancelall", "status"):
+        if name in COMMANDS:
             return Action("command", text=name, argument=argument.strip())
+        if name == "recall" and argument.strip():
+            state.add("user", text)
+            return Action("send", text=recall_prompt(argument.strip()))
         if name in ("help", "?"):
             state.add("system", HELP)
             return Action("none")
@@ -179,6 +196,15 @@ def _submit(state: TuiState) -> Action:
             return Action("quit")
     state.add("user", text)
     return Action("send", text=text)
+
+
+def recall_prompt(query: str) -> str:
+    """What `/recall <query>` asks the agent (it answers with `session_search`)."""
+    return (
+        f"Search my older sessions for: {query}\n"
+        "Use session_search, then bring the relevant excerpts into this conversation, "
+        "each with its session id and date."
+    )
 
 
 def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
@@ -196,6 +222,8 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             state.active_turn = running.turn_id if running else None
             if not isinstance(frame, HelloAck):
                 state.add("system", f"session {state.session_id}")
+        case TurnQueued():
+            state.activity = f"queued: #{frame.position} in this session's line"
         case TurnStarted():
             state.active_turn, state.streaming, state.activity = frame.turn.turn_id, "", "thinking"
         case AssistantDelta():
@@ -224,11 +252,18 @@ def apply_frame(state: TuiState, frame: ServerFrame | ConnectionState) -> None:
             name = frame.schedule_name or frame.schedule_id
             state.add("system", f"[scheduled: {name}] {frame.message}")
         case SessionList():
-            lines = [
-                f"{s.session_id}  {s.display_name or '-'}  {s.channel_origin}  {s.last_active_at}"
-                for s in frame.sessions
-            ]
-            state.add("system", "sessions:\n" + ("\n".join(lines) or "(none)"))
+            state.add("system", "sessions:\n" + ("\n".join(map(_row, frame.sessions)) or "(none)"))
+        case SessionUpdated():
+            row = frame.session
+            state.add("system", f"session {row.session_id} {frame.action}: {_row(row)}")
+        case SessionDeleted():
+            gone = frame.session_id
+            more = f" with {len(frame.deleted) - 1} sub-agent sessions" * (len(frame.deleted) > 1)
+            state.add("system", f"session {gone} deleted{more}")
+            if gone == state.session_id:
+                state.add("system", "this session is gone: /new or /switch <id> to go on")
+        case SessionExport():
+            state.add("system", f"transcript of {frame.session_id} (read-only):\n{frame.content}")
         case HealthStatus():
             taint = "untrusted: " + ", ".join(frame.taint) if frame.taint else "trusted"
             cost = state.cost
@@ -277,6 +312,16 @@ def _skill_approval(frame: ApprovalRequest) -> str:
         lines.append(f"untrusted content in play: {', '.join(frame.taint_sources)}")
     lines.append("[y] activates it from the next session, [n] leaves it an inactive draft")
     return "\n".join(lines)
+
+
+def _row(s: SessionSummary) -> str:
+    """One session as a listing line: sub-agents indented under their parent."""
+    cost = "-" if s.cost_usd is None else f"${s.cost_usd:.4f}"
+    line = (
+        f"{s.session_id}  {s.display_name or '-'}  {s.channel_origin}  {s.last_active_at}  "
+        f"turns {s.turns or 0}  {cost}" + ("  [archived]" if s.archived else "")
+    )
+    return ("  └ " + line) if s.parent_session_id else line
 
 
 def _compact(arguments: dict[str, object]) -> str:

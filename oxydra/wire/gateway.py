@@ -15,7 +15,13 @@ one works with the other. What we add is optional and ignorable by old peers:
 * `traceparent` on `send_turn`: the caller's W3C trace context, so the turn's spans join the
   caller's trace across the process boundary (a syntactically bad value is ignored);
 * `usage`: after each turn, what the turn and the session so far cost (tokens, USD or
-  unknown).
+  unknown);
+* `turn_queued`: a turn sent while its session (or its person's share of the `vm`) is busy
+  waits in the session's lane, with its position, instead of being refused;
+* session lifecycle (docs/sessions.md): `rename_session`, `archive_session`,
+  `unarchive_session`, `delete_session`, `export_session` answered by `session_updated`,
+  `session_deleted`, `session_export`; `session_list` rows add `parent_session_id`, `turns`
+  and `cost_usd`, sub-agent sessions right after their parent.
 
 Payloads ignore unknown fields (a newer peer may send more); the envelope does not. Fields
 the Rust peer requires have no default, so `omit_defaults` never drops them.
@@ -137,6 +143,48 @@ class SwitchSession(TaggedFrame):
     session_id: str
 
 
+class RenameSession(TaggedFrame):
+    """Give a session (exact id or unique prefix) a display name; empty removes it."""
+
+    TYPE: ClassVar[str] = "rename_session"
+    request_id: str
+    session_id: str
+    display_name: str | None = None
+
+
+class ArchiveSession(TaggedFrame):
+    """Hide a session from the default listing (its data stays, recall still reads it)."""
+
+    TYPE: ClassVar[str] = "archive_session"
+    request_id: str
+    session_id: str
+
+
+class UnarchiveSession(TaggedFrame):
+    """Show an archived session in the default listing again."""
+
+    TYPE: ClassVar[str] = "unarchive_session"
+    request_id: str
+    session_id: str
+
+
+class DeleteSession(TaggedFrame):
+    """Delete one of the user's sessions for good (a running turn is cancelled first)."""
+
+    TYPE: ClassVar[str] = "delete_session"
+    request_id: str
+    session_id: str
+
+
+class ExportSession(TaggedFrame):
+    """A session's transcript, read-only (archived sessions too)."""
+
+    TYPE: ClassVar[str] = "export_session"
+    request_id: str
+    session_id: str
+    format: Literal["markdown", "jsonl"] = "markdown"
+
+
 class ApprovalResponse(TaggedFrame):
     """The user's answer to an `approval_request` (our addition)."""
 
@@ -157,6 +205,11 @@ ClientFrame = (
     | ListSessions
     | SwitchSession
     | ApprovalResponse
+    | RenameSession
+    | ArchiveSession
+    | UnarchiveSession
+    | DeleteSession
+    | ExportSession
 )
 
 # ---- server -> client ---------------------------------------------------------------
@@ -181,6 +234,21 @@ class TurnStarted(TaggedFrame):
     request_id: str
     session: GatewaySession
     turn: TurnStatus
+    seq: int | None = None
+
+
+class TurnQueued(TaggedFrame):
+    """A turn waits in its session's lane (our addition): `position` 1 is next.
+
+    It starts with `turn_started` when its slot comes, or ends with `turn_cancelled`
+    without starting when it is cancelled while waiting.
+    """
+
+    TYPE: ClassVar[str] = "turn_queued"
+    request_id: str
+    session: GatewaySession
+    turn_id: str
+    position: int
     seq: int | None = None
 
 
@@ -312,6 +380,9 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     last_active_at: str
     archived: bool
     display_name: str | None = None
+    parent_session_id: str | None = None
+    turns: int | None = None
+    cost_usd: float | None = None
 
 
 class SessionList(TaggedFrame):
@@ -331,6 +402,35 @@ class SessionSwitched(TaggedFrame):
     active_turn: TurnStatus | None = None
     seq: int | None = None
     epoch: str | None = None
+
+
+class SessionUpdated(TaggedFrame):
+    """A session was renamed, archived or unarchived (our addition)."""
+
+    TYPE: ClassVar[str] = "session_updated"
+    request_id: str
+    action: Literal["renamed", "archived", "unarchived"]
+    session: SessionSummary
+
+
+class SessionDeleted(TaggedFrame):
+    """A session and its sub-agent sessions were deleted; sent to everyone following it."""
+
+    TYPE: ClassVar[str] = "session_deleted"
+    request_id: str
+    session_id: str
+    deleted: list[str]
+    seq: int | None = None
+
+
+class SessionExport(TaggedFrame):
+    """A session's transcript (answer to `export_session`)."""
+
+    TYPE: ClassVar[str] = "session_export"
+    request_id: str
+    session_id: str
+    format: Literal["markdown", "jsonl"]
+    content: str
 
 
 class MediaFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -386,6 +486,10 @@ ServerFrame = (
     | MediaAttachment
     | ApprovalRequest
     | Usage
+    | SessionUpdated
+    | SessionDeleted
+    | SessionExport
+    | TurnQueued
 )
 
 CLIENT_TYPES: dict[str, type[TaggedFrame]] = {
@@ -400,6 +504,11 @@ CLIENT_TYPES: dict[str, type[TaggedFrame]] = {
         ListSessions,
         SwitchSession,
         ApprovalResponse,
+        RenameSession,
+        ArchiveSession,
+        UnarchiveSession,
+        DeleteSession,
+        ExportSession,
     )
 }
 SERVER_TYPES: dict[str, type[TaggedFrame]] = {
@@ -420,6 +529,10 @@ SERVER_TYPES: dict[str, type[TaggedFrame]] = {
         MediaAttachment,
         ApprovalRequest,
         Usage,
+        SessionUpdated,
+        SessionDeleted,
+        SessionExport,
+        TurnQueued,
     )
 }
 

@@ -67,9 +67,24 @@ def test_invalid_utf8_is_refused_not_replaced(tmp_path: Path) -> None:
     assert "not valid UTF-8" in text and "line 2" in text
 
 
-def test_an_absurd_integer_is_refused(tmp_path: Path) -> None:
-    text = _check(tmp_path, f"[runtime]\nmax_turns = {10**23}\n")
-    assert "runtime.max_turns" in text
+@pytest.mark.parametrize("mode", ["config", "ask"])
+@pytest.mark.parametrize("value", [str(10**23), "1e23", "-1", '"ten"'])
+def test_an_absurd_integer_is_refused_naming_file_key_and_type(
+    tmp_path: Path, mode: str, value: str
+) -> None:
+    text = _check(tmp_path, f"[runtime]\nmax_turns = {value}\n", mode)
+    assert ".oxydra/agent.toml" in text and "key 'runtime.max_turns'" in text
+    assert "expected int" in text
+
+
+@pytest.mark.parametrize("how", ["env", "set"])
+def test_an_absurd_integer_from_env_or_set_names_its_source(tmp_path: Path, how: str) -> None:
+    big = str(10**23)
+    env = {**KEY, "OXYDRA__RUNTIME__MAX_TURNS": big} if how == "env" else KEY
+    args = ["ask", "hi"] if how == "env" else ["ask", "--set", f"runtime.max_turns={big}", "hi"]
+    out = run(args, tmp_path, env)
+    where = "env OXYDRA__RUNTIME__MAX_TURNS" if how == "env" else "--set runtime.max_turns"
+    assert out.returncode == 2 and where in out.stderr and "expected int" in out.stderr
 
 
 def test_a_registry_max_context_tokens_is_honoured_for_a_catalog_model(tmp_path: Path) -> None:

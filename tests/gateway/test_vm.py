@@ -104,17 +104,21 @@ async def test_old_clients_without_last_seq_get_the_last_result(
     assert isinstance(replayed, g.TurnCompleted) and replayed.response.message.text == "the answer"
 
 
-async def test_one_active_turn_per_session(vm: tuple[VmProcess, str], llm: FakeLLM) -> None:
+async def test_a_turn_sent_while_one_runs_waits_its_turn(
+    vm: tuple[VmProcess, str], llm: FakeLLM
+) -> None:
     _, endpoint = vm
-    llm.add([Reply(text="slow " * 50, chunk=5, delay=0.02)])
+    llm.add([Reply(text="slow " * 50, chunk=5, delay=0.02), Reply(text="second answer")])
     ws, ack = await client(endpoint, create_new_session=True)
     sid = ack.session.session_id
-    await send(ws, turn(sid, "first"))
+    await send(ws, turn(sid, "first", "t1"))
     await until(ws, lambda f: isinstance(f, g.TurnStarted))
-    await send(ws, turn(sid, "second"))
-    refusal = await until(ws, lambda f: isinstance(f, g.ErrorFrame) and f.turn is None)
-    assert refusal[-1].code == "turn_active" and "already running" in refusal[-1].message
-    await until(ws, terminal)
+    await send(ws, turn(sid, "second", "t2"))
+    frames = await until(ws, lambda f: isinstance(f, g.TurnCompleted) and f.turn.turn_id == "t2")
+    queued = [f for f in frames if isinstance(f, g.TurnQueued)]
+    assert [(q.turn_id, q.position) for q in queued] == [("t2", 1)]
+    ends = [f.turn.turn_id for f in frames if isinstance(f, g.TurnStarted | g.TurnCompleted)]
+    assert ends == ["t1", "t2", "t2"]  # t1 completes, then t2 starts and completes
 
 
 async def test_malformed_frames_get_errors_and_the_connection_stays(

@@ -79,6 +79,8 @@ class TestShippedMigrations:
             "gateway_sessions",
             "session_leases",
             "session_frames",
+            "session_lifecycle",
+            "subagent_jobs",
         }
         assert {m.name for m in load_migrations([SCHEDULE_SCHEMA])} - own == {
             "schedules",

@@ -61,7 +61,7 @@ class Family:
         self.ledger = CostLedger(price)
         registry = ToolRegistry()
         agents = {"helper": AgentDefinition(system_prompt="You help.")}
-        registry.register(delegate_tool(agents, self._child))
+        registry.register(delegate_tool(agents, self._child, lambda: frozenset()))
         config = RuntimeConfig(summarization=Summarization(min_turns=4, target_ratio=0.3))
         self.runtime = AgentRuntime(
             provider=self.parent_provider,
@@ -75,7 +75,9 @@ class Family:
         )
         self.child_ledger = CostLedger(price)
 
-    def _child(self, _name: str, _agent: AgentDefinition, prompt: str) -> AgentRuntime:
+    def _child(
+        self, _name: str, _agent: AgentDefinition, prompt: str, _scope: frozenset[str]
+    ) -> AgentRuntime:
         return AgentRuntime(
             provider=self.child_provider,
             tools=RegistryExecutor(ToolRegistry(), lambda _user: None),  # type: ignore[arg-type,return-value]

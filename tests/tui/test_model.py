@@ -316,3 +316,62 @@ class TestSessionCost:
         apply_frame(state, self._usage(S, None, 30))
         apply_frame(state, g.HealthStatus(request_id="r", healthy=True))
         assert "cost_usd=unknown tokens=30" in state.entries[-1].text
+
+
+class TestSessionCommands:
+    @pytest.mark.parametrize(
+        ("line", "frame"),
+        [
+            (
+                "/rename trip",
+                g.RenameSession(request_id="r", session_id="cur", display_name="trip"),
+            ),
+            ("/rename", g.RenameSession(request_id="r", session_id="cur", display_name=None)),
+            ("/archive", g.ArchiveSession(request_id="r", session_id="cur")),
+            ("/archive 01ab", g.ArchiveSession(request_id="r", session_id="01ab")),
+            ("/unarchive 01ab", g.UnarchiveSession(request_id="r", session_id="01ab")),
+            ("/export", g.ExportSession(request_id="r", session_id="cur")),
+            ("/delete 01ab", g.DeleteSession(request_id="r", session_id="01ab")),
+            (
+                "/sessions all",
+                g.ListSessions(
+                    request_id="r", include_archived=True, include_subagent_sessions=True
+                ),
+            ),
+        ],
+    )
+    def test_each_lifecycle_command_sends_its_frame(self, line: str, frame: object) -> None:
+        from oxydra.tui.app import command_frame
+
+        state = TuiState(user_id="u")
+        typed(state, line)
+        action = handle_key(state, "KEY_ENTER")
+        assert action.kind == "command"
+        assert command_frame(action.text, action.argument, "r", "cur") == frame
+
+    @pytest.mark.parametrize("line", ["/delete", "/unarchive", "/switch"])
+    def test_a_command_that_needs_an_id_says_so_and_sends_nothing(self, line: str) -> None:
+        from oxydra.tui.app import command_frame
+
+        state = TuiState(user_id="u")
+        typed(state, line)
+        action = handle_key(state, "KEY_ENTER")
+        said = command_frame(action.text, action.argument, "r", "cur")
+        assert isinstance(said, str) and "needs a session id" in said and "cur" in said
+
+    def test_recall_asks_the_agent_to_search_older_sessions(self) -> None:
+        state = TuiState(user_id="u")
+        typed(state, "/recall the Patagonia trip")
+        action = handle_key(state, "KEY_ENTER")
+        assert action.kind == "send" and "session_search" in action.text
+        assert "Search my older sessions for: the Patagonia trip" in action.text
+
+    def test_a_deleted_current_session_says_what_to_do(self) -> None:
+        state = TuiState(user_id="u", session_id="cur")
+        apply_frame(state, g.SessionDeleted(request_id="r", session_id="cur", deleted=["cur"]))
+        assert "/new or /switch" in state.entries[-1].text
+
+    def test_a_queued_turn_shows_its_position(self) -> None:
+        state = TuiState(user_id="u", session_id="0190abcd-session")
+        apply_frame(state, g.TurnQueued(request_id="r", session=S, turn_id="t2", position=2))
+        assert "queued" in state.activity and "2" in state.activity

@@ -134,3 +134,53 @@ async def test_model_text_cannot_drive_the_terminal(
         assert tmux.run("list-buffers") == ""
     finally:
         tmux.run("kill-server")
+
+
+async def test_the_session_lifecycle_from_the_tui(
+    running: tuple[VmProcess, FakeLLM], tmp_path: Path
+) -> None:
+    vm, llm = running
+    llm.add([Reply(text="Noted the trip.")])
+    tmux = Tmux("oxylife", tmp_path / "tmux.sock")
+    home = shlex.quote(str(tmp_path / "home"))
+    env = f"HOME={home} OXYDRA_GATEWAY_TOKEN={TOKEN} TERM=xterm-256color"
+    workspace = shlex.quote(str(vm.workspace))
+    python = shlex.quote(sys.executable)
+    cmd = f"env {env} {python} -m oxydra tui --user alice --workspace {workspace}"
+    tmux.run("new-session", "-d", "-s", tmux.name, "-x", "160", "-y", "40", cmd)
+
+    def type_line(text: str) -> None:
+        tmux.run("send-keys", "-t", tmux.name, "-l", text)
+        tmux.run("send-keys", "-t", tmux.name, "Enter")
+
+    try:
+        await tmux.wait_for("connected")
+        type_line("/new trip plans")
+        screen = await tmux.wait_for("session ")
+        await tmux.wait_for("…")  # the status bar shows the new UUIDv7 session
+        type_line("book the train")
+        await tmux.wait_for("Noted the trip.")
+        type_line("/rename italy")
+        await tmux.wait_for("renamed:")
+        type_line("/sessions")
+        screen = await tmux.wait_for("runtime-alice")
+        assert "italy" in screen and "turns 1" in screen
+        type_line("/export")
+        screen = await tmux.wait_for("(read-only)")
+        await tmux.wait_for("book the train")
+        type_line("/archive runtime-alice")
+        await tmux.wait_for("archived:")
+        type_line("/delete")
+        await tmux.wait_for("/delete needs a session id")
+        type_line("/delete runtime-alice")
+        await tmux.wait_for("session runtime-alice deleted")
+        log = subprocess.run(
+            [sys.executable, "-m", "oxydra", "sessions", "audit", "--user", "alice",
+             "--workspace", str(vm.workspace)],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": home},
+        )  # fmt: skip
+        actions = [line.split()[2] for line in log.stdout.splitlines()]
+        assert actions == ["delete", "archive", "export", "rename", "new", "new"], log
+        assert "(from runtime-alice)" in log.stdout.splitlines()[-2]  # the rollover
+    finally:
+        tmux.run("kill-server")

@@ -31,6 +31,11 @@ CLIENT_FRAMES: list[Any] = [
     g.ListSessions(request_id="r", include_archived=True),
     g.SwitchSession(request_id="r", session_id="s1"),
     g.ApprovalResponse(request_id="r", approval_id="a1", approved=False, reason="no"),
+    g.RenameSession(request_id="r", session_id="s1", display_name="plans"),
+    g.ArchiveSession(request_id="r", session_id="s1"),
+    g.UnarchiveSession(request_id="r", session_id="s1"),
+    g.DeleteSession(request_id="r", session_id="s1"),
+    g.ExportSession(request_id="r", session_id="s1", format="jsonl"),
 ]
 SERVER_FRAMES: list[Any] = [
     g.HelloAck(request_id="r", protocol_version=2, session=S, active_turn=T, seq=3),
@@ -72,6 +77,24 @@ SERVER_FRAMES: list[Any] = [
         ],
     ),
     g.SessionSwitched(request_id="r", session=S),
+    g.SessionUpdated(
+        request_id="r",
+        action="renamed",
+        session=g.SessionSummary(
+            session_id="s1",
+            agent_name="default",
+            channel_origin="cli",
+            created_at="2026-01-01",
+            last_active_at="2026-01-02",
+            archived=False,
+            parent_session_id="p",
+            turns=3,
+            cost_usd=0.25,
+        ),
+    ),
+    g.SessionDeleted(request_id="r", session_id="s1", deleted=["c1", "s1"], seq=9),
+    g.TurnQueued(request_id="r", session=S, turn_id="t2", position=2, seq=4),
+    g.SessionExport(request_id="r", session_id="s1", format="markdown", content="# Session"),
     g.MediaAttachment(
         request_id="r",
         session=S,
