@@ -168,8 +168,8 @@ def _accept(
         stored = False
         if person is not None:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO channel_inbox(channel, update_id, person, context_id, "
-                "payload_json) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO channel_inbox(channel, update_id, person, context_id, "
+                "payload_json) VALUES (?, ?, ?, ?, ?) ON CONFLICT(channel, update_id) DO NOTHING",
                 (channel, update_id, person, context_id, payload.decode()),
             )
             stored = cursor.rowcount == 1
