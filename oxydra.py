@@ -118,6 +118,14 @@ class _NativeFinder:
     def invalidate_caches(self) -> None:
         """Nothing cached beyond what is on disk."""
 
+    def unpack_all(self) -> None:
+        """Unpack every native package not unpacked yet: for a child that cannot write here
+        (the runner's Landlock-confined process-tier guest reads this cache, never writes it).
+        """
+        for name, entries in NATIVE.items():
+            if not os.path.exists(os.path.join(self.target, entries[-1])):
+                self.unpack(name, entries)
+
 
 class _Unpacker:
     """The loader of a `_NativeFinder` spec: unpack, then become the real spec."""

@@ -39,6 +39,10 @@ from oxydra.runtime.background import BackgroundRunner
 from oxydra.scheduler import SCHEDULE_SCHEMA
 from oxydra.wire.envelope import BootstrapEnvelope
 
+# Every owner's migrations: whatever opens the store names them all, or a store another
+# opener upgraded is refused as newer than it knows.
+OWNER_SCHEMAS = (SESSION_SCHEMA, SCHEDULE_SCHEMA, CHANNEL_SCHEMA)
+
 if TYPE_CHECKING:
     from oxydra.scheduler import ScheduleStore
     from oxydra.tools import ShellSession
@@ -108,7 +112,7 @@ async def open_services(
         config.memory,
         workspace_root=workspace,
         embedder=embedder,
-        schemas=(SESSION_SCHEMA, SCHEDULE_SCHEMA, CHANNEL_SCHEMA),  # every owner's, always
+        schemas=OWNER_SCHEMAS,
     )
     try:
         extra: list[Any] = list(memory_tools(memory)) if enabled else []

@@ -36,16 +36,16 @@ def run_sessions(args: argparse.Namespace) -> int:
 
 
 async def _run(config: Any, user: str, workspace: Path, args: argparse.Namespace) -> int:
-    from oxydra.gateway import SESSION_SCHEMA, MemorySessionRecords, SessionBook
+    from oxydra.app.services import OWNER_SCHEMAS
+    from oxydra.gateway import MemorySessionRecords, SessionBook
     from oxydra.gateway.core import RefusedError
     from oxydra.memory import HashedEmbedder, Memory
-    from oxydra.scheduler import SCHEDULE_SCHEMA
 
     memory = await Memory.from_config(
         config.memory,
         workspace_root=workspace,
         embedder=None if config.memory.enabled else HashedEmbedder(),
-        schemas=(SESSION_SCHEMA, SCHEDULE_SCHEMA),
+        schemas=OWNER_SCHEMAS,
     )
     try:
         book = SessionBook(MemorySessionRecords(memory), memory)

@@ -41,12 +41,11 @@ def run_store(args: argparse.Namespace) -> int:
 
 
 def _open(memory: MemoryConfig, workspace: Path) -> MemoryStore:
-    from oxydra.gateway import SESSION_SCHEMA
+    from oxydra.app.services import OWNER_SCHEMAS
     from oxydra.memory import MemoryStore, resolve_db_path
     from oxydra.memory._pg import connect_configured
-    from oxydra.scheduler import SCHEDULE_SCHEMA
 
-    schemas = (SESSION_SCHEMA, SCHEDULE_SCHEMA)
+    schemas = OWNER_SCHEMAS
     if memory.backend == "postgres":
         return MemoryStore(connect_configured(memory, os.environ), schemas=schemas)
     return MemoryStore(resolve_db_path(memory, workspace), schemas=schemas)

@@ -23,7 +23,7 @@ from oxydra.runner._bootstrap import (
 )
 from oxydra.runner._guest import LaunchResult, ProcessGuest, log_tail, open_log
 from oxydra.runner._hardening import HardeningPlan, plan_hardening
-from oxydra.runner._selfcmd import self_command, self_environment
+from oxydra.runner._selfcmd import self_command, self_environment, unpack_natives
 from oxydra.wire.envelope import encode_envelope
 
 INSECURE_WARNING = (
@@ -81,6 +81,7 @@ def launch_process(
     envelope = build_envelope(spec, status, credentials)
     frame = encode_envelope(envelope)
     env = self_environment(guest_environment(spec, credentials))
+    unpack_natives()  # the guest reads the archive's native cache and cannot write it
     guest = _spawn(spec, guest_argv(spec), env, plan)
     _deliver(guest, frame, spec)
     return LaunchResult(guest=guest, envelope=envelope, warnings=[INSECURE_WARNING])

@@ -86,3 +86,12 @@ def _relative(path: Path) -> str:
         return str(absolute.relative_to(Path.cwd()))
     except ValueError:
         return str(absolute)
+
+
+def unpack_natives() -> None:
+    """From the archive: unpack all its native packages now (the archive unpacks each on its
+    first import, but a confined child may only read the cache; see `oxydra.py`)."""
+    for finder in sys.meta_path:
+        unpack_all = getattr(finder, "unpack_all", None)
+        if unpack_all is not None:
+            unpack_all()

@@ -117,6 +117,8 @@ class Started:
         return (self.workspace / "ipc" / "gateway-endpoint").read_text().strip()
 
     def posts(self) -> list[dict[str, Any]]:
+        if not self.record.exists():  # no model call yet (this worker ran no turn before)
+            return []
         rows = [json.loads(ln) for ln in self.record.read_text().splitlines()]
         return [r for r in rows if r["method"] == "POST"]
 
