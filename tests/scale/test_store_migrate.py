@@ -9,17 +9,17 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from oxydra.app.services import OWNER_SCHEMAS
 from oxydra.core import Message
-from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._table import SessionTable
 from oxydra.memory import MemoryStore
 from oxydra.memory._pg import PgDatabase
 from oxydra.memory._transfer import fingerprint
-from oxydra.scheduler import SCHEDULE_SCHEMA, Interval, ScheduleTable
+from oxydra.scheduler import Interval, ScheduleTable
 from oxydra.scheduler.types import RunResult, ScheduleDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = (SESSION_SCHEMA, SCHEDULE_SCHEMA)
+SCHEMAS = OWNER_SCHEMAS  # what `oxydra store` opens with
 
 
 def _fill(path: Path) -> None:
