@@ -576,8 +576,7 @@ class GatewayCore:
         """Tell the followers of each waiting ticket it was cancelled without starting."""
         for ticket in tickets:
             channel, request_id, request, _ = ticket.payload
-            done = TurnStatus(turn_id=request.turn_id, state="cancelled")
-            channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
+            _publish_cancelled(channel, request_id, request.turn_id)
         return len(tickets)
 
     async def _run_turn(
@@ -604,23 +603,11 @@ class GatewayCore:
                         await asyncio.shield(self.relay.flush())
         except asyncio.CancelledError:
             if not driven:  # cancelled while waiting for the lease
-                done = TurnStatus(turn_id=request.turn_id, state="cancelled")
-                channel.publish(
-                    TurnCancelled(request_id=request_id, session=channel.ref, turn=done)
-                )
+                _publish_cancelled(channel, request_id, request.turn_id)
         except Exception as exc:
             _log.exception("turn lease failed")
             if not driven:
-                failed = TurnStatus(turn_id=request.turn_id, state="failed")
-                channel.publish(
-                    ErrorFrame(
-                        message=f"internal error: {exc}",
-                        request_id=request_id,
-                        session=channel.ref,
-                        turn=failed,
-                        code="internal",
-                    )
-                )
+                _publish_failed(channel, request_id, request.turn_id, exc)
         finally:
             channel.active_turn = channel.active_request_id = None
             channel.task = None
@@ -648,20 +635,10 @@ class GatewayCore:
             channel.publish(self._usage(channel, request_id, request.turn_id, outcome))
             self._finish(channel, request_id, request.turn_id, outcome)
         except asyncio.CancelledError:
-            done = TurnStatus(turn_id=request.turn_id, state="cancelled")
-            channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
+            _publish_cancelled(channel, request_id, request.turn_id)
         except Exception as exc:
             _log.exception("turn failed")
-            failed = TurnStatus(turn_id=request.turn_id, state="failed")
-            channel.publish(
-                ErrorFrame(
-                    message=f"internal error: {exc}",
-                    request_id=request_id,
-                    session=channel.ref,
-                    turn=failed,
-                    code="internal",
-                )
-            )
+            _publish_failed(channel, request_id, request.turn_id, exc)
 
     def _usage(
         self, channel: SessionChannel, request_id: str, turn_id: str, outcome: TurnOutcome
@@ -688,8 +665,7 @@ class GatewayCore:
                 )
             )
         elif outcome.reason == "cancelled":
-            done = TurnStatus(turn_id=turn_id, state="cancelled")
-            channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
+            _publish_cancelled(channel, request_id, turn_id)
         else:
             failed = TurnStatus(turn_id=turn_id, state="failed")
             channel.publish(
@@ -775,6 +751,24 @@ class GatewayCore:
                 _log.warning("could not write the turn totals of session %s", session_id)
         if self.relay is not None:
             await self.relay.aclose()
+
+
+def _publish_cancelled(channel: SessionChannel, request_id: str, turn_id: str) -> None:
+    done = TurnStatus(turn_id=turn_id, state="cancelled")
+    channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
+
+
+def _publish_failed(channel: SessionChannel, request_id: str, turn_id: str, exc: Exception) -> None:
+    failed = TurnStatus(turn_id=turn_id, state="failed")
+    channel.publish(
+        ErrorFrame(
+            message=f"internal error: {exc}",
+            request_id=request_id,
+            session=channel.ref,
+            turn=failed,
+            code="internal",
+        )
+    )
 
 
 class _FrameSink:
