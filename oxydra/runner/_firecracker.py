@@ -26,10 +26,8 @@ import base64
 import contextlib
 import copy
 import json
-import os
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +46,7 @@ from oxydra.runner._bootstrap import (
     write_bootstrap_file,
     write_private,
 )
-from oxydra.runner._guest import LaunchResult, ProcessGuest, log_tail, open_log
+from oxydra.runner._guest import LaunchResult, ProcessGuest, log_tail, spawn_monitor
 
 DEFAULT_BOOT_ARGS = "reboot=k panic=1 pci=off 8250.nr_uarts=0"
 MAX_BOOTSTRAP_B64 = 2048
@@ -166,19 +164,7 @@ def _remove(paths: tuple[Path, ...]) -> None:
 
 
 def _spawn(spec: LaunchSpec, argv: list[str]) -> ProcessGuest:
-    out = open_log(spec.workspace.log_file("oxydra-vm", "stdout"))
-    err = open_log(spec.workspace.log_file("oxydra-vm", "stderr"))
-    env = {k: spec.environ[k] for k in ("PATH", "LANG") if k in spec.environ}
-    try:
-        popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-            cwd=spec.workspace.ipc, start_new_session=True,
-        )  # fmt: skip
-    except OSError as exc:
-        raise RunnerError(f"cannot start Firecracker ({argv[0]}): {exc}") from exc
-    finally:
-        os.close(out)
-        os.close(err)
+    popen = spawn_monitor(spec.workspace, spec.environ, argv, "Firecracker")
     return ProcessGuest(popen, "oxydra-vm")
 
 

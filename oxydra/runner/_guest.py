@@ -9,11 +9,13 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from oxydra.core.errors import RunnerError
+from oxydra.runner._workspace import UserWorkspace
 from oxydra.wire.envelope import BootstrapEnvelope, StartupStatus
 
 
@@ -117,3 +119,26 @@ def log_tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def spawn_monitor(
+    workspace: UserWorkspace, environ: Mapping[str, str], argv: list[str], what: str
+) -> subprocess.Popen[bytes]:
+    """Start a VM monitor (QEMU, Firecracker) in `ipc/`, its own session, output to the logs.
+
+    Raises:
+        RunnerError: it could not be started.
+    """
+    out = open_log(workspace.log_file("oxydra-vm", "stdout"))
+    err = open_log(workspace.log_file("oxydra-vm", "stderr"))
+    env = {k: environ[k] for k in ("PATH", "LANG") if k in environ}
+    try:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+            cwd=workspace.ipc, start_new_session=True,
+        )  # fmt: skip
+    except OSError as exc:
+        raise RunnerError(f"cannot start {what} ({argv[0]}): {exc}") from exc
+    finally:
+        os.close(out)
+        os.close(err)

@@ -45,7 +45,7 @@ from oxydra.runner._bootstrap import (
     write_private,
 )
 from oxydra.runner._container import give_to_guest, guest_ipc, guest_logs, route_env
-from oxydra.runner._guest import LaunchResult, ProcessGuest, open_log
+from oxydra.runner._guest import LaunchResult, ProcessGuest, spawn_monitor
 from oxydra.runner._rootfs import WORKSPACE_SHARES, guest_ids
 from oxydra.runner._workspace import UserWorkspace
 from oxydra.wire.envelope import SidecarEndpoint, validate_envelope
@@ -253,17 +253,5 @@ def _remove(path: Path) -> None:
 
 
 def _spawn(spec: LaunchSpec, argv: list[str], ctl: Path) -> QemuGuest:
-    out = open_log(spec.workspace.log_file("oxydra-vm", "stdout"))
-    err = open_log(spec.workspace.log_file("oxydra-vm", "stderr"))
-    env = {k: spec.environ[k] for k in ("PATH", "LANG") if k in spec.environ}
-    try:
-        popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-            cwd=spec.workspace.ipc, start_new_session=True,
-        )  # fmt: skip
-    except OSError as exc:
-        raise RunnerError(f"cannot start QEMU ({argv[0]}): {exc}") from exc
-    finally:
-        os.close(out)
-        os.close(err)
+    popen = spawn_monitor(spec.workspace, spec.environ, argv, "QEMU")
     return QemuGuest(popen, ctl, spec.workspace.log_file("oxydra-vm", "stderr"))
