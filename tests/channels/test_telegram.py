@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from oxydra.channels import CHANNEL_SCHEMA
+from oxydra.core.messages import UsageUpdate
 from oxydra.core.stream import FinishReason, StreamItem, Text
 from oxydra.gateway import SESSION_SCHEMA
 from oxydra.memory import HashedEmbedder, Memory
@@ -42,6 +43,16 @@ class TestConversation:
                 "status",
                 "help",
             } <= commands
+
+    async def test_status_shows_what_the_session_has_spent(self, tmp_path: Path) -> None:
+        usage = UsageUpdate(prompt_tokens=1200, completion_tokens=34, total_tokens=1234)
+        async with rig(tmp_path, [reply("Hi Alice", usage=usage)]) as r:
+            r.fake.user_message("/status", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "Spent: 0 tokens over 0 model calls"))
+            r.fake.user_message("hi", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "Hi Alice"))
+            r.fake.user_message("/status", user_id=ALICE)
+            await r.fake.wait_for(_answered(ALICE, "Spent: 1,234 tokens over 1 model call "))
 
     async def test_a_long_answer_is_split_at_paragraphs_within_the_limit(
         self, tmp_path: Path

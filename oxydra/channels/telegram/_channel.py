@@ -566,6 +566,7 @@ class TelegramChannel:
         trust = "trusted" if taint is None else "untrusted: " + ", ".join(taint)
         return (
             f"Session {channel.session_id[:8]} ({running}); context {trust}.\n"
+            f"{_spent(self.core.runner, channel.session_id)}\n"
             f"Telegram: {'ok' if health.healthy else 'unhealthy'} - {health.detail}"
         )
 
@@ -675,3 +676,16 @@ class TelegramChannel:
         piece = OutPiece(kind="media", media=msgspec.json.encode(payload))
         await self.store.answer(None, context_id, [piece])
         self.outbox.wake()
+
+
+def _spent(runner: object, session_id: str) -> str:
+    """The session's spend so far, for `/status` (the gateway's `usage` frame has the same)."""
+    ledger = getattr(runner, "ledger", None)
+    if ledger is None:
+        return "Spent: not tracked here."
+    spend = ledger.session(session_id)
+    calls = f"{spend.calls} model call{'' if spend.calls == 1 else 's'}"
+    tokens = f"{spend.total_tokens:,} tokens"
+    if spend.calls and spend.priced:
+        return f"Spent: ${spend.cost_usd:.4f} ({tokens}, {calls})."
+    return f"Spent: {tokens} over {calls} (no price known for this model)."
