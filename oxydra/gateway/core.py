@@ -484,6 +484,13 @@ class GatewayCore:
             channel.publish(frame)
         if not targets and self.outbox is not None:
             await self.outbox.put(user_id, frame)
+            # A hello during the write took the outbox before the frame was in it: hand it
+            # over now (`take` removes, so a hello after the write cannot deliver it twice).
+            late = [c for c in self._channels.values() if c.user_id == user_id and c.subscribers]
+            if late:
+                first = next((c for c in late if c.session_id == session_id), late[0])
+                await self.deliver_pending(first)
+                return True
         return bool(targets)
 
     async def _routed(self, user_id: str, frame: ScheduledNotification, session_id: str) -> bool:

@@ -121,6 +121,34 @@ class TestCore:
         assert received(subscriber) == ["first", "second"]
         assert await core.deliver_pending(channel) == 0
 
+    async def test_a_hello_while_it_is_being_stored_still_gets_it(
+        self, core: GatewayCore, outbox: ScheduleStore
+    ) -> None:
+        class SlowOutbox:
+            """Stores like the real one, but lets a hello run while the write is under way."""
+
+            def __init__(self) -> None:
+                self.writing, self.go_on = asyncio.Event(), asyncio.Event()
+
+            async def put(self, user_id: str, frame: ScheduledNotification) -> None:
+                self.writing.set()
+                await self.go_on.wait()
+                await outbox.put(user_id, frame)
+
+            async def take(self, user_id: str) -> list[ScheduledNotification]:
+                return await outbox.take(user_id)
+
+        slow = SlowOutbox()
+        core.attach_outbox(slow)
+        sending = asyncio.create_task(core.notify("alice", note()))
+        await slow.writing.wait()
+        channel, subscriber = await follow(core, "alice")  # the hello, mid-write
+        assert await core.deliver_pending(channel) == 0  # too early: nothing stored yet
+        slow.go_on.set()
+        assert await sending is True
+        assert received(subscriber) == ["backup done"]
+        assert await outbox.take("alice") == []  # handed over, not left for the next hello
+
     async def test_a_notification_is_logged_for_replay_by_sequence(self, core: GatewayCore) -> None:
         channel, _ = await follow(core, "alice")
         await core.notify("alice", note(), channel.session_id)
