@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oxydra.channels import CHANNEL_SCHEMA
+from oxydra.app.schemas import OWNER_SCHEMAS
 from oxydra.config.schema import AgentConfig
-from oxydra.gateway import SESSION_SCHEMA, MemoryJobs, MemorySessionRecords
+from oxydra.gateway import MemoryJobs, MemorySessionRecords
 from oxydra.gateway.lifecycle import ChildSessionRecorder
 from oxydra.gateway.recall import session_search_tool
 from oxydra.memory import HashedEmbedder, Memory
@@ -36,12 +36,7 @@ from oxydra.runtime import (
     retriever_for,
 )
 from oxydra.runtime.background import BackgroundRunner
-from oxydra.scheduler import SCHEDULE_SCHEMA
 from oxydra.wire.envelope import BootstrapEnvelope
-
-# Every owner's migrations: whatever opens the store names them all, or a store another
-# opener upgraded is refused as newer than it knows.
-OWNER_SCHEMAS = (SESSION_SCHEMA, SCHEDULE_SCHEMA, CHANNEL_SCHEMA)
 
 if TYPE_CHECKING:
     from oxydra.scheduler import ScheduleStore

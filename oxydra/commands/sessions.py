@@ -36,7 +36,7 @@ def run_sessions(args: argparse.Namespace) -> int:
 
 
 async def _run(config: Any, user: str, workspace: Path, args: argparse.Namespace) -> int:
-    from oxydra.app.services import OWNER_SCHEMAS
+    from oxydra.app.schemas import OWNER_SCHEMAS
     from oxydra.gateway import MemorySessionRecords, SessionBook
     from oxydra.gateway.core import RefusedError
     from oxydra.memory import HashedEmbedder, Memory

@@ -41,7 +41,7 @@ def run_store(args: argparse.Namespace) -> int:
 
 
 def _open(memory: MemoryConfig, workspace: Path) -> MemoryStore:
-    from oxydra.app.services import OWNER_SCHEMAS
+    from oxydra.app.schemas import OWNER_SCHEMAS
     from oxydra.memory import MemoryStore, resolve_db_path
     from oxydra.memory._pg import connect_configured
 

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from oxydra.app.services import OWNER_SCHEMAS
+from oxydra.app.schemas import OWNER_SCHEMAS
 from oxydra.core import Message
 from oxydra.gateway._table import SessionTable
 from oxydra.memory import MemoryStore
