@@ -95,7 +95,6 @@ def test_logs_come_from_the_daemon_and_from_the_files_once_it_is_gone(box: Sandb
 def test_tui_execs_the_terminal_client_which_quits_on_ctrl_d(box: Sandbox) -> None:
     """`runner --tui` on a real pseudo-terminal: the TUI takes the screen, Ctrl-D gives it back."""
     import pty
-    import select
     import time
 
     box.runner("--insecure", "start")
@@ -110,35 +109,63 @@ def test_tui_execs_the_terminal_client_which_quits_on_ctrl_d(box: Sandbox) -> No
         start_new_session=True,
     )
     os.close(secondary)
-    screen = b""
-    deadline = time.monotonic() + 60
+    terminal = _Terminal(primary)
     try:
-        while b"\x1b[?1049h" not in screen and time.monotonic() < deadline:
-            ready, _, _ = select.select([primary], [], [], 0.5)
-            if ready:
-                screen += os.read(primary, 65536)
-        assert b"\x1b[?1049h" in screen, screen[-2000:]  # the alternate screen: the TUI runs
-        # Switching the terminal to raw mode may flush input typed just before, so Ctrl-D is
-        # sent again until the TUI has read one and exited.
+        assert terminal.read_until(b"\x1b[?1049h", time.monotonic() + 60), terminal.screen[-2000:]
+        # The alternate screen shows after cbreak, so keys now reach the app; Ctrl-D is sent
+        # again each second until the TUI has read one and exited (a deadline, not a sleep).
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(OSError):  # the TUI may close the terminal meanwhile
-                os.write(primary, b"\x04")
+            terminal.write(b"\x04")
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(1)
-            with contextlib.suppress(OSError):  # keep reading: a full terminal blocks the TUI
-                while select.select([primary], [], [], 0)[0]:
-                    screen += os.read(primary, 65536)
+            terminal.read_until(None, 0.0)  # keep reading: a full terminal blocks the TUI
         assert proc.wait(1) == 0
-        with contextlib.suppress(OSError):
-            while select.select([primary], [], [], 0.2)[0]:
-                screen += os.read(primary, 65536)
-        assert b"\x1b[?1049l" in screen  # and gave the terminal back
+        terminal.read_until(None, time.monotonic() + 5)  # to end of output
+        assert b"\x1b[?1049l" in terminal.screen  # and gave the terminal back
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         os.close(primary)
+
+
+class _Terminal:
+    """The terminal side of a pty: collects the screen and answers cursor position reports.
+
+    A real terminal answers `CSI 6n` at once; the TUI's terminal library asks before taking
+    the screen (after capability queries it uses the answer as their end marker) and would
+    otherwise wait out its own timeout for each query.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.screen, self._answered = fd, b"", 0
+
+    def write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):  # the TUI may close the terminal meanwhile
+            os.write(self.fd, data)
+
+    def read_until(self, marker: bytes | None, deadline: float) -> bool:
+        """Read until `marker` shows (True), or until nothing is ready by `deadline` or the
+        other side closed (False; with `marker` None, reads what is there or comes by then)."""
+        import select
+        import time
+
+        while marker is None or marker not in self.screen:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return False
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:  # EIO: every copy of the other side is closed
+                return False
+            if not chunk:
+                return False
+            self.screen += chunk
+            asked = self.screen.count(b"\x1b[6n")
+            self.write(b"\x1b[1;1R" * (asked - self._answered))
+            self._answered = asked
+        return True
 
 
 def test_logs_follow_prints_new_lines_and_ends_when_the_daemon_exits(box: Sandbox) -> None:
