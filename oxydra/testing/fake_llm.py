@@ -135,12 +135,26 @@ class FakeLLM:
         self.first_byte_times: list[float] = []
         self.errors: list[str] = []
         self.on_request: list[Any] = []
+        self._holds: dict[str, collections.deque[asyncio.Event]] = collections.defaultdict(
+            collections.deque
+        )
 
     # ---- scripting ------------------------------------------------------------------------
 
     def add(self, steps: list[Step], *, conversation: str = "default") -> None:
         """Append steps to a conversation."""
         self._steps[conversation].extend(steps)
+
+    def hold(self, conversation: str = "default") -> asyncio.Event:
+        """Hold the next reply of `conversation` after its first stream event (without
+        streaming: before the answer) until the returned event is set.
+
+        A model still answering for exactly as long as a test needs, e.g. until another
+        process shows it waits for the turn this reply belongs to.
+        """
+        release = asyncio.Event()
+        self._holds[conversation].append(release)
+        return release
 
     def add_route(self, path: str, body: bytes, content_type: str = "application/json") -> None:
         """Serve `body` to `GET path` (any number of times)."""
@@ -244,24 +258,26 @@ class FakeLLM:
             status, data = refused
             await out.send(status, _JSON if data else {"content-type": "text/event-stream"}, data)
             return
-        step = self._next_step(request, model)
+        conversation, step = self._next_step(request, model)
+        holds = self._holds.get(conversation)
+        hold = holds.popleft() if holds and isinstance(step, Reply) else None
         if step is None:
             if self.strict:
                 message = b'{"error": {"message": "fake LLM: no scripted step left"}}'
                 await out.send(500, _JSON, message)
                 return
             step = Reply(text=SCRIPT_ENDED)
-        await self._render(step, name, streaming, model, body, out)
+        await self._render(step, name, streaming, model, body, out, hold)
 
-    def _next_step(self, request: HttpRequest, model: str) -> Step | None:
+    def _next_step(self, request: HttpRequest, model: str) -> tuple[str, Step | None]:
         name = request.headers.get("x-fake-conversation")
         if name is None:
             name = model if self._steps.get(model) else "default"
         steps = self._steps.get(name)
         if not steps:
             self.errors.append(f"request to {request.path} found no step in conversation {name!r}")
-            return None
-        return steps.popleft()
+            return name, None
+        return name, steps.popleft()
 
     async def _render(
         self,
@@ -271,13 +287,16 @@ class FakeLLM:
         model: str,
         body: dict[str, Any],
         out: HttpResponseWriter,
+        hold: asyncio.Event | None = None,
     ) -> None:
         renderer = FORMATS[fmt]
         match step:
             case Reply():
                 if streaming:
-                    await self._stream(renderer.stream(step, model, body), step, out)
+                    await self._stream(renderer.stream(step, model, body), step, out, hold)
                 else:
+                    if hold is not None:
+                        await hold.wait()
                     if step.delay:  # a slow server: the whole answer comes late
                         await asyncio.sleep(step.delay)
                     data = msgspec.json.encode(renderer.whole(step, model))
@@ -307,7 +326,13 @@ class FakeLLM:
                     await out.chunk(chunk.encode())
                 await out.end()
 
-    async def _stream(self, events: list[bytes], reply: Reply, out: HttpResponseWriter) -> None:
+    async def _stream(
+        self,
+        events: list[bytes],
+        reply: Reply,
+        out: HttpResponseWriter,
+        hold: asyncio.Event | None = None,
+    ) -> None:
         await out.start_chunked(
             200, {"content-type": "text/event-stream", "cache-control": "no-cache"}
         )
@@ -318,6 +343,8 @@ class FakeLLM:
             if n and reply.delay:
                 await asyncio.sleep(reply.delay)
             await out.chunk(event)
+            if n == 0 and hold is not None:
+                await hold.wait()
         await out.end()
 
 

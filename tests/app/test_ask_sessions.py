@@ -42,12 +42,12 @@ async def test_a_vm_turn_and_an_ask_on_the_same_session_take_turns(tmp_path: Pat
     # history (a tool result after a plain answer) that providers then refuse for good.
     def steps(name: str) -> list[Reply]:
         call = Call(name="file_write", arguments={"path": f"/shared/{name}", "content": name})
-        slow = Reply(text=f"{name} writes slowly", tool_calls=[call], delay=0.8)
-        return [slow, Reply(text=name)]
+        return [Reply(text=f"{name} writes slowly", tool_calls=[call]), Reply(text=name)]
 
     conversations = {"vm": steps("vm"), "ask": steps("ask"), "check": [Reply(text="ok")]}
     async with FakeLLM(conversations=conversations) as llm:
         vm = VmProcess(tmp_path, llm.base_url, extra=["selection.model=vm"])
+        vm.env["OXYDRA_LOG"] = "info"  # it logs when a turn waits for another process's
         endpoint = await vm.start()
         try:
             ws, ack = await client(endpoint)
@@ -59,13 +59,23 @@ async def test_a_vm_turn_and_an_ask_on_the_same_session_take_turns(tmp_path: Pat
                     "--set", f"selection.model={name}", *args,
                 )  # fmt: skip
 
+            # The ask's first answer is held until the vm's turn shows it waits for the ask's.
+            answering = llm.hold("ask")
             asked = asyncio.create_task(
                 run(as_model("ask", "--session", session, "q ask"), tmp_path)
             )
+            deadline = asyncio.get_running_loop().time() + 60
             while not any(r.json().get("model") == "ask" for r in llm.requests):
                 assert not asked.done(), asked.result()
-                await asyncio.sleep(0.05)  # the ask's turn holds the session now
+                assert asyncio.get_running_loop().time() < deadline, "the ask sent no request"
+                await asyncio.sleep(0.02)  # the ask's turn holds the session now
             await send(ws, turn(session, "q vm"))
+            waiting = "waiting for a turn another process runs"
+            while waiting not in (tmp_path / "vm.err").read_text():
+                assert asyncio.get_running_loop().time() < deadline, "the vm's turn never waited"
+                assert not any(r.json().get("model") == "vm" for r in llm.requests)
+                await asyncio.sleep(0.02)
+            answering.set()
             frames = await until(ws, terminal, timeout=60)
             assert isinstance(frames[-1], g.TurnCompleted), frames[-1]
             code, _, err = await asked
@@ -73,6 +83,7 @@ async def test_a_vm_turn_and_an_ask_on_the_same_session_take_turns(tmp_path: Pat
             await run(as_model("check", "--session", session, "check"), tmp_path)
             sent = llm.requests[-1].json()["messages"]
         finally:
+            answering.set()
             await vm.stop()
     history = [(m["role"], m.get("content") or "") for m in sent if m["role"] != "system"]
     assert history == [

@@ -180,7 +180,7 @@ async def test_two_asks_continuing_one_session_at_once_take_turns(tmp_path: Path
     # after a plain assistant message), which providers then refuse for good.
     def steps(name: str) -> list[Reply]:
         call = Call(name="file_write", arguments={"path": f"/shared/{name}", "content": name})
-        return [Reply(text=f"{name} writes", tool_calls=[call], delay=0.5), Reply(text=name)]
+        return [Reply(text=f"{name} writes", tool_calls=[call]), Reply(text=name)]
 
     conversations = {"seed": [Reply(text="seeded")], "one": steps("one"), "two": steps("two")}
     conversations["check"] = [Reply(text="checked")]
@@ -191,25 +191,43 @@ async def test_two_asks_continuing_one_session_at_once_take_turns(tmp_path: Path
 
         _, _, err = await run(as_model("seed", "seed"), tmp_path)
         session = err.split("session: ")[1].strip()
-        results = await asyncio.gather(
-            run(as_model("one", "--session", session, "q one"), tmp_path),
-            run(as_model("two", "--session", session, "q two"), tmp_path),
-        )
-        assert [code for code, _, _ in results] == [0, 0], results
+        # The first ask's answer is held until the second shows it waits for that turn.
+        answering = llm.hold("one")
+        try:
+            one = asyncio.create_task(run(as_model("one", "--session", session, "q one"), tmp_path))
+            deadline = asyncio.get_running_loop().time() + 60
+            while not any(r.json().get("model") == "one" for r in llm.requests):
+                assert not one.done(), one.result()
+                assert asyncio.get_running_loop().time() < deadline, "the first ask sent nothing"
+                await asyncio.sleep(0.02)
+            two = await asyncio.create_subprocess_exec(
+                *as_model("two", "--session", session, "q two"),
+                env={"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            assert two.stderr is not None
+            told = await asyncio.wait_for(two.stderr.readline(), 60)
+            assert told == b"oxydra ask: waiting for the session's running turn to end\n", told
+            assert not any(r.json().get("model") == "two" for r in llm.requests)
+            answering.set()
+            out, _ = await asyncio.wait_for(two.communicate(), 60)
+            assert two.returncode == 0 and out.decode().strip() == "two writes\ntwo", out
+            assert (await one)[0] == 0, one.result()
+        finally:
+            answering.set()
         await run(as_model("check", "--session", session, "check"), tmp_path)
         sent = llm.requests[-1].json()["messages"]
     history = [(m["role"], m.get("content") or "") for m in sent if m["role"] != "system"]
-    first = "one" if history[2][1] == "q one" else "two"
-    second = "two" if first == "one" else "one"
     assert history[2:] == [
-        ("user", f"q {first}"),
-        ("assistant", f"{first} writes"),
-        ("tool", f"wrote {len(first)} bytes to /shared/{first}"),
-        ("assistant", first),
-        ("user", f"q {second}"),
-        ("assistant", f"{second} writes"),
-        ("tool", f"wrote {len(second)} bytes to /shared/{second}"),
-        ("assistant", second),
+        ("user", "q one"),
+        ("assistant", "one writes"),
+        ("tool", "wrote 3 bytes to /shared/one"),
+        ("assistant", "one"),
+        ("user", "q two"),
+        ("assistant", "two writes"),
+        ("tool", "wrote 3 bytes to /shared/two"),
+        ("assistant", "two"),
         ("user", "check"),
     ]
 

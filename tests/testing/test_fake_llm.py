@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -11,6 +14,10 @@ import msgspec
 import pytest
 
 from oxydra.testing.fake_llm import SCRIPT_ENDED, FakeLLM, Reply, decode_script
+
+
+async def _drain(lines: AsyncIterator[str]) -> list[str]:
+    return [line async for line in lines if line]
 
 
 async def post(
@@ -45,6 +52,31 @@ class TestRouting:
         async with FakeLLM([Reply(text="never asked")]) as llm:
             with pytest.raises(AssertionError, match="1 unused step"):
                 llm.assert_done()
+
+    async def test_a_held_reply_waits_after_its_first_event_while_others_answer(self) -> None:
+        convs = {"held": [Reply(text="held answer")], "free": [Reply(text="free")]}
+        async with FakeLLM(conversations=convs) as llm, httpx.AsyncClient() as client:
+            release = llm.hold("held")
+            url = f"{llm.base_url}/v1/chat/completions"
+            body = {"model": "held", "stream": True, "messages": []}
+            async with client.stream("POST", url, json=body) as held:
+                events = held.aiter_lines()
+                first = await anext(events)
+                assert first.startswith("data: ")
+                free = await post(url, {"model": "free"})  # another conversation is not held
+                assert free.json()["choices"][0]["message"]["content"] == "free"
+                rest = asyncio.ensure_future(_drain(events))
+                with pytest.raises(TimeoutError):  # nothing past the first event comes yet
+                    await asyncio.wait_for(asyncio.shield(rest), 0.1)
+                release.set()
+                lines = [first, *await rest]
+            llm.assert_done()
+        text = "".join(
+            json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+            for line in lines
+            if line.startswith("data: {")
+        )
+        assert text == "held answer" and lines[-1] == "data: [DONE]"
 
     async def test_unknown_paths_are_404(self) -> None:
         async with FakeLLM() as llm, httpx.AsyncClient() as client:
