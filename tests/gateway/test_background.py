@@ -102,8 +102,9 @@ async def test_cancel_all_cancels_a_background_child_and_a_stop_keeps_it(tmp_pat
         await runner.submit(job(1))
         await started.wait()
         assert runner.cancel_user("alice") == 1
-        while runner.running:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(30):  # a bound on a hang, not a timing
+            while runner.running:
+                await asyncio.sleep(0.01)
         assert await jobs.pending() == [] and reports == []  # cancelled: never resumed
 
         runner = BackgroundRunner(jobs, per_user=2)

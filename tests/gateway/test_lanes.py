@@ -125,8 +125,9 @@ async def test_twenty_sends_to_one_session_all_run_in_order(memory: Memory) -> N
     positions = [core.submit_turn(channel, f"r{i}", f"t{i}", f"prompt {i}") for i in range(20)]
     assert positions == list(range(20))
     runner.release.set()
-    while len(runner.started) < 20 or core.lanes.running_total:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):  # a bound on a hang, not a timing
+        while len(runner.started) < 20 or core.lanes.running_total:
+            await asyncio.sleep(0.01)
     assert [r.prompt for r in runner.started] == [f"prompt {i}" for i in range(20)]
     kinds = [type(f).__name__ for f in logged(channel)]
     assert kinds.count("TurnQueued") == 19 and kinds.count("TurnCompleted") == 20
@@ -148,8 +149,9 @@ async def test_ten_people_at_once_lose_no_turn_and_keep_order(memory: Memory) ->
     first_wave = {r.user_id for r in runner.started}
     assert len(runner.started) == 4 and len(first_wave) == 2  # 2 people x 2: the vm is full
     runner.release.set()
-    while len(runner.started) < 100 or core.lanes.running_total:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):  # a bound on a hang, not a timing
+        while len(runner.started) < 100 or core.lanes.running_total:
+            await asyncio.sleep(0.01)
     got: dict[str, list[str]] = {}
     for request in runner.started:
         got.setdefault(request.session_id, []).append(request.prompt)
@@ -165,8 +167,9 @@ async def test_cancel_all_empties_the_persons_lanes(memory: Memory) -> None:
         core.submit_turn(channel, f"r{i}", f"t{i}", f"p{i}")
     await asyncio.sleep(0)
     assert core.cancel_all("alice") == 4
-    while core.lanes.running_total:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):  # a bound on a hang, not a timing
+        while core.lanes.running_total:
+            await asyncio.sleep(0.01)
     frames = logged(channel)
     cancelled = [f.turn.turn_id for f in frames if isinstance(f, g.TurnCancelled)]
     assert sorted(cancelled) == ["t0", "t1", "t2", "t3"]
@@ -185,7 +188,8 @@ async def test_a_session_with_turns_waiting_is_never_evicted(memory: Memory) -> 
     core.evict_idle(0, now=float("inf"))
     assert await core.resolve("alice", waiting.session_id) is waiting
     runner.release.set()
-    while len(runner.started) < 2 or core.lanes.running_total:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):  # a bound on a hang, not a timing
+        while len(runner.started) < 2 or core.lanes.running_total:
+            await asyncio.sleep(0.01)
     assert [f.turn.turn_id for f in logged(waiting) if isinstance(f, g.TurnCompleted)] == ["t2"]
     await core.shutdown()

@@ -24,6 +24,7 @@ from oxydra.wire.gateway import (
     HelloAck,
     SendTurn,
     TurnCompleted,
+    TurnStarted,
     decode_server_frame,
     encode_frame,
 )
@@ -70,12 +71,12 @@ async def send_turn(endpoint: str, token: str, wait: bool = True) -> str:
             request_id="t", session_id=ack.session.session_id, turn_id=uuid.uuid4().hex, prompt="go"
         )
         await ws.send(encode_frame(turn).decode())
-        while wait:
+        while True:  # without waiting: until the gateway has taken the turn
             frame = decode_server_frame(await asyncio.wait_for(ws.recv(), 60))
             if isinstance(frame, TurnCompleted):
                 return frame.response.message.content or ""
-        await asyncio.sleep(0.5)
-        return ""
+            if not wait and isinstance(frame, TurnStarted):
+                return ""
 
 
 def shell_step(command: str) -> dict[str, object]:

@@ -57,8 +57,9 @@ async def test_a_canary_session_finishes_while_a_huge_prompt_is_being_counted() 
     caps = ProviderCaps(max_context_tokens=200_000, max_output_tokens=1_000)
     rt = _runtime(MockProvider([reply("canary ok"), reply("big ok")], caps), counter)
     big = asyncio.create_task(rt.run_turn(_turn("big", "word " * 200_000), Sink()))
-    while counter.calls == 0:  # the big turn is counting (in a thread, we hope)
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):  # a bound on a hang, not a timing
+        while counter.calls == 0:  # the big turn is counting (in a thread, we hope)
+            await asyncio.sleep(0.01)
     canary = await asyncio.wait_for(rt.run_turn(_turn("canary", "ping"), Sink()), 30)
     assert canary.ok and canary.response is not None
     assert not big.done(), "the canary finished while the big prompt was still being counted"

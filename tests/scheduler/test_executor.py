@@ -328,8 +328,9 @@ class TestConcurrency:
         created = await make_schedule(store, clock.now)
         clock.advance(hours=1)
         await ex.tick()
-        while not provider.waiting:
-            await asyncio.sleep(0)
+        async with asyncio.timeout(30):  # a bound on a hang, not a timing
+            while not provider.waiting:
+                await asyncio.sleep(0)
         await ex.aclose()
         [run] = await store.runs("alice", created.schedule_id)
         assert run.status == "interrupted"

@@ -106,7 +106,12 @@ class TestLocalSession:
         run.cancel()
         with pytest.raises(asyncio.CancelledError):
             await run
-        assert _gone(int(pid_file.read_text()))
+        # Under load the intermediate may miss its grace; the backstop kill then leaves the
+        # sweep of the command to the confinement server, which finishes soon after.
+        pid = int(pid_file.read_text())
+        async with asyncio.timeout(30):
+            while not _gone(pid):
+                await asyncio.sleep(0.02)
 
 
 class TestShellExecTool:

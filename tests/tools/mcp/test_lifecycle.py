@@ -20,6 +20,11 @@ async def _until(predicate, seconds: float = 20.0) -> None:
             await asyncio.sleep(0.02)
 
 
+def _has_line(path: Path) -> bool:
+    """Whether the server finished writing a line to `path` (it may exist yet be empty)."""
+    return path.exists() and path.read_text().endswith("\n")
+
+
 class TestCrashAndRestart:
     async def test_a_crash_mid_call_fails_the_call_and_the_server_restarts(
         self, make_hub, call_ctx: ToolExecutionContext
@@ -58,7 +63,7 @@ class TestCancellation:
         result = await hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx)
         assert not result.ok and "did not answer tools/call within 0.5 seconds" in result.text
         marker = tmp_path / "mcp" / "bad" / "cancelled"
-        await _until(marker.exists)
+        await _until(lambda: _has_line(marker))
         assert "no answer within 0.5 seconds" in marker.read_text()
 
     async def test_stopping_the_turn_cancels_the_call_on_the_server(
@@ -66,13 +71,13 @@ class TestCancellation:
     ) -> None:
         hub = await make_hub({"bad": misbehaving()})
         call = asyncio.ensure_future(hub.registry.execute("bad__slow", {"seconds": 30}, call_ctx))
-        await asyncio.sleep(0.3)
+        await _until(lambda: _has_line(tmp_path / "mcp" / "bad" / "inflight"))  # it runs there
         call.cancel()
         async with asyncio.timeout(5):  # the call ends within a bound, not after 30 s
             results = await asyncio.gather(call, return_exceptions=True)
         assert isinstance(results[0], asyncio.CancelledError)
         marker = tmp_path / "mcp" / "bad" / "cancelled"
-        await _until(marker.exists)
+        await _until(lambda: _has_line(marker))
         assert "the caller cancelled the request" in marker.read_text()
         after = await hub.registry.execute("bad__echo", {"text": "alive"}, call_ctx)
         assert after.ok and after.text == "alive"
