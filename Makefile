@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+# Bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set: without them each
+# of the four workers rewrites the asserts of every test module (about 3 s of CPU each) and
+# every `python -m oxydra` a test starts compiles what it imports, on every run.
 test: $(STAMP)
-	$(PY) -m pytest
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest
 
 # The quick start: the user's guest as a local process (Landlock-confined where the kernel
 # allows), then the terminal UI attached to it. Without a provider key it says which
