@@ -206,7 +206,8 @@ class SessionTable:
         """
         return self._update(
             f"last_active_at = {_NOW}, turns = turns + ?, "
-            "cost_usd = CASE WHEN ? IS NULL THEN cost_usd ELSE coalesce(cost_usd, 0) + ? END",
+            "cost_usd = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NULL THEN cost_usd "
+            "ELSE coalesce(cost_usd, 0) + ? END",  # typed: PostgreSQL cannot infer a bare NULL
             (turns, cost_usd, cost_usd),
             session_id,
         )
