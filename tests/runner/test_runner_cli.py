@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,12 +180,19 @@ def test_logs_follow_prints_new_lines_and_ends_when_the_daemon_exits(box: Sandbo
         text=True,
     )
     assert follower.stdout is not None and follower.stderr is not None
+    # A bound on a hang: the reads below block until the follower writes or ends, so a
+    # follower that never noticed the daemon exit is killed (and the test fails) after 120 s.
+    watchdog = threading.Timer(120, follower.kill)
+    watchdog.start()
     with follower, follower.stdout, follower.stderr:
-        first = follower.stdout.readline()
-        assert f"gateway_endpoint={started['gateway_endpoint'][0]}" in first
-        box.runner("stop")
-        err = follower.stderr.read()
-        assert follower.wait(60) == 0, err
+        try:
+            first = follower.stdout.readline()
+            assert f"gateway_endpoint={started['gateway_endpoint'][0]}" in first
+            box.runner("stop")
+            err = follower.stderr.read()
+            assert follower.wait(60) == 0, err
+        finally:
+            watchdog.cancel()
         assert "(daemon exited)" in err
 
 
