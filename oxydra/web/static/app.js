@@ -443,8 +443,8 @@ function sessions(list) {
   }
 }
 
-// A rename or an archive of any session (this page's or another client's): the list
-// follows; archiving the open session moves to the newest other one, or a new one.
+// This page renamed, archived or restored a session: the list follows; archiving the open
+// session moves to the newest other one, or to a new one.
 function updated(p) {
   const s = p.session;
   if (s.session_id === state.sessionId) {
