@@ -55,6 +55,7 @@ async def say(browser: Browser, text: str) -> None:
 LAST_ANSWER = "([...document.querySelectorAll('.msg.assistant')].at(-1)?.textContent ?? '')"
 TURNS = "document.querySelectorAll('.turn').length"
 LAST_STATE = "([...document.querySelectorAll('.turn .state')].at(-1)?.dataset.state ?? '')"
+TITLE = "document.getElementById('session-title').textContent"
 
 
 async def test_sign_in_then_a_reply_streams_and_model_html_stays_inert(
@@ -277,7 +278,7 @@ async def test_a_session_is_renamed_archived_and_restored_from_the_page(
     await browser.wait_for("document.activeElement?.id === 'rename-input'")
     await browser.type_text("#rename-input", "Pelican notes")
     await browser.press("Enter")
-    await browser.wait_for("document.getElementById('session-title').textContent === 'Pelican notes'")
+    await browser.wait_for(f"{TITLE} === 'Pelican notes'")
     listed = "[...document.querySelectorAll('#sessions li')].map(li => li.textContent)"
     await browser.wait_for(f"{listed}.some(t => t.startsWith('Pelican notes'))")
 
@@ -290,7 +291,7 @@ async def test_a_session_is_renamed_archived_and_restored_from_the_page(
     await browser.wait_for(f"sessionStorage.getItem('oxydra.session') === {json.dumps(first)}")
     await browser.wait_for(f"({LAST_ANSWER}).includes('first answer')")
     await browser.wait_for("document.querySelectorAll('#sessions li').length === 1")
-    await browser.wait_for("document.getElementById('session-title').textContent === 'Pelican notes'")
+    await browser.wait_for(f"{TITLE} === 'Pelican notes'")
 
     await browser.click("#archived-toggle")
     await browser.wait_for("document.querySelectorAll('#sessions li.archived').length === 1")
@@ -302,7 +303,7 @@ async def test_a_session_is_renamed_archived_and_restored_from_the_page(
     )
     await browser.evaluate(
         "[...document.querySelectorAll('#sessions li button')]"
-        f".find(b => !b.textContent.startsWith('Pelican')).click()"
+        ".find(b => !b.textContent.startsWith('Pelican')).click()"
     )
     await browser.wait_for(f"sessionStorage.getItem('oxydra.session') === {json.dumps(second)}")
     await browser.wait_for(f"({LAST_ANSWER}).includes('second answer')")
