@@ -125,7 +125,7 @@ async def _connect(endpoint: str) -> tuple[Any, str]:
     return ws, ack.session.session_id
 
 
-async def _turn(ws: Any, sid: str) -> tuple[float, bool]:
+async def _turn(ws: Any, sid: str, firsts: list[float] | None = None) -> tuple[float, bool]:
     start = time.perf_counter()
     await ws.send(
         g.encode_frame(
@@ -137,6 +137,8 @@ async def _turn(ws: Any, sid: str) -> tuple[float, bool]:
         frame = g.decode_server_frame(await ws.recv())
         seqs.append(getattr(frame, "seq", None))
         if isinstance(frame, g.AssistantDelta):
+            if not text and firsts is not None:
+                firsts.append(time.perf_counter() - start)
             text += frame.delta
         if isinstance(frame, g.TurnCompleted | g.TurnCancelled | g.ErrorFrame):
             break
@@ -157,6 +159,7 @@ class _Alone:
 
     def __init__(self, url: str, tmp: Path) -> None:
         self.url, self.tmp, self.count = url, tmp, 0
+        self.firsts: list[float] = []
 
     async def __aenter__(self) -> _Alone:
         from oxydra.app.services import open_services
@@ -179,23 +182,28 @@ class _Alone:
         from oxydra.runtime.api import TurnRequest
 
         text: list[str] = []
+        cpu, start = time.process_time(), time.perf_counter()
 
         async def sink(item: object) -> None:
-            if isinstance(item, Text):
+            if isinstance(item, Text) and item.text:
+                if not text:
+                    self.firsts.append(time.perf_counter() - start)
                 text.append(item.text)
 
         self.count += 1
         request = TurnRequest(user_id="u", session_id="s", turn_id=f"t{self.count}", prompt="hi")
-        cpu, start = time.process_time(), time.perf_counter()
         await self.services.agent.runtime.run_turn(request, sink)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         assert "".join(text).endswith(ANSWER), "runtime alone: unexpected reply"
         return wall, cpu
 
 
+FIRSTS: list[float] = []
+
+
 async def _through(ws: Any, sid: str) -> float:
-    """Wall seconds of one turn through the gateway."""
-    wall, intact = await _turn(ws, sid)
+    """Wall seconds of one turn through the gateway (its first delta's in `FIRSTS`)."""
+    wall, intact = await _turn(ws, sid, FIRSTS)
     assert intact, "through the gateway: frames lost or unexpected reply"
     return wall
 
@@ -284,9 +292,14 @@ async def _main() -> None:
             async with _Alone(url, tmp) as alone:
                 ws, sid = await _connect(endpoint)
                 text = await _rounds(rounds, TEXT_BATCH, alone, vm.pid, ws, sid)
+                first = statistics.median(alone.firsts), statistics.median(FIRSTS)
                 tool = await _rounds(rounds, TOOL_BATCH, alone, vm.pid, ws, sid)
                 await ws.close()
             _report("text", *text)
+            print(
+                f"    first delta of a text turn: runtime alone {first[0] * 1000:6.2f} ms,"
+                f" through the gateway {first[1] * 1000:6.2f} ms (medians)"
+            )
             _report("tool", *tool)
             await asyncio.sleep(1.0)
             idle, lines = _rss_tree(vm.pid)
