@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 TICK_SECS = 0.02
 GUEST_PACKAGE = "oxydra.security.wasm"
 GUEST_FILE = "guest.wasm"
+_RESERVATION = 64 << 20  # WasmLimits' default memory; a larger one moves when it grows
+_GUARD = 64 << 10
 Edit = Callable[[bytes], bytes]
 
 
@@ -129,6 +131,12 @@ class _Runtime:
         config = wasmtime.Config()
         config.epoch_interruption = True
         config.max_wasm_stack = 1 << 20
+        # wasmtime's default reserves 4 GiB of address space plus a 32 MiB guard per linear
+        # memory; under the process tier's RLIMIT_AS (`[resources] max_memory_mib`) that fails
+        # with ENOMEM. Reserve what a guest may use and check bounds explicitly instead.
+        config.memory_reservation = _RESERVATION
+        config.memory_guard_size = _GUARD
+        config.memory_reservation_for_growth = _GUARD
         self.engine = wasmtime.Engine(config)
         self.ticker = _Ticker(self.engine)
         self.local = threading.local()

@@ -21,6 +21,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -128,7 +129,7 @@ def builtin_root() -> Traversable:
 def discover(sources: list[Source], *, workspace: Path | None = None) -> list[Skill]:
     """Every skill of every source, built-in first, in precedence order (rule 1)."""
     pins = read_approvals(workspace) if workspace is not None else {}
-    found = list(_scan(builtin_root(), "builtin", {}, managed=False))
+    found = list(_builtin_skills())
     for source in sources:
         root = Path(source.root)
         if root.is_dir():
@@ -136,6 +137,12 @@ def discover(sources: list[Source], *, workspace: Path | None = None) -> list[Sk
             if source.managed:
                 found += _scan_drafts(root / DRAFTS)
     return found
+
+
+@functools.cache
+def _builtin_skills() -> tuple[Skill, ...]:
+    """The shipped skills, read once per process: package data does not change under us."""
+    return tuple(_scan(builtin_root(), "builtin", {}, managed=False))
 
 
 def in_force(skills: list[Skill]) -> dict[str, Skill]:
