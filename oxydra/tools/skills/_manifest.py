@@ -17,6 +17,8 @@ Invariants:
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import re
 from typing import Any, Literal
 
@@ -66,7 +68,12 @@ def split_front_matter(text: str, origin: str) -> tuple[str, str]:
 
 
 def load_yaml(head: str, origin: str) -> dict[str, Any]:
-    """Rule 1: a safe, alias-free YAML mapping."""
+    """Rule 1: a safe, alias-free YAML mapping (a shipped skill's: read from `_shipped`)."""
+    from oxydra.tools.skills._shipped import SHIPPED
+
+    known = SHIPPED.get(hashlib.sha256(head.encode("utf-8")).hexdigest())
+    if known is not None:
+        return copy.deepcopy(known)
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it
