@@ -17,8 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import re
 from typing import Any, Literal
 
@@ -68,12 +66,7 @@ def split_front_matter(text: str, origin: str) -> tuple[str, str]:
 
 
 def load_yaml(head: str, origin: str) -> dict[str, Any]:
-    """Rule 1: a safe, alias-free YAML mapping (a shipped skill's: read from `_shipped`)."""
-    from oxydra.tools.skills._shipped import SHIPPED
-
-    known = SHIPPED.get(hashlib.sha256(head.encode("utf-8")).hexdigest())
-    if known is not None:
-        return copy.deepcopy(known)
+    """Rule 1: a safe, alias-free YAML mapping."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it
