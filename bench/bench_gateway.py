@@ -12,7 +12,8 @@ clients (100, 1,000) each running one turn: throughput, p50/p99 turn latency, RS
 session, frames lost.
 
 `OXYDRA_BENCH_ROUNDS` (default 5) sets the rounds; `OXYDRA_BENCH_CLIENTS` (default
-"100,1000") the load steps ("" skips them).
+"100,1000") the load steps ("" skips them); `OXYDRA_BENCH_PYZ=dist/oxydra.pyz` runs the
+`vm` from the archive (`make pyz`) instead of the venv.
 """
 
 from __future__ import annotations
@@ -98,7 +99,11 @@ def _start_vm(
     tmp: Path, url: str, extra: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen[bytes], str]:
     ws = tmp / "ws"
-    cmd = [sys.executable, "-m", "oxydra", "vm", "--user-id", "bench", "--workspace-root", str(ws)]
+    pyz = os.environ.get("OXYDRA_BENCH_PYZ")
+    start = [str(Path(sys.base_prefix) / "bin" / "python3"), "-I", pyz] if pyz else [
+        sys.executable, "-m", "oxydra",
+    ]  # fmt: skip
+    cmd = [*start, "vm", "--user-id", "bench", "--workspace-root", str(ws)]
     for item in [*_sets(url), *extra]:
         cmd += ["--set", item]
     env = {**os.environ, "HOME": str(tmp / "home"), "OXYDRA__GATEWAY__AUTH_TOKEN": TOKEN}
