@@ -244,6 +244,9 @@ class _Side:
     def wall_ms(self) -> float:
         return statistics.median(self.walls) * 1000
 
+    def wall_p25_ms(self) -> float:
+        return percentile(self.walls, 25) * 1000
+
     def cpu_ms(self) -> float:
         return self.cpu / self.turns * 1000
 
@@ -267,6 +270,9 @@ def _report(name: str, alone: _Side, through: _Side) -> None:
         f" through the gateway {through.wall_ms():6.2f} ms ({through.cpu_ms():5.2f} ms CPU of vm)"
         f"\n    added {through.wall_ms() - alone.wall_ms():5.2f} ms wall (medians),"
         f" {through.cpu_ms() - alone.cpu_ms():5.2f} ms CPU (means)  n={through.turns}"
+        f"\n    lower quartiles (less moved by other load): alone {alone.wall_p25_ms():6.2f} ms,"
+        f" through {through.wall_p25_ms():6.2f} ms,"
+        f" added {through.wall_p25_ms() - alone.wall_p25_ms():5.2f} ms"
     )
 
 
