@@ -82,7 +82,7 @@ def copy_from_environment(target: Path, extras: list[str]) -> None:
     for name in sorted(seen):
         dist = metadata.distribution(name)
         for rel in dist.files or []:
-            if rel.parts[0] == ".." or "__pycache__" in rel.parts:
+            if rel.parts[0] == ".." or "__pycache__" in rel.parts or _not_run(rel.parts):
                 continue
             src = Path(str(dist.locate_file(rel)))
             if src.is_file():
@@ -93,6 +93,13 @@ def copy_from_environment(target: Path, extras: list[str]) -> None:
     shutil.copytree(ROOT / "oxydra", target / "oxydra", ignore=ignore)
     # The pinned catalog is edited at the top of the tree; setup.py maps it to this package.
     shutil.copytree(ROOT / "catalog", target / "oxydra" / "catalog" / "data", ignore=ignore)
+
+
+def _not_run(parts: tuple[str, ...]) -> bool:
+    """A dependency's own test suite and type stubs: never imported by a run, yet every
+    entry of the archive is listed in the directory zipimport keeps in memory (numpy's
+    tests alone are 575 entries)."""
+    return "tests" in parts[:-1] or parts[-1].endswith(".pyi")
 
 
 def missing_requirements(extras: list[str]) -> list[str]:
