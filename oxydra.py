@@ -224,6 +224,6 @@ def _prune(root: str) -> None:
 
 if __name__ == "__main__":
     _prepare_path()
-    from oxydra.cli import main
+    from oxydra.cli import entry
 
-    sys.exit(main())
+    entry()

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
+from oxydra import _phases as phases
 from oxydra.core.ids import new_session_id
 from oxydra.core.stream import Progress, StreamItem, Text, ToolExecution
 from oxydra.core.terminal import TerminalStream, terminal_safe
@@ -126,38 +127,50 @@ def _usage(problem: str) -> NoReturn:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    """Entry of the `ask` mode."""
-    from oxydra.config.loader import ConfigSources, load_agent_config
-    from oxydra.config.workspace import resolve_workspace
-    from oxydra.security.confine import protect_agent_process
+    """Entry of the `ask` mode; with `--json` the last line is the per-phase timing record."""
+    if not args.json:
+        phases.stop()
+    with phases.phase("imports"):
+        from oxydra.config.loader import ConfigSources, load_agent_config
+        from oxydra.config.workspace import resolve_workspace
+        from oxydra.security.confine import protect_agent_process
 
-    protect_agent_process()
-    question = _question(args)
-    loaded = load_agent_config(ConfigSources(overrides=args.overrides))
-    for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    user = default_user(args.user)
-    workspace = resolve_workspace(user, args.workspace)
-    return asyncio.run(_ask(loaded.config, user, workspace, question, args))
+    with phases.phase("config"):
+        protect_agent_process()
+        question = _question(args)
+        loaded = load_agent_config(ConfigSources(overrides=args.overrides))
+        for warning in loaded.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        user = default_user(args.user)
+        workspace = resolve_workspace(user, args.workspace)
+    try:
+        return asyncio.run(_ask(loaded.config, user, workspace, question, args))
+    finally:
+        timing = phases.report()
+        if timing is not None:
+            sys.stdout.write(_json.encode({"type": "timing", **timing}).decode() + "\n")
 
 
 async def _ask(
     config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
 ) -> int:
-    from oxydra.runtime import provision_workspace
-
-    provision_workspace(workspace)
-    observability = _observability(config, workspace)
+    with phases.phase("imports"):
+        from oxydra.runtime import provision_workspace
+    with phases.phase("store"):
+        provision_workspace(workspace)
+        observability = _observability(config, workspace)
     try:
         return await _ask_turn(config, user, workspace, question, args)
     finally:
-        await observability.aclose()
+        with phases.phase("exit"):
+            await observability.aclose()
 
 
 def _observability(config: Any, workspace: Any) -> Any:
     """The span hook for this one turn: its ledger row and trace, OTel export if enabled."""
-    from oxydra.observability import start_observability
-    from oxydra.tools import default_scrubber
+    with phases.phase("imports"):
+        from oxydra.observability import start_observability
+        from oxydra.tools import default_scrubber
 
     env = dict(os.environ)
     scrub = default_scrubber(config, env).scrub
@@ -167,13 +180,15 @@ def _observability(config: Any, workspace: Any) -> Any:
 async def _ask_turn(
     config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
 ) -> int:
-    from oxydra.app.services import open_services
+    with phases.phase("imports"):
+        from oxydra.app.services import open_services
 
     services = await open_services(
         config, user_id=user, workspace=workspace, environ=dict(os.environ)
     )
     try:
-        session = await _session_for(services, user, args)
+        with phases.phase("persistence"):
+            session = await _session_for(services, user, args)
     except BaseException:
         await services.aclose()
         raise
@@ -239,10 +254,11 @@ async def _turn(
         outcome = TurnOutcome(reason="cancelled", detail="interrupted")
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), phases.phase("persistence"):
             await _count_turn(services, session, outcome if task.done() else None)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), phases.phase("exit"):
             await services.aclose()
+    phases.switch("exit")  # what remains until the record is printed: the answer's end, close
     printer.finish(outcome, session)
     if cut_off(outcome):
         return EXIT_CUT_OFF

@@ -34,6 +34,7 @@ from contextlib import AbstractContextManager
 
 import msgspec
 
+from oxydra import _phases as phases
 from oxydra.core.errors import ProviderError, ProviderTimeoutError
 from oxydra.core.log import span
 from oxydra.core.messages import Context, Response, UsageUpdate
@@ -199,6 +200,7 @@ class TurnCalls:
                 if not started:
                     observed["ttft_s"] = round(time.perf_counter() - began, 6)
                     started = True
+                    phases.switch("stream")
         except TimeoutError as exc:
             message = f"no data from the provider for {self.timeout_secs}s"
             raise ProviderTimeoutError(message) from exc
