@@ -68,8 +68,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every mode."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every mode, or with `only` one whose other modes are names
+    with their help line (enough for the overview; `ask` then skips building 13 parsers)."""
     parser = argparse.ArgumentParser(
         prog="oxydra",
         description="Oxydra: a self-hosted AI agent orchestrator.",
@@ -80,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     modes = parser.add_subparsers(dest="mode", metavar="MODE")
     for name, (_module, _func, text) in MODES.items():
         sub = modes.add_parser(name, help=text, description=text)
-        _add_config_flags(sub)
-        _MODE_ARGS.get(name, lambda p: None)(sub)
+        if only is None or only == name:
+            _add_config_flags(sub)
+            _MODE_ARGS.get(name, lambda p: None)(sub)
     return parser
 
 
@@ -362,8 +364,10 @@ def main(argv: Sequence[str] | None = None, *, exit_process: bool = False) -> in
 
     phases.start("arguments")
     _skip_httpx_cli()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    mode = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(mode if mode in MODES else None)
+    args = parser.parse_args(words)
     if args.mode != "ask":  # the only mode that reports them (`ask --json`)
         phases.stop()
     if not args.mode:

@@ -204,8 +204,7 @@ async def _session_for(services: Any, user: str, args: argparse.Namespace) -> st
     would look like the agent forgot everything. A session only `ask` knew before sessions
     were recorded (its conversation is stored) is recorded now and continued.
     """
-    from oxydra.gateway import MemorySessionRecords, SessionBook, SessionRecord
-    from oxydra.gateway.core import RefusedError
+    from oxydra.gateway import MemorySessionRecords, RefusedError, SessionBook, SessionRecord
 
     book = SessionBook(MemorySessionRecords(services.memory), services.memory)
     if not args.session:
