@@ -65,6 +65,7 @@ async def _runtime(url: str, tmp: Path, isolation: str = "auto") -> list[float]:
         "providers.registry.fake.provider_type=openai",
         "providers.registry.fake.api_key=k",
         "selection.provider=fake",
+        f"tools.isolation={isolation}",
     ]
     config = load_agent_config(ConfigSources(home=tmp, cwd=tmp, environ={}, overrides=sets)).config
     agent = build_agent(config, workspace=provision_workspace(tmp / "ws"), environ={})

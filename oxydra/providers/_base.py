@@ -26,7 +26,7 @@ from oxydra.core.log import get_logger, span
 from oxydra.core.messages import Context, Response
 from oxydra.core.stream import StreamItem
 from oxydra.providers._http import HttpEndpoint, read_limited, translated
-from oxydra.providers._stream import DEFAULT_QUEUE_SIZE, pump_sse
+from oxydra.providers._stream import pump_sse
 from oxydra.wire import StreamTranslator, WireRequest
 from oxydra.wire.assemble import response_items
 
@@ -120,7 +120,6 @@ class WireProvider:
         endpoint: where and how to send.
         caps: capabilities of the configured model.
         catalog_provider: catalog namespace of the model.
-        queue_size: bound of the queue between network reader and consumer.
         window_probe: for a model the catalog does not know, read its context window from
             the server's model list before the first call (llama.cpp, vLLM, LM Studio say it).
     """
@@ -133,7 +132,6 @@ class WireProvider:
         endpoint: HttpEndpoint,
         caps: ProviderCaps,
         catalog_provider: str,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
         window_probe: WindowProbe | None = None,
     ) -> None:
         self.name = name
@@ -141,7 +139,6 @@ class WireProvider:
         self.endpoint = endpoint
         self.caps = caps
         self.catalog_provider = catalog_provider
-        self.queue_size = queue_size
         self._window_probe = window_probe
 
     def capabilities(self) -> ProviderCaps:
@@ -222,9 +219,7 @@ class WireProvider:
                     yield item
                 return
             translator = self.codec.translator()
-            async for item in pump_sse(
-                response, translator, provider=self.name, queue_size=self.queue_size
-            ):
+            async for item in pump_sse(response, translator, provider=self.name):
                 yield item
 
     async def _whole_json(self, response: httpx.Response) -> list[StreamItem]:

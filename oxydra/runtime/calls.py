@@ -182,31 +182,73 @@ class TurnCalls:
         assembler = ResponseAssembler()
         began = time.perf_counter()
         stream = self.provider.stream(admitted)
-        started = False
+        watch: _IdleWatch | None = None
         try:
-            while True:
-                gap = self.timeout_secs if started else None  # rule 6
-                try:
-                    async with asyncio.timeout(gap):
-                        item: StreamItem = await anext(stream)
-                except StopAsyncIteration:
-                    break
-                if isinstance(item, ConnectionLost):
-                    raise ProviderError(f"the stream broke: {item.message}")
-                if isinstance(item, ToolCallDelta) and item.name:
-                    on_tool_call(item.name)
-                assembler.feed(item)
-                await sink(item)
-                if not started:
+            async with asyncio.timeout(None) as deadline:
+                first = await anext(stream, None)  # bounded by the route (rule 6)
+                if first is not None:
                     observed["ttft_s"] = round(time.perf_counter() - began, 6)
-                    started = True
+                    watch = _IdleWatch(deadline, self.timeout_secs)
                     phases.switch("stream")
+                item: StreamItem | None = first
+                while item is not None:
+                    if isinstance(item, ConnectionLost):
+                        raise ProviderError(f"the stream broke: {item.message}")
+                    if isinstance(item, ToolCallDelta) and item.name:
+                        on_tool_call(item.name)
+                    assembler.feed(item)
+                    await sink(item)
+                    assert watch is not None
+                    watch.waiting = True
+                    item = await anext(stream, None)
+                    watch.waiting = False
         except TimeoutError as exc:
             message = f"no data from the provider for {self.timeout_secs}s"
             raise ProviderTimeoutError(message) from exc
         finally:
+            if watch is not None:
+                watch.close()
             await stream.aclose()
         return assembler.response()
+
+
+class _IdleWatch:
+    """Expires `deadline` once the stream has been awaited for `gap` seconds with nothing.
+
+    An `asyncio.timeout` per item would schedule and cancel a timer for every streamed token;
+    this one timer re-arms only when it fires, and time spent in the sink does not count.
+    """
+
+    def __init__(self, deadline: asyncio.Timeout, gap: float) -> None:
+        self._deadline = deadline
+        self._gap = gap
+        self._loop = asyncio.get_running_loop()
+        self._since = self._loop.time()
+        self._waiting = False
+        self._timer = self._loop.call_at(self._since + gap, self._check)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the stream is being awaited (the idle clock runs only then)."""
+        return self._waiting
+
+    @waiting.setter
+    def waiting(self, value: bool) -> None:
+        if value:
+            self._since = self._loop.time()
+        self._waiting = value
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self._waiting and now >= self._since + self._gap:
+            self._deadline.reschedule(now)  # the awaiting task is cancelled: TimeoutError
+            return
+        due = self._since + self._gap if self._waiting else now + self._gap
+        self._timer = self._loop.call_at(due, self._check)
+
+    def close(self) -> None:
+        """Stop the timer (the stream ended or failed)."""
+        self._timer.cancel()
 
 
 def _observe(observed: dict[str, object], response: Response, cost: float | None) -> None:

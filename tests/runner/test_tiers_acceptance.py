@@ -150,10 +150,11 @@ def steps(secret: Path, workspace: Path, cwd: Path) -> list[dict[str, Any]]:
 
 
 def user_toml(tier: str) -> str:
-    """The limits; the process tier has no memory limit: its RLIMIT_AS would also cap the
-    WASM file tools' address-space reservation (4 GiB), which then fail to start."""
+    """The same limits, except memory: the process tier's is RLIMIT_AS, which counts
+    address space (thread stacks, malloc arenas, the WASM guest's reservation), not memory in
+    use, so it needs headroom over the container's cgroup limit (docs/runner.md)."""
     if tier == "process":
-        text = USER_TOML.replace("max_memory_mib = 384\n", "")
+        text = USER_TOML.replace("max_memory_mib = 384\n", "max_memory_mib = 1024\n")
         return text + '[behavior]\nsandbox_tier = "process"\n'
     return USER_TOML
 

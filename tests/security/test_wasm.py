@@ -371,3 +371,34 @@ def test_threads_that_first_use_the_sandbox_together_share_one_engine() -> None:
         assert len(set(seen)) == 1
     finally:
         runtime._RUNTIME[:] = before or runtime._RUNTIME
+
+
+def test_the_guest_runs_under_an_address_space_limit(tmp_path: Path) -> None:
+    """The process tier sets RLIMIT_AS from `[resources] max_memory_mib`: the guest fits in it.
+
+    wasmtime's default reserves 4 GiB of address space per memory, so every file tool failed
+    with ENOMEM in a guest limited to 1 GiB.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    Tree(tmp_path)
+    (tmp_path / "users" / "alice" / "shared" / "big.bin").write_bytes(b"y" * (12 << 20))
+    script = textwrap.dedent(
+        f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+        from oxydra.security import Workspace
+        from oxydra.security.wasm import WasmWorkspace
+        files = WasmWorkspace(Workspace.for_user({str(tmp_path / "users" / "alice")!r}))
+        files.write_text("/shared/new.txt", "written")
+        print(files.read_text("/shared/new.txt")[0])
+        print(len(files.read_bytes("/shared/big.bin", max_bytes=16 << 20)[0]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["written", str(12 << 20)]

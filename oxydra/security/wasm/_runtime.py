@@ -35,9 +35,14 @@ if TYPE_CHECKING:
 
 TICK_SECS = 0.02
 MAX_WASM_STACK = 1 << 20
-ENGINE_SETTINGS = f"epoch_interruption=1 max_wasm_stack={MAX_WASM_STACK}"
 GUEST_PACKAGE = "oxydra.security.wasm"
 GUEST_FILE = "guest.wasm"
+_RESERVATION = 64 << 20  # WasmLimits' default memory; a larger one moves when it grows
+_GUARD = 64 << 10
+ENGINE_SETTINGS = (  # what the compiled code depends on: part of the disk cache's key
+    f"epoch_interruption=1 max_wasm_stack={MAX_WASM_STACK} "
+    f"memory_reservation={_RESERVATION} guard={_GUARD} growth={_GUARD}"
+)
 Edit = Callable[[bytes], bytes]
 
 
@@ -131,6 +136,12 @@ class _Runtime:
         config = wasmtime.Config()
         config.epoch_interruption = True
         config.max_wasm_stack = MAX_WASM_STACK
+        # wasmtime's default reserves 4 GiB of address space plus a 32 MiB guard per linear
+        # memory; under the process tier's RLIMIT_AS (`[resources] max_memory_mib`) that fails
+        # with ENOMEM. Reserve what a guest may use and check bounds explicitly instead.
+        config.memory_reservation = _RESERVATION
+        config.memory_guard_size = _GUARD
+        config.memory_reservation_for_growth = _GUARD
         self.engine = wasmtime.Engine(config)
         self.ticker = _Ticker(self.engine)
         self.local = threading.local()

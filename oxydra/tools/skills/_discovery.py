@@ -25,6 +25,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -170,7 +171,7 @@ def write_builtin_cache() -> Path:
 def discover(sources: list[Source], *, workspace: Path | None = None) -> list[Skill]:
     """Every skill of every source, built-in first, in precedence order (rule 1)."""
     pins = read_approvals(workspace) if workspace is not None else {}
-    found = builtin_skills()
+    found = list(_builtin_skills())
     for source in sources:
         root = Path(source.root)
         if root.is_dir():
@@ -178,6 +179,12 @@ def discover(sources: list[Source], *, workspace: Path | None = None) -> list[Sk
             if source.managed:
                 found += _scan_drafts(root / DRAFTS)
     return found
+
+
+@functools.cache
+def _builtin_skills() -> tuple[Skill, ...]:
+    """The shipped skills, read once per process: package data does not change under us."""
+    return tuple(builtin_skills())
 
 
 def in_force(skills: list[Skill]) -> dict[str, Skill]:
