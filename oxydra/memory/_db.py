@@ -45,13 +45,13 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from oxydra._resources import files
 from oxydra.core import MemoryStoreError, get_logger
 
 Row = tuple[Any, ...]
@@ -303,10 +303,10 @@ def migration_files(
     for package in dict.fromkeys((MEMORY_SCHEMA, *schemas)):
         head, _, rest = (package + suffix).partition(".")
         if head == "oxydra" and rest:  # found, not imported (theory 5)
-            root = root or resources.files("oxydra")
+            root = root or files("oxydra")
             folder = root.joinpath(rest.replace(".", "/"))
         else:
-            folder = resources.files(package + suffix)
+            folder = files(package + suffix)
         for entry in folder.iterdir():
             match = _NAME.match(entry.name)
             if match:

@@ -19,7 +19,6 @@ Theory of operation:
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import importlib.util
 import threading
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from oxydra._resources import files
 from oxydra.core.errors import MissingExtraError, PolicyError, ToolError, ToolTimeoutError
 from oxydra.security.wasm._protocol import GuestReply, Op, decode_reply, encode_request
 
@@ -75,14 +75,14 @@ def wasm_unavailable_reason() -> str | None:
     """Why the WASM sandbox cannot run here (missing extra or guest), or None if it can."""
     if importlib.util.find_spec("wasmtime") is None:
         return str(MissingExtraError("WASM tool isolation", "wasm", "wasmtime"))
-    if not importlib.resources.files(GUEST_PACKAGE).joinpath(GUEST_FILE).is_file():
+    if not files(GUEST_PACKAGE).joinpath(GUEST_FILE).is_file():
         return f"the guest module {GUEST_FILE} is missing from {GUEST_PACKAGE} (run `make wasm`)"
     return None
 
 
 def guest_module_bytes() -> bytes:
     """The shipped guest (`guest.wasm`, package data, readable from inside the zipapp)."""
-    return importlib.resources.files(GUEST_PACKAGE).joinpath(GUEST_FILE).read_bytes()
+    return files(GUEST_PACKAGE).joinpath(GUEST_FILE).read_bytes()
 
 
 class _CallState:
@@ -357,8 +357,8 @@ def _wasmtime_build() -> str:
     import wasmtime
 
     folder = os.path.dirname(wasmtime.__file__)
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
             if name.startswith("_libwasmtime"):
                 info = os.stat(os.path.join(dirpath, name))
                 return f"{dirpath}/{name}:{info.st_size}:{info.st_mtime_ns}"

@@ -36,6 +36,7 @@ from typing import Literal
 
 import msgspec
 
+from oxydra._resources import files
 from oxydra.config.persona import operator_only
 from oxydra.core.log import get_logger
 from oxydra.tools.skills._manifest import (
@@ -127,7 +128,7 @@ def skill_sources(
 
 def builtin_root() -> Traversable:
     """The built-in skills shipped as package data (readable from inside the zipapp)."""
-    return resources.files("oxydra.tools.skills").joinpath("builtin")
+    return files("oxydra.tools.skills").joinpath("builtin")
 
 
 BUILTIN_CACHE = "builtin.json"
@@ -136,7 +137,7 @@ _skills_json = msgspec.json.Decoder(list[Skill])
 
 def builtin_skills() -> list[Skill]:
     """The built-in skills, from `builtin.json` where it matches the files (rule 7)."""
-    package = resources.files("oxydra.tools.skills")
+    package = files("oxydra.tools.skills")
     try:
         cached = {
             s.location: s for s in _skills_json.decode(package.joinpath(BUILTIN_CACHE).read_bytes())

@@ -35,7 +35,7 @@ def test_a_changed_folder_is_read_not_taken_from_the_copy(
     shutil.copy(package / discovery.BUILTIN_CACHE, copy / discovery.BUILTIN_CACHE)
     manifest = copy / "builtin" / "skill-authoring" / "SKILL.md"
     manifest.write_text(manifest.read_text().replace("Write or improve", "Write, fix"))
-    monkeypatch.setattr(discovery.resources, "files", lambda _package: copy)
+    monkeypatch.setattr(discovery, "files", lambda _package: copy)
     (skill,) = discovery.builtin_skills()
     assert skill.manifest.description.startswith("Write, fix")
 
