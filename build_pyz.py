@@ -211,8 +211,11 @@ def strip_native(site: Path) -> int:
 
     `--strip-unneeded` keeps the dynamic symbol table (what `dlopen` and other libraries
     resolve against: usearch links numkong's symbols this way), so the code runs the same;
-    a wheel's symbols only serve a debugger. Without `strip` (binutils) the archive is
-    built unstripped. Returns the bytes saved.
+    a wheel's symbols only serve a debugger. A library auditwheel patched (`patchelf`) can
+    come out of `strip` with segments the loader refuses ("ELF load command address/offset
+    not page-aligned": numpy's OpenBLAS did), so every stripped file's loadable segments are
+    checked and a file that fails keeps its original. Without `strip` (binutils) the archive
+    is built unstripped. Returns the bytes saved.
     """
     tool = shutil.which("strip")
     if tool is None:
@@ -231,13 +234,33 @@ def strip_native(site: Path) -> int:
             done = subprocess.run(
                 [tool, "--strip-unneeded", "-o", str(stripped), str(file)], capture_output=True
             )
-            if done.returncode != 0 or not _is_elf(stripped):  # keep the original
+            if done.returncode != 0 or not _loadable(stripped):  # keep the original
                 stripped.unlink(missing_ok=True)
                 continue
             shutil.copymode(file, stripped)
             os.replace(stripped, file)
             saved += before - file.stat().st_size
     return saved
+
+
+def _loadable(path: Path) -> bool:
+    """Whether a 64-bit little-endian ELF's PT_LOAD segments are what `ld.so` maps: each
+    one's file offset and address agree modulo the page size (4 KiB on every target)."""
+    import struct
+
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # ELFCLASS64, little-endian
+        return False
+    phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for index in range(phnum):
+        at = phoff + index * phentsize
+        if at + 56 > len(data):
+            return False
+        kind, _flags, offset, vaddr = struct.unpack_from("<IIQQ", data, at)
+        if kind == 1 and (vaddr - offset) % 4096:  # PT_LOAD
+            return False
+    return True
 
 
 def _is_elf(path: Path) -> bool:
