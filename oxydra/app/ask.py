@@ -1,7 +1,8 @@
 """`oxydra ask "question"`: one turn from the command line, the scripting entry point.
 
 The answer streams to stdout, progress to stderr (`--json`: one JSON event per line on
-stdout instead). Without `--session` each ask starts a new session (`--name` names it);
+stdout instead, the last a `timing` record of where the process spent its time, per phase:
+`oxydra._phases`; `python -m bench phases` summarises it). Without `--session` each ask starts a new session (`--name` names it);
 `--session ID` (or a unique prefix) continues one of the person's sessions, and an id that
 names none is refused, never silently created. The session id is printed to stderr at the
 end. Exit codes: 0 answered,
