@@ -7,9 +7,9 @@ Layout of the archive:
   native/...    packages that hold native extensions (and their vendored `.libs`), and all
                 package metadata, unpacked once per build id into a cache dir by the bootstrap;
                 their shared objects are stripped of symbols nothing links against
-                (`strip --strip-unneeded`: numkong's 46 MB are 4 MB without them), and they
-                are LZMA-compressed (the bootstrap unpacks them with zipfile; only `site/`
-                must stay deflated, for zipimport)
+                (`strip --strip-unneeded`: numkong's 46 MB are 4 MB without them), and their
+                files of 64 KB or more are LZMA-compressed (the bootstrap unpacks them with
+                zipfile; only `site/` must stay deflated, for zipimport)
 Third-party packages are shipped without their test suites (`tests/` folders) and type
 stubs (`.pyi`): neither is ever imported at run time.
 Every directory has its own entry: zipimport finds a namespace package (a directory without
@@ -37,6 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel", "postgres"]
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
+# Native files this large are LZMA-compressed (a third smaller than deflate); smaller ones,
+# the many metadata and .py files a first run unpacks, stay deflated: quicker to unpack.
+LZMA_FROM = 64 << 10
 
 
 def install_into(target: Path, extras: list[str]) -> None:
@@ -321,9 +324,8 @@ def write_archive(site: Path, output: Path) -> str:
                 zf.writestr(info, b"")
             for arcname, file in entries:
                 info = zipfile.ZipInfo.from_file(file, arcname)
-                info.compress_type = (
-                    zipfile.ZIP_LZMA if arcname.startswith("native/") else zipfile.ZIP_DEFLATED
-                )
+                native_big = arcname.startswith("native/") and file.stat().st_size >= LZMA_FROM
+                info.compress_type = zipfile.ZIP_LZMA if native_big else zipfile.ZIP_DEFLATED
                 with open(file, "rb") as src:
                     zf.writestr(info, src.read())
     tmp.chmod(0o755)
