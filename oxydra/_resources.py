@@ -86,15 +86,22 @@ class _ArchiveEntry(Traversable):
         return f"<archive entry {self._at!r}>"
 
 
-@functools.cache
-def _index(archive: str, loader: Any) -> _Index | None:
-    """zipimport's own table of the archive's names, or None where it is not to be had."""
-    import zipimport
+_INDEXES: dict[str, _Index | None] = {}
 
-    table = getattr(zipimport, "_zip_directory_cache", {}).get(archive)
-    if not isinstance(table, dict) or not callable(getattr(loader, "get_data", None)):
-        return None
-    return _Index(loader, list(table))
+
+def _index(archive: str, loader: Any) -> _Index | None:
+    """zipimport's own table of the archive's names, or None where it is not to be had.
+
+    One per archive, whichever package asked first: every package directory has its own
+    importer, and any of them reads any name of the archive (`get_data` takes full paths).
+    """
+    if archive not in _INDEXES:
+        import zipimport
+
+        table = getattr(zipimport, "_zip_directory_cache", {}).get(archive)
+        usable = callable(getattr(loader, "get_data", None))
+        _INDEXES[archive] = _Index(loader, list(table)) if usable and table else None
+    return _INDEXES[archive]
 
 
 @functools.cache
