@@ -8,7 +8,8 @@ other channel keep serving.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -58,8 +59,10 @@ def open_channels(
     source: str = "users/<id>.toml",
     gateway_token: str | None = None,
     agents: list[str] | None = None,
+    lease: Callable[[str], AbstractAsyncContextManager[None]] | None = None,
 ) -> ChannelsBackground:
-    """The enabled channels, not started (`gateway_token` is the owner's API key).
+    """The enabled channels, not started (`gateway_token` is the owner's API key; `lease`,
+    given when hosts share the store, lets one host at a time poll a bot).
 
     Raises:
         ConfigError: the people or channel config is inconsistent (refused at load).
@@ -81,7 +84,7 @@ def open_channels(
         else:
             from oxydra.channels.telegram import TelegramChannel
 
-            served.add(TelegramChannel(telegram, token, people, memory, workspace))
+            served.add(TelegramChannel(telegram, token, people, memory, workspace, lease=lease))
     endpoint = config.channels.openai
     if endpoint is not None and endpoint.enabled:
         from oxydra.channels.openai import OpenAIEndpoint

@@ -181,10 +181,13 @@ async def _serve(
             background_jobs=True,
         )
     token, generated = gateway_token(config, envelope)
+    shared = services.memory.dialect == "postgres"  # hosts share sessions (docs/postgres.md)
+    poll_leases = TurnLeases(services.memory, host_id()) if shared else None
     try:
         channels = open_channels(
             user_config, user_id=user, memory=services.memory, workspace=workspace, environ=env,
             gateway_token=token, agents=sorted(config.agents),
+            lease=(lambda key: poll_leases.hold(key, "poller")) if poll_leases else None,
         )  # fmt: skip
     except BaseException:
         await services.aclose()
@@ -192,7 +195,7 @@ async def _serve(
     services.background.append(channels)
     runtime = services.agent.runtime
     leases = relay = None
-    if services.memory.dialect == "postgres":  # hosts share sessions (docs/postgres.md)
+    if shared:
         leases = TurnLeases(services.memory, host_id(), getattr(runtime, "forget", None))
         relay = FrameRelay(services.memory)
     core = GatewayCore(

@@ -150,8 +150,9 @@ def _offset(db: Database, channel: str) -> int:
 def _move(conn: sqlite3.Connection, channel: str, update_id: int) -> None:
     conn.execute(
         "INSERT INTO channel_offsets(channel, last_update_id) VALUES (?, ?) "
-        "ON CONFLICT(channel) DO UPDATE SET last_update_id = "
-        "max(last_update_id, excluded.last_update_id)",
+        "ON CONFLICT(channel) DO UPDATE SET last_update_id = CASE WHEN "
+        "channel_offsets.last_update_id > excluded.last_update_id THEN "
+        "channel_offsets.last_update_id ELSE excluded.last_update_id END",
         (channel, update_id),
     )
 
@@ -334,6 +335,7 @@ def _add_spend(db: Database, person: str, day: str, cost: float) -> None:
     with db.write() as conn:
         conn.execute(
             "INSERT INTO person_spend(person, day, cost_usd) VALUES (?, ?, ?) "
-            "ON CONFLICT(person, day) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd",
+            "ON CONFLICT(person, day) DO UPDATE SET "
+            "cost_usd = person_spend.cost_usd + excluded.cost_usd",
             (person, day, cost),
         )

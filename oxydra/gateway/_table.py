@@ -13,6 +13,7 @@ session id.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -205,7 +206,8 @@ class SessionTable:
         """
         return self._update(
             f"last_active_at = {_NOW}, turns = turns + ?, "
-            "cost_usd = CASE WHEN ? IS NULL THEN cost_usd ELSE coalesce(cost_usd, 0) + ? END",
+            "cost_usd = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NULL THEN cost_usd "
+            "ELSE coalesce(cost_usd, 0) + ? END",  # typed: PostgreSQL cannot infer a bare NULL
             (turns, cost_usd, cost_usd),
             session_id,
         )
@@ -235,11 +237,12 @@ class SessionTable:
 
     def expired(self, days: int, *, limit: int = 1000) -> list[SessionRecord]:
         """Archived top-level sessions idle more than `days` days, oldest first."""
+        cutoff = datetime.now(UTC) - timedelta(days=int(days))
         rows = self._db.query(
             f"SELECT {_COLUMNS} FROM gateway_sessions WHERE archived = 1 "
-            "AND parent_session_id IS NULL AND last_active_at < "
-            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) ORDER BY last_active_at LIMIT ?",
-            (f"-{int(days)} days", limit),
+            "AND parent_session_id IS NULL AND last_active_at < ? "
+            "ORDER BY last_active_at LIMIT ?",
+            (cutoff.strftime("%Y-%m-%dT%H:%M:%S.") + f"{cutoff.microsecond // 1000:03d}Z", limit),
         )
         return [_record(row) for row in rows]
 
@@ -276,9 +279,11 @@ class SessionTable:
         assert set(fields) <= allowed, fields
         with self._db.write() as conn:
             sets = ", ".join(f"{name} = ?" for name in fields)
+            # `archived` is an INTEGER column on both backends; PostgreSQL takes no bool there
+            values = [int(v) if isinstance(v, bool) else v for v in fields.values()]
             row = conn.execute(
                 f"UPDATE gateway_sessions SET {sets} WHERE session_id = ? RETURNING {_COLUMNS}",
-                (*fields.values(), session_id),
+                (*values, session_id),
             ).fetchone()
             if row is None:
                 return None

@@ -554,7 +554,8 @@ def _filter_sql(user_id: str, filters: ScheduleFilters) -> tuple[str, tuple[Any,
     clauses, params = ["user_id = ?"], [user_id]
     if filters.name:
         escaped = filters.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append("coalesce(name, '') LIKE ? ESCAPE '\\'")
+        # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
+        clauses.append("lower(coalesce(name, '')) LIKE lower(?) ESCAPE '\\'")
         params.append(f"%{escaped}%")
     if filters.status:
         clauses.append("status = ?")

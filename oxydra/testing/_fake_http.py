@@ -41,6 +41,7 @@ class HttpResponseWriter:
         self._writer = writer
         self.first_byte_at: float | None = None
         self._chunked = False
+        self.gone = asyncio.Event()  # the client closed its end (it sends nothing more)
 
     async def _head(self, status: int, headers: dict[str, str]) -> None:
         reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
@@ -124,7 +125,12 @@ async def serve_connection(
     try:
         request = await read_request(reader)
         if request is not None:
-            await handler(request, HttpResponseWriter(writer))
+            out = HttpResponseWriter(writer)
+            watch = asyncio.create_task(_until_eof(reader, out.gone))
+            try:
+                await handler(request, out)
+            finally:
+                watch.cancel()
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
@@ -133,3 +139,13 @@ async def serve_connection(
             await writer.wait_closed()
         except (ConnectionError, OSError):
             pass
+
+
+async def _until_eof(reader: asyncio.StreamReader, gone: asyncio.Event) -> None:
+    """Set `gone` when the client closes (one request per connection: nothing else comes)."""
+    try:
+        while await reader.read(4096):
+            pass
+    except (ConnectionError, OSError):
+        pass
+    gone.set()

@@ -10,7 +10,9 @@ a client's read timeout never fires), chats can be deleted, and the token can be
 Checks done as Telegram does them: text over 4096 characters → "message is too long"; an
 edit to the same text → "message is not modified"; HTML whose tags do not balance or are not
 in Telegram's set → "can't parse entities"; an unknown chat → "chat not found".
-`getUpdates` confirms updates below `offset`, and returns the rest (redelivery).
+`getUpdates` confirms updates below `offset`, and returns the rest (redelivery); a long poll
+still open when another starts is ended with Telegram's 409 "terminated by other getUpdates
+request" (two processes polling one bot), counted in `conflicts`.
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ class FakeTelegram:
         self.stall_polls = 0
         self.trickle_polls = 0
         self.polls_started = 0
+        self.conflicts = 0
+        self._polling: asyncio.Event | None = None  # set to end the open long poll with 409
         self.changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -296,12 +300,28 @@ class FakeTelegram:
             while True:
                 await out.chunk(b" ")
                 await asyncio.sleep(0.2)
+        if self._polling is not None:
+            self._polling.set()  # Telegram ends the older poll
+        ended = self._polling = asyncio.Event()
         timeout = float(params.get("timeout", 0) or 0)
         deadline = time.monotonic() + timeout
-        while not self.updates and time.monotonic() < deadline:
+        while not self.updates and not ended.is_set() and time.monotonic() < deadline:
             self._new_update.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
+                await asyncio.wait_for(
+                    _first(self._new_update, ended, out.gone), deadline - time.monotonic()
+                )
+            if out.gone.is_set():
+                break
+        if self._polling is ended:
+            self._polling = None
+        if out.gone.is_set():
+            return  # the client gave the poll up: nothing to answer, no conflict
+        if ended.is_set():
+            self.conflicts += 1
+            description = "Conflict: terminated by other getUpdates request; make sure that "
+            await self._error(out, 409, description + "only one bot instance is running")
+            return
         limit = int(params.get("limit", 100) or 100)
         await _ok(out, self.updates[:limit])
 
@@ -460,3 +480,13 @@ def _params(request: HttpRequest) -> dict[str, Any]:
             else:
                 params[str(name)] = payload.decode()
     return params
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until any of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

@@ -73,6 +73,8 @@ async def rig(
     token: str = TOKEN,
     memory: Memory | None = None,
     fake: FakeTelegram | None = None,
+    lease: Any = None,
+    wait_ready: bool = True,
 ) -> AsyncIterator[Rig]:
     """A started channel; the caller scripts the model with `steps` or gives a `provider`."""
     own_fake = fake is None
@@ -103,9 +105,11 @@ async def rig(
         edit_every_secs=edit_every_secs,
         stall_factor=stall_factor,
         follow_idle_secs=follow_idle_secs,
+        lease=lease,
     )
     channel.start(core)
-    await channel.ready.wait()
+    if wait_ready:
+        await channel.ready.wait()
     try:
         yield Rig(fake, channel, core, memory, provider, tmp)
     finally:

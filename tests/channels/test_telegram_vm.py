@@ -98,3 +98,35 @@ async def test_a_token_telegram_refuses_leaves_the_gateway_serving(
         assert TOKEN not in log and "1:refused" not in log
     finally:
         await vm.stop()
+
+
+async def test_two_vm_hosts_on_postgresql_poll_the_bot_one_at_a_time(
+    tmp_path: Path, llm: FakeLLM, telegram: FakeTelegram, pg_url: str
+) -> None:
+    """Host a polls; host b waits in standby (no 409s, nothing answered twice) and takes
+    over when a stops."""
+    hosts = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        vm = _vm(tmp_path / name, llm, telegram)
+        vm.cmd += ["--set", "memory.backend=postgres", "--set", f"memory.postgres_url={pg_url}"]
+        hosts.append(vm)
+    a, b = hosts
+    llm.add([Reply(text="one from a"), Reply(text="two"), Reply(text="three")])
+    await a.start()
+    try:
+        telegram.user_message("one", user_id=ALICE)
+        await telegram.wait_for(lambda f: "one from a" in f.texts(ALICE), 60)
+        await b.start()
+        telegram.user_message("two", user_id=ALICE)
+        await telegram.wait_for(lambda f: "two" in f.texts(ALICE), 60)
+        await a.stop()  # its lease is released: b polls from now on
+        telegram.user_message("three", user_id=ALICE)
+        await telegram.wait_for(lambda f: "three" in f.texts(ALICE), 60)
+        assert telegram.texts(ALICE) == ["one from a", "two", "three"], "each answered once"
+        assert telegram.conflicts == 0, "never two long polls on the bot"
+        llm.assert_done()
+    finally:
+        for vm in hosts:
+            if vm.proc is not None and vm.proc.poll() is None:
+                await vm.stop()

@@ -34,12 +34,16 @@ class Stack:
         self.provider, self.endpoint, self.core, self.memory = provider, endpoint, core, memory
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
+    """The gateway over either store: the lifecycle's SQL is shared by both."""
     provider = MockProvider([], item_delay=0.0)
-    memory = await Memory.open(
-        tmp_path / "memory.db", embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA]
-    )
+    target: Any = tmp_path / "memory.db"
+    if request.param == "postgres":
+        from oxydra.memory._pg import PgDatabase
+
+        target = PgDatabase(request.getfixturevalue("pg_url"))
+    memory = await Memory.open(target, embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA])
     runtime = AgentRuntime(
         provider=provider,
         tools=FunctionTools(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +24,20 @@ def table(store: MemoryStore) -> SessionTable:
     return SessionTable(store.db)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def reopen(request: pytest.FixtureRequest, db_path: Path) -> Callable[[], MemoryStore]:
+    """Opens the test's store, SQLite or PostgreSQL: the table's SQL is shared by both."""
+    if request.param == "sqlite":
+        return lambda: MemoryStore(db_path, schemas=[SESSION_SCHEMA])
+    from oxydra.memory._pg import PgDatabase
+
+    url = request.getfixturevalue("pg_url")
+    return lambda: MemoryStore(PgDatabase(url), schemas=[SESSION_SCHEMA])
+
+
 @pytest.fixture
-def store(db_path: Path) -> Iterator[MemoryStore]:
-    opened = MemoryStore(db_path, schemas=[SESSION_SCHEMA])
+def store(reopen: Callable[[], MemoryStore]) -> Iterator[MemoryStore]:
+    opened = reopen()
     yield opened
     opened.close()
 
@@ -117,11 +128,13 @@ class TestGatewaySessions:
         assert table(store).find_by_prefix("alice", "%") == []
         assert table(store).find_by_prefix("bob", "ab") == []
 
-    def test_sessions_survive_a_restart(self, store: MemoryStore, db_path: Path) -> None:
+    def test_sessions_survive_a_restart(
+        self, store: MemoryStore, reopen: Callable[[], MemoryStore]
+    ) -> None:
         table(store).create("g1", "alice", display_name="keep me", channel_origin="telegram")
         table(store).set_channel_mapping("telegram", "42:7", "g1")
         store.close()
-        with MemoryStore(db_path, schemas=[SESSION_SCHEMA]) as reopened:
+        with reopen() as reopened:
             record = table(reopened).get("g1")
             assert record is not None and record.display_name == "keep me"
             assert table(reopened).get_channel_mapping("telegram", "42:7") == "g1"

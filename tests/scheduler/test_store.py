@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from oxydra.core.errors import SchedulerError
-from oxydra.memory import MemoryStore
+from oxydra.memory import HashedEmbedder, Memory, MemoryStore
 from oxydra.scheduler import (
     SCHEDULE_SCHEMA,
     Cron,
@@ -135,6 +137,18 @@ class TestOwnership:
 
 
 class TestSearch:
+    @pytest.fixture(params=["sqlite", "postgres"])
+    async def memory(self, request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[Memory]:
+        """Search on either store (PostgreSQL's LIKE minds case, SQLite's does not)."""
+        target: Any = db_path
+        if request.param == "postgres":
+            from oxydra.memory._pg import PgDatabase
+
+            target = PgDatabase(request.getfixturevalue("pg_url"))
+        opened = await Memory.open(target, embedder=HashedEmbedder(), schemas=[SCHEDULE_SCHEMA])
+        yield opened
+        await opened.close()
+
     @pytest.fixture
     async def many(self, store: ScheduleStore, clock: FakeClock) -> list[str]:
         ids = []

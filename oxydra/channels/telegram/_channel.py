@@ -21,6 +21,10 @@ Theory of operation:
    is in context a high-impact tool call needs a yes (`/approve`) or is refused.
 5. After a restart the inbox rows not answered are run again (their working message is
    reused), and the outbox sends what is still pending.
+6. Hosts sharing one store (PostgreSQL) each run the channel, but only the holder of the
+   bot's lease (`lease`) polls, answers and delivers: two long polls on one bot end each
+   other (Telegram's 409) and two outbox senders would send a piece twice. The others wait
+   in standby (healthy) and take over once the holder stops or its lease expires.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +111,12 @@ class TelegramChannel:
         edit_every_secs: float = 1.5,
         stall_factor: float = 3.0,
         follow_idle_secs: float = 600.0,
+        lease: Callable[[str], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.config, self.people, self.memory = config, people, memory
+        self.lease = lease
+        self.standby = False
+        self._held = contextlib.AsyncExitStack()
         self.capabilities = ChannelCapabilities(
             media_types=TelegramChannel.capabilities.media_types,
             max_message_chars=config.max_message_length,
@@ -159,6 +168,10 @@ class TelegramChannel:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self.bot_username = me.username
+        if self.lease is not None:  # hosts sharing a store: one polls, the others wait
+            self.standby = True
+            await self._held.enter_async_context(self.lease(f"channel:telegram:{me.id}"))
+            self.standby = False
         store = self.store = ChannelStore(self.memory, f"telegram:{me.id}")
         with contextlib.suppress(TelegramApiError):
             await self.api.call("deleteWebhook", {"drop_pending_updates": False})
@@ -198,6 +211,7 @@ class TelegramChannel:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.follower is not None:
             await self.follower.aclose()
+        await self._held.aclose()  # another host may poll now
         await self.api.aclose()
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -229,6 +243,8 @@ class TelegramChannel:
         """Unhealthy when the token was refused or polling made no progress."""
         if self.fatal is not None:
             return ChannelHealth(healthy=False, detail=self.fatal)
+        if self.standby:
+            return ChannelHealth(healthy=True, detail="standby: another host polls this bot")
         if self.poller is None or self.store is None:
             return ChannelHealth(healthy=False, detail="starting")
         health = self.poller.health
