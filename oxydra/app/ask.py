@@ -2,13 +2,13 @@
 
 The answer streams to stdout, progress to stderr (`--json`: one JSON event per line on
 stdout instead, the last a `timing` record of where the process spent its time, per phase:
-`oxydra._phases`; `python -m bench phases` summarises it). Without `--session` each ask starts a new session (`--name` names it);
-`--session ID` (or a unique prefix) continues one of the person's sessions, and an id that
-names none is refused, never silently created. The session id is printed to stderr at the
-end. Exit codes: 0 answered,
-3 a budget or limit stopped the turn, 4 the provider failed, 5 the answer was cut off at the
-model's output limit (`finish_reason: length`; what arrived is printed), 130 cancelled
-(Ctrl+C), 2 bad configuration.
+`oxydra._phases`; `python -m bench phases` summarises it). Without `--session` each ask
+starts a new session (`--name` names it); `--session ID` (or a unique prefix) continues one
+of the person's sessions, and an id that names none is refused, never silently created. The
+session id is printed to stderr at the end. Exit codes: 0 answered, 3 a budget or limit
+stopped the turn, 4 the provider failed, 5 the answer was cut off at the model's output
+limit (`finish_reason: length`; what arrived is printed), 130 cancelled (Ctrl+C), 2 bad
+configuration.
 """
 
 from __future__ import annotations
