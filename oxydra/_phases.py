@@ -99,18 +99,19 @@ def report() -> dict[str, object] | None:
     if recorder is None:
         return None
     recorder.switch(recorder.current)
-    rows = [
+    totals = recorder.totals.items()
+    rows: list[dict[str, object]] = [
         {
             "name": name,
             "wall_ms": round(wall * 1000, 3),
             "cpu_ms": round(cpu * 1000, 3),
             "modules": int(modules),
         }
-        for name, (wall, cpu, modules) in recorder.totals.items()
+        for name, (wall, cpu, modules) in totals
     ]
     return {
         "phases": rows,
-        "wall_ms": round(sum(float(r["wall_ms"]) for r in rows), 3),
-        "cpu_ms": round(sum(float(r["cpu_ms"]) for r in rows), 3),
+        "wall_ms": round(sum(wall for wall, _, _ in recorder.totals.values()) * 1000, 3),
+        "cpu_ms": round(sum(cpu for _, cpu, _ in recorder.totals.values()) * 1000, 3),
         "modules": len(sys.modules),
     }
