@@ -366,7 +366,7 @@ def main(argv: Sequence[str] | None = None, *, exit_process: bool = False) -> in
     _skip_httpx_cli()
     words = sys.argv[1:] if argv is None else list(argv)
     mode = next((w for w in words if not w.startswith("-")), None)
-    parser = build_parser(mode if mode in MODES else None)
+    parser = build_parser(mode if mode in MODES else "")  # "": the overview needs no options
     args = parser.parse_args(words)
     if args.mode != "ask":  # the only mode that reports them (`ask --json`)
         phases.stop()
