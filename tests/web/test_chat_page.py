@@ -277,7 +277,9 @@ async def test_a_session_is_renamed_archived_and_restored_from_the_page(
     await browser.wait_for("document.activeElement?.id === 'rename-input'")
     await browser.type_text("#rename-input", "Pelican notes")
     await browser.press("Enter")
-    await browser.wait_for("document.getElementById('session-title').textContent === 'Pelican notes'")
+    await browser.wait_for(
+        "document.getElementById('session-title').textContent === 'Pelican notes'"
+    )
     listed = "[...document.querySelectorAll('#sessions li')].map(li => li.textContent)"
     await browser.wait_for(f"{listed}.some(t => t.startsWith('Pelican notes'))")
 
@@ -290,7 +292,9 @@ async def test_a_session_is_renamed_archived_and_restored_from_the_page(
     await browser.wait_for(f"sessionStorage.getItem('oxydra.session') === {json.dumps(first)}")
     await browser.wait_for(f"({LAST_ANSWER}).includes('first answer')")
     await browser.wait_for("document.querySelectorAll('#sessions li').length === 1")
-    await browser.wait_for("document.getElementById('session-title').textContent === 'Pelican notes'")
+    await browser.wait_for(
+        "document.getElementById('session-title').textContent === 'Pelican notes'"
+    )
 
     await browser.click("#archived-toggle")
     await browser.wait_for("document.querySelectorAll('#sessions li.archived').length === 1")
@@ -302,7 +306,7 @@ async def test_a_session_is_renamed_archived_and_restored_from_the_page(
     )
     await browser.evaluate(
         "[...document.querySelectorAll('#sessions li button')]"
-        f".find(b => !b.textContent.startsWith('Pelican')).click()"
+        ".find(b => !b.textContent.startsWith('Pelican')).click()"
     )
     await browser.wait_for(f"sessionStorage.getItem('oxydra.session') === {json.dumps(second)}")
     await browser.wait_for(f"({LAST_ANSWER}).includes('second answer')")
