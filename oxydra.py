@@ -41,6 +41,20 @@ def _cache_root() -> str:
     return os.path.join(base, "oxydra", "pyz")
 
 
+_ZIP: dict[str, object] = {}
+
+
+def _zip(archive: str) -> "zipfile.ZipFile":  # noqa: F821 (imported on first use)
+    """The archive opened once per process: reading its directory of ~8,000 entries costs
+    ~10 ms, and a first run would read it for the metadata and again per native package."""
+    import zipfile
+
+    found = _ZIP.get(archive)
+    if found is None:
+        found = _ZIP[archive] = zipfile.ZipFile(archive)
+    return found  # type: ignore[return-value]
+
+
 def _unpack(archive: str, cache: str, entries: list[str], target: str) -> None:
     """Extract `native/<entry>` for each entry into a scratch dir, then rename into `target`.
 
@@ -49,23 +63,22 @@ def _unpack(archive: str, cache: str, entries: list[str], target: str) -> None:
     """
     import shutil
     import tempfile
-    import zipfile
 
     os.makedirs(cache, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".unpack-", dir=cache)
     try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                name = info.filename
-                if not name.startswith("native/") or info.is_dir():
-                    continue
-                top = name.split("/", 2)[1]
-                if top not in entries:
-                    continue
-                dest = zf.extract(info, scratch)
-                mode = (info.external_attr >> 16) & 0o777
-                if mode:
-                    os.chmod(dest, mode)
+        zf = _zip(archive)
+        for info in zf.infolist():
+            name = info.filename
+            if not name.startswith("native/") or info.is_dir():
+                continue
+            top = name.split("/", 2)[1]
+            if top not in entries:
+                continue
+            dest = zf.extract(info, scratch)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(dest, mode)
         unpacked = os.path.join(scratch, "native")
         os.makedirs(unpacked, exist_ok=True)
         if not os.path.isdir(target):
@@ -275,10 +288,8 @@ def _entry_class() -> type:
 
 def _entries(archive: str) -> list[str]:
     """The top-level names under `native/` in the archive (metadata and vendored libs)."""
-    import zipfile
-
-    with zipfile.ZipFile(archive) as zf:
-        return sorted({n.split("/", 2)[1] for n in zf.namelist() if n.startswith("native/")})
+    names = _zip(archive).namelist()
+    return sorted({n.split("/", 2)[1] for n in names if n.startswith("native/")})
 
 
 def _prune(root: str) -> None:
@@ -300,6 +311,6 @@ def _prune(root: str) -> None:
 
 if __name__ == "__main__":
     _prepare_path()
-    from oxydra.cli import main
+    from oxydra.cli import entry
 
-    sys.exit(main())
+    entry()

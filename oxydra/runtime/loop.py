@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import msgspec
 
+from oxydra import _phases as phases
 from oxydra.config.schema import RuntimeConfig
 from oxydra.core.errors import ProviderError
 from oxydra.core.ids import ModelId, ProviderId
@@ -135,7 +136,8 @@ class AgentRuntime:
         if self.session_prompt is not None:  # read once as the session starts (persona)
             conversation.system_prompt = self.session_prompt()
         if self.store is not None:
-            history, summary = await self.store.load(session_id, user_id)
+            with phases.phase("persistence"):
+                history, summary = await self.store.load(session_id, user_id)
             fixed = repair(history)
             conversation.history, conversation.summary = fixed, summary
             conversation.stored = len(history)
@@ -213,7 +215,8 @@ class AgentRuntime:
         if writing is None:
             return
         try:
-            await asyncio.shield(writing)
+            with phases.phase("persistence"):  # the wait on the turn's critical path
+                await asyncio.shield(writing)
         finally:
             if writing.done() and conversation.writing is writing:
                 conversation.writing = None
@@ -337,9 +340,10 @@ class AgentRuntime:
                 return await self._end(conversation, state, stop.reason, stop.detail)
             state.calling()
             await sink(self._progress(ProviderCall(), "Calling provider", state))
-            context, prompt_tokens = await self._context(
-                conversation, sink, calls, tool_ctx.allowed_tools
-            )
+            with phases.phase("prompt"):
+                context, prompt_tokens = await self._context(
+                    conversation, sink, calls, tool_ctx.allowed_tools
+                )
             taint = context_label(context.messages)
             if taint is not None:
                 _log.info(
@@ -348,7 +352,8 @@ class AgentRuntime:
                     conversation.session_id,
                     taint.describe(),
                 )
-            response = await calls.stream(context, prompt_tokens, sink, self.tools.prepare)
+            with phases.phase("connect"):  # then first_byte, stream (TurnCalls, HttpEndpoint)
+                response = await calls.stream(context, prompt_tokens, sink, self.tools.prepare)
             if isinstance(response, d.Stop):
                 return await self._end(conversation, state, response.reason, response.detail)
             response = _labelled(response, taint)
@@ -402,7 +407,8 @@ class AgentRuntime:
                 )
             )
 
-        results = await with_heartbeat(run_calls(calls, self.tools, tool_ctx), beat)
+        with phases.phase("tools"):
+            results = await with_heartbeat(run_calls(calls, self.tools, tool_ctx), beat)
         state.ran_tools(calls, all(outcome.feedback for _, outcome in results))
         conversation.history += result_messages(results)
         await self._persist_soon(conversation)  # written during the next call
