@@ -5,7 +5,13 @@ Layout of the archive:
   site/...      pure-Python packages, imported from the zip (with unchecked-hash .pyc files
                 beside the sources, so nothing is compiled at start-up)
   native/...    packages that hold native extensions (and their vendored `.libs`), and all
-                package metadata, unpacked once per build id into a cache dir by the bootstrap
+                package metadata, unpacked once per build id into a cache dir by the bootstrap;
+                their shared objects are stripped of symbols nothing links against
+                (`strip --strip-unneeded`: numkong's 46 MB are 4 MB without them), and their
+                files of 64 KB or more are LZMA-compressed (the bootstrap unpacks them with
+                zipfile; only `site/` must stay deflated, for zipimport)
+Third-party packages are shipped without their test suites (`tests/` folders) and type
+stubs (`.pyi`): neither is ever imported at run time.
 Every directory has its own entry: zipimport finds a namespace package (a directory without
 `__init__.py`, as fastembed has) only through its directory entry. Compiled files name their
 source as `oxydra.pyz/site/...`, so a traceback never shows the build's temporary directory.
@@ -31,6 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel", "postgres"]
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
+# Native files this large are LZMA-compressed (a third smaller than deflate); smaller ones,
+# the many metadata and .py files a first run unpacks, stay deflated: quicker to unpack.
+LZMA_FROM = 64 << 10
 
 
 def install_into(target: Path, extras: list[str]) -> None:
@@ -82,7 +91,7 @@ def copy_from_environment(target: Path, extras: list[str]) -> None:
     for name in sorted(seen):
         dist = metadata.distribution(name)
         for rel in dist.files or []:
-            if rel.parts[0] == ".." or "__pycache__" in rel.parts:
+            if rel.parts[0] == ".." or "__pycache__" in rel.parts or _not_run(rel.parts):
                 continue
             src = Path(str(dist.locate_file(rel)))
             if src.is_file():
@@ -93,6 +102,13 @@ def copy_from_environment(target: Path, extras: list[str]) -> None:
     shutil.copytree(ROOT / "oxydra", target / "oxydra", ignore=ignore)
     # The pinned catalog is edited at the top of the tree; setup.py maps it to this package.
     shutil.copytree(ROOT / "catalog", target / "oxydra" / "catalog" / "data", ignore=ignore)
+
+
+def _not_run(parts: tuple[str, ...]) -> bool:
+    """A dependency's own test suite and type stubs: never imported by a run, yet every
+    entry of the archive is listed in the directory zipimport keeps in memory (numpy's
+    tests alone are 575 entries)."""
+    return "tests" in parts[:-1] or parts[-1].endswith(".pyi")
 
 
 def missing_requirements(extras: list[str]) -> list[str]:
@@ -181,6 +197,87 @@ def native_groups(site: Path) -> dict[str, list[str]]:
     return groups
 
 
+def prune_site(site: Path) -> int:
+    """Drop what a third-party package never imports at run time: `tests/`, `.pyi` stubs.
+
+    Our own package keeps everything. Returns the bytes removed.
+    """
+    removed = 0
+    for entry in sorted(site.iterdir()):
+        if entry.name in ("oxydra", "__pycache__") or not entry.is_dir():
+            continue
+        for path in sorted(entry.rglob("*"), reverse=True):
+            if path.is_dir() and path.name == "tests" and not path.is_symlink():
+                removed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+                shutil.rmtree(path)
+            elif path.is_file() and path.suffix == ".pyi":
+                removed += path.stat().st_size
+                path.unlink()
+    return removed
+
+
+def strip_native(site: Path) -> int:
+    """Strip debug and local symbols from every shared object of the native packages.
+
+    `--strip-unneeded` keeps the dynamic symbol table (what `dlopen` and other libraries
+    resolve against: usearch links numkong's symbols this way), so the code runs the same;
+    a wheel's symbols only serve a debugger. A library auditwheel patched (`patchelf`) can
+    come out of `strip` with segments the loader refuses ("ELF load command address/offset
+    not page-aligned": numpy's OpenBLAS did), so every stripped file's loadable segments are
+    checked and a file that fails keeps its original. Without `strip` (binutils) the archive
+    is built unstripped. Returns the bytes saved.
+    """
+    tool = shutil.which("strip")
+    if tool is None:
+        print("build_pyz.py: no `strip` (binutils): native packages are left unstripped")
+        return 0
+    saved = 0
+    for entry in sorted(site.iterdir()):
+        if entry.name == "__pycache__" or not is_native(entry):
+            continue
+        files = [entry] if entry.is_file() else sorted(entry.rglob("*"))
+        for file in files:
+            if not file.is_file() or file.is_symlink() or not _is_elf(file):
+                continue
+            before = file.stat().st_size
+            stripped = file.with_name(file.name + ".stripped")
+            done = subprocess.run(
+                [tool, "--strip-unneeded", "-o", str(stripped), str(file)], capture_output=True
+            )
+            if done.returncode != 0 or not _loadable(stripped):  # keep the original
+                stripped.unlink(missing_ok=True)
+                continue
+            shutil.copymode(file, stripped)
+            os.replace(stripped, file)
+            saved += before - file.stat().st_size
+    return saved
+
+
+def _loadable(path: Path) -> bool:
+    """Whether a 64-bit little-endian ELF's PT_LOAD segments are what `ld.so` maps: each
+    one's file offset and address agree modulo the page size (4 KiB on every target)."""
+    import struct
+
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # ELFCLASS64, little-endian
+        return False
+    phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for index in range(phnum):
+        at = phoff + index * phentsize
+        if at + 56 > len(data):
+            return False
+        kind, _flags, offset, vaddr = struct.unpack_from("<IIQQ", data, at)
+        if kind == 1 and (vaddr - offset) % 4096:  # PT_LOAD
+            return False
+    return True
+
+
+def _is_elf(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"\x7fELF"
+
+
 def compile_legacy_pyc(path: Path, shown_as: str) -> None:
     """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash).
 
@@ -234,7 +331,8 @@ def write_archive(site: Path, output: Path) -> str:
                 zf.writestr(info, b"")
             for arcname, file in entries:
                 info = zipfile.ZipInfo.from_file(file, arcname)
-                info.compress_type = zipfile.ZIP_DEFLATED
+                native_big = arcname.startswith("native/") and file.stat().st_size >= LZMA_FROM
+                info.compress_type = zipfile.ZIP_LZMA if native_big else zipfile.ZIP_DEFLATED
                 with open(file, "rb") as src:
                     zf.writestr(info, src.read())
     tmp.chmod(0o755)
@@ -284,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             site.mkdir()
             copy_from_environment(site, extras)
+        prune_site(site)
+        strip_native(site)
         build_id = write_archive(site, Path(args.output))
     size = Path(args.output).stat().st_size
     print(f"built {args.output} ({size / 1e6:.1f} MB, build {build_id}, extras {extras})")

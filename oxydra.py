@@ -20,9 +20,12 @@ unpacks that died, are removed, so rebuilding does not pile up copies of the nat
 packages.
 """
 
+import functools
 import os
 import sys
 import time
+from collections.abc import Iterator
+from typing import IO, Any
 
 BUILD_ID = "dev"  # replaced by build_pyz.py
 NATIVE: dict[str, list[str]] = {}  # replaced by build_pyz.py: module -> entries under native/
@@ -38,6 +41,20 @@ def _cache_root() -> str:
     return os.path.join(base, "oxydra", "pyz")
 
 
+_ZIP: dict[str, object] = {}
+
+
+def _zip(archive: str) -> "zipfile.ZipFile":  # noqa: F821 (imported on first use)
+    """The archive opened once per process: reading its directory of ~8,000 entries costs
+    ~10 ms, and a first run would read it for the metadata and again per native package."""
+    import zipfile
+
+    found = _ZIP.get(archive)
+    if found is None:
+        found = _ZIP[archive] = zipfile.ZipFile(archive)
+    return found  # type: ignore[return-value]
+
+
 def _unpack(archive: str, cache: str, entries: list[str], target: str) -> None:
     """Extract `native/<entry>` for each entry into a scratch dir, then rename into `target`.
 
@@ -46,23 +63,22 @@ def _unpack(archive: str, cache: str, entries: list[str], target: str) -> None:
     """
     import shutil
     import tempfile
-    import zipfile
 
     os.makedirs(cache, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".unpack-", dir=cache)
     try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                name = info.filename
-                if not name.startswith("native/") or info.is_dir():
-                    continue
-                top = name.split("/", 2)[1]
-                if top not in entries:
-                    continue
-                dest = zf.extract(info, scratch)
-                mode = (info.external_attr >> 16) & 0o777
-                if mode:
-                    os.chmod(dest, mode)
+        zf = _zip(archive)
+        for info in zf.infolist():
+            name = info.filename
+            if not name.startswith("native/") or info.is_dir():
+                continue
+            top = name.split("/", 2)[1]
+            if top not in entries:
+                continue
+            dest = zf.extract(info, scratch)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(dest, mode)
         unpacked = os.path.join(scratch, "native")
         os.makedirs(unpacked, exist_ok=True)
         if not os.path.isdir(target):
@@ -195,14 +211,85 @@ def _prepare_path() -> None:
                 pass
     sys.path.insert(1, target)
     sys.meta_path.insert(0, _NativeFinder(archive, target))
+    _read_resources_through_the_importer(archive)
+
+
+def _read_resources_through_the_importer(archive: str) -> None:
+    """`importlib.resources.files()` of a package in the archive reads from the directory
+    zipimport parsed once at start, instead of opening the archive and parsing its whole
+    central directory again at every call (thousands of entries: ~30 ms of CPU each, and
+    a `vm` that does it ten times at start kept megabytes of freed memory fragmented).
+    Left as it is when this interpreter's zipimport keeps no such directory."""
+    import zipimport
+
+    per_call = zipimport.zipimporter.get_resource_reader
+
+    def get_resource_reader(self: zipimport.zipimporter, fullname: str) -> object:
+        reader = per_call(self, fullname)
+        directory = getattr(zipimport, "_zip_directory_cache", {}).get(archive)
+        if reader is not None and self.archive == archive and directory is not None:
+            importer, at = zipimport.zipimporter(archive), reader.prefix
+            reader.files = lambda: _entry_class()(importer, directory, at)
+        return reader
+
+    zipimport.zipimporter.get_resource_reader = get_resource_reader  # type: ignore[method-assign]
+
+
+@functools.cache
+def _entry_class() -> type:
+    """The `Traversable` of an archive entry (built at the first resource read: the ABC's
+    module is not worth importing for `--help`)."""
+    import io
+    from importlib.resources.abc import Traversable
+
+    class Entry(Traversable):
+        """A file or folder of the archive; `at` is its path in the archive (`a/b`)."""
+
+        def __init__(self, importer: Any, directory: dict[str, Any], at: str) -> None:
+            self._importer, self._directory, self._at = importer, directory, at.strip("/")
+
+        @property
+        def name(self) -> str:
+            return self._at.rpartition("/")[2]
+
+        def is_file(self) -> bool:
+            return self._at in self._directory
+
+        def is_dir(self) -> bool:
+            prefix = self._at + "/"
+            return prefix in self._directory or any(k.startswith(prefix) for k in self._directory)
+
+        def iterdir(self) -> Iterator["Entry"]:
+            prefix, seen = self._at + "/", set()
+            for key in list(self._directory):
+                child = key[len(prefix) :].split("/", 1)[0] if key.startswith(prefix) else ""
+                if child and child not in seen:
+                    seen.add(child)
+                    yield Entry(self._importer, self._directory, prefix + child)
+
+        def joinpath(self, *parts: str) -> "Entry":
+            return Entry(self._importer, self._directory, "/".join([self._at, *parts]))
+
+        def read_bytes(self) -> bytes:
+            if not self.is_file():
+                raise FileNotFoundError(f"{self._at}: no such file in the archive")
+            data: bytes = self._importer.get_data(self._at)
+            return data
+
+        def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
+            data = io.BytesIO(self.read_bytes())
+            return data if "b" in mode else io.TextIOWrapper(data, *args, **kwargs)
+
+        def __repr__(self) -> str:
+            return f"<oxydra.pyz entry {self._at}>"
+
+    return Entry
 
 
 def _entries(archive: str) -> list[str]:
     """The top-level names under `native/` in the archive (metadata and vendored libs)."""
-    import zipfile
-
-    with zipfile.ZipFile(archive) as zf:
-        return sorted({n.split("/", 2)[1] for n in zf.namelist() if n.startswith("native/")})
+    names = _zip(archive).namelist()
+    return sorted({n.split("/", 2)[1] for n in names if n.startswith("native/")})
 
 
 def _prune(root: str) -> None:
@@ -224,6 +311,6 @@ def _prune(root: str) -> None:
 
 if __name__ == "__main__":
     _prepare_path()
-    from oxydra.cli import main
+    from oxydra.cli import entry
 
-    sys.exit(main())
+    entry()

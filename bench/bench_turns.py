@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,10 @@ def _body(recorded: dict[str, Any]) -> dict[str, Any]:
     return json.loads(body) if isinstance(body, str) else body  # type: ignore[no-any-return]
 
 
+def _medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
 def _fig(stats: tuple[float, float], base: tuple[float, float]) -> str:
     wall, cpu = stats
     return (
@@ -92,22 +97,28 @@ def main() -> None:
                 {"name": "file_write", "arguments": {"path": "/shared/a.txt", "content": "x"}}
             ],
         }
-        script = text * (3 * RUNS + 6) + [call, *text] * (2 * RUNS + 4)
+        # one round: bare, text turn, tool turn, tool turn in the jail, bare (interleaved, so
+        # a change of the machine's load hits every figure alike)
+        script = text * 2 + (text * 2 + [call, *text] * 2 + text) * RUNS
         record = Path(tmp) / "requests.jsonl"
         proc, url = _start_fake(script, record)
+        rounds: dict[str, list[tuple[float, float]]] = {}
+        commands = {
+            "bare": [sys.executable, "-c", BARE, url],
+            "ask": _ask_cmd(url, "hello"),
+            "tool": _ask_cmd(url, "write a file"),
+            "jail": [*_ask_cmd(url, "write a file"), "--set", "tools.isolation=process"],
+        }
         try:
-            bare = run_stats([sys.executable, "-c", BARE, url], RUNS, env)
             run_median(_ask_cmd(url, "warm the page cache"), 2, env)
-            ask = run_stats(_ask_cmd(url, "hello"), RUNS, env)
-            bare2 = run_stats([sys.executable, "-c", BARE, url], RUNS, env)
-            tool = run_stats(_ask_cmd(url, "write a file"), RUNS, env)
-            jail = run_stats(
-                [*_ask_cmd(url, "write a file"), "--set", "tools.isolation=process"], RUNS, env
-            )
+            for _ in range(RUNS):
+                for name in ("bare", "ask", "tool", "jail", "bare"):
+                    rounds.setdefault(name, []).append(run_stats(commands[name], 1, env))
         finally:
             proc.terminate()
             proc.wait()
-        base = min(bare, bare2)
+        bare, ask, tool, jail = (_medians(rounds[n]) for n in ("bare", "ask", "tool", "jail"))
+        base = bare
         bodies = [_body(json.loads(line)) for line in record.read_text().splitlines()]
         ours = [b for b in bodies if "tools" in b]
         size = len(json.dumps(ours[-1], separators=(",", ":"), ensure_ascii=False).encode())
@@ -115,9 +126,10 @@ def main() -> None:
     print(f"ask, text turn:                              {_fig(ask, base)}")
     print(
         f"ask, one tool call (2 model calls):          {_fig(tool, base)}"
-        " (file tool in the WASM guest, compiled on first use)"
+        " (file tool in the WASM guest; compiled once, then loaded from the user cache)"
     )
     print(f"  same, file tool in the in-process jail:    {_fig(jail, base)}")
     print(f"request body of one call (prompt + tools):   {size / 1000:7.1f} KB")
-    print("(wall / CPU of the process tree: medians; ratios to the bare request's)")
+    print("(wall / CPU of the process tree: medians of interleaved rounds; ratios to the bare")
+    print(f" request's; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
     os.environ.pop("OXYDRA_BENCH", None)

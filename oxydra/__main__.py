@@ -1,5 +1,5 @@
 """`python -m oxydra` entry point."""
 
-from oxydra.cli import main
+from oxydra.cli import entry
 
-raise SystemExit(main())
+entry()

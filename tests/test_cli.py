@@ -176,3 +176,23 @@ class TestRunnerFlags:
     def test_an_unknown_flag_after_the_subcommand_is_a_usage_error(self, tmp_path: Path) -> None:
         out = run(["runner", "status", "--bogus"], tmp_path)
         assert out.returncode == 2 and "--bogus" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ask", "hi", "--json", "--set", "a.b=c", "--session", "s"],
+        ["runner", "-u", "ann", "logs", "--tail", "5"],
+        ["sessions", "rename", "abc", "new name", "--json"],
+        ["vm", "--user-id", "bob"],
+        ["store", "migrate", "--to", "x.db"],
+    ],
+)
+def test_the_parser_of_one_mode_reads_it_as_the_whole_parser_does(argv: list[str]) -> None:
+    assert vars(build_parser(argv[0]).parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("only", ["ask", ""])
+def test_the_overview_lists_every_mode_whichever_parser_is_built(only: str) -> None:
+    overview = build_parser(only).format_help()
+    assert overview == build_parser().format_help()

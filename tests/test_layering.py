@@ -22,6 +22,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "oxydra"
 # may close a cycle, between packages or between modules.
 LAYER = {
     "_lazy": 0,
+    "_phases": 0,
+    "_resources": 0,
     "core": 0,
     "wire": 1,
     "config": 2,

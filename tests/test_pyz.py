@@ -154,6 +154,52 @@ def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) 
     assert update.returncode == 2 and "inside an archive" in update.stderr
 
 
+def test_resources_in_the_archive_are_read_without_parsing_it_again(
+    pyz: Path, tmp_path: Path
+) -> None:
+    """`importlib.resources` reads through zipimport's directory (`_entry_class`): the
+    same files and folders as the package has, and no `ZipFile` opened to find them."""
+    code = """
+import json, zipfile
+from importlib import resources
+import oxydra.catalog.data, oxydra.memory.migrations, oxydra.tools.skills  # unpacks msgspec
+opened = []
+init = zipfile.ZipFile.__init__
+zipfile.ZipFile.__init__ = lambda self, *a, **k: (opened.append(a[0]), init(self, *a, **k))[1]
+root = resources.files("oxydra.tools.skills")
+skill = root / "builtin" / "skill-authoring"
+missing = root.joinpath("builtin", "nope.md")
+try:
+    missing.read_bytes()
+    raised = False
+except FileNotFoundError:
+    raised = True
+migrations = sorted(e.name for e in resources.files("oxydra.memory.migrations").iterdir())
+PINNED = "pinned_model_catalog.json"
+print(json.dumps({
+    "kind": type(root).__name__,
+    "builtin": [e.name for e in root.joinpath("builtin").iterdir()],
+    "dir": [skill.is_dir(), skill.is_file(), root.joinpath("builtin/skill-authoring").is_dir()],
+    "file": [skill.joinpath("SKILL.md").is_file(), skill.joinpath("SKILL.md").is_dir()],
+    "text": skill.joinpath("SKILL.md").read_text(encoding="utf-8").splitlines()[0],
+    "bytes": len(resources.files("oxydra.catalog.data").joinpath(PINNED).read_bytes()),
+    "missing": [missing.is_file(), missing.is_dir(), raised],
+    "migrations": migrations[:1],
+    "opened": opened,
+}))
+"""
+    done = _in_archive(pyz, tmp_path, code)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    pinned = ROOT / "catalog" / "pinned_model_catalog.json"
+    assert got["kind"] == "Entry" and got["builtin"] == ["skill-authoring"]
+    assert got["dir"] == [True, False, True] and got["file"] == [True, False]
+    assert got["text"] == "---" and got["bytes"] == len(pinned.read_bytes())
+    assert got["missing"] == [False, False, True]
+    assert got["migrations"] == ["0001_conversation.sql"]
+    assert got["opened"] == [], "the archive was opened and parsed again"
+
+
 def test_inside_the_archive_a_missing_extra_means_a_rebuild_not_pip(
     pyz: Path, tmp_path: Path
 ) -> None:

@@ -1,13 +1,14 @@
 """`oxydra ask "question"`: one turn from the command line, the scripting entry point.
 
 The answer streams to stdout, progress to stderr (`--json`: one JSON event per line on
-stdout instead). Without `--session` each ask starts a new session (`--name` names it);
-`--session ID` (or a unique prefix) continues one of the person's sessions, and an id that
-names none is refused, never silently created. The session id is printed to stderr at the
-end. Exit codes: 0 answered,
-3 a budget or limit stopped the turn, 4 the provider failed, 5 the answer was cut off at the
-model's output limit (`finish_reason: length`; what arrived is printed), 130 cancelled
-(Ctrl+C), 2 bad configuration.
+stdout instead, the last a `timing` record of where the process spent its time, per phase:
+`oxydra._phases`; `python -m bench phases` summarises it). Without `--session` each ask
+starts a new session (`--name` names it); `--session ID` (or a unique prefix) continues one
+of the person's sessions, and an id that names none is refused, never silently created. The
+session id is printed to stderr at the end. Exit codes: 0 answered, 3 a budget or limit
+stopped the turn, 4 the provider failed, 5 the answer was cut off at the model's output
+limit (`finish_reason: length`; what arrived is printed), 130 cancelled (Ctrl+C), 2 bad
+configuration.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
+from oxydra import _phases as phases
 from oxydra.core.ids import new_session_id
 from oxydra.core.stream import Progress, StreamItem, Text, ToolExecution
 from oxydra.core.terminal import TerminalStream, terminal_safe
@@ -126,38 +128,50 @@ def _usage(problem: str) -> NoReturn:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    """Entry of the `ask` mode."""
-    from oxydra.config.loader import ConfigSources, load_agent_config
-    from oxydra.config.workspace import resolve_workspace
-    from oxydra.security.confine import protect_agent_process
+    """Entry of the `ask` mode; with `--json` the last line is the per-phase timing record."""
+    if not args.json:
+        phases.stop()
+    with phases.phase("imports"):
+        from oxydra.config.loader import ConfigSources, load_agent_config
+        from oxydra.config.workspace import resolve_workspace
+        from oxydra.security.confine import protect_agent_process
 
-    protect_agent_process()
-    question = _question(args)
-    loaded = load_agent_config(ConfigSources(overrides=args.overrides))
-    for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    user = default_user(args.user)
-    workspace = resolve_workspace(user, args.workspace)
-    return asyncio.run(_ask(loaded.config, user, workspace, question, args))
+    with phases.phase("config"):
+        protect_agent_process()
+        question = _question(args)
+        loaded = load_agent_config(ConfigSources(overrides=args.overrides))
+        for warning in loaded.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        user = default_user(args.user)
+        workspace = resolve_workspace(user, args.workspace)
+    try:
+        return asyncio.run(_ask(loaded.config, user, workspace, question, args))
+    finally:
+        timing = phases.report()
+        if timing is not None:
+            sys.stdout.write(_json.encode({"type": "timing", **timing}).decode() + "\n")
 
 
 async def _ask(
     config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
 ) -> int:
-    from oxydra.runtime import provision_workspace
-
-    provision_workspace(workspace)
-    observability = _observability(config, workspace)
+    with phases.phase("imports"):
+        from oxydra.runtime import provision_workspace
+    with phases.phase("store"):
+        provision_workspace(workspace)
+        observability = _observability(config, workspace)
     try:
         return await _ask_turn(config, user, workspace, question, args)
     finally:
-        await observability.aclose()
+        with phases.phase("exit"):
+            await observability.aclose()
 
 
 def _observability(config: Any, workspace: Any) -> Any:
     """The span hook for this one turn: its ledger row and trace, OTel export if enabled."""
-    from oxydra.observability import start_observability
-    from oxydra.tools import default_scrubber
+    with phases.phase("imports"):
+        from oxydra.observability import start_observability
+        from oxydra.tools import default_scrubber
 
     env = dict(os.environ)
     scrub = default_scrubber(config, env).scrub
@@ -167,13 +181,15 @@ def _observability(config: Any, workspace: Any) -> Any:
 async def _ask_turn(
     config: Any, user: str, workspace: Any, question: str, args: argparse.Namespace
 ) -> int:
-    from oxydra.app.services import open_services
+    with phases.phase("imports"):
+        from oxydra.app.services import open_services
 
     services = await open_services(
         config, user_id=user, workspace=workspace, environ=dict(os.environ)
     )
     try:
-        session = await _session_for(services, user, args)
+        with phases.phase("persistence"):
+            session = await _session_for(services, user, args)
     except BaseException:
         await services.aclose()
         raise
@@ -189,8 +205,7 @@ async def _session_for(services: Any, user: str, args: argparse.Namespace) -> st
     would look like the agent forgot everything. A session only `ask` knew before sessions
     were recorded (its conversation is stored) is recorded now and continued.
     """
-    from oxydra.gateway import MemorySessionRecords, SessionBook, SessionRecord
-    from oxydra.gateway.core import RefusedError
+    from oxydra.gateway import MemorySessionRecords, RefusedError, SessionBook, SessionRecord
 
     book = SessionBook(MemorySessionRecords(services.memory), services.memory)
     if not args.session:
@@ -239,10 +254,11 @@ async def _turn(
         outcome = TurnOutcome(reason="cancelled", detail="interrupted")
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), phases.phase("persistence"):
             await _count_turn(services, session, outcome if task.done() else None)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), phases.phase("exit"):
             await services.aclose()
+    phases.switch("exit")  # what remains until the record is printed: the answer's end, close
     printer.finish(outcome, session)
     if cut_off(outcome):
         return EXIT_CUT_OFF

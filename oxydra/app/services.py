@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oxydra import _phases as phases
 from oxydra.app.schemas import OWNER_SCHEMAS
 from oxydra.config.schema import AgentConfig
 from oxydra.gateway import MemoryJobs, MemorySessionRecords
@@ -103,12 +104,14 @@ async def open_services(
     """
     enabled = config.memory.enabled
     embedder = None if enabled else HashedEmbedder()
-    memory = await Memory.from_config(
-        config.memory,
-        workspace_root=workspace,
-        embedder=embedder,
-        schemas=OWNER_SCHEMAS,
-    )
+    with phases.phase("store"):
+        memory = await Memory.from_config(
+            config.memory,
+            workspace_root=workspace,
+            embedder=embedder,
+            schemas=OWNER_SCHEMAS,
+        )
+    previous = phases.switch("prompt")  # the tools, their schemas, the prompt's parts
     try:
         extra: list[Any] = list(memory_tools(memory)) if enabled else []
         if enabled:  # recall reads what memory indexed from every conversation
@@ -148,6 +151,8 @@ async def open_services(
     except BaseException:
         await memory.close()
         raise
+    finally:
+        phases.switch(previous)
     services = Services(agent=agent, memory=memory, schedules=schedules, jobs=jobs)
     if hub is not None and mcp_background:
         services.background.append(_BackgroundStart(hub))

@@ -304,7 +304,6 @@ class _PageReads:
 
 def _web_front(config: AgentConfig, tokens: dict[str, str], host: str, reads: Any) -> Any:
     """The chat page beside `/ws`, when enabled and safe to serve on this address."""
-    from oxydra.web import WebFront
     from oxydra.web._http import is_loopback
 
     if not config.gateway.web:
@@ -315,7 +314,42 @@ def _web_front(config: AgentConfig, tokens: dict[str, str], host: str, reads: An
             extra={"bind": host, "hint": "set gateway.web_insecure_http = true behind TLS"},
         )
         return None
-    return WebFront(tokens, (), reads=reads)
+    return _LazyFront(tokens, reads)
+
+
+class _LazyFront:
+    """The `WebFront`, built at the first HTTP request or browser upgrade: a server nobody
+    opens the page of never loads its modules and files."""
+
+    def __init__(self, tokens: dict[str, str], reads: Any) -> None:
+        self.tokens, self.reads = tokens, reads
+        self.bound: tuple[str, int, list[str]] | None = None
+        self._front: Any = None
+
+    def bind(self, host: str, port: int, origins: list[str]) -> None:
+        self.bound = (host, port, list(origins))
+        if self._front is not None:
+            self._front.bind(host, port, origins)
+
+    @property
+    def front(self) -> Any:
+        if self._front is None:
+            from oxydra.web import WebFront
+
+            self._front = WebFront(self.tokens, (), reads=self.reads)
+            if self.bound is not None:
+                self._front.bind(*self.bound)
+        return self._front
+
+    def respond(self, request: Any, peer: str) -> Any:
+        return self.front.respond(request, peer)
+
+    def browser_user(self, request: Any) -> str | None:
+        user: str | None = self.front.browser_user(request)
+        return user
+
+    def own_origin(self, request: Any) -> bool:
+        return bool(self.front.own_origin(request))
 
 
 def _reporter(core: Any, runtime: Any) -> Any:

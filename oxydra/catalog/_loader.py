@@ -39,7 +39,9 @@ _overrides_decoder = msgspec.json.Decoder(CapsOverrides)
 
 
 def _package_data(name: str) -> bytes:
-    return resources.files("oxydra.catalog.data").joinpath(name).read_bytes()
+    from oxydra._resources import files  # one index of the archive per process
+
+    return files("oxydra.catalog.data").joinpath(name).read_bytes()
 
 
 def pinned_path() -> Path:

@@ -37,8 +37,7 @@ def run_sessions(args: argparse.Namespace) -> int:
 
 async def _run(config: Any, user: str, workspace: Path, args: argparse.Namespace) -> int:
     from oxydra.app.schemas import OWNER_SCHEMAS
-    from oxydra.gateway import MemorySessionRecords, SessionBook
-    from oxydra.gateway.core import RefusedError
+    from oxydra.gateway import MemorySessionRecords, RefusedError, SessionBook
     from oxydra.memory import HashedEmbedder, Memory
 
     memory = await Memory.from_config(

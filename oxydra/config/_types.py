@@ -6,7 +6,6 @@ suggest the nearest known one), and to type values that arrive as text (environm
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import types
@@ -82,6 +81,8 @@ def suggest(key: str, tp: Any) -> str:
     base = unwrap(tp)
     if not is_struct(base):
         return ""
+    import difflib  # only for a misspelt key
+
     close = difflib.get_close_matches(key, list(struct_fields(base)), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

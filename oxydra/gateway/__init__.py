@@ -15,6 +15,7 @@ import typing as _typing
 from oxydra._lazy import lazy_getattr as _lazy_getattr
 
 if _typing.TYPE_CHECKING:
+    from oxydra.gateway._admission import RefusedError
     from oxydra.gateway._jobs import MemoryJobs
     from oxydra.gateway._lease import TurnLeases
     from oxydra.gateway._relay import FrameRelay
@@ -32,6 +33,7 @@ __all__ = [
     "HttpFront",
     "MemoryJobs",
     "MemorySessionRecords",
+    "RefusedError",
     "SESSION_SCHEMA",
     "SessionBook",
     "SessionRecord",
@@ -44,6 +46,7 @@ __getattr__ = _lazy_getattr(
         "AuditEntry": "oxydra.gateway._table",
         "FrameRelay": "oxydra.gateway._relay",
         "MemoryJobs": "oxydra.gateway._jobs",
+        "RefusedError": "oxydra.gateway._admission",
         "SessionBook": "oxydra.gateway.lifecycle",
         "SessionRecord": "oxydra.gateway._table",
         "TurnLeases": "oxydra.gateway._lease",

@@ -20,7 +20,7 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -29,7 +29,9 @@ from oxydra.gateway._admission import RefusedError
 from oxydra.gateway._export import ExportFormat, export_session
 from oxydra.gateway._store import SessionData, SessionRecords
 from oxydra.gateway._table import AuditEntry, SessionRecord
-from oxydra.wire.gateway import SessionSummary
+
+if TYPE_CHECKING:  # the protocol's ~100 structs wait for a client: `ask` never lists
+    from oxydra.wire.gateway import SessionSummary
 
 MAX_NAME_CHARS = 120
 Action = Literal["new", "rename", "archive", "unarchive", "delete", "switch", "export"]
@@ -220,6 +222,8 @@ def clean_name(name: str | None) -> str | None:
 
 def summary(record: SessionRecord) -> SessionSummary:
     """A stored session as one row of `session_list`."""
+    from oxydra.wire.gateway import SessionSummary
+
     fields = msgspec.structs.asdict(record)
     fields.pop("user_id")
     return msgspec.convert(fields, SessionSummary)

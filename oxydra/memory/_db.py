@@ -28,7 +28,11 @@ Migrations (`migrate`):
 4. Before upgrading a store that already has a version, a copy is taken beside it with the
    online backup API (`memory.db.v<old version>.bak`); `oxydra store rollback` restores it
    for the previous program.
-5. A database that records a version this code does not know was written by a newer
+5. A store already at every known version is not touched: the migration files are listed
+   (their names carry the versions), not read, and the schema packages are found from
+   `oxydra`'s own resources rather than imported (an owner's package may import much of
+   its layer: `oxydra.channels` loads every channel).
+6. A database that records a version this code does not know was written by a newer
    Oxydra (or opened by its app with an owner's schema that this opener left out); it is
    refused rather than used with a schema we do not understand, naming both versions and,
    when the snapshot exists, the rollback command.
@@ -41,12 +45,13 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from oxydra._resources import files
 from oxydra.core import MemoryStoreError, get_logger
 
 Row = tuple[Any, ...]
@@ -277,19 +282,40 @@ def load_migrations(
     Raises:
         MemoryStoreError: two steps claim one version.
     """
-    found: list[Migration] = []
+    found = [
+        Migration(version=version, name=name, sql=entry.read_text(encoding="utf-8"))
+        for version, name, entry in migration_files(schemas, dialect=dialect)
+    ]
+    return tuple(found)
+
+
+def migration_files(
+    schemas: Sequence[str] = (), *, dialect: str = "sqlite"
+) -> list[tuple[int, str, Traversable]]:
+    """The migration files of the memory store and of `schemas`, unread, by version.
+
+    Raises:
+        MemoryStoreError: two files claim one version.
+    """
+    found: list[tuple[int, str, Traversable]] = []
     suffix = "_pg" if dialect == "postgres" else ""
+    root = None
     for package in dict.fromkeys((MEMORY_SCHEMA, *schemas)):
-        for entry in resources.files(package + suffix).iterdir():
+        head, _, rest = (package + suffix).partition(".")
+        if head == "oxydra" and rest:  # found, not imported (theory 5)
+            root = root or files("oxydra")
+            folder = root.joinpath(rest.replace(".", "/"))
+        else:
+            folder = files(package + suffix)
+        for entry in folder.iterdir():
             match = _NAME.match(entry.name)
             if match:
-                sql = entry.read_text(encoding="utf-8")
-                found.append(Migration(version=int(match[1]), name=match[2], sql=sql))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
+                found.append((int(match[1]), match[2], entry))
+    found.sort(key=lambda m: m[0])
+    versions = [m[0] for m in found]
     if len(set(versions)) != len(versions):
         raise MemoryStoreError(f"duplicate migration versions in {versions} ({schemas})")
-    return tuple(found)
+    return found
 
 
 def split_statements(script: str) -> list[str]:
@@ -327,10 +353,19 @@ def migrate(
     Raises:
         MemoryStoreError: the database was written by a newer version, or a step failed.
     """
-    steps = load_migrations(schemas) if migrations is None else migrations
     exists = db.query_one(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_migrations'"
     )
+    if migrations is None:
+        files = migration_files(schemas)
+        known = {version for version, _, _ in files}
+        if exists and known and applied_versions(db) == known:  # current (theory 5)
+            return max(known)
+        migrations = tuple(
+            Migration(version=version, name=name, sql=entry.read_text(encoding="utf-8"))
+            for version, name, entry in files
+        )
+    steps = migrations
     if not exists:
         with db.write() as conn:
             conn.execute(_BOOKKEEPING)

@@ -12,7 +12,9 @@ live in the database, so every host searches the same data with nothing to resyn
    scans the scope exactly when it is small and walks the HNSW graph otherwise, with
    `hnsw.ef_search` raised to the candidate count so a filter does not starve it.
 3. Full text: the query's words (`query_terms`, as on SQLite) each through
-   `plainto_tsquery('english', …)` and OR-ed, ranked by `ts_rank_cd`; ranks differ from
+   `plainto_tsquery('english', …)` and OR-ed, against a vector of the text's whole tokens
+   and of the words between punctuation (PostgreSQL keeps `backup.sh` whole, FTS5 cuts
+   it: migration 0020), ranked by `ts_rank_cd`; ranks differ from
    FTS5's BM25 but the fused order keeps the matching chunks on top (the recall test runs
    on both backends).
 """

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
+from oxydra import _phases as phases
 from oxydra.core.errors import (
     ConfigError,
     ProviderHTTPError,
@@ -218,6 +219,7 @@ class HttpEndpoint:
         url = shown_url(self.url(request))
         with translated(self.provider, url):
             response = await self.client.send(self._request(request, stream=True), stream=True)
+        phases.switch("first_byte")  # the headers are in: the body's first chunk is awaited
         try:
             if not response.is_success:
                 with translated(self.provider, url):

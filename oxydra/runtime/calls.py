@@ -34,6 +34,7 @@ from contextlib import AbstractContextManager
 
 import msgspec
 
+from oxydra import _phases as phases
 from oxydra.core.errors import ProviderError, ProviderTimeoutError
 from oxydra.core.log import span
 from oxydra.core.messages import Context, Response, UsageUpdate
@@ -188,6 +189,7 @@ class TurnCalls:
                 if first is not None:
                     observed["ttft_s"] = round(time.perf_counter() - began, 6)
                     watch = _IdleWatch(deadline, self.timeout_secs)
+                    phases.switch("stream")
                 item: StreamItem | None = first
                 while item is not None:
                     if isinstance(item, ConnectionLost):

@@ -8,6 +8,7 @@ it for a history loaded from a store that a crash interrupted mid-turn.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -56,6 +57,8 @@ class Conversation:
     summary: Summary | None = None
     stored: int = 0
     system_prompt: str | None = None
+    writing: asyncio.Future[None] | None = None
+    """The store write in flight (`AgentRuntime._persist_soon`), if any."""
 
     def unstored(self) -> list[Message]:
         """Messages not yet handed to the store."""

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import msgspec
 
+from oxydra import _phases as phases
 from oxydra.config.schema import RuntimeConfig
 from oxydra.core.errors import ProviderError
 from oxydra.core.ids import ModelId, ProviderId
@@ -39,6 +40,7 @@ from oxydra.core.stream import (
     ProgressKind,
     ProviderCall,
     RollingSummary,
+    StreamItem,
     ToolExecution,
     ToolHeartbeat,
 )
@@ -134,7 +136,8 @@ class AgentRuntime:
         if self.session_prompt is not None:  # read once as the session starts (persona)
             conversation.system_prompt = self.session_prompt()
         if self.store is not None:
-            history, summary = await self.store.load(session_id, user_id)
+            with phases.phase("persistence"):
+                history, summary = await self.store.load(session_id, user_id)
             fixed = repair(history)
             conversation.history, conversation.summary = fixed, summary
             conversation.stored = len(history)
@@ -162,10 +165,61 @@ class AgentRuntime:
             await self._persist(conversation)
 
     async def _persist(self, conversation: Conversation) -> None:
+        """Store what is not stored yet; durable when this returns."""
+        await self._persist_soon(conversation)
+        await self._stored(conversation)
+
+    async def _persist_soon(self, conversation: Conversation) -> None:
+        """Start storing what is not stored yet; return once the write is handed to the
+        store (so it comes before any later read of it), not once it is durable.
+
+        The prompt and the tool results are written while the next model call connects and
+        waits for its first byte, not before it: the write is off the critical path of the
+        first delta, yet the sink (`_AfterStored`) shows no item of the answer before the
+        write is durable, and the turn ends only after it. Writes stay in order (each waits
+        for the one before); one that fails hands its messages back to the next.
+        """
         pending = conversation.unstored()
-        if self.store is not None and pending:
-            await self.store.append(conversation.session_id, conversation.user_id, pending)
+        if self.store is None or not pending:
+            conversation.stored = len(conversation.history)
+            return
+        before, previous = conversation.stored, conversation.writing
         conversation.stored = len(conversation.history)
+        conversation.writing = asyncio.ensure_future(
+            self._write(conversation, pending, before, previous)
+        )
+        await asyncio.sleep(0)  # the write's first step: queued on the store's worker
+
+    async def _write(
+        self,
+        conversation: Conversation,
+        messages: list[Message],
+        before: int,
+        previous: asyncio.Future[None] | None,
+    ) -> None:
+        assert self.store is not None
+        try:
+            if previous is not None:
+                await previous
+            await self.store.append(conversation.session_id, conversation.user_id, messages)
+        except BaseException:
+            conversation.stored = min(conversation.stored, before)
+            raise
+
+    async def _stored(self, conversation: Conversation) -> None:
+        """Wait until every write started for the conversation is durable (or raise its error).
+
+        A cancelled caller leaves the write running: what it hands over is stored anyway.
+        """
+        writing = conversation.writing
+        if writing is None:
+            return
+        try:
+            with phases.phase("persistence"):  # the wait on the turn's critical path
+                await asyncio.shield(writing)
+        finally:
+            if writing.done() and conversation.writing is writing:
+                conversation.writing = None
 
     # ---- the turn ------------------------------------------------------------------
 
@@ -185,7 +239,8 @@ class AgentRuntime:
                 else request.prompt
             )
             conversation.history.append(Message(role="user", content=content, label=request.label))
-            await self._persist(conversation)
+            await self._persist_soon(conversation)  # durable before the answer shows
+            sink = _AfterStored(sink, self, conversation)
             limits = d.tightened(
                 self.limits,
                 max_turns=request.max_turns,
@@ -285,9 +340,10 @@ class AgentRuntime:
                 return await self._end(conversation, state, stop.reason, stop.detail)
             state.calling()
             await sink(self._progress(ProviderCall(), "Calling provider", state))
-            context, prompt_tokens = await self._context(
-                conversation, sink, calls, tool_ctx.allowed_tools
-            )
+            with phases.phase("prompt"):
+                context, prompt_tokens = await self._context(
+                    conversation, sink, calls, tool_ctx.allowed_tools
+                )
             taint = context_label(context.messages)
             if taint is not None:
                 _log.info(
@@ -296,7 +352,8 @@ class AgentRuntime:
                     conversation.session_id,
                     taint.describe(),
                 )
-            response = await calls.stream(context, prompt_tokens, sink, self.tools.prepare)
+            with phases.phase("connect"):  # then first_byte, stream (TurnCalls, HttpEndpoint)
+                response = await calls.stream(context, prompt_tokens, sink, self.tools.prepare)
             if isinstance(response, d.Stop):
                 return await self._end(conversation, state, response.reason, response.detail)
             response = _labelled(response, taint)
@@ -350,10 +407,11 @@ class AgentRuntime:
                 )
             )
 
-        results = await with_heartbeat(run_calls(calls, self.tools, tool_ctx), beat)
+        with phases.phase("tools"):
+            results = await with_heartbeat(run_calls(calls, self.tools, tool_ctx), beat)
         state.ran_tools(calls, all(outcome.feedback for _, outcome in results))
         conversation.history += result_messages(results)
-        await self._persist(conversation)
+        await self._persist_soon(conversation)  # written during the next call
         return d.after_tools(state, state.limits)
 
     async def _context(
@@ -517,6 +575,7 @@ class AgentRuntime:
         )
         conversation.summary = Summary(text=text, covered=covered, epoch=epoch, label=label)
         if self.store is not None:
+            await self._stored(conversation)  # the summary's range is read from the store
             await self.store.save_summary(conversation.session_id, conversation.summary)
         return True
 
@@ -534,6 +593,19 @@ class AgentRuntime:
     ) -> TurnOutcome:
         await self._close_calls(conversation, f"the turn stopped ({detail})")
         return TurnOutcome(reason=reason, detail=detail, spend=state.spend)
+
+
+class _AfterStored:
+    """The turn's sink, holding back every item but progress until the turn's writes are
+    durable: a client never sees an answer to a prompt a crash could still lose."""
+
+    def __init__(self, sink: EventSink, runtime: AgentRuntime, conversation: Conversation) -> None:
+        self.sink, self.runtime, self.conversation = sink, runtime, conversation
+
+    async def __call__(self, item: StreamItem) -> None:
+        if self.conversation.writing is not None and not isinstance(item, Progress):
+            await self.runtime._stored(self.conversation)
+        await self.sink(item)
 
 
 def _labelled(response: Response, taint: Label | None) -> Response:

@@ -9,7 +9,6 @@ snippet}]}`; snippets are cut to 2,000 characters, responses read up to 1 MiB.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from html.parser import HTMLParser
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -198,8 +197,11 @@ def _parse_google(response: FetchResponse) -> list[_Raw]:
 
 
 def _parse_searxng(response: FetchResponse) -> list[_Raw]:
-    if "html" in response.content_type:
-        return _SearxHTML.parse(response.content.decode("utf-8", errors="replace"))
+    if "html" in response.content_type:  # html.parser is loaded only for such a page
+        from oxydra.tools._searx_html import parse_searx_html
+
+        page = response.content.decode("utf-8", errors="replace")
+        return [(t, u, s, _host(u)) for t, u, s in parse_searx_html(page)]
     data = _json(response)
     items = data.get("results", []) if isinstance(data, dict) else []
     return [
@@ -216,42 +218,6 @@ def _parse_searxng(response: FetchResponse) -> list[_Raw]:
 
 def _host(url: Any) -> str | None:
     return urlsplit(url).hostname if isinstance(url, str) else None
-
-
-class _SearxHTML(HTMLParser):
-    """Results from SearXNG's HTML page (`<article class="result">` with h3 link and p.content)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.results: list[list[str]] = []
-        self._field: str | None = None
-
-    @classmethod
-    def parse(cls, html: str) -> list[_Raw]:
-        parser = cls()
-        parser.feed(html)
-        return [(t.strip(), u, " ".join(s.split()), _host(u)) for t, u, s in parser.results if u]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        classes = (found.get("class") or "").split()
-        if tag == "article" and "result" in classes:
-            self.results.append(["", "", ""])
-        elif self.results and tag == "a" and self._field is None and not self.results[-1][1]:
-            self.results[-1][1] = found.get("href") or ""
-            self._field = "title"
-        elif self.results and tag == "p" and "content" in classes:
-            self._field = "snippet"
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("a", "p"):
-            self._field = None
-
-    def handle_data(self, data: str) -> None:
-        if self.results and self._field == "title":
-            self.results[-1][0] += data
-        elif self.results and self._field == "snippet":
-            self.results[-1][2] += data
 
 
 def web_search_tool(

@@ -194,3 +194,22 @@ class TestWebSocket:
             frame = decode_server_frame(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[attr-defined]
             assert delivered and isinstance(frame, ScheduledNotification)
             assert frame.message == "now" and frame.seq is not None
+
+    async def test_frames_published_in_one_burst_arrive_as_separate_messages_in_order(
+        self, core: GatewayCore, server: str
+    ) -> None:
+        """The pump writes a burst in one go (`_send_burst`): each frame is still its own
+        WebSocket message, numbered without a gap, whatever the burst's size."""
+        ws, ack = await self.hello(server)
+        async with ws:  # type: ignore[attr-defined]
+            channel = await core.resolve("alice", ack.session.session_id)
+            for size in (1, 2, 50):
+                for i in range(size):  # synchronous: queued before the pump runs
+                    channel.publish(note(f"{size}-{i}"))
+                got = [
+                    decode_server_frame(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[attr-defined]
+                    for _ in range(size)
+                ]
+                assert [f.message for f in got] == [f"{size}-{i}" for i in range(size)]  # type: ignore[union-attr]
+                seqs = [f.seq for f in got]  # type: ignore[union-attr]
+                assert seqs == list(range(seqs[0], seqs[0] + size))

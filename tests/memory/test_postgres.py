@@ -9,6 +9,7 @@ switched off by name below, each with its reason; everything else must pass unch
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -138,5 +139,29 @@ def test_a_newer_schema_is_refused_with_both_versions(pg_url: str) -> None:
     with db.write() as conn:
         conn.execute("INSERT INTO memory_migrations(version, name) VALUES (99, 'future')")
     db.close()
-    with pytest.raises(MemoryStoreError, match=r"schema version 99, newer than .*\(5\)"):
+    with pytest.raises(MemoryStoreError, match=r"schema version 99, newer than .*\(20\)"):
         MemoryStore(PgDatabase(pg_url))
+
+
+@pytest.mark.parametrize(
+    "query", ["backup.sh", "backup", "/etc/passwd", "passwd", "ops@example.com", "example"]
+)
+async def test_full_text_finds_words_inside_file_names_paths_and_addresses_on_both_stores(
+    pg_url: str, tmp_path: Path, query: str
+) -> None:
+    """PostgreSQL's parser keeps `backup.sh` whole; SQLite's FTS5 cuts it into words. Both
+    stores find a note by the whole token and by a word inside it (migration 0020)."""
+    from oxydra.memory import Memory
+
+    found = {}
+    for name, target in (("sqlite", tmp_path / "m.db"), ("postgres", PgDatabase(pg_url))):
+        memory = await Memory.open(target, embedder=HashedEmbedder())
+        try:
+            await memory.store_note("alice", "always run backup.sh first, then read /etc/passwd")
+            await memory.store_note("alice", "mail ops@example.com about the outage")
+            await memory.store_note("alice", "prefers tea over coffee")
+            hits = await memory.search(query, user_id="alice", mode="fts")
+            found[name] = sorted(h.text for h in hits)
+        finally:
+            await memory.close()
+    assert found["postgres"] == found["sqlite"] and len(found["sqlite"]) == 1, found

@@ -85,9 +85,27 @@ async def test_the_question_can_come_on_stdin_and_json_events_on_stdout(tmp_path
         assert llm.requests[0].json()["messages"][-1]["content"] == "hello from a pipe"
     events = [json.loads(line) for line in out.splitlines()]
     assert code == 0
-    assert events[0]["type"] == "progress" and events[-1]["type"] == "outcome"
-    assert events[-1]["reason"] == "completed" and events[-1]["spend"]["calls"] == 1
+    assert events[0]["type"] == "progress" and events[-2]["type"] == "outcome"
+    assert events[-2]["reason"] == "completed" and events[-2]["spend"]["calls"] == 1
     assert "".join(e["text"] for e in events if e["type"] == "text") == "hi"
+    timing = events[-1]
+    assert timing["type"] == "timing"
+    names = [p["name"] for p in timing["phases"]]
+    for name in ("interpreter", "arguments", "imports", "config", "store", "prompt"):
+        assert name in names
+    for name in ("persistence", "connect", "first_byte", "stream", "exit"):
+        assert name in names
+    assert "tools" not in names  # no tool ran
+    assert all(p["cpu_ms"] >= 0 and p["wall_ms"] >= 0 for p in timing["phases"])
+    cpu = sum(p["cpu_ms"] for p in timing["phases"])
+    assert timing["cpu_ms"] == pytest.approx(cpu, abs=0.01)
+    assert timing["modules"] == sum(p["modules"] for p in timing["phases"])
+
+
+async def test_only_json_output_carries_the_timing_record(tmp_path: Path) -> None:
+    async with FakeLLM([Reply(text="hi")]) as llm:
+        code, out, _ = await run(ask_cmd(llm.base_url, "hello"), tmp_path)
+    assert code == 0 and out == "hi\n"
 
 
 async def test_a_budget_stop_exits_non_zero_with_the_reason(tmp_path: Path) -> None:

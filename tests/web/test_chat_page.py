@@ -55,6 +55,7 @@ async def say(browser: Browser, text: str) -> None:
 LAST_ANSWER = "([...document.querySelectorAll('.msg.assistant')].at(-1)?.textContent ?? '')"
 TURNS = "document.querySelectorAll('.turn').length"
 LAST_STATE = "([...document.querySelectorAll('.turn .state')].at(-1)?.dataset.state ?? '')"
+TITLE = "document.getElementById('session-title').textContent"
 
 
 async def test_sign_in_then_a_reply_streams_and_model_html_stays_inert(
@@ -263,3 +264,46 @@ async def test_a_dropped_connection_resumes_from_last_seq_without_loss_or_doubli
     await browser.wait_for(f"{LAST_STATE} === 'completed'")
     assert (await browser.evaluate(LAST_ANSWER)).strip() == words.strip()
     assert await browser.evaluate(TURNS) == 1
+
+
+async def test_a_session_is_renamed_archived_and_restored_from_the_page(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    await signed_in(browser, page_url)
+    llm.add([Reply(text="first answer"), Reply(text="second answer")])
+    await say(browser, "one")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    first = await browser.evaluate("sessionStorage.getItem('oxydra.session')")
+    await browser.click("#rename")
+    await browser.wait_for("document.activeElement?.id === 'rename-input'")
+    await browser.type_text("#rename-input", "Pelican notes")
+    await browser.press("Enter")
+    await browser.wait_for(f"{TITLE} === 'Pelican notes'")
+    listed = "[...document.querySelectorAll('#sessions li')].map(li => li.textContent)"
+    await browser.wait_for(f"{listed}.some(t => t.startsWith('Pelican notes'))")
+
+    await browser.click("#new-session")
+    await browser.wait_for(f"sessionStorage.getItem('oxydra.session') !== {json.dumps(first)}")
+    await say(browser, "two")
+    await browser.wait_for(f"{LAST_STATE} === 'completed'")
+    second = await browser.evaluate("sessionStorage.getItem('oxydra.session')")
+    await browser.click("#archive")  # the open session: the page moves to the other one
+    await browser.wait_for(f"sessionStorage.getItem('oxydra.session') === {json.dumps(first)}")
+    await browser.wait_for(f"({LAST_ANSWER}).includes('first answer')")
+    await browser.wait_for("document.querySelectorAll('#sessions li').length === 1")
+    await browser.wait_for(f"{TITLE} === 'Pelican notes'")
+
+    await browser.click("#archived-toggle")
+    await browser.wait_for("document.querySelectorAll('#sessions li.archived').length === 1")
+    await shot(browser, "archived")
+    await browser.click("#sessions li.archived .restore")
+    await browser.wait_for(
+        "document.querySelectorAll('#sessions li').length === 2"
+        " && document.querySelectorAll('#sessions li.archived').length === 0"
+    )
+    await browser.evaluate(
+        "[...document.querySelectorAll('#sessions li button')]"
+        ".find(b => !b.textContent.startsWith('Pelican')).click()"
+    )
+    await browser.wait_for(f"sessionStorage.getItem('oxydra.session') === {json.dumps(second)}")
+    await browser.wait_for(f"({LAST_ANSWER}).includes('second answer')")

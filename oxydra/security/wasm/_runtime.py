@@ -2,9 +2,9 @@
 
 Theory of operation:
 1. One `Engine` per process (epoch interruption on, 1 MiB wasm stack). A module is compiled
-   once per process and reused from memory; compiling the 46 KB guest takes tens of
-   milliseconds, so no compiled native code is cached on disk where a neighbour could
-   swap it (see docs/wasm.md).
+   once per process and reused from memory; the compiled code is also kept in the user's
+   private cache directory, and a later process loads it instead of compiling (~50 ms)
+   only once its HMAC verifies (`_cache`, docs/wasm.md).
 2. Each call gets a fresh `Store` and instance: a memory cap (`set_limits`), an epoch
    deadline (a ticker thread bumps the epoch every `TICK_SECS` while calls run), and a
    `WasiConfig` whose only preopens are the profile's, read-only unless writable.
@@ -19,7 +19,6 @@ Theory of operation:
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import importlib.util
 import threading
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from oxydra._resources import files
 from oxydra.core.errors import MissingExtraError, PolicyError, ToolError, ToolTimeoutError
 from oxydra.security.wasm._protocol import GuestReply, Op, decode_reply, encode_request
 
@@ -34,10 +34,15 @@ if TYPE_CHECKING:
     import wasmtime
 
 TICK_SECS = 0.02
+MAX_WASM_STACK = 1 << 20
 GUEST_PACKAGE = "oxydra.security.wasm"
 GUEST_FILE = "guest.wasm"
 _RESERVATION = 64 << 20  # WasmLimits' default memory; a larger one moves when it grows
 _GUARD = 64 << 10
+ENGINE_SETTINGS = (  # what the compiled code depends on: part of the disk cache's key
+    f"epoch_interruption=1 max_wasm_stack={MAX_WASM_STACK} "
+    f"memory_reservation={_RESERVATION} guard={_GUARD} growth={_GUARD}"
+)
 Edit = Callable[[bytes], bytes]
 
 
@@ -70,14 +75,14 @@ def wasm_unavailable_reason() -> str | None:
     """Why the WASM sandbox cannot run here (missing extra or guest), or None if it can."""
     if importlib.util.find_spec("wasmtime") is None:
         return str(MissingExtraError("WASM tool isolation", "wasm", "wasmtime"))
-    if not importlib.resources.files(GUEST_PACKAGE).joinpath(GUEST_FILE).is_file():
+    if not files(GUEST_PACKAGE).joinpath(GUEST_FILE).is_file():
         return f"the guest module {GUEST_FILE} is missing from {GUEST_PACKAGE} (run `make wasm`)"
     return None
 
 
 def guest_module_bytes() -> bytes:
     """The shipped guest (`guest.wasm`, package data, readable from inside the zipapp)."""
-    return importlib.resources.files(GUEST_PACKAGE).joinpath(GUEST_FILE).read_bytes()
+    return files(GUEST_PACKAGE).joinpath(GUEST_FILE).read_bytes()
 
 
 class _CallState:
@@ -130,7 +135,7 @@ class _Runtime:
 
         config = wasmtime.Config()
         config.epoch_interruption = True
-        config.max_wasm_stack = 1 << 20
+        config.max_wasm_stack = MAX_WASM_STACK
         # wasmtime's default reserves 4 GiB of address space plus a 32 MiB guard per linear
         # memory; under the process tier's RLIMIT_AS (`[resources] max_memory_mib`) that fails
         # with ENOMEM. Reserve what a guest may use and check bounds explicitly instead.
@@ -145,13 +150,29 @@ class _Runtime:
         self.linker = self._linker()
 
     def module(self, data: bytes) -> wasmtime.Module:
-        import wasmtime
 
         key = hashlib.sha256(data).hexdigest()
         with self.lock:
             if key not in self.modules:
-                self.modules[key] = wasmtime.Module(self.engine, data)
+                self.modules[key] = self._load_or_compile(data)
             return self.modules[key]
+
+    def _load_or_compile(self, data: bytes) -> wasmtime.Module:
+        """The compiled module from the verified disk cache, else compiled and kept there."""
+        import wasmtime
+
+        from oxydra.security.wasm import _cache
+
+        name = _cache.entry_name(_wasmtime_build(), ENGINE_SETTINGS, data)
+        compiled = _cache.load(name)
+        if compiled is not None:
+            try:
+                return wasmtime.Module.deserialize(self.engine, compiled)
+            except wasmtime.WasmtimeError:  # verified but from an engine that differs
+                pass
+        module = wasmtime.Module(self.engine, data)
+        _cache.store(name, bytes(module.serialize()))
+        return module
 
     def _linker(self) -> wasmtime.Linker:
         import wasmtime
@@ -326,3 +347,19 @@ def _translate_trap(exc: wasmtime.Trap, limits: WasmLimits) -> ToolError:
     if exc.trap_code == wasmtime.TrapCode.STACK_OVERFLOW:
         return ToolError("the sandboxed tool overflowed its stack")
     return ToolError(f"the sandboxed tool crashed: {exc.message.splitlines()[0]}")
+
+
+def _wasmtime_build() -> str:
+    """Which wasmtime this is, for the cache's key: its native library's path, size and
+    mtime (the package has no version attribute, and reading its metadata costs more)."""
+    import os
+
+    import wasmtime
+
+    folder = os.path.dirname(wasmtime.__file__)
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            if name.startswith("_libwasmtime"):
+                info = os.stat(os.path.join(dirpath, name))
+                return f"{dirpath}/{name}:{info.st_size}:{info.st_mtime_ns}"
+    return folder

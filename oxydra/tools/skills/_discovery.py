@@ -17,6 +17,10 @@ Theory of operation:
    Oxydra from there) is skipped: the agent could write its skills.
 6. Only usable skills take part in precedence: an unapproved managed copy does not hide an
    operator's skill of the same name.
+7. The built-in skills are also kept parsed in `builtin.json` beside them, so a start needs
+   neither PyYAML nor a parse: each entry is used only when its folder still hashes to the
+   recorded sha256, else the folder is read as any other (`write_builtin_cache` renews the
+   file; a test checks it is current).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Literal
 
 import msgspec
 
+from oxydra._resources import files
 from oxydra.config.persona import operator_only
 from oxydra.core.log import get_logger
 from oxydra.tools.skills._manifest import (
@@ -123,7 +128,45 @@ def skill_sources(
 
 def builtin_root() -> Traversable:
     """The built-in skills shipped as package data (readable from inside the zipapp)."""
-    return resources.files("oxydra.tools.skills").joinpath("builtin")
+    return files("oxydra.tools.skills").joinpath("builtin")
+
+
+BUILTIN_CACHE = "builtin.json"
+_skills_json = msgspec.json.Decoder(list[Skill])
+
+
+def builtin_skills() -> list[Skill]:
+    """The built-in skills, from `builtin.json` where it matches the files (rule 7)."""
+    package = files("oxydra.tools.skills")
+    try:
+        cached = {
+            s.location: s for s in _skills_json.decode(package.joinpath(BUILTIN_CACHE).read_bytes())
+        }
+    except (OSError, msgspec.DecodeError):
+        cached = {}
+    root = package.joinpath("builtin")
+    entries = _entries(root)
+    found = []
+    for entry in entries:
+        hit = cached.get(f"builtin:{entry.name}")
+        if hit is not None and entry.is_dir():
+            try:
+                current = _hash(entry, _files(entry))
+            except (SkillError, OSError):
+                current = None
+            if current == hit.sha256:
+                found.append(hit)
+                continue
+        found += _scan_entries([entry], "builtin", {}, managed=False)
+    return found
+
+
+def write_builtin_cache() -> Path:
+    """Renew `builtin.json` from the built-in folders (run after changing one)."""
+    skills = _scan(builtin_root(), "builtin", {}, managed=False)
+    path = Path(str(resources.files("oxydra.tools.skills").joinpath(BUILTIN_CACHE)))
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(skills)) + b"\n")
+    return path
 
 
 def discover(sources: list[Source], *, workspace: Path | None = None) -> list[Skill]:
@@ -142,7 +185,7 @@ def discover(sources: list[Source], *, workspace: Path | None = None) -> list[Sk
 @functools.cache
 def _builtin_skills() -> tuple[Skill, ...]:
     """The shipped skills, read once per process: package data does not change under us."""
-    return tuple(_scan(builtin_root(), "builtin", {}, managed=False))
+    return tuple(builtin_skills())
 
 
 def in_force(skills: list[Skill]) -> dict[str, Skill]:
@@ -203,14 +246,27 @@ def load_skill(entry: Traversable, source: str) -> Skill:
     )
 
 
-def _scan(root: Traversable, label: str, pins: dict[str, str], *, managed: bool) -> list[Skill]:
+def _entries(root: Traversable) -> list[Traversable]:
+    """The skill folders and bare files of a source (rule 2), by name."""
     found = []
     for entry in sorted(root.iterdir(), key=lambda e: e.name) if root.is_dir() else []:
         if entry.name.startswith("."):
             continue
         is_folder = entry.is_dir() and entry.joinpath("SKILL.md").is_file()
-        if not is_folder and not (entry.is_file() and entry.name.lower().endswith(".md")):
-            continue
+        if is_folder or (entry.is_file() and entry.name.lower().endswith(".md")):
+            found.append(entry)
+    return found
+
+
+def _scan(root: Traversable, label: str, pins: dict[str, str], *, managed: bool) -> list[Skill]:
+    return _scan_entries(_entries(root), label, pins, managed=managed)
+
+
+def _scan_entries(
+    entries: list[Traversable], label: str, pins: dict[str, str], *, managed: bool
+) -> list[Skill]:
+    found = []
+    for entry in entries:
         try:
             skill = load_skill(entry, label)
         except (SkillError, OSError, UnicodeError) as exc:

@@ -11,6 +11,7 @@ import { renderMarkdown } from "./md.js";
 const $ = (id) => document.getElementById(id);
 const state = {
   user: null, csrf: null, ws: null, sessionId: null, epoch: null, lastSeq: 0,
+  listed: [], showArchived: false,
   turns: new Map(), active: null, retry: 0, closing: false,
 };
 const store = {
@@ -142,6 +143,7 @@ function onFrame(frame) {
     case "turn_cancelled": return finish(p.turn);
     case "error": return failure(p);
     case "session_list": return sessions(p.sessions);
+    case "session_updated": return updated(p);
     case "scheduled_notification": return notice(`${p.schedule_name || "schedule"}: ${p.message}`);
     default: return undefined;
   }
@@ -156,9 +158,17 @@ function bound(p) {
   state.retry = 0;
   store.session = sid;
   setConn("open");
-  $("session-title").textContent = p.display_name || "Session " + shortId(sid);
+  title(sid, p.display_name);
   setActive(p.active_turn && p.active_turn.state === "running" ? p.active_turn.turn_id : null);
-  send("list_sessions", { request_id: rid() });
+  listSessions();
+}
+
+function title(sessionId, name) {
+  $("session-title").textContent = name || "Session " + shortId(sessionId);
+}
+
+function listSessions() {
+  send("list_sessions", { request_id: rid(), include_archived: state.showArchived });
 }
 
 function shortId(id) {
@@ -403,6 +413,9 @@ function notice(text) {
 }
 
 function sessions(list) {
+  state.listed = list;
+  const open = list.find((o) => o.session_id === state.sessionId);
+  if (open) title(open.session_id, open.display_name);
   const ul = $("sessions");
   ul.replaceChildren();
   for (const s of list) {
@@ -416,8 +429,56 @@ function sessions(list) {
     b.setAttribute("aria-current", String(s.session_id === state.sessionId));
     b.onclick = () => switchTo(s.session_id);
     li.append(b);
+    if (s.archived) {
+      li.className = "archived";
+      const restore = document.createElement("button");
+      restore.type = "button";
+      restore.className = "link restore";
+      restore.textContent = "Restore";
+      restore.setAttribute("aria-label", "Restore " + (s.display_name || shortId(s.session_id)));
+      restore.onclick = () => send("unarchive_session", { request_id: rid(), session_id: s.session_id });
+      li.append(restore);
+    }
     ul.append(li);
   }
+}
+
+// This page renamed, archived or restored a session: the list follows; archiving the open
+// session moves to the newest other one, or to a new one.
+function updated(p) {
+  const s = p.session;
+  if (s.session_id === state.sessionId) {
+    if (p.action === "renamed") title(s.session_id, s.display_name);
+    if (p.action === "archived") {
+      const next = state.listed.find((o) => o.session_id !== s.session_id && !o.archived);
+      if (next) switchTo(next.session_id);
+      else if (!send("create_session", { request_id: rid() })) connect(null, 0, true);
+      return;
+    }
+  }
+  listSessions();
+}
+
+function startRename() {
+  const form = $("rename-form");
+  const input = $("rename-input");
+  const current = state.listed.find((o) => o.session_id === state.sessionId);
+  input.value = (current && current.display_name) || "";
+  $("session-title").hidden = true;
+  form.hidden = false;
+  input.focus();
+}
+
+function endRename(save) {
+  const form = $("rename-form");
+  if (form.hidden) return;
+  if (save && state.sessionId) {
+    send("rename_session", {
+      request_id: rid(), session_id: state.sessionId, display_name: $("rename-input").value.trim(),
+    });
+  }
+  form.hidden = true;
+  $("session-title").hidden = false;
 }
 
 function switchTo(sessionId) {
@@ -464,6 +525,20 @@ $("prompt").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
 });
 document.addEventListener("keydown", (event) => { if (event.key === "Escape") cancel(); });
+$("rename").addEventListener("click", startRename);
+$("rename-form").addEventListener("submit", (event) => { event.preventDefault(); endRename(true); });
+$("rename-input").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") { event.stopPropagation(); endRename(false); }
+});
+$("archive").addEventListener("click", () => {
+  if (state.sessionId) send("archive_session", { request_id: rid(), session_id: state.sessionId });
+});
+$("archived-toggle").addEventListener("click", () => {
+  state.showArchived = !state.showArchived;
+  $("archived-toggle").setAttribute("aria-pressed", String(state.showArchived));
+  $("archived-toggle").textContent = state.showArchived ? "Hide archived" : "Show archived";
+  listSessions();
+});
 $("new-session").addEventListener("click", () => {
   if (!send("create_session", { request_id: rid() })) connect(null, 0, true);
 });
