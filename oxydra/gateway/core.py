@@ -56,6 +56,7 @@ from oxydra.wire.gateway import (
 _log = get_logger(__name__)
 TOUCH_EVERY_SECS = 30.0
 REMEMBERED_HELLOS = 10_000
+CATCH_UP_SECS = 5.0  # how long a client that moved hosts waits for frames it already saw
 __all__ = [
     "GatewayCore",
     "NotificationOutbox",
@@ -444,6 +445,27 @@ class GatewayCore:
         return channel
 
     # ---- subscriptions -------------------------------------------------------------
+
+    async def caught_up(
+        self, channel: SessionChannel, last_seq: int | None, epoch: str | None = None
+    ) -> None:
+        """With hosts sharing frames, wait until this host has mirrored what the client saw.
+
+        A client that moves here mid-turn may have seen frames the other host has not stored
+        yet (its writer batches them): subscribing at once would count the client's
+        `last_seq` as beyond this epoch and replay the whole turn. The wait is bounded; a
+        host that died before storing them leaves the old answer (replay from the start).
+        """
+        if self.relay is None or last_seq is None or channel.seq >= last_seq:
+            return
+        if epoch is not None and epoch != channel.epoch:
+            return
+        deadline = time.monotonic() + CATCH_UP_SECS
+        while True:
+            await self.relay.catch_up(channel)
+            if channel.seq >= last_seq or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.02)
 
     def subscribe(
         self, channel: SessionChannel, last_seq: int | None, epoch: str | None = None

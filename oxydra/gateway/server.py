@@ -290,6 +290,7 @@ class _Connection:
     ) -> None:
         """Follow `channel`: acknowledge, replay what the client missed, then stream live."""
         self.detach()
+        await self.core.caught_up(channel, last_seq, epoch)
         self.channel = channel
         subscriber, replay, gap = self.core.subscribe(channel, last_seq, epoch)
         self.subscriber = subscriber
