@@ -71,3 +71,22 @@ def pg_url(postgres_server: Any, request: pytest.FixtureRequest) -> str:
 
     stem = _re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
     return str(postgres_server.create_database(f"t_{stem}_{uuid.uuid4().hex[:8]}"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A whole-suite run over xdist starts building the archive at once, in the controller
+    (which otherwise idles), so the archive tests find it built or nearly so instead of every
+    worker that reaches one first waiting out the whole build (about 40 s of CPU with the
+    LZMA-compressed natives). It is the same once-per-run build (`tests/support_once.py`)."""
+    import os
+    import threading
+
+    config = session.config
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", 0):
+        return
+    if config.args_source is not pytest.Config.ArgsSource.TESTPATHS:
+        return  # a chosen subset may not need the archive at all
+    from tests.support_once import built_archive
+
+    factory = config._tmp_path_factory  # the run dir the workers' temp dirs live in
+    threading.Thread(target=built_archive, args=(factory,), daemon=True).start()
