@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.bench_turns import _ask_cmd, _start_fake
+from bench.bench_turns import TEXT_STEP, TOOL_STEP, _ask_cmd, _start_fake
 
 RUNS = int(os.environ.get("OXY_BENCH_RUNS", "11"))
 
@@ -106,13 +106,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         home.mkdir()
         env = {"HOME": str(home)}
-        text = [{"kind": "reply", "text": "Hello! " * 30}]
-        call = {
-            "kind": "reply",
-            "tool_calls": [
-                {"name": "file_write", "arguments": {"path": "/shared/a.txt", "content": "x"}}
-            ],
-        }
+        text, call = [TEXT_STEP], TOOL_STEP
         # the text turns first, then the tool turns (each two calls), then the extra views
         script = text * (RUNS + 2) + [call, *text] * RUNS + text * 4
         record = Path(tmp) / "requests.jsonl"

@@ -19,6 +19,12 @@ from typing import Any
 from bench._timing import run_median, run_stats
 
 RUNS = 15
+# The fake LLM's steps of a text turn and of a tool turn's first call (bench_phases too).
+TEXT_STEP: dict[str, object] = {"kind": "reply", "text": "Hello! " * 30}
+TOOL_STEP: dict[str, object] = {
+    "kind": "reply",
+    "tool_calls": [{"name": "file_write", "arguments": {"path": "/shared/a.txt", "content": "x"}}],
+}
 BARE = """
 import httpx, sys
 body = {"model": "gpt-4o-mini", "stream": True,
@@ -90,13 +96,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         home.mkdir()
         env = {"HOME": str(home)}
-        text = [{"kind": "reply", "text": "Hello! " * 30}]
-        call = {
-            "kind": "reply",
-            "tool_calls": [
-                {"name": "file_write", "arguments": {"path": "/shared/a.txt", "content": "x"}}
-            ],
-        }
+        text, call = [TEXT_STEP], TOOL_STEP
         # one round: bare, text turn, tool turn, tool turn in the jail, bare (interleaved, so
         # a change of the machine's load hits every figure alike)
         script = text * 2 + (text * 2 + [call, *text] * 2 + text) * RUNS

@@ -7,31 +7,16 @@ failed to store and the poll loop died.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from oxydra.channels import CHANNEL_SCHEMA
 from oxydra.channels._store import ChannelStore, OutPiece
-from oxydra.gateway import SESSION_SCHEMA
-from oxydra.memory import HashedEmbedder, Memory
+from oxydra.memory import Memory
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def memory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Memory]:
-    if request.param == "sqlite":
-        target: Any = tmp_path / "m.db"
-    else:
-        from oxydra.memory._pg import PgDatabase
-
-        target = PgDatabase(request.getfixturevalue("pg_url"))
-    opened = await Memory.open(
-        target, embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA, CHANNEL_SCHEMA]
-    )
-    yield opened
-    await opened.close()
+@pytest.fixture
+def memory(either_store: Memory) -> Memory:
+    """The store under test, SQLite then PostgreSQL."""
+    return either_store
 
 
 async def test_ingress_moves_the_offset_forward_only_and_stores_once(memory: Memory) -> None:

@@ -14,28 +14,17 @@ from typing import Any
 
 import pytest
 
-from oxydra.channels import CHANNEL_SCHEMA
-from oxydra.gateway import SESSION_SCHEMA, TurnLeases
-from oxydra.memory import HashedEmbedder, Memory
+from oxydra.gateway import TurnLeases
+from oxydra.memory import Memory
 from oxydra.testing.fake_telegram import FakeTelegram
 from oxydra.testing.mock_provider import reply
 from tests.channels.support import ALICE, TOKEN, rig
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Memory]:
+@pytest.fixture
+def store(either_store: Memory) -> Memory:
     """The store both hosts share."""
-    if request.param == "sqlite":
-        target: Any = tmp_path / "shared.db"
-    else:
-        from oxydra.memory._pg import PgDatabase
-
-        target = PgDatabase(request.getfixturevalue("pg_url"))
-    memory = await Memory.open(
-        target, embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA, CHANNEL_SCHEMA]
-    )
-    yield memory
-    await memory.close()
+    return either_store
 
 
 @pytest.fixture

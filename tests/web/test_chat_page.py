@@ -139,14 +139,20 @@ async def test_a_reload_mid_stream_loses_and_doubles_nothing(
     assert await browser.evaluate("document.querySelector('.msg.user').textContent") == "count"
 
 
-async def test_switching_sessions_shows_each_ones_conversation(
-    browser: Browser, page_url: str, llm: FakeLLM
-) -> None:
-    await signed_in(browser, page_url)
+async def one_answered_turn(browser: Browser, url: str, llm: FakeLLM) -> str:
+    """Sign in, get "first answer" to "one" (the model's next reply is "second answer");
+    the session's id."""
+    await signed_in(browser, url)
     llm.add([Reply(text="first answer"), Reply(text="second answer")])
     await say(browser, "one")
     await browser.wait_for(f"{LAST_STATE} === 'completed'")
-    first = await browser.evaluate("sessionStorage.getItem('oxydra.session')")
+    return str(await browser.evaluate("sessionStorage.getItem('oxydra.session')"))
+
+
+async def test_switching_sessions_shows_each_ones_conversation(
+    browser: Browser, page_url: str, llm: FakeLLM
+) -> None:
+    first = await one_answered_turn(browser, page_url, llm)
     await browser.click("#new-session")
     await browser.wait_for(f"sessionStorage.getItem('oxydra.session') !== {json.dumps(first)}")
     await browser.wait_for("document.querySelectorAll('.turn').length === 0")
@@ -269,11 +275,7 @@ async def test_a_dropped_connection_resumes_from_last_seq_without_loss_or_doubli
 async def test_a_session_is_renamed_archived_and_restored_from_the_page(
     browser: Browser, page_url: str, llm: FakeLLM
 ) -> None:
-    await signed_in(browser, page_url)
-    llm.add([Reply(text="first answer"), Reply(text="second answer")])
-    await say(browser, "one")
-    await browser.wait_for(f"{LAST_STATE} === 'completed'")
-    first = await browser.evaluate("sessionStorage.getItem('oxydra.session')")
+    first = await one_answered_turn(browser, page_url, llm)
     await browser.click("#rename")
     await browser.wait_for("document.activeElement?.id === 'rename-input'")
     await browser.type_text("#rename-input", "Pelican notes")
