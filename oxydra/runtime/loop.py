@@ -78,6 +78,7 @@ from oxydra.security.taint import context_label, for_model
 from oxydra.tools import ToolExecutionContext
 
 _log = get_logger(__name__)
+NEEDS_A_CHAT = frozenset({"send_media"})  # offered only to a turn whose channel shows files
 _json = msgspec.json.Encoder()
 
 Retriever = Callable[[str, str, str], Awaitable[Message | None]]
@@ -342,7 +343,7 @@ class AgentRuntime:
             await sink(self._progress(ProviderCall(), "Calling provider", state))
             with phases.phase("prompt"):
                 context, prompt_tokens = await self._context(
-                    conversation, sink, calls, tool_ctx.allowed_tools
+                    conversation, sink, calls, tool_ctx.allowed_tools, bool(tool_ctx.media_types)
                 )
             taint = context_label(context.messages)
             if taint is not None:
@@ -420,8 +421,13 @@ class AgentRuntime:
         sink: EventSink,
         calls: TurnCalls,
         allowed: frozenset[str] | None = None,
+        shows_files: bool = True,
     ) -> tuple[Context, int]:
-        """The call's context and an upper bound of its prompt tokens."""
+        """The call's context and an upper bound of its prompt tokens.
+
+        `shows_files` false (the terminal, `ask`, a scheduled run): `send_media` is not
+        offered, as it could only fail there (and its schema is 0.6 KB of every request).
+        """
         state = calls.state
         caps = self.provider.capabilities()
         budget = self.config.context_budget
@@ -432,6 +438,8 @@ class AgentRuntime:
         tools = self.tools.schemas() if caps.tools else []
         if allowed is not None:  # the person may use only these (ToolExecutionContext)
             tools = [t for t in tools if t.name in allowed]
+        if not shows_files:
+            tools = [t for t in tools if t.name not in NEEDS_A_CHAT]
         # Untrusted text is wrapped before the window is planned, so its markers are counted.
         fixed = for_model(await self._fixed_messages(conversation, state), self._taint_key)
         history = for_model(conversation.live_history(), self._taint_key)
