@@ -9,17 +9,14 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from oxydra.config.schema import GatewayConfig, RuntimeConfig
+from oxydra.config.schema import GatewayConfig
 from oxydra.gateway import SESSION_SCHEMA
 from oxydra.gateway._hub import SessionChannel, Subscriber
 from oxydra.gateway._store import MemorySessionRecords
 from oxydra.gateway.core import GatewayCore
 from oxydra.gateway.server import GatewayServer
 from oxydra.memory import HashedEmbedder, Memory
-from oxydra.runtime.loop import AgentRuntime
-from oxydra.runtime.tokens import EstimateCounter
 from oxydra.scheduler import SCHEDULE_SCHEMA, ScheduleStore
-from oxydra.testing.mock_provider import MockProvider
 from oxydra.wire.gateway import (
     PROTOCOL_VERSION,
     Hello,
@@ -28,7 +25,7 @@ from oxydra.wire.gateway import (
     decode_server_frame,
     encode_frame,
 )
-from tests.runtime.support import FunctionTools
+from tests.runtime.support import scripted_runtime
 
 SCHEMAS = [SESSION_SCHEMA, SCHEDULE_SCHEMA]
 
@@ -47,15 +44,7 @@ def outbox(memory: Memory) -> ScheduleStore:
 
 @pytest.fixture
 def core(memory: Memory, outbox: ScheduleStore) -> GatewayCore:
-    runtime = AgentRuntime(
-        provider=MockProvider([]),
-        tools=FunctionTools(),
-        config=RuntimeConfig(),
-        provider_id="mock",
-        model="m",
-        system_prompt="",
-        counter=EstimateCounter(),
-    )
+    runtime = scripted_runtime()
     gateway = GatewayCore(runtime, MemorySessionRecords(memory), GatewayConfig())
     gateway.attach_outbox(outbox)
     return gateway

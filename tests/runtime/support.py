@@ -78,3 +78,23 @@ class Sink:
 
     def progress(self) -> list[str]:
         return [i.message for i in self.items if type(i).__name__ == "Progress"]  # type: ignore[attr-defined]
+
+
+def scripted_runtime(provider: Any = None, **overrides: Any) -> Any:
+    """An `AgentRuntime` on a scripted provider (none: one that must not be called) and no
+    tools, for tests about what sits around a turn (gateway, relay, outbox)."""
+    from oxydra.config.schema import RuntimeConfig
+    from oxydra.runtime.loop import AgentRuntime
+    from oxydra.runtime.tokens import EstimateCounter
+    from oxydra.testing.mock_provider import MockProvider
+
+    settings: dict[str, Any] = {
+        "provider": provider if provider is not None else MockProvider([]),
+        "tools": FunctionTools(),
+        "config": RuntimeConfig(),
+        "provider_id": "mock",
+        "model": "m",
+        "system_prompt": "",
+        "counter": EstimateCounter(),
+    }
+    return AgentRuntime(**{**settings, **overrides})

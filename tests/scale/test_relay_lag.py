@@ -13,29 +13,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from oxydra.config.schema import GatewayConfig, RuntimeConfig
+from oxydra.config.schema import GatewayConfig
 from oxydra.gateway import SESSION_SCHEMA, FrameRelay, GatewayCore, MemorySessionRecords
 from oxydra.gateway._table import SessionRecord
 from oxydra.memory import HashedEmbedder, Memory
 from oxydra.memory._pg import PgDatabase
-from oxydra.runtime.loop import AgentRuntime
-from oxydra.testing.mock_provider import MockProvider
 from oxydra.wire import gateway as g
-from tests.runtime.support import FunctionTools
+from tests.runtime.support import scripted_runtime
 
 
 async def _core(pg_url: str) -> tuple[GatewayCore, FrameRelay, Memory]:
     memory = await Memory.open(
         PgDatabase(pg_url), embedder=HashedEmbedder(), schemas=[SESSION_SCHEMA]
     )
-    runtime = AgentRuntime(
-        provider=MockProvider([]),
-        tools=FunctionTools(),
-        config=RuntimeConfig(),
-        provider_id="mock",
-        model="m",
-        system_prompt="t",
-    )
+    runtime = scripted_runtime()
     relay = FrameRelay(memory)
     core = GatewayCore(
         runtime, MemorySessionRecords(memory), GatewayConfig(), relay=relay, data=memory
