@@ -636,7 +636,9 @@ class GatewayCore:
         except Exception as exc:
             _log.exception("turn lease failed")
             if not driven:
-                _publish_failed(channel, request_id, request.turn_id, exc)
+                _publish_failed(
+                    channel, request_id, request.turn_id, f"internal error: {exc}", "internal"
+                )
         finally:
             channel.active_turn = channel.active_request_id = None
             channel.task = None
@@ -667,7 +669,9 @@ class GatewayCore:
             _publish_cancelled(channel, request_id, request.turn_id)
         except Exception as exc:
             _log.exception("turn failed")
-            _publish_failed(channel, request_id, request.turn_id, exc)
+            _publish_failed(
+                channel, request_id, request.turn_id, f"internal error: {exc}", "internal"
+            )
 
     def _usage(
         self, channel: SessionChannel, request_id: str, turn_id: str, outcome: TurnOutcome
@@ -696,16 +700,8 @@ class GatewayCore:
         elif outcome.reason == "cancelled":
             _publish_cancelled(channel, request_id, turn_id)
         else:
-            failed = TurnStatus(turn_id=turn_id, state="failed")
-            channel.publish(
-                ErrorFrame(
-                    message=f"turn stopped ({outcome.reason}): {outcome.detail}",
-                    request_id=request_id,
-                    session=channel.ref,
-                    turn=failed,
-                    code=outcome.reason,
-                )
-            )
+            message = f"turn stopped ({outcome.reason}): {outcome.detail}"
+            _publish_failed(channel, request_id, turn_id, message, outcome.reason)
 
     def _count_turn(self, session_id: str, outcome: TurnOutcome) -> None:
         turns, cost = self._unflushed.get(session_id, (0, None))
@@ -787,15 +783,13 @@ def _publish_cancelled(channel: SessionChannel, request_id: str, turn_id: str) -
     channel.publish(TurnCancelled(request_id=request_id, session=channel.ref, turn=done))
 
 
-def _publish_failed(channel: SessionChannel, request_id: str, turn_id: str, exc: Exception) -> None:
+def _publish_failed(
+    channel: SessionChannel, request_id: str, turn_id: str, message: str, code: str
+) -> None:
     failed = TurnStatus(turn_id=turn_id, state="failed")
     channel.publish(
         ErrorFrame(
-            message=f"internal error: {exc}",
-            request_id=request_id,
-            session=channel.ref,
-            turn=failed,
-            code="internal",
+            message=message, request_id=request_id, session=channel.ref, turn=failed, code=code
         )
     )
 

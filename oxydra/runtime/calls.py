@@ -185,12 +185,12 @@ class TurnCalls:
         watch: _IdleWatch | None = None
         try:
             async with asyncio.timeout(None) as deadline:
-                first = await anext(stream, None)  # bounded by the route (rule 6)
-                if first is not None:
-                    observed["ttft_s"] = round(time.perf_counter() - began, 6)
-                    watch = _IdleWatch(deadline, self.timeout_secs)
-                    phases.switch("stream")
-                item: StreamItem | None = first
+                item: StreamItem | None = await anext(stream, None)  # bounded by the route
+                if item is None:
+                    return assembler.response()
+                observed["ttft_s"] = round(time.perf_counter() - began, 6)
+                watch = _IdleWatch(deadline, self.timeout_secs)  # rule 6
+                phases.switch("stream")
                 while item is not None:
                     if isinstance(item, ConnectionLost):
                         raise ProviderError(f"the stream broke: {item.message}")
@@ -198,7 +198,6 @@ class TurnCalls:
                         on_tool_call(item.name)
                     assembler.feed(item)
                     await sink(item)
-                    assert watch is not None
                     watch.waiting = True
                     item = await anext(stream, None)
                     watch.waiting = False
