@@ -88,6 +88,7 @@ class _Printer:
             self.ended_with_newline = rest.endswith("\n")
         if not self.ended_with_newline:
             sys.stdout.write("\n")
+        sys.stdout.flush()  # the answer's end before the stderr lines, also into one pipe
         if not outcome.ok:
             detail = terminal_safe(outcome.detail)
             print(f"oxydra ask: turn stopped ({outcome.reason}): {detail}", file=sys.stderr)

@@ -267,3 +267,21 @@ async def test_model_text_reaches_the_terminal_without_escape_sequences(tmp_path
         code, out, err = await run(ask_cmd(llm.base_url, "hi"), tmp_path)
     assert code == 0, err
     assert out == "Hi there\nok1m\n"
+
+
+async def test_both_streams_into_one_pipe_keep_the_answer_on_its_own_line(
+    tmp_path: Path,
+) -> None:
+    """`ask ... 2>&1 | tee log`: the answer's final newline comes before the session line."""
+    async with FakeLLM([Reply(text="no newline at the end")]) as llm:
+        proc = await asyncio.create_subprocess_exec(
+            *ask_cmd(llm.base_url, "hi"),
+            env={"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0, lines
+    assert lines[0] == "no newline at the end"
+    assert lines[1].startswith("session: ")
