@@ -207,6 +207,9 @@ async def _serve(
         relay=relay,
         data=services.memory,
     )
+    # Kept for the next hello whether or not the scheduler runs: background agents notify
+    # too, and a report that finds no client must not be lost.
+    core.attach_outbox(services.schedules or _outbox(services.memory))
     status = _startup_status(envelope)
     host, _, port = bind.rpartition(":")
     front = _web_front(config, {token: user}, host, _PageReads(services, workspace))
@@ -350,6 +353,13 @@ class _LazyFront:
 
     def own_origin(self, request: Any) -> bool:
         return bool(self.front.own_origin(request))
+
+
+def _outbox(memory: Any) -> Any:
+    """The kept-notifications table without the scheduler (`[scheduler] enabled = false`)."""
+    from oxydra.scheduler import ScheduleStore
+
+    return ScheduleStore(memory)
 
 
 def _reporter(core: Any, runtime: Any) -> Any:

@@ -25,7 +25,7 @@ if _typing.TYPE_CHECKING:
         parse_instant,
         validate,
     )
-    from oxydra.scheduler.executor import Notifier, Outbox, SchedulerExecutor, utc_now
+    from oxydra.scheduler.executor import Notifier, SchedulerExecutor, utc_now
     from oxydra.scheduler.tools import schedule_tools
     from oxydra.scheduler.types import (
         Cadence,
@@ -46,7 +46,6 @@ __all__ = [
     "Interval",
     "Notifier",
     "Once",
-    "Outbox",
     "OutputChunk",
     "RunResult",
     "SCHEDULE_SCHEMA",
@@ -74,7 +73,6 @@ __getattr__ = _lazy_getattr(
         "Interval": "oxydra.scheduler.types",
         "Notifier": "oxydra.scheduler.executor",
         "Once": "oxydra.scheduler.types",
-        "Outbox": "oxydra.scheduler.executor",
         "OutputChunk": "oxydra.scheduler.types",
         "RunResult": "oxydra.scheduler.types",
         "SCHEDULE_SCHEMA": "oxydra.scheduler._table",

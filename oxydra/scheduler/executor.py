@@ -76,18 +76,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Outbox(Protocol):
-    """Keeps notifications for clients that connect later (the `ScheduleStore`)."""
-
-    async def put(self, user_id: str, frame: ScheduledNotification) -> None:
-        """Keep one notification."""
-        ...
-
-    async def take(self, user_id: str) -> list[ScheduledNotification]:
-        """Remove and return the user's kept notifications."""
-        ...
-
-
 class Notifier(Protocol):
     """Delivers notifications to connected clients (the gateway's `GatewayCore`)."""
 
@@ -95,10 +83,6 @@ class Notifier(Protocol):
         self, user_id: str, frame: ScheduledNotification, session_id: str | None = None
     ) -> bool:
         """Send to the user's live clients, else keep it in the outbox."""
-        ...
-
-    def attach_outbox(self, outbox: Outbox) -> None:
-        """Where to keep notifications no client is connected for."""
         ...
 
 
@@ -153,7 +137,6 @@ class SchedulerExecutor:
         """Start polling in the background (`Services.start_background` calls this)."""
         if notifier is not None:
             self.notifier = notifier
-            notifier.attach_outbox(self.store)
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self.run_forever(), name="scheduler")
 

@@ -4,6 +4,8 @@ a kill -9 of the `vm`, and its report reaches the parent session and the person.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from oxydra.testing.fake_llm import Call, FakeLLM, Reply
@@ -25,6 +27,17 @@ def background_call() -> Reply:
 
 async def wait_for_model(llm: FakeLLM, model: str, count: int = 1) -> None:
     while sum(r.json().get("model") == model for r in llm.requests) < count:
+        await asyncio.sleep(0.05)
+
+
+async def job_done(workspace: Path) -> None:
+    """Until the store marks the one background job done (after its report was delivered)."""
+    db = workspace / ".oxydra" / "memory.db"
+    while True:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT status FROM subagent_jobs").fetchall()
+        if rows == [("done",)]:
+            return
         await asyncio.sleep(0.05)
 
 
@@ -52,8 +65,11 @@ async def test_a_background_child_outlives_a_kill_9_and_reports_to_its_parent(
 
         endpoint = await vm.start()
         try:
+            # Nobody is connected when the resumed child reports (the default config runs
+            # no scheduler): the notification is kept and handed over at the next hello.
+            await asyncio.wait_for(job_done(vm.workspace), 60)
             ws, _ = await client(endpoint, session_id=parent)
-            notes = await until(ws, lambda f: isinstance(f, g.ScheduledNotification), timeout=90)
+            notes = await until(ws, lambda f: isinstance(f, g.ScheduledNotification), timeout=30)
             assert notes[-1].message == "The number is 42."
             assert notes[-1].schedule_name == "agent helper"
             await send(ws, turn(parent, "what did it find?"))

@@ -61,9 +61,6 @@ class Notices:
         self.arrived.set()
         return True
 
-    def attach_outbox(self, outbox: object) -> None:
-        self.outbox = outbox
-
     @property
     def messages(self) -> list[str]:
         return [frame.message for _, frame, _ in self.sent]
@@ -539,6 +536,5 @@ class TestLoop:
         ex.start(notices)
         await notices.arrived.wait()
         await ex.aclose()
-        assert notices.outbox is store
         assert notices.messages == ["ran"]
         assert delays[:7] == [15, 15, 15, 15, 15, 15, 10]

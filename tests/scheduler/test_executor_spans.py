@@ -28,9 +28,6 @@ class Unreachable:
     ) -> bool:
         raise ChannelError("telegram: 502 Bad Gateway")
 
-    def attach_outbox(self, outbox: object) -> None:
-        self.outbox = outbox
-
 
 async def test_a_scheduled_run_is_a_ledger_row_and_a_failed_delivery_is_counted(
     store: ScheduleStore, clock: FakeClock, tmp_path: Path
