@@ -16,7 +16,14 @@ Every directory has its own entry: zipimport finds a namespace package (a direct
 `__init__.py`, as fastembed has) only through its directory entry. Compiled files name their
 source as `oxydra.pyz/site/...`, so a traceback never shows the build's temporary directory.
 
-Usage: python build_pyz.py [--with embed] [--output dist/oxydra.pyz] [--pip]
+LZMA is most of a build's time (about 90 s of CPU for the `--with embed` archive), so the
+compressed natives are made on every core at once, and kept in a content-addressed cache
+(`$XDG_CACHE_HOME/oxydra/build`, else `~/.cache/oxydra/build`): a file compressed before, by
+this or another build, is not compressed again. An entry names the digest of the bytes it
+holds and is checked against it when read, so a damaged entry is made again, never shipped.
+Entries no build used for 30 days are removed. `--no-cache` builds without it.
+
+Usage: python build_pyz.py [--with embed] [--output dist/oxydra.pyz] [--pip] [--no-cache]
 Every extra but `embed` is bundled by default.
 """
 
@@ -30,8 +37,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -40,6 +49,7 @@ NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 # Native files this large are LZMA-compressed (a third smaller than deflate); smaller ones,
 # the many metadata and .py files a first run unpacks, stay deflated: quicker to unpack.
 LZMA_FROM = 64 << 10
+CACHE_KEEP_SECS = 30 * 86400
 
 
 def install_into(target: Path, extras: list[str]) -> None:
@@ -293,7 +303,113 @@ def compile_legacy_pyc(path: Path, shown_as: str) -> None:
     )
 
 
-def write_archive(site: Path, output: Path) -> str:
+def default_cache() -> Path:
+    """Where compressed members are kept between builds (see the module doc)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "oxydra" / "build"
+
+
+def lzma_member(data: bytes) -> bytes:
+    """`data` as zipfile stores an LZMA member (its properties header, then the stream)."""
+    compressor = zipfile.LZMACompressor()
+    return compressor.compress(data) + compressor.flush()
+
+
+class MemberCache:
+    """Compressed members by the digest of their uncompressed bytes (module doc).
+
+    A file holds the digest of what follows it, then the compressed bytes; a read that does
+    not match (a damaged or foreign file) is a miss. Writes go through a temporary name, so
+    a build killed mid-write leaves no half entry under a real name.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, data: bytes) -> Path:
+        return self.directory / (hashlib.sha256(b"lzma1\0" + data).hexdigest() + ".member")
+
+    def get(self, data: bytes) -> bytes | None:
+        path = self._path(data)
+        try:
+            held = path.read_bytes()
+        except OSError:
+            return None
+        digest, packed = held[:32], held[32:]
+        if hashlib.sha256(packed).digest() != digest:
+            return None
+        os.utime(path)  # used: kept another CACHE_KEEP_SECS
+        return packed
+
+    def put(self, data: bytes, packed: bytes) -> None:
+        path = self._path(data)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{id(packed)}.tmp")
+        try:
+            tmp.write_bytes(hashlib.sha256(packed).digest() + packed)
+            os.replace(tmp, path)
+        except OSError:  # a full disk costs the next build time, not this build
+            tmp.unlink(missing_ok=True)
+
+    def prune(self, now: float) -> int:
+        """Remove entries unused for CACHE_KEEP_SECS; returns how many."""
+        removed = 0
+        for path in self.directory.glob("*.member"):
+            if now - path.stat().st_mtime > CACHE_KEEP_SECS:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def open_cache(directory: Path) -> MemberCache | None:
+    """The cache, or None (said once) when it cannot be made: the build goes on without."""
+    try:
+        return MemberCache(directory)
+    except OSError as exc:
+        print(f"build_pyz.py: no cache of compressed members ({exc}); compressing all")
+        return None
+
+
+def pack_all(files: list[Path], cache: MemberCache | None) -> dict[Path, bytes]:
+    """Each file LZMA-compressed as a zip member: from the cache, or made on every core."""
+
+    def pack(file: Path) -> bytes:
+        data = file.read_bytes()
+        packed = cache.get(data) if cache is not None else None
+        if packed is None:
+            packed = lzma_member(data)  # the compressor lets go of the GIL while it works
+            if cache is not None:
+                cache.put(data, packed)
+        return packed
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return dict(zip(files, pool.map(pack, files), strict=True))
+
+
+class _Packed:
+    """Stands in for zipfile's compressor when the member's bytes are compressed already:
+    zipfile still reads the original bytes for the CRC and size it records."""
+
+    def __init__(self, packed: bytes) -> None:
+        self.packed = packed
+
+    def compress(self, _data: bytes) -> bytes:
+        out, self.packed = self.packed, b""
+        return out
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def write_packed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes, packed: bytes) -> None:
+    """Write an LZMA member whose compressed form `packed` was made by `lzma_member`."""
+    info.compress_type = zipfile.ZIP_LZMA
+    with zf.open(info, "w") as dest:
+        dest._compressor = _Packed(packed)  # type: ignore[attr-defined]
+        dest.write(data)
+
+
+def write_archive(site: Path, output: Path, cache: MemberCache | None = None) -> str:
     """Zip `site` into the archive; return the build id (hash of the contents)."""
     digest = hashlib.sha256()
     entries: list[tuple[str, Path]] = []
@@ -329,15 +445,23 @@ def write_archive(site: Path, output: Path) -> str:
                 info = zipfile.ZipInfo(directory)
                 info.external_attr = (0o40755 << 16) | 0x10  # a directory, drwxr-xr-x
                 zf.writestr(info, b"")
+            big = [f for a, f in entries if a.startswith("native/") and _big(f)]
+            packed = pack_all(big, cache)
             for arcname, file in entries:
                 info = zipfile.ZipInfo.from_file(file, arcname)
-                native_big = arcname.startswith("native/") and file.stat().st_size >= LZMA_FROM
-                info.compress_type = zipfile.ZIP_LZMA if native_big else zipfile.ZIP_DEFLATED
-                with open(file, "rb") as src:
-                    zf.writestr(info, src.read())
+                data = file.read_bytes()
+                if file in packed:
+                    write_packed(zf, info, data, packed[file])
+                else:
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    zf.writestr(info, data)
     tmp.chmod(0o755)
     os.replace(tmp, output)
     return build_id
+
+
+def _big(file: Path) -> bool:
+    return file.stat().st_size >= LZMA_FROM
 
 
 def directory_entries(names: Iterable[str]) -> list[str]:
@@ -371,6 +495,11 @@ def main(argv: list[str] | None = None) -> int:
         help="install dependencies with pip (needs the index) instead of "
         "copying them from the running environment",
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compress every native file again (no cache of compressed members)",
+    )
     args = parser.parse_args(argv)
     extras = DEFAULT_EXTRAS + [e for e in args.extra if e not in DEFAULT_EXTRAS]
     if not args.pip:
@@ -384,7 +513,10 @@ def main(argv: list[str] | None = None) -> int:
             copy_from_environment(site, extras)
         prune_site(site)
         strip_native(site)
-        build_id = write_archive(site, Path(args.output))
+        cache = None if args.no_cache else open_cache(default_cache())
+        build_id = write_archive(site, Path(args.output), cache)
+        if cache is not None:
+            cache.prune(time.time())
     size = Path(args.output).stat().st_size
     print(f"built {args.output} ({size / 1e6:.1f} MB, build {build_id}, extras {extras})")
     return 0
