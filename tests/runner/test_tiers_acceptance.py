@@ -49,7 +49,12 @@ max_memory_mib = 384
 max_processes = 64
 """
 SECRET = "the-host-secret-value"
-BOMB = "for i in $(seq 300); do sleep 30 & done 2>&1 | tail -n 2; echo bomb-done"
+# The sleepers write nowhere, so the pipe ends with the loop's own fork errors; the group
+# waits for them (5 s), so the pids are free again for the memory hog that follows.
+BOMB = (
+    "{ for i in $(seq 300); do sleep 5 >/dev/null 2>&1 & done; wait; } 2>&1 | tail -n 2; "
+    "echo bomb-done"
+)
 HOG = "python3 -c 'b = bytearray(1024 * 1024 * 1024); print(len(b))'; echo hog-status=$?"
 
 
