@@ -5,7 +5,9 @@ of stream items (sent as they are, e.g. ending in `ConnectionLost`), or an excep
 raise. A call with no step left fails the test, and `assert_done` fails on unused steps, so
 a test states exactly the exchanges it expects. Every `Context` sent is recorded. Like a real
 API, a scripted answer never reports more completion tokens than the context's
-`max_output_tokens` allowed.
+`max_output_tokens` allowed. `hold_next()` keeps the next streamed answer open (after its
+first item, or `after` items) until the test lets it go, so "while a turn runs" needs no
+timing.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ class MockProvider:
         self.caps = caps or ProviderCaps(max_context_tokens=128_000, max_output_tokens=4096)
         self.contexts: list[Context] = []
         self.item_delay = item_delay
+        self._holds: list[tuple[int, asyncio.Event]] = []
+
+    def hold_next(self, after: int = 1) -> asyncio.Event:
+        """Hold the next streamed answer after `after` items until the event is set."""
+        event = asyncio.Event()
+        self._holds.append((after, event))
+        return event
 
     def capabilities(self) -> ProviderCaps:
         """The scripted capabilities."""
@@ -78,10 +87,13 @@ class MockProvider:
         if isinstance(step, BaseException):
             raise step
         items = response_items(step) if isinstance(step, Response) else step
-        for item in items:
+        after, hold = self._holds.pop(0) if self._holds else (0, None)
+        for n, item in enumerate(items, 1):
             if self.item_delay:
                 await asyncio.sleep(self.item_delay)
             yield item
+            if n == after and hold is not None:
+                await hold.wait()
 
     def assert_done(self) -> None:
         """Fail if scripted steps were never used."""

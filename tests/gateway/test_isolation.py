@@ -140,15 +140,17 @@ async def test_a_token_for_one_user_never_receives_another_users_frames(stack: S
         await recv(bob, timeout=0.3)
 
 
-@pytest.mark.gateway(steps=[[Text(text=str(i)) for i in range(300)]] * 2, delay=0.01, turns=1)
+@pytest.mark.gateway(steps=[[Text(text=str(i)) for i in range(3)]] * 2, turns=1)
 async def test_past_the_per_user_turn_limit_a_turn_waits_then_runs(stack: Stack) -> None:
     a, ack_a = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
     b, ack_b = await client(stack.endpoint, token=ALICE, user="alice", create_new_session=True)
+    first_answer = stack.provider.hold_next()
     await send(a, turn(ack_a.session.session_id, "one"))
     await until(a, lambda f: isinstance(f, g.TurnStarted))
     await send(b, turn(ack_b.session.session_id, "two"))
     queued = await recv(b)
     assert isinstance(queued, g.TurnQueued) and queued.position == 1
+    first_answer.set()
     frames = await until(b, terminal)
     assert isinstance(frames[0], g.TurnStarted) and isinstance(frames[-1], g.TurnCompleted)
     await until(a, terminal)
