@@ -5,22 +5,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from oxydra.testing.cdp import Browser
 from oxydra.web import Assets, WebFront
-from tests.web.support import browser
+from tests.web.support import need_chromium
 
-__all__ = ["browser"]
-
+# One browser and page for the module: each case only renders a string and reads it back,
+# and a browser start is about a second of CPU.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 Render = Callable[[str], Awaitable[str]]
 
 
-@pytest.fixture
-async def render(browser: Browser, tmp_path: Path) -> AsyncIterator[Render]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def render() -> AsyncIterator[Render]:
     """`render(markdown) -> innerHTML` through md.js, served by a real WebFront."""
     from websockets.asyncio.server import serve
 
@@ -29,9 +30,10 @@ async def render(browser: Browser, tmp_path: Path) -> AsyncIterator[Render]:
     async def handler(ws: object) -> None:
         return None  # only plain HTTP is asked of this server
 
-    async with serve(
-        handler, "127.0.0.1", 0, process_request=lambda c, r: front.respond(r, "")
-    ) as server:
+    async with (
+        await Browser.launch(need_chromium()) as browser,
+        serve(handler, "127.0.0.1", 0, process_request=lambda c, r: front.respond(r, "")) as server,
+    ):
         port = next(iter(server.sockets)).getsockname()[1]
         front.bind("127.0.0.1", port)
         await browser.goto(f"http://127.0.0.1:{port}/")
