@@ -31,17 +31,21 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import py_compile
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel", "postgres"]
@@ -288,19 +292,28 @@ def _is_elf(path: Path) -> bool:
         return fh.read(4) == b"\x7fELF"
 
 
-def compile_legacy_pyc(path: Path, shown_as: str) -> None:
+def compile_legacy_pyc(path: Path, shown_as: str, cache: MemberCache | None = None) -> None:
     """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash).
 
-    `shown_as` is the file name tracebacks print (the path inside the archive).
+    `shown_as` is the file name tracebacks print (the path inside the archive). The result
+    depends only on the source, that name and the interpreter, so it is cached by those.
     """
+    cfile = Path(str(path) + "c")
+    key = b"pyc\0" + importlib.util.MAGIC_NUMBER + shown_as.encode() + b"\0" + path.read_bytes()
+    held = cache.get("pyc", key) if cache is not None else None
+    if held is not None:
+        cfile.write_bytes(held)
+        return
     py_compile.compile(
         str(path),
-        cfile=str(path) + "c",
+        cfile=str(cfile),
         dfile=shown_as,
         doraise=False,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         quiet=2,
     )
+    if cache is not None and cfile.exists():
+        cache.put("pyc", key, cfile.read_bytes())
 
 
 def default_cache() -> Path:
@@ -309,29 +322,39 @@ def default_cache() -> Path:
     return Path(base) / "oxydra" / "build"
 
 
-def lzma_member(data: bytes) -> bytes:
-    """`data` as zipfile stores an LZMA member (its properties header, then the stream)."""
-    compressor = zipfile.LZMACompressor()
-    return compressor.compress(data) + compressor.flush()
+Method = int  # zipfile.ZIP_LZMA or zipfile.ZIP_DEFLATED
+
+
+def packed_member(data: bytes, method: Method) -> bytes:
+    """`data` as zipfile stores a member compressed with `method` (LZMA: its properties
+    header, then the stream; deflate: the raw stream at level 6)."""
+    compressor: Any = (
+        zipfile.LZMACompressor()
+        if method == zipfile.ZIP_LZMA
+        else zlib.compressobj(6, zlib.DEFLATED, -15)  # what zipfile makes at compresslevel=6
+    )
+    return bytes(compressor.compress(data) + compressor.flush())
 
 
 class MemberCache:
-    """Compressed members by the digest of their uncompressed bytes (module doc).
+    """Compressed members (and compiled files) by the digest of what they were made from
+    and how (module doc).
 
-    A file holds the digest of what follows it, then the compressed bytes; a read that does
-    not match (a damaged or foreign file) is a miss. Writes go through a temporary name, so
-    a build killed mid-write leaves no half entry under a real name.
+    A file holds the digest of what follows it, then the bytes; a read that does not match
+    (a damaged or foreign file) is a miss. Writes go through a temporary name, so a build
+    killed mid-write leaves no half entry under a real name.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    def _path(self, data: bytes) -> Path:
-        return self.directory / (hashlib.sha256(b"lzma1\0" + data).hexdigest() + ".member")
+    def _path(self, kind: str, data: bytes) -> Path:
+        name = hashlib.sha256(kind.encode() + b"\0" + data).hexdigest()
+        return self.directory / f"{name}.member"
 
-    def get(self, data: bytes) -> bytes | None:
-        path = self._path(data)
+    def get(self, kind: str, data: bytes) -> bytes | None:
+        path = self._path(kind, data)
         try:
             held = path.read_bytes()
         except OSError:
@@ -342,9 +365,9 @@ class MemberCache:
         os.utime(path)  # used: kept another CACHE_KEEP_SECS
         return packed
 
-    def put(self, data: bytes, packed: bytes) -> None:
-        path = self._path(data)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{id(packed)}.tmp")
+    def put(self, kind: str, data: bytes, packed: bytes) -> None:
+        path = self._path(kind, data)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_bytes(hashlib.sha256(packed).digest() + packed)
             os.replace(tmp, path)
@@ -370,20 +393,22 @@ def open_cache(directory: Path) -> MemberCache | None:
         return None
 
 
-def pack_all(files: list[Path], cache: MemberCache | None) -> dict[Path, bytes]:
-    """Each file LZMA-compressed as a zip member: from the cache, or made on every core."""
+def pack_all(files: list[tuple[Path, Method]], cache: MemberCache | None) -> dict[Path, bytes]:
+    """Each file as a compressed member: from the cache, or made on every core."""
 
-    def pack(file: Path) -> bytes:
+    def pack(job: tuple[Path, Method]) -> bytes:
+        file, method = job
         data = file.read_bytes()
-        packed = cache.get(data) if cache is not None else None
+        kind = f"member-{method}"
+        packed = cache.get(kind, data) if cache is not None else None
         if packed is None:
-            packed = lzma_member(data)  # the compressor lets go of the GIL while it works
+            packed = packed_member(data, method)  # compressors let go of the GIL
             if cache is not None:
-                cache.put(data, packed)
+                cache.put(kind, data, packed)
         return packed
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return dict(zip(files, pool.map(pack, files), strict=True))
+        return dict(zip((f for f, _ in files), pool.map(pack, files), strict=True))
 
 
 class _Packed:
@@ -401,9 +426,11 @@ class _Packed:
         return b""
 
 
-def write_packed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes, packed: bytes) -> None:
-    """Write an LZMA member whose compressed form `packed` was made by `lzma_member`."""
-    info.compress_type = zipfile.ZIP_LZMA
+def write_packed(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes, packed: bytes, method: Method
+) -> None:
+    """Write a member whose compressed form `packed` was made by `packed_member`."""
+    info.compress_type = method
     with zf.open(info, "w") as dest:
         dest._compressor = _Packed(packed)  # type: ignore[attr-defined]
         dest.write(data)
@@ -422,9 +449,11 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
             if "__pycache__" in file.parts:
                 continue
             if prefix == "site" and file.suffix == ".py":
-                compile_legacy_pyc(file, f"oxydra.pyz/site/{file.relative_to(site)}")
+                compile_legacy_pyc(file, f"oxydra.pyz/site/{file.relative_to(site)}", cache)
                 entries.append((f"site/{file.relative_to(site)}c", Path(str(file) + "c")))
             entries.append((f"{prefix}/{file.relative_to(site)}", file))
+    jobs = [(f, _method(a, f)) for a, f in entries]
+    packed = pack_all(jobs, cache)
     for arcname, file in entries:
         digest.update(arcname.encode())
         digest.update(file.read_bytes())
@@ -445,23 +474,18 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
                 info = zipfile.ZipInfo(directory)
                 info.external_attr = (0o40755 << 16) | 0x10  # a directory, drwxr-xr-x
                 zf.writestr(info, b"")
-            big = [f for a, f in entries if a.startswith("native/") and _big(f)]
-            packed = pack_all(big, cache)
-            for arcname, file in entries:
+            for (arcname, file), (_, method) in zip(entries, jobs, strict=True):
                 info = zipfile.ZipInfo.from_file(file, arcname)
-                data = file.read_bytes()
-                if file in packed:
-                    write_packed(zf, info, data, packed[file])
-                else:
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    zf.writestr(info, data)
+                write_packed(zf, info, file.read_bytes(), packed[file], method)
     tmp.chmod(0o755)
     os.replace(tmp, output)
     return build_id
 
 
-def _big(file: Path) -> bool:
-    return file.stat().st_size >= LZMA_FROM
+def _method(arcname: str, file: Path) -> Method:
+    """LZMA for large native files; deflate (what zipimport reads) for the rest."""
+    big = arcname.startswith("native/") and file.stat().st_size >= LZMA_FROM
+    return zipfile.ZIP_LZMA if big else zipfile.ZIP_DEFLATED
 
 
 def directory_entries(names: Iterable[str]) -> list[str]:

@@ -3,59 +3,85 @@ compression makes, a damaged entry is never shipped, old entries go."""
 
 from __future__ import annotations
 
+import marshal
 import os
 import time
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import build_pyz
 
+LZMA, KIND = zipfile.ZIP_LZMA, f"member-{zipfile.ZIP_LZMA}"
 DATA = bytes(range(256)) * 600 + b"an ELF would be here" * 5000
 
 
-def test_a_cached_member_is_the_member_a_fresh_compression_makes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", [zipfile.ZIP_LZMA, zipfile.ZIP_DEFLATED])
+def test_a_cached_member_is_the_member_a_fresh_compression_makes(
+    tmp_path: Path, method: int
+) -> None:
     (tmp_path / "lib.so").write_bytes(DATA)
     cache = build_pyz.MemberCache(tmp_path / "cache")
-    first = build_pyz.pack_all([tmp_path / "lib.so"], cache)
-    again = build_pyz.pack_all([tmp_path / "lib.so"], cache)
+    first = build_pyz.pack_all([(tmp_path / "lib.so", method)], cache)
+    again = build_pyz.pack_all([(tmp_path / "lib.so", method)], cache)
     assert first == again
-    assert first[tmp_path / "lib.so"] == build_pyz.lzma_member(DATA)
+    assert first[tmp_path / "lib.so"] == build_pyz.packed_member(DATA, method)
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         info = zipfile.ZipInfo("native/lib.so")
-        build_pyz.write_packed(zf, info, DATA, again[tmp_path / "lib.so"])
+        build_pyz.write_packed(zf, info, DATA, again[tmp_path / "lib.so"], method)
         zf.writestr("after.txt", b"next member")
     with zipfile.ZipFile(archive) as zf:
         assert zf.testzip() is None  # every member's CRC checks
-        assert zf.getinfo("native/lib.so").compress_type == zipfile.ZIP_LZMA
+        assert zf.getinfo("native/lib.so").compress_type == method
         assert zf.read("native/lib.so") == DATA and zf.read("after.txt") == b"next member"
+
+
+def test_a_cached_pyc_is_the_one_a_fresh_compile_writes_for_that_name(tmp_path: Path) -> None:
+    source = tmp_path / "mod.py"
+    source.write_text("def f():\n    raise ValueError('x')\n")
+    fresh = tmp_path / "fresh.py"
+    fresh.write_text(source.read_text())
+    cache = build_pyz.MemberCache(tmp_path / "cache")
+    build_pyz.compile_legacy_pyc(source, "oxydra.pyz/site/mod.py", cache)
+    first = (tmp_path / "mod.pyc").read_bytes()
+    (tmp_path / "mod.pyc").unlink()
+    build_pyz.compile_legacy_pyc(source, "oxydra.pyz/site/mod.py", cache)  # from the cache
+    build_pyz.compile_legacy_pyc(fresh, "oxydra.pyz/site/mod.py")  # no cache
+    cached, uncached = (tmp_path / "mod.pyc").read_bytes(), (tmp_path / "fresh.pyc").read_bytes()
+    assert cached == first and cached[:16] == uncached[:16]  # magic, flags, source hash
+    assert marshal.loads(cached[16:]) == marshal.loads(uncached[16:])
+    build_pyz.compile_legacy_pyc(source, "oxydra.pyz/site/other.py", cache)
+    code = marshal.loads((tmp_path / "mod.pyc").read_bytes()[16:])
+    assert code.co_filename == "oxydra.pyz/site/other.py"  # another name is another entry
 
 
 def test_a_damaged_entry_is_a_miss_and_is_made_again(tmp_path: Path) -> None:
     cache = build_pyz.MemberCache(tmp_path / "cache")
-    cache.put(DATA, build_pyz.lzma_member(DATA))
+    cache.put(KIND, DATA, build_pyz.packed_member(DATA, LZMA))
     (entry,) = (tmp_path / "cache").glob("*.member")
     held = bytearray(entry.read_bytes())
     held[-10] ^= 0xFF  # one flipped byte in the compressed stream
     entry.write_bytes(bytes(held))
-    assert cache.get(DATA) is None
+    assert cache.get(KIND, DATA) is None
     entry.write_bytes(held[:20])  # cut short
-    assert cache.get(DATA) is None
+    assert cache.get(KIND, DATA) is None
     (tmp_path / "lib.so").write_bytes(DATA)
-    packed = build_pyz.pack_all([tmp_path / "lib.so"], cache)[tmp_path / "lib.so"]
-    assert packed == build_pyz.lzma_member(DATA) and cache.get(DATA) == packed
+    packed = build_pyz.pack_all([(tmp_path / "lib.so", LZMA)], cache)[tmp_path / "lib.so"]
+    assert packed == build_pyz.packed_member(DATA, LZMA) and cache.get(KIND, DATA) == packed
 
 
 def test_entries_unused_for_30_days_are_pruned_and_a_hit_keeps_one(tmp_path: Path) -> None:
     cache = build_pyz.MemberCache(tmp_path / "cache")
     old, used = b"old" * 1000, b"used" * 1000
-    cache.put(old, build_pyz.lzma_member(old))
-    cache.put(used, build_pyz.lzma_member(used))
+    cache.put(KIND, old, build_pyz.packed_member(old, LZMA))
+    cache.put(KIND, used, build_pyz.packed_member(used, LZMA))
     for entry in (tmp_path / "cache").glob("*.member"):
         os.utime(entry, (1e9, 1e9))  # 2001
-    assert cache.get(used) is not None  # a hit marks the entry used now
+    assert cache.get(KIND, used) is not None  # a hit marks the entry used now
     assert cache.prune(time.time()) == 1
-    assert cache.get(old) is None and cache.get(used) is not None
+    assert cache.get(KIND, old) is None and cache.get(KIND, used) is not None
 
 
 def test_a_cache_that_cannot_be_made_leaves_the_build_without_one(tmp_path: Path) -> None:

@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import openai
 import pytest
 
 from oxydra.channels import CHANNEL_SCHEMA
@@ -26,6 +25,9 @@ from oxydra.runtime import MemoryConversations
 from oxydra.runtime.loop import AgentRuntime
 from oxydra.testing.mock_provider import MockProvider, reply
 from tests.runtime.support import FunctionTools
+
+if TYPE_CHECKING:
+    import openai
 
 OWNER_KEY, GUEST_KEY = "owner-key-0123456789", "guest-key-0123456789"
 
@@ -60,6 +62,8 @@ async def endpoint(tmp: Path, steps: Sequence[Any]) -> AsyncIterator[tuple[Any, 
 
 
 def _client(served: OpenAIEndpoint, key: str = OWNER_KEY) -> openai.AsyncOpenAI:
+    import openai  # half a second of imports: only the workers that run these tests pay it
+
     assert served.address is not None
     host, port = served.address
     return openai.AsyncOpenAI(base_url=f"http://{host}:{port}/v1", api_key=key, max_retries=0)
@@ -119,6 +123,8 @@ async def test_models_lists_the_agents(tmp_path: Path) -> None:
 
 
 async def test_keys_decide_the_person_and_a_wrong_key_gets_nothing(tmp_path: Path) -> None:
+    import openai
+
     async with endpoint(tmp_path, [reply("for sam")]) as (p, s):
         async with _client(s, "not-a-key") as stranger:
             with pytest.raises(openai.AuthenticationError):
@@ -142,6 +148,8 @@ async def test_keys_decide_the_person_and_a_wrong_key_gets_nothing(tmp_path: Pat
 
 
 async def test_a_request_without_a_user_message_is_a_400(tmp_path: Path) -> None:
+    import openai
+
     async with endpoint(tmp_path, []) as (_, s):
         async with _client(s) as client:
             with pytest.raises(openai.BadRequestError, match="no user message"):
