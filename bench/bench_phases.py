@@ -84,10 +84,27 @@ def _importtime(cmd: list[str], env: dict[str, str], top: int = 25) -> None:
         print(f"  {own / 1000:7.1f} ms  {100 * own / total:4.1f}%  {package}")
 
 
+# `python -m cProfile -m oxydra` would write nothing: a one-shot `ask` ends the process with
+# `os._exit` once its answer is out. `main()` without `exit_process` returns instead.
+_PROFILED = """
+import cProfile, sys
+out, sys.argv = sys.argv[1], ["oxydra", *sys.argv[2:]]
+profile = cProfile.Profile()
+profile.enable()
+try:
+    from oxydra.cli import main
+    main()
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
+
+
 def _profile(cmd: list[str], env: dict[str, str], top: int = 20) -> None:
+    assert cmd[1:3] == ["-m", "oxydra"], cmd
     with tempfile.NamedTemporaryFile(suffix=".prof") as out:
         subprocess.run(
-            [cmd[0], "-m", "cProfile", "-o", out.name, *cmd[1:]],
+            [cmd[0], "-c", _PROFILED, out.name, *cmd[3:]],
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
