@@ -5,8 +5,8 @@ search, `a*b` over 128 Ki `a`s, 6 s; the issue measured 2-4 s for 45 KB, about 1
 this size), a linear one at most 0.09 s (the slowest step measured: the whole scrubber on
 `https://a:` repeated), so the 2 s ceiling separates them by a factor of three or more
 above and twenty below without timing anything finely: it is CPU time of the child's
-thread, which a loaded machine does not inflate. Larger inputs cost the suite CPU in proportion for no sharper verdict (256 KiB
-took 11 s of CPU in all, 128 KiB 5.7 s).
+thread, which a loaded machine does not inflate. Larger inputs cost the suite CPU in
+proportion for no sharper verdict (256 KiB took 11 s of CPU in all, 128 KiB 5.7 s).
 The work runs in a child process that reports each step before starting it: if a rule
 regresses, the test fails after a bounded wait naming the rule and input that hung.
 """
