@@ -393,10 +393,12 @@ def open_cache(directory: Path) -> MemberCache | None:
         return None
 
 
-def pack_all(files: list[tuple[Path, Method]], cache: MemberCache | None) -> dict[Path, bytes]:
-    """Each file as a compressed member: from the cache, or made on every core."""
+def pack_all(
+    files: list[tuple[Path, Method]], cache: MemberCache | None
+) -> dict[Path, tuple[bytes, bytes]]:
+    """Each file's sha256 and its compressed member: from the cache, or made on every core."""
 
-    def pack(job: tuple[Path, Method]) -> bytes:
+    def pack(job: tuple[Path, Method]) -> tuple[bytes, bytes]:
         file, method = job
         data = file.read_bytes()
         kind = f"member-{method}"
@@ -405,7 +407,7 @@ def pack_all(files: list[tuple[Path, Method]], cache: MemberCache | None) -> dic
             packed = packed_member(data, method)  # compressors let go of the GIL
             if cache is not None:
                 cache.put(kind, data, packed)
-        return packed
+        return hashlib.sha256(data).digest(), packed
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return dict(zip((f for f, _ in files), pool.map(pack, files), strict=True))
@@ -454,9 +456,8 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
             entries.append((f"{prefix}/{file.relative_to(site)}", file))
     jobs = [(f, _method(a, f)) for a, f in entries]
     packed = pack_all(jobs, cache)
-    for arcname, file in entries:
-        digest.update(arcname.encode())
-        digest.update(file.read_bytes())
+    for arcname, file in entries:  # what the build holds: names and contents
+        digest.update(arcname.encode() + b"\0" + packed[file][0])
     build_id = f"{_version()}-{digest.hexdigest()[:16]}"
     bootstrap = (
         (ROOT / "oxydra.py")
@@ -476,7 +477,7 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
                 zf.writestr(info, b"")
             for (arcname, file), (_, method) in zip(entries, jobs, strict=True):
                 info = zipfile.ZipInfo.from_file(file, arcname)
-                write_packed(zf, info, file.read_bytes(), packed[file], method)
+                write_packed(zf, info, file.read_bytes(), packed[file][1], method)
     tmp.chmod(0o755)
     os.replace(tmp, output)
     return build_id

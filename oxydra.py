@@ -219,7 +219,8 @@ def _read_resources_through_the_importer(archive: str) -> None:
     zipimport parsed once at start, instead of opening the archive and parsing its whole
     central directory again at every call (thousands of entries: ~30 ms of CPU each, and
     a `vm` that does it ten times at start kept megabytes of freed memory fragmented).
-    Left as it is when this interpreter's zipimport keeps no such directory."""
+    Every package reads its data this way, ours and third-party ones alike. Left as it is
+    when this interpreter's zipimport keeps no such directory."""
     import zipimport
 
     per_call = zipimport.zipimporter.get_resource_reader
@@ -229,10 +230,30 @@ def _read_resources_through_the_importer(archive: str) -> None:
         directory = getattr(zipimport, "_zip_directory_cache", {}).get(archive)
         if reader is not None and self.archive == archive and directory is not None:
             importer, at = zipimport.zipimporter(archive), reader.prefix
-            reader.files = lambda: _entry_class()(importer, directory, at)
+            reader.files = lambda: _entry_class()(importer, _tree(archive, directory), at)
         return reader
 
     zipimport.zipimporter.get_resource_reader = get_resource_reader  # type: ignore[method-assign]
+
+
+_TREES: dict[str, tuple[set[str], dict[str, set[str]]]] = {}
+
+
+def _tree(archive: str, directory: dict[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
+    """The archive's files, and each folder's children (`a/b` -> {names}), built once from
+    zipimport's directory (whose keys are paths in the archive, folders ending in `/`)."""
+    if archive not in _TREES:
+        files: set[str] = set()
+        children: dict[str, set[str]] = {}
+        for key in directory:
+            name = key.replace(os.sep, "/")
+            parts = name.rstrip("/").split("/")
+            if not name.endswith("/"):
+                files.add(name)
+            for depth in range(1, len(parts) + 1):
+                children.setdefault("/".join(parts[: depth - 1]), set()).add(parts[depth - 1])
+        _TREES[archive] = files, children
+    return _TREES[archive]
 
 
 @functools.cache
@@ -245,30 +266,26 @@ def _entry_class() -> type:
     class Entry(Traversable):
         """A file or folder of the archive; `at` is its path in the archive (`a/b`)."""
 
-        def __init__(self, importer: Any, directory: dict[str, Any], at: str) -> None:
-            self._importer, self._directory, self._at = importer, directory, at.strip("/")
+        def __init__(self, importer: Any, tree: Any, at: str) -> None:
+            self._importer, self._tree, self._at = importer, tree, at.strip("/")
 
         @property
         def name(self) -> str:
             return self._at.rpartition("/")[2]
 
         def is_file(self) -> bool:
-            return self._at in self._directory
+            return self._at in self._tree[0]
 
         def is_dir(self) -> bool:
-            prefix = self._at + "/"
-            return prefix in self._directory or any(k.startswith(prefix) for k in self._directory)
+            return self._at in self._tree[1] and not self.is_file()
 
         def iterdir(self) -> Iterator["Entry"]:
-            prefix, seen = self._at + "/", set()
-            for key in list(self._directory):
-                child = key[len(prefix) :].split("/", 1)[0] if key.startswith(prefix) else ""
-                if child and child not in seen:
-                    seen.add(child)
-                    yield Entry(self._importer, self._directory, prefix + child)
+            for child in sorted(self._tree[1].get(self._at, ())) if self.is_dir() else ():
+                yield Entry(self._importer, self._tree, f"{self._at}/{child}")
 
         def joinpath(self, *parts: str) -> "Entry":
-            return Entry(self._importer, self._directory, "/".join([self._at, *parts]))
+            names = [p for part in parts for p in os.fspath(part).split("/") if p]
+            return Entry(self._importer, self._tree, "/".join([self._at, *names]))
 
         def read_bytes(self) -> bytes:
             if not self.is_file():
@@ -277,8 +294,10 @@ def _entry_class() -> type:
             return data
 
         def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
+            if mode not in ("r", "rb"):
+                raise ValueError(f"package data opens read-only, not {mode!r}")
             data = io.BytesIO(self.read_bytes())
-            return data if "b" in mode else io.TextIOWrapper(data, *args, **kwargs)
+            return data if mode == "rb" else io.TextIOWrapper(data, *args, **kwargs)
 
         def __repr__(self) -> str:
             return f"<oxydra.pyz entry {self._at}>"

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.bench_turns import TEXT_STEP, TOOL_STEP, _ask_cmd, _start_fake
+from bench.bench_turns import TEXT_STEP, TOOL_STEP, _ask_cmd, _start_fake, fresh_home
 
 RUNS = int(os.environ.get("OXY_BENCH_RUNS", "11"))
 
@@ -120,9 +120,7 @@ def _profile(cmd: list[str], env: dict[str, str], top: int = 20) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        env = {"HOME": str(home)}
+        env = fresh_home(tmp)
         text, call = [TEXT_STEP], TOOL_STEP
         # the text turns first, then the tool turns (each two calls), then the extra views
         script = text * (RUNS + 2) + [call, *text] * RUNS + text * 4

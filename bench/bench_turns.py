@@ -91,11 +91,16 @@ def _fig(stats: tuple[float, float], base: tuple[float, float]) -> str:
     )
 
 
+def fresh_home(tmp: str) -> dict[str, str]:
+    """The environment of a benchmarked run: an empty home of its own under `tmp`."""
+    home = Path(tmp) / "home"
+    home.mkdir()
+    return {"HOME": str(home)}
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        env = {"HOME": str(home)}
+        env = fresh_home(tmp)
         text, call = [TEXT_STEP], TOOL_STEP
         # one round: bare, text turn, tool turn, tool turn in the jail, bare (interleaved, so
         # a change of the machine's load hits every figure alike)

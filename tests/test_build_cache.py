@@ -3,6 +3,7 @@ compression makes, a damaged entry is never shipped, old entries go."""
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import os
 import time
@@ -26,11 +27,14 @@ def test_a_cached_member_is_the_member_a_fresh_compression_makes(
     first = build_pyz.pack_all([(tmp_path / "lib.so", method)], cache)
     again = build_pyz.pack_all([(tmp_path / "lib.so", method)], cache)
     assert first == again
-    assert first[tmp_path / "lib.so"] == build_pyz.packed_member(DATA, method)
+    assert first[tmp_path / "lib.so"] == (
+        hashlib.sha256(DATA).digest(),
+        build_pyz.packed_member(DATA, method),
+    )
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         info = zipfile.ZipInfo("native/lib.so")
-        build_pyz.write_packed(zf, info, DATA, again[tmp_path / "lib.so"], method)
+        build_pyz.write_packed(zf, info, DATA, again[tmp_path / "lib.so"][1], method)
         zf.writestr("after.txt", b"next member")
     with zipfile.ZipFile(archive) as zf:
         assert zf.testzip() is None  # every member's CRC checks
@@ -68,7 +72,7 @@ def test_a_damaged_entry_is_a_miss_and_is_made_again(tmp_path: Path) -> None:
     entry.write_bytes(held[:20])  # cut short
     assert cache.get(KIND, DATA) is None
     (tmp_path / "lib.so").write_bytes(DATA)
-    packed = build_pyz.pack_all([(tmp_path / "lib.so", LZMA)], cache)[tmp_path / "lib.so"]
+    _, packed = build_pyz.pack_all([(tmp_path / "lib.so", LZMA)], cache)[tmp_path / "lib.so"]
     assert packed == build_pyz.packed_member(DATA, LZMA) and cache.get(KIND, DATA) == packed
 
 

@@ -23,7 +23,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "oxydra"
 LAYER = {
     "_lazy": 0,
     "_phases": 0,
-    "_resources": 0,
     "core": 0,
     "wire": 1,
     "config": 2,

@@ -45,13 +45,13 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from oxydra._resources import files
 from oxydra.core import MemoryStoreError, get_logger
 
 Row = tuple[Any, ...]

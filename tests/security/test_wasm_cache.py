@@ -116,3 +116,27 @@ def test_a_second_process_loads_the_guest_and_a_damaged_one_is_replaced(tmp_path
     entry.write_bytes(first[:-100])
     _run(tmp_path)  # refused, compiled, written back whole
     assert entry.read_bytes() == first
+
+
+def test_a_cache_the_tools_can_reach_is_never_used(tmp_path: Path) -> None:
+    """A mount over the cache (a user who mounts `~`): the tools could read the key and
+    plant an entry that verifies, so the process neither loads nor stores there."""
+    code = """
+import sys
+from pathlib import Path
+from oxydra.security.jail import Mount, Workspace
+from oxydra.security.wasm import WasmWorkspace, _cache
+home = Path(sys.argv[1])
+root = home / ".cache" / "oxydra" / "wasm"
+_cache.store("guest-x.cwasm", b"compiled", root)
+assert _cache.load("guest-x.cwasm", root) == b"compiled"
+WasmWorkspace(Workspace([Mount(virtual="/shared", host=str(home), writable=True)]))
+print(_cache.load("guest-x.cwasm", root), end=" ")
+_cache.store("guest-y.cwasm", b"planted", root)
+print((root / "guest-y.cwasm").exists())
+"""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "False"]

@@ -16,6 +16,9 @@ code: a swapped or damaged file would run as machine code in the agent. So:
    damaged, written by anything without the key — is never handed to `deserialize`; it is
    replaced by a fresh compile.
 4. Writes go to a temporary file renamed into place, so a reader sees a whole entry or none.
+5. A cache directory inside a folder the tools reach (a workspace mounted at `~`, say) is
+   not used at all in this process: the tools could read the key there and write entries
+   that verify. Every `WasmWorkspace` reports its mounts (`keep_out`) before any call.
 
 The trust is that of the archive's unpacked native packages (`oxydra.py`): code under the
 user's own cache directory that only the user (or root) can change.
@@ -28,6 +31,7 @@ import hmac
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from oxydra.core.log import get_logger
@@ -59,8 +63,24 @@ def _private(path: Path, *, directory: bool) -> bool:
     return kind and info.st_uid == os.geteuid() and not info.st_mode & 0o022
 
 
+_REACHABLE: set[Path] = set()
+
+
+def keep_out(folders: Iterable[str]) -> None:
+    """Folders the tools can read or write: a cache inside one is never used (rule 5)."""
+    _REACHABLE.update(Path(os.path.realpath(f)) for f in folders)
+
+
+def _reachable(root: Path) -> bool:
+    real = Path(os.path.realpath(root))
+    return any(real == folder or folder in real.parents for folder in _REACHABLE)
+
+
 def _open_dir(root: Path) -> Path | None:
-    """The cache directory, made 0700 if missing; None when it is not private."""
+    """The cache directory, made 0700 if missing; None when it is not private or the tools
+    can reach it."""
+    if _reachable(root):
+        return None
     try:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:
@@ -81,13 +101,18 @@ def _key(root: Path) -> bytes | None:
         else:
             with os.fdopen(fd, "wb") as out:
                 out.write(os.urandom(KEY_BYTES))
+    key = _read_private(path)
+    return key if key is not None and len(key) == KEY_BYTES else None
+
+
+def _read_private(path: Path) -> bytes | None:
+    """The bytes of a file that passes rule 1, else None."""
     if not _private(path, directory=False):
         return None
     try:
-        key = path.read_bytes()
+        return path.read_bytes()
     except OSError:
         return None
-    return key if len(key) == KEY_BYTES else None
 
 
 def _tag(key: bytes, name: str, data: bytes) -> bytes:
@@ -101,11 +126,8 @@ def load(name: str, root: Path | None = None) -> bytes | None:
     if folder is None or key is None:
         return None
     path = folder / name
-    if not _private(path, directory=False):
-        return None
-    try:
-        raw = path.read_bytes()
-    except OSError:
+    raw = _read_private(path)
+    if raw is None:
         return None
     tag, data = raw[:TAG_BYTES], raw[TAG_BYTES:]
     if len(tag) != TAG_BYTES or not hmac.compare_digest(tag, _tag(key, name, data)):

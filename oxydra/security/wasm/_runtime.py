@@ -22,11 +22,11 @@ import hashlib
 import importlib.util
 import threading
 from collections.abc import Callable
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from oxydra._resources import files
 from oxydra.core.errors import MissingExtraError, PolicyError, ToolError, ToolTimeoutError
 from oxydra.security.wasm._protocol import GuestReply, Op, decode_reply, encode_request
 

@@ -72,6 +72,9 @@ class WasmWorkspace:
     """
 
     def __init__(self, workspace: Workspace, sandbox: WasmSandbox | None = None) -> None:
+        from oxydra.security.wasm import _cache
+
+        _cache.keep_out(m.host for m in workspace.mounts)  # before the guest is loaded
         self.workspace = workspace
         self.sandbox = sandbox if sandbox is not None else WasmSandbox()
 

@@ -30,13 +30,13 @@ import hashlib
 import json
 import re
 from importlib import resources
+from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
-from oxydra._resources import files
 from oxydra.config.persona import operator_only
 from oxydra.core.log import get_logger
 from oxydra.tools.skills._manifest import (
