@@ -15,13 +15,19 @@ Theory of operation:
 3. An unreadable stream (an event past `max_event_bytes`, bad framing) is a
    `ProviderProtocolError`.
 4. Once the translator saw the terminal event the stream ends, even if the server keeps the
-   connection open.
+   connection open. What follows the terminal event (normally only the end of the chunked
+   body, already in the buffer) is read for at most `FINISH_SECS` and `FINISH_BYTES`, so the
+   connection goes back to the pool for the next call instead of being dropped (a new TLS
+   handshake each call), and httpx's inner iterators end instead of being finalised by the
+   garbage collector (a loop wake-up and a task each).
 5. When the consumer stops early (break, cancel, error, `aclose`) the body's iterator is
    closed with it; the caller's `open_stream` closes the response.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -33,6 +39,8 @@ from oxydra.providers._http import describe_transport_error
 from oxydra.wire import SSEDecoder, SSEEvent, StreamTranslator
 
 _log = get_logger(__name__)
+FINISH_SECS = 0.05
+FINISH_BYTES = 64 * 1024
 
 
 async def pump_sse(
@@ -76,8 +84,21 @@ async def pump_sse(
                     return
             if chunk is None:
                 return
+        await _finish_body(chunks)
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
+
+
+async def _finish_body(chunks: AsyncIterator[bytes]) -> None:
+    """Read the rest of a body whose terminal event came (rule 4); a server that sends more
+    or keeps the body open is left to the caller's close."""
+    extra = 0
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(FINISH_SECS):
+            async for chunk in chunks:
+                extra += len(chunk)
+                if extra > FINISH_BYTES:
+                    return
 
 
 def _translate(events: list[SSEEvent], translator: StreamTranslator) -> list[StreamItem]:

@@ -1,0 +1,118 @@
+"""What happens after a stream's terminal event: the connection is kept for the next call, and
+a server that keeps the body open (or sends more) cannot hold the stream.
+
+The fake LLM closes every connection (`Connection: close`), so these tests run a small
+keep-alive HTTP/1.1 server of their own on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from oxydra.providers import WireProvider
+from tests.providers.conftest import ProviderFactory, context
+
+CHUNK = (
+    'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
+)
+STOP = 'data: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+DONE = "data: [DONE]\n\n"
+
+
+def _chunk(text: str) -> bytes:
+    data = text.encode()
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+class KeepAlive:
+    """Answers every request on a connection with an SSE body; counts connections.
+
+    `after` is written after `[DONE]`: `end` closes the body properly, `hang` leaves it
+    open, `flood` keeps sending events.
+    """
+
+    def __init__(self, after: str = "end") -> None:
+        self.after = after
+        self.connections = 0
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> KeepAlive:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._server is not None
+        for writer in self._writers:
+            writer.close()
+        self._server.close()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.decode().split("\r\n"):
+                    name, _, value = line.partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                self.requests += 1
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n"
+                )
+                for text in (CHUNK, STOP, DONE):
+                    writer.write(_chunk(text))
+                await writer.drain()
+                if self.after == "hang":
+                    await asyncio.Event().wait()
+                while self.after == "flood":
+                    writer.write(_chunk(CHUNK))
+                    await writer.drain()
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+
+@pytest.fixture
+async def keep_alive() -> AsyncIterator[KeepAlive]:
+    async with KeepAlive() as server:
+        yield server
+
+
+async def _text(provider: WireProvider) -> str:
+    items = [item async for item in provider.stream(context())]
+    return "".join(getattr(item, "text", "") for item in items)
+
+
+async def test_the_connection_is_reused_for_the_next_call(
+    keep_alive: KeepAlive, make_provider: ProviderFactory
+) -> None:
+    provider = make_provider("openai", keep_alive.base_url)
+    for _ in range(3):
+        assert await _text(provider) == "hi"
+    assert (keep_alive.requests, keep_alive.connections) == (3, 1)
+
+
+@pytest.mark.parametrize("after", ["hang", "flood"])
+async def test_a_body_left_open_after_done_does_not_hold_the_stream(
+    after: str, make_provider: ProviderFactory
+) -> None:
+    async with KeepAlive(after=after) as server:
+        provider = make_provider("openai", server.base_url)
+        for _ in range(2):  # the spoiled connection is dropped, a new one is opened
+            assert await asyncio.wait_for(_text(provider), 10) == "hi"
+        assert (server.requests, server.connections) == (2, 2)
