@@ -295,8 +295,14 @@ class OpenAIChatStream:
         if chunk.error is not None:
             raise stream_error("openai", parse_error_body(event.data.encode()))
         items: list[StreamItem] = []
-        for choice in chunk.choices[:1]:
-            items.extend(self._delta(choice.delta or _Message()))
+        if chunk.choices:
+            choice = chunk.choices[0]
+            delta = choice.delta
+            if delta is not None:
+                if delta.tool_calls or delta.reasoning or delta.reasoning_content:
+                    items = self._delta(delta)
+                elif delta.content:  # the usual chunk: a piece of the answer
+                    items.append(Text(text=delta.content))
             if choice.finish_reason:
                 self._finished = True
                 raw = choice.finish_reason

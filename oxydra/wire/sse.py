@@ -20,6 +20,12 @@ Theory of operation (WHATWG HTML, "Parsing an event stream"):
    dispatched. The WHATWG text drops such an event; LLM servers sometimes close the stream
    without the final blank line, and losing their last event would lose the finish reason.
 
+Fast path: a chunk fed while no line, event or character is pending, with no CR in it, has
+its complete events (everything up to its last blank line) decoded in one go: each
+`data:` line standing alone between blank lines is an event without any per-line work, any
+other block goes through the same line rules. The rest of the chunk, if any, goes the
+general way. The results are identical (tests/wire/test_sse.py compares the two).
+
 Limits: `max_event_bytes` bounds the decoded size of one event (its data plus the pending line,
 counted in code points, which never exceed the byte count), so a peer that never sends a line
 ending cannot make us buffer without bound.
@@ -75,12 +81,65 @@ class SSEDecoder:
         self._last_id: str | None = None
         self._retry: int | None = None
         self._closed = False
+        self._clean = True  # nothing pending: the fast path may take the next chunk
 
     def feed(self, data: bytes) -> list[SSEEvent]:
         """Decode a chunk of bytes and return the events it completed."""
         if self._closed:
             raise WireError("SSE decoder fed after end of input")
-        return self._feed_text(self._utf8.decode(data))
+        if self._clean and b"\r" not in data:
+            if data[-2:] == b"\n\n":
+                return self._whole_events(data)
+            end = data.rfind(b"\n\n") + 2
+            if end > 1:
+                return self._whole_events(data[:end]) + self._feed(data[end:])
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> list[SSEEvent]:
+        """The general way: decode incrementally, split lines, keep what is pending."""
+        events = self._feed_text(self._utf8.decode(data))
+        self._clean = (
+            not (
+                self._pending
+                or self._data
+                or self._event
+                or self._skip_lf
+                or self._retry is not None
+            )
+            and not self._utf8.getstate()[0]
+        )
+        return events
+
+    def _whole_events(self, data: bytes) -> list[SSEEvent]:
+        """The events of `data`, which ends with a blank line and has no CR (fast path).
+
+        The incremental decoder holds no bytes (the state is clean) and `data` ends with a
+        line feed, so decoding it alone gives the same text.
+        """
+        text = data.decode("utf-8", "replace")
+        if self._at_start:
+            self._at_start = False
+            if text[0] == "\ufeff":
+                text = text[1:]
+        body = text[:-2]
+        if body[:5] == "data:" and "\n" not in body:  # one event of one line: the usual chunk
+            return [self._data_event(body)]
+        events: list[SSEEvent] = []
+        for block in body.split("\n\n"):
+            if block[:5] == "data:" and "\n" not in block:
+                events.append(self._data_event(block))
+            else:
+                for line in block.split("\n"):
+                    self._process_line(line, events)
+                self._dispatch(events)
+        return events
+
+    def _data_event(self, line: str) -> SSEEvent:
+        """The event of a lone `data:` line between blank lines."""
+        value = line[6:] if line[5:6] == " " else line[5:]
+        if len(value) >= self._max:
+            raise WireError(f"SSE event larger than {self._max} bytes")
+        return SSEEvent(data=value, id=self._last_id)
 
     def feed_eof(self) -> list[SSEEvent]:
         """Signal end of input: process the unterminated last line and flush the last event."""

@@ -238,3 +238,50 @@ class TestStream:
             event('{"choices":[{"delta":{},"finish_reason":"weird"}]}')
         )
         assert items == [FinishReason(reason="other", raw="weird")]
+
+    @pytest.mark.parametrize(
+        ("data", "items"),
+        [
+            ('{"choices":[{"delta":{"content":"a"}}],"brand_new":{"x":[1]}}', [Text(text="a")]),
+            ('{"choices":[{"delta":{"content":""}}]}', []),
+            ('{"choices":[{"delta":null}]}', []),
+            ('{"choices":[]}', []),
+            ('{"choices":[{"delta":{"content":"a","tool_calls":[]}}]}', [Text(text="a")]),
+            (
+                '{"choices":[{"delta":{"content":"a","reasoning_content":"r"}}]}',
+                [ReasoningDelta(text="r"), Text(text="a")],
+            ),
+            (
+                '{"choices":[{"delta":{"content":"a","tool_calls":[{"index":1,"id":"c"}]}}]}',
+                [Text(text="a"), ToolCallDelta(index=1, id="c")],
+            ),
+            (
+                '{"id":"x","choices":[{"delta":{"content":"a"},"finish_reason":"length"},'
+                '{"delta":{"content":"second choice"}}],"usage":{"prompt_tokens":3}}',
+                [
+                    Text(text="a"),
+                    FinishReason(reason="length", raw="length", response_id="x"),
+                    UsageUpdate(prompt_tokens=3),
+                ],
+            ),
+        ],
+    )
+    def test_odd_chunks_give_the_items_of_their_fields(
+        self, data: str, items: list[object]
+    ) -> None:
+        assert OpenAIChatStream().on_event(event(data)) == items
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            '{"choices":[{"delta":{"content":5}}]}',
+            '{"choices":{"delta":{}}}',
+            '{"choices":[{"delta":{"content":"a"}}]',
+            '{"choices":[{"delta":{"content":"a"}}]} trailing',
+            "",
+            "[" * 200 + "]" * 200,
+        ],
+    )
+    def test_malformed_chunks_are_wire_errors_naming_the_chunk(self, data: str) -> None:
+        with pytest.raises(WireError, match="chat completion chunk"):
+            OpenAIChatStream().on_event(event(data))

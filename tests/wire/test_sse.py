@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from oxydra.core.errors import WireError
@@ -135,3 +138,110 @@ class TestLimits:
         decoder = SSEDecoder(max_event_bytes=100)
         events = decoder.feed(b"data: 0123456789\n\n" * 50)
         assert len(events) == 50
+
+
+def byte_by_byte(stream: bytes) -> list[SSEEvent]:
+    """The reference: one byte per chunk never takes the fast path."""
+    return decode_all([stream[i : i + 1] for i in range(len(stream))])
+
+
+class TestFastPath:
+    """Chunks that end on a blank line are decoded whole; the events are the same."""
+
+    STREAMS = [
+        b'data: {"a": 1}\n\ndata: {"b": 2}\n\n',
+        b": comment\n\ndata: x\n\n: another\ndata: y\n\n",
+        b"data: one\ndata: two\n\ndata:three\n\n",
+        b"event: ping\ndata: p\n\ndata: after\n\n",
+        b"id: 9\ndata: a\n\ndata: b\n\nid\ndata: c\n\n",
+        b"retry: 300\ndata: r\n\ndata: s\n\n",
+        b"unknown: field\ndata: u\n\ndata\n\ndata:\n\n",
+        b"\xef\xbb\xbfdata: bom\n\n",
+        b"data: a\n\n\n\n\ndata: b\n\n\n",
+        b"event: no-data\n\ndata: z\n\n",
+        "data: Grüße 🌍 \u2028\u0085\n\n".encode(),
+        b"data: \xff\xfe bad utf-8\n\n",
+        b"data:  two spaces\n\n",
+    ]
+
+    @pytest.mark.parametrize("stream", STREAMS)
+    def test_whole_stream_in_one_chunk(self, stream: bytes) -> None:
+        assert decode_all([stream]) == byte_by_byte(stream)
+
+    @pytest.mark.parametrize("stream", STREAMS)
+    def test_event_aligned_chunks(self, stream: bytes) -> None:
+        chunks = re.findall(rb".*?\n\n|.+", stream, re.DOTALL)  # cut after each blank line
+        assert b"".join(chunks) == stream
+        assert decode_all(chunks) == byte_by_byte(stream)
+
+    @pytest.mark.parametrize("stream", STREAMS)
+    def test_every_split_point(self, stream: bytes) -> None:
+        expected = byte_by_byte(stream)
+        for cut in range(1, len(stream)):
+            assert decode_all([stream[:cut], stream[cut:]]) == expected, cut
+
+    def test_a_whole_chunk_after_a_partial_utf8_character(self) -> None:
+        # the first chunk leaves half of 🌍 in the decoder: the next must not bypass it
+        decoder = SSEDecoder()
+        assert decoder.feed(b"data: \xf0\x9f") == []
+        assert decoder.feed(b"\x8c\x8d\n\n") == [SSEEvent(data="🌍")]
+
+    @pytest.mark.parametrize(
+        ("first", "second", "events"),
+        [
+            (b"event: typed\n", b"data: x\n\n", [SSEEvent(event="typed", data="x")]),
+            (b"retry: 7\n", b"data: x\n\n", [SSEEvent(data="x", retry=7)]),
+            (b"data: before\n", b"data: x\n\n", [SSEEvent(data="before\nx")]),
+            (b"data: before\r", b"\ndata: x\n\n", [SSEEvent(data="before\nx")]),
+            (b"da", b"ta: x\n\n", [SSEEvent(data="x")]),
+            (b"data: a\n\n", b"data: x\n\n", [SSEEvent(data="a"), SSEEvent(data="x")]),
+        ],
+    )
+    def test_a_whole_chunk_after_pending_state(
+        self, first: bytes, second: bytes, events: list[SSEEvent]
+    ) -> None:
+        decoder = SSEDecoder()
+        assert decoder.feed(first) + decoder.feed(second) + decoder.feed_eof() == events
+
+    def test_a_tail_after_whole_events_stays_pending(self) -> None:
+        decoder = SSEDecoder()
+        assert decoder.feed(b"data: 1\n\ndata: 2\n\ndata: 3") == [
+            SSEEvent(data="1"),
+            SSEEvent(data="2"),
+        ]
+        assert decoder.feed(b"\n\n") == [SSEEvent(data="3")]
+
+    def test_crlf_chunks_give_the_same_events(self) -> None:
+        stream = b"data: a\r\n\r\nid: 2\r\ndata: b\r\n\r\n"
+        assert decode_all([stream]) == [SSEEvent(data="a"), SSEEvent(data="b", id="2")]
+        assert decode_all([stream]) == byte_by_byte(stream)
+
+    def test_the_limit_holds_on_the_fast_path(self) -> None:
+        decoder = SSEDecoder(max_event_bytes=100)
+        assert decoder.feed(b"data: " + b"x" * 99 + b"\n\n") == [SSEEvent(data="x" * 99)]
+        with pytest.raises(WireError, match="larger than 100"):
+            decoder.feed(b"data: " + b"x" * 100 + b"\n\n")
+        with pytest.raises(WireError, match="larger than 100"):
+            SSEDecoder(max_event_bytes=100).feed(b"data: a\n\ndata: " + b"y" * 150 + b"\n\n")
+
+    @pytest.mark.parametrize("seed", range(20))
+    def test_random_streams_and_cuts_match_the_reference(self, seed: int) -> None:
+        rng = random.Random(seed)
+        lines = [
+            b"data: {}",
+            b'data: {"k": "v\xc3\xa9"}',
+            b"data:",
+            b"data",
+            b": c",
+            b"event: e",
+            b"id: 4",
+            b"retry: 10",
+            b"retry: x",
+            b"other: o",
+            b"",
+            b"\xf0\x9f\x8c\x8d",
+        ]
+        stream = b"".join(rng.choice(lines) + b"\n" for _ in range(60)) + b"\n"
+        cuts = sorted(rng.sample(range(1, len(stream)), 8))
+        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        assert decode_all(chunks) == byte_by_byte(stream)
