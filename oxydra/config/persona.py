@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import msgspec
@@ -66,6 +67,12 @@ def persona_dirs(
     system_dir: Path = Path("/etc/oxydra"),
 ) -> list[Path]:
     """The directories searched, lowest precedence first."""
+    return _resolved(_layers(workspace, cwd, home, system_dir), workspace)
+
+
+def _layers(
+    workspace: Path | None, cwd: Path | None, home: Path | None, system_dir: Path
+) -> list[Path]:
     home = home or Path.home()
     dirs = [
         system_dir,
@@ -75,18 +82,23 @@ def persona_dirs(
     ]
     if workspace is not None:
         dirs.append(workspace / ".oxydra")
+    return dirs
+
+
+def _resolved(dirs: list[Path], workspace: Path | None) -> list[Path]:
     unique = list(dict.fromkeys(d.resolve() for d in dirs))  # `~` may be the cwd
     return operator_only(unique, workspace)
 
 
 def operator_only(dirs: list[Path], workspace: Path | None) -> list[Path]:
-    """Rule 4: `dirs` without those the agent can write to."""
+    """Rule 4: `dirs` (resolved) without those the agent can write to."""
     if workspace is None:
         return dirs
-    writable = [(workspace / name).resolve() for name in AGENT_WRITABLE]
+    writable = [str((workspace / name).resolve()) for name in AGENT_WRITABLE]
     kept = []
     for d in dirs:
-        if any(d == w or w in d.parents for w in writable):
+        text = str(d)  # resolved paths: "under w" is "starts with w and a separator"
+        if any(text == w or text.startswith(w + os.sep) for w in writable):
             _log.warning("ignoring %s: the agent can write there, so it is no operator layer", d)
             continue
         kept.append(d)
@@ -133,7 +145,10 @@ def load_persona(
             replaces the layered one.
         budget: the per-file cap in bytes.
     """
-    dirs = persona_dirs(workspace, cwd=cwd, home=home, system_dir=system_dir)
+    # Only a layer that exists can hold a file: the others are not resolved (a few syscalls
+    # each, at every session start). One created later is seen by the next session.
+    layers = [d for d in _layers(workspace, cwd, home, system_dir) if d.is_dir()]
+    dirs = _resolved(layers, workspace)
     soul = read_persona_file("SOUL.md", dirs, budget=budget)
     if soul_file is not None:
         soul = read_persona_file(soul_file.name, [soul_file.parent], budget=budget)

@@ -74,3 +74,21 @@ def test_a_layer_the_agent_can_write_is_ignored(
     persona = load_persona(ws, cwd=cwd, home=tmp_path / "h", system_dir=tmp_path / "etc")
     assert persona.soul is not None and persona.soul.text == "the operator's"
     assert "the agent can write there" in caplog.text
+
+
+def test_a_layer_beside_an_agent_writable_one_is_kept(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    for name in ("shared", "tmp"):
+        (ws / name).mkdir(parents=True)
+    cwd = ws / "shared-not"  # a name that only starts like `shared`
+    (cwd / ".oxydra").mkdir(parents=True)
+    (cwd / ".oxydra" / "SOUL.md").write_text("the operator's")
+    persona = load_persona(ws, cwd=cwd, home=tmp_path / "h", system_dir=tmp_path / "etc")
+    assert persona.soul is not None and persona.soul.text == "the operator's"
+
+
+def test_a_layer_made_after_a_session_started_is_read_by_the_next(tmp_path: Path) -> None:
+    assert load(tmp_path).soul is None  # type: ignore[attr-defined]
+    (tmp_path / "c" / ".oxydra").mkdir(parents=True)
+    (tmp_path / "c" / ".oxydra" / "SOUL.md").write_text("new")
+    assert load(tmp_path).soul.text == "new"  # type: ignore[attr-defined]
