@@ -39,7 +39,7 @@ from oxydra.core.errors import ProviderError, ProviderTimeoutError
 from oxydra.core.log import span
 from oxydra.core.messages import Context, Response, UsageUpdate
 from oxydra.core.spend import Spend
-from oxydra.core.stream import ConnectionLost, StreamItem, ToolCallDelta
+from oxydra.core.stream import ConnectionLost, StreamItem, Text, ToolCallDelta
 from oxydra.providers import Provider
 from oxydra.runtime.api import EventSink
 from oxydra.runtime.decide import Stop, TurnState
@@ -190,15 +190,17 @@ class TurnCalls:
                     return assembler.response()
                 observed["ttft_s"] = round(time.perf_counter() - began, 6)
                 watch = _IdleWatch(deadline, self.timeout_secs)  # rule 6
+                clock, feed = watch.clock, assembler.feed
                 phases.switch("stream")
                 while item is not None:
-                    if isinstance(item, ConnectionLost):
-                        raise ProviderError(f"the stream broke: {item.message}")
-                    if isinstance(item, ToolCallDelta) and item.name:
-                        on_tool_call(item.name)
-                    assembler.feed(item)
+                    if type(item) is not Text:  # a piece of text, the usual item, needs no look
+                        if isinstance(item, ConnectionLost):
+                            raise ProviderError(f"the stream broke: {item.message}")
+                        if isinstance(item, ToolCallDelta) and item.name:
+                            on_tool_call(item.name)
+                    feed(item)
                     await sink(item)
-                    watch.waiting = True
+                    watch.since, watch.waiting = clock(), True
                     item = await anext(stream, None)
                     watch.waiting = False
         except TimeoutError as exc:
@@ -216,33 +218,26 @@ class _IdleWatch:
 
     An `asyncio.timeout` per item would schedule and cancel a timer for every streamed token;
     this one timer re-arms only when it fires, and time spent in the sink does not count.
+    The consumer sets `since` (from `clock`) and `waiting` around each wait for an item.
     """
+
+    __slots__ = ("_deadline", "_gap", "_loop", "_timer", "clock", "since", "waiting")
 
     def __init__(self, deadline: asyncio.Timeout, gap: float) -> None:
         self._deadline = deadline
         self._gap = gap
         self._loop = asyncio.get_running_loop()
-        self._since = self._loop.time()
-        self._waiting = False
-        self._timer = self._loop.call_at(self._since + gap, self._check)
-
-    @property
-    def waiting(self) -> bool:
-        """Whether the stream is being awaited (the idle clock runs only then)."""
-        return self._waiting
-
-    @waiting.setter
-    def waiting(self, value: bool) -> None:
-        if value:
-            self._since = self._loop.time()
-        self._waiting = value
+        self.clock = self._loop.time
+        self.since = self.clock()
+        self.waiting = False
+        self._timer = self._loop.call_at(self.since + gap, self._check)
 
     def _check(self) -> None:
         now = self._loop.time()
-        if self._waiting and now >= self._since + self._gap:
+        if self.waiting and now >= self.since + self._gap:
             self._deadline.reschedule(now)  # the awaiting task is cancelled: TimeoutError
             return
-        due = self._since + self._gap if self._waiting else now + self._gap
+        due = self.since + self._gap if self.waiting else now + self._gap
         self._timer = self._loop.call_at(due, self._check)
 
     def close(self) -> None:

@@ -241,7 +241,8 @@ class AgentRuntime:
             )
             conversation.history.append(Message(role="user", content=content, label=request.label))
             await self._persist_soon(conversation)  # durable before the answer shows
-            sink = _AfterStored(sink, self, conversation)
+            if self.store is not None:  # without one, nothing is ever being written
+                sink = _AfterStored(sink, self, conversation)
             limits = d.tightened(
                 self.limits,
                 max_turns=request.max_turns,

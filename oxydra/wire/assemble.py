@@ -47,6 +47,9 @@ class ResponseAssembler:
 
     def feed(self, item: StreamItem) -> None:
         """Take one stream item into account."""
+        if type(item) is Text:  # the usual item
+            self._text.append(item.text)
+            return
         match item:
             case Text(text=text):
                 self._text.append(text)

@@ -8,6 +8,7 @@ keep-alive HTTP/1.1 server of their own on loopback.
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator
 
 import pytest
@@ -31,11 +32,12 @@ class KeepAlive:
     """Answers every request on a connection with an SSE body; counts connections.
 
     `after` is written after `[DONE]`: `end` closes the body properly, `hang` leaves it
-    open, `flood` keeps sending events.
+    open, `flood` keeps sending events. `gzip` sends the body gzip-encoded, cut in two.
     """
 
-    def __init__(self, after: str = "end") -> None:
+    def __init__(self, after: str = "end", *, gzip: bool = False) -> None:
         self.after = after
+        self.gzip = gzip
         self.connections = 0
         self.requests = 0
         self._server: asyncio.Server | None = None
@@ -69,12 +71,20 @@ class KeepAlive:
                         length = int(value)
                 await reader.readexactly(length)
                 self.requests += 1
+                encoding = b"content-encoding: gzip\r\n" if self.gzip else b""
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                    b"transfer-encoding: chunked\r\n\r\n"
+                    + encoding
+                    + b"transfer-encoding: chunked\r\n\r\n"
                 )
-                for text in (CHUNK, STOP, DONE):
-                    writer.write(_chunk(text))
+                if self.gzip:
+                    body = gzip.compress((CHUNK + STOP + DONE).encode())
+                    half = len(body) // 2
+                    for part in (body[:half], body[half:]):
+                        writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                else:
+                    for text in (CHUNK, STOP, DONE):
+                        writer.write(_chunk(text))
                 await writer.drain()
                 if self.after == "hang":
                     await asyncio.Event().wait()
@@ -116,3 +126,9 @@ async def test_a_body_left_open_after_done_does_not_hold_the_stream(
         for _ in range(2):  # the spoiled connection is dropped, a new one is opened
             assert await asyncio.wait_for(_text(provider), 10) == "hi"
         assert (server.requests, server.connections) == (2, 2)
+
+
+async def test_a_gzip_encoded_stream_is_decoded(make_provider: ProviderFactory) -> None:
+    async with KeepAlive(gzip=True) as server:
+        provider = make_provider("openai", server.base_url)
+        assert await asyncio.wait_for(_text(provider), 10) == "hi"
