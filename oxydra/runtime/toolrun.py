@@ -54,7 +54,10 @@ async def run_calls(
         return await executor.execute(call, ctx)
 
     async def flush() -> None:
-        outcomes = await asyncio.gather(*(one(c) for c in batch))
+        if len(batch) == 1:  # the usual step: one call, no task to gather it in
+            outcomes = [await one(batch[0])]
+        else:
+            outcomes = await asyncio.gather(*(one(c) for c in batch))
         results.extend(zip(batch, outcomes, strict=True))
         batch.clear()
 

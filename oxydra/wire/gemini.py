@@ -47,7 +47,7 @@ from oxydra.wire._common import (
     tool_output_object,
     unsupported_media,
 )
-from oxydra.wire._schema import gemini_schema
+from oxydra.wire._schema import gemini_schema, remembered
 from oxydra.wire.assemble import ResponseAssembler
 from oxydra.wire.sse import SSEEvent
 
@@ -99,7 +99,7 @@ def build_request(context: Context, profile: GeminiProfile, *, stream: bool) -> 
             {
                 "name": t.name,
                 "description": t.description,
-                "parameters": gemini_schema(t.parameters),
+                "parameters": remembered(gemini_schema, t.parameters),
             }
             for t in context.tools
         ]

@@ -39,7 +39,7 @@ from oxydra.wire._common import (
     tool_images,
     unsupported_media,
 )
-from oxydra.wire._schema import compact_schema, strict_schema
+from oxydra.wire._schema import compact_schema, remembered, strict_schema
 from oxydra.wire.sse import SSEEvent
 from oxydra.wire.toolcalls import ToolCallAccumulator
 
@@ -106,10 +106,10 @@ def build_request(context: Context, profile: OpenAIChatProfile, *, stream: bool)
 
 def _tool(name: str, description: str, schema: dict[str, Any], profile: OpenAIChatProfile) -> Any:
     if profile.schema_dialect == "compact":
-        schema = compact_schema(schema)
+        schema = remembered(compact_schema, schema)
     function: dict[str, Any] = {"name": name, "description": description, "parameters": schema}
     if profile.strict_tools:
-        function["parameters"] = strict_schema(schema)
+        function["parameters"] = remembered(strict_schema, schema)
         function["strict"] = True
     return {"type": "function", "function": function}
 

@@ -44,7 +44,7 @@ from oxydra.wire._common import (
     tool_images,
     unsupported_media,
 )
-from oxydra.wire._schema import strict_schema
+from oxydra.wire._schema import remembered, strict_schema
 from oxydra.wire.assemble import ResponseAssembler
 from oxydra.wire.sse import SSEEvent
 
@@ -119,7 +119,7 @@ def _tool(name: str, description: str, schema: dict[str, Any], profile: Response
         "parameters": schema,
     }
     if profile.strict_tools:
-        tool.update(parameters=strict_schema(schema), strict=True)
+        tool.update(parameters=remembered(strict_schema, schema), strict=True)
     return tool
 
 

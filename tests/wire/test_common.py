@@ -21,7 +21,13 @@ from oxydra.wire import (
     parse_error_body,
 )
 from oxydra.wire._common import MAX_ERROR_MESSAGE
-from oxydra.wire._schema import gemini_schema, strict_schema
+from oxydra.wire._schema import (
+    MEMO_SIZE,
+    compact_schema,
+    gemini_schema,
+    remembered,
+    strict_schema,
+)
 from oxydra.wire.assemble import response_items
 
 
@@ -177,3 +183,24 @@ class TestAssembler:
         for item in response_items(original):
             again.feed(item)
         assert again.response() == original
+
+
+class TestRememberedRewrites:
+    SCHEMA = {"type": "object", "properties": {"q": {"type": "string", "maxLength": 9}}}
+
+    def test_a_schema_is_rewritten_once_and_the_result_is_the_fresh_one(self) -> None:
+        first = remembered(compact_schema, self.SCHEMA)
+        assert first == compact_schema(self.SCHEMA)
+        assert remembered(compact_schema, self.SCHEMA) is first
+
+    def test_each_schema_and_each_rewrite_has_its_own_result(self) -> None:
+        other = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}}
+        assert remembered(compact_schema, other) == compact_schema(other)
+        assert remembered(strict_schema, self.SCHEMA) == strict_schema(self.SCHEMA)
+        assert remembered(compact_schema, self.SCHEMA) == compact_schema(self.SCHEMA)
+
+    def test_many_schemas_stay_correct_past_the_memo_size(self) -> None:
+        schemas = [{"type": "string", "maxLength": n} for n in range(MEMO_SIZE + 5)]
+        for schema in schemas:
+            assert remembered(compact_schema, schema) == {"type": "string"}
+        assert remembered(strict_schema, schemas[0]) == strict_schema(schemas[0])
