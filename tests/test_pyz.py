@@ -157,8 +157,8 @@ def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) 
 def test_resources_in_the_archive_are_read_without_parsing_it_again(
     pyz: Path, tmp_path: Path
 ) -> None:
-    """`importlib.resources` reads through zipimport's directory (`_entry_class`): the
-    same files and folders as the package has, and no `ZipFile` opened to find them."""
+    """`importlib.resources` reads through the pack's index (`_entry_class`): the same
+    files and folders as the package has, and no `ZipFile` opened to find them."""
     code = """
 import json, zipfile
 from importlib import resources
