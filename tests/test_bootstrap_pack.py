@@ -5,6 +5,7 @@ the pack's files or opening the archive again."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,19 @@ def test_bytecode_of_another_interpreter_is_compiled_from_the_source(tmp_path: P
     got = _probe(_archive(tmp_path), "other-interpreter", tmp_path)
     assert got["text"] == ["hello", "hello"]
     assert "raise ValueError('from the pack')" in str(got["shown"])
+
+
+def test_a_module_is_inflated_once_and_a_cut_copy_is_made_again(tmp_path: Path) -> None:
+    archive = _archive(tmp_path)
+    _probe(archive, "this-interpreter", tmp_path)
+    (build,) = (tmp_path / ".cache" / "oxydra" / "pyz").iterdir()
+    kept = build / ".compiled" / "zpkg" / "mod.pyc"
+    whole = kept.read_bytes()
+    assert whole[16:] and not list(kept.parent.glob("*.tmp"))
+    kept.write_bytes(whole[:10])  # a write cut short
+    got = _probe(archive, "this-interpreter", tmp_path)
+    assert "raise ValueError('from the pack')" in str(got["shown"])
+    assert kept.read_bytes() == whole
+    shutil.rmtree(build / ".compiled")
+    (build / ".compiled").write_text("")  # nowhere to write (as a read-only guest image)
+    assert _probe(archive, "this-interpreter", tmp_path)["text"] == ["hello", "hello"]
