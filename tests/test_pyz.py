@@ -76,7 +76,9 @@ def test_a_first_run_unpacks_only_what_it_imports(pyz: Path, tmp_path: Path) -> 
     assert _run(pyz, ["--version"], home, work).returncode == 0
     cache = next((home / ".cache" / "oxydra" / "pyz").iterdir())
     unpacked = {p.name for p in cache.iterdir() if not p.name.endswith(".dist-info")}
-    assert unpacked == set(), unpacked  # metadata only: no numpy, wasmtime, numkong
+    assert unpacked == {".compiled"}, unpacked  # metadata only: no numpy, wasmtime, numkong
+    compiled = {p.name for p in (cache / ".compiled").iterdir()}
+    assert "oxydra" in compiled and not {"numpy", "wasmtime"} & compiled  # what it imported
     # asking whether an extra is there unpacks nothing; importing it unpacks it, libs too
     code = (
         "import importlib.util, os, sys;"
