@@ -1,22 +1,26 @@
 """Build `dist/oxydra.pyz`: one file that runs with only a Python 3.11+ interpreter.
 
-Layout of the archive:
+Layout of the archive (a zip Python runs; two members):
   __main__.py   the bootstrap (oxydra.py) with the build id filled in
-  site/...      pure-Python packages, imported from the zip (with unchecked-hash .pyc files
+  oxydra.pack   stored: an index, then every other file compressed on its own, read by the
+                bootstrap with one `pread` per file (a zip of the same 4,000 files costs
+                ~13 ms of CPU at every start to parse its directory, and zipimport inflates
+                through pure-Python code)
+    site/...    pure-Python packages, imported from the pack (with unchecked-hash .pyc files
                 beside the sources, so nothing is compiled at start-up)
-  native/...    packages that hold native extensions (and their vendored `.libs`), and all
+    native/...  packages that hold native extensions (and their vendored `.libs`), and all
                 package metadata, unpacked once per build id into a cache dir by the bootstrap;
                 their shared objects are stripped of symbols nothing links against
                 (`strip --strip-unneeded`: numkong's 46 MB are 4 MB without them), and their
-                files of 64 KB or more are LZMA-compressed (the bootstrap unpacks them with
-                zipfile; only `site/` must stay deflated, for zipimport)
+                files of 64 KB or more are xz-compressed (unpacked once; the rest, read at
+                every run, is deflated: quicker to inflate)
 Third-party packages are shipped without their test suites (`tests/` folders) and type
 stubs (`.pyi`): neither is ever imported at run time.
-Every directory has its own entry: zipimport finds a namespace package (a directory without
-`__init__.py`, as fastembed has) only through its directory entry. Compiled files name their
-source as `oxydra.pyz/site/...`, so a traceback never shows the build's temporary directory.
+The index lists every folder too: a namespace package (a directory without `__init__.py`,
+as fastembed has) is found through it. Compiled files name their source as
+`oxydra.pyz/site/...`, so a traceback never shows the build's temporary directory.
 
-LZMA is most of a build's time (about 90 s of CPU for the `--with embed` archive), so the
+xz is most of a build's time (about 90 s of CPU for the `--with embed` archive), so the
 compressed natives are made on every core at once, and kept in a content-addressed cache
 (`$XDG_CACHE_HOME/oxydra/build`, else `~/.cache/oxydra/build`): a file compressed before, by
 this or another build, is not compressed again. An entry names the digest of the bytes it
@@ -32,6 +36,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import lzma
+import marshal
 import os
 import py_compile
 import shutil
@@ -45,12 +51,11 @@ import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel", "postgres"]
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
-# Native files this large are LZMA-compressed (a third smaller than deflate); smaller ones,
+# Native files this large are xz-compressed (a third smaller than deflate); smaller ones,
 # the many metadata and .py files a first run unpacks, stay deflated: quicker to unpack.
 LZMA_FROM = 64 << 10
 CACHE_KEEP_SECS = 30 * 86400
@@ -322,18 +327,20 @@ def default_cache() -> Path:
     return Path(base) / "oxydra" / "build"
 
 
-Method = int  # zipfile.ZIP_LZMA or zipfile.ZIP_DEFLATED
+Method = int  # STORED, DEFLATED or XZ: how the pack holds one file
+STORED, DEFLATED, XZ = 0, 8, 14  # the bootstrap's constants (oxydra.py)
+PACK = "oxydra.pack"
+PACK_MAGIC = b"OXPK1\0"
 
 
 def packed_member(data: bytes, method: Method) -> bytes:
-    """`data` as zipfile stores a member compressed with `method` (LZMA: its properties
-    header, then the stream; deflate: the raw stream at level 6)."""
-    compressor: Any = (
-        zipfile.LZMACompressor()
-        if method == zipfile.ZIP_LZMA
-        else zlib.compressobj(6, zlib.DEFLATED, -15)  # what zipfile makes at compresslevel=6
-    )
-    return bytes(compressor.compress(data) + compressor.flush())
+    """`data` as the pack holds it: an xz stream, a raw deflate stream (level 6), or as is."""
+    if method == XZ:
+        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE)
+    if method == DEFLATED:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return compressor.compress(data) + compressor.flush()
+    return data
 
 
 class MemberCache:
@@ -401,7 +408,7 @@ def pack_all(
     def pack(job: tuple[Path, Method]) -> tuple[bytes, bytes]:
         file, method = job
         data = file.read_bytes()
-        kind = f"member-{method}"
+        kind = f"pack-{method}"
         packed = cache.get(kind, data) if cache is not None else None
         if packed is None:
             packed = packed_member(data, method)  # compressors let go of the GIL
@@ -413,33 +420,30 @@ def pack_all(
         return dict(zip((f for f, _ in files), pool.map(pack, files), strict=True))
 
 
-class _Packed:
-    """Stands in for zipfile's compressor when the member's bytes are compressed already:
-    zipfile still reads the original bytes for the CRC and size it records."""
-
-    def __init__(self, packed: bytes) -> None:
-        self.packed = packed
-
-    def compress(self, _data: bytes) -> bytes:
-        out, self.packed = self.packed, b""
-        return out
-
-    def flush(self) -> bytes:
-        return b""
-
-
-def write_packed(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes, packed: bytes, method: Method
-) -> None:
-    """Write a member whose compressed form `packed` was made by `packed_member`."""
-    info.compress_type = method
-    with zf.open(info, "w") as dest:
-        dest._compressor = _Packed(packed)  # type: ignore[attr-defined]
-        dest.write(data)
+def build_pack(
+    entries: list[tuple[str, Path]], methods: list[Method], packed: dict[Path, tuple[bytes, bytes]]
+) -> bytes:
+    """The `oxydra.pack` member: magic, index length, the marshalled index
+    ({name: (offset, stored size, size, method, mode)}, the set of folders), then each
+    file as `packed_member` made it (stored as is when compressing did not make it smaller).
+    """
+    files: dict[str, tuple[int, int, int, int, int]] = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for (arcname, file), method in zip(entries, methods, strict=True):
+        data_stat = file.stat()
+        blob = packed[file][1]
+        if len(blob) >= data_stat.st_size and method != STORED:
+            blob, method = file.read_bytes(), STORED
+        files[arcname] = (offset, len(blob), data_stat.st_size, method, data_stat.st_mode & 0o777)
+        blobs.append(blob)
+        offset += len(blob)
+    index = marshal.dumps((files, frozenset(folders(files))), 4)
+    return b"".join([PACK_MAGIC, len(index).to_bytes(4, "little"), index, *blobs])
 
 
 def write_archive(site: Path, output: Path, cache: MemberCache | None = None) -> str:
-    """Zip `site` into the archive; return the build id (hash of the contents)."""
+    """Pack `site` into the archive; return the build id (hash of the contents)."""
     digest = hashlib.sha256()
     entries: list[tuple[str, Path]] = []
     for entry in sorted(site.iterdir()):
@@ -454,8 +458,8 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
                 compile_legacy_pyc(file, f"oxydra.pyz/site/{file.relative_to(site)}", cache)
                 entries.append((f"site/{file.relative_to(site)}c", Path(str(file) + "c")))
             entries.append((f"{prefix}/{file.relative_to(site)}", file))
-    jobs = [(f, _method(a, f)) for a, f in entries]
-    packed = pack_all(jobs, cache)
+    methods = [_method(a, f) for a, f in entries]
+    packed = pack_all(list(zip((f for _, f in entries), methods, strict=True)), cache)
     for arcname, file in entries:  # what the build holds: names and contents
         digest.update(arcname.encode() + b"\0" + packed[file][0])
     build_id = f"{_version()}-{digest.hexdigest()[:16]}"
@@ -471,31 +475,27 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
         fh.write(b"#!/usr/bin/env python3\n")
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             zf.writestr("__main__.py", bootstrap)
-            for directory in directory_entries(name for name, _ in entries):
-                info = zipfile.ZipInfo(directory)
-                info.external_attr = (0o40755 << 16) | 0x10  # a directory, drwxr-xr-x
-                zf.writestr(info, b"")
-            for (arcname, file), (_, method) in zip(entries, jobs, strict=True):
-                info = zipfile.ZipInfo.from_file(file, arcname)
-                write_packed(zf, info, file.read_bytes(), packed[file][1], method)
+            info = zipfile.ZipInfo(PACK, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, build_pack(entries, methods, packed), zipfile.ZIP_STORED)
     tmp.chmod(0o755)
     os.replace(tmp, output)
     return build_id
 
 
 def _method(arcname: str, file: Path) -> Method:
-    """LZMA for large native files; deflate (what zipimport reads) for the rest."""
+    """xz for large native files (unpacked once); deflate for the rest (read at each run)."""
     big = arcname.startswith("native/") and file.stat().st_size >= LZMA_FROM
-    return zipfile.ZIP_LZMA if big else zipfile.ZIP_DEFLATED
+    return XZ if big else DEFLATED
 
 
-def directory_entries(names: Iterable[str]) -> list[str]:
-    """Every directory (`a/`, `a/b/`) that holds one of the archive names, sorted."""
+def folders(names: Iterable[str]) -> set[str]:
+    """Every folder (`a`, `a/b`) that holds one of the names."""
     found: set[str] = set()
     for name in names:
         parts = name.split("/")[:-1]
-        found.update("/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1))
-    return sorted(found)
+        found.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return found
 
 
 def _version() -> str:

@@ -10,7 +10,6 @@ name tiktoken looks for, and let tiktoken build the encoding itself. Without the
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import os
 import threading
@@ -56,6 +55,7 @@ def _cache_dir() -> Path:
 
 def _install_bpe(name: str) -> bool:
     """Put the shipped BPE file where tiktoken looks; False when the extra is missing."""
+    import gzip
     from importlib import resources
 
     try:
