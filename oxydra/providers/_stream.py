@@ -71,7 +71,11 @@ async def pump_sse(
                         batch += translator.on_eof()
                 else:
                     received += len(chunk)
-                    batch = _translate(decoder.feed(chunk), translator)
+                    events = decoder.feed(chunk)
+                    if len(events) == 1:  # the usual chunk: one event
+                        batch = translator.on_event(events[0])
+                    else:
+                        batch = _translate(events, translator)
             except httpx.HTTPError as exc:
                 _log.warning(
                     "stream interrupted", extra={"oxy": {"provider": provider, "error": repr(exc)}}

@@ -157,6 +157,8 @@ class TestFastPath:
         b"retry: 300\ndata: r\n\ndata: s\n\n",
         b"unknown: field\ndata: u\n\ndata\n\ndata:\n\n",
         b"\xef\xbb\xbfdata: bom\n\n",
+        b"data: a\n\n\xef\xbb\xbfdata: a BOM past the start is no BOM\n\n",
+        b"data: a\nb\n\ndata: \n\n",
         b"data: a\n\n\n\n\ndata: b\n\n\n",
         b"event: no-data\n\ndata: z\n\n",
         "data: Grüße 🌍 \u2028\u0085\n\n".encode(),
