@@ -92,13 +92,17 @@ def _resolved(dirs: list[Path], workspace: Path | None) -> list[Path]:
 
 def operator_only(dirs: list[Path], workspace: Path | None) -> list[Path]:
     """Rule 4: `dirs` (resolved) without those the agent can write to."""
+    kept = set(_operator_only([str(d) for d in dirs], workspace))
+    return [d for d in dirs if str(d) in kept]
+
+
+def _operator_only(dirs: list[str], workspace: Path | None) -> list[str]:
     if workspace is None:
         return dirs
-    writable = [str((workspace / name).resolve()) for name in AGENT_WRITABLE]
+    writable = [os.path.realpath(os.path.join(workspace, name)) for name in AGENT_WRITABLE]
     kept = []
-    for d in dirs:
-        text = str(d)  # resolved paths: "under w" is "starts with w and a separator"
-        if any(text == w or text.startswith(w + os.sep) for w in writable):
+    for d in dirs:  # resolved paths: "under w" is "starts with w and a separator"
+        if any(d == w or d.startswith(w + os.sep) for w in writable):
             _log.warning("ignoring %s: the agent can write there, so it is no operator layer", d)
             continue
         kept.append(d)
@@ -109,23 +113,51 @@ def read_persona_file(
     name: str, dirs: list[Path], *, budget: int = PERSONA_BUDGET_BYTES
 ) -> PersonaFile | None:
     """The winning copy of `name` across `dirs` (later wins), or None."""
-    found = [d / name for d in dirs if (d / name).is_file()]
+    return _read_file(name, [os.fspath(d) for d in dirs], budget)
+
+
+def _read_file(name: str, dirs: list[str], budget: int) -> PersonaFile | None:
+    found = [path for path in (os.path.join(d, name) for d in dirs) if os.path.isfile(path)]
     if not found:
         return None
     path = found[-1]
-    data = path.read_bytes()
+    with open(path, "rb") as file:
+        data = file.read()
     text = data[:budget].decode("utf-8", errors="ignore").strip()
     if len(data) > budget:
         text += CUT_MARKER.format(size=len(data), budget=budget)
     return PersonaFile(
         name=name,
-        path=str(path),
+        path=path,
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
         text=text,
         truncated=len(data) > budget,
-        shadowed=tuple(str(p) for p in found[:-1]),
+        shadowed=tuple(found[:-1]),
     )
+
+
+def _session_layers(
+    workspace: Path | None, cwd: Path | None, home: Path | None, system_dir: Path
+) -> list[str]:
+    """`persona_dirs` at a session start, as strings: only the layers that exist.
+
+    A layer that does not exist holds no file, so it is not resolved (a few syscalls each,
+    at every session start); one created later is seen by the next session. The paths are
+    plain strings, as pathlib's objects cost more than the syscalls here.
+    """
+    home_dir = os.fspath(home) if home is not None else os.path.expanduser("~")
+    layers = [
+        os.fspath(system_dir),
+        os.path.join(home_dir, ".config", "oxydra"),
+        os.path.join(home_dir, ".oxydra"),
+        os.path.join(os.fspath(cwd) if cwd is not None else os.getcwd(), ".oxydra"),
+    ]
+    if workspace is not None:
+        layers.append(os.path.join(workspace, ".oxydra"))
+    # resolving what `isdir` found never meets a symlink loop
+    unique = list(dict.fromkeys(os.path.realpath(d) for d in layers if os.path.isdir(d)))
+    return _operator_only(unique, workspace)
 
 
 def load_persona(
@@ -145,17 +177,14 @@ def load_persona(
             replaces the layered one.
         budget: the per-file cap in bytes.
     """
-    # Only a layer that exists can hold a file: the others are not resolved (a few syscalls
-    # each, at every session start). One created later is seen by the next session.
-    layers = [d for d in _layers(workspace, cwd, home, system_dir) if d.is_dir()]
-    dirs = _resolved(layers, workspace)
-    soul = read_persona_file("SOUL.md", dirs, budget=budget)
+    dirs = _session_layers(workspace, cwd, home, system_dir)
+    soul = _read_file("SOUL.md", dirs, budget)
     if soul_file is not None:
         soul = read_persona_file(soul_file.name, [soul_file.parent], budget=budget)
         if soul is None:
             raise ConfigError(f"soul_file {soul_file} does not exist")
     return Persona(
         soul=soul,
-        system=read_persona_file("SYSTEM.md", dirs, budget=budget),
-        user=read_persona_file("USER.md", dirs, budget=budget),
+        system=_read_file("SYSTEM.md", dirs, budget),
+        user=_read_file("USER.md", dirs, budget),
     )
