@@ -227,7 +227,11 @@ class _IdleWatch:
         self._deadline = deadline
         self._gap = gap
         self._loop = asyncio.get_running_loop()
-        self.clock = self._loop.time
+        # asyncio's own loop keeps `time.monotonic`; calling it directly saves a method call
+        # per item (another loop's clock may differ: then its own)
+        loop_time = type(self._loop).time
+        plain = loop_time is asyncio.BaseEventLoop.time
+        self.clock = time.monotonic if plain else self._loop.time
         self.since = self.clock()
         self.waiting = False
         self._timer = self._loop.call_at(self.since + gap, self._check)
