@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 from importlib import resources
 from importlib.resources import files
@@ -174,8 +175,8 @@ def discover(sources: list[Source], *, workspace: Path | None = None) -> list[Sk
     pins = read_approvals(workspace) if workspace is not None else {}
     found = list(_builtin_skills())
     for source in sources:
-        root = Path(source.root)
-        if root.is_dir():
+        if os.path.isdir(source.root):  # most sources do not exist: no Path built for them
+            root = Path(source.root)
             found += _scan(root, source.label, pins, managed=source.managed)
             if source.managed:
                 found += _scan_drafts(root / DRAFTS)
