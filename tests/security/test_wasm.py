@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +24,7 @@ from oxydra.security.wasm import (
     WasmWorkspace,
     u64,
 )
+from oxydra.security.wasm._runtime import TICK_SECS
 from tests.security.cases_jail import JAIL_CASES, MARKS, JailCase, Tree, run_case
 
 wasmtime = pytest.importorskip("wasmtime")
@@ -226,6 +229,25 @@ class TestLimits:
         spin = WasmSandbox(module=wasmtime.wat2wasm(SPIN_WAT), limits=WasmLimits(timeout_secs=0.1))
         with pytest.raises(ToolTimeoutError, match=r"0\.1 s limit"):
             spin.call(files.profile(READ_OPS), Op.READ, [b"/shared/a.md", u64(1)])
+
+    def test_a_guest_started_after_the_ticker_parked_is_still_stopped(
+        self, files: WasmWorkspace
+    ) -> None:
+        files.list_dir("/shared")
+        time.sleep(5 * TICK_SECS)  # no call runs: the epoch thread parks
+        spin = WasmSandbox(module=wasmtime.wat2wasm(SPIN_WAT), limits=WasmLimits(timeout_secs=0.1))
+        raised: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                spin.call(files.profile(READ_OPS), Op.READ, [b"/shared/a.md", u64(1)])
+            except BaseException as exc:  # checked below
+                raised.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(30)  # a parked ticker that never woke would spin here forever
+        assert [type(e) for e in raised] == [ToolTimeoutError]
 
     def test_a_guest_cannot_grow_memory_past_the_cap(self, files: WasmWorkspace) -> None:
         cap = 8 << 20
