@@ -100,11 +100,14 @@ def signature_schema(
     unknown = sorted(set(doc_args) - {f[0] for f in fields} - {context_param})
     problems += [f"docstring documents '{n}', which is not a parameter" for n in unknown]
     if problems:
-        raise ToolDefinitionError(name, problems)
+        raise ToolDefinitionError(name, problems + _schemaless(fields))
     args_type = msgspec.defstruct(
         f"{name}_arguments", fields, kw_only=True, forbid_unknown_fields=True
     )
-    parameters = _struct_schema(args_type, name)
+    try:
+        parameters = _struct_schema(args_type, name)
+    except (TypeError, ValueError) as exc:  # name the parameters whose types have none
+        raise ToolDefinitionError(name, _schemaless(fields) or [str(exc)]) from exc
     return Signature(
         args_type=args_type,
         parameters=parameters,
@@ -171,11 +174,6 @@ def _field(
     annotated = hint
     if doc and _meta_description(hint) is None:
         annotated = typing.Annotated[hint, msgspec.Meta(description=doc)]
-    try:
-        msgspec.json.schema(annotated)
-    except (TypeError, ValueError) as exc:
-        problems.append(f"'{param.name}': type {hint!r} has no JSON Schema ({exc})")
-        return None
     if param.default is inspect.Parameter.empty:
         return (param.name, annotated)
     try:
@@ -184,6 +182,18 @@ def _field(
         problems.append(f"'{param.name}': default {param.default!r} does not fit its type ({exc})")
         return None
     return (param.name, annotated, param.default)
+
+
+def _schemaless(fields: list[_Field]) -> list[str]:
+    """A problem for each field whose type has no JSON Schema (checked one by one only when
+    the whole Struct's schema failed: every schema is built once on the way that works)."""
+    problems = []
+    for field in fields:
+        try:
+            msgspec.json.schema(field[1])
+        except (TypeError, ValueError) as exc:
+            problems.append(f"'{field[0]}': type {field[1]!r} has no JSON Schema ({exc})")
+    return problems
 
 
 def _meta_description(hint: Any) -> str | None:

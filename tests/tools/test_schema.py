@@ -195,6 +195,33 @@ class TestSignatureProblems:
         ):
             assert fragment in problems
 
+    def test_a_type_without_json_schema_is_named_with_the_other_problems(self) -> None:
+        async def odd(z: list[complex], w: list[complex]) -> str:
+            """Take numbers.
+
+            Args:
+                z: A complex number.
+            """
+            return ""
+
+        async def alone(z: list[complex]) -> str:
+            """Take a number.
+
+            Args:
+                z: A complex number.
+            """
+            return ""
+
+        with pytest.raises(ToolDefinitionError) as caught:
+            tool(odd)
+        first, *types = caught.value.problems
+        assert first.startswith("'w' has no description")
+        assert [p.split(":")[0] for p in types] == ["'z'", "'w'"]
+        assert all("has no JSON Schema" in p for p in types)
+        with pytest.raises(ToolDefinitionError) as caught:
+            tool(alone)  # the only problem: found when the whole schema is built
+        assert [p.split(":")[0] for p in caught.value.problems] == ["'z'"]
+
     def test_recursive_structs_are_refused(self) -> None:
         async def tree(root: Node) -> str:
             """Walk a tree.
