@@ -73,8 +73,13 @@ class StreamTranslator(Protocol):
 
 
 def decode(data: bytes | str, decoder: msgspec.json.Decoder[T], what: str) -> T:
-    """Decode JSON into a view Struct, turning msgspec's error into `WireError`."""
-    if nesting_exceeds(data):
+    """Decode JSON into a view Struct, turning msgspec's error into `WireError`.
+
+    Text of at most `2 * MAX_JSON_DEPTH` characters is not measured: it cannot nest deep
+    enough for msgspec's recursion to matter (what nests past the bound there is unclosed,
+    and fails as malformed); a streamed event is usually that short.
+    """
+    if len(data) > 2 * MAX_JSON_DEPTH and nesting_exceeds(data):
         raise WireError(f"malformed {what}: nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return decoder.decode(data)

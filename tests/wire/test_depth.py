@@ -66,3 +66,10 @@ def test_deep_tool_arguments_from_the_model_stay_raw_text() -> None:
 def test_a_deep_provider_body_is_a_wire_error() -> None:
     with pytest.raises(WireError, match="nests deeper"):
         decode(DEEP, msgspec.json.Decoder(), "response")
+
+
+@pytest.mark.parametrize("text", ["[" * 256, "[" * 200 + "]" * 56, "[" * 129 + "1"])
+def test_short_deep_text_is_still_a_wire_error(text: str) -> None:
+    assert len(text) <= 2 * MAX_JSON_DEPTH and json_depth(text) > MAX_JSON_DEPTH
+    with pytest.raises(WireError, match="malformed response"):
+        decode(text, msgspec.json.Decoder(), "response")
