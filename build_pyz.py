@@ -4,17 +4,23 @@ Layout of the archive:
   __main__.py   the bootstrap (oxydra.py) with the build id filled in
   site/...      pure-Python packages, imported from the zip (with unchecked-hash .pyc files
                 beside the sources, so nothing is compiled at start-up)
-  native/...    packages that hold native extensions (and their vendored `.libs`), and all
-                package metadata, unpacked once per build id into a cache dir by the bootstrap;
-                their shared objects are stripped of symbols nothing links against
-                (`strip --strip-unneeded`: numkong's 46 MB are 4 MB without them), and their
-                files of 64 KB or more are LZMA-compressed (the bootstrap unpacks them with
-                zipfile; only `site/` must stay deflated, for zipimport)
+  native/<module>.zip   each package that holds native extensions (with its vendored
+                `.libs`), as one stored zip of its own, unpacked by the bootstrap into a
+                cache dir per build id when it is first imported;
+  native/first-run.zip  all package metadata (and `.libs` of no package), unpacked by the
+                first run. Every process keeps zipimport's directory of the archive in
+                memory, so these files are not listed in it one by one (3,942 entries
+                were ~2 MiB of an idle `vm`). Their shared objects are stripped of symbols
+                nothing links against (`strip --strip-unneeded`: numkong's 46 MB are 4 MB
+                without them), and their files of 64 KB or more are LZMA-compressed (the
+                bootstrap unpacks them with zipfile; only `site/` must stay deflated, for
+                zipimport)
 Third-party packages are shipped without their test suites (`tests/` folders) and type
 stubs (`.pyi`): neither is ever imported at run time.
-Every directory has its own entry: zipimport finds a namespace package (a directory without
-`__init__.py`, as fastembed has) only through its directory entry. Compiled files name their
-source as `oxydra.pyz/site/...`, so a traceback never shows the build's temporary directory.
+A directory of `site/` without `__init__.py` has its own entry: zipimport finds a namespace
+package (fastembed's `image/transform`) only through its directory entry. Compiled files
+name their source as `oxydra.pyz/site/...`, so a traceback never shows the build's
+temporary directory.
 
 LZMA is most of a build's time (about 90 s of CPU for the `--with embed` archive), so the
 compressed natives are made on every core at once, and kept in a content-addressed cache
@@ -54,6 +60,7 @@ NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 # the many metadata and .py files a first run unpacks, stay deflated: quicker to unpack.
 LZMA_FROM = 64 << 10
 CACHE_KEEP_SECS = 30 * 86400
+FIRST_RUN = "first-run"  # the bundle of metadata and lone `.libs` (not a module's name)
 
 
 def install_into(target: Path, extras: list[str]) -> None:
@@ -459,28 +466,58 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
     for arcname, file in entries:  # what the build holds: names and contents
         digest.update(arcname.encode() + b"\0" + packed[file][0])
     build_id = f"{_version()}-{digest.hexdigest()[:16]}"
+    groups = native_groups(site)
     bootstrap = (
         (ROOT / "oxydra.py")
         .read_text()
         .replace('BUILD_ID = "dev"', f'BUILD_ID = "{build_id}"', 1)
-        .replace("] = {}  # replaced by build_pyz.py", f"] = {native_groups(site)!r}  #", 1)
+        .replace("] = {}  # replaced by build_pyz.py", f"] = {groups!r}  #", 1)
     )
+    methods = {file: method for file, method in jobs}
+    bundles: dict[str, list[tuple[str, Path]]] = {}
+    owner = {top: module for module, tops in groups.items() for top in tops}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
         fh.write(b"#!/usr/bin/env python3\n")
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             zf.writestr("__main__.py", bootstrap)
-            for directory in directory_entries(name for name, _ in entries):
+            for directory in directory_entries(site, (n for n, _ in entries)):
                 info = zipfile.ZipInfo(directory)
                 info.external_attr = (0o40755 << 16) | 0x10  # a directory, drwxr-xr-x
                 zf.writestr(info, b"")
-            for (arcname, file), (_, method) in zip(entries, jobs, strict=True):
+            for arcname, file in entries:
+                if arcname.startswith("native/"):
+                    inner = arcname.removeprefix("native/")
+                    bundle = owner.get(inner.split("/", 1)[0], FIRST_RUN)
+                    bundles.setdefault(bundle, []).append((inner, file))
+                    continue
                 info = zipfile.ZipInfo.from_file(file, arcname)
-                write_packed(zf, info, file.read_bytes(), packed[file][1], method)
+                write_packed(zf, info, file.read_bytes(), packed[file][1], methods[file])
+            for bundle, members in sorted(bundles.items()):
+                inner_zip = _bundle(members, packed, methods)
+                zf.writestr(zipfile.ZipInfo(f"native/{bundle}.zip"), inner_zip, zipfile.ZIP_STORED)
     tmp.chmod(0o755)
     os.replace(tmp, output)
     return build_id
+
+
+def _bundle(
+    members: list[tuple[str, Path]],
+    packed: dict[Path, tuple[bytes, bytes]],
+    methods: dict[Path, Method],
+) -> bytes:
+    """One native package (or the first run's metadata) as a zip of its own: the archive
+    lists it as one entry, so zipimport's directory of the archive, which every process
+    keeps, holds none of its files."""
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for inner, file in members:
+            info = zipfile.ZipInfo.from_file(file, inner)
+            write_packed(zf, info, file.read_bytes(), packed[file][1], methods[file])
+    return out.getvalue()
 
 
 def _method(arcname: str, file: Path) -> Method:
@@ -489,12 +526,19 @@ def _method(arcname: str, file: Path) -> Method:
     return zipfile.ZIP_LZMA if big else zipfile.ZIP_DEFLATED
 
 
-def directory_entries(names: Iterable[str]) -> list[str]:
-    """Every directory (`a/`, `a/b/`) that holds one of the archive names, sorted."""
+def directory_entries(site: Path, names: Iterable[str]) -> list[str]:
+    """The directories of `site/` zipimport must see as entries: those without an
+    `__init__.py` (a namespace package's portion is found only through its directory entry,
+    as fastembed's `image/transform` is), sorted. A package's directory needs none."""
     found: set[str] = set()
     for name in names:
-        parts = name.split("/")[:-1]
-        found.update("/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1))
+        if not name.startswith("site/"):
+            continue
+        parts = name.split("/")[1:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            if not (site / folder / "__init__.py").exists():
+                found.add(f"site/{folder}/")
     return sorted(found)
 
 

@@ -6,8 +6,10 @@ imported from a zip, so they are unpacked into a cache directory named by the bu
 one only when it is first imported: the first run unpacks the package metadata (a few
 hundred KB) and then what that run imports (msgspec for `--help`, not numpy, wasmtime or
 the vector index). `NATIVE` (filled in by build_pyz.py) maps each native top-level module to
-its archive entries (the package, then its vendored `.libs`); `_NativeFinder` unpacks a
-group the first time one of its names is imported. Every unpack is atomic (a scratch dir in
+the top-level names its bundle `native/<module>.zip` holds (its vendored `.libs`, then the
+package); `_NativeFinder` unpacks a bundle the first time its module is imported. Each
+bundle is one entry of the archive, so the directory of the archive that zipimport keeps
+in memory lists none of their files. Every unpack is atomic (a scratch dir in
 the cache, then `rename`), so two first runs at once, or a run killed midway, never leave a
 half-filled package in use. Later runs pay one `stat` per native package they import.
 
@@ -41,45 +43,38 @@ def _cache_root() -> str:
     return os.path.join(base, "oxydra", "pyz")
 
 
-_ZIP: dict[str, object] = {}
+FIRST_RUN = "first-run"  # native/first-run.zip: package metadata, unpacked up front
 
 
-def _zip(archive: str) -> "zipfile.ZipFile":  # noqa: F821 (imported on first use)
-    """The archive opened once per process: reading its directory of ~8,000 entries costs
-    ~10 ms, and a first run would read it for the metadata and again per native package."""
-    import zipfile
+def _unpack(archive: str, cache: str, bundle: str, entries: list[str], target: str) -> None:
+    """Extract `native/<bundle>.zip` into a scratch dir, then rename into `target`.
 
-    found = _ZIP.get(archive)
-    if found is None:
-        found = _ZIP[archive] = zipfile.ZipFile(archive)
-    return found  # type: ignore[return-value]
-
-
-def _unpack(archive: str, cache: str, entries: list[str], target: str) -> None:
-    """Extract `native/<entry>` for each entry into a scratch dir, then rename into `target`.
-
-    `entries` are top-level names (`numpy`, `numpy.libs`, `x.cpython-311-x86_64-linux-gnu.so`)
-    or, when `target` does not exist yet, ignored: the scratch dir itself becomes `target`.
+    `entries` are the top-level names it holds (`numpy`, `numpy.libs`,
+    `x.cpython-311-x86_64-linux-gnu.so`), moved into `target` the package last; when
+    `target` does not exist yet the scratch dir itself becomes `target`. The bundle is read
+    through zipimport's directory of the archive (parsed once at start): the archive's own
+    directory is never parsed again, nor kept.
     """
+    import io
     import shutil
     import tempfile
+    import zipfile
+    import zipimport
 
     os.makedirs(cache, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".unpack-", dir=cache)
     try:
-        zf = _zip(archive)
-        for info in zf.infolist():
-            name = info.filename
-            if not name.startswith("native/") or info.is_dir():
-                continue
-            top = name.split("/", 2)[1]
-            if top not in entries:
-                continue
-            dest = zf.extract(info, scratch)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(dest, mode)
         unpacked = os.path.join(scratch, "native")
+        data = zipimport.zipimporter(archive).get_data(f"native/{bundle}.zip")
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            del data
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                dest = zf.extract(info, unpacked)
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    os.chmod(dest, mode)
         os.makedirs(unpacked, exist_ok=True)
         if not os.path.isdir(target):
             _rename(unpacked, target)
@@ -120,7 +115,7 @@ class _NativeFinder:
     def unpack(self, name: str, entries: list[str]) -> None:
         cache = os.path.dirname(self.target)
         try:
-            _unpack(self.archive, cache, entries, self.target)
+            _unpack(self.archive, cache, name, entries, self.target)
         except OSError as exc:
             raise ImportError(
                 f"oxydra.pyz: cannot unpack {name} into {cache}: {exc.strerror or exc}; "
@@ -189,10 +184,8 @@ def _prepare_path() -> None:
     try:
         used = os.stat(target).st_mtime
     except (FileNotFoundError, NotADirectoryError):
-        eager = [e for e in _entries(archive) if e.endswith((".dist-info", ".libs"))]
-        eager = [e for e in eager if not any(e in group for group in NATIVE.values())]
         try:
-            _unpack(archive, os.path.dirname(target), eager, target)
+            _unpack(archive, os.path.dirname(target), FIRST_RUN, [], target)
         except OSError as exc:  # HOME=/nonexistent for a service account, a read-only disk
             where = os.path.dirname(target)
             reason = exc.strerror or exc
@@ -229,31 +222,37 @@ def _read_resources_through_the_importer(archive: str) -> None:
         reader = per_call(self, fullname)
         directory = getattr(zipimport, "_zip_directory_cache", {}).get(archive)
         if reader is not None and self.archive == archive and directory is not None:
-            importer, at = zipimport.zipimporter(archive), reader.prefix
-            reader.files = lambda: _entry_class()(importer, _tree(archive, directory), at)
+            importer, at = zipimport.zipimporter(archive), reader.prefix.strip("/")
+            reader.files = lambda: _entry_class()(importer, _tree(archive, directory, at), at)
         return reader
 
     zipimport.zipimporter.get_resource_reader = get_resource_reader  # type: ignore[method-assign]
 
 
-_TREES: dict[str, tuple[set[str], dict[str, set[str]]]] = {}
+_TREES: dict[tuple[str, str], tuple[set[str], dict[str, set[str]]]] = {}
 
 
-def _tree(archive: str, directory: dict[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
-    """The archive's files, and each folder's children (`a/b` -> {names}), built once from
-    zipimport's directory (whose keys are paths in the archive, folders ending in `/`)."""
-    if archive not in _TREES:
+def _tree(archive: str, directory: dict[str, Any], at: str) -> tuple[set[str], dict[str, set[str]]]:
+    """The files under the package folder `at` (`site/a/b`), and each folder's children
+    (`site/a/b/c` -> {names}), built once per package from zipimport's directory (whose
+    keys are paths in the archive, folders ending in `/`). Only the few packages whose data
+    is read pay for a tree, and only for their own files."""
+    key = (archive, at)
+    if key not in _TREES:
         files: set[str] = set()
         children: dict[str, set[str]] = {}
-        for key in directory:
-            name = key.replace(os.sep, "/")
+        base = len(at.split("/"))
+        for name in directory:
+            name = name.replace(os.sep, "/")
+            if not name.startswith(at + "/"):
+                continue
             parts = name.rstrip("/").split("/")
             if not name.endswith("/"):
                 files.add(name)
-            for depth in range(1, len(parts) + 1):
+            for depth in range(base + 1, len(parts) + 1):
                 children.setdefault("/".join(parts[: depth - 1]), set()).add(parts[depth - 1])
-        _TREES[archive] = files, children
-    return _TREES[archive]
+        _TREES[key] = files, children
+    return _TREES[key]
 
 
 @functools.cache
@@ -303,12 +302,6 @@ def _entry_class() -> type:
             return f"<oxydra.pyz entry {self._at}>"
 
     return Entry
-
-
-def _entries(archive: str) -> list[str]:
-    """The top-level names under `native/` in the archive (metadata and vendored libs)."""
-    names = _zip(archive).namelist()
-    return sorted({n.split("/", 2)[1] for n in names if n.startswith("native/")})
 
 
 def _prune(root: str) -> None:
