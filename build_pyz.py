@@ -61,6 +61,18 @@ NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 LZMA_FROM = 64 << 10
 CACHE_KEEP_SECS = 30 * 86400
 FIRST_RUN = "first-run"  # the bundle of metadata and lone `.libs` (not a module's name)
+# Pure-Python packages that only some commands import (the time-zone database, when the
+# system has none; the postgres backend; the container tier's client; the terminal UI): they
+# are bundled like the native packages, so the archive's directory, which every process
+# keeps, does not list their 1,300 files.
+DEFERRED = frozenset(
+    {"tzdata", "psycopg", "docker", "requests", "urllib3", "blessed", "jinxed", "tqdm", "dateutil"}
+)
+# Bundles shipped with compiled files (`__pycache__`, unchecked hash): those every start
+# imports (a first run compiling them kept 1.4 MiB of its garbage) and the deferred ones
+# (compiled in the archive before they were bundled). The others, numpy's 1.9 MB of
+# compiled code among them, are compiled by their first import.
+COMPILED = DEFERRED | {"msgspec", "websockets"}
 
 
 def install_into(target: Path, extras: list[str]) -> None:
@@ -183,12 +195,13 @@ def use_project_environment(extras: list[str], argv: list[str]) -> None:
 
 
 def is_native(entry: Path) -> bool:
-    """Whether a top-level site-packages entry must live on disk to be imported.
+    """Whether a top-level site-packages entry is shipped as a bundle unpacked to disk.
 
     Package metadata (`*.dist-info`) goes to disk too: `importlib.metadata` does not look
     inside a directory of a zip, and packages such as fastembed read their own version.
+    So do the `DEFERRED` pure-Python packages (module doc).
     """
-    if entry.name.endswith((".libs", ".dist-info")):
+    if entry.name in DEFERRED or entry.name.endswith((".libs", ".dist-info")):
         return True
     if entry.is_file():
         return entry.name.endswith(NATIVE_SUFFIXES)
@@ -299,13 +312,18 @@ def _is_elf(path: Path) -> bool:
         return fh.read(4) == b"\x7fELF"
 
 
-def compile_legacy_pyc(path: Path, shown_as: str, cache: MemberCache | None = None) -> None:
-    """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash).
+def compile_legacy_pyc(
+    path: Path, shown_as: str, cache: MemberCache | None = None, cfile: Path | None = None
+) -> None:
+    """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash),
+    or to `cfile` (a bundle's `__pycache__/x.cpython-311.pyc`, where the import system
+    looks on disk).
 
-    `shown_as` is the file name tracebacks print (the path inside the archive). The result
-    depends only on the source, that name and the interpreter, so it is cached by those.
+    `shown_as` is the file name tracebacks print (the path inside the archive; on disk the
+    import system names the real file). The result depends only on the source, that name
+    and the interpreter, so it is cached by those.
     """
-    cfile = Path(str(path) + "c")
+    cfile = cfile or Path(str(path) + "c")
     key = b"pyc\0" + importlib.util.MAGIC_NUMBER + shown_as.encode() + b"\0" + path.read_bytes()
     held = cache.get("pyc", key) if cache is not None else None
     if held is not None:
@@ -449,6 +467,8 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
     """Zip `site` into the archive; return the build id (hash of the contents)."""
     digest = hashlib.sha256()
     entries: list[tuple[str, Path]] = []
+    groups = native_groups(site)
+    compiled = {top for module in COMPILED for top in groups.get(module, [])}
     for entry in sorted(site.iterdir()):
         if entry.name == "__pycache__":
             continue
@@ -457,16 +477,24 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
         for file in files:
             if "__pycache__" in file.parts:
                 continue
+            rel = file.relative_to(site)
             if prefix == "site" and file.suffix == ".py":
-                compile_legacy_pyc(file, f"oxydra.pyz/site/{file.relative_to(site)}", cache)
-                entries.append((f"site/{file.relative_to(site)}c", Path(str(file) + "c")))
-            entries.append((f"{prefix}/{file.relative_to(site)}", file))
+                compile_legacy_pyc(file, f"oxydra.pyz/site/{rel}", cache)
+                entries.append((f"site/{rel}c", Path(str(file) + "c")))
+            elif file.suffix == ".py" and entry.name in compiled:
+                cfile = (
+                    file.parent / "__pycache__" / f"{file.stem}.{sys.implementation.cache_tag}.pyc"
+                )
+                cfile.parent.mkdir(exist_ok=True)
+                compile_legacy_pyc(file, f"oxydra.pyz/native/{rel}", cache, cfile)
+                if cfile.exists():
+                    entries.append((f"native/{cfile.relative_to(site)}", cfile))
+            entries.append((f"{prefix}/{rel}", file))
     jobs = [(f, _method(a, f)) for a, f in entries]
     packed = pack_all(jobs, cache)
     for arcname, file in entries:  # what the build holds: names and contents
         digest.update(arcname.encode() + b"\0" + packed[file][0])
     build_id = f"{_version()}-{digest.hexdigest()[:16]}"
-    groups = native_groups(site)
     bootstrap = (
         (ROOT / "oxydra.py")
         .read_text()
