@@ -68,11 +68,16 @@ FIRST_RUN = "first-run"  # the bundle of metadata and lone `.libs` (not a module
 DEFERRED = frozenset(
     {"tzdata", "psycopg", "docker", "requests", "urllib3", "blessed", "jinxed", "tqdm", "dateutil"}
 )
-# Bundles shipped with compiled files (`__pycache__`, unchecked hash): those every start
-# imports (a first run compiling them kept 1.4 MiB of its garbage) and the deferred ones
-# (compiled in the archive before they were bundled). The others, numpy's 1.9 MB of
-# compiled code among them, are compiled by their first import.
-COMPILED = DEFERRED | {"msgspec", "websockets"}
+# The bundles every start imports. They are shipped compiled (a first run compiling them
+# kept 1.4 MiB of its garbage) and deflated, not LZMA-compressed (so is the first run's
+# metadata): LZMA's 8 MiB dictionary,
+# once freed, raises glibc's threshold for giving memory back, and a fresh `vm` kept
+# 0.7 MiB more heap.
+STARTUP = frozenset({"msgspec", "websockets"})
+# Bundles shipped with compiled files (`__pycache__`, unchecked hash): STARTUP and the
+# deferred ones (compiled in the archive before they were bundled). The others, numpy's
+# 1.9 MB of compiled code among them, are compiled by their first import.
+COMPILED = DEFERRED | STARTUP
 
 
 def install_into(target: Path, extras: list[str]) -> None:
@@ -490,7 +495,8 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
                 if cfile.exists():
                     entries.append((f"native/{cfile.relative_to(site)}", cfile))
             entries.append((f"{prefix}/{rel}", file))
-    jobs = [(f, _method(a, f)) for a, f in entries]
+    lazy = {top for module, tops in groups.items() if module not in STARTUP for top in tops}
+    jobs = [(f, _method(a, f, lazy)) for a, f in entries]
     packed = pack_all(jobs, cache)
     for arcname, file in entries:  # what the build holds: names and contents
         digest.update(arcname.encode() + b"\0" + packed[file][0])
@@ -548,10 +554,13 @@ def _bundle(
     return out.getvalue()
 
 
-def _method(arcname: str, file: Path) -> Method:
-    """LZMA for large native files; deflate (what zipimport reads) for the rest."""
-    big = arcname.startswith("native/") and file.stat().st_size >= LZMA_FROM
-    return zipfile.ZIP_LZMA if big else zipfile.ZIP_DEFLATED
+def _method(arcname: str, file: Path, lazy: set[str]) -> Method:
+    """LZMA for large files of the bundles unpacked on a later import (`lazy`: their
+    top-level names); deflate for the rest: what zipimport reads, and what a start unpacks
+    (STARTUP, and the first run's metadata)."""
+    parts = arcname.split("/")
+    big = parts[0] == "native" and file.stat().st_size >= LZMA_FROM
+    return zipfile.ZIP_LZMA if big and parts[1] in lazy else zipfile.ZIP_DEFLATED
 
 
 def directory_entries(site: Path, names: Iterable[str]) -> list[str]:

@@ -14,7 +14,6 @@ operator wrote for this entry beats what the catalog says of the model.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 
 import msgspec
@@ -188,6 +187,8 @@ class ModelCatalog:
                 f"catalog provider '{provider}' is not in the model catalog ({self.source})",
                 hint=f"known providers: {known}; or set [catalog] skip_catalog_validation = true",
             )
+        import difflib  # only for a model that is not there: an idle vm never loads it
+
         close = difflib.get_close_matches(model, list(self.providers[provider].models), n=3)
         suggestion = f"did you mean {', '.join(close)}? " if close else ""
         return CatalogError(

