@@ -47,7 +47,9 @@ class LazyModule:
     def __getattr__(self, attr: str) -> Any:
         module = self.__dict__.get("_module")
         if module is None:  # import_module returns the module once it is fully run
-            module = self.__dict__["_module"] = importlib.import_module(self._name)
+            module = importlib.import_module(self._name)
+            # later reads are plain attribute reads (a turn reads httpx's names often)
+            self.__dict__.update(vars(module), _name=self._name, _module=module)
         return getattr(module, attr)
 
     def __repr__(self) -> str:
