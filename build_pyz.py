@@ -1,28 +1,26 @@
 """Build `dist/oxydra.pyz`: one file that runs with only a Python 3.11+ interpreter.
 
-Layout of the archive:
+Layout of the archive (a zip Python runs; two members):
   __main__.py   the bootstrap (oxydra.py) with the build id filled in
-  site/...      pure-Python packages, imported from the zip (with unchecked-hash .pyc files
+  oxydra.pack   stored: an index, then every other file compressed on its own, read by the
+                bootstrap with one `pread` per file (a zip of the same 4,000 files costs
+                ~13 ms of CPU at every start to parse its directory, and zipimport inflates
+                through pure-Python code)
+    site/...    pure-Python packages, imported from the pack (with unchecked-hash .pyc files
                 beside the sources, so nothing is compiled at start-up)
-  native/<module>.zip   each package that holds native extensions (with its vendored
-                `.libs`), as one stored zip of its own, unpacked by the bootstrap into a
-                cache dir per build id when it is first imported;
-  native/first-run.zip  all package metadata (and `.libs` of no package), unpacked by the
-                first run. Every process keeps zipimport's directory of the archive in
-                memory, so these files are not listed in it one by one (3,942 entries
-                were ~2 MiB of an idle `vm`). Their shared objects are stripped of symbols
-                nothing links against (`strip --strip-unneeded`: numkong's 46 MB are 4 MB
-                without them), and their files of 64 KB or more are LZMA-compressed (the
-                bootstrap unpacks them with zipfile; only `site/` must stay deflated, for
-                zipimport)
+    native/...  packages that hold native extensions (and their vendored `.libs`), and all
+                package metadata, unpacked once per build id into a cache dir by the bootstrap;
+                their shared objects are stripped of symbols nothing links against
+                (`strip --strip-unneeded`: numkong's 46 MB are 4 MB without them), and their
+                files of 64 KB or more are xz-compressed (unpacked once; the rest, read at
+                every run, is deflated: quicker to inflate)
 Third-party packages are shipped without their test suites (`tests/` folders) and type
 stubs (`.pyi`): neither is ever imported at run time.
-A directory of `site/` without `__init__.py` has its own entry: zipimport finds a namespace
-package (fastembed's `image/transform`) only through its directory entry. Compiled files
-name their source as `oxydra.pyz/site/...`, so a traceback never shows the build's
-temporary directory.
+The index lists every folder too: a namespace package (a directory without `__init__.py`,
+as fastembed has) is found through it. Compiled files name their source as
+`oxydra.pyz/site/...`, so a traceback never shows the build's temporary directory.
 
-LZMA is most of a build's time (about 90 s of CPU for the `--with embed` archive), so the
+xz is most of a build's time (about 90 s of CPU for the `--with embed` archive), so the
 compressed natives are made on every core at once, and kept in a content-addressed cache
 (`$XDG_CACHE_HOME/oxydra/build`, else `~/.cache/oxydra/build`): a file compressed before, by
 this or another build, is not compressed again. An entry names the digest of the bytes it
@@ -38,6 +36,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import lzma
+import marshal
 import os
 import py_compile
 import shutil
@@ -51,33 +51,14 @@ import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_EXTRAS = ["vectors", "wasm", "container", "tokenizers", "otel", "postgres"]
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
-# Native files this large are LZMA-compressed (a third smaller than deflate); smaller ones,
+# Native files this large are xz-compressed (a third smaller than deflate); smaller ones,
 # the many metadata and .py files a first run unpacks, stay deflated: quicker to unpack.
 LZMA_FROM = 64 << 10
 CACHE_KEEP_SECS = 30 * 86400
-FIRST_RUN = "first-run"  # the bundle of metadata and lone `.libs` (not a module's name)
-# Pure-Python packages that only some commands import (the time-zone database, when the
-# system has none; the postgres backend; the container tier's client; the terminal UI): they
-# are bundled like the native packages, so the archive's directory, which every process
-# keeps, does not list their 1,300 files.
-DEFERRED = frozenset(
-    {"tzdata", "psycopg", "docker", "requests", "urllib3", "blessed", "jinxed", "tqdm", "dateutil"}
-)
-# The bundles every start imports. They are shipped compiled (a first run compiling them
-# kept 1.4 MiB of its garbage) and deflated, not LZMA-compressed (so is the first run's
-# metadata): LZMA's 8 MiB dictionary,
-# once freed, raises glibc's threshold for giving memory back, and a fresh `vm` kept
-# 0.7 MiB more heap.
-STARTUP = frozenset({"msgspec", "websockets"})
-# Bundles shipped with compiled files (`__pycache__`, unchecked hash): STARTUP and the
-# deferred ones (compiled in the archive before they were bundled). The others, numpy's
-# 1.9 MB of compiled code among them, are compiled by their first import.
-COMPILED = DEFERRED | STARTUP
 
 
 def install_into(target: Path, extras: list[str]) -> None:
@@ -200,13 +181,12 @@ def use_project_environment(extras: list[str], argv: list[str]) -> None:
 
 
 def is_native(entry: Path) -> bool:
-    """Whether a top-level site-packages entry is shipped as a bundle unpacked to disk.
+    """Whether a top-level site-packages entry must live on disk to be imported.
 
     Package metadata (`*.dist-info`) goes to disk too: `importlib.metadata` does not look
     inside a directory of a zip, and packages such as fastembed read their own version.
-    So do the `DEFERRED` pure-Python packages (module doc).
     """
-    if entry.name in DEFERRED or entry.name.endswith((".libs", ".dist-info")):
+    if entry.name.endswith((".libs", ".dist-info")):
         return True
     if entry.is_file():
         return entry.name.endswith(NATIVE_SUFFIXES)
@@ -317,18 +297,13 @@ def _is_elf(path: Path) -> bool:
         return fh.read(4) == b"\x7fELF"
 
 
-def compile_legacy_pyc(
-    path: Path, shown_as: str, cache: MemberCache | None = None, cfile: Path | None = None
-) -> None:
-    """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash),
-    or to `cfile` (a bundle's `__pycache__/x.cpython-311.pyc`, where the import system
-    looks on disk).
+def compile_legacy_pyc(path: Path, shown_as: str, cache: MemberCache | None = None) -> None:
+    """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash).
 
-    `shown_as` is the file name tracebacks print (the path inside the archive; on disk the
-    import system names the real file). The result depends only on the source, that name
-    and the interpreter, so it is cached by those.
+    `shown_as` is the file name tracebacks print (the path inside the archive). The result
+    depends only on the source, that name and the interpreter, so it is cached by those.
     """
-    cfile = cfile or Path(str(path) + "c")
+    cfile = Path(str(path) + "c")
     key = b"pyc\0" + importlib.util.MAGIC_NUMBER + shown_as.encode() + b"\0" + path.read_bytes()
     held = cache.get("pyc", key) if cache is not None else None
     if held is not None:
@@ -352,18 +327,20 @@ def default_cache() -> Path:
     return Path(base) / "oxydra" / "build"
 
 
-Method = int  # zipfile.ZIP_LZMA or zipfile.ZIP_DEFLATED
+Method = int  # STORED, DEFLATED or XZ: how the pack holds one file
+STORED, DEFLATED, XZ = 0, 8, 14  # the bootstrap's constants (oxydra.py)
+PACK = "oxydra.pack"
+PACK_MAGIC = b"OXPK1\0"
 
 
 def packed_member(data: bytes, method: Method) -> bytes:
-    """`data` as zipfile stores a member compressed with `method` (LZMA: its properties
-    header, then the stream; deflate: the raw stream at level 6)."""
-    compressor: Any = (
-        zipfile.LZMACompressor()
-        if method == zipfile.ZIP_LZMA
-        else zlib.compressobj(6, zlib.DEFLATED, -15)  # what zipfile makes at compresslevel=6
-    )
-    return bytes(compressor.compress(data) + compressor.flush())
+    """`data` as the pack holds it: an xz stream, a raw deflate stream (level 6), or as is."""
+    if method == XZ:
+        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE)
+    if method == DEFLATED:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return compressor.compress(data) + compressor.flush()
+    return data
 
 
 class MemberCache:
@@ -431,7 +408,7 @@ def pack_all(
     def pack(job: tuple[Path, Method]) -> tuple[bytes, bytes]:
         file, method = job
         data = file.read_bytes()
-        kind = f"member-{method}"
+        kind = f"pack-{method}"
         packed = cache.get(kind, data) if cache is not None else None
         if packed is None:
             packed = packed_member(data, method)  # compressors let go of the GIL
@@ -443,37 +420,32 @@ def pack_all(
         return dict(zip((f for f, _ in files), pool.map(pack, files), strict=True))
 
 
-class _Packed:
-    """Stands in for zipfile's compressor when the member's bytes are compressed already:
-    zipfile still reads the original bytes for the CRC and size it records."""
-
-    def __init__(self, packed: bytes) -> None:
-        self.packed = packed
-
-    def compress(self, _data: bytes) -> bytes:
-        out, self.packed = self.packed, b""
-        return out
-
-    def flush(self) -> bytes:
-        return b""
-
-
-def write_packed(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes, packed: bytes, method: Method
-) -> None:
-    """Write a member whose compressed form `packed` was made by `packed_member`."""
-    info.compress_type = method
-    with zf.open(info, "w") as dest:
-        dest._compressor = _Packed(packed)  # type: ignore[attr-defined]
-        dest.write(data)
+def build_pack(
+    entries: list[tuple[str, Path]], methods: list[Method], packed: dict[Path, tuple[bytes, bytes]]
+) -> bytes:
+    """The `oxydra.pack` member: magic, index length, the marshalled index
+    ({name: (offset, stored size, size, method, mode)}, the set of folders), then each
+    file as `packed_member` made it (stored as is when compressing did not make it smaller).
+    """
+    files: dict[str, tuple[int, int, int, int, int]] = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for (arcname, file), method in zip(entries, methods, strict=True):
+        data_stat = file.stat()
+        blob = packed[file][1]
+        if len(blob) >= data_stat.st_size and method != STORED:
+            blob, method = file.read_bytes(), STORED
+        files[arcname] = (offset, len(blob), data_stat.st_size, method, data_stat.st_mode & 0o777)
+        blobs.append(blob)
+        offset += len(blob)
+    index = marshal.dumps((files, frozenset(folders(files))), 4)
+    return b"".join([PACK_MAGIC, len(index).to_bytes(4, "little"), index, *blobs])
 
 
 def write_archive(site: Path, output: Path, cache: MemberCache | None = None) -> str:
-    """Zip `site` into the archive; return the build id (hash of the contents)."""
+    """Pack `site` into the archive; return the build id (hash of the contents)."""
     digest = hashlib.sha256()
     entries: list[tuple[str, Path]] = []
-    groups = native_groups(site)
-    compiled = {top for module in COMPILED for top in groups.get(module, [])}
     for entry in sorted(site.iterdir()):
         if entry.name == "__pycache__":
             continue
@@ -482,22 +454,12 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
         for file in files:
             if "__pycache__" in file.parts:
                 continue
-            rel = file.relative_to(site)
             if prefix == "site" and file.suffix == ".py":
-                compile_legacy_pyc(file, f"oxydra.pyz/site/{rel}", cache)
-                entries.append((f"site/{rel}c", Path(str(file) + "c")))
-            elif file.suffix == ".py" and entry.name in compiled:
-                cfile = (
-                    file.parent / "__pycache__" / f"{file.stem}.{sys.implementation.cache_tag}.pyc"
-                )
-                cfile.parent.mkdir(exist_ok=True)
-                compile_legacy_pyc(file, f"oxydra.pyz/native/{rel}", cache, cfile)
-                if cfile.exists():
-                    entries.append((f"native/{cfile.relative_to(site)}", cfile))
-            entries.append((f"{prefix}/{rel}", file))
-    lazy = {top for module, tops in groups.items() if module not in STARTUP for top in tops}
-    jobs = [(f, _method(a, f, lazy)) for a, f in entries]
-    packed = pack_all(jobs, cache)
+                compile_legacy_pyc(file, f"oxydra.pyz/site/{file.relative_to(site)}", cache)
+                entries.append((f"site/{file.relative_to(site)}c", Path(str(file) + "c")))
+            entries.append((f"{prefix}/{file.relative_to(site)}", file))
+    methods = [_method(a, f) for a, f in entries]
+    packed = pack_all(list(zip((f for _, f in entries), methods, strict=True)), cache)
     for arcname, file in entries:  # what the build holds: names and contents
         digest.update(arcname.encode() + b"\0" + packed[file][0])
     build_id = f"{_version()}-{digest.hexdigest()[:16]}"
@@ -505,78 +467,35 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
         (ROOT / "oxydra.py")
         .read_text()
         .replace('BUILD_ID = "dev"', f'BUILD_ID = "{build_id}"', 1)
-        .replace("] = {}  # replaced by build_pyz.py", f"] = {groups!r}  #", 1)
+        .replace("] = {}  # replaced by build_pyz.py", f"] = {native_groups(site)!r}  #", 1)
     )
-    methods = {file: method for file, method in jobs}
-    bundles: dict[str, list[tuple[str, Path]]] = {}
-    owner = {top: module for module, tops in groups.items() for top in tops}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
         fh.write(b"#!/usr/bin/env python3\n")
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             zf.writestr("__main__.py", bootstrap)
-            for directory in directory_entries(site, (n for n, _ in entries)):
-                info = zipfile.ZipInfo(directory)
-                info.external_attr = (0o40755 << 16) | 0x10  # a directory, drwxr-xr-x
-                zf.writestr(info, b"")
-            for arcname, file in entries:
-                if arcname.startswith("native/"):
-                    inner = arcname.removeprefix("native/")
-                    bundle = owner.get(inner.split("/", 1)[0], FIRST_RUN)
-                    bundles.setdefault(bundle, []).append((inner, file))
-                    continue
-                info = zipfile.ZipInfo.from_file(file, arcname)
-                write_packed(zf, info, file.read_bytes(), packed[file][1], methods[file])
-            for bundle, members in sorted(bundles.items()):
-                inner_zip = _bundle(members, packed, methods)
-                zf.writestr(zipfile.ZipInfo(f"native/{bundle}.zip"), inner_zip, zipfile.ZIP_STORED)
+            info = zipfile.ZipInfo(PACK, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, build_pack(entries, methods, packed), zipfile.ZIP_STORED)
     tmp.chmod(0o755)
     os.replace(tmp, output)
     return build_id
 
 
-def _bundle(
-    members: list[tuple[str, Path]],
-    packed: dict[Path, tuple[bytes, bytes]],
-    methods: dict[Path, Method],
-) -> bytes:
-    """One native package (or the first run's metadata) as a zip of its own: the archive
-    lists it as one entry, so zipimport's directory of the archive, which every process
-    keeps, holds none of its files."""
-    import io
-
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for inner, file in members:
-            info = zipfile.ZipInfo.from_file(file, inner)
-            write_packed(zf, info, file.read_bytes(), packed[file][1], methods[file])
-    return out.getvalue()
+def _method(arcname: str, file: Path) -> Method:
+    """xz for large native files (unpacked once); deflate for the rest (read at each run)."""
+    big = arcname.startswith("native/") and file.stat().st_size >= LZMA_FROM
+    return XZ if big else DEFLATED
 
 
-def _method(arcname: str, file: Path, lazy: set[str]) -> Method:
-    """LZMA for large files of the bundles unpacked on a later import (`lazy`: their
-    top-level names); deflate for the rest: what zipimport reads, and what a start unpacks
-    (STARTUP, and the first run's metadata)."""
-    parts = arcname.split("/")
-    big = parts[0] == "native" and file.stat().st_size >= LZMA_FROM
-    return zipfile.ZIP_LZMA if big and parts[1] in lazy else zipfile.ZIP_DEFLATED
-
-
-def directory_entries(site: Path, names: Iterable[str]) -> list[str]:
-    """The directories of `site/` zipimport must see as entries: those without an
-    `__init__.py` (a namespace package's portion is found only through its directory entry,
-    as fastembed's `image/transform` is), sorted. A package's directory needs none."""
+def folders(names: Iterable[str]) -> set[str]:
+    """Every folder (`a`, `a/b`) that holds one of the names."""
     found: set[str] = set()
     for name in names:
-        if not name.startswith("site/"):
-            continue
-        parts = name.split("/")[1:-1]
-        for depth in range(1, len(parts) + 1):
-            folder = "/".join(parts[:depth])
-            if not (site / folder / "__init__.py").exists():
-                found.add(f"site/{folder}/")
-    return sorted(found)
+        parts = name.split("/")[:-1]
+        found.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return found
 
 
 def _version() -> str:

@@ -60,6 +60,14 @@ def _start_fake(script: list[dict[str, object]], record: Path) -> tuple[subproce
     return proc, line.strip().split("=", 1)[1]
 
 
+PYZ = Path(__file__).resolve().parents[1] / "dist" / "oxydra.pyz"
+
+
+def _pyz_cmd() -> list[str]:
+    """The archive as a user runs it: the base interpreter, isolated (no virtualenv)."""
+    return [str(Path(sys.base_prefix) / "bin" / "python3"), "-I", str(PYZ)]
+
+
 def _ask_cmd(url: str, question: str) -> list[str]:
     sets = [
         f"providers.registry.fake.base_url={url}",
@@ -102,22 +110,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = fresh_home(tmp)
         text, call = [TEXT_STEP], TOOL_STEP
-        # one round: bare, text turn, tool turn, tool turn in the jail, bare (interleaved, so
-        # a change of the machine's load hits every figure alike)
-        script = text * 2 + (text * 2 + [call, *text] * 2 + text) * RUNS
+        # one round: bare, text turn (source tree, then the archive when it is built), tool
+        # turn, tool turn in the jail, bare (interleaved, so a change of the machine's load
+        # hits every figure alike); the fake LLM answers in that order
+        names = ("bare", "ask", "pyz", "tool", "jail", "bare")
+        if not PYZ.exists():  # `make bench` builds it
+            names = tuple(n for n in names if n != "pyz")
+        pyz = 1 if "pyz" in names else 0
+        script = text * (2 + 2 * pyz) + (text * (2 + pyz) + [call, *text] * 2 + text) * RUNS
         record = Path(tmp) / "requests.jsonl"
         proc, url = _start_fake(script, record)
         rounds: dict[str, list[tuple[float, float]]] = {}
         commands = {
             "bare": [sys.executable, "-c", BARE, url],
             "ask": _ask_cmd(url, "hello"),
+            "pyz": [*_pyz_cmd(), *_ask_cmd(url, "hello")[3:]],
             "tool": _ask_cmd(url, "write a file"),
             "jail": [*_ask_cmd(url, "write a file"), "--set", "tools.isolation=process"],
         }
         try:
             run_median(_ask_cmd(url, "warm the page cache"), 2, env)
+            if pyz:
+                run_median(commands["pyz"], 2, env)  # unpacks what a turn imports
             for _ in range(RUNS):
-                for name in ("bare", "ask", "tool", "jail", "bare"):
+                for name in names:
                     rounds.setdefault(name, []).append(run_stats(commands[name], 1, env))
         finally:
             proc.terminate()
@@ -129,6 +145,8 @@ def main() -> None:
         size = len(json.dumps(ours[-1], separators=(",", ":"), ensure_ascii=False).encode())
     print(f"bare httpx streaming request, fresh process: {_fig(base, base)}")
     print(f"ask, text turn:                              {_fig(ask, base)}")
+    if "pyz" in rounds:
+        print(f"  same, from oxydra.pyz (base python -I):    {_fig(_medians(rounds['pyz']), base)}")
     print(
         f"ask, one tool call (2 model calls):          {_fig(tool, base)}"
         " (file tool in the WASM guest; compiled once, then loaded from the user cache)"

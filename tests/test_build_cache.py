@@ -13,16 +13,18 @@ from pathlib import Path
 import pytest
 
 import build_pyz
+from oxydra.runner._pack import pack_files, read_pack
 
-LZMA, KIND = zipfile.ZIP_LZMA, f"member-{zipfile.ZIP_LZMA}"
+LZMA, KIND = build_pyz.XZ, f"pack-{build_pyz.XZ}"
 DATA = bytes(range(256)) * 600 + b"an ELF would be here" * 5000
 
 
-@pytest.mark.parametrize("method", [zipfile.ZIP_LZMA, zipfile.ZIP_DEFLATED])
+@pytest.mark.parametrize("method", [build_pyz.XZ, build_pyz.DEFLATED])
 def test_a_cached_member_is_the_member_a_fresh_compression_makes(
     tmp_path: Path, method: int
 ) -> None:
     (tmp_path / "lib.so").write_bytes(DATA)
+    (tmp_path / "after.txt").write_bytes(b"next file")
     cache = build_pyz.MemberCache(tmp_path / "cache")
     first = build_pyz.pack_all([(tmp_path / "lib.so", method)], cache)
     again = build_pyz.pack_all([(tmp_path / "lib.so", method)], cache)
@@ -31,15 +33,18 @@ def test_a_cached_member_is_the_member_a_fresh_compression_makes(
         hashlib.sha256(DATA).digest(),
         build_pyz.packed_member(DATA, method),
     )
-    archive = tmp_path / "a.zip"
+    files = [(tmp_path / "lib.so", method), (tmp_path / "after.txt", build_pyz.DEFLATED)]
+    packed = {**again, **build_pyz.pack_all(files[1:], None)}
+    entries = [("native/lib.so", tmp_path / "lib.so"), ("site/after.txt", tmp_path / "after.txt")]
+    archive = tmp_path / "a.pyz"
     with zipfile.ZipFile(archive, "w") as zf:
-        info = zipfile.ZipInfo("native/lib.so")
-        build_pyz.write_packed(zf, info, DATA, again[tmp_path / "lib.so"][1], method)
-        zf.writestr("after.txt", b"next member")
-    with zipfile.ZipFile(archive) as zf:
-        assert zf.testzip() is None  # every member's CRC checks
-        assert zf.getinfo("native/lib.so").compress_type == method
-        assert zf.read("native/lib.so") == DATA and zf.read("after.txt") == b"next member"
+        zf.writestr(build_pyz.PACK, build_pyz.build_pack(entries, [m for _, m in files], packed))
+    read = {f.name: f.data for f in pack_files(archive)}
+    assert read == {"native/lib.so": DATA, "site/after.txt": b"next file"}
+    assert [f.name for f in pack_files(archive, "native/")] == ["native/lib.so"]
+    index, _folders, _ = read_pack(archive)
+    assert index["native/lib.so"][3] == method
+    assert index["site/after.txt"][3] == build_pyz.STORED  # deflate made 9 bytes longer
 
 
 def test_a_cached_pyc_is_the_one_a_fresh_compile_writes_for_that_name(tmp_path: Path) -> None:

@@ -76,7 +76,9 @@ def test_a_first_run_unpacks_only_what_it_imports(pyz: Path, tmp_path: Path) -> 
     assert _run(pyz, ["--version"], home, work).returncode == 0
     cache = next((home / ".cache" / "oxydra" / "pyz").iterdir())
     unpacked = {p.name for p in cache.iterdir() if not p.name.endswith(".dist-info")}
-    assert unpacked == set(), unpacked  # metadata only: no numpy, wasmtime, numkong
+    assert unpacked == {".compiled"}, unpacked  # metadata only: no numpy, wasmtime, numkong
+    compiled = {p.name for p in (cache / ".compiled").iterdir()}
+    assert "oxydra" in compiled and not {"numpy", "wasmtime"} & compiled  # what it imported
     # asking whether an extra is there unpacks nothing; importing it unpacks it, libs too
     code = (
         "import importlib.util, os, sys;"
@@ -157,8 +159,8 @@ def test_archive_reads_the_pinned_catalog_it_bundles(pyz: Path, tmp_path: Path) 
 def test_resources_in_the_archive_are_read_without_parsing_it_again(
     pyz: Path, tmp_path: Path
 ) -> None:
-    """`importlib.resources` reads through zipimport's directory (`_entry_class`): the
-    same files and folders as the package has, and no `ZipFile` opened to find them."""
+    """`importlib.resources` reads through the pack's index (`_entry_class`): the same
+    files and folders as the package has, and no `ZipFile` opened to find them."""
     code = """
 import json, zipfile
 from importlib import resources

@@ -135,7 +135,7 @@ def run_ask(args: argparse.Namespace) -> int:
     with phases.phase("imports"):
         from oxydra.config.loader import ConfigSources, load_agent_config
         from oxydra.config.workspace import resolve_workspace
-        from oxydra.security.confine import protect_agent_process
+        from oxydra.security import protect_agent_process
 
     with phases.phase("config"):
         protect_agent_process()

@@ -101,7 +101,7 @@ def run_vm(args: argparse.Namespace) -> int:
     """Entry of the `vm` mode."""
     from oxydra.config.loader import ConfigSources, load_agent_config
     from oxydra.config.workspace import resolve_workspace
-    from oxydra.security.confine import protect_agent_process
+    from oxydra.security import protect_agent_process
 
     protect_agent_process()
     envelope = read_bootstrap(args)

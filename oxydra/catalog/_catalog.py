@@ -187,7 +187,7 @@ class ModelCatalog:
                 f"catalog provider '{provider}' is not in the model catalog ({self.source})",
                 hint=f"known providers: {known}; or set [catalog] skip_catalog_validation = true",
             )
-        import difflib  # only for a model that is not there: an idle vm never loads it
+        import difflib  # only for a name that is not in the catalog
 
         close = difflib.get_close_matches(model, list(self.providers[provider].models), n=3)
         suggestion = f"did you mean {', '.join(close)}? " if close else ""

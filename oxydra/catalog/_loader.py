@@ -39,7 +39,7 @@ _overrides_decoder = msgspec.json.Decoder(CapsOverrides)
 
 
 def _package_data(name: str) -> bytes:
-    from importlib.resources import files  # in the archive: zipimport's index (oxydra.py)
+    from importlib.resources import files  # in the archive: the pack's index (oxydra.py)
 
     return files("oxydra.catalog.data").joinpath(name).read_bytes()
 

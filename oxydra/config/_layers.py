@@ -18,7 +18,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +86,8 @@ class Layers:
                 f"{path}: not valid UTF-8 (byte {exc.start}, line {line}): save it as UTF-8"
             )
             return True
+        import tomllib  # not loaded when there is no file to read
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -136,6 +136,12 @@ def _version_problems(config: AgentConfig) -> list[str]:
 
 
 def _timezone_problems(config: AgentConfig, at: object) -> list[str]:
+    """A bad zone where the scheduler uses it (its tools exist only when it is on).
+
+    Not checked otherwise: loading `zoneinfo` for a key nothing reads costs every command.
+    """
+    if not config.scheduler.enabled:
+        return []
     import zoneinfo
 
     name = config.scheduler.default_timezone

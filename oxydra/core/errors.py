@@ -71,8 +71,9 @@ class ConfigError(OxydraError):
 
 
 def running_from_archive() -> bool:
-    """Whether this code runs from `oxydra.pyz` (zipimport) rather than an installed package."""
-    return type(globals().get("__loader__")).__name__ == "zipimporter"
+    """Whether this code runs from `oxydra.pyz` (its bootstrap's importer, `oxydra.py`)
+    rather than an installed package."""
+    return type(globals().get("__loader__")).__name__ == "_ArchiveImporter"
 
 
 def install_hint(extra: str) -> str:

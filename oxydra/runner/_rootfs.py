@@ -20,12 +20,12 @@ import io
 import os
 import subprocess
 import tarfile
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 
 from oxydra.core.errors import RunnerError
+from oxydra.runner._pack import pack_files
 
 BASE_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "ca-certificates")
 BASE_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
@@ -191,19 +191,15 @@ def _add_natives(dst: tarfile.TarFile, pyz: Path, build_id: str) -> None:
     _add_dir(dst, PYZ_CACHE.lstrip("/"))
     _add_dir(dst, prefix)
     made: set[str] = set()
-    with zipfile.ZipFile(pyz) as zf:
-        for info in zf.infolist():
-            if not info.filename.startswith("native/") or info.is_dir():
-                continue
-            rel = info.filename.removeprefix("native/")
-            parts = rel.split("/")[:-1]
-            for depth in range(1, len(parts) + 1):
-                folder = "/".join(parts[:depth])
-                if folder not in made:
-                    made.add(folder)
-                    _add_dir(dst, f"{prefix}/{folder}")
-            mode = ((info.external_attr >> 16) & 0o777) or 0o644
-            _add_file(dst, f"{prefix}/{rel}", zf.read(info), mode | 0o444)
+    for file in pack_files(pyz, "native/"):
+        rel = file.name.removeprefix("native/")
+        parts = rel.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            if folder not in made:
+                made.add(folder)
+                _add_dir(dst, f"{prefix}/{folder}")
+        _add_file(dst, f"{prefix}/{rel}", file.data, (file.mode or 0o644) | 0o444)
 
 
 def make_ext4(rootfs_tar: Path, out: Path, scratch: Path) -> None:

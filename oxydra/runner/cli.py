@@ -168,7 +168,7 @@ def serve_foreground(ctx: RunnerContext, *, control: bool, detach: bool = False)
 
     ctx.require_launchable()
     workspace = ctx.provision()
-    from oxydra.security.confine import protect_agent_process
+    from oxydra.security import protect_agent_process
 
     protect_agent_process()  # it holds the provider keys in its environment
     with daemon_lock(workspace):

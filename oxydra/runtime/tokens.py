@@ -55,6 +55,7 @@ def _cache_dir() -> Path:
 
 def _install_bpe(name: str) -> bool:
     """Put the shipped BPE file where tiktoken looks; False when the extra is missing."""
+    import gzip
     from importlib import resources
 
     try:

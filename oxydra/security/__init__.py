@@ -6,6 +6,7 @@ from oxydra._lazy import lazy_getattr as _lazy_getattr
 
 if _typing.TYPE_CHECKING:
     from oxydra.security._connector import Connector
+    from oxydra.security._dumpable import protect_agent_process
     from oxydra.security._hosts import parse_inet_aton
     from oxydra.security._ipranges import Verdict, classify
     from oxydra.security._openat import (
@@ -18,7 +19,6 @@ if _typing.TYPE_CHECKING:
     from oxydra.security._pinned import GuardedTransport
     from oxydra.security.confine import (
         ShellSandbox,
-        protect_agent_process,
         shell_environment,
         shell_sandbox,
         shell_status,
@@ -164,7 +164,7 @@ __getattr__ = _lazy_getattr(
         "parse_inet_aton": "oxydra.security._hosts",
         "parse_url": "oxydra.security.ssrf",
         "programs_of": "oxydra.security.shellpolicy",
-        "protect_agent_process": "oxydra.security.confine",
+        "protect_agent_process": "oxydra.security._dumpable",
         "read_paths": "oxydra.security.taint",
         "refuse_persona_write": "oxydra.security.jail",
         "shannon_entropy": "oxydra.security.scrub",

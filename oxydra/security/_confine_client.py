@@ -90,10 +90,35 @@ class ConfinedProcess:
             transport.close()
 
 
+_SERVER_MODULES = ("_landlock", "_confine_child", "_confine_server")  # each needs the previous
+
+
 def boot_line() -> str:
-    """Python source that imports the server from this directory (a zip path works)."""
+    """Python source that loads the server (standard library only) and serves.
+
+    From an installation it imports the modules from this directory. Inside `oxydra.pyz`
+    there is no directory to put on `sys.path` (the archive's importer reads them from its
+    pack), so their sources travel in the program itself.
+    """
     here = os.path.dirname(os.path.abspath(__file__))
-    return f"import sys;sys.path[:0]=[{here!r}];import _confine_server;_confine_server.serve()"
+    if os.path.isdir(here):
+        return f"import sys;sys.path[:0]=[{here!r}];import _confine_server;_confine_server.serve()"
+    import importlib.util
+
+    sources: dict[str, str] = {}
+    for name in _SERVER_MODULES:
+        spec = importlib.util.find_spec(f"oxydra.security.{name}")
+        source = spec.loader.get_source(spec.name) if spec and spec.loader else None  # type: ignore[attr-defined]
+        if not source:
+            raise OSError(f"the confinement server's module {name} has no source here")
+        sources[name] = source
+    return (
+        "import sys, types\n"
+        f"for name, source in {sources!r}.items():\n"
+        "    sys.modules[name] = module = types.ModuleType(name)\n"
+        "    exec(compile(source, name + '.py', 'exec'), module.__dict__)\n"
+        "sys.modules['_confine_server'].serve()\n"
+    )
 
 
 class _Server:

@@ -54,7 +54,6 @@ DEFAULT_RLIMITS = (
     (resource.RLIMIT_FSIZE, FSIZE_LIMIT),
 )
 OPT_IN = "[tools.shell] allow_unconfined = true"
-PR_SET_DUMPABLE = 4
 
 
 @dataclass(frozen=True)
@@ -157,20 +156,6 @@ def shell_sandbox(
         sandbox = ShellSandbox(writable=paths, abi=0)
         return sandbox, f"{sandbox.describe()}; {reason}"
     return None, f"off: {reason}, so commands cannot be confined; {OPT_IN} runs them anyway"
-
-
-def protect_agent_process() -> bool:
-    """Make this process non-dumpable: its `/proc/<pid>/environ` and memory become
-    unreadable to other processes of the same (non-root) uid, even unconfined ones.
-
-    A second line behind invariant 1, for the opt-in without Landlock; root is covered by
-    the empty capability bounding set of the shell (no CAP_SYS_PTRACE). Inherited by no
-    child: `execve` resets it.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    return bool(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
 
 
 def shell_status(*, enabled: bool, allow_unconfined: bool) -> str:

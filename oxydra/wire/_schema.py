@@ -85,6 +85,8 @@ def _rewrite_children(schema: dict[str, Any], rewrite: Rewrite) -> dict[str, Any
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     kind = schema.get("type")
+    if "enum" in schema:  # `null` must be one of the values, whatever the type says
+        return schema if None in schema["enum"] else {"anyOf": [schema, {"type": "null"}]}
     if isinstance(kind, str) and kind != "null":
         return {**schema, "type": [kind, "null"]}
     if isinstance(kind, list) and "null" not in kind:

@@ -239,6 +239,18 @@ class TestBadInput:
         (problem,) = self._problems(layout)
         assert "backoff_base_ms" in problem
 
+    def test_an_unknown_time_zone_is_refused_where_the_scheduler_uses_it(
+        self, layout: Layout
+    ) -> None:
+        layout.write("cwd", '[scheduler]\nenabled = true\ndefault_timezone = "Mars/Olympus"\n')
+        (problem,) = self._problems(layout)
+        assert "scheduler.default_timezone" in problem and "Mars/Olympus" in problem
+
+    def test_the_time_zone_of_a_scheduler_that_is_off_is_not_read(self, layout: Layout) -> None:
+        layout.write("cwd", '[scheduler]\ndefault_timezone = "Mars/Olympus"\n')
+        config = load_agent_config(layout.sources())
+        assert config.config.scheduler.default_timezone == "Mars/Olympus"
+
 
 class TestDeprecations:
     def test_max_cost_is_read_as_max_tokens_with_a_warning(self, layout: Layout) -> None:

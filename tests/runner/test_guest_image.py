@@ -23,9 +23,15 @@ from tests.runner.test_bootstrap import make_spec
 def _archive(path: Path, build_id: str) -> Path:
     import zipfile
 
+    import build_pyz
+
+    native = path.with_name("mod.so")
+    native.write_bytes(b"\x7fELF native" * 64)
+    entries, methods = [("native/pkg/mod.so", native)], [build_pyz.DEFLATED]
+    packed = build_pyz.pack_all([(native, build_pyz.DEFLATED)], None)
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("__main__.py", f'import os\nBUILD_ID = "{build_id}"  # replaced\n')
-        zf.writestr("native/pkg/mod.so", b"\x7fELF native")
+        zf.writestr(build_pyz.PACK, build_pyz.build_pack(entries, methods, packed))
     return path
 
 
@@ -65,10 +71,13 @@ def test_the_rootfs_has_the_archive_a_non_root_user_and_no_setuid(tmp_path: Path
     with tarfile.open(out) as tar:
         members = {m.name.removeprefix("./"): m for m in tar}
         passwd = tar.extractfile(members["etc/passwd"]).read().decode()  # type: ignore[union-attr]
+        unpacked = members["opt/oxydra/pyz-cache/b1/pkg/mod.so"]
+        native = tar.extractfile(unpacked).read()  # type: ignore[union-attr]
     assert "oxydra:x:10001:10001:" in passwd
     assert members["usr/bin/su"].mode & 0o6000 == 0
     assert "opt/oxydra/oxydra.pyz" in members and "sbin/oxydra-init" in members
-    assert "opt/oxydra/pyz-cache/b1/pkg/mod.so" in members  # natives unpacked: root is ro
+    assert native == b"\x7fELF native" * 64  # natives unpacked (the root is read-only)
+    assert unpacked.mode & 0o444 == 0o444
 
 
 def _module(path: Path, depends: str) -> None:

@@ -312,7 +312,7 @@ def test_a_non_dumpable_agent_hides_its_environment_from_its_own_uid() -> None:
 
 def test_protect_agent_process_makes_this_process_non_dumpable() -> None:
     code = (
-        "import ctypes; from oxydra.security.confine import protect_agent_process;"
+        "import ctypes; from oxydra.security import protect_agent_process;"
         "assert protect_agent_process(); print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

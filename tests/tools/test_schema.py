@@ -91,8 +91,12 @@ class TestSchemaFromSignature:
         assert props["ratio"]["type"] == "number" and props["flag"]["type"] == "boolean"
         assert props["mode"]["enum"] == ["fast", "slow"]
         assert props["color"]["enum"] == ["blue", "red"]
-        assert props["point"]["anyOf"][0]["properties"]["x"]["type"] == "integer"
-        assert everything.schema().parameters["required"] == ["text"]
+        assert props["point"]["properties"]["x"]["type"] == "integer"
+        assert props["tags"] == {"type": "array", "items": {"type": "string"}} | {
+            "description": "Optional tags; spanning two lines."
+        }  # optional: no `null` branch, leaving it out means the same
+        parameters = everything.schema().parameters
+        assert parameters["required"] == ["text"] and "additionalProperties" not in parameters
 
     def test_descriptions_come_from_the_docstring_and_meta(self) -> None:
         decl = everything.schema()
@@ -191,6 +195,33 @@ class TestSignatureProblems:
         ):
             assert fragment in problems
 
+    def test_a_type_without_json_schema_is_named_with_the_other_problems(self) -> None:
+        async def odd(z: list[complex], w: list[complex]) -> str:
+            """Take numbers.
+
+            Args:
+                z: A complex number.
+            """
+            return ""
+
+        async def alone(z: list[complex]) -> str:
+            """Take a number.
+
+            Args:
+                z: A complex number.
+            """
+            return ""
+
+        with pytest.raises(ToolDefinitionError) as caught:
+            tool(odd)
+        first, *types = caught.value.problems
+        assert first.startswith("'w' has no description")
+        assert [p.split(":")[0] for p in types] == ["'z'", "'w'"]
+        assert all("has no JSON Schema" in p for p in types)
+        with pytest.raises(ToolDefinitionError) as caught:
+            tool(alone)  # the only problem: found when the whole schema is built
+        assert [p.split(":")[0] for p in caught.value.problems] == ["'z'"]
+
     def test_recursive_structs_are_refused(self) -> None:
         async def tree(root: Node) -> str:
             """Walk a tree.
@@ -211,14 +242,14 @@ class TestTransforms:
         assert set(schema["required"]) == set(schema["properties"])
         assert schema["properties"]["count"]["type"] == ["integer", "null"]
         assert "default" not in str(schema)
-        assert schema["properties"]["point"]["anyOf"][0]["additionalProperties"] is False
+        assert schema["properties"]["point"]["additionalProperties"] is False
 
     def test_gemini_strips_additional_properties_and_defaults(self) -> None:
         original = everything.schema().parameters
         schema = transform_schema(original, "gemini")
         VALIDATOR.check_schema(schema)
         assert "additionalProperties" not in str(schema) and "'default'" not in str(schema)
-        assert original["additionalProperties"] is False
+        assert original["properties"]["count"]["default"] == 5
 
     def test_limits_flag_oversized_and_deep_schemas(self) -> None:
         deep: dict[str, Any] = {"type": "object"}

@@ -122,6 +122,14 @@ class TestSchemas:
             "properties": {"a": {"type": "string"}},
         }
 
+    def test_an_optional_enum_accepts_null_in_strict_mode(self) -> None:
+        mode = {"enum": ["day", "week"], "description": "When."}
+        strict = strict_schema({"type": "object", "properties": {"mode": mode}})
+        assert strict["required"] == ["mode"]
+        assert strict["properties"]["mode"] == {"anyOf": [mode, {"type": "null"}]}
+        typed = strict_schema({"type": "object", "properties": {"m": {**mode, "type": "string"}}})
+        assert {"type": "null"} in typed["properties"]["m"]["anyOf"]  # not a type the enum refuses
+
     def test_gemini_schema_keeps_property_names_that_look_like_keywords(self) -> None:
         schema = {"type": "object", "properties": {"default": {"type": "string", "default": "x"}}}
         assert gemini_schema(schema) == {
