@@ -4,7 +4,8 @@ A mount is a host directory the model's tools read (`vault`) or change (`shared`
 the container sidecar's `/shared`, a micro-VM share, the process-tier guest's Landlock
 rules. So no mount may be, hold, or lie inside:
 1. the archive's native package cache (`$OXYDRA_PYZ_CACHE`, else `~/.cache/oxydra/pyz`):
-   the next start of `oxydra.pyz` loads the `.so` files there, outside any sandbox;
+   the next start of `oxydra.pyz` loads the `.so` files and compiled modules (`.compiled/`)
+   there, outside any sandbox;
 2. the compiled WASM guest cache (`~/.cache/oxydra/wasm`): its entries are loaded as
    machine code, and its key signs them;
 3. the workspace's `ipc/` (gateway token, control socket), `.oxydra/` (memory database,

@@ -1,9 +1,10 @@
 """A `[mounts]` entry that would let the model's tools reach what later runs or steers us.
 
-The archive (`oxydra.pyz`) unpacks its native packages into `~/.cache/oxydra/pyz` and the next
-start loads the `.so` files found there, outside any sandbox. A user who mounts `~` as the
-workspace's `shared` folder hands that directory to the shell (the container sidecar's
-`/shared`, a micro-VM share): a steered model could plant native code there. The same holds
+The archive (`oxydra.pyz`) unpacks its native packages into `~/.cache/oxydra/pyz`, and the
+next start loads the `.so` files and compiled modules found there, outside any sandbox. A
+user who mounts `~` as the workspace's `shared` folder hands that directory to the shell
+(the container sidecar's `/shared`, a micro-VM share): a steered model could plant code
+there. The same holds
 for the compiled WASM guest cache, and for the workspace's own `ipc/` (gateway token,
 sockets) and `.oxydra/` (memory database). Such a config is refused before anything starts,
 naming the file, the key and what it would reach.
