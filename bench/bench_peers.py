@@ -2,12 +2,12 @@
 
 Opt-in, because it downloads the peers: `python -m bench peers` (or `OXYDRA_BENCH_PEERS=1`
 with any selection); a plain `python -m bench` prints how and skips it. The first run installs
-`nanobot-ai==0.3.5` and `hermes-agent==0.19.0` from PyPI, each into its own virtualenv under
-`$OXYDRA_BENCH_PEERS_CACHE` (default `~/.cache/oxydra-bench/peers`), reused by later runs;
-that install is the only download. The measuring then runs again inside a private network
-namespace holding only loopback (`unshare --net`, when this user may), so nothing reaches
-anything but the fake LLM: the peers' own calls out (a tokenizer download, a model catalog,
-a lazy `pip install`) fail at once, as on an offline machine.
+`nanobot-ai==0.3.5` and `hermes-agent==0.19.0` (with the `edge-tts` hermes fetches on its first
+run) from PyPI, each into its own virtualenv under `$OXYDRA_BENCH_PEERS_CACHE` (default
+`~/.cache/oxydra-bench/peers`), reused by later runs; that install is the only download. The
+measuring then runs again inside a private network namespace holding only loopback
+(`unshare --net`, when this user may), so nothing reaches anything but the fake LLM: the
+peers' own calls out (a model catalog, a lazy `pip install`) fail at once, as offline.
 
 Each agent gets a throwaway HOME configured for the loopback fake LLM as an OpenAI-compatible
 provider (nanobot: `~/.nanobot/config.json`, provider `custom` with `apiBase`; hermes:
@@ -261,17 +261,21 @@ class Bench:
             self.add(Command("ours-pyz", lambda _: argv, env, cwd, "text", pyz))
         tool = self.fake("ours-tool", [TOOL_STEP, DONE_STEP])
         self.add(
-            Command("ours-tool", lambda _: _ask_cmd(tool.url, "write a file"), env, cwd, "tool",
-                    tool)
-        )  # fmt: skip
-        self.add(Command("ours-help", lambda _: [sys.executable, "-m", "oxydra", "--help"], env,
-                         cwd, "plain"))  # fmt: skip
+            Command(
+                "ours-tool", lambda _: _ask_cmd(tool.url, "write a file"), env, cwd, "tool", tool
+            )
+        )
+        self.add(
+            Command(
+                "ours-help", lambda _: [sys.executable, "-m", "oxydra", "--help"], env, cwd, "plain"
+            )
+        )
         self.add(Command("ours-pass", lambda _: [sys.executable, "-c", "pass"], env, cwd, "plain"))
         if PYZ.exists():
-            self.add(Command("ours-pyz-help", lambda _: [*_pyz_cmd(), "--help"], env, cwd,
-                             "plain"))  # fmt: skip
-            self.add(Command("ours-pyz-pass", lambda _: [_BASE, "-I", "-c", "pass"], env, cwd,
-                             "plain"))  # fmt: skip
+            self.add(Command("ours-pyz-help", lambda _: [*_pyz_cmd(), "--help"], env, cwd, "plain"))
+            self.add(
+                Command("ours-pyz-pass", lambda _: [_BASE, "-I", "-c", "pass"], env, cwd, "plain")
+            )
 
     def nanobot(self) -> None:
         venv, home = self.venvs["nanobot"], self.home("nanobot")
@@ -285,8 +289,12 @@ class Bench:
             # OpenAI-compatible endpoint"; `agents.defaults.provider` forces it.
             path = home / ".nanobot" / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            agents = {"model": "gpt-4o-mini", "provider": "custom", "workspace": str(workspace),
-                      "timezone": "UTC"}  # fmt: skip
+            agents = {
+                "model": "gpt-4o-mini",
+                "provider": "custom",
+                "workspace": str(workspace),
+                "timezone": "UTC",
+            }
             providers = {"custom": {"apiKey": "k", "apiBase": f"{fake.url}/v1"}}
             path.write_text(json.dumps({"agents": {"defaults": agents}, "providers": providers}))
             return path
@@ -295,22 +303,43 @@ class Bench:
             path = config(fake, name)
             # `agent -m` is the one-shot mode (nanobot/cli/agent.py); a new session per run, as
             # ours `ask` starts one (the default session would grow with every run)
-            return lambda n: [bin_, "agent", "-m", question, "--no-markdown", "-c", str(path),
-                              "-s", f"bench:{name}:{n}"]  # fmt: skip
+            return lambda n: [
+                bin_,
+                "agent",
+                "-m",
+                question,
+                "--no-markdown",
+                "-c",
+                str(path),
+                "-s",
+                f"bench:{name}:{n}",
+            ]
 
         text = self.fake("nanobot-text", [TEXT_STEP])
         self.add(Command("nanobot", turn(text, "text.json", "hello"), env, cwd, "text", text))
-        call = {"name": "write_file", "arguments": {"path": str(workspace / "a.txt"),
-                                                    "content": "x"}}  # fmt: skip
+        call = {
+            "name": "write_file",
+            "arguments": {"path": str(workspace / "a.txt"), "content": "x"},
+        }
         tool = self.fake("nanobot-tool", [{"kind": "reply", "tool_calls": [call]}, DONE_STEP])
-        self.add(Command("nanobot-tool", turn(tool, "tool.json", "write a file"), env, cwd, "tool",
-                         tool))  # fmt: skip
+        self.add(
+            Command("nanobot-tool", turn(tool, "tool.json", "write a file"), env, cwd, "tool", tool)
+        )
         self.add(Command("nanobot-help", lambda _: [bin_, "--help"], env, cwd, "plain"))
         python = str(venv / "bin" / "python")
         self.add(Command("nanobot-pass", lambda _: [python, "-c", "pass"], env, cwd, "plain"))
-        self.nanobot_server = ([bin_, "gateway", "--foreground", "--port", str(_free_port()),
-                                "-c", str(config(self.fake("nanobot-idle", []), "idle.json"))],
-                               env)  # fmt: skip
+        self.nanobot_server = (
+            [
+                bin_,
+                "gateway",
+                "--foreground",
+                "--port",
+                str(_free_port()),
+                "-c",
+                str(config(self.fake("nanobot-idle", []), "idle.json")),
+            ],
+            env,
+        )
 
     def hermes(self) -> None:
         venv = self.venvs["hermes"]
@@ -338,8 +367,16 @@ class Bench:
         target.parent.mkdir()
         call = {"name": "write_file", "arguments": {"path": str(target), "content": "x"}}
         tool = self.fake("hermes-tool", [{"kind": "reply", "tool_calls": [call]}, DONE_STEP])
-        self.add(Command("hermes-tool", turn("write a file"), home_for(tool, "hermes-tool"), cwd,
-                         "tool", tool))  # fmt: skip
+        self.add(
+            Command(
+                "hermes-tool",
+                turn("write a file"),
+                home_for(tool, "hermes-tool"),
+                cwd,
+                "tool",
+                tool,
+            )
+        )
         env = home_for(text, "hermes")
         self.add(Command("hermes-help", lambda _: [bin_, "--help"], env, cwd, "plain"))
         python = str(venv / "bin" / "python")
@@ -536,10 +573,24 @@ def main() -> None:
             bench.ours()
             bench.nanobot()
             bench.hermes()
-            order = ["floor", "ours", "ours-pyz", "nanobot", "hermes", "ours-tool",
-                     "nanobot-tool", "hermes-tool", "ours-pass", "ours-help", "ours-pyz-pass",
-                     "ours-pyz-help", "nanobot-pass", "nanobot-help", "hermes-pass",
-                     "hermes-help"]  # fmt: skip
+            order = [
+                "floor",
+                "ours",
+                "ours-pyz",
+                "nanobot",
+                "hermes",
+                "ours-tool",
+                "nanobot-tool",
+                "hermes-tool",
+                "ours-pass",
+                "ours-help",
+                "ours-pyz-pass",
+                "ours-pyz-help",
+                "nanobot-pass",
+                "nanobot-help",
+                "hermes-pass",
+                "hermes-help",
+            ]
             bench.commands = {n: bench.commands[n] for n in order if n in bench.commands}
             bench.warm()
             bench.measure()
