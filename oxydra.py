@@ -29,6 +29,7 @@ unpacks that died, are removed, so rebuilding does not pile up copies of the nat
 packages.
 """
 
+import _thread
 import functools
 import marshal
 import os
@@ -367,7 +368,7 @@ class _ArchiveImporter:
         except OSError:
             pass
         data = self.pack.read(name)
-        tmp = f"{path}.{os.getpid()}.tmp"
+        tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(tmp, "wb") as fh:

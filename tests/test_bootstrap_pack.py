@@ -113,3 +113,18 @@ def test_a_module_is_inflated_once_and_a_cut_copy_is_made_again(tmp_path: Path) 
     shutil.rmtree(build / ".compiled")
     (build / ".compiled").write_text("")  # nowhere to write (as a read-only guest image)
     assert _probe(archive, "this-interpreter", tmp_path)["text"] == ["hello", "hello"]
+
+
+def test_first_runs_at_once_share_one_cache_and_leave_whole_files(tmp_path: Path) -> None:
+    archive = _archive(tmp_path)
+    argv = [sys.executable, "-I", "-c", PROBE, str(archive), "this-interpreter"]
+    runs = [
+        subprocess.Popen(argv, env={"HOME": str(tmp_path)}, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [run.communicate(timeout=60)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0, 0]
+    assert all(json.loads(out)["text"] == ["hello", "hello"] for out in outputs)
+    (build,) = (tmp_path / ".cache" / "oxydra" / "pyz").iterdir()
+    kept = sorted(p.name for p in (build / ".compiled" / "zpkg").rglob("*") if p.is_file())
+    assert kept == ["__init__.pyc", "__init__.pyc", "leaf.pyc", "mod.pyc"]  # no .tmp left
