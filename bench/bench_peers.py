@@ -1,13 +1,14 @@
 """Oxydra next to the two Python peers, nanobot and hermes-agent, measured in one run.
 
-Opt-in, because it downloads the peers: `python -m bench peers` (or `OXYDRA_BENCH_PEERS=1`
-with any selection); a plain `python -m bench` prints how and skips it. The first run installs
-`nanobot-ai==0.3.5` and `hermes-agent==0.19.0` (with the `edge-tts` hermes fetches on its first
-run) from PyPI, each into its own virtualenv under `$OXYDRA_BENCH_PEERS_CACHE` (default
-`~/.cache/oxydra-bench/peers`), reused by later runs; that install is the only download. The
-measuring then runs again inside a private network namespace holding only loopback
-(`unshare --net`, when this user may), so nothing reaches anything but the fake LLM: the
-peers' own calls out (a model catalog, a lazy `pip install`) fail at once, as offline.
+Opt-in, because it downloads the peers: `python -m bench peers`, or `OXYDRA_BENCH_PEERS=1
+python -m bench` to have it in the full run; a plain `python -m bench` prints how and skips
+it. The first run installs `nanobot-ai==0.3.5` and `hermes-agent==0.19.0` (with the `edge-tts`
+hermes fetches on its first run) from PyPI, each into its own virtualenv under
+`$OXYDRA_BENCH_PEERS_CACHE` (default `~/.cache/oxydra-bench/peers`), reused by later runs;
+that install is the only download. The measuring then runs again inside a private network
+namespace holding only loopback (`unshare --net`, when this user may), so nothing reaches
+anything but the fake LLM: the peers' own calls out (a model catalog, a lazy `pip install`)
+fail at once, as offline.
 
 Each agent gets a throwaway HOME configured for the loopback fake LLM as an OpenAI-compatible
 provider (nanobot: `~/.nanobot/config.json`, provider `custom` with `apiBase`; hermes:
