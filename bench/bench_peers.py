@@ -113,7 +113,9 @@ def _reexec_offline() -> bool:
         inner = [sys.executable, "-c", "from bench.bench_peers import main; main()"]
         env = {**os.environ, _NETNS: "1", "OXYDRA_BENCH_PEERS": "1"}
         script = 'ip link set lo up && exec "$@"'
-        subprocess.run([*prefix, "sh", "-c", script, "sh", *inner], env=env, cwd=ROOT)
+        done = subprocess.run([*prefix, "sh", "-c", script, "sh", *inner], env=env, cwd=ROOT)
+        if done.returncode != 0:
+            raise SystemExit(done.returncode)
         return True
     return False
 
