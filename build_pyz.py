@@ -58,6 +58,11 @@ NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 # Native files this large are xz-compressed (a third smaller than deflate); smaller ones,
 # the many metadata and .py files a first run unpacks, stay deflated: quicker to unpack.
 LZMA_FROM = 64 << 10
+# Native packages every start imports. They ship compiled (`__pycache__`, unchecked hash:
+# a first run compiling them kept ~1.4 MiB of the compiler's garbage) and stay deflated
+# whatever their size, as does the first run's metadata: xz's 8 MiB dictionary, once freed,
+# raises glibc's threshold for handing memory back, and a first run kept ~0.8 MiB more heap.
+STARTUP = frozenset({"msgspec", "websockets"})
 CACHE_KEEP_SECS = 30 * 86400
 
 
@@ -297,13 +302,18 @@ def _is_elf(path: Path) -> bool:
         return fh.read(4) == b"\x7fELF"
 
 
-def compile_legacy_pyc(path: Path, shown_as: str, cache: MemberCache | None = None) -> None:
-    """Write `x.pyc` beside `x.py`, where zipimport looks for it (PEP 552 unchecked hash).
+def compile_legacy_pyc(
+    path: Path, shown_as: str, cache: MemberCache | None = None, cfile: Path | None = None
+) -> None:
+    """Write `x.pyc` beside `x.py`, where the archive's importer looks for it (PEP 552
+    unchecked hash), or to `cfile` (`__pycache__/x.cpython-311.pyc` of a native package,
+    where the import system looks on disk).
 
-    `shown_as` is the file name tracebacks print (the path inside the archive). The result
-    depends only on the source, that name and the interpreter, so it is cached by those.
+    `shown_as` is the file name tracebacks print (the path inside the archive; on disk the
+    import system names the real file). The result depends only on the source, that name
+    and the interpreter, so it is cached by those.
     """
-    cfile = Path(str(path) + "c")
+    cfile = cfile or Path(str(path) + "c")
     key = b"pyc\0" + importlib.util.MAGIC_NUMBER + shown_as.encode() + b"\0" + path.read_bytes()
     held = cache.get("pyc", key) if cache is not None else None
     if held is not None:
@@ -446,6 +456,8 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
     """Pack `site` into the archive; return the build id (hash of the contents)."""
     digest = hashlib.sha256()
     entries: list[tuple[str, Path]] = []
+    groups = native_groups(site)
+    startup = {top for module in STARTUP for top in groups.get(module, [])}
     for entry in sorted(site.iterdir()):
         if entry.name == "__pycache__":
             continue
@@ -454,11 +466,20 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
         for file in files:
             if "__pycache__" in file.parts:
                 continue
+            rel = file.relative_to(site)
             if prefix == "site" and file.suffix == ".py":
-                compile_legacy_pyc(file, f"oxydra.pyz/site/{file.relative_to(site)}", cache)
-                entries.append((f"site/{file.relative_to(site)}c", Path(str(file) + "c")))
-            entries.append((f"{prefix}/{file.relative_to(site)}", file))
-    methods = [_method(a, f) for a, f in entries]
+                compile_legacy_pyc(file, f"oxydra.pyz/site/{rel}", cache)
+                entries.append((f"site/{rel}c", Path(str(file) + "c")))
+            elif file.suffix == ".py" and entry.name in startup:
+                tag = sys.implementation.cache_tag
+                cfile = file.parent / "__pycache__" / f"{file.stem}.{tag}.pyc"
+                cfile.parent.mkdir(exist_ok=True)
+                compile_legacy_pyc(file, f"oxydra.pyz/native/{rel}", cache, cfile)
+                if cfile.exists():
+                    entries.append((f"native/{cfile.relative_to(site)}", cfile))
+            entries.append((f"{prefix}/{rel}", file))
+    later = {top for module, tops in groups.items() if module not in STARTUP for top in tops}
+    methods = [_method(a, f, later) for a, f in entries]
     packed = pack_all(list(zip((f for _, f in entries), methods, strict=True)), cache)
     for arcname, file in entries:  # what the build holds: names and contents
         digest.update(arcname.encode() + b"\0" + packed[file][0])
@@ -467,7 +488,7 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
         (ROOT / "oxydra.py")
         .read_text()
         .replace('BUILD_ID = "dev"', f'BUILD_ID = "{build_id}"', 1)
-        .replace("] = {}  # replaced by build_pyz.py", f"] = {native_groups(site)!r}  #", 1)
+        .replace("] = {}  # replaced by build_pyz.py", f"] = {groups!r}  #", 1)
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
@@ -483,10 +504,13 @@ def write_archive(site: Path, output: Path, cache: MemberCache | None = None) ->
     return build_id
 
 
-def _method(arcname: str, file: Path) -> Method:
-    """xz for large native files (unpacked once); deflate for the rest (read at each run)."""
-    big = arcname.startswith("native/") and file.stat().st_size >= LZMA_FROM
-    return XZ if big else DEFLATED
+def _method(arcname: str, file: Path, later: set[str]) -> Method:
+    """xz for large files of the native packages a later import unpacks (`later`: their
+    top-level names); deflate for the rest (read at each run, or unpacked by every first
+    run: STARTUP and the package metadata)."""
+    parts = arcname.split("/")
+    big = parts[0] == "native" and file.stat().st_size >= LZMA_FROM
+    return XZ if big and parts[1] in later else DEFLATED
 
 
 def folders(names: Iterable[str]) -> set[str]:

@@ -89,6 +89,38 @@ class _Pack:
             return lzma.decompress(data)
         return data
 
+    def copy(self, name: str, out: IO[bytes], chunk: int = 1 << 20) -> None:
+        """Write the file `name` to `out`, reading and inflating at most `chunk` bytes at a
+        time. Unpacking wasmtime or numpy whole (tens of MB in one buffer) made glibc raise
+        its mmap threshold to that size for the rest of the process, and later buffers came
+        from a heap that never shrinks: a `vm` after its first file tool kept ~18 MiB more."""
+        offset, stored, _size, method, _mode = self.files[name]
+        inflate: Any = None
+        if method == DEFLATED:
+            inflate = zlib.decompressobj(-15)
+        elif method == XZ:
+            import lzma
+
+            inflate = lzma.LZMADecompressor()
+        done = 0
+        while done < stored:
+            data = os.pread(self.fd, min(chunk, stored - done), self.start + offset + done)
+            if not data:
+                raise OSError(f"{self.archive}: {name} is cut short")
+            done += len(data)
+            if inflate is None:
+                out.write(data)
+            elif method == DEFLATED:
+                while data:
+                    out.write(inflate.decompress(data, chunk))
+                    data = inflate.unconsumed_tail
+            else:
+                out.write(inflate.decompress(data, max_length=chunk))
+                while not inflate.eof and not inflate.needs_input:
+                    out.write(inflate.decompress(b"", max_length=chunk))
+        if method == DEFLATED:
+            out.write(inflate.flush())
+
     def children(self, folder: str) -> set[str]:
         """The names directly inside `folder` (built once, at the first listing)."""
         if self._children is None:
@@ -143,7 +175,7 @@ def _unpack(pack: _Pack, cache: str, entries: list[str], target: str) -> None:
             dest = os.path.join(scratch, *name.split("/"))
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             with open(dest, "wb") as fh:
-                fh.write(pack.read(name))
+                pack.copy(name, fh)
             mode = pack.files[name][4]
             if mode:
                 os.chmod(dest, mode)

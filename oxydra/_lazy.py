@@ -30,3 +30,27 @@ def lazy_getattr(namespace: dict[str, Any], names: dict[str, str]) -> Callable[[
         return value
 
     return __getattr__
+
+
+class LazyModule:
+    """A module imported at its first attribute use: `httpx = LazyModule("httpx")`.
+
+    For a heavy dependency an idle server does not call: httpx and httpcore, with the
+    standard library's `http.client`, `email` and `urllib.request` they load, are ~5 MiB of
+    an idle `vm`; its first provider call or fetch imports them. Type checkers read the real
+    module from an `if TYPE_CHECKING:` import beside it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self.__dict__.get("_module")
+        if module is None:  # import_module returns the module once it is fully run
+            module = importlib.import_module(self._name)
+            # later reads are plain attribute reads (a turn reads httpx's names often)
+            self.__dict__.update(vars(module), _name=self._name, _module=module)
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"

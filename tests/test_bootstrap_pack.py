@@ -128,3 +128,42 @@ def test_first_runs_at_once_share_one_cache_and_leave_whole_files(tmp_path: Path
     (build,) = (tmp_path / ".cache" / "oxydra" / "pyz").iterdir()
     kept = sorted(p.name for p in (build / ".compiled" / "zpkg").rglob("*") if p.is_file())
     assert kept == ["__init__.pyc", "__init__.pyc", "leaf.pyc", "mod.pyc"]  # no .tmp left
+
+
+class _Writes:
+    """A file that keeps what it is given and the largest single write."""
+
+    def __init__(self) -> None:
+        self.data, self.largest = bytearray(), 0
+
+    def write(self, chunk: bytes) -> int:
+        self.data += chunk
+        self.largest = max(self.largest, len(chunk))
+        return len(chunk)
+
+
+def test_a_native_file_is_unpacked_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """Bytes as they are packed, never in one buffer the size of the file (a freed buffer
+    of tens of MB left glibc keeping that much heap)."""
+    import os
+    import runpy
+
+    site = tmp_path / "site"
+    (site / "zn").mkdir(parents=True)
+    (site / "zn" / "__init__.py").write_text("")
+    big = b"abc" * 200_000 + os.urandom(100_000)  # compresses ~10x, then not at all
+    (site / "zn" / "_core.cpython-311-x86_64-linux-gnu.so").write_bytes(big)
+    (site / "zn" / "table.txt").write_bytes(b"x" * 50_000)  # under LZMA_FROM: deflated
+    archive = tmp_path / "t.pyz"
+    build_pyz.write_archive(site, archive, None)
+    boot = runpy.run_path(str(archive), run_name="boot")
+    pack = boot["_Pack"](str(archive))
+    methods = set()
+    for name in ("native/zn/_core.cpython-311-x86_64-linux-gnu.so", "native/zn/table.txt"):
+        methods.add(pack.files[name][3])
+        out = _Writes()
+        pack.copy(name, out, chunk=4096)
+        assert bytes(out.data) == pack.read(name)
+        assert out.largest <= 4096
+    assert methods == {build_pyz.XZ, build_pyz.DEFLATED}
+    os.close(pack.fd)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import httpx
 import msgspec
 
+from oxydra._lazy import LazyModule
 from oxydra.catalog import ProviderCaps
 from oxydra.core.errors import (
     ConfigError,
@@ -29,6 +29,11 @@ from oxydra.providers._http import HttpEndpoint, read_limited, translated
 from oxydra.providers._stream import pump_sse
 from oxydra.wire import StreamTranslator, WireRequest
 from oxydra.wire.assemble import response_items
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = LazyModule("httpx")  # loaded by the first request, not by an idle server
 
 _log = get_logger(__name__)
 WINDOW_PROBE_TIMEOUT = 5.0

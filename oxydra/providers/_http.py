@@ -11,16 +11,17 @@ message names the entry and the URL it called (without any userinfo), so a 404 f
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import msgspec
 
 from oxydra import _phases as phases
+from oxydra._lazy import LazyModule
 from oxydra.core.errors import (
     ConfigError,
     ProviderHTTPError,
@@ -30,6 +31,11 @@ from oxydra.core.errors import (
 )
 from oxydra.wire import WireRequest, error_for_status, parse_error_body
 from oxydra.wire._common import describe_body
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = LazyModule("httpx")  # loaded by the first request, not by an idle server
 
 MAX_ERROR_BODY = 64 * 1024
 _VERSION = re.compile(r"v[0-9]+(?:(?:alpha|beta)[0-9]*)?")
@@ -60,6 +66,8 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     with contextlib.suppress(ValueError):
         return max(float(value), 0.0)
     try:
+        from email.utils import parsedate_to_datetime  # a Retry-After date: rare
+
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
@@ -142,9 +150,14 @@ class HttpEndpoint:
         self.provider = provider
         self.base_url = base_url
         self.headers = {"content-type": "application/json", **headers}
-        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
+        self._timeout_secs = timeout
         self._owned = client is None
         self._client = client
+
+    @functools.cached_property
+    def timeout(self) -> httpx.Timeout:
+        """Connect within 15 s, the rest within `timeout` (built at the first request)."""
+        return httpx.Timeout(self._timeout_secs, connect=min(self._timeout_secs, 15.0))
 
     @property
     def client(self) -> httpx.AsyncClient:

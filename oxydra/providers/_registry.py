@@ -13,11 +13,11 @@ import asyncio
 import importlib
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 import msgspec
 
+from oxydra._lazy import LazyModule
 from oxydra.catalog import ModelCatalog, catalog_provider_for
 from oxydra.config.credentials import is_local_url, key_required, key_variables, resolve_api_key
 from oxydra.config.schema import AgentConfig, ProviderEntry
@@ -26,6 +26,11 @@ from oxydra.core.log import get_logger
 from oxydra.providers._base import WireCodec, WireProvider
 from oxydra.providers._http import HttpEndpoint
 from oxydra.providers.reliable import ReliableProvider, Route, Sleep
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = LazyModule("httpx")  # loaded by the first request, not by an idle server
 
 _log = get_logger(__name__)
 DEFAULT_TIMEOUT_SECS = 120.0

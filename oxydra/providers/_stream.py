@@ -23,14 +23,19 @@ Theory of operation:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-import httpx
-
+from oxydra._lazy import LazyModule
 from oxydra.core.errors import EmptyStreamError, ProviderProtocolError, WireError
 from oxydra.core.log import get_logger
 from oxydra.core.stream import ConnectionLost, StreamItem
 from oxydra.providers._http import describe_transport_error
 from oxydra.wire import SSEDecoder, SSEEvent, StreamTranslator
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = LazyModule("httpx")  # loaded by the first request, not by an idle server
 
 _log = get_logger(__name__)
 

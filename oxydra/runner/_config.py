@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from oxydra.config.loader import load_toml_struct
 from oxydra.config.runner_schema import RunnerConfig, UserConfig
@@ -20,6 +20,9 @@ from oxydra.config.workspace import check_user_id
 from oxydra.core.errors import ConfigError, RunnerError
 from oxydra.core.tiers import SandboxTier
 from oxydra.runner._selfcmd import shown_command
+
+if TYPE_CHECKING:
+    from oxydra.runner._workspace import UserWorkspace
 
 DEFAULT_USER = "default"
 
@@ -34,6 +37,7 @@ class RunnerContext:
         user_root: `<workspace_root>/<user_id>`, not yet provisioned.
         extra_env: `-e` / `--env-file` entries (CLI wins over file).
         overrides: `--set` items forwarded to the guest's config loader.
+        user_file: the user's `users/<id>.toml`, or None when none is configured.
     """
 
     config: RunnerConfig
@@ -46,6 +50,7 @@ class RunnerContext:
     insecure: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     overrides: tuple[str, ...] = ()
+    user_file: Path | None = None
 
     def require_launchable(self) -> None:
         """Refuse to launch when no runner.toml chose a sandbox and --insecure was not given."""
@@ -57,6 +62,13 @@ class RunnerContext:
                 "local process; or write .oxydra/runner.toml with default_tier = 'container' "
                 "or 'micro_vm' (docs/runner.md)",
             )
+
+    def provision(self) -> UserWorkspace:
+        """The user's workspace, provisioned with the user's `[mounts]` (checked first)."""
+        from oxydra.runner._workspace import provision
+
+        source = str(self.user_file or "users/<id>.toml")
+        return provision(self.user_root, self.user.mounts, source=source)
 
 
 def find_config(explicit: str | None, cwd: Path, home: Path) -> Path | None:
@@ -163,6 +175,7 @@ def load_context(
         insecure=insecure,
         extra_env=extra,
         overrides=tuple(overrides),
+        user_file=user_path,
     )
 
 

@@ -7,7 +7,9 @@ Invariants after `provision`:
    also belong to the guest's uid (`SUDO_UID`, else 10001), to which the container and
    micro_vm tiers give the directories their guest writes;
 2. `shared`, `tmp` and `vault` honour the `[mounts]` of `users/<id>.toml` (absolute, or
-   relative to the user's directory) and are canonical paths;
+   relative to the user's directory) and are canonical paths; a mount that reaches a
+   cache of native code, the workspace's own `ipc/`, `.oxydra/` or `logs/`, or that holds
+   an agent config directory, is refused before anything is created (`_reach`);
 3. nothing is deleted: stale markers and sockets are removed by `clear_stale` only.
 """
 
@@ -16,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from oxydra.config.runner_schema import Mounts
 from oxydra.core.errors import RunnerError
+from oxydra.runner._reach import check_mounts, mount_path
 from oxydra.runner._rootfs import guest_ids
 
 LAYOUT = ("shared", "tmp", "vault", "logs", "ipc", ".oxydra")
@@ -76,31 +80,52 @@ class UserWorkspace:
         return self.logs / f"{role}.{stream}.log"
 
 
-def provision(user_root: Path, mounts: Mounts | None = None) -> UserWorkspace:
+def provision(
+    user_root: Path,
+    mounts: Mounts | None = None,
+    *,
+    source: str = "users/<id>.toml",
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+    cwd: Path | None = None,
+) -> UserWorkspace:
     """Create (or check) the layout and return its canonical paths.
 
+    `source` names the file the mounts come from, for the refusal of one that reaches what
+    the tools must not (`_reach`); `environ`, `home` and `cwd` say where the caches and
+    config directories are (default: this process's).
+
     Raises:
-        RunnerError: a directory cannot be created, is not a directory, or is not ours.
+        RunnerError: a mount reaches a protected place; a directory cannot be created, is
+            not a directory, or is not ours.
     """
+    mounts = mounts or Mounts()
+    home = home or Path.home()
+    check_mounts(
+        mounts,
+        Path(os.path.realpath(user_root)),
+        source=source,
+        environ=os.environ if environ is None else environ,
+        home=home,
+        cwd=cwd or Path.cwd(),
+    )
     _make_dir(user_root.parent, parents=True, shared=True)
     root = _make_dir(user_root)
     for name in LAYOUT:
         _make_dir(root / name)
     (root / "ipc" / "bootstrap").mkdir(mode=OWNER_ONLY, exist_ok=True)
-    mounts = mounts or Mounts()
     return UserWorkspace(
         root=root,
-        shared=_mount(root, mounts.shared, "shared"),
-        tmp=_mount(root, mounts.tmp, "tmp"),
-        vault=_mount(root, mounts.vault, "vault"),
+        shared=_mount(root, mounts.shared, "shared", home),
+        tmp=_mount(root, mounts.tmp, "tmp", home),
+        vault=_mount(root, mounts.vault, "vault", home),
     )
 
 
-def _mount(root: Path, configured: str | None, name: str) -> Path:
+def _mount(root: Path, configured: str | None, name: str, home: Path) -> Path:
     if not configured:
         return root / name
-    path = Path(configured).expanduser()
-    return _make_dir(path if path.is_absolute() else root / path, parents=True)
+    return _make_dir(mount_path(root, configured, home), parents=True)
 
 
 def _make_dir(path: Path, *, parents: bool = False, shared: bool = False) -> Path:

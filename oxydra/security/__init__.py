@@ -5,6 +5,7 @@ import typing as _typing
 from oxydra._lazy import lazy_getattr as _lazy_getattr
 
 if _typing.TYPE_CHECKING:
+    from oxydra.security._connector import Connector
     from oxydra.security._dumpable import protect_agent_process
     from oxydra.security._hosts import parse_inet_aton
     from oxydra.security._ipranges import Verdict, classify
@@ -15,13 +16,14 @@ if _typing.TYPE_CHECKING:
         default_opener,
         openat2_works,
     )
+    from oxydra.security._pinned import GuardedTransport
     from oxydra.security.confine import (
         ShellSandbox,
         shell_environment,
         shell_sandbox,
         shell_status,
     )
-    from oxydra.security.egress import Connector, EgressClient, FetchResponse, GuardedTransport
+    from oxydra.security.egress import EgressClient, FetchResponse
     from oxydra.security.jail import (
         PERSONA_NAMES,
         Mount,
@@ -123,12 +125,12 @@ __getattr__ = _lazy_getattr(
     {
         "AuditEntry": "oxydra.security.taint_state",
         "AuditLog": "oxydra.security.taint_state",
-        "Connector": "oxydra.security.egress",
+        "Connector": "oxydra.security._connector",
         "DEFAULT_ALLOW": "oxydra.security.shellpolicy",
         "EgressCheck": "oxydra.security.taint",
         "EgressClient": "oxydra.security.egress",
         "FetchResponse": "oxydra.security.egress",
-        "GuardedTransport": "oxydra.security.egress",
+        "GuardedTransport": "oxydra.security._pinned",
         "Mount": "oxydra.security.jail",
         "Openat2Opener": "oxydra.security._openat",
         "Opener": "oxydra.security._openat",

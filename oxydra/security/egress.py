@@ -13,43 +13,25 @@ and fails the test on anything but loopback.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import ssl
-from collections.abc import Iterable, Mapping
-from typing import Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import httpcore
-import httpx
 import msgspec
 
+from oxydra._lazy import LazyModule
 from oxydra.core.errors import PolicyError, ToolError, ToolTimeoutError
+from oxydra.security._connector import Connector
 from oxydra.security._inflate import ACCEPT_ENCODING, BodyDecoder, encodings
 from oxydra.security.ssrf import SsrfGuard, VettedTarget, parse_url
 
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = LazyModule("httpx")  # loaded by the first fetch, not by an idle server
+
 USER_AGENT = "oxydra/0.3 (+https://github.com/shantanugoel/oxydra)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_SocketOptions = Iterable[
-    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
-]
-
-
-class Connector(Protocol):
-    """Opens the TCP connection to an already vetted address (httpcore's backend shape)."""
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: _SocketOptions | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Connect to `host` (always an IP literal here) and `port`."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait between connection retries."""
-        ...
 
 
 class FetchResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,83 +54,6 @@ class FetchResponse(msgspec.Struct, frozen=True, kw_only=True):
     def content_type(self) -> str:
         """The media type without parameters, lowercased."""
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
-class _AddressOnlyBackend(httpcore.AsyncNetworkBackend):
-    """Refuses to connect to anything that is not an address the guard vetted."""
-
-    def __init__(self, inner: Connector, vetted: set[str]) -> None:
-        self._inner = inner
-        self._vetted = vetted
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: _SocketOptions | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        if _canonical(host) not in self._vetted:
-            raise httpcore.ConnectError(f"refused to connect to unvetted host {host!r}")
-        return await self._inner.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def _canonical(host: str) -> str:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).compressed
-    except ValueError:
-        return ""
-
-
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over our own connection pool (no proxy, custom network backend)."""
-
-    def __init__(self, ssl_context: ssl.SSLContext, backend: httpcore.AsyncNetworkBackend) -> None:
-        super().__init__(verify=ssl_context, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, network_backend=backend, max_connections=4, retries=0
-        )
-
-
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that vets every request's URL and pins the connection to the address.
-
-    For long-lived protocol clients (MCP over HTTP) that need POST, streaming and their own
-    headers: each request goes through `guard.vet` (PolicyError when refused), its URL is
-    rewritten to the vetted address, and Host/SNI keep the name. Redirects are not followed
-    here; a client using this transport must leave `follow_redirects` off.
-    """
-
-    def __init__(
-        self,
-        guard: SsrfGuard,
-        *,
-        connector: Connector | None = None,
-        verify: ssl.SSLContext | bool = True,
-    ) -> None:
-        self.guard = guard
-        self._vetted: set[str] = set()
-        context = verify if isinstance(verify, ssl.SSLContext) else _ssl_context(verify)
-        backend = _AddressOnlyBackend(connector or httpcore.AnyIOBackend(), self._vetted)
-        self._inner = _PinnedTransport(context, backend)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Vet, pin, then send through the address-only pool."""
-        target = await self.guard.vet(request.url)
-        self._vetted.add(target.pinned)
-        request.url = request.url.copy_with(host=target.pinned)
-        request.extensions = {**request.extensions, "sni_hostname": target.host}
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._inner.aclose()
 
 
 class EgressClient:
@@ -175,7 +80,7 @@ class EgressClient:
         user_agent: str = USER_AGENT,
     ) -> None:
         self.guard = guard
-        self._connector: Connector = connector if connector is not None else httpcore.AnyIOBackend()
+        self._connector = connector  # httpcore's AnyIO backend, made by the first fetch
         self._max_redirects = max_redirects
         self._max_encodings = max_encodings
         self._timeout = timeout
@@ -201,9 +106,18 @@ class EgressClient:
             current = current.copy_merge_params(dict(params))
         origin = (current.scheme, current.host, current.port)
         vetted: set[str] = set()
+        from oxydra.security._pinned import (
+            AddressOnlyBackend,
+            PinnedTransport,
+            default_connector,
+            ssl_context,
+        )
+
         if self._ssl is None:  # built on first use: loading the CA bundle takes a while
-            self._ssl = _ssl_context(bool(self._verify))
-        transport = _PinnedTransport(self._ssl, _AddressOnlyBackend(self._connector, vetted))
+            self._ssl = ssl_context(bool(self._verify))
+        if self._connector is None:
+            self._connector = default_connector()
+        transport = PinnedTransport(self._ssl, AddressOnlyBackend(self._connector, vetted))
         redirects: list[str] = []
         async with httpx.AsyncClient(
             transport=transport, trust_env=False, follow_redirects=False, timeout=self._timeout
@@ -295,7 +209,3 @@ def _follow(current: httpx.URL, location: str) -> httpx.URL:
         return current.join(location)
     except (httpx.InvalidURL, ValueError) as exc:
         raise PolicyError(f"refused to follow redirect to {location!r}: {exc}") from exc
-
-
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    return httpx.create_ssl_context(verify=verify)

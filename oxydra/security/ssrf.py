@@ -20,14 +20,19 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-import httpx
 import msgspec
 
+from oxydra._lazy import LazyModule
 from oxydra.core.errors import PolicyError
 from oxydra.security import _hosts
 from oxydra.security._ipranges import IPAddress, Verdict, classify
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = LazyModule("httpx")  # loaded by the first request, not by an idle server
 
 Scheme = Literal["http", "https"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -34,6 +34,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from oxydra.core.cachedirs import wasm_cache_dir
 from oxydra.core.log import get_logger
 
 KEY_BYTES = 32
@@ -43,8 +44,7 @@ _log = get_logger(__name__)
 
 def cache_dir() -> Path:
     """Where compiled guests are kept (rule 1)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "oxydra" / "wasm"
+    return wasm_cache_dir()
 
 
 def entry_name(wasmtime_version: str, settings: str, guest: bytes) -> str:
