@@ -16,11 +16,12 @@ def run_median(cmd: Sequence[str], runs: int, env: dict[str, str] | None = None)
 
 
 def run_stats(
-    cmd: Sequence[str], runs: int, env: dict[str, str] | None = None
+    cmd: Sequence[str], runs: int, env: dict[str, str] | None = None, cwd: str | None = None
 ) -> tuple[float, float]:
     """Median wall time and median CPU time (user + system, the command and its children).
 
     On a shared machine the CPU figure moves far less with the load than the wall time.
+    `cwd` is the directory the command runs in (default: this process's).
     """
     times, cpus = [], []
     for _ in range(runs):
@@ -29,6 +30,7 @@ def run_stats(
         subprocess.run(
             cmd,
             env={**os.environ, **(env or {})},
+            cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,
