@@ -173,7 +173,7 @@ def build_agent(
             config, registry, runtime, env, catalog, http_client, namespace, child_sessions,
             background_jobs,
         )  # fmt: skip
-    closers: list[Any] = [provider.aclose, runtime.turn_locks.close]
+    closers: list[Any] = [provider.aclose]
     if shell is not None and shell_available:
         closers.append(shell.close)
     return Agent(
