@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -31,6 +32,8 @@ from oxydra.core import (
     ToolExecution,
     ToolHeartbeat,
     UsageUpdate,
+    new_request_id,
+    new_session_id,
     uuid7,
 )
 
@@ -135,3 +138,13 @@ class TestIds:
         ids = [uuid7() for _ in range(2000)]
         assert all(i.version == 7 and i.variant == "specified in RFC 4122" for i in ids)
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+    def test_a_session_id_is_the_canonical_spelling_of_a_uuid7(self) -> None:
+        import uuid
+
+        ids = [new_session_id() for _ in range(2000)]
+        parsed = [uuid.UUID(i) for i in ids]
+        assert [str(u) for u in parsed] == ids  # lowercase, 8-4-4-4-12
+        assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert re.fullmatch(r"call-[0-9a-f]{12}", new_request_id("call"))  # 48 random bits
