@@ -124,7 +124,6 @@ class _ErrorEnvelope(msgspec.Struct):
 
 
 _envelope = msgspec.json.Decoder(_ErrorEnvelope | list[_ErrorEnvelope])
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)s")
 # Long enough for a server's whole explanation (llama.cpp's grammar errors run past 1 KB),
 # short enough for a log line and a chat message.
@@ -169,11 +168,25 @@ def describe_body(body: bytes) -> str:
     """A short, printable description of a body we could not parse as an error envelope."""
     if not body.strip():
         return "empty body"
-    if match := _TITLE.search(body[:65536]):
-        title = match.group(1).decode("utf-8", "replace").strip()
+    if (title := _html_title(body[:65536])) is not None:
         return f"HTML page: {title}"[:MAX_ERROR_MESSAGE]
     text = body[:MAX_ERROR_MESSAGE].decode("utf-8", "replace").strip()
     return " ".join(text.split())
+
+
+def _html_title(page: bytes) -> str | None:
+    """The first `<title ...>...</title>` of an HTML page, found in one pass.
+
+    Each search starts where the previous one stopped (the body is the server's, or a
+    proxy's: a regex with a lazy scan went quadratic on a page of unclosed titles).
+    """
+    lower = page.lower()
+    start = lower.find(b"<title")
+    opened = lower.find(b">", start) if start >= 0 else -1
+    closed = lower.find(b"</title>", opened) if opened >= 0 else -1
+    if closed < 0:
+        return None
+    return page[opened + 1 : closed].decode("utf-8", "replace").strip()
 
 
 _TOO_LONG = re.compile(

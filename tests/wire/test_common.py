@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from oxydra.core.errors import (
@@ -61,6 +63,29 @@ class TestParseErrorBody:
     )
     def test_envelopes_and_fallbacks(self, body: bytes, info: ErrorInfo) -> None:
         assert parse_error_body(body) == info
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"<title>" * 9400,  # every start opens a title that never closes
+            b"<TITLE x" * 8200,  # and one with no end to its tag
+            b"<title>" * 9000 + b"</title>",  # the leftmost still wins, found in one pass
+        ],
+    )
+    def test_a_hostile_html_body_is_read_in_linear_time(self, body: bytes) -> None:
+        # a backtracking `<title[^>]*>(.*?)</title>` took 2.7 s of CPU on the first body
+        began = time.thread_time()
+        info = parse_error_body(body)
+        assert time.thread_time() - began < 0.5  # one pass: about a millisecond
+        assert (
+            info.message.startswith("HTML page: <title>")
+            if body.endswith(b"</title>")
+            else ("HTML page" not in info.message)
+        )
+
+    def test_the_first_closed_title_is_the_one_shown(self) -> None:
+        body = b"<html><Title lang=en>\n Gateway  Timeout </TITLE><title>other</title>"
+        assert parse_error_body(body).message == "HTML page: Gateway  Timeout"
 
     def test_long_messages_are_truncated(self) -> None:
         long = b'{"error":{"message":"' + b"x" * 2000 + b'"}}'
