@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 import msgspec
@@ -79,6 +79,9 @@ from oxydra.tools import ToolExecutionContext
 
 _log = get_logger(__name__)
 NEEDS_A_CHAT = frozenset({"send_media"})  # offered only to a turn whose channel shows files
+# offered once the session has loaded a skill: they act on skills (the authoring skill's
+# instructions use the last two), and their schemas are 1.3 KB of every request before that
+NEEDS_A_LOADED_SKILL = frozenset({"skill_read", "skill_create", "skill_update"})
 _json = msgspec.json.Encoder()
 
 Retriever = Callable[[str, str, str], Awaitable[Message | None]]
@@ -428,6 +431,8 @@ class AgentRuntime:
 
         `shows_files` false (the terminal, `ask`, a scheduled run): `send_media` is not
         offered, as it could only fail there (and its schema is 0.6 KB of every request).
+        `skill_read`, `skill_create` and `skill_update` are offered once the session has
+        called `skill_load` (`NEEDS_A_LOADED_SKILL`).
         """
         state = calls.state
         caps = self.provider.capabilities()
@@ -441,6 +446,8 @@ class AgentRuntime:
             tools = [t for t in tools if t.name in allowed]
         if not shows_files:
             tools = [t for t in tools if t.name not in NEEDS_A_CHAT]
+        if not _loaded_a_skill(conversation.history):
+            tools = [t for t in tools if t.name not in NEEDS_A_LOADED_SKILL]
         # Untrusted text is wrapped before the window is planned, so its markers are counted.
         fixed = for_model(await self._fixed_messages(conversation, state), self._taint_key)
         history = for_model(conversation.live_history(), self._taint_key)
@@ -635,3 +642,14 @@ def _now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _loaded_a_skill(history: Sequence[Message]) -> bool:
+    """Whether the session has called `skill_load` (its stored history says so, so a resumed
+    session keeps the skill tools it had)."""
+    return any(
+        call.name == "skill_load"
+        for message in history
+        if message.role == "assistant" and message.tool_calls
+        for call in message.tool_calls
+    )

@@ -68,8 +68,10 @@ async def test_the_body_is_not_in_the_first_request_and_is_after_skill_load(
     assert "scripts/fill.py" in second["messages"][-1]["content"]
     assert "Text fields end in `_txt`" in third["messages"][-1]["content"]
     names = {t["function"]["name"] for t in first["tools"]}
-    assert {"skill_load", "skill_read", "skill_create", "skill_update"} <= names
-    assert "skill_delete" not in names
+    assert "skill_load" in names and "skill_delete" not in names
+    assert not {"skill_read", "skill_create", "skill_update"} & names  # before a skill_load
+    after = {t["function"]["name"] for t in second["tools"]}
+    assert {"skill_load", "skill_read", "skill_create", "skill_update"} <= after
 
 
 async def test_a_skill_the_model_writes_is_a_draft_it_cannot_use_or_reach(tmp_path: Path) -> None:
