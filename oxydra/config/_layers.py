@@ -13,7 +13,8 @@ Theory of operation:
    `default`.)
 5. `validate_tree` then checks every leaf against its type and collects *all* problems,
    each naming the source (file or variable), the dotted key, the bad value and what was
-   expected; only a tree without problems is converted into the Struct.
+   expected; only a tree without problems is converted into the Struct. (A valid tree, the
+   usual case, is converted once, whole, and the key-by-key walk is skipped.)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Layers:
         self.problems: list[str] = []
         self.warnings: list[str] = []
         self.layers: list[str] = ["default"]
+        self._built: msgspec.Struct | None = None  # the tree as converted by validate_tree
         self._mark(self.tree, [], "default")
 
     def _mark(self, node: Any, path: list[str], source: str) -> None:
@@ -129,6 +131,7 @@ class Layers:
 
     def merge(self, data: dict[str, Any], source: str, prefix: list[str] | None = None) -> None:
         """Merge a nested dict from `source` at `prefix`."""
+        self._built = None  # the tree changes: convert it again
         prefix = prefix or []
         parent_type = self.type_at(prefix)
         for key, value in data.items():
@@ -182,6 +185,7 @@ class Layers:
         return node
 
     def _set(self, path: list[str], value: Any, source: str) -> None:
+        self._built = None  # the tree changes: convert it again
         node = self._table_at(path[:-1])
         node[path[-1]] = value
         dotted = ".".join(path)
@@ -204,8 +208,21 @@ class Layers:
         return "default"
 
     def validate_tree(self) -> None:
-        """Check every value against its type; append one problem per bad key."""
+        """Check every value against its type; append one problem per bad key.
+
+        The whole tree is converted first (one call into msgspec's C code, kept for
+        `build`); only when that fails is it walked key by key to name each bad one, which
+        finds exactly what the conversion refused: each key is converted to the same type.
+        """
+        try:
+            self._built = msgspec.convert(self.tree, self.root)
+            return
+        except msgspec.ValidationError as exc:
+            refused = str(exc)
+        before = len(self.problems)
         self._validate(self.tree, self.root, [])
+        if len(self.problems) == before:  # never expected: still refuse, with msgspec's words
+            self.problems.append(f"{self.source_of('')}: {refused}")
 
     def _validate(self, value: Any, tp: Any, path: list[str]) -> None:
         base = unwrap(tp)
@@ -237,7 +254,9 @@ class Layers:
 
     def build(self) -> msgspec.Struct:
         """Convert the tree to the root Struct; call only when there are no problems."""
-        return msgspec.convert(self.tree, self.root)
+        if self._built is None:
+            self._built = msgspec.convert(self.tree, self.root)
+        return self._built
 
 
 MAX_DEPTH = 32
