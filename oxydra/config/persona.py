@@ -67,27 +67,29 @@ def persona_dirs(
     system_dir: Path = Path("/etc/oxydra"),
 ) -> list[Path]:
     """The directories searched, lowest precedence first."""
-    return _resolved(_layers(workspace, cwd, home, system_dir), workspace)
+    layers = _layers(workspace, cwd, home, system_dir)
+    return [Path(d) for d in _operator_only(_unique_real(layers), workspace)]
 
 
 def _layers(
     workspace: Path | None, cwd: Path | None, home: Path | None, system_dir: Path
-) -> list[Path]:
-    home = home or Path.home()
-    dirs = [
-        system_dir,
-        home / ".config" / "oxydra",
-        home / ".oxydra",
-        (cwd or Path.cwd()) / ".oxydra",
+) -> list[str]:
+    """Every layer, lowest precedence first, as plain strings (a session start reads them:
+    pathlib's objects cost more there than the syscalls)."""
+    home_dir = os.fspath(home) if home is not None else os.path.expanduser("~")
+    layers = [
+        os.fspath(system_dir),
+        os.path.join(home_dir, ".config", "oxydra"),
+        os.path.join(home_dir, ".oxydra"),
+        os.path.join(os.fspath(cwd) if cwd is not None else os.getcwd(), ".oxydra"),
     ]
     if workspace is not None:
-        dirs.append(workspace / ".oxydra")
-    return dirs
+        layers.append(os.path.join(workspace, ".oxydra"))
+    return layers
 
 
-def _resolved(dirs: list[Path], workspace: Path | None) -> list[Path]:
-    unique = list(dict.fromkeys(d.resolve() for d in dirs))  # `~` may be the cwd
-    return operator_only(unique, workspace)
+def _unique_real(dirs: list[str]) -> list[str]:
+    return list(dict.fromkeys(os.path.realpath(d) for d in dirs))  # `~` may be the cwd
 
 
 def operator_only(dirs: list[Path], workspace: Path | None) -> list[Path]:
@@ -140,24 +142,13 @@ def _read_file(name: str, dirs: list[str], budget: int) -> PersonaFile | None:
 def _session_layers(
     workspace: Path | None, cwd: Path | None, home: Path | None, system_dir: Path
 ) -> list[str]:
-    """`persona_dirs` at a session start, as strings: only the layers that exist.
+    """`persona_dirs` at a session start: only the layers that exist.
 
     A layer that does not exist holds no file, so it is not resolved (a few syscalls each,
-    at every session start); one created later is seen by the next session. The paths are
-    plain strings, as pathlib's objects cost more than the syscalls here.
+    at every session start); one created later is seen by the next session.
     """
-    home_dir = os.fspath(home) if home is not None else os.path.expanduser("~")
-    layers = [
-        os.fspath(system_dir),
-        os.path.join(home_dir, ".config", "oxydra"),
-        os.path.join(home_dir, ".oxydra"),
-        os.path.join(os.fspath(cwd) if cwd is not None else os.getcwd(), ".oxydra"),
-    ]
-    if workspace is not None:
-        layers.append(os.path.join(workspace, ".oxydra"))
-    # resolving what `isdir` found never meets a symlink loop
-    unique = list(dict.fromkeys(os.path.realpath(d) for d in layers if os.path.isdir(d)))
-    return _operator_only(unique, workspace)
+    existing = [d for d in _layers(workspace, cwd, home, system_dir) if os.path.isdir(d)]
+    return _operator_only(_unique_real(existing), workspace)
 
 
 def load_persona(

@@ -59,10 +59,26 @@ class Conversation:
     system_prompt: str | None = None
     writing: asyncio.Future[None] | None = None
     """The store write in flight (`AgentRuntime._persist_soon`), if any."""
+    _called: dict[str, int] = field(default_factory=dict, repr=False)
+    """Per tool name: how much of the history `called` has looked at (-1: found)."""
 
     def unstored(self) -> list[Message]:
         """Messages not yet handed to the store."""
         return self.history[self.stored :]
+
+    def called(self, tool: str) -> bool:
+        """Whether the session has called `tool`; each message is looked at once, as the
+        history only grows (asked before every model call)."""
+        seen = self._called.get(tool, 0)
+        if seen < 0:
+            return True
+        for index in range(seen, len(self.history)):
+            message = self.history[index]
+            if message.role == "assistant" and any(c.name == tool for c in message.tool_calls):
+                self._called[tool] = -1
+                return True
+        self._called[tool] = len(self.history)
+        return False
 
     def live_history(self) -> list[Message]:
         """History not covered by the summary."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import msgspec
@@ -446,7 +446,7 @@ class AgentRuntime:
             tools = [t for t in tools if t.name in allowed]
         if not shows_files:
             tools = [t for t in tools if t.name not in NEEDS_A_CHAT]
-        if not _loaded_a_skill(conversation.history):
+        if not conversation.called("skill_load"):
             tools = [t for t in tools if t.name not in NEEDS_A_LOADED_SKILL]
         # Untrusted text is wrapped before the window is planned, so its markers are counted.
         fixed = for_model(await self._fixed_messages(conversation, state), self._taint_key)
@@ -642,14 +642,3 @@ def _now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _loaded_a_skill(history: Sequence[Message]) -> bool:
-    """Whether the session has called `skill_load` (its stored history says so, so a resumed
-    session keeps the skill tools it had)."""
-    return any(
-        call.name == "skill_load"
-        for message in history
-        if message.role == "assistant" and message.tool_calls
-        for call in message.tool_calls
-    )

@@ -54,15 +54,18 @@ async def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
         asyncio.run(main())
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-    waited: list[str] = []
-    locks = SessionLocks(tmp_path, on_wait=waited.append)
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(_enter(locks, "s"), 0.3)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
+    with subprocess.Popen(  # the holder never outlives the test, whatever fails
+        [sys.executable, "-c", child], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+            waited: list[str] = []
+            locks = SessionLocks(tmp_path, on_wait=waited.append)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(_enter(locks, "s"), 0.3)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
     await asyncio.wait_for(_enter(locks, "s"), 10)
     assert waited == ["s"]
 
