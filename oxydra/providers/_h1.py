@@ -8,19 +8,36 @@ frames the messages, asyncio carries the bytes. `HttpEndpoint` falls back to htt
 proxy is configured in the environment or a client is handed in (`http_client=`).
 
 Rules:
-1. One request at a time per connection. A connection goes back to the pool only after its
-   response was read to the end and both sides may go on (h11's `start_next_cycle`); an idle
-   one is dropped after `KEEPALIVE_SECS`, or when the server has closed it.
+1. One request at a time per connection. A connection goes back to the pool only when its
+   exchange ended cleanly: the response read to the end, both sides may go on (h11's
+   `start_next_cycle`), no byte left over on either side (a 204 with a body, bytes after the
+   chunks, an unsent request body), and its framing trustworthy (not both Content-Length and
+   Transfer-Encoding: RFC 9112 6.3 reads the chunks, and the connection is not reused). An
+   idle connection is closed by its own timer after `KEEPALIVE_SECS` (below the 5 s of
+   uvicorn, Node and llama.cpp's server, so they do not close it as it is reused), and is not
+   reused when the server closed it or sent anything unasked. At most `MAX_IDLE_PER_ORIGIN`
+   wait per origin.
 2. A reused connection that fails before any response byte (the server closed it as we sent)
-   is retried once on a new connection; nothing else is retried here (that is
-   `ReliableProvider`'s job, which knows what is safe).
-3. Connect, TLS handshake and sending are bounded by `connect_timeout`/`timeout`; each read of
+   is retried once on a new connection, for an idempotent method only: a POST the server took
+   and then dropped may have been acted on (an LLM call is billed), so whether to send it
+   again is `ReliableProvider`'s call (`max_attempts`). Nothing else is retried here.
+3. Connect and the TLS handshake are bounded by `connect_timeout`; sending and each read of
    the response by `timeout`, through one timer per connection that is moved only when it
-   fires (a timer per read cost more than parsing the chunk).
+   fires (a timer per read cost more than parsing the chunk). The timeout bounds each read,
+   not the response: a server that trickles a byte at a time keeps the call alive, and what
+   bounds a whole call is the caller (`ReliableProvider`'s `attempt_timeout`, the turn).
 4. Errors are `HttpError` (`HttpTimeout`, `HttpUrlError`), whose messages never carry a
    header's value: an API key with a stray newline must not end up in a log.
 5. A compressed body (`gzip`, `deflate`) is inflated in steps of at most `INFLATE_STEP` bytes,
-   so a small hostile body cannot make one huge allocation.
+   each handed out before the next is made, so a small hostile body cannot make one huge
+   allocation, and a reader that stops early stops the inflating.
+6. The response head is bounded: `MAX_HEAD_BYTES` (whether it comes in one read or many),
+   `MAX_HEADER_LINES`, and at most `MAX_INFORMATIONAL` 1xx responses before it (each would
+   otherwise restart the read timeout forever). A body larger than the socket takes at once
+   is sent while the head is awaited, so an early answer (a proxy's 413 after the request's
+   head) is returned rather than lost to a blocked send or the reset that follows.
+7. Nothing the server says sends the client elsewhere or is remembered: redirects are
+   returned as they are, cookies are not kept.
 """
 
 from __future__ import annotations
@@ -30,17 +47,22 @@ import base64
 import os
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Mapping
-from urllib.parse import unquote, urlencode, urlsplit
+from collections.abc import AsyncIterator, Iterator, Mapping
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import h11
 
 from oxydra import __version__
 
-KEEPALIVE_SECS = 5.0
+KEEPALIVE_SECS = 4.0
 MAX_IDLE_PER_ORIGIN = 8
 READ_SIZE = 64 * 1024
 INFLATE_STEP = 1024 * 1024
+MAX_HEAD_BYTES = 16 * 1024  # h11's own default for an incomplete head
+MAX_HEADER_LINES = 100  # as `http.client` (and so urllib3, requests)
+MAX_INFORMATIONAL = 10
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})  # RFC 9110 9.2.2
+_TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"  # kept as they are in a request target
 USER_AGENT = f"oxydra/{__version__}"
 Origin = tuple[str, str, int]
 
@@ -106,6 +128,8 @@ class Target:
             except UnicodeError:
                 raise HttpUrlError("the URL's host is not a valid domain name") from None
         default = 443 if scheme == "https" else 80
+        if port == 0:
+            raise HttpUrlError("the URL's port is 0")
         port = port or default
         shown = f"[{host}]" if ":" in host else host
         self.origin: Origin = (scheme, host, port)
@@ -113,7 +137,10 @@ class Target:
         query = parts.query
         if params:
             query = f"{query}&{urlencode(params)}" if query else urlencode(params)
-        self.target = (parts.path or "/") + (f"?{query}" if query else "")
+        # spaces, controls and non-ASCII are percent-encoded (UTF-8); `%` is kept, so a
+        # quoted URL is not quoted twice
+        target = (parts.path or "/") + (f"?{query}" if query else "")
+        self.target = quote(target, safe=_TARGET_SAFE)
         self.auth = None
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
@@ -131,6 +158,7 @@ class _Conn:
         "_watch",
         "h11",
         "idle_since",
+        "keep",
         "origin",
         "reader",
         "reused",
@@ -146,10 +174,11 @@ class _Conn:
     ) -> None:
         self.reader = reader
         self.writer = writer
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.origin = origin
         self.idle_since = 0.0
         self.reused = False
+        self.keep = True  # False once the response's framing cannot be trusted (rule 1)
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
         self._since = 0.0
@@ -182,19 +211,40 @@ class _Conn:
             self._watch = self._loop.call_at(due, self._check)
 
     def usable(self, now: float) -> bool:
-        """An idle connection may carry the next request."""
+        """An idle connection may carry the next request: not expired, not closed, and nothing
+        arrived unasked (it would be read as the next response)."""
         return (
             now - self.idle_since < KEEPALIVE_SECS
+            and not self.reader._buffer  # type: ignore[attr-defined]  # no public way to ask
             and not self.reader.at_eof()
             and self.reader.exception() is None
             and not self.writer.is_closing()
         )
 
-    def close(self) -> None:
+    def reusable(self) -> bool:
+        """The exchange ended cleanly, with nothing left over on either side (rule 1)."""
+        machine = self.h11
+        return (
+            self.keep
+            and machine.our_state is h11.DONE
+            and machine.their_state is h11.DONE
+            and machine.trailing_data == (b"", False)
+            and not self.writer.transport.get_write_buffer_size()
+        )
+
+    def rearm(self, timer: asyncio.TimerHandle | None) -> None:
+        """Replace the connection's timer: the read watchdog in use, the expiry while idle."""
         if self._watch is not None:
             self._watch.cancel()
-            self._watch = None
-        self.writer.close()
+        self._watch = timer
+
+    def close(self) -> None:
+        self.rearm(None)
+        transport = self.writer.transport
+        if transport.get_write_buffer_size():
+            transport.abort()  # a server that stopped reading would hold the socket forever
+        else:
+            self.writer.close()
 
 
 def _describe(exc: BaseException) -> str:
@@ -258,7 +308,8 @@ class H1Response:
                 raw = chunk[:1] and (chunk[0] & 0x0F) != 8
                 inflater = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
             for piece in _inflate(inflater, chunk):
-                yield piece
+                if piece:
+                    yield piece
         if inflater is not None and (tail := inflater.flush()):
             yield tail
 
@@ -280,14 +331,16 @@ class H1Response:
             conn.close()
 
 
-def _inflate(inflater: zlib._Decompress, chunk: bytes) -> list[bytes]:
-    try:
-        out = [inflater.decompress(chunk, INFLATE_STEP)]
-        while inflater.unconsumed_tail:
-            out.append(inflater.decompress(inflater.unconsumed_tail, INFLATE_STEP))
-    except zlib.error as exc:
-        raise HttpError(f"the compressed body is corrupt: {exc}") from None
-    return out
+def _inflate(inflater: zlib._Decompress, chunk: bytes) -> Iterator[bytes]:
+    """The pieces `chunk` inflates to, each made only when the previous one was taken."""
+    data = chunk
+    while data:
+        try:
+            piece = inflater.decompress(data, INFLATE_STEP)
+        except zlib.error as exc:
+            raise HttpError(f"the compressed body is corrupt: {exc}") from None
+        data = inflater.unconsumed_tail
+        yield piece
 
 
 class H1Client:
@@ -302,6 +355,7 @@ class H1Client:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._idle: dict[Origin, list[_Conn]] = {}
+        self._closed = False
 
     async def send(
         self,
@@ -321,13 +375,11 @@ class H1Client:
         if conn is not None:
             try:
                 return await self._exchange(conn, head, body, wait)
-            except _Stale:
-                pass  # rule 2: once more, on a new connection
+            except _Stale as exc:
+                if method not in _IDEMPOTENT:  # rule 2
+                    raise HttpError(str(exc)) from None
         conn = await self._connect(target.origin, wait)
-        try:
-            return await self._exchange(conn, head, body, wait)
-        except _Stale as exc:
-            raise HttpError(str(exc)) from None
+        return await self._exchange(conn, head, body, wait)
 
     def _head(
         self, method: str, target: Target, headers: Mapping[str, str], body: bytes
@@ -359,6 +411,7 @@ class H1Client:
         while idle:
             conn = idle.pop()
             if conn.usable(now):
+                conn.rearm(None)  # its expiry
                 conn.reused = True
                 return conn
             conn.close()
@@ -388,18 +441,20 @@ class H1Client:
     async def _exchange(
         self, conn: _Conn, head: h11.Request, body: bytes, timeout: float
     ) -> H1Response:
-        """Send the request on `conn` and read the response's head."""
+        """Send the request on `conn` and read the response's head (rule 6)."""
         machine = conn.h11
         conn._timeout = timeout
         answered = False
+        sending: asyncio.Future[None] | None = None
+        informational = 0
         try:
             data = machine.send(head) or b""
             if body:
                 data += machine.send(h11.Data(data=body)) or b""
             data += machine.send(h11.EndOfMessage()) or b""
             conn.writer.write(data)
-            async with asyncio.timeout(timeout):
-                await conn.writer.drain()
+            if conn.writer.transport.get_write_buffer_size():  # more than the socket took
+                sending = asyncio.ensure_future(conn.writer.drain())
             while True:
                 event = machine.next_event()
                 if event is h11.NEED_DATA:
@@ -410,12 +465,18 @@ class H1Client:
                     machine.receive_data(received)
                 elif type(event) is h11.Response:
                     break
-                elif type(event) is h11.ConnectionClosed:
+                elif type(event) is h11.InformationalResponse:
+                    informational += 1
+                    if informational > MAX_INFORMATIONAL:
+                        raise HttpError(
+                            f"more than {MAX_INFORMATIONAL} informational (1xx) responses"
+                        )
+                else:  # ConnectionClosed: nothing else comes before a response
                     raise HttpError("the server closed the connection without answering")
-                # 1xx responses (InformationalResponse) are skipped
+            headers = _fields(event, conn)
         except BaseException as exc:
             conn.close()
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, HttpTimeout) and sending is not None and not sending.done():
                 raise HttpTimeout(f"sending took over {timeout:g} s") from None
             if isinstance(exc, h11.RemoteProtocolError):
                 raise HttpError(f"malformed response: {exc}") from None
@@ -425,34 +486,60 @@ class H1Client:
             if isinstance(exc, OSError):
                 raise HttpError(_describe(exc)) from None
             raise
-        headers: dict[str, str] = {}
-        for name, value in event.headers:
-            key = name.decode("ascii")
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        finally:
+            if sending is not None:
+                _forget(sending)
         return H1Response(event.status_code, headers, conn, self)
 
     def release(self, conn: _Conn) -> None:
-        """Pool a connection whose exchange ended cleanly (rule 1)."""
-        machine = conn.h11
-        if machine.our_state is h11.DONE and machine.their_state is h11.DONE:
-            machine.start_next_cycle()
-            conn.idle_since = asyncio.get_running_loop().time()
-            if conn._watch is not None:
-                conn._watch.cancel()
-                conn._watch = None
-            idle = self._idle.setdefault(conn.origin, [])
-            if len(idle) < MAX_IDLE_PER_ORIGIN:
-                idle.append(conn)
-                return
+        """Pool a connection whose exchange ended cleanly, with its expiry timer (rule 1)."""
+        idle = self._idle.setdefault(conn.origin, [])
+        if self._closed or len(idle) >= MAX_IDLE_PER_ORIGIN or not conn.reusable():
+            conn.close()
+            return
+        conn.h11.start_next_cycle()
+        loop = asyncio.get_running_loop()
+        conn.idle_since = now = loop.time()
+        conn.rearm(loop.call_at(now + KEEPALIVE_SECS, self._expire, conn))
+        idle.append(conn)
+
+    def _expire(self, conn: _Conn) -> None:
+        idle = self._idle.get(conn.origin, [])
+        if conn in idle:
+            idle.remove(conn)
         conn.close()
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; one in use is closed when its response ends."""
+        self._closed = True
         idle, self._idle = self._idle, {}
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+
+
+def _fields(event: h11.Response, conn: _Conn) -> dict[str, str]:
+    """The response's header fields, a repeated name's values joined with ", " (rule 6)."""
+    if len(event.headers) > MAX_HEADER_LINES:
+        raise HttpError(f"the response has more than {MAX_HEADER_LINES} header lines")
+    size = len(event.reason) + 15  # the status line
+    fields: dict[str, str] = {}
+    for name, value in event.headers:
+        size += len(name) + len(value) + 4
+        key = name.decode("ascii")
+        text = value.decode("latin-1")
+        fields[key] = f"{fields[key]}, {text}" if key in fields else text
+    if size > MAX_HEAD_BYTES:
+        raise HttpError(f"the response head is over {MAX_HEAD_BYTES} bytes")
+    if "transfer-encoding" in fields and "content-length" in fields:
+        conn.keep = False  # RFC 9112 6.3: the chunks are read; a smuggling sign, so no reuse
+    return fields
+
+
+def _forget(sending: asyncio.Future[None]) -> None:
+    """Stop waiting for a background send; its failure, if any, the reads have seen."""
+    sending.cancel()
+    sending.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 class _Lost(HttpError):

@@ -7,6 +7,8 @@ transport failures `ProviderTransportError`, a bad base URL a `ConfigError`. Err
 become the typed errors of `oxydra.wire.error_for_status`, with `Retry-After` (seconds or an
 HTTP date, or `retry-after-ms`) read into `retry_after`. Every message names the entry and the
 URL it called (without any userinfo), so a 404 from a wrong `base_url` says which URL was wrong.
+Bodies are read bounded: an error's to `MAX_ERROR_BODY` bytes, a whole answer's to `MAX_BODY`
+(past it, a `ProviderProtocolError`), so a server that never ends its body cannot fill memory.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Transport(Protocol):
 
 
 MAX_ERROR_BODY = 64 * 1024
+MAX_BODY = 32 * 1024 * 1024  # a whole (non-streamed) answer
 _VERSION = re.compile(r"v[0-9]+(?:(?:alpha|beta)[0-9]*)?")
 
 
@@ -235,7 +238,7 @@ class HttpEndpoint:
         with translated(self.provider, url):
             response = await self._send(request, stream=False)
             try:
-                body = await response.aread()
+                body = await self._read(response, url)
             finally:
                 await response.aclose()
         return self._checked(response, body, url)
@@ -246,10 +249,23 @@ class HttpEndpoint:
         with translated(self.provider, shown_url(url)):
             response = await self.transport.send("GET", url, self.headers, timeout=timeout)
             try:
-                body = await response.aread()
+                body = await self._read(response, shown_url(url))
             finally:
                 await response.aclose()
         return self._checked(response, body, shown_url(url))
+
+    async def _read(self, response: Response, url: str) -> bytes:
+        """The body, bounded: an error's cut at `MAX_ERROR_BODY`, an answer past `MAX_BODY`
+        refused."""
+        if not response.is_success:
+            return await read_limited(response, MAX_ERROR_BODY)
+        body = await read_limited(response, MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            raise ProviderProtocolError(
+                f"{self.provider}: {url}: the response body is over {MAX_BODY} bytes",
+                provider=self.provider,
+            )
+        return body
 
     def _checked(self, response: Response, body: bytes, url: str) -> bytes:
         if not response.is_success:
@@ -298,12 +314,17 @@ def _proxied(environ: Mapping[str, str]) -> bool:
 
 
 async def read_limited(response: Response, limit: int) -> bytes:
-    """Read at most `limit` bytes of a streamed body."""
+    """Read at most `limit` bytes of a streamed body (the rest is left to the response's
+    close, which then drops the connection)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
+    body = response.aiter_bytes()
+    try:
+        async for chunk in body:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    finally:
+        await body.aclose()  # type: ignore[attr-defined]  # an async generator
     return b"".join(chunks)[:limit]

@@ -83,8 +83,18 @@ class HttpxResponse:
             pass
 
 
+def _without_cookies(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """`client`, its jar keeping nothing: a provider's cookies are not sent back (`_h1` keeps
+    none). The policy is set on the client's own jar: httpx copies a jar handed to it."""
+    from http.cookiejar import DefaultCookiePolicy
+
+    client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return client
+
+
 class HttpxTransport:
-    """An `httpx.AsyncClient`, handed in (then not closed here) or made for a proxy."""
+    """An `httpx.AsyncClient`, handed in (then not closed here, nor changed: its cookie policy
+    is the caller's) or made for a proxy (then keeping no cookies)."""
 
     def __init__(
         self,
@@ -97,7 +107,9 @@ class HttpxTransport:
         self.timeout = timeout
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._owned = client is None
-        self.client = client or httpx.AsyncClient(timeout=self._timeout, verify=verify)
+        self.client = client or _without_cookies(
+            httpx.AsyncClient(timeout=self._timeout, verify=verify)
+        )
 
     async def send(
         self,

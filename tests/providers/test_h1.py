@@ -10,7 +10,7 @@ import shutil
 import ssl
 import subprocess
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,66 +20,8 @@ from oxydra.providers import _h1
 from oxydra.providers._h1 import H1Client, HttpError, HttpTimeout, HttpUrlError, Target
 from oxydra.providers._http import HttpEndpoint
 from oxydra.providers._httpx import HttpxTransport
+from tests.providers._loopback import Server, ok, read_request
 from tests.providers.conftest import ProviderFactory, context
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    """One request's head and body (content-length only); b"" when the client went away."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + (await reader.readexactly(length) if length else b"")
-
-
-class Server:
-    """A loopback server running `handler` per connection; counts connections."""
-
-    def __init__(
-        self, handler: Handler, *, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
-    ) -> None:
-        self.handler = handler
-        self.host = host
-        self.tls = tls
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self._writers.append(writer)
-        try:
-            await self.handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async def __aenter__(self) -> Server:
-        self._server = await asyncio.start_server(self._serve, self.host, 0, ssl=self.tls)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        assert self._server is not None
-        for writer in self._writers:
-            writer.close()
-        self._server.close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{port}"
-
-
-def _ok(body: bytes, *extra: str) -> bytes:
-    head = [b"HTTP/1.1 200 OK", b"content-length: %d" % len(body), *(e.encode() for e in extra)]
-    return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
 @pytest.fixture
@@ -100,8 +42,8 @@ async def _get(client: H1Client, url: str) -> tuple[int, bytes]:
 async def test_a_kept_alive_connection_carries_the_next_request(client: H1Client) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            server.requests.append(await _read_request(reader))
-            writer.write(_ok(b"{}"))
+            server.requests.append(await read_request(reader))
+            writer.write(ok(b"{}"))
 
     async with Server(handler) as server:
         for _ in range(3):
@@ -115,8 +57,8 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced(client: H1C
     finds its pooled connection dead and goes out again on a new one."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(_ok(b"one"))
+        await read_request(reader)
+        writer.write(ok(b"one"))
         await writer.drain()
 
     async with Server(handler) as server:
@@ -130,10 +72,10 @@ async def test_a_reused_connection_that_breaks_before_answering_is_retried_once(
     client: H1Client,
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(_ok(b"first"))
+        await read_request(reader)
+        writer.write(ok(b"first"))
         await writer.drain()
-        await _read_request(reader)  # the second request is read, then dropped unanswered
+        await read_request(reader)  # the second request is read, then dropped unanswered
         writer.transport.abort()
 
     async with Server(handler) as server:
@@ -144,7 +86,7 @@ async def test_a_reused_connection_that_breaks_before_answering_is_retried_once(
 
 async def test_a_stalled_response_times_out(client: H1Client) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
         await asyncio.sleep(30)
 
@@ -169,7 +111,7 @@ async def test_a_server_that_never_answers_times_out(client: H1Client) -> None:
 
 async def test_a_body_cut_short_is_an_error_not_an_end(client: H1Client) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this")
         await writer.drain()
 
@@ -182,7 +124,7 @@ async def test_a_body_cut_short_is_an_error_not_an_end(client: H1Client) -> None
 
 async def test_garbage_instead_of_http_is_a_clear_error(client: H1Client) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_request(reader)
         writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
         await writer.drain()
 
@@ -193,7 +135,7 @@ async def test_garbage_instead_of_http_is_a_clear_error(client: H1Client) -> Non
 
 async def test_headers_past_the_limit_are_refused(client: H1Client) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"a" * 200_000 + b"\r\n\r\n")
         await writer.drain()
 
@@ -214,8 +156,8 @@ async def test_a_gzip_bomb_inflates_in_bounded_steps(client: H1Client) -> None:
     bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(_ok(bomb, "content-encoding: gzip"))
+        await read_request(reader)
+        writer.write(ok(bomb, "content-encoding: gzip"))
         await writer.drain()
 
     async with Server(handler) as server:
@@ -235,8 +177,8 @@ async def test_raw_and_wrapped_deflate_both_decode(client: H1Client) -> None:
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for body in bodies:
-            await _read_request(reader)
-            writer.write(_ok(body, "content-encoding: deflate"))
+            await read_request(reader)
+            writer.write(ok(body, "content-encoding: deflate"))
 
     async with Server(handler) as server:
         assert await _get(client, server.url) == (200, b"wrapped")
@@ -245,8 +187,8 @@ async def test_raw_and_wrapped_deflate_both_decode(client: H1Client) -> None:
 
 async def test_a_corrupt_compressed_body_is_an_error(client: H1Client) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(_ok(b"\x1f\x8b\x08\x00not gzip at all", "content-encoding: gzip"))
+        await read_request(reader)
+        writer.write(ok(b"\x1f\x8b\x08\x00not gzip at all", "content-encoding: gzip"))
 
     async with Server(handler) as server:
         with pytest.raises(HttpError, match="corrupt"):
@@ -256,7 +198,7 @@ async def test_a_corrupt_compressed_body_is_an_error(client: H1Client) -> None:
 async def test_a_cancelled_read_does_not_pool_the_connection(client: H1Client) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            await _read_request(reader)
+            await read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n")
             await asyncio.sleep(30)
 
@@ -278,8 +220,8 @@ async def test_a_cancelled_read_does_not_pool_the_connection(client: H1Client) -
 
 async def test_ipv6_loopback_and_the_host_header(client: H1Client) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server.requests.append(await _read_request(reader))
-        writer.write(_ok(b"v6"))
+        server.requests.append(await read_request(reader))
+        writer.write(ok(b"v6"))
 
     try:
         server = Server(handler, host="::1")
@@ -351,8 +293,8 @@ async def test_tls_is_verified_against_the_configured_bundle(
     tls.load_cert_chain(cert, key)
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(_ok(b"secure"))
+        await read_request(reader)
+        writer.write(ok(b"secure"))
         await writer.drain()
 
     async with Server(handler, tls=tls) as server:
