@@ -493,7 +493,7 @@ class H1Client:
 
     def release(self, conn: _Conn) -> None:
         """Pool a connection whose exchange ended cleanly, with its expiry timer (rule 1)."""
-        idle = self._idle.setdefault(conn.origin, [])
+        idle = [] if self._closed else self._idle.setdefault(conn.origin, [])
         if self._closed or len(idle) >= MAX_IDLE_PER_ORIGIN or not conn.reusable():
             conn.close()
             return

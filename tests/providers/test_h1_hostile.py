@@ -782,3 +782,46 @@ def test_request_targets_are_quoted_and_ports_checked() -> None:
     assert Target("http://h/already%20quoted?a=%2F").target == "/already%20quoted?a=%2F"
     with pytest.raises(HttpUrlError, match="port"):
         Target("http://h:0/")
+
+
+def _our_timers() -> list[asyncio.TimerHandle]:
+    """The loop's live timers that belong to `_h1` (a connection's watchdog or expiry)."""
+    loop = asyncio.get_running_loop()
+    scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+    return [
+        timer
+        for timer in scheduled
+        if not timer.cancelled()
+        and type(getattr(timer._callback, "__self__", None)).__module__ == _h1.__name__  # type: ignore[attr-defined]
+    ]
+
+
+async def test_no_timer_outlives_its_connection(client: H1Client) -> None:
+    """A pooled connection has one timer (its expiry); one in error, timed out, abandoned or
+    closed with the client has none."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await read_request(reader)
+            if b" /stall " in request:
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
+            elif b" /bad " in request:
+                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n")
+            else:
+                writer.write(ok(b"fine"))
+
+    async with Server(handler) as server:
+        for _ in range(3):
+            assert await _get(client, server.url + "/ok") == (200, b"fine")
+        assert len(_our_timers()) == 1
+        with pytest.raises(HttpTimeout):
+            await _get(client, server.url + "/stall", timeout=0.1)
+        with pytest.raises(HttpError):
+            await _get(client, server.url + "/bad")
+        abandoned = await client.send("GET", server.url + "/stall", {})
+        await abandoned.aclose()
+        assert len(_our_timers()) == 0  # the pooled one was taken by each request in turn
+        assert await _get(client, server.url + "/ok") == (200, b"fine")
+        assert len(_our_timers()) == 1
+        await client.aclose()
+        assert _our_timers() == []
