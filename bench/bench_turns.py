@@ -2,7 +2,8 @@
 
 Figures: `ask` text turn and `ask` with one tool call, each as a ratio to a fresh
 `python -c 'import httpx; <one streaming POST>'` against the same loopback fake LLM; and the
-request body of one call (prompt + tool schemas), in bytes.
+request body (prompt + tool schemas) of a text turn's call and of a tool turn's second call,
+in bytes.
 """
 
 from __future__ import annotations
@@ -87,6 +88,15 @@ def _body(recorded: dict[str, Any]) -> dict[str, Any]:
     return json.loads(body) if isinstance(body, str) else body  # type: ignore[no-any-return]
 
 
+def _roles(body: dict[str, Any]) -> list[str]:
+    return [m.get("role") for m in body.get("messages", [])]
+
+
+def _size(body: dict[str, Any]) -> int:
+    """Bytes of the body as compact JSON (what goes on the wire, give or take key order)."""
+    return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def _medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
@@ -142,7 +152,8 @@ def main() -> None:
         base = bare
         bodies = [_body(json.loads(line)) for line in record.read_text().splitlines()]
         ours = [b for b in bodies if "tools" in b]
-        size = len(json.dumps(ours[-1], separators=(",", ":"), ensure_ascii=False).encode())
+        text_body = next(b for b in reversed(ours) if _roles(b) == ["system", "user"])
+        second = next(b for b in reversed(ours) if "tool" in _roles(b))
     print(f"bare httpx streaming request, fresh process: {_fig(base, base)}")
     print(f"ask, text turn:                              {_fig(ask, base)}")
     if "pyz" in rounds:
@@ -152,7 +163,10 @@ def main() -> None:
         " (file tool in the WASM guest; compiled once, then loaded from the user cache)"
     )
     print(f"  same, file tool in the in-process jail:    {_fig(jail, base)}")
-    print(f"request body of one call (prompt + tools):   {size / 1000:7.1f} KB")
+    print(
+        f"request body (prompt + tools), text turn:    {_size(text_body):6d} bytes;"
+        f" a tool turn's second call {_size(second)} bytes"
+    )
     print("(wall / CPU of the process tree: medians of interleaved rounds; ratios to the bare")
     print(f" request's; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
     os.environ.pop("OXYDRA_BENCH", None)
