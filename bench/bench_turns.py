@@ -152,7 +152,7 @@ def main() -> None:
         base = bare
         bodies = [_body(json.loads(line)) for line in record.read_text().splitlines()]
         ours = [b for b in bodies if "tools" in b]
-        text_body = next(b for b in reversed(ours) if _roles(b) == ["system", "user"])
+        text_body = next(b for b in reversed(ours) if b["messages"][-1]["content"] == "hello")
         second = next(b for b in reversed(ours) if "tool" in _roles(b))
     print(f"bare httpx streaming request, fresh process: {_fig(base, base)}")
     print(f"ask, text turn:                              {_fig(ask, base)}")
