@@ -2,8 +2,7 @@
 
 Figures: `ask` text turn and `ask` with one tool call, each as a ratio to a fresh
 `python -c 'import httpx; <one streaming POST>'` against the same loopback fake LLM; and the
-request body (prompt + tool schemas) of a text turn's call and of a tool turn's second call,
-in bytes.
+request body of one call (prompt + tool schemas), in bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +25,13 @@ TOOL_STEP: dict[str, object] = {
     "kind": "reply",
     "tool_calls": [{"name": "file_write", "arguments": {"path": "/shared/a.txt", "content": "x"}}],
 }
+# A shell turn's first call: its requests carry this conversation header (an `extra_headers`
+# entry), which the fake LLM routes to a conversation of its own.
+SHELL_CONVERSATION = "bench-shell"
+SHELL_STEP: dict[str, object] = {
+    "kind": "reply",
+    "tool_calls": [{"name": "shell_exec", "arguments": {"command": "echo hi"}}],
+}
 BARE = """
 import httpx, sys
 body = {"model": "gpt-4o-mini", "stream": True,
@@ -38,7 +44,9 @@ with httpx.Client() as c:
 """
 
 
-def _start_fake(script: list[dict[str, object]], record: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_fake(
+    script: list[dict[str, object]] | dict[str, object], record: Path
+) -> tuple[subprocess.Popen[str], str]:
     path = record.with_suffix(".script.json")
     path.write_text(json.dumps(script))
     proc = subprocess.Popen(
@@ -88,12 +96,7 @@ def _body(recorded: dict[str, Any]) -> dict[str, Any]:
     return json.loads(body) if isinstance(body, str) else body  # type: ignore[no-any-return]
 
 
-def _roles(body: dict[str, Any]) -> list[str]:
-    return [m.get("role") for m in body.get("messages", [])]
-
-
 def _size(body: dict[str, Any]) -> int:
-    """Bytes of the body as compact JSON (what goes on the wire, give or take key order)."""
     return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
 
 
@@ -123,13 +126,15 @@ def main() -> None:
         # one round: bare, text turn (source tree, then the archive when it is built), tool
         # turn, tool turn in the jail, bare (interleaved, so a change of the machine's load
         # hits every figure alike); the fake LLM answers in that order
-        names = ("bare", "ask", "pyz", "tool", "jail", "bare")
+        names = ("bare", "ask", "pyz", "tool", "jail", "shell", "bare")
         if not PYZ.exists():  # `make bench` builds it
             names = tuple(n for n in names if n != "pyz")
         pyz = 1 if "pyz" in names else 0
         script = text * (2 + 2 * pyz) + (text * (2 + pyz) + [call, *text] * 2 + text) * RUNS
+        shell = [SHELL_STEP, TEXT_STEP] * (RUNS + 1)
         record = Path(tmp) / "requests.jsonl"
-        proc, url = _start_fake(script, record)
+        conversations = {"default": script, SHELL_CONVERSATION: shell}
+        proc, url = _start_fake({"conversations": conversations}, record)
         rounds: dict[str, list[tuple[float, float]]] = {}
         commands = {
             "bare": [sys.executable, "-c", BARE, url],
@@ -137,23 +142,31 @@ def main() -> None:
             "pyz": [*_pyz_cmd(), *_ask_cmd(url, "hello")[3:]],
             "tool": _ask_cmd(url, "write a file"),
             "jail": [*_ask_cmd(url, "write a file"), "--set", "tools.isolation=process"],
+            "shell": [
+                *_ask_cmd(url, "run echo"),
+                "--set",
+                f"providers.registry.fake.extra_headers.x-fake-conversation={SHELL_CONVERSATION}",
+            ],
         }
         try:
             run_median(_ask_cmd(url, "warm the page cache"), 2, env)
             if pyz:
                 run_median(commands["pyz"], 2, env)  # unpacks what a turn imports
+            run_median(commands["shell"], 1, env)  # starts nothing that stays: a first run
             for _ in range(RUNS):
                 for name in names:
                     rounds.setdefault(name, []).append(run_stats(commands[name], 1, env))
         finally:
             proc.terminate()
             proc.wait()
-        bare, ask, tool, jail = (_medians(rounds[n]) for n in ("bare", "ask", "tool", "jail"))
+        names = ("bare", "ask", "tool", "jail", "shell")
+        bare, ask, tool, jail, shell_turn = (_medians(rounds[n]) for n in names)
         base = bare
         bodies = [_body(json.loads(line)) for line in record.read_text().splitlines()]
         ours = [b for b in bodies if "tools" in b]
-        text_body = next(b for b in reversed(ours) if b["messages"][-1]["content"] == "hello")
-        second = next(b for b in reversed(ours) if "tool" in _roles(b))
+        text_size = min(_size(b) for b in ours)  # a text turn's call: the smallest
+        # the last file tool turn's second call: the one whose history holds the call
+        tool_size = [_size(b) for b in ours if "file_write" in json.dumps(b["messages"])][-1]
     print(f"bare httpx streaming request, fresh process: {_fig(base, base)}")
     print(f"ask, text turn:                              {_fig(ask, base)}")
     if "pyz" in rounds:
@@ -163,10 +176,9 @@ def main() -> None:
         " (file tool in the WASM guest; compiled once, then loaded from the user cache)"
     )
     print(f"  same, file tool in the in-process jail:    {_fig(jail, base)}")
-    print(
-        f"request body (prompt + tools), text turn:    {_size(text_body):6d} bytes;"
-        f" a tool turn's second call {_size(second)} bytes"
-    )
+    print(f"ask, one shell_exec call (2 model calls):    {_fig(shell_turn, base)} (confined shell)")
+    print(f"request body of a text turn (prompt + tools): {text_size / 1000:6.2f} KB")
+    print(f"  a tool turn's second call (+ call, result): {tool_size / 1000:6.2f} KB")
     print("(wall / CPU of the process tree: medians of interleaved rounds; ratios to the bare")
     print(f" request's; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
     os.environ.pop("OXYDRA_BENCH", None)

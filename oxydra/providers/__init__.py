@@ -1,4 +1,4 @@
-"""Providers: LLM drivers over httpx for the four wire formats, retries and the registry.
+"""Providers: LLM drivers over HTTP for the four wire formats, retries and the registry.
 
 The runtime depends on `Provider` (the seam), builds routes with `build_provider` /
 `build_reliable_provider`, and reads `ProviderCaps` from `capabilities()`.

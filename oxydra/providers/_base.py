@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from oxydra._lazy import LazyModule
 from oxydra.catalog import ProviderCaps
 from oxydra.core.errors import (
     ConfigError,
@@ -26,14 +25,10 @@ from oxydra.core.log import get_logger, span
 from oxydra.core.messages import Context, Response
 from oxydra.core.stream import StreamItem
 from oxydra.providers._http import HttpEndpoint, read_limited, translated
+from oxydra.providers._http import Response as HttpResponse
 from oxydra.providers._stream import pump_sse
 from oxydra.wire import StreamTranslator, WireRequest
 from oxydra.wire.assemble import response_items
-
-if TYPE_CHECKING:
-    import httpx
-else:
-    httpx = LazyModule("httpx")  # loaded by the first request, not by an idle server
 
 _log = get_logger(__name__)
 WINDOW_PROBE_TIMEOUT = 5.0
@@ -227,7 +222,7 @@ class WireProvider:
             async for item in pump_sse(response, translator, provider=self.name):
                 yield item
 
-    async def _whole_json(self, response: httpx.Response) -> list[StreamItem]:
+    async def _whole_json(self, response: HttpResponse) -> list[StreamItem]:
         """A server that ignored `stream: true` answered with one JSON document."""
         _log.info("stream answered with JSON", extra={"oxy": {"provider": self.name}})
         with translated(self.name):

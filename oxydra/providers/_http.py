@@ -1,27 +1,27 @@
-"""The one place httpx meets the provider layer: sending, error mapping, URL joining.
+"""The one place the provider layer meets HTTP: sending, error mapping, URL joining.
 
-Every httpx exception is translated here (`raise ... from exc`): timeouts become
-`ProviderTimeoutError`, other transport failures `ProviderTransportError`, a bad base URL a
-`ConfigError`. Error statuses become the typed errors of `oxydra.wire.error_for_status`, with
-`Retry-After` (seconds or an HTTP date, or `retry-after-ms`) read into `retry_after`. Every
-message names the entry and the URL it called (without any userinfo), so a 404 from a wrong
-`base_url` says which URL was wrong.
+Requests go through `_h1` (a small asyncio HTTP/1.1 client), or through httpx when the
+environment names a proxy or the caller hands in a client (`_httpx`); both raise `_h1`'s
+errors, translated here (`raise ... from exc`): timeouts become `ProviderTimeoutError`, other
+transport failures `ProviderTransportError`, a bad base URL a `ConfigError`. Error statuses
+become the typed errors of `oxydra.wire.error_for_status`, with `Retry-After` (seconds or an
+HTTP date, or `retry-after-ms`) read into `retry_after`. Every message names the entry and the
+URL it called (without any userinfo), so a 404 from a wrong `base_url` says which URL was wrong.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import os
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from oxydra import _phases as phases
-from oxydra._lazy import LazyModule
 from oxydra.core.errors import (
     ConfigError,
     ProviderHTTPError,
@@ -29,13 +29,44 @@ from oxydra.core.errors import (
     ProviderTimeoutError,
     ProviderTransportError,
 )
+from oxydra.providers._h1 import H1Client, HttpError, HttpTimeout, HttpUrlError
 from oxydra.wire import WireRequest, error_for_status, parse_error_body
 from oxydra.wire._common import describe_body
 
 if TYPE_CHECKING:
     import httpx
-else:
-    httpx = LazyModule("httpx")  # loaded by the first request, not by an idle server
+
+
+class Response(Protocol):
+    """What the provider path reads of a response (`_h1.H1Response`, `_httpx.HttpxResponse`)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def is_success(self) -> bool: ...
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+    async def aread(self) -> bytes: ...
+    async def aclose(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Sends a request and returns its response once the head is in."""
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any: ...
+    async def aclose(self) -> None: ...
+
 
 MAX_ERROR_BODY = 64 * 1024
 _VERSION = re.compile(r"v[0-9]+(?:(?:alpha|beta)[0-9]*)?")
@@ -97,45 +128,43 @@ def status_error(
 
 @contextlib.contextmanager
 def translated(provider: str, url: str = "") -> Iterator[None]:
-    """Translate httpx's exceptions raised inside the block into ours."""
+    """Translate the transport's exceptions raised inside the block into ours."""
     at = f" {url}" if url else ""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeoutError(
-            f"{provider}:{at} timed out ({type(exc).__name__})", provider=provider
-        ) from exc
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+    except HttpTimeout as exc:
+        raise ProviderTimeoutError(f"{provider}:{at} {exc}", provider=provider) from exc
+    except HttpUrlError as exc:
         raise ConfigError(
             f"{provider}: invalid base_url: {exc}", key=f"providers.registry.{provider}.base_url"
         ) from exc
-    except httpx.HTTPError as exc:
-        raise ProviderTransportError(
-            f"{provider}:{at} {type(exc).__name__}: {exc}", provider=provider
-        ) from exc
+    except HttpError as exc:
+        raise ProviderTransportError(f"{provider}:{at} {exc}", provider=provider) from exc
 
 
 def describe_transport_error(exc: BaseException) -> str:
     """A one-line reason for a dropped stream."""
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no data from the provider in time ({type(exc).__name__})"
-    return f"connection lost: {type(exc).__name__}: {exc}"
+    if isinstance(exc, HttpTimeout):
+        return f"no data from the provider in time ({exc})"
+    return f"connection lost: {exc}"
 
 
-def _is_html(response: httpx.Response, body: bytes) -> bool:
+def _is_html(response: Response, body: bytes) -> bool:
     kind = response.headers.get("content-type", "")
     return "html" in kind or body.lstrip()[:1] == b"<"
 
 
 class HttpEndpoint:
-    """An API root with its headers, over a shared or owned `httpx.AsyncClient`.
+    """An API root with its headers, over an owned transport or a shared httpx client.
 
     Args:
         provider: registry entry name, for messages.
         base_url: the API root.
         headers: sent with every request (auth, version, `extra_headers`).
-        client: a shared client; when None one is created and closed by `aclose`.
+        client: a shared httpx client (not closed here); when None the endpoint owns its
+            transport: `_h1`, or httpx when the environment names a proxy.
         timeout: seconds for connecting and for each read.
+        environ: where proxy settings are read (default `os.environ`).
     """
 
     def __init__(
@@ -146,48 +175,53 @@ class HttpEndpoint:
         headers: Mapping[str, str],
         client: httpx.AsyncClient | None = None,
         timeout: float = 120.0,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url
         self.headers = {"content-type": "application/json", **headers}
+        self.stream_headers = {**self.headers, "accept": "text/event-stream"}
         self._timeout_secs = timeout
-        self._owned = client is None
         self._client = client
-
-    @functools.cached_property
-    def timeout(self) -> httpx.Timeout:
-        """Connect within 15 s, the rest within `timeout` (built at the first request)."""
-        return httpx.Timeout(self._timeout_secs, connect=min(self._timeout_secs, 15.0))
+        self._environ = os.environ if environ is None else environ
+        self._transport: Transport | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        """The HTTP client, created on first use.
+    def transport(self) -> Transport:
+        """The transport, made at the first request.
 
-        For a plain-HTTP API root (a local server) no TLS is ever negotiated and redirects
-        are not followed, so the CA bundle is not loaded: that alone saves ~20 ms per start.
+        For a plain-HTTP API root (a local server) no TLS is ever negotiated, so the CA
+        bundle is not loaded: that alone saves ~20 ms per start.
         """
-        if self._client is None:
-            plain = self.base_url.lower().startswith("http://")
-            self._client = httpx.AsyncClient(timeout=self.timeout, verify=not plain)
-        return self._client
+        if self._transport is None:
+            connect = min(self._timeout_secs, 15.0)
+            if self._client is None and not _proxied(self._environ):
+                self._transport = H1Client(timeout=self._timeout_secs, connect_timeout=connect)
+            else:
+                from oxydra.providers._httpx import HttpxTransport
+
+                plain = self.base_url.lower().startswith("http://")
+                self._transport = HttpxTransport(
+                    self._client,
+                    timeout=self._timeout_secs,
+                    connect_timeout=connect,
+                    verify=not plain,
+                )
+        return self._transport
 
     def url(self, request: WireRequest) -> str:
         """The full URL of a wire request."""
         return join_url(self.base_url, request.path)
 
-    def _request(self, request: WireRequest, *, stream: bool) -> httpx.Request:
-        headers = dict(self.headers)
-        if stream:
-            headers["accept"] = "text/event-stream"
-        with translated(self.provider):
-            return self.client.build_request(
-                "POST",
-                self.url(request),
-                params=request.query or None,
-                content=request.encode(),
-                headers=headers,
-                timeout=self.timeout,
-            )
+    async def _send(self, request: WireRequest, *, stream: bool) -> Response:
+        response: Response = await self.transport.send(
+            "POST",
+            self.url(request),
+            self.stream_headers if stream else self.headers,
+            request.encode(),
+            params=request.query or None,
+        )
+        return response
 
     async def post(self, request: WireRequest) -> bytes:
         """Send a non-streaming request; return the body of a 2xx JSON answer.
@@ -199,19 +233,25 @@ class HttpEndpoint:
         """
         url = shown_url(self.url(request))
         with translated(self.provider, url):
-            response = await self.client.send(self._request(request, stream=False))
-            body = response.content
+            response = await self._send(request, stream=False)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
         return self._checked(response, body, url)
 
     async def get(self, path: str, *, timeout: float) -> bytes:
         """GET an API path (`/v1/models`); the 2xx JSON body, else the same errors as `post`."""
         url = join_url(self.base_url, path)
         with translated(self.provider, shown_url(url)):
-            response = await self.client.get(url, headers=self.headers, timeout=timeout)
-            body = response.content
+            response = await self.transport.send("GET", url, self.headers, timeout=timeout)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
         return self._checked(response, body, shown_url(url))
 
-    def _checked(self, response: httpx.Response, body: bytes, url: str) -> bytes:
+    def _checked(self, response: Response, body: bytes, url: str) -> bytes:
         if not response.is_success:
             raise status_error(self.provider, response.status_code, response.headers, body, url)
         if not body.strip():
@@ -227,11 +267,11 @@ class HttpEndpoint:
         return body
 
     @contextlib.asynccontextmanager
-    async def open_stream(self, request: WireRequest) -> AsyncIterator[httpx.Response]:
+    async def open_stream(self, request: WireRequest) -> AsyncIterator[Response]:
         """Open a streaming request; yields the response once its status is a success."""
         url = shown_url(self.url(request))
         with translated(self.provider, url):
-            response = await self.client.send(self._request(request, stream=True), stream=True)
+            response = await self._send(request, stream=True)
         phases.switch("first_byte")  # the headers are in: the body's first chunk is awaited
         try:
             if not response.is_success:
@@ -240,16 +280,24 @@ class HttpEndpoint:
                 raise status_error(self.provider, response.status_code, response.headers, body, url)
             yield response
         finally:
-            with contextlib.suppress(httpx.HTTPError):
-                await response.aclose()
+            await response.aclose()
 
     async def aclose(self) -> None:
-        """Close the client if this endpoint created it."""
-        if self._owned and self._client is not None:
-            await self._client.aclose()
+        """Close the transport (a handed-in httpx client stays open)."""
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            await transport.aclose()
 
 
-async def read_limited(response: httpx.Response, limit: int) -> bytes:
+def _proxied(environ: Mapping[str, str]) -> bool:
+    """Whether the environment names a proxy (httpx then applies it, with `NO_PROXY`)."""
+    return any(
+        environ.get(name) or environ.get(name.upper())
+        for name in ("https_proxy", "http_proxy", "all_proxy")
+    )
+
+
+async def read_limited(response: Response, limit: int) -> bytes:
     """Read at most `limit` bytes of a streamed body."""
     chunks: list[bytes] = []
     size = 0

@@ -18,7 +18,7 @@ Theory of operation:
    connection open. What follows the terminal event (normally only the end of the chunked
    body, already in the buffer) is read for at most `FINISH_SECS` and `FINISH_BYTES`, so the
    connection goes back to the pool for the next call instead of being dropped (a new TLS
-   handshake each call), and httpx's inner iterators end instead of being finalised by the
+   handshake each call), and the body's iterators end instead of being finalised by the
    garbage collector (a loop wake-up and a task each).
 5. When the consumer stops early (break, cancel, error, `aclose`) the body's iterator is
    closed with it; the caller's `open_stream` closes the response.
@@ -29,19 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
-from oxydra._lazy import LazyModule
 from oxydra.core.errors import EmptyStreamError, ProviderProtocolError, WireError
 from oxydra.core.log import get_logger
 from oxydra.core.stream import ConnectionLost, StreamItem
-from oxydra.providers._http import describe_transport_error
+from oxydra.providers._h1 import HttpError
+from oxydra.providers._http import Response, describe_transport_error
 from oxydra.wire import SSEDecoder, SSEEvent, StreamTranslator
-
-if TYPE_CHECKING:
-    import httpx
-else:
-    httpx = LazyModule("httpx")  # loaded by the first request, not by an idle server
 
 _log = get_logger(__name__)
 FINISH_SECS = 0.05
@@ -49,7 +43,7 @@ FINISH_BYTES = 64 * 1024
 
 
 async def pump_sse(
-    response: httpx.Response,
+    response: Response,
     translator: StreamTranslator,
     *,
     provider: str,
@@ -81,7 +75,7 @@ async def pump_sse(
                         batch = translator.on_event(events[0])
                     else:
                         batch = _translate(events, translator)
-            except httpx.HTTPError as exc:
+            except HttpError as exc:
                 _log.warning(
                     "stream interrupted", extra={"oxy": {"provider": provider, "error": repr(exc)}}
                 )
@@ -105,7 +99,7 @@ async def _finish_body(chunks: AsyncIterator[bytes]) -> None:
     """Read the rest of a body whose terminal event came (rule 4); a server that sends more
     or keeps the body open is left to the caller's close."""
     extra = 0
-    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+    with contextlib.suppress(HttpError, TimeoutError):
         async with asyncio.timeout(FINISH_SECS):
             async for chunk in chunks:
                 extra += len(chunk)

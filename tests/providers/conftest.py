@@ -70,9 +70,13 @@ def context(*messages: Message, fmt: str = "openai", **kw: Any) -> Context:
     )
 
 
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    """A shared client, as the runtime would pass."""
+@pytest.fixture(params=["h1", "httpx"])
+async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient | None]:
+    """Each test runs on both transports: the endpoint's own (`_h1`, None here: what the
+    product uses) and a shared httpx client handed in (`_httpx`, used behind a proxy)."""
+    if request.param == "h1":
+        yield None
+        return
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
 
@@ -81,11 +85,18 @@ ProviderFactory = Callable[..., WireProvider]
 
 
 @pytest.fixture
-def make_provider(catalog: ModelCatalog, http_client: httpx.AsyncClient) -> ProviderFactory:
-    """`make_provider(fmt, base_url, **entry_fields)` -> a provider on the shared client."""
+async def make_provider(
+    catalog: ModelCatalog, http_client: httpx.AsyncClient | None
+) -> AsyncIterator[ProviderFactory]:
+    """`make_provider(fmt, base_url, **entry_fields)` -> a provider on the test's transport;
+    each is closed (its pooled connections with it) when the test ends."""
+    made: list[WireProvider] = []
 
     def make(fmt: str, base_url: str, **fields: Any) -> WireProvider:
         entry = ProviderEntry(provider_type=fmt, base_url=base_url, api_key="test-key", **fields)  # type: ignore[arg-type]
-        return build_provider(fmt, config_for({fmt: entry}), {}, catalog, http_client)
+        made.append(build_provider(fmt, config_for({fmt: entry}), {}, catalog, http_client))
+        return made[-1]
 
-    return make
+    yield make
+    for provider in made:
+        await provider.aclose()

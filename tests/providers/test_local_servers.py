@@ -59,8 +59,12 @@ async def no_sleep(_: float) -> None:
     return None
 
 
-@pytest.fixture
-async def client() -> Any:
+@pytest.fixture(params=["h1", "httpx"])
+async def client(request: pytest.FixtureRequest) -> Any:
+    """The endpoint's own transport (None) and a shared httpx client."""
+    if request.param == "h1":
+        yield None
+        return
     async with httpx.AsyncClient() as shared:
         yield shared
 
