@@ -1,8 +1,9 @@
-"""Entry point of `oxydra.pyz` (copied into the archive as `__main__.py`).
+"""Entry point of `oxydra.pyz` (copied into the archive as `__main__.py`, and compiled).
 
-The archive is a zip of two members: this bootstrap and `oxydra.pack`, stored, which holds
-every other file compressed one by one behind an index (`build_pyz.py` writes it; `_Pack`
-reads it). Python runs the zip; the zip's own directory is two entries, so nothing parses
+The archive is a zip of this bootstrap (its source and its `.pyc`) and `oxydra.pack`,
+stored, which holds every other file compressed one by one behind an index (`build_pyz.py`
+writes it; `_Pack` reads it). Python runs the zip; the zip's own directory is three entries,
+so nothing parses
 thousands of them at start. `_ArchiveImporter` imports pure-Python modules straight from
 the pack: it finds them in the index (no path scan), reads their compiled code with one
 `pread` and loads it; their package data is read the same way (`importlib.resources`).

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
+import zipimport
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,6 +101,16 @@ def test_the_archive_ignores_the_interpreters_site_packages(pyz: Path, tmp_path:
     out = _in_archive(pyz, tmp_path, code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_bootstrap_runs_compiled_and_falls_back_to_its_source(pyz: Path) -> None:
+    """Python runs `__main__.pyc` (nothing compiled at start); the source is there for an
+    interpreter whose bytecode differs, and is what a traceback shows."""
+    importer = zipimport.zipimporter(str(pyz))
+    assert importer.get_filename("__main__") == f"{pyz}/__main__.pyc"
+    assert importer.get_code("__main__").co_filename == "oxydra.pyz/__main__.py"
+    with zipfile.ZipFile(pyz) as zf:
+        assert zf.read("__main__.py").startswith(b'"""Entry point of `oxydra.pyz`')
 
 
 def test_archive_imports_oxydra_from_inside_itself(pyz: Path, tmp_path: Path) -> None:

@@ -25,10 +25,10 @@ MAX_MATCHES = 200
 
 @tool(timeout=10, safety_tier=SafetyTier.READ_ONLY)
 async def file_read(ctx: ToolExecutionContext, path: Path) -> str:
-    """Read a UTF-8 text file from the workspace.
+    """Read a UTF-8 text file.
 
     Args:
-        path: File path such as /shared/notes.md; relative paths are under /shared.
+        path: Such as /shared/notes.md.
     """
     text, cut = await ctx.workspace.read_text(path, max_bytes=READ_LIMIT)
     return text + (f"\n...[file is larger than {READ_LIMIT} bytes; reading stopped]" if cut else "")
@@ -39,8 +39,8 @@ async def file_search(ctx: ToolExecutionContext, path: Path, query: Query) -> st
     """Search files under a directory for lines containing a literal text.
 
     Args:
-        path: Directory (or file) to search, such as /shared.
-        query: Literal text to look for (case-sensitive, no patterns).
+        path: Directory or file, such as /shared.
+        query: Case-sensitive; no patterns.
     """
     hits = await ctx.workspace.search(path, query, max_matches=MAX_MATCHES)
     if not hits:
@@ -53,10 +53,10 @@ async def file_search(ctx: ToolExecutionContext, path: Path, query: Query) -> st
 
 @tool(timeout=10, safety_tier=SafetyTier.READ_ONLY)
 async def file_list(ctx: ToolExecutionContext, path: Path = "/shared") -> str:
-    """List the entries of a workspace directory; directories end with '/'.
+    """List a directory; subdirectories end with '/'.
 
     Args:
-        path: Directory to list, such as /shared or /vault/docs.
+        path: Such as /shared or /vault/docs.
     """
     entries = await ctx.workspace.list_dir(path)
     return "\n".join(entries) if entries else "no entries found"
@@ -67,8 +67,8 @@ async def file_write(ctx: ToolExecutionContext, path: Path, content: str) -> str
     """Create or overwrite a text file in /shared or /tmp (parent folders are created).
 
     Args:
-        path: File path such as /shared/report.md.
-        content: The complete new content of the file.
+        path: Such as /shared/report.md.
+        content: The complete new content.
     """
     written = await ctx.workspace.write_bytes(path, content.encode("utf-8"))
     return f"wrote {written} bytes to {path}"
@@ -81,11 +81,11 @@ async def file_edit(
     old_text: Annotated[str, msgspec.Meta(min_length=1)],
     new_text: str,
 ) -> str:
-    """Replace one exact occurrence of a text in a file.
+    """Replace a text that occurs exactly once in a file.
 
     Args:
-        path: File to edit, such as /shared/notes.md.
-        old_text: Text to replace; it must occur exactly once (include surrounding lines).
+        path: Such as /shared/notes.md.
+        old_text: The text to replace (add surrounding lines to make it unique).
         new_text: Replacement text.
     """
 
@@ -106,10 +106,10 @@ async def file_edit(
 
 @tool(timeout=15, safety_tier=SafetyTier.SIDE_EFFECTING)
 async def file_delete(ctx: ToolExecutionContext, path: Path) -> str:
-    """Delete a file, a symbolic link (never its target) or a directory tree.
+    """Delete a file, a symlink (not its target) or a directory tree; never a root itself.
 
     Args:
-        path: What to delete, such as /tmp/scratch; the roots themselves cannot be deleted.
+        path: Such as /tmp/scratch.
     """
     kind = await ctx.workspace.delete(path)
     return f"deleted {kind} {path}"
@@ -117,11 +117,11 @@ async def file_delete(ctx: ToolExecutionContext, path: Path) -> str:
 
 @tool(timeout=30, safety_tier=SafetyTier.SIDE_EFFECTING)
 async def vault_copyto(ctx: ToolExecutionContext, source_path: Path, destination_path: Path) -> str:
-    """Copy a file out of the read-only /vault into /shared or /tmp.
+    """Copy a file from /vault to /shared or /tmp.
 
     Args:
-        source_path: File in /vault, such as /vault/contracts/2024.pdf.
-        destination_path: Target in /shared or /tmp, such as /shared/contract.pdf.
+        source_path: Such as /vault/contracts/2024.pdf.
+        destination_path: Such as /shared/contract.pdf.
     """
     vault = ctx.workspace.restricted(read=["/vault"], write=[])
     data, cut = await vault.read_bytes(source_path, max_bytes=COPY_LIMIT)

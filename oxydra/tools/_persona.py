@@ -38,8 +38,8 @@ def user_profile_tool(user_md: Path) -> FunctionTool:
         """Propose a new USER.md (facts about the user); the user must approve it.
 
         Args:
-            text: The complete new USER.md in Markdown.
-            reason: One line telling the user what changes and why.
+            text: The complete new USER.md (Markdown).
+            reason: One line for the user: what changes and why.
         """
         if ctx.approval is None:
             _record(ctx, "refused", "no approver")

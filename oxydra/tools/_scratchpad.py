@@ -105,10 +105,10 @@ def scratchpad_tools(store: ScratchpadStore) -> tuple[FunctionTool, ...]:
 
     @tool(name="scratchpad_write", timeout=10, safety_tier=SafetyTier.SIDE_EFFECTING)
     async def scratchpad_write(ctx: ToolExecutionContext, items: Items) -> ScratchpadWritten:
-        """Replace this session's scratchpad with a new list of short notes.
+        """Replace the scratchpad with a new list of short notes.
 
         Args:
-            items: 1-32 notes of at most 240 characters each; they replace the old list.
+            items: 1-32 notes of at most 240 characters each.
         """
         pad = await store.write(ctx.session_id, items)
         return ScratchpadWritten(
@@ -120,7 +120,7 @@ def scratchpad_tools(store: ScratchpadStore) -> tuple[FunctionTool, ...]:
 
     @tool(name="scratchpad_clear", timeout=10, safety_tier=SafetyTier.SIDE_EFFECTING)
     async def scratchpad_clear(ctx: ToolExecutionContext) -> ScratchpadCleared:
-        """Delete this session's scratchpad."""
+        """Delete the scratchpad."""
         cleared = await store.clear(ctx.session_id)
         message = "scratchpad cleared" if cleared else "scratchpad was already empty"
         return ScratchpadCleared(cleared=cleared, message=message)

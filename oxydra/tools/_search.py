@@ -236,8 +236,8 @@ def web_search_tool(
 
         Args:
             query: What to search for.
-            count: How many results to return (1-10).
-            freshness: Only results from the last day, week, month or year.
+            count: Number of results (1-10).
+            freshness: Only results this recent.
         """
         return await searcher.search(query, count, freshness)
 

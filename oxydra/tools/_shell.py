@@ -205,9 +205,8 @@ def format_output(output: ShellOutput, timeout: float) -> str:
 
 
 LOCAL_DESCRIPTION = (
-    "Run a shell command; returns its output and exit status. It runs in your /shared "
-    "folder, where the paths /shared, /tmp and /vault do not exist: use relative paths "
-    "(notes.md, not /shared/notes.md)."
+    "Run a shell command in /shared; returns output and exit status. The paths /shared, "
+    "/tmp and /vault do not exist there: use relative paths (notes.md, not /shared/notes.md)."
 )
 
 
@@ -274,10 +273,10 @@ def shell_exec_tool(
         ctx: ToolExecutionContext,
         command: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)],
     ) -> str:
-        """Run a shell command in the workspace (/shared) and return its output and exit status.
+        """Run a shell command in /shared; returns output and exit status.
 
         Args:
-            command: A POSIX shell command line; pipes and && are allowed unless disabled.
+            command: A POSIX shell command line; pipes and && work unless disabled.
         """
         refuse_persona_names(command)
         policy.enforce(command)

@@ -51,10 +51,10 @@ def web_fetch_tool(
     async def web_fetch(
         ctx: ToolExecutionContext, url: Annotated[str, msgspec.Meta(min_length=1)]
     ) -> FetchOutput:
-        """Fetch a web page or file over http(s) and return its readable text.
+        """Fetch a web page or file as readable text.
 
         Args:
-            url: Absolute http or https URL; private and local addresses are refused.
+            url: Absolute http(s) URL; private and local addresses are refused.
         """
         response = await client.fetch(url, max_bytes=max_body_bytes)
         if not 200 <= response.status < 300:

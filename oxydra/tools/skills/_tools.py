@@ -45,7 +45,7 @@ def skill_tools(registry: SkillRegistry, managed: Path | None) -> tuple[Function
 
     @tool(name="skill_load", timeout=10, safety_tier=SafetyTier.READ_ONLY)
     async def skill_load(ctx: ToolExecutionContext, name: SkillName) -> str:
-        """Load a skill's instructions (listed under Active Skills) before doing its task.
+        """Load the instructions of a skill listed under Active Skills.
 
         Args:
             name: The skill's name.

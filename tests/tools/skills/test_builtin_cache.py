@@ -34,10 +34,10 @@ def test_a_changed_folder_is_read_not_taken_from_the_copy(
     shutil.copytree(package / "builtin", copy / "builtin")
     shutil.copy(package / discovery.BUILTIN_CACHE, copy / discovery.BUILTIN_CACHE)
     manifest = copy / "builtin" / "skill-authoring" / "SKILL.md"
-    manifest.write_text(manifest.read_text().replace("Write or improve", "Write, fix"))
+    manifest.write_text(manifest.read_text().replace("description: ", "description: Changed. ", 1))
     monkeypatch.setattr(discovery, "files", lambda _package: copy)
     (skill,) = discovery.builtin_skills()
-    assert skill.manifest.description.startswith("Write, fix")
+    assert skill.manifest.description.startswith("Changed. ")
 
 
 def test_a_start_with_the_copy_current_does_not_import_yaml() -> None:
