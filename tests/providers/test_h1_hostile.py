@@ -269,25 +269,47 @@ async def test_framing_headers_that_disagree_are_refused(framing: bytes, client:
         assert _idle(client, server) == 0
 
 
-@pytest.mark.parametrize("status", [204, 304])
-async def test_a_bodyless_status_with_a_body_never_answers_the_next_request(
-    status: int, client: H1Client
+_INJECTED = ok(b"injected")
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        pytest.param(
+            b"HTTP/1.1 204 No Content\r\ncontent-length: %d\r\n\r\n" % len(_INJECTED),
+            (204, b""),
+            id="204-with-a-body",
+        ),
+        pytest.param(
+            b"HTTP/1.1 304 Not Modified\r\ncontent-length: %d\r\n\r\n" % len(_INJECTED),
+            (304, b""),
+            id="304-with-a-body",
+        ),
+        pytest.param(ok(b"short"), (200, b"short"), id="more-than-its-length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+            (200, b"hi"),
+            id="more-after-its-chunks",
+        ),
+    ],
+)
+async def test_bytes_after_a_response_never_answer_the_next_request(
+    first: bytes, expected: tuple[int, bytes], client: H1Client
 ) -> None:
-    """A 204/304 has no body whatever its headers say; bytes after its head would be read as
-    the answer to the next request on that connection (response injection)."""
-    injected = ok(b"injected")
-    first = b"HTTP/1.1 %d Nothing\r\ncontent-length: %d\r\n\r\n" % (status, len(injected))
+    """A 204/304 has no body whatever its headers say, a body ends where its framing says:
+    bytes past that end would be read as the answer to the next request on that connection
+    (response injection), so that connection is not reused."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         if server.connections == 1:
-            writer.write(first + injected)
+            writer.write(first + _INJECTED)
         else:
             writer.write(ok(b"real"))
         await reader.read()
 
     async with Server(handler) as server:
-        assert await _get(client, server.url) == (status, b"")
+        assert await _get(client, server.url) == expected
         assert await _get(client, server.url) == (200, b"real")
     assert server.connections == 2
 
