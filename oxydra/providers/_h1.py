@@ -98,10 +98,13 @@ def _tls_context() -> ssl.SSLContext:
 _TLS: list[ssl.SSLContext] = []  # built once per process, at the first https request
 
 
-def tls_context() -> ssl.SSLContext:
-    """The process's verifying TLS context (loading a CA bundle costs ~20 ms)."""
+async def tls_context() -> ssl.SSLContext:
+    """The process's verifying TLS context. Loading a CA bundle is ~20 ms of file reads and
+    parsing: it runs in a thread, so the event loop (every other session) does not stall."""
     if not _TLS:
-        _TLS.append(_tls_context())
+        context = await asyncio.to_thread(_tls_context)
+        if not _TLS:  # another request may have made one meanwhile
+            _TLS.append(context)
     return _TLS[0]
 
 
@@ -419,7 +422,7 @@ class H1Client:
 
     async def _connect(self, origin: Origin, timeout: float) -> _Conn:
         scheme, host, port = origin
-        tls = tls_context() if scheme == "https" else None
+        tls = await tls_context() if scheme == "https" else None
         try:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(

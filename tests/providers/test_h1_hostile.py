@@ -759,6 +759,24 @@ async def test_a_trusted_certificate_for_another_name_is_refused(
             assert await _get(client, f"https://127.0.0.1:{server.port}/") == (200, b"secret")
 
 
+async def test_the_ca_bundle_is_loaded_off_the_event_loop(
+    certificates: dict[str, tuple[Path, Path]], trust: pytest.MonkeyPatch, client: H1Client
+) -> None:
+    cert = certificates["ip"]
+    trust.setenv("SSL_CERT_FILE", str(cert[0]))
+    threads: list[int] = []
+    real = _h1._tls_context
+
+    def spy() -> ssl.SSLContext:
+        threads.append(threading.get_ident())
+        return real()
+
+    trust.setattr(_h1, "_tls_context", spy)
+    async with Server(_answer(ok(b"secure")), tls=_serving(cert)) as server:
+        assert await _get(client, server.url) == (200, b"secure")
+    assert threads and threading.get_ident() not in threads
+
+
 async def test_https_to_a_plain_server_never_speaks_clear_text(client: H1Client) -> None:
     received: list[bytes] = []
 
