@@ -14,6 +14,7 @@ Bodies are read bounded: an error's to `MAX_ERROR_BODY` bytes, a whole answer's 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -90,15 +91,16 @@ def join_url(base_url: str, path: str) -> str:
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (delta-seconds or HTTP-date)."""
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (delta-seconds or HTTP-date);
+    None when absent or not a finite number (`nan`, `inf` are the server's garbage)."""
     if ms := headers.get("retry-after-ms"):
         with contextlib.suppress(ValueError):
-            return max(float(ms) / 1000, 0.0)
+            return _finite(float(ms) / 1000)
     value = headers.get("retry-after", "").strip()
     if not value:
         return None
     with contextlib.suppress(ValueError):
-        return max(float(value), 0.0)
+        return _finite(float(value))
     try:
         from email.utils import parsedate_to_datetime  # a Retry-After date: rare
 
@@ -108,6 +110,10 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def _finite(seconds: float) -> float | None:
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def shown_url(url: str) -> str:

@@ -75,6 +75,9 @@ class TestRetryAfter:
             ({"retry-after": "Wed, 01 Jan 2025 11:00:00 GMT"}, 0.0),
             ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
             ({"retry-after": "soon"}, None),
+            ({"retry-after": "nan"}, None),
+            ({"retry-after": "1e999"}, None),
+            ({"retry-after-ms": "-inf"}, None),
             ({}, None),
         ],
     )
