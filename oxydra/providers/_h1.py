@@ -14,7 +14,8 @@ Rules:
    chunks, an unsent request body), and its framing trustworthy (not both Content-Length and
    Transfer-Encoding: RFC 9112 6.3 reads the chunks, and the connection is not reused). An
    idle connection is closed by its own timer after `KEEPALIVE_SECS` (below the 5 s of
-   uvicorn, Node and llama.cpp's server, so they do not close it as it is reused), and is not
+   uvicorn, Node and llama.cpp's server, so they do not close it as it is reused), or a second
+   before the `Keep-Alive: timeout=N` the server announced when that is sooner, and is not
    reused when the server closed it or sent anything unasked. At most `MAX_IDLE_PER_ORIGIN`
    wait per origin.
 2. A reused connection that fails before any response byte (the server closed it as we sent)
@@ -160,6 +161,7 @@ class _Conn:
         "_waiting",
         "_watch",
         "h11",
+        "idle_secs",
         "idle_since",
         "keep",
         "origin",
@@ -180,6 +182,7 @@ class _Conn:
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.origin = origin
         self.idle_since = 0.0
+        self.idle_secs = KEEPALIVE_SECS  # how long it may wait in the pool (rule 1)
         self.reused = False
         self.keep = True  # False once the response's framing cannot be trusted (rule 1)
         self._loop = asyncio.get_running_loop()
@@ -217,7 +220,7 @@ class _Conn:
         """An idle connection may carry the next request: not expired, not closed, and nothing
         arrived unasked (it would be read as the next response)."""
         return (
-            now - self.idle_since < KEEPALIVE_SECS
+            now - self.idle_since < self.idle_secs
             and not self.reader._buffer  # type: ignore[attr-defined]  # no public way to ask
             and not self.reader.at_eof()
             and self.reader.exception() is None
@@ -497,13 +500,19 @@ class H1Client:
     def release(self, conn: _Conn) -> None:
         """Pool a connection whose exchange ended cleanly, with its expiry timer (rule 1)."""
         idle = [] if self._closed else self._idle.setdefault(conn.origin, [])
-        if self._closed or len(idle) >= MAX_IDLE_PER_ORIGIN or not conn.reusable():
+        conn.idle_secs = min(conn.idle_secs, KEEPALIVE_SECS)
+        if (
+            self._closed
+            or len(idle) >= MAX_IDLE_PER_ORIGIN
+            or conn.idle_secs <= 0
+            or not conn.reusable()
+        ):
             conn.close()
             return
         conn.h11.start_next_cycle()
         loop = asyncio.get_running_loop()
         conn.idle_since = now = loop.time()
-        conn.rearm(loop.call_at(now + KEEPALIVE_SECS, self._expire, conn))
+        conn.rearm(loop.call_at(now + conn.idle_secs, self._expire, conn))
         idle.append(conn)
 
     def _expire(self, conn: _Conn) -> None:
@@ -536,7 +545,19 @@ def _fields(event: h11.Response, conn: _Conn) -> dict[str, str]:
         raise HttpError(f"the response head is over {MAX_HEAD_BYTES} bytes")
     if "transfer-encoding" in fields and "content-length" in fields:
         conn.keep = False  # RFC 9112 6.3: the chunks are read; a smuggling sign, so no reuse
+    if "keep-alive" in fields:
+        conn.idle_secs = _announced(fields["keep-alive"], conn.idle_secs)
     return fields
+
+
+def _announced(keep_alive: str, default: float) -> float:
+    """A second less than a `Keep-Alive: timeout=N, max=M` header's N (the server may close
+    at N), else `default`."""
+    for part in keep_alive.split(","):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "timeout" and value.strip().isdecimal():
+            return min(default, int(value.strip()[:6]) - 1.0)
+    return default
 
 
 def _forget(sending: asyncio.Future[None]) -> None:

@@ -542,6 +542,20 @@ async def test_an_idle_connection_past_its_keepalive_is_closed_by_the_client(
     assert server.connections == 2
 
 
+@pytest.mark.parametrize(
+    ("announced", "pooled"), [("timeout=1", False), ("max=100, timeout=2", True), ("x", True)]
+)
+async def test_a_keepalive_timeout_the_server_announces_is_kept_with_a_second_to_spare(
+    announced: str, pooled: bool, client: H1Client
+) -> None:
+    async with Server(_answer(ok(b"hi", f"keep-alive: {announced}"))) as server:
+        assert await _get(client, server.url) == (200, b"hi")
+        assert _idle(client, server) == pooled
+        if announced.endswith("timeout=2"):  # expires a second later, by the client's hand
+            await server.wait_closed(1)
+            assert _idle(client, server) == 0
+
+
 async def test_a_post_on_a_reused_connection_that_breaks_is_not_sent_twice(
     client: H1Client,
 ) -> None:
