@@ -261,14 +261,13 @@ def _describe(exc: BaseException) -> str:
 class H1Response:
     """A response whose body is read as it comes; close it (`aclose`) when done."""
 
-    __slots__ = ("_client", "_conn", "_done", "content", "headers", "status_code")
+    __slots__ = ("_client", "_conn", "content", "headers", "status_code")
 
     def __init__(self, status: int, headers: dict[str, str], conn: _Conn, client: H1Client) -> None:
         self.status_code = status
         self.headers = headers
         self._conn: _Conn | None = conn
         self._client = client
-        self._done = False
         self.content = b""
 
     @property
@@ -326,7 +325,6 @@ class H1Response:
 
     def _finish(self) -> None:
         conn, self._conn = self._conn, None
-        self._done = True
         if conn is not None:
             self._client.release(conn)
 
