@@ -879,3 +879,33 @@ async def test_no_timer_outlives_its_connection(client: H1Client) -> None:
         assert len(_our_timers()) == 1
         await client.aclose()
         assert _our_timers() == []
+
+
+@pytest.mark.parametrize("when", ["head", "body"])
+async def test_cancelled_mid_exchange_leaves_no_socket_behind(when: str, no_leaks: None) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        if when == "body":
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n")
+        await asyncio.sleep(30)
+
+    client = H1Client(timeout=5.0, connect_timeout=5.0)
+    async with Server(handler) as server:
+
+        async def call() -> None:
+            response = await client.send("POST", server.url, {}, b"{}")
+            try:
+                async for _ in response.aiter_raw():
+                    pass
+            finally:
+                await response.aclose()
+
+        task = asyncio.create_task(call())
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await client.aclose()
+    for _ in range(3):
+        await asyncio.sleep(0)
