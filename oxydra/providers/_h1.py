@@ -308,13 +308,17 @@ class H1Response:
             async for chunk in self.aiter_raw():
                 yield chunk
             return
-        async for chunk in self.aiter_raw():
-            if inflater is None:
-                raw = chunk[:1] and (chunk[0] & 0x0F) != 8
-                inflater = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-            for piece in _inflate(inflater, chunk):
-                if piece:
-                    yield piece
+        chunks = self.aiter_raw()
+        try:
+            async for chunk in chunks:
+                if inflater is None:
+                    raw = chunk[:1] and (chunk[0] & 0x0F) != 8
+                    inflater = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+                for piece in _inflate(inflater, chunk):
+                    if piece:
+                        yield piece
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]  # not left to the collector
         if inflater is not None and (tail := inflater.flush()):
             yield tail
 

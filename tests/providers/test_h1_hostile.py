@@ -17,10 +17,11 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import tracemalloc
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -909,3 +910,31 @@ async def test_cancelled_mid_exchange_leaves_no_socket_behind(when: str, no_leak
         await client.aclose()
     for _ in range(3):
         await asyncio.sleep(0)
+
+
+async def test_a_compressed_body_read_in_part_leaves_nothing_to_the_collector(
+    client: H1Client,
+) -> None:
+    """Stopping early closes both body iterators, the raw one too: none is left for the
+    loop's async-generator finalizer to close in a task of its own."""
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))
+    raw = b"HTTP/1.1 500 Oops\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n" % len(bomb)
+    finalized: list[str] = []
+    hooks = sys.get_asyncgen_hooks()
+
+    def finalizer(agen: AsyncGenerator[object, None]) -> None:
+        finalized.append(agen.__qualname__)
+        assert hooks.finalizer is not None
+        hooks.finalizer(agen)
+
+    async with Server(_answer(raw + bomb)) as server:
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+        try:
+            response = await client.send("GET", server.url, {})
+            assert await read_limited(response, 1000) == b"\0" * 1000
+            await response.aclose()
+            del response
+            gc.collect()
+        finally:
+            sys.set_asyncgen_hooks(*hooks)
+    assert finalized == []
