@@ -331,7 +331,7 @@ async def test_bytes_arriving_on_an_idle_connection_retire_it(client: H1Client) 
 
     async with Server(handler) as server:
         assert await _get(client, server.url) == (200, b"first")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)  # the unasked bytes (sent after 0.05 s) are in
         assert await _get(client, server.url) == (200, b"real")
     assert server.connections == 2
 
@@ -413,10 +413,10 @@ async def test_a_body_that_cannot_be_sent_in_time_is_a_timeout(client: H1Client)
 async def test_a_server_trickling_one_byte_at_a_time_is_read_to_the_end(
     client: H1Client,
 ) -> None:
-    """Every byte 10 ms apart, 0.2 s read timeout: the whole takes longer than the timeout,
+    """Every byte 10 ms apart, 0.5 s read timeout: the whole takes longer than the timeout,
     and succeeds, because the timeout bounds each read, not the response (rule 3). What
     bounds a whole call is the caller's (`ReliableProvider`'s `attempt_timeout`)."""
-    raw = ok(b"slow but steady")
+    raw = ok(b"slow but steady " * 4)
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -427,8 +427,8 @@ async def test_a_server_trickling_one_byte_at_a_time_is_read_to_the_end(
         await reader.read()
 
     async with Server(handler) as server:
-        assert len(raw) * 0.01 > 0.2 * 2
-        assert await _get(client, server.url, timeout=0.2) == (200, b"slow but steady")
+        assert len(raw) * 0.01 > 0.5 * 2
+        assert await _get(client, server.url, timeout=0.5) == (200, b"slow but steady " * 4)
 
 
 # -- bounded reads of bodies -------------------------------------------------------------------
