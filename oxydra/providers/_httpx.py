@@ -7,6 +7,7 @@ It offers `_h1`'s shape (`send` returning a response with `aiter_raw`, `aiter_by
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
@@ -105,6 +106,7 @@ class HttpxTransport:
         verify: bool,
     ) -> None:
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._owned = client is None
         self.client = client or _without_cookies(
@@ -121,7 +123,12 @@ class HttpxTransport:
         params: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> HttpxResponse:
-        """Send a request; return once the response's head is in."""
+        """Send a request; return once the response's head is in.
+
+        The head must come within connecting, sending and one read's time: httpx bounds each
+        read, and skips 1xx responses without end, so a server sending `100 Continue` forever
+        would hold the call (`_h1` counts them)."""
+        wait = self.timeout if timeout is None else timeout
         limit = self._timeout if timeout is None else httpx.Timeout(timeout)
         try:
             request = self.client.build_request(
@@ -132,7 +139,12 @@ class HttpxTransport:
                 headers=headers,
                 timeout=limit,
             )
-            return HttpxResponse(await self.client.send(request, stream=True))
+            async with asyncio.timeout(self.connect_timeout + 2 * wait):
+                return HttpxResponse(await self.client.send(request, stream=True))
+        except TimeoutError:
+            raise HttpTimeout(
+                f"no response head in {self.connect_timeout + 2 * wait:g} s"
+            ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _translate(exc) from exc
 

@@ -369,6 +369,26 @@ async def test_an_endless_stream_of_1xx_responses_is_refused(client: H1Client) -
                 await client.send("GET", server.url, {})
 
 
+async def test_an_endless_stream_of_1xx_responses_ends_the_proxy_path_too() -> None:
+    """httpx (the proxy path) skips 1xx responses without end; its call is bounded whole."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        while True:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.001)
+
+    transport = HttpxTransport(None, timeout=0.2, connect_timeout=0.2, verify=False)
+    try:
+        async with Server(handler) as server:
+            async with asyncio.timeout(20):
+                with pytest.raises(HttpTimeout, match=r"no response head in 0\.6 s"):
+                    await transport.send("GET", server.url, {})
+    finally:
+        await transport.aclose()
+
+
 async def test_an_unasked_protocol_switch_is_refused(client: H1Client) -> None:
     raw = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
     async with Server(_answer(raw)) as server:
