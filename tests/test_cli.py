@@ -57,6 +57,25 @@ def test_help_imports_no_heavy_module() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_help_fits_columns_without_loading_shutil() -> None:
+    """The help is as wide as `COLUMNS` says, and sizing it loads no shutil (nor the bz2 and
+    lzma modules shutil imports)."""
+    code = (
+        "import sys; before = set(sys.modules); from oxydra.cli import build_parser;"
+        "text = build_parser().format_help();"
+        "print(max(map(len, text.splitlines())));"
+        "print(sorted({'shutil', 'bz2', 'lzma'} & (set(sys.modules) - before)))"
+    )
+    for columns, widest in (("50", 48), ("200", 198)):
+        env = {**os.environ, "COLUMNS": columns}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        width, loaded = out.stdout.splitlines()
+        assert int(width) <= widest, width
+        assert loaded == "[]"
+
+
 class TestConfigCommand:
     def test_show_names_the_layer_of_each_value(self, tmp_path: Path) -> None:
         (tmp_path / ".oxydra").mkdir()
