@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -59,7 +60,7 @@ class Server:
             self.closed += 1
             writer.close()
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         if self.rcvbuf is None:
             self._server = await asyncio.start_server(self._serve, self.host, 0, ssl=self.tls)
             return self

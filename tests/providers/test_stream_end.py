@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from oxydra.providers import WireProvider
+from tests.providers._loopback import Server, read_request
 from tests.providers.conftest import ProviderFactory, context
 
 CHUNK = (
@@ -28,7 +29,7 @@ def _chunk(text: str) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-class KeepAlive:
+class KeepAlive(Server):
     """Answers every request on a connection with an SSE body; counts connections.
 
     `after` is written after `[DONE]`: `end` closes the body properly, `hang` leaves it
@@ -36,65 +37,39 @@ class KeepAlive:
     """
 
     def __init__(self, after: str = "end", *, gzip: bool = False) -> None:
+        super().__init__(self._answer)
         self.after = after
         self.gzip = gzip
-        self.connections = 0
-        self.requests = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def __aenter__(self) -> KeepAlive:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        assert self._server is not None
-        for writer in self._writers:
-            writer.close()
-        self._server.close()
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self.url
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self._writers.append(writer)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.decode().split("\r\n"):
-                    name, _, value = line.partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                await reader.readexactly(length)
-                self.requests += 1
-                encoding = b"content-encoding: gzip\r\n" if self.gzip else b""
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                    + encoding
-                    + b"transfer-encoding: chunked\r\n\r\n"
-                )
-                if self.gzip:
-                    body = gzip.compress((CHUNK + STOP + DONE).encode())
-                    half = len(body) // 2
-                    for part in (body[:half], body[half:]):
-                        writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-                else:
-                    for text in (CHUNK, STOP, DONE):
-                        writer.write(_chunk(text))
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            self.requests.append(await read_request(reader))
+            encoding = b"content-encoding: gzip\r\n" if self.gzip else b""
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                + encoding
+                + b"transfer-encoding: chunked\r\n\r\n"
+            )
+            if self.gzip:
+                body = gzip.compress((CHUNK + STOP + DONE).encode())
+                half = len(body) // 2
+                for part in (body[:half], body[half:]):
+                    writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            else:
+                for text in (CHUNK, STOP, DONE):
+                    writer.write(_chunk(text))
+            await writer.drain()
+            if self.after == "hang":
+                await asyncio.Event().wait()
+            while self.after == "flood":
+                writer.write(_chunk(CHUNK))
                 await writer.drain()
-                if self.after == "hang":
-                    await asyncio.Event().wait()
-                while self.after == "flood":
-                    writer.write(_chunk(CHUNK))
-                    await writer.drain()
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
 
 
 @pytest.fixture
@@ -114,7 +89,7 @@ async def test_the_connection_is_reused_for_the_next_call(
     provider = make_provider("openai", keep_alive.base_url)
     for _ in range(3):
         assert await _text(provider) == "hi"
-    assert (keep_alive.requests, keep_alive.connections) == (3, 1)
+    assert (len(keep_alive.requests), keep_alive.connections) == (3, 1)
 
 
 @pytest.mark.parametrize("after", ["hang", "flood"])
@@ -125,7 +100,7 @@ async def test_a_body_left_open_after_done_does_not_hold_the_stream(
         provider = make_provider("openai", server.base_url)
         for _ in range(2):  # the spoiled connection is dropped, a new one is opened
             assert await asyncio.wait_for(_text(provider), 10) == "hi"
-        assert (server.requests, server.connections) == (2, 2)
+        assert (len(server.requests), server.connections) == (2, 2)
 
 
 async def test_a_gzip_encoded_stream_is_decoded(make_provider: ProviderFactory) -> None:
