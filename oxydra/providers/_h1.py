@@ -49,11 +49,16 @@ import os
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-import h11
-
 from oxydra import __version__
+from oxydra._lazy import LazyModule
+
+if TYPE_CHECKING:
+    import h11
+else:
+    h11 = LazyModule("h11")  # loaded by the first request, not by an idle server (0.5 MiB)
 
 KEEPALIVE_SECS = 4.0
 MAX_IDLE_PER_ORIGIN = 8
@@ -261,14 +266,13 @@ def _describe(exc: BaseException) -> str:
 class H1Response:
     """A response whose body is read as it comes; close it (`aclose`) when done."""
 
-    __slots__ = ("_client", "_conn", "content", "headers", "status_code")
+    __slots__ = ("_client", "_conn", "headers", "status_code")
 
     def __init__(self, status: int, headers: dict[str, str], conn: _Conn, client: H1Client) -> None:
         self.status_code = status
         self.headers = headers
         self._conn: _Conn | None = conn
         self._client = client
-        self.content = b""
 
     @property
     def is_success(self) -> bool:
@@ -321,11 +325,6 @@ class H1Response:
             await chunks.aclose()  # type: ignore[attr-defined]  # not left to the collector
         if inflater is not None and (tail := inflater.flush()):
             yield tail
-
-    async def aread(self) -> bytes:
-        """The whole (decoded) body."""
-        self.content = b"".join([chunk async for chunk in self.aiter_bytes()])
-        return self.content
 
     def _finish(self) -> None:
         conn, self._conn = self._conn, None

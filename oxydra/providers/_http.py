@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -51,7 +51,6 @@ class Response(Protocol):
     def is_success(self) -> bool: ...
     def aiter_raw(self) -> AsyncIterator[bytes]: ...
     def aiter_bytes(self) -> AsyncIterator[bytes]: ...
-    async def aread(self) -> bytes: ...
     async def aclose(self) -> None: ...
 
 
@@ -67,7 +66,7 @@ class Transport(Protocol):
         *,
         params: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> Any: ...
+    ) -> Response: ...
     async def aclose(self) -> None: ...
 
 
@@ -223,14 +222,13 @@ class HttpEndpoint:
         return join_url(self.base_url, request.path)
 
     async def _send(self, request: WireRequest, *, stream: bool) -> Response:
-        response: Response = await self.transport.send(
+        return await self.transport.send(
             "POST",
             self.url(request),
             self.stream_headers if stream else self.headers,
             request.encode(),
             params=request.query or None,
         )
-        return response
 
     async def post(self, request: WireRequest) -> bytes:
         """Send a non-streaming request; return the body of a 2xx JSON answer.

@@ -1,7 +1,7 @@
 """The provider path over httpx, for what `_h1` does not do: proxies from the environment, and
 a client handed in by the caller (`http_client=`).
 
-It offers `_h1`'s shape (`send` returning a response with `aiter_raw`, `aiter_bytes`, `aread`,
+It offers `_h1`'s shape (`send` returning a response with `aiter_raw`, `aiter_bytes` and
 `aclose`) and raises `_h1`'s errors, so `HttpEndpoint` and the stream pump see one transport.
 """
 
@@ -33,6 +33,15 @@ def _translate(exc: httpx.HTTPError | httpx.InvalidURL) -> HttpError:
     return HttpError(f"{type(exc).__name__}: {exc}")
 
 
+async def _translated(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks`, with httpx's errors raised as `_h1`'s."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except httpx.HTTPError as exc:
+        raise _translate(exc) from exc
+
+
 class HttpxResponse:
     """An httpx response read through `_h1`'s interface."""
 
@@ -53,29 +62,11 @@ class HttpxResponse:
     def is_success(self) -> bool:
         return self._response.is_success
 
-    @property
-    def content(self) -> bytes:
-        return self._response.content
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        return _translated(self._response.aiter_raw())
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.aiter_raw():
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise _translate(exc) from exc
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.aiter_bytes():
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise _translate(exc) from exc
-
-    async def aread(self) -> bytes:
-        try:
-            return await self._response.aread()
-        except httpx.HTTPError as exc:
-            raise _translate(exc) from exc
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        return _translated(self._response.aiter_bytes())
 
     async def aclose(self) -> None:
         try:

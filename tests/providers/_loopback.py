@@ -6,7 +6,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Self
+from typing import Any, Self
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -19,6 +19,11 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
     return head + (await reader.readexactly(length) if length else b"")
+
+
+async def read_all(response: Any) -> bytes:
+    """A response's whole (decoded) body: the client offers no unbounded read of its own."""
+    return b"".join([chunk async for chunk in response.aiter_bytes()])
 
 
 def ok(body: bytes, *extra: str) -> bytes:

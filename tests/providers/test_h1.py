@@ -20,7 +20,7 @@ from oxydra.providers import _h1
 from oxydra.providers._h1 import H1Client, HttpError, HttpTimeout, HttpUrlError, Target
 from oxydra.providers._http import HttpEndpoint
 from oxydra.providers._httpx import HttpxTransport
-from tests.providers._loopback import Server, ok, read_request
+from tests.providers._loopback import Server, ok, read_all, read_request
 from tests.providers.conftest import ProviderFactory, context
 
 
@@ -34,7 +34,7 @@ async def client() -> AsyncIterator[H1Client]:
 async def _get(client: H1Client, url: str) -> tuple[int, bytes]:
     response = await client.send("GET", url, {})
     try:
-        return response.status_code, await response.aread()
+        return response.status_code, await read_all(response)
     finally:
         await response.aclose()
 
@@ -118,7 +118,7 @@ async def test_a_body_cut_short_is_an_error_not_an_end(client: H1Client) -> None
     async with Server(handler) as server:
         response = await client.send("GET", server.url, {})
         with pytest.raises(HttpError):
-            await response.aread()
+            await read_all(response)
         await response.aclose()
 
 

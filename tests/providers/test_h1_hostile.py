@@ -31,7 +31,7 @@ from oxydra.providers import _h1
 from oxydra.providers._h1 import H1Client, HttpError, HttpTimeout, HttpUrlError, Target
 from oxydra.providers._http import MAX_ERROR_BODY, read_limited
 from oxydra.providers._httpx import HttpxTransport
-from tests.providers._loopback import Handler, Server, ok, read_request
+from tests.providers._loopback import Handler, Server, ok, read_all, read_request
 from tests.providers.conftest import ProviderFactory, context
 
 
@@ -45,7 +45,7 @@ async def client() -> AsyncIterator[H1Client]:
 async def _get(client: H1Client, url: str, **kw: object) -> tuple[int, bytes]:
     response = await client.send("GET", url, {}, **kw)  # type: ignore[arg-type]
     try:
-        return response.status_code, await response.aread()
+        return response.status_code, await read_all(response)
     finally:
         await response.aclose()
 
@@ -94,9 +94,9 @@ async def test_chunk_size_lines_that_are_not_sizes_are_refused(
     async with Server(_answer(head + body)) as server:
         response = await client.send("GET", server.url, {})
         with pytest.raises(HttpError, match="malformed response body"):
-            await response.aread()
+            await read_all(response)
         with pytest.raises(HttpError):  # the failed state stays failed
-            await response.aread()
+            await read_all(response)
         await response.aclose()
         assert _idle(client, server) == 0
         await server.wait_closed(1)
@@ -194,7 +194,7 @@ async def test_repeated_header_names_are_joined_in_order(client: H1Client) -> No
 
     async with Server(_answer(_head_with(lines) + b"ok")) as server:
         response = await client.send("GET", server.url, {})
-        await response.aread()
+        await read_all(response)
         await response.aclose()
     assert response.headers["x-multi"] == "one, two"
     assert response.headers["x-other"] == "1"
@@ -347,7 +347,7 @@ async def test_1xx_responses_before_the_answer_are_skipped(client: H1Client) -> 
 
     async with Server(_answer(raw)) as server:
         response = await client.send("GET", server.url, {})
-        assert await response.aread() == b"answer"
+        assert await read_all(response) == b"answer"
         await response.aclose()
         assert "link" not in response.headers
         assert _idle(client, server) == 1
@@ -415,7 +415,7 @@ async def test_an_answer_before_the_body_was_read_is_returned(then: str, client:
     async with Server(handler, rcvbuf=16 * 1024) as server:
         response = await client.send("POST", server.url, {}, b"x" * (16 * 1024 * 1024))
         assert response.status_code == 413
-        assert await response.aread() == b"too large"
+        assert await read_all(response) == b"too large"
         await response.aclose()
         assert _idle(client, server) == 0
 
@@ -594,7 +594,7 @@ async def test_a_post_on_a_reused_connection_that_breaks_is_not_sent_twice(
 
     async with Server(handler) as server:
         response = await client.send("POST", server.url, {}, b"{}")
-        assert await response.aread() == b"first"
+        assert await read_all(response) == b"first"
         await response.aclose()
         with pytest.raises(HttpError):
             await client.send("POST", server.url, {}, b"{}")
@@ -616,7 +616,7 @@ async def test_a_response_finished_after_the_client_closed_is_not_pooled(
     async with Server(handler) as server:
         response = await client.send("GET", server.url, {})
         await client.aclose()
-        assert await response.aread() == b"half"
+        assert await read_all(response) == b"half"
         await response.aclose()
         assert _idle(client, server) == 0
         await server.wait_closed(1)
@@ -722,7 +722,7 @@ async def test_cookies_are_neither_kept_nor_sent(client: H1Client) -> None:
         try:
             for _ in range(2):
                 response = await transport.send("GET", server.url, {})
-                await response.aread()
+                await read_all(response)
                 await response.aclose()
         finally:
             await transport.aclose()
